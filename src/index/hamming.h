@@ -1,0 +1,39 @@
+// Hamming distance kernels: a scalar reference, AVX2 and AVX-512 VPOPCNTDQ versions, one of
+// which is picked once per process from CPUID. This header is the only one callers see; no
+// intrinsics appear outside hamming_avx2.cpp and hamming_avx512.cpp.
+//
+// Codes are arrays of 64-bit words (little-endian bytes, zero-padded to whole words).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+namespace imsat::index {
+
+// One implementation of the two primitives every search uses.
+struct HammingKernel {
+  std::string_view name;  // "scalar", "avx2" or "avx512"
+  // Number of differing bits in two codes of `words` 64-bit words.
+  uint32_t (*distance)(const uint64_t* a, const uint64_t* b, size_t words);
+  // out[i] = distance(query, codes + i * words) for i in [0, n). `codes` is contiguous.
+  void (*scan)(const uint64_t* query, const uint64_t* codes, size_t n, size_t words, uint16_t* out);
+};
+
+// The kernel chosen at start-up: the widest the CPU supports, unless the environment forces one
+// with IMSAT_FORCE_SCALAR=1 or IMSAT_HAMMING_KERNEL=scalar|avx2|avx512 (an unsupported or
+// unknown name there falls back to the automatic choice and is reported on stderr once).
+const HammingKernel& active_kernel();
+std::string_view active_kernel_name();
+
+// Every kernel this CPU can run, scalar first. For tests and benchmarks.
+std::vector<const HammingKernel*> available_kernels();
+// nullptr when `name` is unknown or this CPU cannot run it.
+const HammingKernel* kernel_by_name(std::string_view name);
+
+inline uint32_t hamming_distance(const uint64_t* a, const uint64_t* b, size_t words) {
+  return active_kernel().distance(a, b, words);
+}
+
+}  // namespace imsat::index

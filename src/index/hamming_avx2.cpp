@@ -1,0 +1,91 @@
+// AVX2 kernel: popcount by nibble lookup (vpshufb) and byte sums (vpsadbw). Built with -mavx2.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "index/hamming_internal.h"
+
+namespace imsat::index::internal {
+namespace {
+
+inline __m256i popcount_bytes_sum(__m256i v) {
+  const __m256i lookup = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1,
+                                          2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+  const __m256i low_mask = _mm256_set1_epi8(0x0f);
+  __m256i lo = _mm256_and_si256(v, low_mask);
+  __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low_mask);
+  __m256i counts =
+      _mm256_add_epi8(_mm256_shuffle_epi8(lookup, lo), _mm256_shuffle_epi8(lookup, hi));
+  return _mm256_sad_epu8(counts, _mm256_setzero_si256());  // four 64-bit lane counts
+}
+
+inline __m256i load4(const uint64_t* p) {
+  __m256i v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+uint32_t distance_avx2(const uint64_t* a, const uint64_t* b, size_t words) {
+  size_t w = 0;
+  __m256i acc = _mm256_setzero_si256();
+  for (; w + 4 <= words; w += 4) {
+    acc = _mm256_add_epi64(acc, popcount_bytes_sum(_mm256_xor_si256(load4(a + w), load4(b + w))));
+  }
+  uint64_t lanes[4];
+  std::memcpy(lanes, &acc, sizeof(lanes));
+  uint64_t d = lanes[0] + lanes[1] + lanes[2] + lanes[3];
+  for (; w < words; ++w) d += static_cast<uint64_t>(__builtin_popcountll(a[w] ^ b[w]));
+  return static_cast<uint32_t>(d);
+}
+
+// One word per code: four codes per vector.
+void scan_w1(const uint64_t* query, const uint64_t* codes, size_t n, uint16_t* out) {
+  const __m256i q = _mm256_set1_epi64x(static_cast<long long>(query[0]));
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    __m256i c = popcount_bytes_sum(_mm256_xor_si256(load4(codes + i), q));
+    uint64_t lanes[4];
+    std::memcpy(lanes, &c, sizeof(lanes));
+    for (int j = 0; j < 4; ++j) out[i + j] = static_cast<uint16_t>(lanes[j]);
+  }
+  for (; i < n; ++i) out[i] = static_cast<uint16_t>(__builtin_popcountll(codes[i] ^ query[0]));
+}
+
+// Four words per code (256 bits): one vector per code.
+void scan_w4(const uint64_t* query, const uint64_t* codes, size_t n, uint16_t* out) {
+  const __m256i q = load4(query);
+  for (size_t i = 0; i < n; ++i) {
+    __m256i c = popcount_bytes_sum(_mm256_xor_si256(load4(codes + i * 4), q));
+    uint64_t lanes[4];
+    std::memcpy(lanes, &c, sizeof(lanes));
+    out[i] = static_cast<uint16_t>(lanes[0] + lanes[1] + lanes[2] + lanes[3]);
+  }
+}
+
+void scan_avx2(const uint64_t* query, const uint64_t* codes, size_t n, size_t words,
+               uint16_t* out) {
+  switch (words) {
+    case 1:
+      scan_w1(query, codes, n, out);
+      return;
+    case 2:
+      for (size_t i = 0; i < n; ++i) {
+        out[i] = static_cast<uint16_t>(__builtin_popcountll(codes[2 * i] ^ query[0]) +
+                                       __builtin_popcountll(codes[2 * i + 1] ^ query[1]));
+      }
+      return;
+    case 4:
+      scan_w4(query, codes, n, out);
+      return;
+    default:
+      for (size_t i = 0; i < n; ++i) {
+        out[i] = static_cast<uint16_t>(distance_avx2(query, codes + i * words, words));
+      }
+  }
+}
+
+}  // namespace
+
+const HammingKernel kAvx2Kernel{"avx2", distance_avx2, scan_avx2};
+
+}  // namespace imsat::index::internal

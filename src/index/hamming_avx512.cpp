@@ -1,0 +1,102 @@
+// AVX-512 kernel with the VPOPCNTDQ extension: one popcount instruction per eight 64-bit words.
+// Built with -mavx512f -mavx512vpopcntdq -mavx512bw -mavx512vl.
+#include <immintrin.h>
+
+#include "index/hamming_internal.h"
+
+namespace imsat::index::internal {
+namespace {
+
+inline __m512i popcnt_xor(__m512i a, __m512i b) {
+  return _mm512_popcnt_epi64(_mm512_xor_si512(a, b));
+}
+
+inline __mmask8 tail_mask(size_t remaining) {
+  return static_cast<__mmask8>(remaining >= 8 ? 0xff : ((1u << remaining) - 1));
+}
+
+uint32_t distance_avx512(const uint64_t* a, const uint64_t* b, size_t words) {
+  __m512i acc = _mm512_setzero_si512();
+  for (size_t w = 0; w < words; w += 8) {
+    __mmask8 m = tail_mask(words - w);
+    acc = _mm512_add_epi64(
+        acc, popcnt_xor(_mm512_maskz_loadu_epi64(m, a + w), _mm512_maskz_loadu_epi64(m, b + w)));
+  }
+  return static_cast<uint32_t>(_mm512_reduce_add_epi64(acc));
+}
+
+// Sums adjacent lane pairs of x and y: result lane j = (x|y)[2j] + (x|y)[2j+1].
+inline __m512i pair_sum(__m512i x, __m512i y) {
+  const __m512i even = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
+  const __m512i odd = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
+  return _mm512_add_epi64(_mm512_permutex2var_epi64(x, even, y),
+                          _mm512_permutex2var_epi64(x, odd, y));
+}
+
+inline void store8(uint16_t* out, __m512i d) {
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm512_cvtepi64_epi16(d));
+}
+
+void scan_w1(const uint64_t* query, const uint64_t* codes, size_t n, uint16_t* out) {
+  const __m512i q = _mm512_set1_epi64(static_cast<long long>(query[0]));
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) store8(out + i, popcnt_xor(_mm512_loadu_si512(codes + i), q));
+  if (i < n) {
+    __mmask8 m = tail_mask(n - i);
+    __m512i d = popcnt_xor(_mm512_maskz_loadu_epi64(m, codes + i), q);
+    _mm512_mask_cvtepi64_storeu_epi16(out + i, m, d);
+  }
+}
+
+void scan_w2(const uint64_t* query, const uint64_t* codes, size_t n, uint16_t* out) {
+  const __m512i q =
+      _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(query)));
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const uint64_t* c = codes + 2 * i;
+    __m512i a = popcnt_xor(_mm512_loadu_si512(c), q);
+    __m512i b = popcnt_xor(_mm512_loadu_si512(c + 8), q);
+    store8(out + i, pair_sum(a, b));
+  }
+  for (; i < n; ++i) out[i] = static_cast<uint16_t>(distance_avx512(query, codes + 2 * i, 2));
+}
+
+void scan_w4(const uint64_t* query, const uint64_t* codes, size_t n, uint16_t* out) {
+  const __m512i q =
+      _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(query)));
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const uint64_t* c = codes + 4 * i;
+    __m512i v0 = popcnt_xor(_mm512_loadu_si512(c), q);
+    __m512i v1 = popcnt_xor(_mm512_loadu_si512(c + 8), q);
+    __m512i v2 = popcnt_xor(_mm512_loadu_si512(c + 16), q);
+    __m512i v3 = popcnt_xor(_mm512_loadu_si512(c + 24), q);
+    store8(out + i, pair_sum(pair_sum(v0, v1), pair_sum(v2, v3)));
+  }
+  for (; i < n; ++i) out[i] = static_cast<uint16_t>(distance_avx512(query, codes + 4 * i, 4));
+}
+
+void scan_avx512(const uint64_t* query, const uint64_t* codes, size_t n, size_t words,
+                 uint16_t* out) {
+  switch (words) {
+    case 1:
+      scan_w1(query, codes, n, out);
+      return;
+    case 2:
+      scan_w2(query, codes, n, out);
+      return;
+    case 4:
+      scan_w4(query, codes, n, out);
+      return;
+    default:
+      for (size_t i = 0; i < n; ++i) {
+        out[i] = static_cast<uint16_t>(distance_avx512(query, codes + i * words, words));
+      }
+  }
+}
+
+}  // namespace
+
+const HammingKernel kAvx512Kernel{"avx512", distance_avx512, scan_avx512};
+
+}  // namespace imsat::index::internal

@@ -1,0 +1,81 @@
+#include "index/hamming.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+
+using imsat::index::available_kernels;
+using imsat::index::HammingKernel;
+
+class HammingKernelTest : public ::testing::TestWithParam<const HammingKernel*> {};
+
+const HammingKernel& scalar() { return *imsat::index::kernel_by_name("scalar"); }
+
+std::vector<uint64_t> random_words(size_t count, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<uint64_t> out(count);
+  for (auto& w : out) w = rng();
+  return out;
+}
+
+TEST_P(HammingKernelTest, DistanceMatchesScalarOnEveryLength) {
+  const HammingKernel& k = *GetParam();
+  for (size_t words = 1; words <= 17; ++words) {
+    const uint64_t seed = 100 + words;
+    std::vector<uint64_t> a = random_words(words, seed), b = random_words(words, seed + 1000);
+    EXPECT_EQ(k.distance(a.data(), b.data(), words), scalar().distance(a.data(), b.data(), words))
+        << k.name << " words=" << words << " seed=" << seed;
+  }
+}
+
+TEST_P(HammingKernelTest, ScanMatchesScalarOnEveryLengthAndTail) {
+  const HammingKernel& k = *GetParam();
+  for (size_t words : {1, 2, 3, 4, 5, 8, 9, 16}) {
+    for (size_t n : {0, 1, 7, 8, 9, 31, 100}) {
+      const uint64_t seed = words * 1000 + n;
+      std::vector<uint64_t> codes = random_words(n * words, seed);
+      std::vector<uint64_t> query = random_words(words, seed + 1);
+      std::vector<uint16_t> got(n + 1, 0xffff), want(n + 1, 0xffff);
+      k.scan(query.data(), codes.data(), n, words, got.data());
+      scalar().scan(query.data(), codes.data(), n, words, want.data());
+      EXPECT_EQ(got, want) << k.name << " words=" << words << " n=" << n << " seed=" << seed;
+    }
+  }
+}
+
+TEST_P(HammingKernelTest, AllZeroAndAllOneCodes) {
+  const HammingKernel& k = *GetParam();
+  for (size_t words = 1; words <= 16; ++words) {
+    std::vector<uint64_t> zeros(words, 0), ones(words, ~uint64_t{0});
+    EXPECT_EQ(k.distance(zeros.data(), ones.data(), words), 64 * words) << k.name;
+    EXPECT_EQ(k.distance(ones.data(), ones.data(), words), 0u) << k.name;
+    std::vector<uint64_t> codes;
+    for (int i = 0; i < 9; ++i)
+      codes.insert(codes.end(), (i % 2 ? ones : zeros).begin(), (i % 2 ? ones : zeros).end());
+    std::vector<uint16_t> out(9);
+    k.scan(zeros.data(), codes.data(), 9, words, out.data());
+    for (int i = 0; i < 9; ++i) EXPECT_EQ(out[i], i % 2 ? 64 * words : 0) << k.name << " i=" << i;
+  }
+}
+
+std::string kernel_name(const ::testing::TestParamInfo<const HammingKernel*>& info) {
+  return std::string(info.param->name);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllKernels, HammingKernelTest, ::testing::ValuesIn(available_kernels()),
+                         kernel_name);
+
+TEST(HammingDispatch, ScalarIsAlwaysAvailableAndActiveIsOneOfThem) {
+  std::vector<const HammingKernel*> ks = available_kernels();
+  ASSERT_FALSE(ks.empty());
+  EXPECT_EQ(ks.front()->name, "scalar");
+  bool found = false;
+  for (const HammingKernel* k : ks) found |= k->name == imsat::index::active_kernel_name();
+  EXPECT_TRUE(found) << imsat::index::active_kernel_name();
+}
+
+}  // namespace
