@@ -1,9 +1,20 @@
 // The `imsat` command line. Each subcommand parses its flags and calls one library entry point;
 // main catches every error, prints one line to stderr and returns non-zero.
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
+#include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <exception>
+#include <fstream>
 #include <iostream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
 
 #ifdef IMSAT_HAVE_LEARN
 #include "learn/learn.h"
@@ -11,34 +22,376 @@
 #ifdef IMSAT_HAVE_INDEX
 #include "index/hamming.h"
 #endif
+#ifdef IMSAT_HAVE_QUERY
+#include <nlohmann/json.hpp>
+
+#include "query/query.h"
+#endif
 
 namespace {
+
+// Tools may throw: main turns this into one line on stderr and a non-zero exit.
+void check(const imsat::Status& s) {
+  if (!s.is_ok()) throw std::runtime_error(s.message());
+}
+template <typename T>
+T take(imsat::Result<T> r) {
+  check(r.status());
+  return std::move(r).value();
+}
+
+std::string format_duration(double seconds) {
+  const long s = static_cast<long>(seconds + 0.5);
+  char buf[32];
+  if (s >= 3600) {
+    std::snprintf(buf, sizeof(buf), "%ldh%02ldm", s / 3600, (s / 60) % 60);
+  } else {
+    std::snprintf(buf, sizeof(buf), "%ldm%02lds", s / 60, s % 60);
+  }
+  return buf;
+}
 
 void run_info() {
   std::cout << "imsat 0.1.0\n";
 #ifdef IMSAT_HAVE_LEARN
   imsat::learn::BlasInfo blas = imsat::learn::linked_blas();
   std::cout << "libtorch: " << imsat::learn::torch_version() << "\n"
-            << "blas: " << blas.name << " (" << blas.library_path << ")\n";
+            << "blas: " << blas.name << " (" << blas.library_path << ")\n"
+            << "cuda: " << (imsat::learn::cuda_available() ? "available" : "not available") << "\n";
 #endif
 #ifdef IMSAT_HAVE_INDEX
   std::cout << "hamming kernel: " << imsat::index::active_kernel_name() << "\n";
 #endif
 }
 
+#ifdef IMSAT_HAVE_LEARN
+
+// "400-400" -> {400, 400}; "" or "none" or "linear" -> {}.
+std::vector<int> parse_hidden(const std::string& s) {
+  std::vector<int> out;
+  if (s.empty() || s == "none" || s == "linear") return out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    size_t end = s.find('-', start);
+    if (end == std::string::npos) end = s.size();
+    const std::string part = s.substr(start, end - start);
+    try {
+      size_t used = 0;
+      int v = std::stoi(part, &used);
+      if (used != part.size() || v <= 0) throw std::invalid_argument(part);
+      out.push_back(v);
+    } catch (const std::exception&) {
+      throw std::runtime_error("--hidden: expected sizes like 400-400, got '" + s + "'");
+    }
+    start = end + 1;
+  }
+  return out;
+}
+
+// Progress bar with loss terms and ETA on stderr; one line per epoch when stderr is not a tty.
+class ProgressPrinter {
+ public:
+  explicit ProgressPrinter(bool clustering) : clustering_(clustering), tty_(isatty(2)) {}
+  void operator()(const imsat::learn::Progress& p, bool epoch_end) {
+    const double now = p.seconds;
+    if (!epoch_end && (!tty_ || now - last_ < 0.25)) return;
+    last_ = now;
+    const double frac = p.total_steps > 0 ? double(p.step) / double(p.total_steps) : 1.0;
+    const double eta = frac > 0 ? p.seconds * (1 - frac) / frac : 0;
+    char terms[160];
+    if (clustering_) {
+      std::snprintf(terms, sizeof(terms), "loss %.4f sat %.4f H(Y|X) %.3f H(Y) %.3f", p.loss, p.sat,
+                    p.cond_entropy, p.marg_entropy);
+    } else {
+      std::snprintf(terms, sizeof(terms), "loss %.4f sat %.4f H(Y|X) %.3f H(Y) %.3f MI %.3f",
+                    p.loss, p.sat, p.cond_entropy, p.marg_entropy, p.pair_mi);
+    }
+    if (epoch_end) {
+      std::fprintf(stderr, "%s epoch %d/%d  %s  %s elapsed\n", tty_ ? "\r\033[K" : "", p.epoch,
+                   p.epochs, terms, format_duration(p.seconds).c_str());
+    } else {
+      const int width = 24;
+      const int filled = static_cast<int>(frac * width);
+      std::string bar(static_cast<size_t>(filled), '#');
+      bar.resize(width, ' ');
+      std::fprintf(stderr, "\r\033[K[%s] %3.0f%% epoch %d/%d  %s  ETA %s", bar.c_str(), frac * 100,
+                   p.epoch, p.epochs, terms, format_duration(eta).c_str());
+    }
+    std::fflush(stderr);
+  }
+
+ private:
+  bool clustering_;
+  bool tty_;
+  double last_ = -1;
+};
+
+struct TrainArgs {
+  std::string data, labels, method = "imsat-vat", hidden, out, device = "auto";
+  bool hidden_set = false;
+  int bits = 16, clusters = 0, epochs = 0, batch = 250, threads = 0;
+  uint64_t seed = 0;
+  bool quiet = false;
+};
+
+void add_train(CLI::App& app) {
+  auto args = std::make_shared<TrainArgs>();
+  CLI::App* cmd = app.add_subcommand("train", "Train a hash function (or clustering model)");
+  cmd->add_option("--data", args->data, "Dataset: IDX file or MNIST-style folder, fvecs/bvecs, CSV")
+      ->required();
+  cmd->add_option("--labels", args->labels, "IDX labels for an IDX image file (not used to train)");
+  cmd->add_option("--method", args->method,
+                  "imsat-vat, imsat-rpt, linear-imsat, deep-rim, linear-rim, itq, sh, lsh, kmeans")
+      ->capture_default_str();
+  cmd->add_option("--bits", args->bits, "Code length D (multiple of 8, 8..1024)")
+      ->capture_default_str();
+  cmd->add_option("--clusters", args->clusters, "Train a clustering model with K clusters");
+  cmd->add_option("--hidden", args->hidden,
+                  "Hidden layer sizes, e.g. 400-400; 'none' for linear (default: per method)");
+  cmd->add_option("--epochs", args->epochs,
+                  "Epochs; 0 = automatic (50, or more on small data: at least 14,000 steps)")
+      ->capture_default_str();
+  cmd->add_option("--batch", args->batch, "Mini-batch size")->capture_default_str();
+  cmd->add_option("--device", args->device, "cpu, cuda or auto")->capture_default_str();
+  cmd->add_option("--seed", args->seed, "Random seed")->capture_default_str();
+  cmd->add_option("--threads", args->threads, "Compute threads (0 = tuned default)");
+  cmd->add_option("--out", args->out, "Model file to write")->required();
+  cmd->add_flag("--quiet", args->quiet, "No progress output");
+  cmd->callback([args, cmd] {
+    namespace L = imsat::learn;
+    L::TrainConfig c;
+    c.method = take(L::parse_method(args->method));
+    c.bits = args->bits;
+    c.clusters = args->clusters;
+    if (c.method == L::Method::kKmeans && c.clusters == 0) {
+      throw std::runtime_error("--method kmeans needs --clusters K");
+    }
+    c.has_hidden = cmd->count("--hidden") > 0;
+    c.hidden = parse_hidden(args->hidden);
+    c.epochs = args->epochs;
+    c.batch = args->batch;
+    c.device = args->device;
+    c.seed = args->seed;
+    c.threads = args->threads;
+    ProgressPrinter printer(c.clusters > 0);
+    if (!args->quiet) c.on_progress = [&printer](const L::Progress& p, bool e) { printer(p, e); };
+    L::Dataset data = take(L::load_dataset(args->data, args->labels));
+    std::fprintf(stderr, "imsat: training %s on %zu items of %zu values (%s)\n",
+                 args->method.c_str(), data.rows, data.cols, data.source.c_str());
+    const auto t0 = std::chrono::steady_clock::now();
+    L::Model model = take(L::train(data, c));
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    check(model.save(args->out));
+    std::fprintf(stderr, "imsat: wrote %s (fingerprint %s) after %s\n", args->out.c_str(),
+                 model.fingerprint().c_str(), format_duration(secs).c_str());
+  });
+}
+
+#endif  // IMSAT_HAVE_LEARN
+
+#ifdef IMSAT_HAVE_QUERY
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+struct EvalArgs {
+  std::string data, labels, methods = "imsat-vat,itq,lsh", bits = "16", json_out, csv_out;
+  std::string hidden, device = "auto";
+  size_t per_class = 100;
+  uint64_t seed = 0;
+  int seeds = 1, epochs = 0, threads = 0;
+};
+
+struct EvalRow {
+  std::string method;
+  int bits = 0;
+  uint64_t seed = 0;
+  imsat::query::RetrievalMetrics m;
+  double train_seconds = 0, eval_seconds = 0;
+};
+
+double mean_of(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return v.empty() ? 0 : s / static_cast<double>(v.size());
+}
+double std_of(const std::vector<double>& v) {
+  if (v.size() < 2) return 0;
+  const double m = mean_of(v);
+  double s = 0;
+  for (double x : v) s += (x - m) * (x - m);
+  return std::sqrt(s / static_cast<double>(v.size() - 1));
+}
+
+void add_eval(CLI::App& app) {
+  auto args = std::make_shared<EvalArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "eval", "Train each method on all items (no labels), then evaluate retrieval by label");
+  cmd->add_option("--data", args->data, "Labelled dataset (IDX folder or file, fvecs, CSV)")
+      ->required();
+  cmd->add_option("--labels", args->labels, "IDX labels for an IDX image file");
+  cmd->add_option("--methods", args->methods, "Comma-separated methods")->capture_default_str();
+  cmd->add_option("--bits", args->bits, "Code length, or a comma-separated list")
+      ->capture_default_str();
+  cmd->add_option("--queries-per-class", args->per_class, "Queries drawn per label")
+      ->capture_default_str();
+  cmd->add_option("--seed", args->seed, "Seed of the query split and of the first training run")
+      ->capture_default_str();
+  cmd->add_option("--seeds", args->seeds, "Training runs per method (seeds seed..seed+n-1)")
+      ->capture_default_str();
+  cmd->add_option("--epochs", args->epochs, "Epochs for the neural methods (0 = automatic)");
+  cmd->add_option("--hidden", args->hidden, "Hidden sizes for the deep methods (default 400-400)");
+  cmd->add_option("--device", args->device, "cpu, cuda or auto")->capture_default_str();
+  cmd->add_option("--threads", args->threads, "Compute threads (0 = tuned default)");
+  cmd->add_option("--json", args->json_out, "Write results as JSON");
+  cmd->add_option("--csv", args->csv_out, "Write results as CSV");
+  cmd->callback([args, cmd] {
+    namespace L = imsat::learn;
+    namespace Q = imsat::query;
+    std::vector<L::Method> methods;
+    for (const std::string& name : split_list(args->methods)) {
+      L::Method m = take(L::parse_method(name));
+      if (m == L::Method::kKmeans)
+        throw std::runtime_error("--methods: kmeans is not a hashing method");
+      methods.push_back(m);
+    }
+    std::vector<int> bit_list;
+    for (const std::string& b : split_list(args->bits)) bit_list.push_back(std::stoi(b));
+    if (methods.empty() || bit_list.empty()) throw std::runtime_error("no methods or bits given");
+    if (args->seeds < 1) throw std::runtime_error("--seeds must be at least 1");
+    L::Dataset data = take(L::load_dataset(args->data, args->labels));
+    if (data.labels.empty()) throw std::runtime_error(args->data + ": evaluation needs labels");
+    Q::Split split = take(Q::split_per_class(data.labels, args->per_class, args->seed));
+    std::fprintf(stderr, "imsat: %zu items, %zu queries, %zu gallery\n", data.rows,
+                 split.queries.size(), split.gallery.size());
+    std::vector<EvalRow> rows;
+    for (int bits : bit_list) {
+      for (L::Method method : methods) {
+        const bool stochastic = method != L::Method::kSh;
+        const int runs = stochastic ? args->seeds : 1;
+        for (int r = 0; r < runs; ++r) {
+          L::TrainConfig c;
+          c.method = method;
+          c.bits = bits;
+          c.seed = args->seed + static_cast<uint64_t>(r);
+          c.epochs = args->epochs;
+          c.device = args->device;
+          c.threads = args->threads;
+          if (cmd->count("--hidden") > 0 && method != L::Method::kLinearImsat &&
+              method != L::Method::kLinearRim) {
+            c.has_hidden = true;
+            c.hidden = parse_hidden(args->hidden);
+          }
+          std::fprintf(stderr, "imsat: %s %d bits seed %llu ...\n", L::method_name(method).c_str(),
+                       bits, static_cast<unsigned long long>(c.seed));
+          auto t0 = std::chrono::steady_clock::now();
+          L::Model model = take(L::train(data, c));
+          auto t1 = std::chrono::steady_clock::now();
+          std::vector<uint8_t> codes = take(model.encode(data));
+          Q::RetrievalMetrics m = take(Q::evaluate_retrieval(codes, bits, data.labels, split));
+          auto t2 = std::chrono::steady_clock::now();
+          EvalRow row{L::method_name(method),
+                      bits,
+                      c.seed,
+                      m,
+                      std::chrono::duration<double>(t1 - t0).count(),
+                      std::chrono::duration<double>(t2 - t1).count()};
+          std::fprintf(stderr, "imsat:   mAP %.4f P@500 %.4f P@r2 %.4f (empty %.3f) train %.1fs\n",
+                       m.map, m.precision_at_n, m.precision_at_r, m.empty_r_share,
+                       row.train_seconds);
+          rows.push_back(row);
+        }
+      }
+    }
+    // Table: one line per (method, bits), mean +- std over seeds, figures in percent.
+    std::printf("%-13s %5s %5s %16s %16s %16s %10s\n", "method", "bits", "runs", "mAP", "P@500",
+                "P@r=2", "train s");
+    for (int bits : bit_list) {
+      for (L::Method method : methods) {
+        std::vector<double> a, p, r, t;
+        for (const EvalRow& row : rows) {
+          if (row.bits != bits || row.method != L::method_name(method)) continue;
+          a.push_back(row.m.map * 100);
+          p.push_back(row.m.precision_at_n * 100);
+          r.push_back(row.m.precision_at_r * 100);
+          t.push_back(row.train_seconds);
+        }
+        auto cell = [](const std::vector<double>& v) {
+          char buf[32];
+          if (v.size() > 1) {
+            std::snprintf(buf, sizeof(buf), "%.1f +- %.1f", mean_of(v), std_of(v));
+          } else {
+            std::snprintf(buf, sizeof(buf), "%.1f", mean_of(v));
+          }
+          return std::string(buf);
+        };
+        std::printf("%-13s %5d %5zu %16s %16s %16s %10.1f\n", L::method_name(method).c_str(), bits,
+                    a.size(), cell(a).c_str(), cell(p).c_str(), cell(r).c_str(), mean_of(t));
+      }
+    }
+    if (!args->json_out.empty()) {
+      nlohmann::json out;
+      out["data"] = args->data;
+      out["queries"] = split.queries.size();
+      out["gallery"] = split.gallery.size();
+      out["results"] = nlohmann::json::array();
+      for (const EvalRow& row : rows) {
+        out["results"].push_back({{"method", row.method},
+                                  {"bits", row.bits},
+                                  {"seed", row.seed},
+                                  {"map", row.m.map},
+                                  {"precision_at_500", row.m.precision_at_n},
+                                  {"precision_at_r2", row.m.precision_at_r},
+                                  {"empty_r2_share", row.m.empty_r_share},
+                                  {"train_seconds", row.train_seconds},
+                                  {"eval_seconds", row.eval_seconds}});
+      }
+      std::ofstream f(args->json_out);
+      f << out.dump(2) << "\n";
+      if (!f) throw std::runtime_error(args->json_out + ": cannot write");
+    }
+    if (!args->csv_out.empty()) {
+      std::ofstream f(args->csv_out);
+      f << "method,bits,seed,map,precision_at_500,precision_at_r2,empty_r2_share,train_seconds,"
+           "eval_seconds\n";
+      for (const EvalRow& row : rows) {
+        f << row.method << ',' << row.bits << ',' << row.seed << ',' << row.m.map << ','
+          << row.m.precision_at_n << ',' << row.m.precision_at_r << ',' << row.m.empty_r_share
+          << ',' << row.train_seconds << ',' << row.eval_seconds << '\n';
+      }
+      if (!f) throw std::runtime_error(args->csv_out + ": cannot write");
+    }
+  });
+}
+
+#endif  // IMSAT_HAVE_QUERY
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"imsat: learned binary hashing (IMSAT) and Hamming search"};
   app.require_subcommand(1);
-  CLI::App* info = app.add_subcommand("info", "Print the build's libraries and chosen kernels");
-  info->callback(run_info);
+  app.add_subcommand("info", "Print the build's libraries and chosen kernels")->callback(run_info);
+#ifdef IMSAT_HAVE_LEARN
+  add_train(app);
+#endif
+#ifdef IMSAT_HAVE_QUERY
+  add_eval(app);
+#endif
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "imsat: %s\n", e.what());
+    std::fprintf(stderr, "imsat: error: %s\n", e.what());
     return 1;
   }
   return 0;

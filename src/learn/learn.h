@@ -1,13 +1,25 @@
-// imsat::learn — the public interface of src/learn.
+// imsat::learn — the public interface of src/learn: dataset readers, IMSAT training (hashing and
+// clustering), the baseline hashers, model files and encoding to packed codes.
 //
-// Nothing here exposes a LibTorch type: callers get plain vectors and packed code bytes.
+// Nothing here exposes a LibTorch type: callers get plain vectors and packed code bytes, so
+// src/query and tools/ compile without <torch/torch.h>. Every function that can fail on input
+// returns Status or Result<T>; none throws.
 #pragma once
 
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 
 namespace imsat::learn {
+
+// ---------------------------------------------------------------------------------------------
+// Runtime
 
 // The BLAS library that LibTorch's matrix products resolve to in this process.
 struct BlasInfo {
@@ -20,11 +32,178 @@ BlasInfo linked_blas();
 // Sets LibTorch's intra-op threads and, when OpenBLAS is linked, OpenBLAS's threads.
 // n <= 0 picks the project's tuned default (see kDefaultThreads in runtime.cpp).
 void set_num_threads(int n);
-
 // The number of intra-op threads LibTorch currently uses.
 int num_threads();
-
 // "1.13.1" and the like: the LibTorch version this library was built against.
 std::string torch_version();
+// True when a CUDA device is usable by this build of LibTorch.
+bool cuda_available();
+
+// ---------------------------------------------------------------------------------------------
+// Datasets
+
+// Items as rows of raw (not yet preprocessed) features, with optional integer labels.
+struct Dataset {
+  size_t rows = 0;
+  size_t cols = 0;
+  std::vector<float> values;       // rows * cols, row-major, as read from the file
+  std::vector<int32_t> labels;     // empty, or one per row
+  std::vector<size_t> item_shape;  // {28, 28} for IDX images, {cols} otherwise
+  bool uint8_pixels = false;       // values are 8-bit image intensities in [0, 255]
+  size_t train_rows = 0;           // rows that came from a "train" file (a folder's own split)
+  std::string source;              // file or folder it was read from
+
+  const float* row(size_t i) const { return values.data() + i * cols; }
+};
+
+// IDX (MNIST / Fashion-MNIST) images, plain or gzip. `labels_path` may be empty; otherwise it
+// must be an IDX label file (type ubyte, one dimension) with the same count as the images.
+// Errors name the file, the byte offset and what was expected.
+Result<Dataset> read_idx(const std::string& images_path, const std::string& labels_path = "");
+// IDX labels alone.
+Result<std::vector<int32_t>> read_idx_labels(const std::string& path);
+// TEXMEX / ann-benchmarks vector files: each vector is an int32 dimension then that many
+// float32 (fvecs), uint8 (bvecs) or int32 (ivecs) values. Every vector must have the same
+// dimension.
+Result<Dataset> read_fvecs(const std::string& path);
+Result<Dataset> read_bvecs(const std::string& path);
+Result<Dataset> read_ivecs(const std::string& path);
+// Numeric CSV: an optional header row (detected when its first row is not all numbers); a
+// column headed `label` holds integer labels, every other column is a feature.
+Result<Dataset> read_csv(const std::string& path);
+// Any of the above by path: a folder holding the standard MNIST file names (train then t10k,
+// labels found automatically), *.idx / *-ubyte[.gz] (labels from `labels_path`), *.fvecs,
+// *.bvecs, *.ivecs, *.csv. NaN or infinite values are an error.
+Result<Dataset> load_dataset(const std::string& path, const std::string& labels_path = "");
+
+// ---------------------------------------------------------------------------------------------
+// Training
+
+enum class Method {
+  kImsatVat,     // IMSAT with virtual adversarial training (the paper's method)
+  kImsatRpt,     // IMSAT with random perturbation training
+  kLinearImsat,  // IMSAT(VAT) with a linear encoder
+  kDeepRim,      // information term + weight decay, MLP encoder
+  kLinearRim,    // information term + weight decay, linear encoder
+  kItq,          // PCA + iterative quantisation (Gong and Lazebnik)
+  kSh,           // spectral hashing (Weiss, Torralba, Fergus)
+  kLsh,          // random hyperplanes (Charikar)
+  kKmeans,       // clustering baseline
+};
+// "imsat-vat", "imsat-rpt", "linear-imsat", "deep-rim", "linear-rim", "itq", "sh", "lsh",
+// "kmeans".
+std::string method_name(Method m);
+Result<Method> parse_method(const std::string& name);
+// Every hashing method, in the order tables list them.
+std::vector<Method> hashing_methods();
+
+// What a training run reports after each step (for progress bars) and each epoch (for logs).
+struct Progress {
+  int epoch = 0;  // 1-based
+  int epochs = 0;
+  int64_t step = 0;  // 1-based, over the whole run
+  int64_t total_steps = 0;
+  double seconds = 0;  // since training began
+  // Epoch means of each term (for the step callback: the latest step's values).
+  double loss = 0;
+  double sat = 0;  // R_SAT (VAT or RPT KL), 0 without self-augmentation
+  double cond_entropy = 0;
+  double marg_entropy = 0;
+  double pair_mi = 0;  // hashing only
+};
+
+struct TrainConfig {
+  Method method = Method::kImsatVat;
+  int bits = 16;     // hashing: D, a multiple of 8 in [8, 1024]
+  int clusters = 0;  // > 0: train a clustering model with this many clusters instead
+  // Hidden layer sizes. Unset (has_hidden false) means the method's default: 400-400 for
+  // hashing, 1200-1200 for clustering, none for the linear methods.
+  std::vector<int> hidden;
+  bool has_hidden = false;
+  // Epochs; 0 means automatic: 50 epochs, or more on small data so that a run makes at least
+  // kMinAutoSteps optimiser steps (the paper's 50 epochs over 70k items are ~14,000 steps).
+  int epochs = 0;
+  int batch = 250;
+  double lr = 0.002;
+  double lambda = 0.1;      // weight of the information term
+  double mu = 4.0;          // clustering: weight of the marginal entropy
+  double xi = 10.0;         // VAT finite-difference step
+  double eps_scale = 0.25;  // adaptive epsilon = eps_scale * distance to the knn-th neighbour
+  int knn = 10;
+  int power_iterations = 1;
+  double weight_decay = 1e-4;  // RIM methods only (IMSAT uses SAT instead)
+  int itq_iterations = 50;
+  int kmeans_iterations = 100;
+  std::string device = "auto";  // "cpu", "cuda" or "auto"
+  uint64_t seed = 0;
+  int threads = 0;  // <= 0: tuned default
+  // Called after every step and every epoch (is_epoch_end true); may be empty.
+  std::function<void(const Progress&, bool is_epoch_end)> on_progress;
+  // Training stops with Status::cancelled when this becomes true. May be null.
+  const std::atomic<bool>* cancel = nullptr;
+};
+constexpr int64_t kMinAutoSteps = 14000;
+
+class Model;
+
+// Trains `config.method` on all rows of `data` (labels are never used). Returns the model and
+// appends one Progress per epoch to `epoch_log` when it is not null. Errors: InvalidArgument
+// for a bad configuration or data (bits out of range, too few rows, NaN), Cancelled, and
+// Internal for a NaN loss or a LibTorch failure.
+Result<Model> train(const Dataset& data, const TrainConfig& config,
+                    std::vector<Progress>* epoch_log = nullptr);
+
+// ---------------------------------------------------------------------------------------------
+// Models
+
+// A trained hash function or clustering model. Cheap to move; thread-compatible (encode may be
+// called from one thread at a time per Model).
+class Model {
+ public:
+  Model();
+  ~Model();
+  Model(Model&&) noexcept;
+  Model& operator=(Model&&) noexcept;
+
+  Method method() const;
+  bool is_clustering() const;
+  int bits() const;      // 0 for clustering models
+  int clusters() const;  // 0 for hashing models
+  size_t input_dim() const;
+  int code_bytes() const { return bits() / 8; }
+  // Hex digest of the weights and configuration: identical models have identical fingerprints.
+  std::string fingerprint() const;
+  // The JSON header written to the model file (format version, input shape, preprocessing,
+  // method, architecture, training config, fingerprint).
+  std::string header_json() const;
+
+  // Packed codes for `rows` raw items of input_dim() floats each (preprocessed here as recorded
+  // in the model): rows * code_bytes() bytes, bit d of an item in byte d / 8, bit d % 8 (the
+  // index's little-endian layout). Errors: InvalidArgument for a wrong dimension, NaN/Inf.
+  Result<std::vector<uint8_t>> encode(const float* raw, size_t rows, size_t dim) const;
+  Result<std::vector<uint8_t>> encode(const Dataset& data) const;
+  // Bit probabilities p_d(x) in [0, 1] (rows * bits), for asymmetric re-ranking. Models without
+  // probabilities (LSH, ITQ, SH) return 0 or 1.
+  Result<std::vector<float>> bit_probabilities(const float* raw, size_t rows, size_t dim) const;
+  // Cluster index per row, for clustering models.
+  Result<std::vector<int32_t>> assign(const Dataset& data) const;
+
+  // Writes atomically (temporary file, then rename). Errors: IOError.
+  Status save(const std::string& path) const;
+  // Errors: NotFound, IOError, Corruption (truncated or damaged file, checksum mismatch),
+  // InvalidArgument (a different format version).
+  static Result<Model> load(const std::string& path);
+
+  // The representation, defined in learn_internal.h (src/learn and its tests only).
+  struct Impl;
+  const Impl& internals() const { return *impl_; }
+
+ private:
+  explicit Model(std::unique_ptr<Impl> impl);
+  friend Result<Model> make_model(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+constexpr uint32_t kModelFormatVersion = 1;
 
 }  // namespace imsat::learn

@@ -1,0 +1,438 @@
+// Dataset readers: IDX (plain or gzip), fvecs/bvecs/ivecs and CSV. Errors name the file, the
+// byte offset (or line) and what was expected.
+#include <zlib.h>
+
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "learn/learn.h"
+
+namespace imsat::learn {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string at(const std::string& path, uint64_t offset) {
+  return path + " at byte " + std::to_string(offset);
+}
+
+// Reads a whole file, transparently gunzipping it (zlib reads plain files as they are).
+Result<std::string> read_all(const std::string& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return Status::not_found(path + ": no such file");
+  if (fs::is_directory(path, ec)) return Status::invalid_argument(path + ": is a directory");
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (f == nullptr) return Status::io_error(path + ": cannot open: " + std::strerror(errno));
+  gzbuffer(f, 1 << 20);
+  std::string out;
+  char buf[1 << 16];
+  while (true) {
+    int n = gzread(f, buf, sizeof(buf));
+    if (n < 0) {
+      int errnum = 0;
+      std::string msg = gzerror(f, &errnum);
+      gzclose(f);
+      return Status::corruption(path + ": cannot decompress after " + std::to_string(out.size()) +
+                                " bytes: " + msg);
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  int rc = gzclose(f);
+  if (rc == Z_BUF_ERROR) {
+    return Status::corruption(path + ": gzip stream is truncated after " +
+                              std::to_string(out.size()) + " decompressed bytes");
+  }
+  if (rc != Z_OK) return Status::corruption(path + ": gzip stream is damaged");
+  return out;
+}
+
+uint32_t be32(const std::string& b, size_t off) {
+  const auto* p = reinterpret_cast<const unsigned char*>(b.data() + off);
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
+}
+
+struct IdxHeader {
+  uint8_t type = 0;
+  std::vector<size_t> dims;
+  size_t data_offset = 0;
+  size_t count() const {
+    size_t c = 1;
+    for (size_t d : dims) c *= d;
+    return c;
+  }
+};
+
+Result<IdxHeader> parse_idx_header(const std::string& path, const std::string& b) {
+  if (b.size() < 4) {
+    return Status::corruption(at(path, 0) + ": expected a 4-byte IDX magic number, file has " +
+                              std::to_string(b.size()) + " bytes");
+  }
+  IdxHeader h;
+  if (b[0] != 0 || b[1] != 0) {
+    return Status::corruption(at(path, 0) +
+                              ": not an IDX file (magic must start with two zero bytes)");
+  }
+  h.type = static_cast<uint8_t>(b[2]);
+  const size_t ndims = static_cast<uint8_t>(b[3]);
+  if (ndims == 0 || ndims > 8) {
+    return Status::corruption(at(path, 3) + ": expected 1 to 8 dimensions, found " +
+                              std::to_string(ndims));
+  }
+  if (b.size() < 4 + 4 * ndims) {
+    return Status::corruption(at(path, b.size()) + ": truncated header, expected " +
+                              std::to_string(ndims) + " dimension sizes");
+  }
+  for (size_t i = 0; i < ndims; ++i) h.dims.push_back(be32(b, 4 + 4 * i));
+  h.data_offset = 4 + 4 * ndims;
+  return h;
+}
+
+size_t idx_type_size(uint8_t type) {
+  switch (type) {
+    case 0x08:
+    case 0x09:
+      return 1;
+    case 0x0B:
+      return 2;
+    case 0x0C:
+    case 0x0D:
+      return 4;
+    case 0x0E:
+      return 8;
+    default:
+      return 0;
+  }
+}
+
+Status check_finite(const Dataset& d) {
+  for (size_t i = 0; i < d.values.size(); ++i) {
+    if (!std::isfinite(d.values[i])) {
+      return Status::invalid_argument(d.source + ": value at row " + std::to_string(i / d.cols) +
+                                      ", column " + std::to_string(i % d.cols) +
+                                      " is not a finite number");
+    }
+  }
+  return Status::ok();
+}
+
+template <typename T>
+Result<Dataset> read_vecs(const std::string& path, const char* kind) {
+  Result<std::string> bytes = read_all(path);
+  if (!bytes.is_ok()) return bytes.status();
+  const std::string& b = *bytes;
+  Dataset d;
+  d.source = path;
+  size_t off = 0;
+  while (off < b.size()) {
+    if (b.size() - off < 4) {
+      return Status::corruption(at(path, off) + ": truncated " + kind +
+                                " record, expected a 4-byte dimension");
+    }
+    int32_t dim;
+    std::memcpy(&dim, b.data() + off, 4);
+    if (dim <= 0 || dim > (1 << 24)) {
+      return Status::corruption(at(path, off) + ": expected a positive " + kind +
+                                " dimension, found " + std::to_string(dim));
+    }
+    if (d.rows == 0) {
+      d.cols = static_cast<size_t>(dim);
+    } else if (static_cast<size_t>(dim) != d.cols) {
+      return Status::corruption(at(path, off) + ": vector " + std::to_string(d.rows) +
+                                " has dimension " + std::to_string(dim) + ", expected " +
+                                std::to_string(d.cols) + " like the first");
+    }
+    off += 4;
+    const size_t need = d.cols * sizeof(T);
+    if (b.size() - off < need) {
+      return Status::corruption(at(path, off) + ": truncated " + kind + " vector " +
+                                std::to_string(d.rows) + ", expected " + std::to_string(need) +
+                                " bytes, found " + std::to_string(b.size() - off));
+    }
+    for (size_t j = 0; j < d.cols; ++j) {
+      T v;
+      std::memcpy(&v, b.data() + off + j * sizeof(T), sizeof(T));
+      d.values.push_back(static_cast<float>(v));
+    }
+    off += need;
+    ++d.rows;
+  }
+  if (d.rows == 0) return Status::invalid_argument(path + ": holds no vectors");
+  d.item_shape = {d.cols};
+  IMSAT_RETURN_IF_ERROR(check_finite(d));
+  return d;
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string trim(std::string s) {
+  size_t a = s.find_first_not_of(" \t\r\"");
+  size_t b = s.find_last_not_of(" \t\r\"");
+  return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);
+}
+
+std::vector<std::string> split_csv(const std::string& line) {
+  std::vector<std::string> out;
+  std::string field;
+  std::istringstream in(line);
+  while (std::getline(in, field, ',')) out.push_back(trim(field));
+  if (!line.empty() && line.back() == ',') out.emplace_back();
+  return out;
+}
+
+bool parse_number(const std::string& s, double* out) {
+  if (s.empty()) return false;
+  const char* begin = s.data();
+  if (*begin == '+') ++begin;
+  auto [ptr, ec] = std::from_chars(begin, s.data() + s.size(), *out);
+  return ec == std::errc() && ptr == s.data() + s.size();
+}
+
+// The first existing name among `stem` and `stem`.gz inside `dir`, or "".
+std::string find_in(const fs::path& dir, const std::string& stem) {
+  for (const std::string& name : {stem, stem + ".gz"}) {
+    if (fs::exists(dir / name)) return (dir / name).string();
+  }
+  return "";
+}
+
+}  // namespace
+
+Result<std::vector<int32_t>> read_idx_labels(const std::string& path) {
+  Result<std::string> bytes = read_all(path);
+  if (!bytes.is_ok()) return bytes.status();
+  Result<IdxHeader> h = parse_idx_header(path, *bytes);
+  if (!h.is_ok()) return h.status();
+  if (h->type != 0x08 || h->dims.size() != 1) {
+    return Status::corruption(at(path, 2) +
+                              ": expected an IDX label file (unsigned bytes, one dimension)");
+  }
+  const size_t n = h->dims[0];
+  if (bytes->size() != h->data_offset + n) {
+    return Status::corruption(
+        at(path, bytes->size()) + ": expected " + std::to_string(h->data_offset + n) +
+        " bytes for " + std::to_string(n) + " labels, file has " + std::to_string(bytes->size()));
+  }
+  std::vector<int32_t> labels(n);
+  for (size_t i = 0; i < n; ++i) {
+    labels[i] = static_cast<uint8_t>((*bytes)[h->data_offset + i]);
+  }
+  return labels;
+}
+
+Result<Dataset> read_idx(const std::string& images_path, const std::string& labels_path) {
+  Result<std::string> bytes = read_all(images_path);
+  if (!bytes.is_ok()) return bytes.status();
+  const std::string& b = *bytes;
+  Result<IdxHeader> h = parse_idx_header(images_path, b);
+  if (!h.is_ok()) return h.status();
+  const size_t elem = idx_type_size(h->type);
+  if (elem == 0) {
+    return Status::corruption(at(images_path, 2) + ": unknown IDX element type 0x" +
+                              std::to_string(h->type));
+  }
+  if (h->dims.size() < 2) {
+    return Status::invalid_argument(images_path +
+                                    ": has one dimension; expected items (an image file), not "
+                                    "labels");
+  }
+  Dataset d;
+  d.source = images_path;
+  d.rows = h->dims[0];
+  d.cols = h->count() / std::max<size_t>(d.rows, 1);
+  d.item_shape.assign(h->dims.begin() + 1, h->dims.end());
+  const size_t expected = h->data_offset + h->count() * elem;
+  if (b.size() != expected) {
+    return Status::corruption(at(images_path, b.size()) + ": expected " + std::to_string(expected) +
+                              " bytes for " + std::to_string(d.rows) + " items of " +
+                              std::to_string(d.cols) + " values, file has " +
+                              std::to_string(b.size()));
+  }
+  if (d.rows == 0) return Status::invalid_argument(images_path + ": holds no items");
+  d.values.resize(h->count());
+  const char* p = b.data() + h->data_offset;
+  auto be = [&](size_t i, size_t width) {
+    uint64_t v = 0;
+    for (size_t k = 0; k < width; ++k) v = (v << 8) | static_cast<uint8_t>(p[i * width + k]);
+    return v;
+  };
+  for (size_t i = 0; i < d.values.size(); ++i) {
+    switch (h->type) {
+      case 0x08:
+        d.values[i] = static_cast<uint8_t>(p[i]);
+        break;
+      case 0x09:
+        d.values[i] = static_cast<int8_t>(p[i]);
+        break;
+      case 0x0B:
+        d.values[i] = static_cast<int16_t>(be(i, 2));
+        break;
+      case 0x0C:
+        d.values[i] = static_cast<float>(static_cast<int32_t>(be(i, 4)));
+        break;
+      case 0x0D: {
+        uint32_t u = static_cast<uint32_t>(be(i, 4));
+        float f;
+        std::memcpy(&f, &u, 4);
+        d.values[i] = f;
+        break;
+      }
+      default: {
+        uint64_t u = be(i, 8);
+        double f;
+        std::memcpy(&f, &u, 8);
+        d.values[i] = static_cast<float>(f);
+      }
+    }
+  }
+  d.uint8_pixels = h->type == 0x08;
+  IMSAT_RETURN_IF_ERROR(check_finite(d));
+  if (!labels_path.empty()) {
+    Result<std::vector<int32_t>> labels = read_idx_labels(labels_path);
+    if (!labels.is_ok()) return labels.status();
+    if (labels->size() != d.rows) {
+      return Status::invalid_argument(labels_path + ": holds " + std::to_string(labels->size()) +
+                                      " labels but " + images_path + " holds " +
+                                      std::to_string(d.rows) + " items");
+    }
+    d.labels = std::move(*labels);
+  }
+  return d;
+}
+
+Result<Dataset> read_fvecs(const std::string& path) { return read_vecs<float>(path, "fvecs"); }
+Result<Dataset> read_bvecs(const std::string& path) { return read_vecs<uint8_t>(path, "bvecs"); }
+Result<Dataset> read_ivecs(const std::string& path) { return read_vecs<int32_t>(path, "ivecs"); }
+
+Result<Dataset> read_csv(const std::string& path) {
+  Result<std::string> bytes = read_all(path);
+  if (!bytes.is_ok()) return bytes.status();
+  std::istringstream in(*bytes);
+  Dataset d;
+  d.source = path;
+  std::string line;
+  size_t line_no = 0;
+  long label_col = -1;
+  size_t ncols = 0;
+  bool first = true;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (trim(line).empty()) continue;
+    std::vector<std::string> fields = split_csv(line);
+    std::vector<double> nums(fields.size());
+    bool all_numeric = true;
+    for (size_t j = 0; j < fields.size(); ++j) all_numeric &= parse_number(fields[j], &nums[j]);
+    if (first) {
+      first = false;
+      ncols = fields.size();
+      if (!all_numeric) {  // a header row
+        for (size_t j = 0; j < fields.size(); ++j) {
+          if (fields[j] == "label") label_col = static_cast<long>(j);
+        }
+        continue;
+      }
+    }
+    if (fields.size() != ncols) {
+      return Status::invalid_argument(path + ":" + std::to_string(line_no) + ": expected " +
+                                      std::to_string(ncols) + " columns, found " +
+                                      std::to_string(fields.size()));
+    }
+    for (size_t j = 0; j < fields.size(); ++j) {
+      if (!parse_number(fields[j], &nums[j])) {
+        return Status::invalid_argument(path + ":" + std::to_string(line_no) + ": column " +
+                                        std::to_string(j + 1) + " is not a number: '" + fields[j] +
+                                        "'");
+      }
+      if (!std::isfinite(nums[j])) {
+        return Status::invalid_argument(path + ":" + std::to_string(line_no) + ": column " +
+                                        std::to_string(j + 1) + " is not a finite number: '" +
+                                        fields[j] + "'");
+      }
+      if (static_cast<long>(j) == label_col) {
+        if (nums[j] != std::floor(nums[j])) {
+          return Status::invalid_argument(path + ":" + std::to_string(line_no) +
+                                          ": label is not an integer: '" + fields[j] + "'");
+        }
+        d.labels.push_back(static_cast<int32_t>(nums[j]));
+      } else {
+        d.values.push_back(static_cast<float>(nums[j]));
+      }
+    }
+    ++d.rows;
+  }
+  d.cols = ncols - (label_col >= 0 ? 1 : 0);
+  if (d.rows == 0) return Status::invalid_argument(path + ": holds no data rows");
+  if (d.cols == 0) return Status::invalid_argument(path + ": holds no feature columns");
+  d.item_shape = {d.cols};
+  return d;
+}
+
+Result<Dataset> load_dataset(const std::string& path, const std::string& labels_path) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) {
+    const fs::path dir(path);
+    Dataset all;
+    for (const char* split : {"train", "t10k"}) {
+      std::string images = find_in(dir, std::string(split) + "-images-idx3-ubyte");
+      if (images.empty()) continue;
+      std::string labels = find_in(dir, std::string(split) + "-labels-idx1-ubyte");
+      Result<Dataset> part = read_idx(images, labels);
+      if (!part.is_ok()) return part.status();
+      if (all.rows == 0) {
+        all = std::move(*part);
+        all.source = path;
+      } else {
+        if (part->cols != all.cols) {
+          return Status::invalid_argument(images + ": items have " + std::to_string(part->cols) +
+                                          " values, the train file's have " +
+                                          std::to_string(all.cols));
+        }
+        if (part->labels.empty() != all.labels.empty()) {
+          return Status::invalid_argument(path + ": labels exist for only one of train and t10k");
+        }
+        all.values.insert(all.values.end(), part->values.begin(), part->values.end());
+        all.labels.insert(all.labels.end(), part->labels.begin(), part->labels.end());
+        all.rows += part->rows;
+      }
+      if (std::string(split) == "train") all.train_rows = all.rows;
+    }
+    if (all.rows == 0) {
+      return Status::not_found(path +
+                               ": folder holds no train-images-idx3-ubyte[.gz] or "
+                               "t10k-images-idx3-ubyte[.gz]");
+    }
+    return all;
+  }
+  Result<Dataset> d = Status::internal("unreachable");
+  if (ends_with(path, ".fvecs")) {
+    d = read_fvecs(path);
+  } else if (ends_with(path, ".bvecs")) {
+    d = read_bvecs(path);
+  } else if (ends_with(path, ".ivecs")) {
+    d = read_ivecs(path);
+  } else if (ends_with(path, ".csv") || ends_with(path, ".csv.gz")) {
+    d = read_csv(path);
+  } else {
+    d = read_idx(path, labels_path);
+    return d;
+  }
+  if (!d.is_ok() || labels_path.empty()) return d;
+  Result<std::vector<int32_t>> labels = read_idx_labels(labels_path);
+  if (!labels.is_ok()) return labels.status();
+  if (labels->size() != d->rows) {
+    return Status::invalid_argument(labels_path + ": holds " + std::to_string(labels->size()) +
+                                    " labels but " + path + " holds " + std::to_string(d->rows) +
+                                    " items");
+  }
+  d->labels = std::move(*labels);
+  return d;
+}
+
+}  // namespace imsat::learn

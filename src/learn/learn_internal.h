@@ -1,0 +1,140 @@
+// LibTorch internals of src/learn: the encoder network, the IMSAT objectives, self-augmentation
+// and the model representation. Included only by src/learn and its tests.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "learn/learn.h"
+
+namespace imsat::learn::internal {
+
+// LibTorch's intra-op (OpenMP) threads and OpenBLAS's threads, set separately (benchmarks).
+void set_thread_split(int torch_threads, int blas_threads);
+
+// ------------------------------------------------------------------------------------------
+// Preprocessing recorded in a model: x/128 - 1 for 8-bit images, per-feature standardisation
+// otherwise.
+struct Preprocess {
+  bool pixels = false;
+  torch::Tensor mean;     // (dim), float32; undefined when pixels
+  torch::Tensor inv_std;  // (dim), float32; undefined when pixels
+
+  static Preprocess fit(const Dataset& data);
+  // (rows, dim) float32 on the CPU.
+  torch::Tensor apply(const float* raw, size_t rows, size_t dim) const;
+};
+
+// ------------------------------------------------------------------------------------------
+// Encoder: d -> h1 -> ... -> out; hidden layers Linear -> BatchNorm -> ReLU, the last layer
+// Linear only. Initialised as the reference: hidden weights N(0, (0.1 / sqrt(fan_in))^2),
+// output weights N(0, (1e-4 / sqrt(fan_in))^2), biases 0, so training starts at p = 0.5.
+struct MlpImpl : torch::nn::Module {
+  MlpImpl(int64_t in, const std::vector<int>& hidden, int64_t out);
+  void initialise(at::Generator& gen);
+  // Logits. In training mode, update_bn_stats false normalises with the batch statistics but
+  // leaves the running averages untouched (the perturbed passes of VAT and RPT).
+  torch::Tensor forward(torch::Tensor x, bool update_bn_stats = true);
+
+  std::vector<torch::nn::Linear> linears;
+  std::vector<torch::nn::BatchNorm1d> norms;
+};
+TORCH_MODULE(Mlp);
+
+// ------------------------------------------------------------------------------------------
+// Objectives (DESIGN.md, "IMSAT, exactly"). 1e-8 is added inside every log.
+constexpr double kLogEps = 1e-8;
+
+// Elementwise binary entropy h(p) in nats.
+torch::Tensor binary_entropy(const torch::Tensor& p);
+
+struct HashTerms {
+  torch::Tensor cond_entropy;  // mean over the batch of sum_d h(p_d(x))
+  torch::Tensor marg_entropy;  // sum_d h(mean_x p_d(x))
+  torch::Tensor pair_mi;       // sum over ordered pairs d != d' of I(Y_d; Y_d')
+};
+// `logits` (batch, bits).
+HashTerms hash_information(const torch::Tensor& logits);
+
+struct ClusterTerms {
+  torch::Tensor cond_entropy;  // mean over the batch of H(p(y|x))
+  torch::Tensor marg_entropy;  // H(mean_x p(y|x))
+};
+ClusterTerms cluster_information(const torch::Tensor& logits);
+
+// KL(p(clean) || p(perturbed)) averaged over the batch: the sum of Bernoulli KLs over bits for
+// hashing, the categorical KL for clustering.
+torch::Tensor sat_divergence(const torch::Tensor& clean_logits, const torch::Tensor& pert_logits,
+                             bool clustering);
+
+// Rows of `d` scaled to unit Euclidean norm.
+torch::Tensor unit_rows(const torch::Tensor& d);
+
+// The VAT direction (unit rows): `power_iterations` gradient steps of the KL w.r.t. a random
+// unit direction, at finite-difference step xi. `clean_logits` carries no gradient.
+torch::Tensor vat_direction(Mlp& net, const torch::Tensor& x, const torch::Tensor& clean_logits,
+                            const torch::Tensor& random_unit, double xi, int power_iterations,
+                            bool clustering);
+
+// Euclidean distance from each row of x to its k-th nearest other row (the reference takes
+// index k of the sorted distances, the point itself at index 0). Computed in blocks of rows.
+torch::Tensor kth_neighbour_distance(const torch::Tensor& x, int k, int64_t block_rows = 2048);
+
+// The loss of one IMSAT / RIM step on a mini-batch:
+//   R_SAT + lambda * (H(Y|X) - H(Y) + pairwise MI)      (hashing)
+//   R_SAT + lambda * (H(Y|X) - mu * H(Y))               (clustering)
+// R_SAT is the VAT or RPT divergence at per-sample radius `eps_b` (batch), or absent.
+struct LossConfig {
+  bool vat = true;
+  bool rpt = false;
+  bool clustering = false;
+  double lambda = 0.1;
+  double mu = 4.0;
+  double xi = 10.0;
+  int power_iterations = 1;
+};
+struct LossTerms {
+  torch::Tensor loss, sat, cond_entropy, marg_entropy, pair_mi;  // sat / pair_mi may be undefined
+};
+// Runs the clean pass (updating BatchNorm statistics) and the perturbed passes (not updating
+// them). The random direction is drawn from `gen` on the CPU, so runs are reproducible.
+LossTerms imsat_loss(Mlp& net, const torch::Tensor& xb, const torch::Tensor& eps_b,
+                     const LossConfig& c, at::Generator& gen);
+
+// ------------------------------------------------------------------------------------------
+// Model representation.
+enum class Kind { kMlp, kLinear, kSpectral, kKmeans };
+
+}  // namespace imsat::learn::internal
+
+namespace imsat::learn {
+
+struct Model::Impl {
+  Method method = Method::kImsatVat;
+  internal::Kind kind = internal::Kind::kMlp;
+  int bits = 0;
+  int clusters = 0;
+  size_t input_dim = 0;
+  std::vector<size_t> input_shape;
+  std::vector<int> hidden;
+  internal::Preprocess pre;
+  mutable internal::Mlp net{nullptr};  // kMlp; forward is not const in LibTorch
+  torch::Tensor weight;                // kLinear: (dim, bits); kSpectral: principal components
+  torch::Tensor bias;                  // kLinear: (bits); kSpectral: per-component minimum
+  torch::Tensor omegas;                // kSpectral: (bits, components)
+  torch::Tensor centroids;             // kKmeans: (clusters, dim)
+  std::string training_json = "{}";    // training configuration and summary
+  std::string fingerprint;
+
+  // Logits (rows, bits or clusters) of preprocessed inputs, on the CPU.
+  torch::Tensor scores(const torch::Tensor& x) const;
+  // Every tensor that defines the model, by name, float32 on the CPU.
+  std::vector<std::pair<std::string, torch::Tensor>> tensors() const;
+  std::string compute_fingerprint() const;
+};
+
+Result<Model> make_model(std::unique_ptr<Model::Impl> impl);
+
+}  // namespace imsat::learn

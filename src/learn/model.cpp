@@ -1,0 +1,444 @@
+// Model files, encoding to packed codes and cluster assignment.
+//
+// File layout (all integers little-endian):
+//   "IMSATMDL" | u32 format version | u64 header length | header JSON
+//   | u32 tensor count | per tensor: u32 name length, name, u32 ndim, i64 dims[ndim], f32 data
+//   | u64 FNV-1a checksum of every byte before it
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "learn/learn_internal.h"
+
+namespace imsat::learn {
+namespace {
+
+using internal::Kind;
+using nlohmann::json;
+
+constexpr char kMagic[8] = {'I', 'M', 'S', 'A', 'T', 'M', 'D', 'L'};
+constexpr int64_t kEncodeBatch = 8192;
+
+uint64_t fnv1a(const void* data, size_t n, uint64_t h = 1469598103934665603ULL) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ULL;
+  return h;
+}
+
+std::string hex64(uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+const char* kind_name(Kind k) {
+  switch (k) {
+    case Kind::kMlp:
+      return "mlp";
+    case Kind::kLinear:
+      return "linear-sign";
+    case Kind::kSpectral:
+      return "spectral";
+    case Kind::kKmeans:
+      return "kmeans";
+  }
+  return "?";
+}
+
+Result<Kind> parse_kind(const std::string& s) {
+  for (Kind k : {Kind::kMlp, Kind::kLinear, Kind::kSpectral, Kind::kKmeans}) {
+    if (s == kind_name(k)) return k;
+  }
+  return Status::corruption("unknown model kind '" + s + "'");
+}
+
+json header_of(const Model::Impl& m) {
+  json h;
+  h["format_version"] = kModelFormatVersion;
+  h["method"] = method_name(m.method);
+  h["kind"] = kind_name(m.kind);
+  h["task"] = m.clusters > 0 ? "clustering" : "hashing";
+  h["bits"] = m.bits;
+  h["clusters"] = m.clusters;
+  h["input_dim"] = m.input_dim;
+  h["input_shape"] = m.input_shape;
+  h["preprocessing"] = m.pre.pixels ? json{{"kind", "pixels"}, {"formula", "x/128-1"}}
+                                    : json{{"kind", "standardize"}};
+  h["architecture"] = {{"hidden", m.hidden},
+                       {"output", m.clusters > 0 ? m.clusters : m.bits},
+                       {"batchnorm", m.kind == Kind::kMlp && !m.hidden.empty()}};
+  h["training"] = json::parse(m.training_json);
+  h["fingerprint"] = m.fingerprint;
+  return h;
+}
+
+template <typename T>
+void put(std::string& out, T v) {
+  out.append(reinterpret_cast<const char*>(&v), sizeof(T));
+}
+
+class Reader {
+ public:
+  Reader(const std::string& path, const std::string& bytes) : path_(path), b_(bytes) {}
+  template <typename T>
+  Status get(T* v, const char* what) {
+    IMSAT_RETURN_IF_ERROR(need(sizeof(T), what));
+    std::memcpy(v, b_.data() + off_, sizeof(T));
+    off_ += sizeof(T);
+    return Status::ok();
+  }
+  Status bytes(size_t n, std::string* out, const char* what) {
+    IMSAT_RETURN_IF_ERROR(need(n, what));
+    out->assign(b_.data() + off_, n);
+    off_ += n;
+    return Status::ok();
+  }
+  Status floats(size_t n, float* out, const char* what) {
+    if (n > b_.size() / sizeof(float)) return need(b_.size() + 1, what);
+    IMSAT_RETURN_IF_ERROR(need(n * sizeof(float), what));
+    std::memcpy(out, b_.data() + off_, n * sizeof(float));
+    off_ += n * sizeof(float);
+    return Status::ok();
+  }
+  size_t offset() const { return off_; }
+
+ private:
+  Status need(size_t n, const char* what) const {
+    if (b_.size() - off_ < n) {
+      return Status::corruption(path_ + " at byte " + std::to_string(off_) +
+                                ": model file is truncated; expected " + what);
+    }
+    return Status::ok();
+  }
+  const std::string& path_;
+  const std::string& b_;
+  size_t off_ = 0;
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Model::Impl
+
+torch::Tensor Model::Impl::scores(const torch::Tensor& x) const {
+  switch (kind) {
+    case Kind::kMlp: {
+      torch::Tensor out = net->forward(x);
+      return out;
+    }
+    case Kind::kLinear:
+      return x.matmul(weight) + bias;
+    case Kind::kSpectral: {
+      // Spectral hashing (Weiss et al. 2008): bit i is the sign of prod_j sin(pi/2 + w_ij y_j),
+      // y the PCA projection shifted by the per-component minimum.
+      torch::Tensor y = x.matmul(weight) - bias;                            // (n, c)
+      torch::Tensor arg = y.unsqueeze(1) * omegas.unsqueeze(0) + M_PI / 2;  // (n, bits, c)
+      return torch::sin(arg).prod(2);
+    }
+    case Kind::kKmeans: {
+      torch::Tensor d2 = (x * x).sum(1, true) - 2 * x.matmul(centroids.t()) +
+                         (centroids * centroids).sum(1).unsqueeze(0);
+      return -d2;
+    }
+  }
+  return {};
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> Model::Impl::tensors() const {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  auto add = [&](const std::string& name, const torch::Tensor& t) {
+    if (t.defined()) out.emplace_back(name, t.detach().to(torch::kCPU, torch::kFloat).contiguous());
+  };
+  add("pre.mean", pre.mean);
+  add("pre.inv_std", pre.inv_std);
+  if (kind == Kind::kMlp) {
+    for (const auto& p : net->named_parameters()) add("net." + p.key(), p.value());
+    for (const auto& b : net->named_buffers()) {
+      if (b.value().is_floating_point()) add("net." + b.key(), b.value());
+    }
+  }
+  add("weight", weight);
+  add("bias", bias);
+  add("omegas", omegas);
+  add("centroids", centroids);
+  return out;
+}
+
+std::string Model::Impl::compute_fingerprint() const {
+  std::string id = method_name(method) + "|" + std::to_string(bits) + "|" +
+                   std::to_string(clusters) + "|" + std::to_string(input_dim) + "|" +
+                   (pre.pixels ? "pixels" : "standardize");
+  uint64_t h = fnv1a(id.data(), id.size());
+  for (const auto& [name, t] : tensors()) {
+    h = fnv1a(name.data(), name.size(), h);
+    h = fnv1a(t.data_ptr<float>(), static_cast<size_t>(t.numel()) * sizeof(float), h);
+  }
+  return hex64(h);
+}
+
+Result<Model> make_model(std::unique_ptr<Model::Impl> impl) {
+  if (impl->kind == Kind::kMlp) impl->net->eval();
+  impl->fingerprint = impl->compute_fingerprint();
+  return Model(std::move(impl));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Model
+
+Model::Model() = default;
+Model::~Model() = default;
+Model::Model(Model&&) noexcept = default;
+Model& Model::operator=(Model&&) noexcept = default;
+Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Method Model::method() const { return impl_->method; }
+bool Model::is_clustering() const { return impl_->clusters > 0; }
+int Model::bits() const { return impl_->bits; }
+int Model::clusters() const { return impl_->clusters; }
+size_t Model::input_dim() const { return impl_->input_dim; }
+std::string Model::fingerprint() const { return impl_->fingerprint; }
+std::string Model::header_json() const { return header_of(*impl_).dump(2); }
+
+namespace {
+
+Status check_input(const Model::Impl& m, const float* raw, size_t rows, size_t dim) {
+  if (dim != m.input_dim) {
+    return Status::invalid_argument("input has " + std::to_string(dim) +
+                                    " values per item but the model expects " +
+                                    std::to_string(m.input_dim));
+  }
+  for (size_t i = 0; i < rows * dim; ++i) {
+    if (!std::isfinite(raw[i])) {
+      return Status::invalid_argument("input value at item " + std::to_string(i / dim) +
+                                      ", position " + std::to_string(i % dim) +
+                                      " is not a finite number");
+    }
+  }
+  return Status::ok();
+}
+
+// Calls fn(scores of rows [start, end)) for consecutive batches; catches LibTorch errors.
+template <typename Fn>
+Status for_each_batch(const Model::Impl& m, const float* raw, size_t rows, size_t dim, Fn fn) {
+  IMSAT_RETURN_IF_ERROR(check_input(m, raw, rows, dim));
+  try {
+    torch::NoGradGuard no_grad;
+    for (size_t start = 0; start < rows; start += kEncodeBatch) {
+      const size_t n = std::min<size_t>(kEncodeBatch, rows - start);
+      fn(start, n, m.scores(m.pre.apply(raw + start * dim, n, dim)));
+    }
+  } catch (const c10::Error& e) {
+    return Status::internal(std::string("LibTorch: ") + e.what_without_backtrace());
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Result<std::vector<uint8_t>> Model::encode(const float* raw, size_t rows, size_t dim) const {
+  if (is_clustering()) {
+    return Status::invalid_argument("a clustering model assigns clusters; it makes no codes");
+  }
+  const size_t cb = static_cast<size_t>(code_bytes());
+  std::vector<uint8_t> codes(rows * cb, 0);
+  Status s = for_each_batch(*impl_, raw, rows, dim, [&](size_t start, size_t n, torch::Tensor s) {
+    torch::Tensor bits = (s > 0).to(torch::kUInt8).contiguous();
+    const uint8_t* b = bits.data_ptr<uint8_t>();
+    const size_t nbits = static_cast<size_t>(impl_->bits);
+    for (size_t i = 0; i < n; ++i) {
+      uint8_t* code = codes.data() + (start + i) * cb;
+      for (size_t d = 0; d < nbits; ++d)
+        code[d / 8] |= static_cast<uint8_t>(b[i * nbits + d] << (d % 8));
+    }
+  });
+  if (!s.is_ok()) return s;
+  return codes;
+}
+
+Result<std::vector<uint8_t>> Model::encode(const Dataset& data) const {
+  return encode(data.values.data(), data.rows, data.cols);
+}
+
+Result<std::vector<float>> Model::bit_probabilities(const float* raw, size_t rows,
+                                                    size_t dim) const {
+  if (is_clustering()) return Status::invalid_argument("a clustering model has no bits");
+  std::vector<float> out(rows * static_cast<size_t>(impl_->bits));
+  const bool soft = impl_->kind == Kind::kMlp;
+  Status s = for_each_batch(*impl_, raw, rows, dim, [&](size_t start, size_t, torch::Tensor sc) {
+    torch::Tensor p = (soft ? torch::sigmoid(sc) : (sc > 0).to(torch::kFloat)).contiguous();
+    std::memcpy(out.data() + start * impl_->bits, p.data_ptr<float>(),
+                static_cast<size_t>(p.numel()) * sizeof(float));
+  });
+  if (!s.is_ok()) return s;
+  return out;
+}
+
+Result<std::vector<int32_t>> Model::assign(const Dataset& data) const {
+  if (!is_clustering()) return Status::invalid_argument("a hashing model does not assign clusters");
+  std::vector<int32_t> out(data.rows);
+  Status s = for_each_batch(*impl_, data.values.data(), data.rows, data.cols,
+                            [&](size_t start, size_t, torch::Tensor sc) {
+                              torch::Tensor a = sc.argmax(1).to(torch::kInt).contiguous();
+                              std::memcpy(out.data() + start, a.data_ptr<int32_t>(),
+                                          static_cast<size_t>(a.numel()) * sizeof(int32_t));
+                            });
+  if (!s.is_ok()) return s;
+  return out;
+}
+
+Status Model::save(const std::string& path) const {
+  std::string out(kMagic, sizeof(kMagic));
+  put<uint32_t>(out, kModelFormatVersion);
+  const std::string header = header_of(*impl_).dump();
+  put<uint64_t>(out, header.size());
+  out += header;
+  const auto tensors = impl_->tensors();
+  put<uint32_t>(out, static_cast<uint32_t>(tensors.size()));
+  for (const auto& [name, t] : tensors) {
+    put<uint32_t>(out, static_cast<uint32_t>(name.size()));
+    out += name;
+    put<uint32_t>(out, static_cast<uint32_t>(t.dim()));
+    for (int64_t s : t.sizes()) put<int64_t>(out, s);
+    out.append(reinterpret_cast<const char*>(t.data_ptr<float>()),
+               static_cast<size_t>(t.numel()) * sizeof(float));
+  }
+  put<uint64_t>(out, fnv1a(out.data(), out.size()));
+
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) return Status::io_error(tmp + ": cannot open for writing: " + std::strerror(errno));
+    f.write(out.data(), static_cast<std::streamsize>(out.size()));
+    f.flush();
+    if (!f) return Status::io_error(tmp + ": write failed: " + std::strerror(errno));
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return Status::io_error(path + ": cannot rename from " + tmp + ": " + ec.message());
+  return Status::ok();
+}
+
+Result<Model> Model::load(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return Status::not_found(path + ": no such model file");
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return Status::io_error(path + ": cannot open: " + std::strerror(errno));
+  std::string b((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  if (b.size() < sizeof(kMagic) || std::memcmp(b.data(), kMagic, sizeof(kMagic)) != 0) {
+    return Status::corruption(path +
+                              " at byte 0: not an imsat model file (expected magic "
+                              "IMSATMDL)");
+  }
+  Reader r(path, b);
+  std::string skip;
+  IMSAT_RETURN_IF_ERROR(r.bytes(sizeof(kMagic), &skip, "the magic"));
+  uint32_t version = 0;
+  IMSAT_RETURN_IF_ERROR(r.get(&version, "the format version"));
+  if (version != kModelFormatVersion) {
+    return Status::invalid_argument(path + ": model format version " + std::to_string(version) +
+                                    ", this build reads version " +
+                                    std::to_string(kModelFormatVersion));
+  }
+  if (b.size() < 8 + 4 + 8 + 8) return Status::corruption(path + ": model file is truncated");
+  uint64_t stored_sum;
+  std::memcpy(&stored_sum, b.data() + b.size() - 8, 8);
+  const uint64_t header_len_probe = [&] {
+    uint64_t v = 0;
+    std::memcpy(&v, b.data() + 12, 8);
+    return v;
+  }();
+  if (fnv1a(b.data(), b.size() - 8) != stored_sum) {
+    return Status::corruption(path +
+                              ": checksum mismatch: the model file is truncated or damaged (" +
+                              std::to_string(b.size()) + " bytes, header claims " +
+                              std::to_string(header_len_probe) + " header bytes)");
+  }
+  uint64_t header_len = 0;
+  IMSAT_RETURN_IF_ERROR(r.get(&header_len, "the header length"));
+  std::string header_text;
+  if (header_len > b.size()) return Status::corruption(path + ": header length is damaged");
+  IMSAT_RETURN_IF_ERROR(r.bytes(header_len, &header_text, "the JSON header"));
+
+  auto impl = std::make_unique<Model::Impl>();
+  try {
+    json h = json::parse(header_text);
+    Result<Method> method = parse_method(h.at("method").get<std::string>());
+    if (!method.is_ok()) return Status::corruption(path + ": " + method.status().message());
+    impl->method = *method;
+    Result<Kind> kind = parse_kind(h.at("kind").get<std::string>());
+    if (!kind.is_ok()) return Status::corruption(path + ": " + kind.status().message());
+    impl->kind = *kind;
+    impl->bits = h.at("bits").get<int>();
+    impl->clusters = h.at("clusters").get<int>();
+    impl->input_dim = h.at("input_dim").get<size_t>();
+    impl->input_shape = h.at("input_shape").get<std::vector<size_t>>();
+    impl->hidden = h.at("architecture").at("hidden").get<std::vector<int>>();
+    impl->pre.pixels = h.at("preprocessing").at("kind").get<std::string>() == "pixels";
+    impl->training_json = h.at("training").dump();
+  } catch (const json::exception& e) {
+    return Status::corruption(path + ": model header is not valid: " + e.what());
+  }
+
+  uint32_t count = 0;
+  IMSAT_RETURN_IF_ERROR(r.get(&count, "the tensor count"));
+  std::map<std::string, torch::Tensor> loaded;
+  for (uint32_t i = 0; i < count; ++i) {
+    uint32_t name_len = 0, ndim = 0;
+    std::string name;
+    IMSAT_RETURN_IF_ERROR(r.get(&name_len, "a tensor name length"));
+    IMSAT_RETURN_IF_ERROR(r.bytes(name_len, &name, "a tensor name"));
+    IMSAT_RETURN_IF_ERROR(r.get(&ndim, "a tensor rank"));
+    if (ndim > 4)
+      return Status::corruption(path + ": tensor " + name + " has rank " + std::to_string(ndim));
+    std::vector<int64_t> dims(ndim);
+    int64_t numel = 1;
+    for (auto& d : dims) {
+      IMSAT_RETURN_IF_ERROR(r.get(&d, "a tensor dimension"));
+      if (d < 0 || d > (int64_t{1} << 32))
+        return Status::corruption(path + ": tensor " + name + " has a damaged shape");
+      numel *= d;
+    }
+    torch::Tensor t = torch::empty(dims, torch::kFloat);
+    IMSAT_RETURN_IF_ERROR(r.floats(static_cast<size_t>(numel), t.data_ptr<float>(), "tensor data"));
+    loaded[name] = t;
+  }
+  auto take = [&](const std::string& name) -> torch::Tensor {
+    auto it = loaded.find(name);
+    return it == loaded.end() ? torch::Tensor() : it->second;
+  };
+  impl->pre.mean = take("pre.mean");
+  impl->pre.inv_std = take("pre.inv_std");
+  impl->weight = take("weight");
+  impl->bias = take("bias");
+  impl->omegas = take("omegas");
+  impl->centroids = take("centroids");
+  if (!impl->pre.pixels && (!impl->pre.mean.defined() || !impl->pre.inv_std.defined())) {
+    return Status::corruption(path + ": standardisation statistics are missing");
+  }
+  if (impl->kind == Kind::kMlp) {
+    const int out = impl->clusters > 0 ? impl->clusters : impl->bits;
+    impl->net = internal::Mlp(static_cast<int64_t>(impl->input_dim), impl->hidden, out);
+    torch::NoGradGuard no_grad;
+    auto copy_into = [&](const std::string& key, torch::Tensor& dst) -> Status {
+      torch::Tensor src = take("net." + key);
+      if (!src.defined() || src.sizes() != dst.sizes()) {
+        return Status::corruption(path + ": network tensor " + key + " is missing or misshapen");
+      }
+      dst.copy_(src);
+      return Status::ok();
+    };
+    for (auto& p : impl->net->named_parameters())
+      IMSAT_RETURN_IF_ERROR(copy_into(p.key(), p.value()));
+    for (auto& buf : impl->net->named_buffers()) {
+      if (buf.value().is_floating_point()) IMSAT_RETURN_IF_ERROR(copy_into(buf.key(), buf.value()));
+    }
+  }
+  Result<Model> m = make_model(std::move(impl));
+  if (!m.is_ok()) return m;
+  return m;
+}
+
+}  // namespace imsat::learn

@@ -1,0 +1,416 @@
+// Training: IMSAT and RIM by Adam over mini-batches, and the closed-form / iterative baselines
+// (LSH, PCA-ITQ, spectral hashing, K-means).
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <chrono>
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "learn/learn_internal.h"
+
+namespace imsat::learn {
+namespace {
+
+using internal::Kind;
+using Clock = std::chrono::steady_clock;
+
+struct MethodTraits {
+  const char* name;
+  bool neural;
+  bool deep;  // default hidden layers (otherwise linear)
+  bool vat;
+  bool rpt;
+  bool weight_decay;
+};
+
+MethodTraits traits(Method m) {
+  switch (m) {
+    case Method::kImsatVat:
+      return {"imsat-vat", true, true, true, false, false};
+    case Method::kImsatRpt:
+      return {"imsat-rpt", true, true, false, true, false};
+    case Method::kLinearImsat:
+      return {"linear-imsat", true, false, true, false, false};
+    case Method::kDeepRim:
+      return {"deep-rim", true, true, false, false, true};
+    case Method::kLinearRim:
+      return {"linear-rim", true, false, false, false, true};
+    case Method::kItq:
+      return {"itq", false, false, false, false, false};
+    case Method::kSh:
+      return {"sh", false, false, false, false, false};
+    case Method::kLsh:
+      return {"lsh", false, false, false, false, false};
+    case Method::kKmeans:
+      return {"kmeans", false, false, false, false, false};
+  }
+  return {"?", false, false, false, false, false};
+}
+
+constexpr Method kAllMethods[] = {Method::kImsatVat, Method::kImsatRpt,  Method::kLinearImsat,
+                                  Method::kDeepRim,  Method::kLinearRim, Method::kItq,
+                                  Method::kSh,       Method::kLsh,       Method::kKmeans};
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+Status validate(const Dataset& data, const TrainConfig& c) {
+  if (data.rows < 2) return Status::invalid_argument("training needs at least 2 items");
+  if (data.cols == 0) return Status::invalid_argument("items have no features");
+  if (data.values.size() != data.rows * data.cols) {
+    return Status::invalid_argument(
+        "dataset holds " + std::to_string(data.values.size()) +
+        " values, expected rows * cols = " + std::to_string(data.rows * data.cols));
+  }
+  for (size_t i = 0; i < data.values.size(); ++i) {
+    if (!std::isfinite(data.values[i])) {
+      return Status::invalid_argument("training value at item " + std::to_string(i / data.cols) +
+                                      ", position " + std::to_string(i % data.cols) +
+                                      " is not a finite number");
+    }
+  }
+  const bool clustering = c.clusters > 0 || c.method == Method::kKmeans;
+  if (clustering) {
+    if (c.clusters < 2) return Status::invalid_argument("clustering needs --clusters >= 2");
+    if (c.method != Method::kKmeans && c.method != Method::kImsatVat &&
+        c.method != Method::kImsatRpt && c.method != Method::kDeepRim &&
+        c.method != Method::kLinearImsat && c.method != Method::kLinearRim) {
+      return Status::invalid_argument(method_name(c.method) +
+                                      " is a hashing method; clustering "
+                                      "takes imsat-vat, imsat-rpt, linear-imsat, deep-rim, "
+                                      "linear-rim or kmeans");
+    }
+    if (static_cast<size_t>(c.clusters) > data.rows) {
+      return Status::invalid_argument("more clusters than items");
+    }
+  } else {
+    if (c.bits < 8 || c.bits > 1024 || c.bits % 8 != 0) {
+      return Status::invalid_argument("bits must be a multiple of 8 from 8 to 1024, got " +
+                                      std::to_string(c.bits));
+    }
+    if ((c.method == Method::kItq) && static_cast<size_t>(c.bits) > data.cols) {
+      return Status::invalid_argument("itq needs bits <= input dimension (" +
+                                      std::to_string(data.cols) + ")");
+    }
+  }
+  if (c.batch < 2) return Status::invalid_argument("batch must be at least 2");
+  if (c.epochs < 0) return Status::invalid_argument("epochs must be >= 0 (0 = automatic)");
+  for (int h : c.hidden) {
+    if (h <= 0) return Status::invalid_argument("hidden layer sizes must be positive");
+  }
+  if (c.device != "cpu" && c.device != "cuda" && c.device != "auto") {
+    return Status::invalid_argument("device must be cpu, cuda or auto, got '" + c.device + "'");
+  }
+  if (c.device == "cuda" && !torch::cuda::is_available()) {
+    return Status::invalid_argument("device cuda requested but no CUDA device is available");
+  }
+  return Status::ok();
+}
+
+torch::Tensor features(const Dataset& data, const internal::Preprocess& pre) {
+  return pre.apply(data.values.data(), data.rows, data.cols).clone();
+}
+
+// Principal directions of centred x: (dim, k) float, largest variance first.
+torch::Tensor principal_components(const torch::Tensor& xc, int64_t k) {
+  torch::Tensor xd = xc.to(torch::kDouble);
+  torch::Tensor cov = xd.t().matmul(xd) / static_cast<double>(std::max<int64_t>(1, xc.size(0) - 1));
+  auto [evals, evecs] = torch::linalg_eigh(cov, "L");  // ascending
+  return evecs.flip({1}).slice(1, 0, k).to(torch::kFloat).contiguous();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Baselines
+
+void train_lsh(Model::Impl& m, const torch::Tensor& x, at::Generator& gen) {
+  // Random hyperplanes through the data mean (Charikar 2002), so bits are balanced in
+  // expectation.
+  torch::Tensor mean = x.mean(0);
+  m.weight = torch::randn({x.size(1), m.bits}, gen);
+  m.bias = -mean.matmul(m.weight);
+}
+
+void train_itq(Model::Impl& m, const torch::Tensor& x, int iterations, at::Generator& gen) {
+  // Gong and Lazebnik (CVPR 2011): PCA to `bits` dimensions, then alternate B = sign(V R) and
+  // the orthogonal Procrustes rotation R = argmin ||B - V R||.
+  torch::Tensor mean = x.mean(0);
+  torch::Tensor xc = x - mean;
+  torch::Tensor pc = principal_components(xc, m.bits);
+  torch::Tensor v = xc.matmul(pc);
+  torch::Tensor r = std::get<0>(torch::linalg_qr(torch::randn({m.bits, m.bits}, gen)));
+  for (int it = 0; it < iterations; ++it) {
+    torch::Tensor b = torch::where(v.matmul(r) >= 0, torch::ones({}), -torch::ones({}));
+    auto [u, s, vh] = torch::linalg_svd(b.t().matmul(v).to(torch::kDouble), false);
+    // C = B^T V = U S Vh; R = Vh^T U^T.
+    r = vh.t().matmul(u.t()).to(torch::kFloat);
+  }
+  m.weight = pc.matmul(r).contiguous();
+  m.bias = -mean.matmul(m.weight);
+}
+
+void train_sh(Model::Impl& m, const torch::Tensor& x) {
+  // Spectral hashing (Weiss, Torralba, Fergus, NIPS 2008), following the authors' reference:
+  // PCA, a box around the projected data, and the `bits` smallest-eigenvalue 1-D
+  // eigenfunction modes of the uniform distribution on that box.
+  const int64_t npca = std::min<int64_t>(m.bits, x.size(1));
+  torch::Tensor pc = principal_components(x - x.mean(0), npca);
+  torch::Tensor y = x.matmul(pc).to(torch::kDouble);
+  torch::Tensor mn = std::get<0>(y.min(0)) - 1e-10;
+  torch::Tensor mx = std::get<0>(y.max(0)) + 1e-10;
+  torch::Tensor range = mx - mn;
+  const double max_range = range.max().item<double>();
+  std::vector<int64_t> max_mode(npca);
+  int64_t n_modes = 1;
+  for (int64_t j = 0; j < npca; ++j) {
+    max_mode[j] =
+        static_cast<int64_t>(std::ceil((m.bits + 1) * range[j].item<double>() / max_range));
+    n_modes += max_mode[j] - 1;
+  }
+  torch::Tensor modes = torch::zeros({n_modes, npca}, torch::kDouble);
+  int64_t row = 1;
+  for (int64_t j = 0; j < npca; ++j) {
+    for (int64_t k = 1; k < max_mode[j]; ++k) modes[row++][j] = static_cast<double>(k);
+  }
+  torch::Tensor omega0 = M_PI / range;
+  torch::Tensor omegas = modes * omega0.unsqueeze(0);
+  torch::Tensor eig = (omegas * omegas).sum(1);  // smaller = smoother eigenfunction
+  torch::Tensor order = eig.argsort();
+  // Skip the constant mode (all zeros), take the next `bits`.
+  torch::Tensor chosen = order.slice(0, 1, 1 + m.bits);
+  m.weight = pc;
+  m.bias = mn.to(torch::kFloat);
+  m.omegas = omegas.index_select(0, chosen).to(torch::kFloat).contiguous();
+}
+
+void train_kmeans(Model::Impl& m, const torch::Tensor& x, int iterations, at::Generator& gen) {
+  const int64_t n = x.size(0), k = m.clusters;
+  // k-means++ seeding (Arthur and Vassilvitskii 2007).
+  torch::Tensor centroids = torch::empty({k, x.size(1)});
+  int64_t first = torch::randint(n, {1}, gen).item<int64_t>();
+  centroids[0].copy_(x[first]);
+  torch::Tensor best = ((x - x[first]).pow(2)).sum(1);
+  for (int64_t c = 1; c < k; ++c) {
+    torch::Tensor probs = best / best.sum().clamp_min(1e-12);
+    int64_t pick = torch::multinomial(probs, 1, false, gen).item<int64_t>();
+    centroids[c].copy_(x[pick]);
+    best = torch::minimum(best, (x - x[pick]).pow(2).sum(1));
+  }
+  torch::Tensor xsq = (x * x).sum(1, true);
+  torch::Tensor assign;
+  for (int it = 0; it < iterations; ++it) {
+    torch::Tensor d2 =
+        xsq - 2 * x.matmul(centroids.t()) + (centroids * centroids).sum(1).unsqueeze(0);
+    torch::Tensor next = d2.argmin(1);
+    if (assign.defined() && next.equal(assign)) break;
+    assign = next;
+    torch::Tensor sums = torch::zeros_like(centroids).index_add_(0, assign, x);
+    torch::Tensor counts = torch::zeros({k}).index_add_(0, assign, torch::ones({n}));
+    torch::Tensor nonempty = counts > 0;
+    centroids =
+        torch::where(nonempty.unsqueeze(1), sums / counts.clamp_min(1).unsqueeze(1), centroids);
+  }
+  m.centroids = centroids.contiguous();
+}
+
+// ---------------------------------------------------------------------------------------------
+// IMSAT / RIM
+
+struct StepTerms {
+  double loss = 0, sat = 0, cond = 0, marg = 0, mi = 0;
+};
+
+Status train_network(Model::Impl& m, const torch::Tensor& x_cpu, const TrainConfig& c,
+                     at::Generator& gen, std::vector<Progress>* epoch_log,
+                     nlohmann::json* summary) {
+  const MethodTraits t = traits(m.method);
+  const bool clustering = m.clusters > 0;
+  const torch::Device device =
+      (c.device == "cuda" || (c.device == "auto" && torch::cuda::is_available()))
+          ? torch::Device(torch::kCUDA)
+          : torch::Device(torch::kCPU);
+  const auto t0 = Clock::now();
+  const int64_t n = x_cpu.size(0);
+  const int64_t batch = std::min<int64_t>(c.batch, n);
+  const int64_t steps_per_epoch = std::max<int64_t>(1, n / batch);
+  int epochs = c.epochs;
+  if (epochs == 0) {
+    epochs = static_cast<int>(
+        std::max<int64_t>(50, (kMinAutoSteps + steps_per_epoch - 1) / steps_per_epoch));
+  }
+  const int64_t total_steps = steps_per_epoch * epochs;
+
+  torch::Tensor x = x_cpu.to(device);
+  torch::Tensor eps;
+  if (t.vat || t.rpt) {
+    // One large GEMM per block pair: every core helps here, unlike in the small training steps.
+    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    internal::set_thread_split(c.threads > 0 ? c.threads : cores,
+                               c.threads > 0 ? c.threads : cores);
+    eps = internal::kth_neighbour_distance(x, c.knn) * c.eps_scale;
+    set_num_threads(c.threads);
+    (*summary)["eps_mean"] = eps.mean().item<double>();
+    (*summary)["knn_seconds"] = seconds_since(t0);
+  }
+  const int out = clustering ? m.clusters : m.bits;
+  m.net = internal::Mlp(x.size(1), m.hidden, out);
+  m.net->initialise(gen);
+  m.net->to(device);
+  m.net->train();
+  torch::optim::Adam opt(m.net->parameters(),
+                         torch::optim::AdamOptions(c.lr)
+                             .betas({0.9, 0.999})
+                             .weight_decay(t.weight_decay ? c.weight_decay : 0.0));
+
+  internal::LossConfig loss_config;
+  loss_config.vat = t.vat;
+  loss_config.rpt = t.rpt;
+  loss_config.clustering = clustering;
+  loss_config.lambda = c.lambda;
+  loss_config.mu = c.mu;
+  loss_config.xi = c.xi;
+  loss_config.power_iterations = c.power_iterations;
+  int64_t step = 0;
+  Progress last;
+  for (int epoch = 1; epoch <= epochs; ++epoch) {
+    torch::Tensor perm = torch::randperm(n, gen).to(device);
+    StepTerms sum;
+    for (int64_t b = 0; b < steps_per_epoch; ++b) {
+      if (c.cancel != nullptr && c.cancel->load()) return Status::cancelled("training cancelled");
+      torch::Tensor idx = perm.slice(0, b * batch, (b + 1) * batch);
+      torch::Tensor xb = x.index_select(0, idx);
+      torch::Tensor eps_b = eps.defined() ? eps.index_select(0, idx) : torch::Tensor();
+      internal::LossTerms lt = internal::imsat_loss(m.net, xb, eps_b, loss_config, gen);
+      torch::Tensor loss = lt.loss;
+      opt.zero_grad();
+      loss.backward();
+      opt.step();
+      ++step;
+
+      StepTerms st;
+      st.loss = loss.item<double>();
+      if (!std::isfinite(st.loss)) {
+        return Status::internal("training diverged: the loss became " + std::to_string(st.loss) +
+                                " at step " + std::to_string(step));
+      }
+      st.sat = lt.sat.defined() ? lt.sat.item<double>() : 0.0;
+      st.cond = lt.cond_entropy.item<double>();
+      st.marg = lt.marg_entropy.item<double>();
+      st.mi = lt.pair_mi.defined() ? lt.pair_mi.item<double>() : 0.0;
+      sum.loss += st.loss;
+      sum.sat += st.sat;
+      sum.cond += st.cond;
+      sum.marg += st.marg;
+      sum.mi += st.mi;
+      if (c.on_progress) {
+        Progress p{epoch,   epochs, step,    total_steps, seconds_since(t0),
+                   st.loss, st.sat, st.cond, st.marg,     st.mi};
+        c.on_progress(p, false);
+      }
+    }
+    const double k = static_cast<double>(steps_per_epoch);
+    last = Progress{epoch,        epochs,      step,         total_steps,  seconds_since(t0),
+                    sum.loss / k, sum.sat / k, sum.cond / k, sum.marg / k, sum.mi / k};
+    if (epoch_log != nullptr) epoch_log->push_back(last);
+    if (c.on_progress) c.on_progress(last, true);
+  }
+  m.net->to(torch::kCPU);
+  m.net->eval();
+  (*summary)["device"] = device.is_cuda() ? "cuda" : "cpu";
+  (*summary)["epochs"] = epochs;
+  (*summary)["steps"] = total_steps;
+  (*summary)["final"] = {{"loss", last.loss},
+                         {"sat", last.sat},
+                         {"cond_entropy", last.cond_entropy},
+                         {"marg_entropy", last.marg_entropy},
+                         {"pair_mi", last.pair_mi}};
+  return Status::ok();
+}
+
+}  // namespace
+
+std::string method_name(Method m) { return traits(m).name; }
+
+Result<Method> parse_method(const std::string& name) {
+  for (Method m : kAllMethods) {
+    if (name == traits(m).name) return m;
+  }
+  std::string known;
+  for (Method m : kAllMethods) known += std::string(known.empty() ? "" : ", ") + traits(m).name;
+  return Status::invalid_argument("unknown method '" + name + "' (known: " + known + ")");
+}
+
+std::vector<Method> hashing_methods() {
+  return {Method::kImsatVat,  Method::kImsatRpt, Method::kLinearImsat, Method::kDeepRim,
+          Method::kLinearRim, Method::kItq,      Method::kSh,          Method::kLsh};
+}
+
+Result<Model> train(const Dataset& data, const TrainConfig& config,
+                    std::vector<Progress>* epoch_log) {
+  IMSAT_RETURN_IF_ERROR(validate(data, config));
+  const MethodTraits t = traits(config.method);
+  try {
+    set_num_threads(config.threads);
+    at::Generator gen = at::detail::createCPUGenerator(config.seed);
+    auto m = std::make_unique<Model::Impl>();
+    m->method = config.method;
+    const bool clustering = config.clusters > 0 || config.method == Method::kKmeans;
+    m->clusters = clustering ? config.clusters : 0;
+    m->bits = clustering ? 0 : config.bits;
+    m->input_dim = data.cols;
+    m->input_shape = data.item_shape.empty() ? std::vector<size_t>{data.cols} : data.item_shape;
+    m->pre = internal::Preprocess::fit(data);
+    const torch::Tensor x = features(data, m->pre);
+
+    nlohmann::json summary;
+    summary["method"] = t.name;
+    summary["seed"] = config.seed;
+    summary["rows"] = data.rows;
+    summary["source"] = data.source;
+    const auto t0 = Clock::now();
+    if (t.neural) {
+      if (config.has_hidden) {
+        m->hidden = config.hidden;
+      } else if (t.deep) {
+        m->hidden = clustering ? std::vector<int>{1200, 1200} : std::vector<int>{400, 400};
+      }
+      m->kind = Kind::kMlp;
+      summary["batch"] = config.batch;
+      summary["lr"] = config.lr;
+      summary["lambda"] = config.lambda;
+      if (clustering) summary["mu"] = config.mu;
+      if (t.vat) {
+        summary["xi"] = config.xi;
+        summary["power_iterations"] = config.power_iterations;
+      }
+      if (t.vat || t.rpt) {
+        summary["eps_scale"] = config.eps_scale;
+        summary["knn"] = config.knn;
+      }
+      if (t.weight_decay) summary["weight_decay"] = config.weight_decay;
+      IMSAT_RETURN_IF_ERROR(train_network(*m, x, config, gen, epoch_log, &summary));
+    } else if (config.method == Method::kLsh) {
+      m->kind = Kind::kLinear;
+      train_lsh(*m, x, gen);
+    } else if (config.method == Method::kItq) {
+      m->kind = Kind::kLinear;
+      summary["iterations"] = config.itq_iterations;
+      train_itq(*m, x, config.itq_iterations, gen);
+    } else if (config.method == Method::kSh) {
+      m->kind = Kind::kSpectral;
+      train_sh(*m, x);
+    } else {
+      m->kind = Kind::kKmeans;
+      summary["iterations"] = config.kmeans_iterations;
+      train_kmeans(*m, x, config.kmeans_iterations, gen);
+    }
+    summary["seconds"] = seconds_since(t0);
+    m->training_json = summary.dump();
+    return make_model(std::move(m));
+  } catch (const c10::Error& e) {
+    return Status::internal(std::string("LibTorch: ") + e.what_without_backtrace());
+  }
+}
+
+}  // namespace imsat::learn

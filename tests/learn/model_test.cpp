@@ -1,0 +1,256 @@
+// Training, model files and encoding through the public interface (src/learn/learn.h).
+#include <gtest/gtest.h>
+
+#include <bitset>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "learn/learn.h"
+#include "learn/learn_internal.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+namespace L = imsat::learn;
+using imsat::Status;
+
+// `clusters` Gaussian blobs in `dim` dimensions, `per` items each, labelled by blob.
+L::Dataset blobs(int clusters, int per, int dim, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> noise(0, 0.3f), centre(0, 3.0f);
+  L::Dataset d;
+  d.cols = static_cast<size_t>(dim);
+  d.item_shape = {d.cols};
+  std::vector<std::vector<float>> centres(clusters, std::vector<float>(dim));
+  for (auto& c : centres) {
+    for (auto& v : c) v = centre(rng);
+  }
+  for (int i = 0; i < clusters * per; ++i) {
+    const int c = i % clusters;
+    for (int j = 0; j < dim; ++j) d.values.push_back(centres[c][j] + noise(rng));
+    d.labels.push_back(c);
+  }
+  d.rows = static_cast<size_t>(clusters * per);
+  d.source = "blobs";
+  return d;
+}
+
+L::TrainConfig quick(L::Method m, int bits = 16) {
+  L::TrainConfig c;
+  c.method = m;
+  c.bits = bits;
+  c.epochs = 3;
+  c.batch = 50;
+  c.device = "cpu";
+  c.threads = 1;
+  c.has_hidden = true;
+  c.hidden = {32};
+  return c;
+}
+
+class ModelTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "imsat-model-XXXXXX").string();
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  fs::path dir_;
+};
+
+TEST_F(ModelTest, SaveLoadRoundTripGivesIdenticalCodesForEveryMethod) {
+  const L::Dataset data = blobs(4, 50, 20, 1);  // 20 dimensions: ITQ needs bits <= dim
+  for (L::Method m : L::hashing_methods()) {
+    SCOPED_TRACE(L::method_name(m));
+    auto model = L::train(data, quick(m));
+    ASSERT_TRUE(model.is_ok()) << model.status().to_string();
+    auto codes = model->encode(data);
+    ASSERT_TRUE(codes.is_ok()) << codes.status().to_string();
+    ASSERT_EQ(codes->size(), data.rows * 2);
+    ASSERT_TRUE(model->save(path("m.bin")).is_ok());
+    auto loaded = L::Model::load(path("m.bin"));
+    ASSERT_TRUE(loaded.is_ok()) << loaded.status().to_string();
+    EXPECT_EQ(loaded->fingerprint(), model->fingerprint());
+    EXPECT_EQ(loaded->method(), m);
+    auto again = loaded->encode(data);
+    ASSERT_TRUE(again.is_ok());
+    EXPECT_EQ(*again, *codes);
+  }
+}
+
+TEST_F(ModelTest, SameSeedSameCodesDifferentSeedDifferentModel) {
+  const L::Dataset data = blobs(3, 40, 8, 2);
+  L::TrainConfig c = quick(L::Method::kImsatVat);
+  auto a = L::train(data, c);
+  auto b = L::train(data, c);
+  c.seed = 1;
+  auto other = L::train(data, c);
+  ASSERT_TRUE(a.is_ok() && b.is_ok() && other.is_ok());
+  EXPECT_EQ(a->fingerprint(), b->fingerprint());
+  EXPECT_EQ(*a->encode(data), *b->encode(data));
+  EXPECT_NE(a->fingerprint(), other->fingerprint());
+}
+
+TEST_F(ModelTest, LearnedCodesSeparateClusters) {
+  // IMSAT(VAT) on well-separated blobs: items of one blob should share codes far more than
+  // items of different blobs.
+  const L::Dataset data = blobs(4, 60, 10, 3);
+  L::TrainConfig c = quick(L::Method::kImsatVat);
+  c.epochs = 40;
+  auto model = L::train(data, c);
+  ASSERT_TRUE(model.is_ok()) << model.status().to_string();
+  auto codes = *model->encode(data);
+  double within = 0, between = 0;
+  int nw = 0, nb = 0;
+  for (size_t i = 0; i < data.rows; ++i) {
+    for (size_t j = i + 1; j < data.rows; ++j) {
+      const int d = static_cast<int>(std::bitset<8>(codes[2 * i] ^ codes[2 * j]).count() +
+                                     std::bitset<8>(codes[2 * i + 1] ^ codes[2 * j + 1]).count());
+      (data.labels[i] == data.labels[j] ? within : between) += d;
+      (data.labels[i] == data.labels[j] ? nw : nb) += 1;
+    }
+  }
+  EXPECT_LT(within / nw, 0.5 * between / nb)
+      << "within " << within / nw << " between " << between / nb;
+}
+
+TEST_F(ModelTest, EpochLogAndProgressCallbackReportEveryTerm) {
+  const L::Dataset data = blobs(2, 50, 6, 4);
+  L::TrainConfig c = quick(L::Method::kImsatVat);
+  int steps = 0;
+  c.on_progress = [&](const L::Progress& p, bool epoch_end) {
+    if (!epoch_end) ++steps;
+    EXPECT_LE(p.step, p.total_steps);
+  };
+  std::vector<L::Progress> log;
+  auto model = L::train(data, c, &log);
+  ASSERT_TRUE(model.is_ok());
+  ASSERT_EQ(log.size(), 3u);
+  EXPECT_EQ(steps, 3 * 2);  // 100 items, batch 50
+  EXPECT_GT(log.back().sat, 0);
+  EXPECT_GT(log.back().marg_entropy, 0);
+}
+
+TEST_F(ModelTest, CancellationStopsTraining) {
+  const L::Dataset data = blobs(2, 50, 6, 4);
+  L::TrainConfig c = quick(L::Method::kImsatVat);
+  std::atomic<bool> cancel{false};
+  c.cancel = &cancel;
+  c.on_progress = [&](const L::Progress& p, bool) {
+    if (p.step >= 2) cancel = true;
+  };
+  auto model = L::train(data, c);
+  ASSERT_FALSE(model.is_ok());
+  EXPECT_EQ(model.status().code(), Status::Code::kCancelled);
+}
+
+TEST_F(ModelTest, ClusteringModelsAssignClusters) {
+  const L::Dataset data = blobs(3, 40, 8, 5);
+  for (L::Method m : {L::Method::kImsatVat, L::Method::kKmeans}) {
+    L::TrainConfig c = quick(m);
+    c.clusters = 3;
+    c.epochs = 20;
+    auto model = L::train(data, c);
+    ASSERT_TRUE(model.is_ok()) << model.status().to_string();
+    EXPECT_TRUE(model->is_clustering());
+    auto assigned = model->assign(data);
+    ASSERT_TRUE(assigned.is_ok());
+    ASSERT_EQ(assigned->size(), data.rows);
+    for (int32_t a : *assigned) EXPECT_TRUE(a >= 0 && a < 3);
+    EXPECT_FALSE(model->encode(data).is_ok());
+  }
+}
+
+TEST_F(ModelTest, ItqProjectionHasOrthonormalColumns) {
+  // ITQ's final projection is PCA (orthonormal columns) times a rotation: W^T W = I.
+  const L::Dataset data = blobs(4, 50, 20, 6);
+  auto model = L::train(data, quick(L::Method::kItq));
+  ASSERT_TRUE(model.is_ok());
+  ASSERT_TRUE(model->save(path("itq.bin")).is_ok());
+  auto loaded = L::Model::load(path("itq.bin"));
+  ASSERT_TRUE(loaded.is_ok());
+  // Read the projection back through the model's own tensors.
+  torch::Tensor w;
+  for (const auto& [name, t] : loaded->internals().tensors()) {
+    if (name == "weight") w = t;
+  }
+  ASSERT_TRUE(w.defined());
+  torch::Tensor gram = w.t().matmul(w);
+  EXPECT_TRUE(torch::allclose(gram, torch::eye(16), 1e-4, 1e-4)) << gram;
+}
+
+TEST_F(ModelTest, BadConfigurationsAreInvalidArguments) {
+  const L::Dataset data = blobs(2, 20, 6, 7);
+  L::TrainConfig c = quick(L::Method::kImsatVat, 12);
+  EXPECT_EQ(L::train(data, c).status().code(), Status::Code::kInvalidArgument);
+  c = quick(L::Method::kItq, 16);  // 16 bits > 6 dimensions
+  EXPECT_EQ(L::train(data, c).status().code(), Status::Code::kInvalidArgument);
+  c = quick(L::Method::kImsatVat);
+  c.device = "tpu";
+  EXPECT_EQ(L::train(data, c).status().code(), Status::Code::kInvalidArgument);
+  L::Dataset bad = data;
+  bad.values[5] = std::numeric_limits<float>::infinity();
+  EXPECT_EQ(L::train(bad, quick(L::Method::kLsh)).status().code(), Status::Code::kInvalidArgument);
+}
+
+TEST_F(ModelTest, EncodeRejectsWrongDimensionAndNaN) {
+  const L::Dataset data = blobs(2, 20, 6, 8);
+  auto model = L::train(data, quick(L::Method::kLsh));
+  ASSERT_TRUE(model.is_ok());
+  std::vector<float> row(7, 0.f);
+  auto wrong = model->encode(row.data(), 1, 7);
+  ASSERT_FALSE(wrong.is_ok());
+  EXPECT_NE(wrong.status().message().find("expects 6"), std::string::npos);
+  row.resize(6);
+  row[2] = std::nanf("");
+  EXPECT_EQ(model->encode(row.data(), 1, 6).status().code(), Status::Code::kInvalidArgument);
+}
+
+TEST_F(ModelTest, DamagedTruncatedAndFutureFilesAreClearErrors) {
+  const L::Dataset data = blobs(2, 20, 6, 9);
+  auto model = L::train(data, quick(L::Method::kLsh));
+  ASSERT_TRUE(model.is_ok());
+  ASSERT_TRUE(model->save(path("m.bin")).is_ok());
+  std::string bytes;
+  {
+    std::ifstream in(path("m.bin"), std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  auto write = [&](const std::string& name, const std::string& b) {
+    std::ofstream(path(name), std::ios::binary) << b;
+    return L::Model::load(path(name));
+  };
+  auto truncated = write("t.bin", bytes.substr(0, bytes.size() - 30));
+  ASSERT_FALSE(truncated.is_ok());
+  EXPECT_EQ(truncated.status().code(), Status::Code::kCorruption);
+  std::string flipped = bytes;
+  flipped[flipped.size() / 2] ^= 0x40;
+  EXPECT_EQ(write("f.bin", flipped).status().code(), Status::Code::kCorruption);
+  std::string future = bytes;
+  future[8] = 99;  // format version
+  auto v = write("v.bin", future);
+  ASSERT_FALSE(v.is_ok());
+  EXPECT_EQ(v.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(v.status().message().find("version 99"), std::string::npos);
+  EXPECT_EQ(write("g.bin", "not a model").status().code(), Status::Code::kCorruption);
+  EXPECT_EQ(L::Model::load(path("missing.bin")).status().code(), Status::Code::kNotFound);
+}
+
+TEST_F(ModelTest, HeaderRecordsShapePreprocessingAndArchitecture) {
+  const L::Dataset data = blobs(2, 30, 6, 10);
+  auto model = L::train(data, quick(L::Method::kImsatVat));
+  ASSERT_TRUE(model.is_ok());
+  const std::string header = model->header_json();
+  for (const char* key : {"\"format_version\"", "\"input_shape\"", "\"standardize\"", "\"hidden\"",
+                          "\"fingerprint\"", "\"imsat-vat\"", "\"eps_mean\""}) {
+    EXPECT_NE(header.find(key), std::string::npos) << key << " missing in " << header;
+  }
+}
+
+}  // namespace

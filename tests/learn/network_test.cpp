@@ -1,0 +1,174 @@
+// The IMSAT objectives, self-augmentation and the encoder (src/learn/learn_internal.h).
+#include <ATen/CPUGeneratorImpl.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "learn/learn_internal.h"
+
+namespace {
+
+namespace L = imsat::learn::internal;
+
+double h(double p) { return -p * std::log(p + 1e-8) - (1 - p) * std::log(1 - p + 1e-8); }
+
+torch::Tensor logits_of(const std::vector<std::vector<double>>& p) {
+  std::vector<float> flat;
+  for (const auto& row : p) {
+    for (double v : row) flat.push_back(static_cast<float>(std::log(v / (1 - v))));
+  }
+  return torch::tensor(flat).reshape(
+      {static_cast<int64_t>(p.size()), static_cast<int64_t>(p[0].size())});
+}
+
+TEST(HashInformation, TermsMatchHandComputation) {
+  // Two items, two bits: p = [[0.9, 0.2], [0.3, 0.6]].
+  const std::vector<std::vector<double>> p = {{0.9, 0.2}, {0.3, 0.6}};
+  L::HashTerms t = L::hash_information(logits_of(p));
+  const double cond = ((h(0.9) + h(0.2)) + (h(0.3) + h(0.6))) / 2;
+  const double m0 = 0.6, m1 = 0.4;  // bit means
+  const double marg = h(m0) + h(m1);
+  // Joint of bits 0 and 1, averaged over the two items.
+  double mi = 0;
+  for (int a = 0; a <= 1; ++a) {
+    for (int b = 0; b <= 1; ++b) {
+      double joint = 0;
+      for (const auto& row : p) {
+        joint += (a ? row[0] : 1 - row[0]) * (b ? row[1] : 1 - row[1]) / 2;
+      }
+      const double indep = (a ? m0 : 1 - m0) * (b ? m1 : 1 - m1);
+      mi += joint * std::log((joint + 1e-8) / (indep + 1e-8));
+    }
+  }
+  EXPECT_NEAR(t.cond_entropy.item<double>(), cond, 1e-5);
+  EXPECT_NEAR(t.marg_entropy.item<double>(), marg, 1e-5);
+  // Ordered pairs (0,1) and (1,0) contribute the same mutual information.
+  EXPECT_NEAR(t.pair_mi.item<double>(), 2 * mi, 1e-5);
+}
+
+TEST(HashInformation, PairwiseMiNearZeroForIndependentBits) {
+  // Deterministic bits covering the four combinations equally: independent, balanced.
+  const std::vector<std::vector<double>> p = {
+      {0.999, 0.999}, {0.999, 0.001}, {0.001, 0.999}, {0.001, 0.001}};
+  L::HashTerms t = L::hash_information(logits_of(p));
+  EXPECT_NEAR(t.pair_mi.item<double>(), 0.0, 1e-4);
+  EXPECT_NEAR(t.marg_entropy.item<double>(), 2 * std::log(2.0), 1e-4);
+}
+
+TEST(HashInformation, PairwiseMiLargeForDuplicatedBits) {
+  // Bit 1 copies bit 0: I = ln 2 per ordered pair.
+  const std::vector<std::vector<double>> p = {{0.99999, 0.99999}, {0.00001, 0.00001}};
+  L::HashTerms t = L::hash_information(logits_of(p));
+  EXPECT_NEAR(t.pair_mi.item<double>(), 2 * std::log(2.0), 1e-3);
+}
+
+TEST(ClusterInformation, TermsMatchHandComputation) {
+  torch::Tensor logits = torch::tensor({2.0f, 0.0f, -1.0f, 0.5f, 0.5f, 0.5f}).reshape({2, 3});
+  L::ClusterTerms t = L::cluster_information(logits);
+  torch::Tensor p = torch::softmax(logits, 1);
+  double cond = 0;
+  std::vector<double> mean(3, 0);
+  for (int i = 0; i < 2; ++i) {
+    for (int k = 0; k < 3; ++k) {
+      const double v = p[i][k].item<double>();
+      cond -= v * std::log(v + 1e-8) / 2;
+      mean[k] += v / 2;
+    }
+  }
+  double marg = 0;
+  for (double v : mean) marg -= v * std::log(v + 1e-8);
+  EXPECT_NEAR(t.cond_entropy.item<double>(), cond, 1e-5);
+  EXPECT_NEAR(t.marg_entropy.item<double>(), marg, 1e-5);
+}
+
+TEST(SatDivergence, BernoulliAndCategoricalKlMatchHandValues) {
+  torch::Tensor a = torch::tensor({0.0f}).reshape({1, 1});  // p = 0.5
+  torch::Tensor b = torch::tensor({static_cast<float>(std::log(0.25 / 0.75))}).reshape({1, 1});
+  const double want = 0.5 * std::log(0.5 / 0.25) + 0.5 * std::log(0.5 / 0.75);
+  EXPECT_NEAR(L::sat_divergence(a, b, false).item<double>(), want, 1e-6);
+  torch::Tensor c = torch::tensor({0.0f, 0.0f}).reshape({1, 2});  // (0.5, 0.5)
+  torch::Tensor d = torch::tensor({0.0f, static_cast<float>(std::log(3.0))}).reshape({1, 2});
+  const double want_cat = 0.5 * std::log(0.5 / 0.25) + 0.5 * std::log(0.5 / 0.75);
+  EXPECT_NEAR(L::sat_divergence(c, d, true).item<double>(), want_cat, 1e-6);
+  EXPECT_NEAR(L::sat_divergence(d, d, true).item<double>(), 0.0, 1e-7);
+}
+
+class TrainedNet : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    gen_ = at::detail::createCPUGenerator(5);
+    net_ = L::Mlp(10, std::vector<int>{32}, 8);
+    net_->initialise(gen_);
+    // Larger output weights than the near-zero init, so the KL has a non-trivial landscape.
+    torch::NoGradGuard no_grad;
+    net_->linears.back()->weight.normal_(0, 0.5, gen_);
+    net_->train();
+    x_ = torch::randn({64, 10}, gen_);
+  }
+  at::Generator gen_;
+  L::Mlp net_{nullptr};
+  torch::Tensor x_;
+};
+
+TEST_F(TrainedNet, VatDirectionRaisesKlMoreThanRandomDirection) {
+  torch::Tensor clean = net_->forward(x_, false).detach();
+  torch::Tensor random = L::unit_rows(torch::randn(x_.sizes(), gen_));
+  torch::Tensor adv = L::vat_direction(net_, x_, clean, random, 1e-1, 1, false);
+  const double eps = 0.5;
+  torch::NoGradGuard no_grad;
+  const double kl_adv =
+      L::sat_divergence(clean, net_->forward(x_ + eps * adv, false), false).item<double>();
+  const double kl_rand =
+      L::sat_divergence(clean, net_->forward(x_ + eps * random, false), false).item<double>();
+  EXPECT_GT(kl_adv, 2 * kl_rand) << "adversarial " << kl_adv << " random " << kl_rand;
+  EXPECT_NEAR(adv.norm(2, {1}).mean().item<double>(), 1.0, 1e-4);
+}
+
+TEST_F(TrainedNet, PerturbedPassesLeaveBatchNormStatisticsAlone) {
+  torch::Tensor mean0 = net_->norms[0]->running_mean.clone();
+  torch::Tensor var0 = net_->norms[0]->running_var.clone();
+  torch::Tensor eps = torch::full({x_.size(0)}, 0.3f);
+  L::LossConfig c;
+  c.vat = true;
+  {
+    // The perturbed passes alone (VAT direction + perturbed forward).
+    torch::Tensor clean = net_->forward(x_, false).detach();
+    torch::Tensor d = L::vat_direction(net_, x_, clean,
+                                       L::unit_rows(torch::randn(x_.sizes(), gen_)), 10, 1, false);
+    net_->forward(x_ + 0.3 * d, false);
+  }
+  EXPECT_TRUE(torch::equal(net_->norms[0]->running_mean, mean0));
+  EXPECT_TRUE(torch::equal(net_->norms[0]->running_var, var0));
+  // A full step's loss: exactly one clean pass updates the statistics, with momentum 0.1.
+  L::imsat_loss(net_, x_, eps, c, gen_);
+  torch::Tensor h = net_->linears[0]->forward(x_).detach();
+  torch::Tensor want_mean = 0.9 * mean0 + 0.1 * h.mean(0);
+  EXPECT_TRUE(torch::allclose(net_->norms[0]->running_mean, want_mean, 1e-5, 1e-6));
+}
+
+TEST(KthNeighbour, MatchesBruteForceAcrossBlockSizes) {
+  at::Generator gen = at::detail::createCPUGenerator(9);
+  torch::Tensor x = torch::randn({53, 6}, gen);
+  torch::Tensor d = torch::cdist(x, x);
+  torch::Tensor want = std::get<0>(d.sort(1)).select(1, 10);
+  for (int64_t block : {7, 16, 53, 100}) {
+    torch::Tensor got = L::kth_neighbour_distance(x, 10, block);
+    EXPECT_TRUE(torch::allclose(got, want, 1e-4, 1e-4)) << "block " << block;
+  }
+  // Fewer points than k: the farthest other point.
+  torch::Tensor small = x.slice(0, 0, 4);
+  torch::Tensor far = std::get<0>(torch::cdist(small, small).sort(1)).select(1, 3);
+  EXPECT_TRUE(torch::allclose(L::kth_neighbour_distance(small, 10, 2), far, 1e-4, 1e-4));
+}
+
+TEST(Mlp, InitialisationStartsAtHalfProbability) {
+  at::Generator gen = at::detail::createCPUGenerator(3);
+  L::Mlp net(20, std::vector<int>{50, 50}, 16);
+  net->initialise(gen);
+  net->train();
+  torch::Tensor p = torch::sigmoid(net->forward(torch::randn({100, 20}, gen)));
+  EXPECT_LT((p - 0.5).abs().max().item<double>(), 1e-3);
+}
+
+}  // namespace
