@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -205,6 +206,7 @@ std::vector<std::string> split_list(const std::string& s) {
 struct EvalArgs {
   std::string data, labels, methods = "imsat-vat,itq,lsh", bits = "16", json_out, csv_out;
   std::string hidden, device = "auto";
+  std::vector<std::string> models;
   size_t per_class = 100;
   uint64_t seed = 0;
   int seeds = 1, epochs = 0, threads = 0;
@@ -251,6 +253,8 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--hidden", args->hidden, "Hidden sizes for the deep methods (default 400-400)");
   cmd->add_option("--device", args->device, "cpu, cuda or auto")->capture_default_str();
   cmd->add_option("--threads", args->threads, "Compute threads (0 = tuned default)");
+  cmd->add_option("--model", args->models,
+                  "Evaluate these trained model files instead of training (repeatable)");
   cmd->add_option("--json", args->json_out, "Write results as JSON");
   cmd->add_option("--csv", args->csv_out, "Write results as CSV");
   cmd->callback([args, cmd] {
@@ -273,7 +277,35 @@ void add_eval(CLI::App& app) {
     std::fprintf(stderr, "imsat: %zu items, %zu queries, %zu gallery\n", data.rows,
                  split.queries.size(), split.gallery.size());
     std::vector<EvalRow> rows;
-    for (int bits : bit_list) {
+    auto evaluate = [&](const L::Model& model, uint64_t seed, double train_seconds) {
+      auto t1 = std::chrono::steady_clock::now();
+      std::vector<uint8_t> codes = take(model.encode(data));
+      Q::RetrievalMetrics m = take(Q::evaluate_retrieval(codes, model.bits(), data.labels, split));
+      auto t2 = std::chrono::steady_clock::now();
+      EvalRow row{L::method_name(model.method()), model.bits(), seed, m, train_seconds,
+                  std::chrono::duration<double>(t2 - t1).count()};
+      std::fprintf(stderr, "imsat:   mAP %.4f P@500 %.4f P@r2 %.4f (empty %.3f) train %.1fs\n",
+                   m.map, m.precision_at_n, m.precision_at_r, m.empty_r_share, train_seconds);
+      rows.push_back(row);
+    };
+    if (!args->models.empty()) {
+      methods.clear();
+      bit_list.clear();
+      for (const std::string& path : args->models) {
+        L::Model model = take(L::Model::load(path));
+        if (model.is_clustering()) throw std::runtime_error(path + ": a clustering model");
+        std::fprintf(stderr, "imsat: %s (%s, %d bits)\n", path.c_str(),
+                     L::method_name(model.method()).c_str(), model.bits());
+        if (std::find(methods.begin(), methods.end(), model.method()) == methods.end()) {
+          methods.push_back(model.method());
+        }
+        if (std::find(bit_list.begin(), bit_list.end(), model.bits()) == bit_list.end()) {
+          bit_list.push_back(model.bits());
+        }
+        evaluate(model, 0, 0.0);
+      }
+    }
+    for (int bits : args->models.empty() ? bit_list : std::vector<int>{}) {
       for (L::Method method : methods) {
         const bool stochastic = method != L::Method::kSh;
         const int runs = stochastic ? args->seeds : 1;

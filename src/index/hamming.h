@@ -19,6 +19,12 @@ struct HammingKernel {
   uint32_t (*distance)(const uint64_t* a, const uint64_t* b, size_t words);
   // out[i] = distance(query, codes + i * words) for i in [0, n). `codes` is contiguous.
   void (*scan)(const uint64_t* query, const uint64_t* codes, size_t n, size_t words, uint16_t* out);
+  // Writes, in increasing order, every i in [0, n) whose distance to `query` is at most
+  // `max_distance` to out_index (and its distance to out_distance); returns how many. Both
+  // outputs must have room for n entries. The hot loop of every top-k and radius scan: the
+  // distances stay in registers unless they pass.
+  size_t (*scan_le)(const uint64_t* query, const uint64_t* codes, size_t n, size_t words,
+                    uint32_t max_distance, uint32_t* out_index, uint16_t* out_distance);
 };
 
 // The kernel chosen at start-up: the widest the CPU supports, unless the environment forces one

@@ -86,6 +86,6 @@ void scan_avx2(const uint64_t* query, const uint64_t* codes, size_t n, size_t wo
 
 }  // namespace
 
-const HammingKernel kAvx2Kernel{"avx2", distance_avx2, scan_avx2};
+const HammingKernel kAvx2Kernel{"avx2", distance_avx2, scan_avx2, scan_le_via_scan<scan_avx2>};
 
 }  // namespace imsat::index::internal

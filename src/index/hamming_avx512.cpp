@@ -95,8 +95,71 @@ void scan_avx512(const uint64_t* query, const uint64_t* codes, size_t n, size_t 
   }
 }
 
+// Fused distance + threshold: eight codes per step, survivors compress-stored.
+template <size_t kWords>
+size_t scan_le_fixed(const uint64_t* query, const uint64_t* codes, size_t n,
+                     uint32_t max_distance, uint32_t* out_index, uint16_t* out_distance) {
+  const __m512i limit = _mm512_set1_epi64(max_distance);
+  __m512i q;
+  if constexpr (kWords == 1) {
+    q = _mm512_set1_epi64(static_cast<long long>(query[0]));
+  } else if constexpr (kWords == 2) {
+    q = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(query)));
+  } else {
+    q = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(query)));
+  }
+  size_t found = 0;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const uint64_t* c = codes + kWords * i;
+    __m512i d;
+    if constexpr (kWords == 1) {
+      d = popcnt_xor(_mm512_loadu_si512(c), q);
+    } else if constexpr (kWords == 2) {
+      d = pair_sum(popcnt_xor(_mm512_loadu_si512(c), q), popcnt_xor(_mm512_loadu_si512(c + 8), q));
+    } else {
+      d = pair_sum(pair_sum(popcnt_xor(_mm512_loadu_si512(c), q),
+                            popcnt_xor(_mm512_loadu_si512(c + 8), q)),
+                   pair_sum(popcnt_xor(_mm512_loadu_si512(c + 16), q),
+                            popcnt_xor(_mm512_loadu_si512(c + 24), q)));
+    }
+    const __mmask8 pass = _mm512_cmple_epu64_mask(d, limit);
+    if (pass != 0) {  // rare once a top-k threshold is tight: finish in scalar code
+      uint64_t lanes[8];
+      _mm512_storeu_si512(lanes, d);
+      for (unsigned m = pass; m != 0; m &= m - 1) {
+        const unsigned lane = static_cast<unsigned>(__builtin_ctz(m));
+        out_index[found] = static_cast<uint32_t>(i + lane);
+        out_distance[found] = static_cast<uint16_t>(lanes[lane]);
+        ++found;
+      }
+    }
+  }
+  for (; i < n; ++i) {
+    const uint32_t d = distance_avx512(query, codes + kWords * i, kWords);
+    if (d <= max_distance) {
+      out_index[found] = static_cast<uint32_t>(i);
+      out_distance[found] = static_cast<uint16_t>(d);
+      ++found;
+    }
+  }
+  return found;
+}
+
+size_t scan_le_avx512(const uint64_t* query, const uint64_t* codes, size_t n, size_t words,
+                      uint32_t max_distance, uint32_t* out_index, uint16_t* out_distance) {
+  switch (words) {
+    case 1: return scan_le_fixed<1>(query, codes, n, max_distance, out_index, out_distance);
+    case 2: return scan_le_fixed<2>(query, codes, n, max_distance, out_index, out_distance);
+    case 4: return scan_le_fixed<4>(query, codes, n, max_distance, out_index, out_distance);
+    default:
+      return scan_le_via_scan<scan_avx512>(query, codes, n, words, max_distance, out_index,
+                                           out_distance);
+  }
+}
+
 }  // namespace
 
-const HammingKernel kAvx512Kernel{"avx512", distance_avx512, scan_avx512};
+const HammingKernel kAvx512Kernel{"avx512", distance_avx512, scan_avx512, scan_le_avx512};
 
 }  // namespace imsat::index::internal

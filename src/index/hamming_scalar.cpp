@@ -23,6 +23,7 @@ void scan_scalar(const uint64_t* query, const uint64_t* codes, size_t n, size_t 
 
 }  // namespace
 
-const HammingKernel kScalarKernel{"scalar", distance_scalar, scan_scalar};
+const HammingKernel kScalarKernel{"scalar", distance_scalar, scan_scalar,
+                                  scan_le_via_scan<scan_scalar>};
 
 }  // namespace imsat::index::internal

@@ -79,3 +79,42 @@ TEST(HammingDispatch, ScalarIsAlwaysAvailableAndActiveIsOneOfThem) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_P(HammingKernelTest, ScanLeMatchesScalarFilterOnEveryLengthAndThreshold) {
+  const HammingKernel& k = *GetParam();
+  for (size_t words : {1, 2, 3, 4, 5, 8}) {
+    for (size_t n : {0, 1, 7, 8, 9, 100, 1000}) {
+      const uint64_t seed = words * 7919 + n;
+      std::vector<uint64_t> codes = random_words(n * words, seed);
+      std::vector<uint64_t> query = random_words(words, seed + 3);
+      // Make some codes close to the query so small thresholds have hits.
+      for (size_t i = 0; i < n; i += 5) {
+        for (size_t w = 0; w < words; ++w) codes[i * words + w] = query[w] ^ (uint64_t{1} << (i % 64));
+      }
+      std::vector<uint16_t> all(n);
+      scalar().scan(query.data(), codes.data(), n, words, all.data());
+      for (uint32_t limit : {0u, 1u, static_cast<uint32_t>(words), static_cast<uint32_t>(32 * words),
+                             static_cast<uint32_t>(64 * words)}) {
+        std::vector<uint32_t> idx(n + 1);
+        std::vector<uint16_t> dist(n + 1);
+        const size_t got = k.scan_le(query.data(), codes.data(), n, words, limit, idx.data(), dist.data());
+        std::vector<uint32_t> want_idx;
+        std::vector<uint16_t> want_dist;
+        for (size_t i = 0; i < n; ++i) {
+          if (all[i] <= limit) {
+            want_idx.push_back(static_cast<uint32_t>(i));
+            want_dist.push_back(all[i]);
+          }
+        }
+        idx.resize(got);
+        dist.resize(got);
+        EXPECT_EQ(idx, want_idx) << k.name << " words=" << words << " n=" << n << " limit=" << limit;
+        EXPECT_EQ(dist, want_dist) << k.name << " words=" << words << " n=" << n;
+      }
+    }
+  }
+}
+
+}  // namespace

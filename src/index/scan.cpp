@@ -1,0 +1,322 @@
+// CodeArray, exact linear-scan search with counting selection, and code diagnostics.
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <thread>
+
+#include "index/code_store.h"
+#include "index/scan_internal.h"
+
+namespace imsat::index {
+
+Status check_code_bits(int bits) {
+  if (bits < kMinCodeBits || bits > kMaxCodeBits || bits % 8 != 0) {
+    return Status::invalid_argument("code length must be a multiple of 8 from 8 to 1024 bits, got " +
+                                    std::to_string(bits));
+  }
+  return Status::ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// CodeArray
+
+CodeArray::CodeArray(int bits) : bits_(bits), words_((static_cast<size_t>(bits) + 63) / 64) {
+  IMSAT_CHECK(check_code_bits(bits).is_ok(), "CodeArray with invalid bits");
+}
+
+CodeArray::~CodeArray() { std::free(data_); }
+
+CodeArray::CodeArray(CodeArray&& o) noexcept
+    : bits_(o.bits_),
+      words_(o.words_),
+      data_(o.data_),
+      size_(o.size_),
+      capacity_(o.capacity_),
+      live_(o.live_),
+      tags_(std::move(o.tags_)),
+      deleted_(std::move(o.deleted_)) {
+  o.data_ = nullptr;
+  o.size_ = o.capacity_ = o.live_ = 0;
+}
+
+CodeArray& CodeArray::operator=(CodeArray&& o) noexcept {
+  if (this != &o) {
+    std::free(data_);
+    bits_ = o.bits_;
+    words_ = o.words_;
+    data_ = o.data_;
+    size_ = o.size_;
+    capacity_ = o.capacity_;
+    live_ = o.live_;
+    tags_ = std::move(o.tags_);
+    deleted_ = std::move(o.deleted_);
+    o.data_ = nullptr;
+    o.size_ = o.capacity_ = o.live_ = 0;
+  }
+  return *this;
+}
+
+void CodeArray::reserve(size_t slots) {
+  if (slots <= capacity_) return;
+  // One extra 64-byte line so SIMD kernels may read a full vector past the last code.
+  size_t bytes = slots * words_ * sizeof(uint64_t) + 64;
+  bytes = (bytes + 63) / 64 * 64;
+  auto* fresh = static_cast<uint64_t*>(std::aligned_alloc(64, bytes));
+  IMSAT_CHECK(fresh != nullptr, "out of memory growing the code array");
+  std::memset(fresh, 0, bytes);
+  if (data_ != nullptr) std::memcpy(fresh, data_, size_ * words_ * sizeof(uint64_t));
+  std::free(data_);
+  data_ = fresh;
+  capacity_ = slots;
+  tags_.reserve(slots);
+  deleted_.reserve(slots);
+}
+
+void CodeArray::pack(const uint8_t* code, uint64_t* out) const {
+  std::fill(out, out + words_, 0);
+  std::memcpy(out, code, code_bytes());
+}
+
+void CodeArray::unpack(uint32_t slot, uint8_t* out) const {
+  std::memcpy(out, code(slot), code_bytes());
+}
+
+uint32_t CodeArray::append(const uint8_t* code, int32_t tag) {
+  IMSAT_CHECK(size_ < UINT32_MAX, "code array is full");
+  if (size_ == capacity_) reserve(std::max<size_t>(1024, capacity_ * 2));
+  pack(code, data_ + size_ * words_);
+  tags_.push_back(tag);
+  deleted_.push_back(0);
+  ++live_;
+  return static_cast<uint32_t>(size_++);
+}
+
+void CodeArray::erase(uint32_t slot) {
+  IMSAT_CHECK(slot < size_, "erase of a slot out of range");
+  if (!deleted_[slot]) {
+    deleted_[slot] = 1;
+    --live_;
+  }
+}
+
+size_t CodeArray::memory_bytes() const {
+  return capacity_ * words_ * sizeof(uint64_t) + tags_.capacity() * sizeof(int32_t) +
+         deleted_.capacity();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Counting selection
+
+namespace internal {
+
+TopK::TopK(size_t k, int bits)
+    : k_(k), limit_(static_cast<uint32_t>(bits)), counts_(static_cast<size_t>(bits) + 1, 0),
+      buckets_(static_cast<size_t>(bits) + 1) {}
+
+void TopK::tighten() {
+  size_t cum = 0;
+  for (uint32_t t = 0; t < counts_.size(); ++t) {
+    cum += counts_[t];
+    if (cum >= k_) {
+      // Items at distance t arrive in increasing slot order, so later ones at t never displace
+      // the ones held: only strictly smaller distances are still useful.
+      for (uint32_t u = t + 1; u < counts_.size(); ++u) {
+        if (counts_[u] == 0) continue;
+        buckets_[u].clear();
+        counts_[u] = 0;
+      }
+      full_ = true;
+      if (t == 0) {
+        limit_ = 0;
+        done_ = true;
+      } else {
+        limit_ = t - 1;
+      }
+      cut_ = t;
+      return;
+    }
+  }
+}
+
+std::vector<Neighbor> TopK::take() const {
+  std::vector<Neighbor> out;
+  out.reserve(k_);
+  for (uint32_t d = 0; d < buckets_.size() && out.size() < k_; ++d) {
+    for (uint32_t slot : buckets_[d]) {
+      if (out.size() == k_) break;
+      out.push_back({slot, d});
+    }
+  }
+  return out;
+}
+
+std::vector<Neighbor> merge_sorted(std::vector<std::vector<Neighbor>> parts, size_t k) {
+  std::vector<Neighbor> all;
+  for (auto& p : parts) all.insert(all.end(), p.begin(), p.end());
+  std::sort(all.begin(), all.end(), [](const Neighbor& a, const Neighbor& b) {
+    return a.distance != b.distance ? a.distance < b.distance : a.slot < b.slot;
+  });
+  if (all.size() > k) all.resize(k);
+  return all;
+}
+
+// Scans slots [begin, end) into `top`, in blocks so the selection tightens as it goes.
+void scan_range(const CodeArray& codes, const uint64_t* query, size_t begin, size_t end,
+                const Filter& filter, TopK& top, SearchStats& stats) {
+  const HammingKernel& kernel = active_kernel();
+  const size_t words = codes.words();
+  uint32_t idx[kScanBlock];
+  uint16_t dist[kScanBlock];
+  for (size_t start = begin; start < end && !top.done(); start += kScanBlock) {
+    const size_t len = std::min(kScanBlock, end - start);
+    const size_t found = kernel.scan_le(query, codes.data() + start * words, len, words,
+                                        top.limit(), idx, dist);
+    stats.candidates_verified += len;
+    bool added = false;
+    for (size_t i = 0; i < found; ++i) {
+      const uint32_t slot = static_cast<uint32_t>(start + idx[i]);
+      if (codes.is_deleted(slot) || (!filter.empty() && !filter.pass(codes, slot))) continue;
+      added |= top.add(slot, dist[i]);
+    }
+    if (added) top.tighten();
+  }
+}
+
+}  // namespace internal
+
+// ---------------------------------------------------------------------------------------------
+// Linear scans
+
+std::vector<Neighbor> scan_knn(const CodeArray& codes, const uint64_t* query, size_t k,
+                               const Filter& filter, SearchStats* stats, int threads) {
+  SearchStats local;
+  const size_t n = codes.size();
+  const size_t shards =
+      std::max<size_t>(1, std::min<size_t>(static_cast<size_t>(std::max(threads, 1)),
+                                           n / internal::kScanBlock));
+  std::vector<Neighbor> out;
+  if (shards == 1) {
+    internal::TopK top(k, codes.bits());
+    internal::scan_range(codes, query, 0, n, filter, top, local);
+    out = top.take();
+  } else {
+    std::vector<std::vector<Neighbor>> parts(shards);
+    std::vector<SearchStats> part_stats(shards);
+    std::vector<std::thread> workers;
+    for (size_t s = 0; s < shards; ++s) {
+      workers.emplace_back([&, s] {
+        const size_t begin = n * s / shards, end = n * (s + 1) / shards;
+        internal::TopK top(k, codes.bits());
+        internal::scan_range(codes, query, begin, end, filter, top, part_stats[s]);
+        parts[s] = top.take();
+      });
+    }
+    for (auto& w : workers) w.join();
+    for (const auto& ps : part_stats) local += ps;
+    out = internal::merge_sorted(std::move(parts), k);
+  }
+  if (stats != nullptr) *stats += local;
+  return out;
+}
+
+std::vector<Neighbor> scan_radius(const CodeArray& codes, const uint64_t* query, uint32_t radius,
+                                  const Filter& filter, SearchStats* stats) {
+  const HammingKernel& kernel = active_kernel();
+  const size_t words = codes.words(), n = codes.size();
+  std::vector<Neighbor> out;
+  uint32_t idx[internal::kScanBlock];
+  uint16_t dist[internal::kScanBlock];
+  for (size_t start = 0; start < n; start += internal::kScanBlock) {
+    const size_t len = std::min(internal::kScanBlock, n - start);
+    const size_t found =
+        kernel.scan_le(query, codes.data() + start * words, len, words, radius, idx, dist);
+    for (size_t i = 0; i < found; ++i) {
+      const uint32_t slot = static_cast<uint32_t>(start + idx[i]);
+      if (codes.is_deleted(slot) || (!filter.empty() && !filter.pass(codes, slot))) continue;
+      out.push_back({slot, dist[i]});
+    }
+  }
+  if (stats != nullptr) stats->candidates_verified += n;
+  std::stable_sort(out.begin(), out.end(),
+                   [](const Neighbor& a, const Neighbor& b) { return a.distance < b.distance; });
+  return out;
+}
+
+std::vector<std::vector<Neighbor>> scan_knn_batch(const CodeArray& codes, const uint64_t* queries,
+                                                  size_t nq, size_t k, const Filter& filter,
+                                                  SearchStats* stats) {
+  const HammingKernel& kernel = active_kernel();
+  const size_t words = codes.words(), n = codes.size();
+  std::vector<internal::TopK> tops;
+  tops.reserve(nq);
+  for (size_t q = 0; q < nq; ++q) tops.emplace_back(k, codes.bits());
+  uint32_t idx[internal::kScanBlock];
+  uint16_t dist[internal::kScanBlock];
+  SearchStats local;
+  // The block (kScanBlock codes, at most 128 KiB at 1024 bits) stays in cache for the batch.
+  for (size_t start = 0; start < n; start += internal::kScanBlock) {
+    const size_t len = std::min(internal::kScanBlock, n - start);
+    const uint64_t* block = codes.data() + start * words;
+    for (size_t q = 0; q < nq; ++q) {
+      internal::TopK& top = tops[q];
+      if (top.done()) continue;
+      const size_t found =
+          kernel.scan_le(queries + q * words, block, len, words, top.limit(), idx, dist);
+      local.candidates_verified += len;
+      bool added = false;
+      for (size_t i = 0; i < found; ++i) {
+        const uint32_t slot = static_cast<uint32_t>(start + idx[i]);
+        if (codes.is_deleted(slot) || (!filter.empty() && !filter.pass(codes, slot))) continue;
+        added |= top.add(slot, dist[i]);
+      }
+      if (added) top.tighten();
+    }
+  }
+  if (stats != nullptr) *stats += local;
+  std::vector<std::vector<Neighbor>> out(nq);
+  for (size_t q = 0; q < nq; ++q) out[q] = tops[q].take();
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Diagnostics
+
+std::vector<double> bit_balance(const CodeArray& codes) {
+  std::vector<uint64_t> ones(static_cast<size_t>(codes.bits()), 0);
+  for (uint32_t s = 0; s < codes.size(); ++s) {
+    if (codes.is_deleted(s)) continue;
+    const uint64_t* c = codes.code(s);
+    for (size_t b = 0; b < ones.size(); ++b) ones[b] += (c[b / 64] >> (b % 64)) & 1;
+  }
+  std::vector<double> out(ones.size(), 0.0);
+  if (codes.live() == 0) return out;
+  for (size_t b = 0; b < ones.size(); ++b) {
+    out[b] = static_cast<double>(ones[b]) / static_cast<double>(codes.live());
+  }
+  return out;
+}
+
+std::vector<uint64_t> distance_histogram(const CodeArray& codes, size_t sample_queries,
+                                         uint64_t seed) {
+  std::vector<uint64_t> hist(static_cast<size_t>(codes.bits()) + 1, 0);
+  std::vector<uint32_t> live;
+  for (uint32_t s = 0; s < codes.size(); ++s) {
+    if (!codes.is_deleted(s)) live.push_back(s);
+  }
+  if (live.empty()) return hist;
+  std::mt19937_64 rng(seed);
+  std::shuffle(live.begin(), live.end(), rng);
+  const size_t nq = std::min(sample_queries, live.size());
+  std::vector<uint16_t> dist(codes.size());
+  for (size_t q = 0; q < nq; ++q) {
+    active_kernel().scan(codes.code(live[q]), codes.data(), codes.size(), codes.words(),
+                         dist.data());
+    for (uint32_t s = 0; s < codes.size(); ++s) {
+      if (!codes.is_deleted(s) && s != live[q]) ++hist[dist[s]];
+    }
+  }
+  return hist;
+}
+
+}  // namespace imsat::index
