@@ -47,8 +47,8 @@ class CodeArray {
   int bits() const { return bits_; }
   size_t code_bytes() const { return static_cast<size_t>(bits_) / 8; }
   size_t words() const { return words_; }
-  size_t size() const { return size_; }   // slots, deleted ones included
-  size_t live() const { return live_; }   // slots not deleted
+  size_t size() const { return size_; }  // slots, deleted ones included
+  size_t live() const { return live_; }  // slots not deleted
 
   // Appends a code of code_bytes() bytes; returns its slot.
   uint32_t append(const uint8_t* code, int32_t tag = kNoTag);
@@ -179,19 +179,20 @@ std::vector<uint64_t> distance_histogram(const CodeArray& codes, size_t sample_q
 // Durable store
 
 struct StoreOptions {
-  int bits = 0;                // required when creating; checked against the store when opening
-  int tables = 0;              // multi-index tables; 0 = chosen from bits and size on open
-  std::string model_fingerprint;  // recorded on create; checked on open when both are non-empty
+  int bits = 0;    // required when creating; checked against the store when opening
+  int tables = 0;  // multi-index tables; 0 = chosen from bits and expected_items
+  size_t expected_items = 1000000;  // sizes the default number of tables when creating
+  std::string model_fingerprint;    // recorded on create; checked on open when both are non-empty
   bool create_if_missing = true;
-  bool sync_writes = true;     // fsync the write-ahead log before a batch is acknowledged
+  bool sync_writes = true;  // fsync the write-ahead log before a batch is acknowledged
 };
 
 // One item of an add/upsert batch.
 struct Item {
-  std::string key;             // external key, unique in the store; non-empty
-  std::vector<uint8_t> code;   // code_bytes() bytes
-  int32_t tag = kNoTag;        // small integer for filters, e.g. a label
-  std::string metadata;        // opaque bytes (often JSON)
+  std::string key;            // external key, unique in the store; non-empty
+  std::vector<uint8_t> code;  // code_bytes() bytes
+  int32_t tag = kNoTag;       // small integer for filters, e.g. a label
+  std::string metadata;       // opaque bytes (often JSON)
 };
 
 // A search result in store terms.
@@ -250,11 +251,11 @@ class CodeStore {
   Result<size_t> bulk_progress(const std::string& job) const;
 
   struct SearchOptions {
-    size_t k = 10;                 // kNN when radius < 0
-    int radius = -1;               // >= 0: radius search instead of kNN
-    bool use_multi_index = true;   // false: linear scan
-    int threads = 1;               // linear scan shards
-    std::function<bool(int32_t)> tag_predicate;  // optional filter on tags
+    size_t k = 10;                                           // kNN when radius < 0
+    int radius = -1;                                         // >= 0: radius search instead of kNN
+    bool use_multi_index = true;                             // false: linear scan
+    int threads = 1;                                         // linear scan shards
+    std::function<bool(int32_t)> tag_predicate;              // optional filter on tags
     const std::vector<std::string>* allowed_keys = nullptr;  // optional allow-list
   };
   // Errors: InvalidArgument (wrong code length, k out of [1, kMaxK], radius > bits).

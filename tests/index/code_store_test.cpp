@@ -1,0 +1,353 @@
+// The durable store: persistence, upserts, deletes, schema checks, damage, bulk load, crash
+// safety and concurrent readers (src/index/code_store.h).
+#include "index/code_store.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+namespace fs = std::filesystem;
+using imsat::Status;
+using imsat::index::CodeStore;
+using imsat::index::Item;
+using imsat::index::StoreOptions;
+
+class CodeStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "imsat-store-XXXXXX").string();
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    path_ = (dir_ / "db").string();
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::unique_ptr<CodeStore> open(int bits = 64, bool sync = false) {
+    StoreOptions o;
+    o.bits = bits;
+    o.sync_writes = sync;
+    o.expected_items = 5000;
+    auto s = CodeStore::open(path_, o);
+    EXPECT_TRUE(s.is_ok()) << s.status().to_string();
+    return s.is_ok() ? std::move(s).value() : nullptr;
+  }
+
+  fs::path dir_;
+  std::string path_;
+};
+
+Item make_item(const std::string& key, uint64_t code_value, int32_t tag = 0, int bits = 64) {
+  Item it;
+  it.key = key;
+  it.code.resize(static_cast<size_t>(bits) / 8);
+  for (size_t i = 0; i < it.code.size(); ++i)
+    it.code[i] = static_cast<uint8_t>(code_value >> (8 * (i % 8)));
+  it.tag = tag;
+  it.metadata = "{\"key\":\"" + key + "\"}";
+  return it;
+}
+
+std::vector<Item> random_items(size_t n, uint64_t seed, const std::string& prefix) {
+  std::mt19937_64 rng(seed);
+  std::vector<Item> items;
+  for (size_t i = 0; i < n; ++i)
+    items.push_back(make_item(prefix + std::to_string(i), rng(), static_cast<int32_t>(i % 3)));
+  return items;
+}
+
+CodeStore::SearchOptions knn(size_t k, bool mih = true) {
+  CodeStore::SearchOptions o;
+  o.k = k;
+  o.use_multi_index = mih;
+  return o;
+}
+
+TEST_F(CodeStoreTest, PersistenceRoundTrip) {
+  auto items = random_items(500, 1, "item-");
+  std::vector<std::vector<imsat::index::Hit>> before;
+  {
+    auto store = open();
+    ASSERT_TRUE(store->put(items).is_ok());
+    for (int q = 0; q < 5; ++q) before.push_back(*store->search(items[q * 7].code, knn(20)));
+    EXPECT_TRUE(store->verify().is_ok());
+  }
+  auto store = open();
+  EXPECT_EQ(store->info().items, 500u);
+  for (int q = 0; q < 5; ++q) {
+    auto after = *store->search(items[q * 7].code, knn(20));
+    ASSERT_EQ(after.size(), before[q].size());
+    for (size_t i = 0; i < after.size(); ++i) {
+      EXPECT_EQ(after[i].key, before[q][i].key);
+      EXPECT_EQ(after[i].distance, before[q][i].distance);
+    }
+    EXPECT_EQ(after[0].key, items[q * 7].key);
+    EXPECT_EQ(after[0].distance, 0u);
+  }
+  auto got = store->get("item-42");
+  ASSERT_TRUE(got.is_ok());
+  EXPECT_EQ(got->code, items[42].code);
+  EXPECT_EQ(got->tag, items[42].tag);
+  EXPECT_EQ(got->metadata, items[42].metadata);
+  EXPECT_TRUE(store->verify().is_ok());
+}
+
+TEST_F(CodeStoreTest, UpsertReplacesAndDeleteLeavesNoStaleHit) {
+  auto store = open();
+  ASSERT_TRUE(store->put({make_item("a", 0x0F), make_item("b", 0xFF)}).is_ok());
+  ASSERT_TRUE(store->put({make_item("a", 0xF000)}).is_ok());  // upsert
+  EXPECT_EQ(store->info().items, 2u);
+  Item q = make_item("q", 0x0F);
+  auto hits = *store->search(q.code, knn(10));
+  ASSERT_EQ(hits.size(), 2u);
+  EXPECT_EQ(hits[0].key, "b");  // old code of "a" is gone
+  ASSERT_TRUE(store->erase({"b"}).is_ok());
+  for (bool mih : {true, false}) {
+    hits = *store->search(q.code, knn(10, mih));
+    ASSERT_EQ(hits.size(), 1u);
+    EXPECT_EQ(hits[0].key, "a");
+  }
+  CodeStore::SearchOptions radius;
+  radius.radius = 64;
+  EXPECT_EQ(store->search(q.code, radius)->size(), 1u);
+  EXPECT_EQ(store->get("b").status().code(), Status::Code::kNotFound);
+  EXPECT_EQ(store->erase({"missing"}).code(), Status::Code::kNotFound);
+  EXPECT_TRUE(store->verify().is_ok());
+  store.reset();
+  store = open();
+  EXPECT_EQ(store->info().items, 1u);
+  EXPECT_EQ(store->get("a")->code, make_item("a", 0xF000).code);
+  EXPECT_TRUE(store->verify().is_ok());
+}
+
+TEST_F(CodeStoreTest, BadItemsAreRejectedAndChangeNothing) {
+  auto store = open();
+  ASSERT_TRUE(store->put({make_item("a", 1)}).is_ok());
+  EXPECT_EQ(store->put({make_item("x", 2), make_item("", 3)}).code(),
+            Status::Code::kInvalidArgument);
+  EXPECT_EQ(store->put({make_item("x", 2), make_item("x", 3)}).code(),
+            Status::Code::kInvalidArgument);
+  EXPECT_EQ(store->put({make_item("x", 2), make_item("y", 3, 0, 32)}).code(),
+            Status::Code::kInvalidArgument);
+  EXPECT_EQ(store->info().items, 1u);
+  EXPECT_EQ(store->get("x").status().code(), Status::Code::kNotFound);
+  Item q = make_item("q", 1, 0, 32);
+  EXPECT_EQ(store->search(q.code, knn(5)).status().code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(store->search(make_item("q", 1).code, knn(0)).status().code(),
+            Status::Code::kInvalidArgument);
+  EXPECT_EQ(store->search(make_item("q", 1).code, knn(10001)).status().code(),
+            Status::Code::kInvalidArgument);
+}
+
+TEST_F(CodeStoreTest, SchemaMismatchIsAClearError) {
+  { auto store = open(64); }
+  StoreOptions o;
+  o.bits = 32;
+  auto wrong = CodeStore::open(path_, o);
+  ASSERT_FALSE(wrong.is_ok());
+  EXPECT_EQ(wrong.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(wrong.status().message().find("holds 64-bit codes"), std::string::npos)
+      << wrong.status().message();
+  o.bits = 0;  // opening without saying the length adopts the store's
+  auto any = CodeStore::open(path_, o);
+  ASSERT_TRUE(any.is_ok()) << any.status().to_string();
+  EXPECT_EQ((*any)->bits(), 64);
+}
+
+TEST_F(CodeStoreTest, FingerprintMismatchIsAClearError) {
+  StoreOptions o;
+  o.bits = 16;
+  o.model_fingerprint = "aaaa";
+  ASSERT_TRUE(CodeStore::open(path_, o).is_ok());
+  o.model_fingerprint = "bbbb";
+  auto wrong = CodeStore::open(path_, o);
+  ASSERT_FALSE(wrong.is_ok());
+  EXPECT_NE(wrong.status().message().find("aaaa"), std::string::npos);
+}
+
+TEST_F(CodeStoreTest, DamagedDatabaseIsAClearError) {
+  {
+    auto store = open(64, true);
+    ASSERT_TRUE(store->put(random_items(100, 2, "k")).is_ok());
+  }
+  // Truncate every table and log file to a few bytes: the store must refuse to open.
+  for (const auto& e : fs::directory_iterator(path_)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("MANIFEST", 0) == 0) fs::resize_file(e.path(), 10);
+  }
+  StoreOptions o;
+  o.bits = 64;
+  auto s = CodeStore::open(path_, o);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_TRUE(s.status().code() == Status::Code::kCorruption ||
+              s.status().code() == Status::Code::kIOError)
+      << s.status().to_string();
+  EXPECT_NE(s.status().message().find(path_), std::string::npos);
+}
+
+TEST_F(CodeStoreTest, NonStoreFolderIsRefused) {
+  fs::create_directories(path_);
+  std::ofstream(path_ + "/precious.txt") << "user data";
+  StoreOptions o;
+  o.bits = 64;
+  auto s = CodeStore::open(path_, o);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_TRUE(fs::exists(path_ + "/precious.txt"));
+}
+
+TEST_F(CodeStoreTest, TagFilterAndAllowListApplyBeforeTopK) {
+  auto store = open();
+  auto items = random_items(300, 3, "k");
+  ASSERT_TRUE(store->put(items).is_ok());
+  CodeStore::SearchOptions o = knn(10);
+  o.tag_predicate = [](int32_t t) { return t == 1; };
+  auto hits = *store->search(items[0].code, o);
+  ASSERT_EQ(hits.size(), 10u);
+  for (const auto& h : hits) EXPECT_EQ(h.tag, 1);
+  std::vector<std::string> allow = {"k5", "k6", "missing"};
+  CodeStore::SearchOptions a = knn(10);
+  a.allowed_keys = &allow;
+  hits = *store->search(items[0].code, a);
+  ASSERT_EQ(hits.size(), 2u);
+  std::set<std::string> keys = {hits[0].key, hits[1].key};
+  EXPECT_EQ(keys, (std::set<std::string>{"k5", "k6"}));
+}
+
+TEST_F(CodeStoreTest, BulkLoadResumesFromItsRecordedProgress) {
+  auto items = random_items(1000, 4, "b");
+  {
+    auto store = open();
+    // A source that fails after 450 items, as if the process had died there.
+    auto partial = [&](size_t i, Item* out) {
+      if (i >= 450) return false;
+      *out = items[i];
+      return true;
+    };
+    ASSERT_TRUE(store->bulk_load("job", partial, 100).is_ok());
+    EXPECT_EQ(*store->bulk_progress("job"), 450u);
+  }
+  auto store = open();
+  size_t first_asked = SIZE_MAX;
+  std::vector<size_t> reported;
+  auto full = [&](size_t i, Item* out) {
+    first_asked = std::min(first_asked, i);
+    if (i >= items.size()) return false;
+    *out = items[i];
+    return true;
+  };
+  ASSERT_TRUE(store->bulk_load("job", full, 100, [&](size_t d) { reported.push_back(d); }).is_ok());
+  EXPECT_EQ(first_asked, 450u);
+  EXPECT_EQ(reported.back(), 1000u);
+  EXPECT_EQ(store->info().items, 1000u);
+  EXPECT_TRUE(store->verify().is_ok());
+}
+
+TEST_F(CodeStoreTest, ConcurrentReadersSeeWholeBatchesOnly) {
+  auto store = open();
+  constexpr int kBatches = 40, kPerBatch = 25;
+  std::atomic<bool> stop{false};
+  std::atomic<int> bad{0};
+  // Every batch writes kPerBatch items with the same code: a reader must always see a multiple
+  // of kPerBatch items at distance 0 from it.
+  Item probe = make_item("p", 0x5555AAAA5555AAAAULL);
+  auto reader = [&] {
+    CodeStore::SearchOptions o;
+    o.radius = 0;
+    while (!stop) {
+      auto hits = store->search(probe.code, o);
+      if (!hits.is_ok() || hits->size() % kPerBatch != 0) ++bad;
+    }
+  };
+  std::vector<std::thread> readers;
+  for (int i = 0; i < 3; ++i) readers.emplace_back(reader);
+  for (int b = 0; b < kBatches; ++b) {
+    std::vector<Item> batch;
+    for (int i = 0; i < kPerBatch; ++i) {
+      Item it = probe;
+      it.key = "b" + std::to_string(b) + "-" + std::to_string(i);
+      batch.push_back(it);
+    }
+    ASSERT_TRUE(store->put(batch).is_ok());
+  }
+  stop = true;
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_EQ(store->info().items, static_cast<size_t>(kBatches * kPerBatch));
+}
+
+// Crash safety: a child process ingests batches with synced writes and reports each
+// acknowledged batch on a pipe; the parent kills it with SIGKILL at random moments, several
+// times, then reopens. Every acknowledged batch must be complete, no batch partial, and the
+// buckets consistent with the codes.
+TEST_F(CodeStoreTest, SigkillDuringIngestLosesNoAcknowledgedBatch) {
+  constexpr int kPerBatch = 20;
+  std::mt19937_64 rng(2024);
+  std::set<int> acknowledged;
+  int next_batch = 0;
+  for (int round = 0; round < 4; ++round) {
+    int fds[2];
+    ASSERT_EQ(pipe(fds), 0);
+    const int first = next_batch;
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      close(fds[0]);
+      StoreOptions o;
+      o.bits = 64;
+      o.sync_writes = true;
+      auto store = CodeStore::open(path_, o);
+      if (!store.is_ok()) _exit(3);
+      for (int b = first;; ++b) {
+        std::vector<Item> batch;
+        for (int i = 0; i < kPerBatch; ++i) {
+          batch.push_back(make_item("c" + std::to_string(b) + "-" + std::to_string(i),
+                                    static_cast<uint64_t>(b) * 1000003 + i, b % 7));
+        }
+        if (!(*store)->put(batch).is_ok()) _exit(4);
+        if (write(fds[1], &b, sizeof(b)) != sizeof(b)) _exit(5);
+      }
+    }
+    close(fds[1]);
+    fcntl(fds[0], F_SETFL, O_NONBLOCK);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100 + rng() % 300));
+    kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "child exited by itself with " << WEXITSTATUS(status);
+    int b;
+    while (read(fds[0], &b, sizeof(b)) == sizeof(b)) acknowledged.insert(b);
+    close(fds[0]);
+    // Batches after the last acknowledged one may or may not have landed; continue past them.
+    next_batch = (acknowledged.empty() ? first : *acknowledged.rbegin()) + 2;
+  }
+  ASSERT_FALSE(acknowledged.empty());
+  auto store = open(64, true);
+  ASSERT_TRUE(store->verify().is_ok()) << store->verify().to_string();
+  for (int b = 0; b < next_batch + 2; ++b) {
+    int present = 0;
+    for (int i = 0; i < kPerBatch; ++i) {
+      present += store->get("c" + std::to_string(b) + "-" + std::to_string(i)).is_ok();
+    }
+    EXPECT_TRUE(present == 0 || present == kPerBatch)
+        << "batch " << b << " is partial: " << present;
+    if (acknowledged.count(b)) {
+      EXPECT_EQ(present, kPerBatch) << "acknowledged batch " << b << " lost";
+    }
+  }
+}
+
+}  // namespace
