@@ -95,7 +95,37 @@ void scan_avx512(const uint64_t* query, const uint64_t* codes, size_t n, size_t 
   }
 }
 
-// Fused distance + threshold: eight codes per step, survivors compress-stored.
+// Distances of eight consecutive codes of kWords words each.
+template <size_t kWords>
+inline __m512i distances8(const uint64_t* c, __m512i q) {
+  if constexpr (kWords == 1) {
+    return popcnt_xor(_mm512_loadu_si512(c), q);
+  } else if constexpr (kWords == 2) {
+    return pair_sum(popcnt_xor(_mm512_loadu_si512(c), q), popcnt_xor(_mm512_loadu_si512(c + 8), q));
+  } else {
+    return pair_sum(pair_sum(popcnt_xor(_mm512_loadu_si512(c), q),
+                             popcnt_xor(_mm512_loadu_si512(c + 8), q)),
+                    pair_sum(popcnt_xor(_mm512_loadu_si512(c + 16), q),
+                             popcnt_xor(_mm512_loadu_si512(c + 24), q)));
+  }
+}
+
+// Appends the lanes of `d` selected by `pass` (codes base, base + 1, ...).
+inline size_t emit(__m512i d, unsigned pass, size_t base, size_t found, uint32_t* out_index,
+                   uint16_t* out_distance) {
+  uint64_t lanes[8];
+  _mm512_storeu_si512(lanes, d);
+  for (unsigned m = pass; m != 0; m &= m - 1) {
+    const unsigned lane = static_cast<unsigned>(__builtin_ctz(m));
+    out_index[found] = static_cast<uint32_t>(base + lane);
+    out_distance[found] = static_cast<uint16_t>(lanes[lane]);
+    ++found;
+  }
+  return found;
+}
+
+// Fused distance + threshold, 32 codes per step in four independent chains; survivors are rare
+// once a top-k threshold is tight, so they are finished in scalar code.
 template <size_t kWords>
 size_t scan_le_fixed(const uint64_t* query, const uint64_t* codes, size_t n,
                      uint32_t max_distance, uint32_t* out_index, uint16_t* out_distance) {
@@ -110,30 +140,26 @@ size_t scan_le_fixed(const uint64_t* query, const uint64_t* codes, size_t n,
   }
   size_t found = 0;
   size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
+  for (; i + 32 <= n; i += 32) {
     const uint64_t* c = codes + kWords * i;
-    __m512i d;
-    if constexpr (kWords == 1) {
-      d = popcnt_xor(_mm512_loadu_si512(c), q);
-    } else if constexpr (kWords == 2) {
-      d = pair_sum(popcnt_xor(_mm512_loadu_si512(c), q), popcnt_xor(_mm512_loadu_si512(c + 8), q));
-    } else {
-      d = pair_sum(pair_sum(popcnt_xor(_mm512_loadu_si512(c), q),
-                            popcnt_xor(_mm512_loadu_si512(c + 8), q)),
-                   pair_sum(popcnt_xor(_mm512_loadu_si512(c + 16), q),
-                            popcnt_xor(_mm512_loadu_si512(c + 24), q)));
+    const __m512i d0 = distances8<kWords>(c, q);
+    const __m512i d1 = distances8<kWords>(c + 8 * kWords, q);
+    const __m512i d2 = distances8<kWords>(c + 16 * kWords, q);
+    const __m512i d3 = distances8<kWords>(c + 24 * kWords, q);
+    const __mmask8 p0 = _mm512_cmple_epu64_mask(d0, limit);
+    const __mmask8 p1 = _mm512_cmple_epu64_mask(d1, limit);
+    const __mmask8 p2 = _mm512_cmple_epu64_mask(d2, limit);
+    const __mmask8 p3 = _mm512_cmple_epu64_mask(d3, limit);
+    if ((p0 | p1 | p2 | p3) != 0) {
+      found = emit(d0, p0, i, found, out_index, out_distance);
+      found = emit(d1, p1, i + 8, found, out_index, out_distance);
+      found = emit(d2, p2, i + 16, found, out_index, out_distance);
+      found = emit(d3, p3, i + 24, found, out_index, out_distance);
     }
-    const __mmask8 pass = _mm512_cmple_epu64_mask(d, limit);
-    if (pass != 0) {  // rare once a top-k threshold is tight: finish in scalar code
-      uint64_t lanes[8];
-      _mm512_storeu_si512(lanes, d);
-      for (unsigned m = pass; m != 0; m &= m - 1) {
-        const unsigned lane = static_cast<unsigned>(__builtin_ctz(m));
-        out_index[found] = static_cast<uint32_t>(i + lane);
-        out_distance[found] = static_cast<uint16_t>(lanes[lane]);
-        ++found;
-      }
-    }
+  }
+  for (; i + 8 <= n; i += 8) {
+    const __m512i d = distances8<kWords>(codes + kWords * i, q);
+    found = emit(d, _mm512_cmple_epu64_mask(d, limit), i, found, out_index, out_distance);
   }
   for (; i < n; ++i) {
     const uint32_t d = distance_avx512(query, codes + kWords * i, kWords);
