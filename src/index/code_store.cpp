@@ -14,6 +14,8 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
@@ -92,23 +94,38 @@ struct Schema {
 
 // A reader-writer lock that does not starve the writer: glibc's rwlock prefers readers, so a
 // steady stream of searches would hold off every write. Readers and the writer both pass a gate
-// mutex; a waiting writer holds the gate, so new readers queue behind it.
+// mutex; a waiting writer holds the gate, so new readers queue behind it. Both locks are
+// initialised with pthread_*_init (not static initialisers) so ThreadSanitizer tracks them even
+// when the memory held another lock before.
 class WriterFairMutex {
  public:
+  WriterFairMutex() {
+    pthread_mutex_init(&gate_, nullptr);
+    pthread_rwlock_init(&rw_, nullptr);
+  }
+  ~WriterFairMutex() {
+    pthread_rwlock_destroy(&rw_);
+    pthread_mutex_destroy(&gate_);
+  }
+  WriterFairMutex(const WriterFairMutex&) = delete;
+  WriterFairMutex& operator=(const WriterFairMutex&) = delete;
+
   void lock() {
-    std::lock_guard gate(gate_);
-    rw_.lock();
+    pthread_mutex_lock(&gate_);
+    pthread_rwlock_wrlock(&rw_);
+    pthread_mutex_unlock(&gate_);
   }
-  void unlock() { rw_.unlock(); }
+  void unlock() { pthread_rwlock_unlock(&rw_); }
   void lock_shared() {
-    std::lock_guard gate(gate_);
-    rw_.lock_shared();
+    pthread_mutex_lock(&gate_);
+    pthread_rwlock_rdlock(&rw_);
+    pthread_mutex_unlock(&gate_);
   }
-  void unlock_shared() { rw_.unlock_shared(); }
+  void unlock_shared() { pthread_rwlock_unlock(&rw_); }
 
  private:
-  std::mutex gate_;
-  std::shared_mutex rw_;
+  pthread_mutex_t gate_;
+  pthread_rwlock_t rw_;
 };
 
 }  // namespace
