@@ -23,6 +23,15 @@ double step_flops() {
   return 2.0 * kBatch * (3 * fwd + vat_back + full_back);
 }
 
+// Fashion-MNIST's test images scaled as in training (x/128 - 1) when the Debian package is
+// installed, else Gaussian noise of the same shape.
+torch::Tensor training_pool(at::Generator& gen) {
+  auto data = imsat::learn::read_idx("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz");
+  if (!data.is_ok()) return torch::randn({10000, kDim}, gen);
+  return torch::from_blob(data->values.data(), {static_cast<int64_t>(data->rows), kDim}, torch::kFloat)
+             .clone() / 128.0f - 1.0f;
+}
+
 void BM_ImsatVatStep(benchmark::State& state) {
   L::set_thread_split(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));
   at::Generator gen = at::detail::createCPUGenerator(1);
@@ -30,10 +39,13 @@ void BM_ImsatVatStep(benchmark::State& state) {
   net->initialise(gen);
   net->train();
   torch::optim::Adam opt(net->parameters(), torch::optim::AdamOptions(0.002));
-  torch::Tensor x = torch::randn({kBatch, kDim}, gen);
+  static const torch::Tensor pool = training_pool(gen);
   torch::Tensor eps = torch::full({kBatch}, 2.0f);
   L::LossConfig c;
+  int64_t step = 0;
   for (auto _ : state) {
+    const int64_t start = (step++ * kBatch) % (pool.size(0) - kBatch);
+    torch::Tensor x = pool.slice(0, start, start + kBatch);
     L::LossTerms t = L::imsat_loss(net, x, eps, c, gen);
     opt.zero_grad();
     t.loss.backward();

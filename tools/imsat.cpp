@@ -21,6 +21,7 @@
 #include "learn/learn.h"
 #endif
 #ifdef IMSAT_HAVE_INDEX
+#include "index/code_store.h"
 #include "index/hamming.h"
 #endif
 #ifdef IMSAT_HAVE_QUERY
@@ -64,6 +65,62 @@ void run_info() {
   std::cout << "hamming kernel: " << imsat::index::active_kernel_name() << "\n";
 #endif
 }
+
+#ifdef IMSAT_HAVE_INDEX
+
+// Code health of a store: per-bit balance, bucket occupancy of each multi-index table and the
+// distribution of Hamming distances from sampled items, to spot collapsed bits and choose r.
+void add_inspect(CLI::App& app) {
+  auto db = std::make_shared<std::string>();
+  auto samples = std::make_shared<size_t>(100);
+  CLI::App* cmd = app.add_subcommand("inspect", "Print a code store's schema and code health");
+  cmd->add_option("--db", *db, "Code store folder")->required();
+  cmd->add_option("--samples", *samples, "Items sampled for the distance histogram")
+      ->capture_default_str();
+  cmd->callback([db, samples] {
+    namespace I = imsat::index;
+    I::StoreOptions o;
+    o.create_if_missing = false;
+    std::unique_ptr<I::CodeStore> store = take(I::CodeStore::open(*db, o));
+    const I::StoreInfo info = store->info();
+    std::printf("store: %s\nformat version: %u\nbits: %d\nitems: %zu\nmulti-index tables: %d\n"
+                "model fingerprint: %s\nmemory: %.1f MiB\nkernel: %s\n",
+                db->c_str(), info.format_version, info.bits, info.items, info.tables,
+                info.model_fingerprint.empty() ? "(none)" : info.model_fingerprint.c_str(),
+                static_cast<double>(info.memory_bytes) / (1 << 20),
+                std::string(I::active_kernel_name()).c_str());
+    std::printf("\nbit balance (fraction of ones; near 0 or 1 means a collapsed bit):\n");
+    const std::vector<double> balance = store->bit_balance();
+    for (size_t b = 0; b < balance.size(); ++b) {
+      std::printf("  bit %4zu  %.3f%s\n", b, balance[b],
+                  balance[b] < 0.05 || balance[b] > 0.95 ? "  <- collapsed" : "");
+    }
+    std::printf("\nbucket occupancy per table (items per non-empty bucket: buckets):\n");
+    const auto occupancy = store->occupancy_histograms(16);
+    for (size_t t = 0; t < occupancy.size(); ++t) {
+      std::printf("  table %zu:", t);
+      for (size_t c = 1; c < occupancy[t].size(); ++c) {
+        if (occupancy[t][c] > 0) {
+          std::printf(" %zu%s:%llu", c, c + 1 == occupancy[t].size() ? "+" : "",
+                      static_cast<unsigned long long>(occupancy[t][c]));
+        }
+      }
+      std::printf("\n");
+    }
+    std::printf("\nHamming distances from %zu sampled items (distance: share, cumulative):\n",
+                *samples);
+    const std::vector<uint64_t> hist = store->distance_histogram(*samples, 1);
+    uint64_t total = 0, cum = 0;
+    for (uint64_t h : hist) total += h;
+    for (size_t d = 0; d < hist.size(); ++d) {
+      if (hist[d] == 0) continue;
+      cum += hist[d];
+      std::printf("  %4zu  %.5f  %.5f\n", d, double(hist[d]) / double(total), double(cum) / double(total));
+    }
+  });
+}
+
+#endif  // IMSAT_HAVE_INDEX
 
 #ifdef IMSAT_HAVE_LEARN
 
@@ -288,9 +345,15 @@ void add_eval(CLI::App& app) {
                    m.map, m.precision_at_n, m.precision_at_r, m.empty_r_share, train_seconds);
       rows.push_back(row);
     };
-    if (!args->models.empty()) {
+    // With --model, methods are trained only when --methods is also given.
+    const bool train_too = args->models.empty() || cmd->count("--methods") > 0;
+    const std::vector<L::Method> train_methods = train_too ? methods : std::vector<L::Method>{};
+    const std::vector<int> train_bits = train_too ? bit_list : std::vector<int>{};
+    if (!train_too) {
       methods.clear();
       bit_list.clear();
+    }
+    if (!args->models.empty()) {
       for (const std::string& path : args->models) {
         L::Model model = take(L::Model::load(path));
         if (model.is_clustering()) throw std::runtime_error(path + ": a clustering model");
@@ -305,8 +368,8 @@ void add_eval(CLI::App& app) {
         evaluate(model, 0, 0.0);
       }
     }
-    for (int bits : args->models.empty() ? bit_list : std::vector<int>{}) {
-      for (L::Method method : methods) {
+    for (int bits : train_bits) {
+      for (L::Method method : train_methods) {
         const bool stochastic = method != L::Method::kSh;
         const int runs = stochastic ? args->seeds : 1;
         for (int r = 0; r < runs; ++r) {
@@ -414,6 +477,9 @@ int main(int argc, char** argv) {
   app.add_subcommand("info", "Print the build's libraries and chosen kernels")->callback(run_info);
 #ifdef IMSAT_HAVE_LEARN
   add_train(app);
+#endif
+#ifdef IMSAT_HAVE_INDEX
+  add_inspect(app);
 #endif
 #ifdef IMSAT_HAVE_QUERY
   add_eval(app);
