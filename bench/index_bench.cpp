@@ -119,8 +119,9 @@ void BM_KnnScan(benchmark::State& state, int bits, size_t n, size_t k, std::stri
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
   state.counters["codes_per_s"] =
       benchmark::Counter(static_cast<double>(state.iterations() * n), benchmark::Counter::kIsRate);
-  state.counters["bytes_per_s"] = benchmark::Counter(
-      static_cast<double>(state.iterations() * n * d.codes->words() * 8), benchmark::Counter::kIsRate);
+  state.counters["bytes_per_s"] =
+      benchmark::Counter(static_cast<double>(state.iterations() * n * d.codes->words() * 8),
+                         benchmark::Counter::kIsRate);
   state.SetLabel(std::string(imsat::index::active_kernel_name()));
 }
 
@@ -134,8 +135,9 @@ void BM_KnnBatch(benchmark::State& state, int bits, size_t n, size_t k, std::str
     benchmark::DoNotOptimize(r.data());
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * kBatch));
-  state.counters["bytes_per_s"] = benchmark::Counter(
-      static_cast<double>(state.iterations() * n * d.codes->words() * 8), benchmark::Counter::kIsRate);
+  state.counters["bytes_per_s"] =
+      benchmark::Counter(static_cast<double>(state.iterations() * n * d.codes->words() * 8),
+                         benchmark::Counter::kIsRate);
   state.SetLabel(std::string(imsat::index::active_kernel_name()));
 }
 
@@ -208,8 +210,8 @@ void BM_KnnFaissFlat(benchmark::State& state, int bits, size_t n, size_t k, std:
   const size_t cb = static_cast<size_t>(bits) / 8;
   size_t q = 0;
   for (auto _ : state) {
-    index.search(1, d.query_bytes.data() + (q++ % kQueries) * cb, static_cast<faiss::IndexBinary::idx_t>(k),
-                 dist.data(), labels.data());
+    index.search(1, d.query_bytes.data() + (q++ % kQueries) * cb,
+                 static_cast<faiss::IndexBinary::idx_t>(k), dist.data(), labels.data());
     benchmark::DoNotOptimize(labels.data());
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
@@ -225,15 +227,16 @@ std::set<int64_t> faiss_range(const Index& index, const Dataset& d, size_t q, ui
 }
 
 template <typename Index>
-void BM_RadiusFaiss(benchmark::State& state, Index& (*get)(Dataset&, int, int), int bits,
-                    size_t n, uint32_t r, std::string kind, int nhash, int b) {
+void BM_RadiusFaiss(benchmark::State& state, Index& (*get)(Dataset&, int, int), int bits, size_t n,
+                    uint32_t r, std::string kind, int nhash, int b) {
   omp_set_num_threads(1);
   Dataset& d = dataset(bits, n, kind);
   Index& index = get(d, nhash, b);
   // Equal work: both must return the same result sets.
   for (size_t q = 0; q < 20; ++q) {
     std::set<int64_t> want;
-    for (const Neighbor& nb : imsat::index::scan_radius(*d.codes, query(d, q), r)) want.insert(nb.slot);
+    for (const Neighbor& nb : imsat::index::scan_radius(*d.codes, query(d, q), r))
+      want.insert(nb.slot);
     if (faiss_range(index, d, q, r) != want) {
       state.SkipWithError("faiss and imsat radius results differ");
       return;
@@ -251,7 +254,9 @@ void BM_RadiusFaiss(benchmark::State& state, Index& (*get)(Dataset&, int, int), 
       static_cast<double>(results) / static_cast<double>(state.iterations());
 }
 
-faiss::IndexBinaryMultiHash& get_multihash(Dataset& d, int nhash, int b) { return multihash(d, nhash, b); }
+faiss::IndexBinaryMultiHash& get_multihash(Dataset& d, int nhash, int b) {
+  return multihash(d, nhash, b);
+}
 faiss::IndexBinaryHash& get_hash(Dataset& d, int, int b) { return hash(d, b); }
 
 #endif  // IMSAT_BENCH_FAISS
@@ -312,37 +317,57 @@ std::string name(const std::string& op, const std::string& impl, int bits, size_
 }
 
 int register_all() {
-  benchmark::RegisterBenchmark("MemoryBandwidth/read", BM_MemoryBandwidth)->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("MemoryBandwidth/read", BM_MemoryBandwidth)
+      ->Unit(benchmark::kMillisecond);
   for (size_t n : {size_t{1000000}, size_t{10000000}}) {
     for (const std::string kind : {"uniform", "clustered"}) {
       for (int bits : {16, 32, 64, 128}) {
         for (size_t k : {size_t{10}, size_t{100}}) {
-          benchmark::RegisterBenchmark(name("Knn", "imsat", bits, n, k, kind).c_str(), BM_KnnScan, bits, n, k, kind)->UseRealTime();
-          benchmark::RegisterBenchmark(name("Knn", "imsat_batch", bits, n, k, kind).c_str(), BM_KnnBatch, bits, n, k, kind)->UseRealTime();
-          benchmark::RegisterBenchmark(name("Knn", "imsat_mih", bits, n, k, kind).c_str(), BM_KnnMih, bits, n, k, kind)->UseRealTime();
+          benchmark::RegisterBenchmark(name("Knn", "imsat", bits, n, k, kind).c_str(), BM_KnnScan,
+                                       bits, n, k, kind)
+              ->UseRealTime();
+          benchmark::RegisterBenchmark(name("Knn", "imsat_batch", bits, n, k, kind).c_str(),
+                                       BM_KnnBatch, bits, n, k, kind)
+              ->UseRealTime();
+          benchmark::RegisterBenchmark(name("Knn", "imsat_mih", bits, n, k, kind).c_str(),
+                                       BM_KnnMih, bits, n, k, kind)
+              ->UseRealTime();
 #ifdef IMSAT_BENCH_FAISS
-          benchmark::RegisterBenchmark(name("Knn", "faiss_flat", bits, n, k, kind).c_str(), BM_KnnFaissFlat, bits, n, k, kind)->UseRealTime();
+          benchmark::RegisterBenchmark(name("Knn", "faiss_flat", bits, n, k, kind).c_str(),
+                                       BM_KnnFaissFlat, bits, n, k, kind)
+              ->UseRealTime();
 #endif
         }
         const uint32_t r = 2;
-        benchmark::RegisterBenchmark(name("Radius", "imsat", bits, n, r, kind).c_str(), BM_RadiusImsat, bits, n, r, kind, false)->UseRealTime();
-        benchmark::RegisterBenchmark(name("Radius", "imsat_mih", bits, n, r, kind).c_str(), BM_RadiusImsat, bits, n, r, kind, true)->UseRealTime();
+        benchmark::RegisterBenchmark(name("Radius", "imsat", bits, n, r, kind).c_str(),
+                                     BM_RadiusImsat, bits, n, r, kind, false)
+            ->UseRealTime();
+        benchmark::RegisterBenchmark(name("Radius", "imsat_mih", bits, n, r, kind).c_str(),
+                                     BM_RadiusImsat, bits, n, r, kind, true)
+            ->UseRealTime();
 #ifdef IMSAT_BENCH_FAISS
         if (bits == 64) {
           // The settings the issue names as faiss's best: MultiHash nhash 3, b 21 on uniform
           // codes; the single-table IndexBinaryHash on clustered codes.
           benchmark::RegisterBenchmark(name("Radius", "faiss_mih", bits, n, r, kind).c_str(),
-                                       BM_RadiusFaiss<faiss::IndexBinaryMultiHash>, get_multihash, bits, n, r, kind, 3, 21)->UseRealTime();
+                                       BM_RadiusFaiss<faiss::IndexBinaryMultiHash>, get_multihash,
+                                       bits, n, r, kind, 3, 21)
+              ->UseRealTime();
           benchmark::RegisterBenchmark(name("Radius", "faiss_hash", bits, n, r, kind).c_str(),
-                                       BM_RadiusFaiss<faiss::IndexBinaryHash>, get_hash, bits, n, r, kind, 1, 24)->UseRealTime();
+                                       BM_RadiusFaiss<faiss::IndexBinaryHash>, get_hash, bits, n, r,
+                                       kind, 1, 24)
+              ->UseRealTime();
         }
 #endif
       }
     }
   }
   for (size_t n : {size_t{1000000}}) {
-    benchmark::RegisterBenchmark(("BulkLoad/imsat/64/" + std::to_string(n)).c_str(), BM_BulkLoad, 64, n)
-        ->Unit(benchmark::kMillisecond)->Iterations(1)->UseRealTime();
+    benchmark::RegisterBenchmark(("BulkLoad/imsat/64/" + std::to_string(n)).c_str(), BM_BulkLoad,
+                                 64, n)
+        ->Unit(benchmark::kMillisecond)
+        ->Iterations(1)
+        ->UseRealTime();
   }
   return 0;
 }

@@ -28,8 +28,11 @@ double step_flops() {
 torch::Tensor training_pool(at::Generator& gen) {
   auto data = imsat::learn::read_idx("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz");
   if (!data.is_ok()) return torch::randn({10000, kDim}, gen);
-  return torch::from_blob(data->values.data(), {static_cast<int64_t>(data->rows), kDim}, torch::kFloat)
-             .clone() / 128.0f - 1.0f;
+  return torch::from_blob(data->values.data(), {static_cast<int64_t>(data->rows), kDim},
+                          torch::kFloat)
+                 .clone() /
+             128.0f -
+         1.0f;
 }
 
 void BM_ImsatVatStep(benchmark::State& state) {

@@ -83,12 +83,13 @@ void add_inspect(CLI::App& app) {
     o.create_if_missing = false;
     std::unique_ptr<I::CodeStore> store = take(I::CodeStore::open(*db, o));
     const I::StoreInfo info = store->info();
-    std::printf("store: %s\nformat version: %u\nbits: %d\nitems: %zu\nmulti-index tables: %d\n"
-                "model fingerprint: %s\nmemory: %.1f MiB\nkernel: %s\n",
-                db->c_str(), info.format_version, info.bits, info.items, info.tables,
-                info.model_fingerprint.empty() ? "(none)" : info.model_fingerprint.c_str(),
-                static_cast<double>(info.memory_bytes) / (1 << 20),
-                std::string(I::active_kernel_name()).c_str());
+    std::printf(
+        "store: %s\nformat version: %u\nbits: %d\nitems: %zu\nmulti-index tables: %d\n"
+        "model fingerprint: %s\nmemory: %.1f MiB\nkernel: %s\n",
+        db->c_str(), info.format_version, info.bits, info.items, info.tables,
+        info.model_fingerprint.empty() ? "(none)" : info.model_fingerprint.c_str(),
+        static_cast<double>(info.memory_bytes) / (1 << 20),
+        std::string(I::active_kernel_name()).c_str());
     std::printf("\nbit balance (fraction of ones; near 0 or 1 means a collapsed bit):\n");
     const std::vector<double> balance = store->bit_balance();
     for (size_t b = 0; b < balance.size(); ++b) {
@@ -115,7 +116,8 @@ void add_inspect(CLI::App& app) {
     for (size_t d = 0; d < hist.size(); ++d) {
       if (hist[d] == 0) continue;
       cum += hist[d];
-      std::printf("  %4zu  %.5f  %.5f\n", d, double(hist[d]) / double(total), double(cum) / double(total));
+      std::printf("  %4zu  %.5f  %.5f\n", d, double(hist[d]) / double(total),
+                  double(cum) / double(total));
     }
   });
 }
@@ -339,7 +341,11 @@ void add_eval(CLI::App& app) {
       std::vector<uint8_t> codes = take(model.encode(data));
       Q::RetrievalMetrics m = take(Q::evaluate_retrieval(codes, model.bits(), data.labels, split));
       auto t2 = std::chrono::steady_clock::now();
-      EvalRow row{L::method_name(model.method()), model.bits(), seed, m, train_seconds,
+      EvalRow row{L::method_name(model.method()),
+                  model.bits(),
+                  seed,
+                  m,
+                  train_seconds,
                   std::chrono::duration<double>(t2 - t1).count()};
       std::fprintf(stderr, "imsat:   mAP %.4f P@500 %.4f P@r2 %.4f (empty %.3f) train %.1fs\n",
                    m.map, m.precision_at_n, m.precision_at_r, m.empty_r_share, train_seconds);

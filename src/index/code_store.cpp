@@ -9,12 +9,11 @@
 //   buckets  u8 table | u32 substring | u64 id -> ""   (the multi-index entries)
 #include "index/code_store.h"
 
+#include <pthread.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
-
-#include <pthread.h>
 
 #include <algorithm>
 #include <cstring>

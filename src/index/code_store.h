@@ -145,6 +145,8 @@ class MultiIndex {
   // The substring of table t of a packed code (words() words).
   uint32_t substring(int table, const uint64_t* code) const;
 
+  // Adds `slot` of `codes`. Slots must be inserted in increasing order; every slot below it
+  // that is not deleted must have been inserted (or covered by rebuild) already.
   void insert(const CodeArray& codes, uint32_t slot);
   // Rebuilds every bucket from `codes` (deleted slots are left out).
   void rebuild(const CodeArray& codes);

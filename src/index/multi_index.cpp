@@ -6,10 +6,17 @@
 // candidate with the full distance. kNN grows the substring radius s until k verified items lie
 // within m * (s + 1) - 1, the radius that level s is complete for.
 //
-// Buckets are singly linked lists over slots: heads[key] and next[slot] (slot + 1, 0 = end), so
-// an insert is O(1) and the memory is one word per bucket and per item and table. Substrings
-// longer than the head table are hashed into it; hash collisions only add candidates, which the
-// full-distance check removes.
+// Layout: each table keeps its buckets as one contiguous array of slots sorted by bucket (CSR:
+// offsets + slots), so a probe reads a bucket sequentially and the code loads of its candidates
+// are independent (they overlap in the memory system instead of chasing pointers). Items added
+// since the last rebuild sit in small per-table linked lists (the delta) until the delta grows to
+// a quarter of the CSR, when the CSR is rebuilt by a counting sort. Substrings longer than the
+// head table are hashed into it; collisions only add candidates, which verification removes.
+//
+// Duplicates: an item is reported by the first (level, table) probe that reaches it. A candidate
+// found at level s in table t was already seen if some table t' has substring distance < s, or
+// an earlier table t' < t has distance == s; this is decided from the candidate's code, so no
+// per-query visited array is needed.
 #include <algorithm>
 #include <cmath>
 
@@ -23,9 +30,14 @@ struct MultiIndex::Impl {
   int m = 1;
   std::vector<int> start, len;  // per table: first bit and length of its substring
   int head_bits = 10;
-  std::vector<std::vector<uint32_t>> heads;  // per table, 2^head_bits entries
-  std::vector<std::vector<uint32_t>> next;   // per table, one entry per slot
-  size_t inserted = 0;
+  // CSR per table: bucket h holds slots[offsets[h] .. offsets[h + 1]).
+  std::vector<std::vector<uint32_t>> offsets;
+  std::vector<std::vector<uint32_t>> slots;
+  // Delta per table: linked lists through `delta_next` (slot + 1, 0 = end).
+  std::vector<std::vector<uint32_t>> delta_heads;
+  std::vector<std::vector<uint32_t>> delta_next;
+  size_t csr_items = 0;
+  size_t delta_items = 0;
 
   uint32_t substring(int t, const uint64_t* code) const {
     const int s = start[t], l = len[t];
@@ -34,56 +46,111 @@ struct MultiIndex::Impl {
     if (off + l > 64) v |= code[w + 1] << (64 - off);
     return static_cast<uint32_t>(v & ((uint64_t{1} << l) - 1));
   }
+  size_t head_count(int t) const { return size_t{1} << std::min(len[t], head_bits); }
   uint32_t head_of(int t, uint32_t sub) const {
     if (len[t] <= head_bits) return sub;
     // Fibonacci hashing of the longer substring into the head table.
     return static_cast<uint32_t>((uint64_t{sub} * 0x9E3779B97F4A7C15ULL) >> (64 - head_bits));
   }
-  void resize_heads(size_t items) {
-    int hb = 10;
-    while (hb < 24 && (size_t{1} << hb) < items) ++hb;
-    head_bits = hb;
-    heads.assign(static_cast<size_t>(m), {});
-    for (int t = 0; t < m; ++t) {
-      const int used = std::min(len[t], head_bits);
-      heads[t].assign(size_t{1} << used, 0);
-    }
-    next.assign(static_cast<size_t>(m), {});
-    inserted = 0;
+
+  void clear_delta() {
+    delta_heads.assign(static_cast<size_t>(m), {});
+    delta_next.assign(static_cast<size_t>(m), {});
+    for (int t = 0; t < m; ++t) delta_heads[t].assign(head_count(t), 0);
+    delta_items = 0;
   }
-  void link(const CodeArray& codes, uint32_t slot) {
+
+  // Rebuilds the CSR from the live codes of slots [0, end); sizes the head tables for them.
+  void rebuild(const CodeArray& codes, size_t end) {
+    int hb = 10;
+    while (hb < 24 && (size_t{1} << hb) < end) ++hb;
+    head_bits = hb;
+    offsets.assign(static_cast<size_t>(m), {});
+    slots.assign(static_cast<size_t>(m), {});
+    std::vector<uint32_t> heads(end);
+    size_t live = 0;
+    for (int t = 0; t < m; ++t) {
+      std::vector<uint32_t>& off = offsets[t];
+      off.assign(head_count(t) + 1, 0);
+      live = 0;
+      for (uint32_t s = 0; s < end; ++s) {
+        if (codes.is_deleted(s)) continue;
+        heads[s] = head_of(t, substring(t, codes.code(s)));
+        ++off[heads[s] + 1];
+        ++live;
+      }
+      for (size_t h = 1; h < off.size(); ++h) off[h] += off[h - 1];
+      std::vector<uint32_t>& out = slots[t];
+      out.resize(off.back());
+      std::vector<uint32_t> fill(off.begin(), off.end() - 1);
+      for (uint32_t s = 0; s < end; ++s) {
+        if (!codes.is_deleted(s)) out[fill[heads[s]]++] = s;
+      }
+    }
+    csr_items = live;
+    clear_delta();
+  }
+
+  void insert(const CodeArray& codes, uint32_t slot) {
+    if (delta_items >= std::max<size_t>(4096, csr_items / 4)) {
+      rebuild(codes, size_t{slot} + 1);  // everything inserted so far, `slot` included
+      return;
+    }
     const uint64_t* code = codes.code(slot);
     for (int t = 0; t < m; ++t) {
-      auto& nx = next[t];
+      auto& nx = delta_next[t];
       if (nx.size() <= slot) nx.resize(std::max<size_t>(slot + 1, nx.size() * 2), 0);
-      uint32_t& head = heads[t][head_of(t, substring(t, code))];
+      uint32_t& head = delta_heads[t][head_of(t, substring(t, code))];
       nx[slot] = head;
       head = slot + 1;
     }
-    ++inserted;
+    ++delta_items;
   }
 
-  // Calls visit(slot) for every item in the buckets of every substring of table t at exactly
-  // `flips` bits from `sub`. Returns the number of buckets probed.
-  template <typename Visit>
-  uint64_t probe(int t, uint32_t sub, int flips, Visit&& visit) const {
-    uint64_t probed = 0;
-    const int l = len[t];
-    auto walk = [&](uint32_t key) {
-      ++probed;
-      for (uint32_t e = heads[t][head_of(t, key)]; e != 0; e = next[t][e - 1]) visit(e - 1);
-    };
-    if (flips == 0) {
-      walk(sub);
-      return probed;
+  // True when the probe (level s, table t) is the first to reach an item with this code. An
+  // item that reached the bucket only through a hash collision (its substring is not at s bits)
+  // is left to the probe that reaches it by its own substring.
+  bool first_reach(const uint64_t* code, const uint32_t* query_subs, int s, int t) const {
+    if (__builtin_popcount(substring(t, code) ^ query_subs[t]) != s) return false;
+    for (int u = 0; u < m; ++u) {
+      if (u == t) continue;
+      const int du = __builtin_popcount(substring(u, code) ^ query_subs[u]);
+      if (du < s || (du == s && u < t)) return false;
     }
+    return true;
+  }
+
+  // Calls visit(slot) for the items of the bucket of `key` in table t: CSR, then delta.
+  template <typename Visit>
+  void walk(int t, uint32_t key, const CodeArray& codes, Visit&& visit) const {
+    const uint32_t h = head_of(t, key);
+    const uint32_t* begin = slots[t].data() + offsets[t][h];
+    const uint32_t* end = slots[t].data() + offsets[t][h + 1];
+    for (const uint32_t* p = begin; p != end; ++p) {
+      if (p + 8 < end) __builtin_prefetch(codes.code(p[8]));
+      visit(*p);
+    }
+    for (uint32_t e = delta_heads[t][h]; e != 0; e = delta_next[t][e - 1]) visit(e - 1);
+  }
+
+  // Visits every bucket of table t whose key is at exactly `flips` bits from `sub`. Returns the
+  // number of buckets probed.
+  template <typename Visit>
+  uint64_t probe(int t, uint32_t sub, int flips, const CodeArray& codes, Visit&& visit) const {
+    const int l = len[t];
     if (flips > l) return 0;
+    if (flips == 0) {
+      walk(t, sub, codes, visit);
+      return 1;
+    }
+    uint64_t probed = 0;
     int pos[32];
     for (int i = 0; i < flips; ++i) pos[i] = i;
     while (true) {
       uint32_t key = sub;
       for (int i = 0; i < flips; ++i) key ^= uint32_t{1} << pos[i];
-      walk(key);
+      walk(t, key, codes, visit);
+      ++probed;
       int i = flips - 1;
       while (i >= 0 && pos[i] == l - flips + i) --i;
       if (i < 0) break;
@@ -94,10 +161,11 @@ struct MultiIndex::Impl {
   }
 
   // Expected work of a level-s probe over all tables, in units of one code read by a linear
-  // scan: each bucket probe and each candidate it yields costs a cache miss, about as much as
-  // streaming kScanPerMiss codes (measured with bench/index_bench: ~100 ns against ~0.2 ns).
+  // scan: each bucket probe and each candidate costs a cache miss, about as much as streaming
+  // kScanPerMiss codes (bench/index_bench: a verified candidate ~300 ns against ~0.3 ns per
+  // scanned code out of cache).
   double level_cost(int s, size_t items) const {
-    constexpr double kScanPerMiss = 256;
+    constexpr double kScanPerMiss = 1024;
     double total = 0;
     for (int t = 0; t < m; ++t) {
       if (s > len[t]) continue;
@@ -108,32 +176,26 @@ struct MultiIndex::Impl {
     }
     return total;
   }
+
+  // Probes level s of every table; calls found(slot, distance) once per live, passing item.
+  template <typename Found>
+  void probe_level(const CodeArray& codes, const uint64_t* query, const uint32_t* query_subs, int s,
+                   const Filter& filter, SearchStats& stats, Found&& found) const {
+    const size_t words = codes.words();
+    for (int t = 0; t < m; ++t) {
+      stats.buckets_probed += probe(t, query_subs[t], s, codes, [&](uint32_t slot) {
+        if (codes.is_deleted(slot)) return;
+        const uint64_t* code = codes.code(slot);
+        if (!first_reach(code, query_subs, s, t)) return;
+        if (!filter.empty() && !filter.pass(codes, slot)) return;
+        ++stats.candidates_verified;
+        found(slot, hamming_distance(query, code, words));
+      });
+    }
+  }
 };
 
 namespace {
-
-// Per-thread visited marks by slot, reset by bumping an epoch instead of clearing.
-class Visited {
- public:
-  void begin(size_t slots) {
-    if (marks_.size() < slots) marks_.resize(slots, 0);
-    if (++epoch_ == 0) {
-      std::fill(marks_.begin(), marks_.end(), 0);
-      epoch_ = 1;
-    }
-  }
-  bool first_visit(uint32_t slot) {
-    if (marks_[slot] == epoch_) return false;
-    marks_[slot] = epoch_;
-    return true;
-  }
-
- private:
-  std::vector<uint32_t> marks_;
-  uint32_t epoch_ = 0;
-};
-
-thread_local Visited tl_visited;
 
 bool by_distance_then_slot(const Neighbor& a, const Neighbor& b) {
   return a.distance != b.distance ? a.distance < b.distance : a.slot < b.slot;
@@ -157,7 +219,7 @@ MultiIndex::MultiIndex(int bits, int tables, size_t expected_items)
     impl_->len.push_back(l);
     pos += l;
   }
-  impl_->resize_heads(expected_items);
+  impl_->rebuild(CodeArray(bits), 0);
 }
 
 MultiIndex::~MultiIndex() = default;
@@ -176,20 +238,8 @@ uint32_t MultiIndex::substring(int table, const uint64_t* code) const {
   return impl_->substring(table, code);
 }
 
-void MultiIndex::insert(const CodeArray& codes, uint32_t slot) {
-  if (impl_->head_bits < 24 && impl_->inserted + 1 > (size_t{4} << impl_->head_bits)) {
-    rebuild(codes);  // includes `slot` if already appended
-    return;
-  }
-  impl_->link(codes, slot);
-}
-
-void MultiIndex::rebuild(const CodeArray& codes) {
-  impl_->resize_heads(codes.live());
-  for (uint32_t s = 0; s < codes.size(); ++s) {
-    if (!codes.is_deleted(s)) impl_->link(codes, s);
-  }
-}
+void MultiIndex::insert(const CodeArray& codes, uint32_t slot) { impl_->insert(codes, slot); }
+void MultiIndex::rebuild(const CodeArray& codes) { impl_->rebuild(codes, codes.size()); }
 
 std::vector<Neighbor> MultiIndex::radius(const CodeArray& codes, const uint64_t* query, uint32_t r,
                                          const Filter& filter, SearchStats* stats) const {
@@ -201,21 +251,14 @@ std::vector<Neighbor> MultiIndex::radius(const CodeArray& codes, const uint64_t*
   if (cost > static_cast<double>(codes.size())) {
     return scan_radius(codes, query, r, filter, stats);
   }
+  std::vector<uint32_t> subs(static_cast<size_t>(x.m));
+  for (int t = 0; t < x.m; ++t) subs[t] = x.substring(t, query);
   SearchStats local;
   std::vector<Neighbor> out;
-  Visited& visited = tl_visited;
-  visited.begin(codes.size());
-  const size_t words = codes.words();
   for (int s = 0; s <= s_max; ++s) {
-    for (int t = 0; t < x.m; ++t) {
-      local.buckets_probed += x.probe(t, x.substring(t, query), s, [&](uint32_t slot) {
-        if (!visited.first_visit(slot) || codes.is_deleted(slot)) return;
-        if (!filter.empty() && !filter.pass(codes, slot)) return;
-        ++local.candidates_verified;
-        const uint32_t d = hamming_distance(query, codes.code(slot), words);
-        if (d <= r) out.push_back({slot, d});
-      });
-    }
+    x.probe_level(codes, query, subs.data(), s, filter, local, [&](uint32_t slot, uint32_t d) {
+      if (d <= r) out.push_back({slot, d});
+    });
   }
   std::sort(out.begin(), out.end(), by_distance_then_slot);
   if (stats != nullptr) *stats += local;
@@ -226,34 +269,25 @@ std::vector<Neighbor> MultiIndex::knn(const CodeArray& codes, const uint64_t* qu
                                       const Filter& filter, SearchStats* stats) const {
   const Impl& x = *impl_;
   if (k >= codes.live()) return scan_knn(codes, query, k, filter, stats);
+  std::vector<uint32_t> subs(static_cast<size_t>(x.m));
+  for (int t = 0; t < x.m; ++t) subs[t] = x.substring(t, query);
   SearchStats local;
   std::vector<Neighbor> found;
   std::vector<uint64_t> at(static_cast<size_t>(x.bits) + 1, 0);
-  Visited& visited = tl_visited;
-  visited.begin(codes.size());
-  const size_t words = codes.words();
   const int max_len = *std::max_element(x.len.begin(), x.len.end());
   double cost = 0;
   for (int s = 0; s <= max_len; ++s) {
     cost += x.level_cost(s, codes.live());
     if (cost > static_cast<double>(codes.size())) {
       // Growing further would cost more than a scan reading every code.
-      SearchStats scan_stats;
-      std::vector<Neighbor> out = scan_knn(codes, query, k, filter, &scan_stats);
-      local += scan_stats;
+      std::vector<Neighbor> out = scan_knn(codes, query, k, filter, &local);
       if (stats != nullptr) *stats += local;
       return out;
     }
-    for (int t = 0; t < x.m; ++t) {
-      local.buckets_probed += x.probe(t, x.substring(t, query), s, [&](uint32_t slot) {
-        if (!visited.first_visit(slot) || codes.is_deleted(slot)) return;
-        if (!filter.empty() && !filter.pass(codes, slot)) return;
-        ++local.candidates_verified;
-        const uint32_t d = hamming_distance(query, codes.code(slot), words);
-        found.push_back({slot, d});
-        ++at[d];
-      });
-    }
+    x.probe_level(codes, query, subs.data(), s, filter, local, [&](uint32_t slot, uint32_t d) {
+      found.push_back({slot, d});
+      ++at[d];
+    });
     // Every item within m * (s + 1) - 1 bits has now been seen.
     const size_t complete = std::min<size_t>(static_cast<size_t>(x.m) * (s + 1) - 1, x.bits);
     uint64_t within = 0;
@@ -269,17 +303,20 @@ std::vector<Neighbor> MultiIndex::knn(const CodeArray& codes, const uint64_t* qu
       return out;
     }
   }
+  std::vector<Neighbor> out = scan_knn(codes, query, k, filter, &local);
   if (stats != nullptr) *stats += local;
-  return scan_knn(codes, query, k, filter, stats);
+  return out;
 }
 
 std::vector<uint64_t> MultiIndex::occupancy_histogram(int table, size_t max_count) const {
+  const Impl& x = *impl_;
   std::vector<uint64_t> hist(max_count + 1, 0);
-  const auto& heads = impl_->heads[static_cast<size_t>(table)];
-  const auto& next = impl_->next[static_cast<size_t>(table)];
-  for (uint32_t h : heads) {
-    size_t n = 0;
-    for (uint32_t e = h; e != 0; e = next[e - 1]) ++n;
+  const auto& off = x.offsets[static_cast<size_t>(table)];
+  const auto& heads = x.delta_heads[static_cast<size_t>(table)];
+  const auto& next = x.delta_next[static_cast<size_t>(table)];
+  for (size_t h = 0; h + 1 < off.size(); ++h) {
+    size_t n = off[h + 1] - off[h];
+    for (uint32_t e = heads[h]; e != 0; e = next[e - 1]) ++n;
     if (n > 0) ++hist[std::min(n, max_count)];
   }
   return hist;
@@ -287,8 +324,10 @@ std::vector<uint64_t> MultiIndex::occupancy_histogram(int table, size_t max_coun
 
 size_t MultiIndex::memory_bytes() const {
   size_t b = 0;
-  for (const auto& h : impl_->heads) b += h.capacity() * sizeof(uint32_t);
-  for (const auto& n : impl_->next) b += n.capacity() * sizeof(uint32_t);
+  for (const auto& v : impl_->offsets) b += v.capacity() * sizeof(uint32_t);
+  for (const auto& v : impl_->slots) b += v.capacity() * sizeof(uint32_t);
+  for (const auto& v : impl_->delta_heads) b += v.capacity() * sizeof(uint32_t);
+  for (const auto& v : impl_->delta_next) b += v.capacity() * sizeof(uint32_t);
   return b;
 }
 

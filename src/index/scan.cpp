@@ -12,8 +12,8 @@ namespace imsat::index {
 
 Status check_code_bits(int bits) {
   if (bits < kMinCodeBits || bits > kMaxCodeBits || bits % 8 != 0) {
-    return Status::invalid_argument("code length must be a multiple of 8 from 8 to 1024 bits, got " +
-                                    std::to_string(bits));
+    return Status::invalid_argument(
+        "code length must be a multiple of 8 from 8 to 1024 bits, got " + std::to_string(bits));
   }
   return Status::ok();
 }
@@ -111,7 +111,9 @@ size_t CodeArray::memory_bytes() const {
 namespace internal {
 
 TopK::TopK(size_t k, int bits)
-    : k_(k), limit_(static_cast<uint32_t>(bits)), counts_(static_cast<size_t>(bits) + 1, 0),
+    : k_(k),
+      limit_(static_cast<uint32_t>(bits)),
+      counts_(static_cast<size_t>(bits) + 1, 0),
       buckets_(static_cast<size_t>(bits) + 1) {}
 
 void TopK::tighten() {
@@ -170,8 +172,8 @@ void scan_range(const CodeArray& codes, const uint64_t* query, size_t begin, siz
   uint16_t dist[kScanBlock];
   for (size_t start = begin; start < end && !top.done(); start += kScanBlock) {
     const size_t len = std::min(kScanBlock, end - start);
-    const size_t found = kernel.scan_le(query, codes.data() + start * words, len, words,
-                                        top.limit(), idx, dist);
+    const size_t found =
+        kernel.scan_le(query, codes.data() + start * words, len, words, top.limit(), idx, dist);
     stats.candidates_verified += len;
     bool added = false;
     for (size_t i = 0; i < found; ++i) {
@@ -192,9 +194,8 @@ std::vector<Neighbor> scan_knn(const CodeArray& codes, const uint64_t* query, si
                                const Filter& filter, SearchStats* stats, int threads) {
   SearchStats local;
   const size_t n = codes.size();
-  const size_t shards =
-      std::max<size_t>(1, std::min<size_t>(static_cast<size_t>(std::max(threads, 1)),
-                                           n / internal::kScanBlock));
+  const size_t shards = std::max<size_t>(
+      1, std::min<size_t>(static_cast<size_t>(std::max(threads, 1)), n / internal::kScanBlock));
   std::vector<Neighbor> out;
   if (shards == 1) {
     internal::TopK top(k, codes.bits());

@@ -91,15 +91,18 @@ TEST_P(HammingKernelTest, ScanLeMatchesScalarFilterOnEveryLengthAndThreshold) {
       std::vector<uint64_t> query = random_words(words, seed + 3);
       // Make some codes close to the query so small thresholds have hits.
       for (size_t i = 0; i < n; i += 5) {
-        for (size_t w = 0; w < words; ++w) codes[i * words + w] = query[w] ^ (uint64_t{1} << (i % 64));
+        for (size_t w = 0; w < words; ++w)
+          codes[i * words + w] = query[w] ^ (uint64_t{1} << (i % 64));
       }
       std::vector<uint16_t> all(n);
       scalar().scan(query.data(), codes.data(), n, words, all.data());
-      for (uint32_t limit : {0u, 1u, static_cast<uint32_t>(words), static_cast<uint32_t>(32 * words),
-                             static_cast<uint32_t>(64 * words)}) {
+      for (uint32_t limit :
+           {0u, 1u, static_cast<uint32_t>(words), static_cast<uint32_t>(32 * words),
+            static_cast<uint32_t>(64 * words)}) {
         std::vector<uint32_t> idx(n + 1);
         std::vector<uint16_t> dist(n + 1);
-        const size_t got = k.scan_le(query.data(), codes.data(), n, words, limit, idx.data(), dist.data());
+        const size_t got =
+            k.scan_le(query.data(), codes.data(), n, words, limit, idx.data(), dist.data());
         std::vector<uint32_t> want_idx;
         std::vector<uint16_t> want_dist;
         for (size_t i = 0; i < n; ++i) {
@@ -110,10 +113,33 @@ TEST_P(HammingKernelTest, ScanLeMatchesScalarFilterOnEveryLengthAndThreshold) {
         }
         idx.resize(got);
         dist.resize(got);
-        EXPECT_EQ(idx, want_idx) << k.name << " words=" << words << " n=" << n << " limit=" << limit;
+        EXPECT_EQ(idx, want_idx) << k.name << " words=" << words << " n=" << n
+                                 << " limit=" << limit;
         EXPECT_EQ(dist, want_dist) << k.name << " words=" << words << " n=" << n;
       }
     }
+  }
+}
+
+}  // namespace
+
+namespace {
+
+// Regression: the packed byte compare clamps 256-bit distances at 255; the reported distance of
+// an all-bits-differ code must still be 256.
+TEST_P(HammingKernelTest, ScanLeReportsFullDistanceOfComplementCodes) {
+  const HammingKernel& k = *GetParam();
+  for (size_t words : {1, 2, 4}) {
+    const size_t n = 64;
+    std::vector<uint64_t> query(words, 0), codes(n * words, ~uint64_t{0});
+    std::vector<uint32_t> idx(n);
+    std::vector<uint16_t> dist(n);
+    const uint32_t full = static_cast<uint32_t>(64 * words);
+    ASSERT_EQ(k.scan_le(query.data(), codes.data(), n, words, full, idx.data(), dist.data()), n);
+    for (size_t i = 0; i < n; ++i) EXPECT_EQ(dist[i], full) << k.name << " words=" << words;
+    EXPECT_EQ(k.scan_le(query.data(), codes.data(), n, words, full - 1, idx.data(), dist.data()),
+              0u)
+        << k.name << " words=" << words;
   }
 }
 
