@@ -185,7 +185,13 @@ struct CodeStore::Impl {
       batch.Delete(cf[kBuckets], bucket_key(t, mih.substring(t, codes.code(slot)), id));
     }
   }
-  void put_item(rocksdb::WriteBatch& batch, uint64_t id, const Item& item) {
+  // Code and metadata records go straight into the batch (ids increase, so they arrive
+  // sorted); key and bucket records are collected in `keyed` / `buckets` and added sorted by
+  // add_sorted(): a memtable insert starts its skip-list search from the previous insert, so
+  // sorted runs make a bulk load several times faster than random order.
+  void put_item(rocksdb::WriteBatch& batch, uint64_t id, const Item& item,
+                std::vector<std::pair<std::string, std::string>>& keyed,
+                std::vector<std::string>& buckets) {
     std::string value(reinterpret_cast<const char*>(item.code.data()), item.code.size());
     char tag[4];
     std::memcpy(tag, &item.tag, 4);
@@ -194,12 +200,21 @@ struct CodeStore::Impl {
     const std::string idk = be64(id);
     batch.Put(cf[kCodes], idk, value);
     if (!item.metadata.empty()) batch.Put(cf[kMeta], idk, item.metadata);
-    batch.Put(cf[kKeys], item.key, idk);
+    keyed.emplace_back(item.key, idk);
     std::vector<uint64_t> packed(codes.words());
     codes.pack(item.code.data(), packed.data());
     for (int t = 0; t < mih.tables(); ++t) {
-      batch.Put(cf[kBuckets], bucket_key(t, mih.substring(t, packed.data()), id), rocksdb::Slice());
+      buckets.push_back(bucket_key(t, mih.substring(t, packed.data()), id));
     }
+  }
+  // Every record here has a distinct key, so reordering them inside the batch changes nothing.
+  void add_sorted(rocksdb::WriteBatch& batch,
+                  std::vector<std::pair<std::string, std::string>>& keyed,
+                  std::vector<std::string>& buckets) {
+    std::sort(keyed.begin(), keyed.end());
+    for (const auto& [key, idk] : keyed) batch.Put(cf[kKeys], key, idk);
+    std::sort(buckets.begin(), buckets.end());
+    for (const std::string& b : buckets) batch.Put(cf[kBuckets], b, rocksdb::Slice());
   }
 
   Status validate(const std::vector<Item>& items) const {
@@ -226,24 +241,37 @@ struct CodeStore::Impl {
     IMSAT_RETURN_IF_ERROR(validate(items));
     std::vector<std::pair<uint32_t, uint64_t>> replaced;  // (slot, old id)
     uint64_t id = next_id;
-    for (const Item& item : items) {
-      std::string value;
-      rocksdb::Status s = db->Get(rocksdb::ReadOptions(), cf[kKeys], item.key, &value);
-      if (s.ok()) {
-        if (value.size() != 8)
+    std::vector<std::pair<std::string, std::string>> keyed;
+    std::vector<std::string> bucket_keys;
+    keyed.reserve(items.size());
+    bucket_keys.reserve(items.size() * static_cast<size_t>(mih.tables()));
+    // One MultiGet for the whole batch: which keys already exist (upserts).
+    std::vector<rocksdb::Slice> keys;
+    keys.reserve(items.size());
+    for (const Item& item : items) keys.emplace_back(item.key);
+    std::vector<rocksdb::PinnableSlice> values(items.size());
+    std::vector<rocksdb::Status> found(items.size());
+    db->MultiGet(rocksdb::ReadOptions(), cf[kKeys], keys.size(), keys.data(), values.data(),
+                 found.data());
+    for (size_t i = 0; i < items.size(); ++i) {
+      const Item& item = items[i];
+      if (found[i].ok()) {
+        if (values[i].size() != 8) {
           return Status::corruption("key '" + item.key + "' maps to a damaged id");
-        const uint64_t old = from_be64(value);
+        }
+        const uint64_t old = from_be64(values[i]);
         const int64_t slot = slot_of(old);
         if (slot < 0) return Status::corruption("key '" + item.key + "' maps to a missing item");
         batch.Delete(cf[kCodes], be64(old));
         batch.Delete(cf[kMeta], be64(old));
         delete_buckets(batch, static_cast<uint32_t>(slot), old);
         replaced.emplace_back(static_cast<uint32_t>(slot), old);
-      } else if (!s.IsNotFound()) {
-        return translate(s, "reading key '" + item.key + "'");
+      } else if (!found[i].IsNotFound()) {
+        return translate(found[i], "reading key '" + item.key + "'");
       }
-      put_item(batch, id++, item);
+      put_item(batch, id++, item, keyed, bucket_keys);
     }
+    add_sorted(batch, keyed, bucket_keys);
     batch.Put(cf[kSchema], "next_id", be64(id));
     IMSAT_RETURN_IF_ERROR(translate(db->Write(write_options, &batch), "writing a batch"));
     std::unique_lock lock(state_mutex);
@@ -287,9 +315,13 @@ Result<std::unique_ptr<CodeStore>> CodeStore::open(const std::string& path,
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   rocksdb::ColumnFamilyOptions keys_options;
   keys_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  // A bulk load writes several records per code; a third memtable lets writes continue while
+  // two flush.
   keys_options.write_buffer_size = 64 << 20;
+  keys_options.max_write_buffer_number = 3;
   rocksdb::ColumnFamilyOptions bulk_options;
   bulk_options.write_buffer_size = 64 << 20;
+  bulk_options.max_write_buffer_number = 3;
 
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (int i = 0; i < kCfCount; ++i) {
