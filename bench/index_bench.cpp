@@ -192,10 +192,12 @@ faiss::IndexBinaryMultiHash& multihash(Dataset& d, int nhash, int b) {
   return *slot;
 }
 
-faiss::IndexBinaryHash& hash(Dataset& d, int b) {
+// nflip bit flips of the b-bit prefix at search time: nflip = r makes the range search exact.
+faiss::IndexBinaryHash& hash(Dataset& d, int b, int nflip) {
   auto& slot = d.hash[b];
   if (!slot) {
     slot = std::make_unique<faiss::IndexBinaryHash>(d.bits, b);
+    slot->nflip = nflip;
     slot->add(static_cast<faiss::IndexBinary::idx_t>(d.n), d.bytes.data());
   }
   return *slot;
@@ -257,7 +259,8 @@ void BM_RadiusFaiss(benchmark::State& state, Index& (*get)(Dataset&, int, int), 
 faiss::IndexBinaryMultiHash& get_multihash(Dataset& d, int nhash, int b) {
   return multihash(d, nhash, b);
 }
-faiss::IndexBinaryHash& get_hash(Dataset& d, int, int b) { return hash(d, b); }
+// For the single-table hash the first parameter is nflip.
+faiss::IndexBinaryHash& get_hash(Dataset& d, int nflip, int b) { return hash(d, b, nflip); }
 
 #endif  // IMSAT_BENCH_FAISS
 
@@ -355,7 +358,7 @@ int register_all() {
               ->UseRealTime();
           benchmark::RegisterBenchmark(name("Radius", "faiss_hash", bits, n, r, kind).c_str(),
                                        BM_RadiusFaiss<faiss::IndexBinaryHash>, get_hash, bits, n, r,
-                                       kind, 1, 24)
+                                       kind, static_cast<int>(r), 24)
               ->UseRealTime();
         }
 #endif
