@@ -288,6 +288,32 @@ CodeStore::~CodeStore() = default;
 
 Result<std::unique_ptr<CodeStore>> CodeStore::open(const std::string& path,
                                                    const StoreOptions& options) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(fs::path(path) / "CURRENT", ec) && options.create_if_missing &&
+      options.bits != 0 && (!fs::exists(path, ec) || fs::is_empty(path, ec))) {
+    // Creation is made atomic: the store is built complete (column families, schema) in a
+    // sibling folder and renamed into place, so a crash never leaves a half-made store.
+    IMSAT_RETURN_IF_ERROR(check_code_bits(options.bits));
+    const fs::path target = fs::absolute(path, ec);
+    const std::string staging = target.string() + ".creating";
+    if (target.has_parent_path()) fs::create_directories(target.parent_path(), ec);
+    fs::remove_all(staging, ec);
+    {
+      StoreOptions create = options;
+      create.sync_writes = true;
+      Result<std::unique_ptr<CodeStore>> made = open_existing_or_new(staging, create);
+      if (!made.is_ok()) return made.status();
+    }
+    fs::rename(staging, target, ec);
+    if (ec)
+      return Status::io_error(path + ": cannot move the new store into place: " + ec.message());
+  }
+  return open_existing_or_new(path, options);
+}
+
+Result<std::unique_ptr<CodeStore>> CodeStore::open_existing_or_new(const std::string& path,
+                                                                   const StoreOptions& options) {
   if (options.bits != 0) IMSAT_RETURN_IF_ERROR(check_code_bits(options.bits));
   std::error_code ec;
   const bool exists = std::filesystem::exists(std::filesystem::path(path) / "CURRENT", ec);

@@ -276,6 +276,8 @@ class CodeStore {
 
  private:
   explicit CodeStore(std::unique_ptr<Impl> impl);
+  static Result<std::unique_ptr<CodeStore>> open_existing_or_new(const std::string& path,
+                                                                 const StoreOptions& options);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -322,12 +323,16 @@ TEST_F(CodeStoreTest, SigkillDuringIngestLosesNoAcknowledgedBatch) {
       }
     }
     close(fds[1]);
-    fcntl(fds[0], F_SETFL, O_NONBLOCK);
-    std::this_thread::sleep_for(std::chrono::milliseconds(100 + rng() % 300));
+    // Wait for the child's first acknowledged batch (opening can be slow under sanitizers and
+    // load), then let it ingest for a random while and kill it mid-stream.
+    pollfd ready{fds[0], POLLIN, 0};
+    ASSERT_EQ(poll(&ready, 1, 30000), 1) << "child acknowledged nothing within 30 s";
+    std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 300));
     kill(pid, SIGKILL);
     int status = 0;
     waitpid(pid, &status, 0);
     ASSERT_TRUE(WIFSIGNALED(status)) << "child exited by itself with " << WEXITSTATUS(status);
+    fcntl(fds[0], F_SETFL, O_NONBLOCK);
     int b;
     while (read(fds[0], &b, sizeof(b)) == sizeof(b)) acknowledged.insert(b);
     close(fds[0]);
