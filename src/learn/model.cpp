@@ -345,16 +345,9 @@ Result<Model> Model::load(const std::string& path) {
   if (b.size() < 8 + 4 + 8 + 8) return Status::corruption(path + ": model file is truncated");
   uint64_t stored_sum;
   std::memcpy(&stored_sum, b.data() + b.size() - 8, 8);
-  const uint64_t header_len_probe = [&] {
-    uint64_t v = 0;
-    std::memcpy(&v, b.data() + 12, 8);
-    return v;
-  }();
   if (fnv1a(b.data(), b.size() - 8) != stored_sum) {
-    return Status::corruption(path +
-                              ": checksum mismatch: the model file is truncated or damaged (" +
-                              std::to_string(b.size()) + " bytes, header claims " +
-                              std::to_string(header_len_probe) + " header bytes)");
+    return Status::corruption(path + ": checksum mismatch: the model file (" +
+                              std::to_string(b.size()) + " bytes) is truncated or damaged");
   }
   uint64_t header_len = 0;
   IMSAT_RETURN_IF_ERROR(r.get(&header_len, "the header length"));
@@ -436,9 +429,7 @@ Result<Model> Model::load(const std::string& path) {
       if (buf.value().is_floating_point()) IMSAT_RETURN_IF_ERROR(copy_into(buf.key(), buf.value()));
     }
   }
-  Result<Model> m = make_model(std::move(impl));
-  if (!m.is_ok()) return m;
-  return m;
+  return make_model(std::move(impl));
 }
 
 }  // namespace imsat::learn
