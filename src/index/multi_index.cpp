@@ -161,11 +161,12 @@ struct MultiIndex::Impl {
   }
 
   // Expected work of a level-s probe over all tables, in units of one code read by a linear
-  // scan: each bucket probe and each candidate costs a cache miss, about as much as streaming
-  // kScanPerMiss codes (bench/index_bench: a verified candidate ~300 ns against ~0.3 ns per
-  // scanned code out of cache).
+  // scan: each bucket probe and each candidate costs several cache misses, about as much as
+  // streaming kScanPerMiss codes (bench/index_bench, 64-bit codes at N = 1e7: probing cost about
+  // 1 us per candidate against 0.3 ns per scanned code; a smaller constant let uniform-code kNN
+  // probe three levels before falling back to the scan, 3x slower than scanning at once).
   double level_cost(int s, size_t items) const {
-    constexpr double kScanPerMiss = 1024;
+    constexpr double kScanPerMiss = 4096;
     double total = 0;
     for (int t = 0; t < m; ++t) {
       if (s > len[t]) continue;
