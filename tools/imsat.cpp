@@ -473,6 +473,70 @@ void add_eval(CLI::App& app) {
   });
 }
 
+struct ClusterArgs {
+  std::string data, labels, method = "imsat-vat", hidden, device = "auto", model, out;
+  int clusters = 10, epochs = 0, threads = 0;
+  uint64_t seed = 0;
+};
+
+// Trains (or loads, with --model) a clustering model, assigns every item and, when the data
+// has labels, prints clustering accuracy (Hungarian matching) and NMI.
+void add_cluster(CLI::App& app) {
+  auto args = std::make_shared<ClusterArgs>();
+  CLI::App* cmd = app.add_subcommand("cluster", "Train or apply a clustering model; print ACC and NMI");
+  cmd->add_option("--data", args->data, "Dataset (IDX file or folder, fvecs, CSV)")->required();
+  cmd->add_option("--labels", args->labels, "IDX labels for an IDX image file");
+  cmd->add_option("--method", args->method, "imsat-vat, imsat-rpt, deep-rim, linear-imsat, linear-rim or kmeans")
+      ->capture_default_str();
+  cmd->add_option("--clusters", args->clusters, "Number of clusters")->capture_default_str();
+  cmd->add_option("--hidden", args->hidden, "Hidden sizes (default 1200-1200 for IMSAT)");
+  cmd->add_option("--epochs", args->epochs, "Epochs (0 = automatic)");
+  cmd->add_option("--device", args->device, "cpu, cuda or auto")->capture_default_str();
+  cmd->add_option("--seed", args->seed, "Random seed")->capture_default_str();
+  cmd->add_option("--threads", args->threads, "Compute threads (0 = tuned default)");
+  cmd->add_option("--model", args->model, "Apply this clustering model instead of training");
+  cmd->add_option("--out", args->out, "Write the trained model here");
+  cmd->callback([args, cmd] {
+    namespace L = imsat::learn;
+    namespace Q = imsat::query;
+    L::Dataset data = take(L::load_dataset(args->data, args->labels));
+    auto t0 = std::chrono::steady_clock::now();
+    L::Model model;
+    if (!args->model.empty()) {
+      model = take(L::Model::load(args->model));
+      if (!model.is_clustering()) throw std::runtime_error(args->model + ": not a clustering model");
+    } else {
+      L::TrainConfig c;
+      c.method = take(L::parse_method(args->method));
+      c.clusters = args->clusters;
+      c.epochs = args->epochs;
+      c.device = args->device;
+      c.seed = args->seed;
+      c.threads = args->threads;
+      if (cmd->count("--hidden") > 0) {
+        c.has_hidden = true;
+        c.hidden = parse_hidden(args->hidden);
+      }
+      ProgressPrinter printer(true);
+      c.on_progress = [&printer](const L::Progress& p, bool e) { printer(p, e); };
+      model = take(L::train(data, c));
+      if (!args->out.empty()) check(model.save(args->out));
+    }
+    const double train_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::vector<int32_t> assigned = take(model.assign(data));
+    std::vector<size_t> sizes(static_cast<size_t>(model.clusters()), 0);
+    for (int32_t a : assigned) ++sizes[static_cast<size_t>(a)];
+    std::printf("method: %s\nclusters: %d\nitems: %zu\ntrain seconds: %.1f\ncluster sizes:",
+                L::method_name(model.method()).c_str(), model.clusters(), data.rows, train_s);
+    for (size_t n : sizes) std::printf(" %zu", n);
+    std::printf("\n");
+    if (!data.labels.empty()) {
+      std::printf("accuracy: %.4f\nnmi: %.4f\n", take(Q::clustering_accuracy(assigned, data.labels)),
+                  take(Q::normalized_mutual_information(assigned, data.labels)));
+    }
+  });
+}
+
 #endif  // IMSAT_HAVE_QUERY
 
 }  // namespace
@@ -489,6 +553,7 @@ int main(int argc, char** argv) {
 #endif
 #ifdef IMSAT_HAVE_QUERY
   add_eval(app);
+  add_cluster(app);
 #endif
   try {
     app.parse(argc, argv);
