@@ -483,10 +483,12 @@ struct ClusterArgs {
 // has labels, prints clustering accuracy (Hungarian matching) and NMI.
 void add_cluster(CLI::App& app) {
   auto args = std::make_shared<ClusterArgs>();
-  CLI::App* cmd = app.add_subcommand("cluster", "Train or apply a clustering model; print ACC and NMI");
+  CLI::App* cmd =
+      app.add_subcommand("cluster", "Train or apply a clustering model; print ACC and NMI");
   cmd->add_option("--data", args->data, "Dataset (IDX file or folder, fvecs, CSV)")->required();
   cmd->add_option("--labels", args->labels, "IDX labels for an IDX image file");
-  cmd->add_option("--method", args->method, "imsat-vat, imsat-rpt, deep-rim, linear-imsat, linear-rim or kmeans")
+  cmd->add_option("--method", args->method,
+                  "imsat-vat, imsat-rpt, deep-rim, linear-imsat, linear-rim or kmeans")
       ->capture_default_str();
   cmd->add_option("--clusters", args->clusters, "Number of clusters")->capture_default_str();
   cmd->add_option("--hidden", args->hidden, "Hidden sizes (default 1200-1200 for IMSAT)");
@@ -504,7 +506,8 @@ void add_cluster(CLI::App& app) {
     L::Model model;
     if (!args->model.empty()) {
       model = take(L::Model::load(args->model));
-      if (!model.is_clustering()) throw std::runtime_error(args->model + ": not a clustering model");
+      if (!model.is_clustering())
+        throw std::runtime_error(args->model + ": not a clustering model");
     } else {
       L::TrainConfig c;
       c.method = take(L::parse_method(args->method));
@@ -522,7 +525,8 @@ void add_cluster(CLI::App& app) {
       model = take(L::train(data, c));
       if (!args->out.empty()) check(model.save(args->out));
     }
-    const double train_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double train_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::vector<int32_t> assigned = take(model.assign(data));
     std::vector<size_t> sizes(static_cast<size_t>(model.clusters()), 0);
     for (int32_t a : assigned) ++sizes[static_cast<size_t>(a)];
@@ -531,7 +535,8 @@ void add_cluster(CLI::App& app) {
     for (size_t n : sizes) std::printf(" %zu", n);
     std::printf("\n");
     if (!data.labels.empty()) {
-      std::printf("accuracy: %.4f\nnmi: %.4f\n", take(Q::clustering_accuracy(assigned, data.labels)),
+      std::printf("accuracy: %.4f\nnmi: %.4f\n",
+                  take(Q::clustering_accuracy(assigned, data.labels)),
                   take(Q::normalized_mutual_information(assigned, data.labels)));
     }
   });

@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/sst_file_writer.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
@@ -136,6 +137,7 @@ struct CodeStore::Impl {
   std::unique_ptr<rocksdb::DB> db;
   std::vector<rocksdb::ColumnFamilyHandle*> cf;
   rocksdb::WriteOptions write_options;
+  rocksdb::Options db_options;
 
   // In-memory state, rebuilt on open. Guarded by state_mutex (shared for readers).
   mutable WriterFairMutex state_mutex;
@@ -180,49 +182,13 @@ struct CodeStore::Impl {
     key_offsets.push_back(key_blob.size());
     mih.insert(codes, slot);
   }
-  void delete_buckets(rocksdb::WriteBatch& batch, uint32_t slot, uint64_t id) {
-    for (int t = 0; t < mih.tables(); ++t) {
-      batch.Delete(cf[kBuckets], bucket_key(t, mih.substring(t, codes.code(slot)), id));
-    }
-  }
-  // Code and metadata records go straight into the batch (ids increase, so they arrive
-  // sorted); key and bucket records are collected in `keyed` / `buckets` and added sorted by
-  // add_sorted(): a memtable insert starts its skip-list search from the previous insert, so
-  // sorted runs make a bulk load several times faster than random order.
-  void put_item(rocksdb::WriteBatch& batch, uint64_t id, const Item& item,
-                std::vector<std::pair<std::string, std::string>>& keyed,
-                std::vector<std::string>& buckets) {
-    std::string value(reinterpret_cast<const char*>(item.code.data()), item.code.size());
-    char tag[4];
-    std::memcpy(tag, &item.tag, 4);
-    value.append(tag, 4);
-    value += item.key;
-    const std::string idk = be64(id);
-    batch.Put(cf[kCodes], idk, value);
-    if (!item.metadata.empty()) batch.Put(cf[kMeta], idk, item.metadata);
-    keyed.emplace_back(item.key, idk);
-    std::vector<uint64_t> packed(codes.words());
-    codes.pack(item.code.data(), packed.data());
-    for (int t = 0; t < mih.tables(); ++t) {
-      buckets.push_back(bucket_key(t, mih.substring(t, packed.data()), id));
-    }
-  }
-  // Every record here has a distinct key, so reordering them inside the batch changes nothing.
-  void add_sorted(rocksdb::WriteBatch& batch,
-                  std::vector<std::pair<std::string, std::string>>& keyed,
-                  std::vector<std::string>& buckets) {
-    std::sort(keyed.begin(), keyed.end());
-    for (const auto& [key, idk] : keyed) batch.Put(cf[kKeys], key, idk);
-    std::sort(buckets.begin(), buckets.end());
-    for (const std::string& b : buckets) batch.Put(cf[kBuckets], b, rocksdb::Slice());
-  }
-
   Status validate(const std::vector<Item>& items) const {
     std::unordered_set<std::string> seen;
     for (size_t i = 0; i < items.size(); ++i) {
       const Item& it = items[i];
-      if (it.key.empty())
+      if (it.key.empty()) {
         return Status::invalid_argument("item " + std::to_string(i) + " has an empty key");
+      }
       if (it.code.size() != codes.code_bytes()) {
         return Status::invalid_argument(
             "item '" + it.key + "' has a " + std::to_string(it.code.size() * 8) +
@@ -235,17 +201,27 @@ struct CodeStore::Impl {
     return Status::ok();
   }
 
-  // Writes one batch of items (upserts) plus any extra records, then applies it to memory.
-  // Caller holds writer_mutex.
-  Status write_items(const std::vector<Item>& items, rocksdb::WriteBatch& batch) {
+  // The records of one batch, per column family. Within a family every key is distinct, so the
+  // records can be written in any order; they are sorted before writing, which SST files need
+  // and which keeps memtable inserts near the previous one (a skip-list insert starts its search
+  // from the last insert).
+  struct Record {
+    std::string key;
+    std::string value;
+    bool erase = false;
+    bool operator<(const Record& o) const { return key < o.key; }
+  };
+  struct BatchPlan {
+    std::vector<Record> records[kCfCount];
+    std::vector<std::pair<uint32_t, uint64_t>> replaced;  // (slot, old id) of upserted keys
+    uint64_t next_id = 0;
+  };
+
+  // Plans a batch of upserts: one MultiGet finds the keys that already exist; their old records
+  // are deleted and every item gets a new id. Caller holds writer_mutex.
+  Result<BatchPlan> plan(const std::vector<Item>& items) const {
     IMSAT_RETURN_IF_ERROR(validate(items));
-    std::vector<std::pair<uint32_t, uint64_t>> replaced;  // (slot, old id)
-    uint64_t id = next_id;
-    std::vector<std::pair<std::string, std::string>> keyed;
-    std::vector<std::string> bucket_keys;
-    keyed.reserve(items.size());
-    bucket_keys.reserve(items.size() * static_cast<size_t>(mih.tables()));
-    // One MultiGet for the whole batch: which keys already exist (upserts).
+    BatchPlan p;
     std::vector<rocksdb::Slice> keys;
     keys.reserve(items.size());
     for (const Item& item : items) keys.emplace_back(item.key);
@@ -253,6 +229,8 @@ struct CodeStore::Impl {
     std::vector<rocksdb::Status> found(items.size());
     db->MultiGet(rocksdb::ReadOptions(), cf[kKeys], keys.size(), keys.data(), values.data(),
                  found.data());
+    std::vector<uint64_t> packed(codes.words());
+    uint64_t id = next_id;
     for (size_t i = 0; i < items.size(); ++i) {
       const Item& item = items[i];
       if (found[i].ok()) {
@@ -262,24 +240,92 @@ struct CodeStore::Impl {
         const uint64_t old = from_be64(values[i]);
         const int64_t slot = slot_of(old);
         if (slot < 0) return Status::corruption("key '" + item.key + "' maps to a missing item");
-        batch.Delete(cf[kCodes], be64(old));
-        batch.Delete(cf[kMeta], be64(old));
-        delete_buckets(batch, static_cast<uint32_t>(slot), old);
-        replaced.emplace_back(static_cast<uint32_t>(slot), old);
+        p.records[kCodes].push_back({be64(old), "", true});
+        p.records[kMeta].push_back({be64(old), "", true});
+        for (int t = 0; t < mih.tables(); ++t) {
+          p.records[kBuckets].push_back(
+              {bucket_key(t, mih.substring(t, codes.code(static_cast<uint32_t>(slot))), old), "",
+               true});
+        }
+        p.replaced.emplace_back(static_cast<uint32_t>(slot), old);
       } else if (!found[i].IsNotFound()) {
         return translate(found[i], "reading key '" + item.key + "'");
       }
-      put_item(batch, id++, item, keyed, bucket_keys);
+      std::string value(reinterpret_cast<const char*>(item.code.data()), item.code.size());
+      char tag[4];
+      std::memcpy(tag, &item.tag, 4);
+      value.append(tag, 4);
+      value += item.key;
+      const std::string idk = be64(id);
+      p.records[kCodes].push_back({idk, std::move(value)});
+      if (!item.metadata.empty()) p.records[kMeta].push_back({idk, item.metadata});
+      p.records[kKeys].push_back({item.key, idk});
+      codes.pack(item.code.data(), packed.data());
+      for (int t = 0; t < mih.tables(); ++t) {
+        p.records[kBuckets].push_back({bucket_key(t, mih.substring(t, packed.data()), id), ""});
+      }
+      ++id;
     }
-    add_sorted(batch, keyed, bucket_keys);
-    batch.Put(cf[kSchema], "next_id", be64(id));
-    IMSAT_RETURN_IF_ERROR(translate(db->Write(write_options, &batch), "writing a batch"));
+    p.next_id = id;
+    p.records[kSchema].push_back({"next_id", be64(id)});
+    for (auto& r : p.records) std::sort(r.begin(), r.end());
+    return p;
+  }
+
+  // Commits a plan as one WriteBatch through the write-ahead log.
+  Status commit_write_batch(const BatchPlan& p) {
+    rocksdb::WriteBatch batch;
+    for (int c = 1; c < kCfCount; ++c) {
+      for (const Record& r : p.records[c]) {
+        if (r.erase) {
+          batch.Delete(cf[c], r.key);
+        } else {
+          batch.Put(cf[c], r.key, r.value);
+        }
+      }
+    }
+    return translate(db->Write(write_options, &batch), "writing a batch");
+  }
+
+  // Commits a plan as SST files, one per column family, ingested in one atomic step: the bulk
+  // path, which skips the write-ahead log and the memtables. Durable when it returns (the
+  // ingestion is recorded in the synced MANIFEST).
+  Status commit_ingest(const BatchPlan& p) {
+    namespace fs = std::filesystem;
+    const fs::path dir = fs::path(path) / "bulk-ingest";
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    fs::create_directories(dir, ec);
+    if (ec) return Status::io_error(dir.string() + ": " + ec.message());
+    std::vector<rocksdb::IngestExternalFileArg> args;
+    for (int c = 1; c < kCfCount; ++c) {
+      if (p.records[c].empty()) continue;
+      const std::string file = (dir / (std::string(kCfNames[c]) + ".sst")).string();
+      rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), db_options, cf[c]);
+      IMSAT_RETURN_IF_ERROR(translate(writer.Open(file), file));
+      for (const Record& r : p.records[c]) {
+        IMSAT_RETURN_IF_ERROR(
+            translate(r.erase ? writer.Delete(r.key) : writer.Put(r.key, r.value), file));
+      }
+      IMSAT_RETURN_IF_ERROR(translate(writer.Finish(), file));
+      rocksdb::IngestExternalFileArg arg;
+      arg.column_family = cf[c];
+      arg.external_files = {file};
+      arg.options.move_files = true;
+      args.push_back(std::move(arg));
+    }
+    Status s = translate(db->IngestExternalFiles(args), "ingesting a bulk batch");
+    fs::remove_all(dir, ec);
+    return s;
+  }
+
+  // Applies a committed plan to the in-memory array and buckets.
+  void apply(const BatchPlan& p, const std::vector<Item>& items) {
     std::unique_lock lock(state_mutex);
-    for (const auto& [slot, old] : replaced) codes.erase(slot);
-    uint64_t nid = next_id;
-    for (const Item& item : items) append_memory(nid++, item.key, item.code.data(), item.tag);
-    next_id = id;
-    return Status::ok();
+    for (const auto& [slot, old] : p.replaced) codes.erase(slot);
+    uint64_t id = next_id;
+    for (const Item& item : items) append_memory(id++, item.key, item.code.data(), item.tag);
+    next_id = p.next_id;
   }
 };
 
@@ -349,6 +395,7 @@ Result<std::unique_ptr<CodeStore>> CodeStore::open_existing_or_new(const std::st
   bulk_options.write_buffer_size = 64 << 20;
   bulk_options.max_write_buffer_number = 3;
 
+  impl->db_options = db_options;
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (int i = 0; i < kCfCount; ++i) {
     descriptors.emplace_back(kCfNames[i], i == kKeys ? keys_options : bulk_options);
@@ -478,8 +525,11 @@ int CodeStore::bits() const { return impl_->schema.bits; }
 Status CodeStore::put(const std::vector<Item>& items) {
   if (items.empty()) return Status::ok();
   std::lock_guard writer(impl_->writer_mutex);
-  rocksdb::WriteBatch batch;
-  return impl_->write_items(items, batch);
+  Result<Impl::BatchPlan> plan = impl_->plan(items);
+  if (!plan.is_ok()) return plan.status();
+  IMSAT_RETURN_IF_ERROR(impl_->commit_write_batch(*plan));
+  impl_->apply(*plan, items);
+  return Status::ok();
 }
 
 Status CodeStore::erase(const std::vector<std::string>& keys) {
@@ -496,7 +546,10 @@ Status CodeStore::erase(const std::vector<std::string>& keys) {
     batch.Delete(impl_->cf[kCodes], be64(*id));
     batch.Delete(impl_->cf[kMeta], be64(*id));
     batch.Delete(impl_->cf[kKeys], key);
-    impl_->delete_buckets(batch, static_cast<uint32_t>(slot), *id);
+    for (int t = 0; t < impl_->mih.tables(); ++t) {
+      const uint64_t* code = impl_->codes.code(static_cast<uint32_t>(slot));
+      batch.Delete(impl_->cf[kBuckets], bucket_key(t, impl_->mih.substring(t, code), *id));
+    }
     slots.push_back(static_cast<uint32_t>(slot));
   }
   IMSAT_RETURN_IF_ERROR(translate(impl_->db->Write(impl_->write_options, &batch), "deleting"));
@@ -554,9 +607,14 @@ Status CodeStore::bulk_load(const std::string& job, const std::function<bool(siz
       items.push_back(std::move(item));
     }
     if (items.empty()) break;
-    rocksdb::WriteBatch batch;
-    batch.Put(impl_->cf[kSchema], "bulk:" + job, be64(position + items.size()));
-    IMSAT_RETURN_IF_ERROR(impl_->write_items(items, batch));
+    Result<Impl::BatchPlan> plan = impl_->plan(items);
+    if (!plan.is_ok()) return plan.status();
+    // The progress record travels in the same atomic ingestion as the items.
+    auto& schema = plan->records[kSchema];
+    schema.push_back({"bulk:" + job, be64(position + items.size())});
+    std::sort(schema.begin(), schema.end());
+    IMSAT_RETURN_IF_ERROR(impl_->commit_ingest(*plan));
+    impl_->apply(*plan, items);
     position += items.size();
     if (progress) progress(position);
   }

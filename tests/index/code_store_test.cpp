@@ -257,6 +257,32 @@ TEST_F(CodeStoreTest, BulkLoadResumesFromItsRecordedProgress) {
   EXPECT_TRUE(store->verify().is_ok());
 }
 
+TEST_F(CodeStoreTest, BulkLoadUpsertsExistingKeysAndSurvivesReopen) {
+  auto store = open();
+  ASSERT_TRUE(store->put(random_items(200, 5, "u")).is_ok());
+  auto fresh = random_items(300, 6, "u");  // keys u0..u199 exist, u200..u299 are new
+  auto next = [&](size_t i, Item* out) {
+    if (i >= fresh.size()) return false;
+    *out = fresh[i];
+    return true;
+  };
+  ASSERT_TRUE(store->bulk_load("upsert", next, 64).is_ok());
+  EXPECT_EQ(store->info().items, 300u);
+  ASSERT_TRUE(store->verify().is_ok()) << store->verify().to_string();
+  store.reset();
+  store = open();
+  EXPECT_EQ(store->info().items, 300u);
+  ASSERT_TRUE(store->verify().is_ok()) << store->verify().to_string();
+  for (size_t i : {size_t{0}, size_t{150}, size_t{299}}) {
+    auto got = store->get(fresh[i].key);
+    ASSERT_TRUE(got.is_ok());
+    EXPECT_EQ(got->code, fresh[i].code);
+    auto hits = *store->search(fresh[i].code, knn(1));
+    EXPECT_EQ(hits[0].key, fresh[i].key);
+    EXPECT_EQ(hits[0].distance, 0u);
+  }
+}
+
 TEST_F(CodeStoreTest, ConcurrentReadersSeeWholeBatchesOnly) {
   auto store = open();
   constexpr int kBatches = 40, kPerBatch = 25;
