@@ -347,8 +347,10 @@ void add_eval(CLI::App& app) {
                   m,
                   train_seconds,
                   std::chrono::duration<double>(t2 - t1).count()};
-      std::fprintf(stderr, "imsat:   mAP %.4f P@500 %.4f P@r2 %.4f (empty %.3f) train %.1fs\n",
-                   m.map, m.precision_at_n, m.precision_at_r, m.empty_r_share, train_seconds);
+      char trained[48] = "loaded";
+      if (train_seconds >= 0) std::snprintf(trained, sizeof(trained), "train %.1fs", train_seconds);
+      std::fprintf(stderr, "imsat:   mAP %.4f P@500 %.4f P@r2 %.4f (empty %.3f) %s\n", m.map,
+                   m.precision_at_n, m.precision_at_r, m.empty_r_share, trained);
       rows.push_back(row);
     };
     // With --model, methods are trained only when --methods is also given.
@@ -359,19 +361,21 @@ void add_eval(CLI::App& app) {
       methods.clear();
       bit_list.clear();
     }
+    size_t loaded_methods = 0;
     if (!args->models.empty()) {
       for (const std::string& path : args->models) {
         L::Model model = take(L::Model::load(path));
         if (model.is_clustering()) throw std::runtime_error(path + ": a clustering model");
         std::fprintf(stderr, "imsat: %s (%s, %d bits)\n", path.c_str(),
                      L::method_name(model.method()).c_str(), model.bits());
+        // Loaded models come first in the table, in the order given.
         if (std::find(methods.begin(), methods.end(), model.method()) == methods.end()) {
-          methods.push_back(model.method());
+          methods.insert(methods.begin() + static_cast<long>(loaded_methods++), model.method());
         }
         if (std::find(bit_list.begin(), bit_list.end(), model.bits()) == bit_list.end()) {
           bit_list.push_back(model.bits());
         }
-        evaluate(model, 0, 0.0);
+        evaluate(model, 0, -1.0);  // negative: trained elsewhere, time unknown
       }
     }
     for (int bits : train_bits) {
@@ -395,20 +399,8 @@ void add_eval(CLI::App& app) {
                        bits, static_cast<unsigned long long>(c.seed));
           auto t0 = std::chrono::steady_clock::now();
           L::Model model = take(L::train(data, c));
-          auto t1 = std::chrono::steady_clock::now();
-          std::vector<uint8_t> codes = take(model.encode(data));
-          Q::RetrievalMetrics m = take(Q::evaluate_retrieval(codes, bits, data.labels, split));
-          auto t2 = std::chrono::steady_clock::now();
-          EvalRow row{L::method_name(method),
-                      bits,
-                      c.seed,
-                      m,
-                      std::chrono::duration<double>(t1 - t0).count(),
-                      std::chrono::duration<double>(t2 - t1).count()};
-          std::fprintf(stderr, "imsat:   mAP %.4f P@500 %.4f P@r2 %.4f (empty %.3f) train %.1fs\n",
-                       m.map, m.precision_at_n, m.precision_at_r, m.empty_r_share,
-                       row.train_seconds);
-          rows.push_back(row);
+          evaluate(model, c.seed,
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
         }
       }
     }
@@ -434,8 +426,15 @@ void add_eval(CLI::App& app) {
           }
           return std::string(buf);
         };
-        std::printf("%-13s %5d %5zu %16s %16s %16s %10.1f\n", L::method_name(method).c_str(), bits,
-                    a.size(), cell(a).c_str(), cell(p).c_str(), cell(r).c_str(), mean_of(t));
+        std::vector<double> trained;
+        for (double x : t) {
+          if (x >= 0) trained.push_back(x);
+        }
+        char train_cell[32] = "-";
+        if (!trained.empty())
+          std::snprintf(train_cell, sizeof(train_cell), "%.1f", mean_of(trained));
+        std::printf("%-13s %5d %5zu %16s %16s %16s %10s\n", L::method_name(method).c_str(), bits,
+                    a.size(), cell(a).c_str(), cell(p).c_str(), cell(r).c_str(), train_cell);
       }
     }
     if (!args->json_out.empty()) {
@@ -445,15 +444,17 @@ void add_eval(CLI::App& app) {
       out["gallery"] = split.gallery.size();
       out["results"] = nlohmann::json::array();
       for (const EvalRow& row : rows) {
-        out["results"].push_back({{"method", row.method},
-                                  {"bits", row.bits},
-                                  {"seed", row.seed},
-                                  {"map", row.m.map},
-                                  {"precision_at_500", row.m.precision_at_n},
-                                  {"precision_at_r2", row.m.precision_at_r},
-                                  {"empty_r2_share", row.m.empty_r_share},
-                                  {"train_seconds", row.train_seconds},
-                                  {"eval_seconds", row.eval_seconds}});
+        out["results"].push_back(
+            {{"method", row.method},
+             {"bits", row.bits},
+             {"seed", row.seed},
+             {"map", row.m.map},
+             {"precision_at_500", row.m.precision_at_n},
+             {"precision_at_r2", row.m.precision_at_r},
+             {"empty_r2_share", row.m.empty_r_share},
+             {"train_seconds",
+              row.train_seconds < 0 ? nlohmann::json(nullptr) : nlohmann::json(row.train_seconds)},
+             {"eval_seconds", row.eval_seconds}});
       }
       std::ofstream f(args->json_out);
       f << out.dump(2) << "\n";
@@ -466,7 +467,8 @@ void add_eval(CLI::App& app) {
       for (const EvalRow& row : rows) {
         f << row.method << ',' << row.bits << ',' << row.seed << ',' << row.m.map << ','
           << row.m.precision_at_n << ',' << row.m.precision_at_r << ',' << row.m.empty_r_share
-          << ',' << row.train_seconds << ',' << row.eval_seconds << '\n';
+          << ',' << (row.train_seconds < 0 ? std::string() : std::to_string(row.train_seconds))
+          << ',' << row.eval_seconds << '\n';
       }
       if (!f) throw std::runtime_error(args->csv_out + ": cannot write");
     }
