@@ -42,17 +42,6 @@ T take(imsat::Result<T> r) {
   return std::move(r).value();
 }
 
-std::string format_duration(double seconds) {
-  const long s = static_cast<long>(seconds + 0.5);
-  char buf[32];
-  if (s >= 3600) {
-    std::snprintf(buf, sizeof(buf), "%ldh%02ldm", s / 3600, (s / 60) % 60);
-  } else {
-    std::snprintf(buf, sizeof(buf), "%ldm%02lds", s / 60, s % 60);
-  }
-  return buf;
-}
-
 void run_info() {
   std::cout << "imsat 0.1.0\n";
 #ifdef IMSAT_HAVE_LEARN
@@ -125,6 +114,17 @@ void add_inspect(CLI::App& app) {
 #endif  // IMSAT_HAVE_INDEX
 
 #ifdef IMSAT_HAVE_LEARN
+
+std::string format_duration(double seconds) {
+  const long s = static_cast<long>(seconds + 0.5);
+  char buf[32];
+  if (s >= 3600) {
+    std::snprintf(buf, sizeof(buf), "%ldh%02ldm", s / 3600, (s / 60) % 60);
+  } else {
+    std::snprintf(buf, sizeof(buf), "%ldm%02lds", s / 60, s % 60);
+  }
+  return buf;
+}
 
 // "400-400" -> {400, 400}; "" or "none" or "linear" -> {}.
 std::vector<int> parse_hidden(const std::string& s) {

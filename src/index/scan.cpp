@@ -163,25 +163,33 @@ std::vector<Neighbor> merge_sorted(std::vector<std::vector<Neighbor>> parts, siz
   return all;
 }
 
+// Offers the codes of slots [start, start + len) to `top`: the kernel returns those within the
+// current limit, deleted and filtered slots are dropped, and the threshold tightens. `idx` and
+// `dist` are scratch of kScanBlock entries.
+void scan_block(const CodeArray& codes, const uint64_t* query, size_t start, size_t len,
+                const Filter& filter, TopK& top, SearchStats& stats, uint32_t* idx,
+                uint16_t* dist) {
+  const size_t words = codes.words();
+  const size_t found = active_kernel().scan_le(query, codes.data() + start * words, len, words,
+                                               top.limit(), idx, dist);
+  stats.candidates_verified += len;
+  bool added = false;
+  for (size_t i = 0; i < found; ++i) {
+    const uint32_t slot = static_cast<uint32_t>(start + idx[i]);
+    if (codes.is_deleted(slot) || (!filter.empty() && !filter.pass(codes, slot))) continue;
+    added |= top.add(slot, dist[i]);
+  }
+  if (added) top.tighten();
+}
+
 // Scans slots [begin, end) into `top`, in blocks so the selection tightens as it goes.
 void scan_range(const CodeArray& codes, const uint64_t* query, size_t begin, size_t end,
                 const Filter& filter, TopK& top, SearchStats& stats) {
-  const HammingKernel& kernel = active_kernel();
-  const size_t words = codes.words();
   uint32_t idx[kScanBlock];
   uint16_t dist[kScanBlock];
   for (size_t start = begin; start < end && !top.done(); start += kScanBlock) {
-    const size_t len = std::min(kScanBlock, end - start);
-    const size_t found =
-        kernel.scan_le(query, codes.data() + start * words, len, words, top.limit(), idx, dist);
-    stats.candidates_verified += len;
-    bool added = false;
-    for (size_t i = 0; i < found; ++i) {
-      const uint32_t slot = static_cast<uint32_t>(start + idx[i]);
-      if (codes.is_deleted(slot) || (!filter.empty() && !filter.pass(codes, slot))) continue;
-      added |= top.add(slot, dist[i]);
-    }
-    if (added) top.tighten();
+    scan_block(codes, query, start, std::min(kScanBlock, end - start), filter, top, stats, idx,
+               dist);
   }
 }
 
@@ -247,7 +255,6 @@ std::vector<Neighbor> scan_radius(const CodeArray& codes, const uint64_t* query,
 std::vector<std::vector<Neighbor>> scan_knn_batch(const CodeArray& codes, const uint64_t* queries,
                                                   size_t nq, size_t k, const Filter& filter,
                                                   SearchStats* stats) {
-  const HammingKernel& kernel = active_kernel();
   const size_t words = codes.words(), n = codes.size();
   std::vector<internal::TopK> tops;
   tops.reserve(nq);
@@ -258,20 +265,10 @@ std::vector<std::vector<Neighbor>> scan_knn_batch(const CodeArray& codes, const 
   // The block (kScanBlock codes, at most 128 KiB at 1024 bits) stays in cache for the batch.
   for (size_t start = 0; start < n; start += internal::kScanBlock) {
     const size_t len = std::min(internal::kScanBlock, n - start);
-    const uint64_t* block = codes.data() + start * words;
     for (size_t q = 0; q < nq; ++q) {
-      internal::TopK& top = tops[q];
-      if (top.done()) continue;
-      const size_t found =
-          kernel.scan_le(queries + q * words, block, len, words, top.limit(), idx, dist);
-      local.candidates_verified += len;
-      bool added = false;
-      for (size_t i = 0; i < found; ++i) {
-        const uint32_t slot = static_cast<uint32_t>(start + idx[i]);
-        if (codes.is_deleted(slot) || (!filter.empty() && !filter.pass(codes, slot))) continue;
-        added |= top.add(slot, dist[i]);
-      }
-      if (added) top.tighten();
+      if (tops[q].done()) continue;
+      internal::scan_block(codes, queries + q * words, start, len, filter, tops[q], local, idx,
+                           dist);
     }
   }
   if (stats != nullptr) *stats += local;

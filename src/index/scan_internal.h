@@ -44,6 +44,8 @@ class TopK {
 };
 
 std::vector<Neighbor> merge_sorted(std::vector<std::vector<Neighbor>> parts, size_t k);
+void scan_block(const CodeArray& codes, const uint64_t* query, size_t start, size_t len,
+                const Filter& filter, TopK& top, SearchStats& stats, uint32_t* idx, uint16_t* dist);
 void scan_range(const CodeArray& codes, const uint64_t* query, size_t begin, size_t end,
                 const Filter& filter, TopK& top, SearchStats& stats);
 
