@@ -128,14 +128,12 @@ void TopK::tighten() {
         buckets_[u].clear();
         counts_[u] = 0;
       }
-      full_ = true;
       if (t == 0) {
         limit_ = 0;
         done_ = true;
       } else {
         limit_ = t - 1;
       }
-      cut_ = t;
       return;
     }
   }

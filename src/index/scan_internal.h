@@ -36,8 +36,6 @@ class TopK {
  private:
   size_t k_;
   uint32_t limit_;
-  uint32_t cut_ = 0;
-  bool full_ = false;
   bool done_ = false;
   std::vector<uint64_t> counts_;
   std::vector<std::vector<uint32_t>> buckets_;
