@@ -20,6 +20,8 @@
 #include <thread>
 #include <vector>
 
+#include "support/temp_dir_test.h"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -28,15 +30,12 @@ using imsat::index::CodeStore;
 using imsat::index::Item;
 using imsat::index::StoreOptions;
 
-class CodeStoreTest : public ::testing::Test {
+class CodeStoreTest : public imsat::testing::TempDirTest {
  protected:
   void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "imsat-store-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
+    TempDirTest::SetUp();
     path_ = (dir_ / "db").string();
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   std::unique_ptr<CodeStore> open(int bits = 64, bool sync = false) {
     StoreOptions o;
@@ -48,7 +47,6 @@ class CodeStoreTest : public ::testing::Test {
     return s.is_ok() ? std::move(s).value() : nullptr;
   }
 
-  fs::path dir_;
   std::string path_;
 };
 

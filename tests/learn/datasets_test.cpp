@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "learn/learn.h"
+#include "support/temp_dir_test.h"
 
 namespace {
 
@@ -16,15 +17,8 @@ namespace fs = std::filesystem;
 using imsat::Status;
 using imsat::learn::Dataset;
 
-class DatasetsTest : public ::testing::Test {
+class DatasetsTest : public imsat::testing::TempDirTest {
  protected:
-  void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "imsat-datasets-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   std::string write(const std::string& name, const std::string& bytes) {
     const std::string path = (dir_ / name).string();
     std::ofstream(path, std::ios::binary) << bytes;
@@ -37,8 +31,6 @@ class DatasetsTest : public ::testing::Test {
     gzclose(f);
     return path;
   }
-
-  fs::path dir_;
 };
 
 std::string be32(uint32_t v) {

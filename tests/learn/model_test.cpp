@@ -11,6 +11,7 @@
 
 #include "learn/learn.h"
 #include "learn/learn_internal.h"
+#include "support/temp_dir_test.h"
 
 namespace {
 
@@ -52,16 +53,9 @@ L::TrainConfig quick(L::Method m, int bits = 16) {
   return c;
 }
 
-class ModelTest : public ::testing::Test {
+class ModelTest : public imsat::testing::TempDirTest {
  protected:
-  void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "imsat-model-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { fs::remove_all(dir_); }
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
-  fs::path dir_;
 };
 
 TEST_F(ModelTest, SaveLoadRoundTripGivesIdenticalCodesForEveryMethod) {
