@@ -190,6 +190,7 @@ struct TrainArgs {
   std::string data, labels, method = "imsat-vat", hidden, out, device = "auto";
   bool hidden_set = false;
   int bits = 16, clusters = 0, epochs = 0, batch = 250, threads = 0;
+  double lambda = 0.1, eps_scale = 0.25, lr = 0.002;
   uint64_t seed = 0;
   bool quiet = false;
 };
@@ -215,6 +216,12 @@ void add_train(CLI::App& app) {
   cmd->add_option("--device", args->device, "cpu, cuda or auto")->capture_default_str();
   cmd->add_option("--seed", args->seed, "Random seed")->capture_default_str();
   cmd->add_option("--threads", args->threads, "Compute threads (0 = tuned default)");
+  cmd->add_option("--lambda", args->lambda, "Weight of the information term (IMSAT, RIM)")
+      ->capture_default_str();
+  cmd->add_option("--eps-scale", args->eps_scale,
+                  "SAT radius: this times the distance to the 10th nearest neighbour")
+      ->capture_default_str();
+  cmd->add_option("--lr", args->lr, "Adam learning rate")->capture_default_str();
   cmd->add_option("--out", args->out, "Model file to write")->required();
   cmd->add_flag("--quiet", args->quiet, "No progress output");
   cmd->callback([args, cmd] {
@@ -233,6 +240,9 @@ void add_train(CLI::App& app) {
     c.device = args->device;
     c.seed = args->seed;
     c.threads = args->threads;
+    c.lambda = args->lambda;
+    c.eps_scale = args->eps_scale;
+    c.lr = args->lr;
     ProgressPrinter printer(c.clusters > 0);
     if (!args->quiet) c.on_progress = [&printer](const L::Progress& p, bool e) { printer(p, e); };
     L::Dataset data = take(L::load_dataset(args->data, args->labels));

@@ -288,16 +288,24 @@ Status train_network(Model::Impl& m, const torch::Tensor& x_cpu, const TrainConf
       opt.step();
       ++step;
 
+      // One device-to-host copy per step for all five terms (each .item() is a sync on CUDA).
+      const torch::Tensor zero = torch::zeros({}, loss.options());
+      const torch::Tensor terms =
+          torch::stack({loss.detach(), lt.sat.defined() ? lt.sat.detach() : zero,
+                        lt.cond_entropy.detach(), lt.marg_entropy.detach(),
+                        lt.pair_mi.defined() ? lt.pair_mi.detach() : zero})
+              .to(torch::kCPU, torch::kDouble);
+      const double* tv = terms.data_ptr<double>();
       StepTerms st;
-      st.loss = loss.item<double>();
+      st.loss = tv[0];
       if (!std::isfinite(st.loss)) {
         return Status::internal("training diverged: the loss became " + std::to_string(st.loss) +
                                 " at step " + std::to_string(step));
       }
-      st.sat = lt.sat.defined() ? lt.sat.item<double>() : 0.0;
-      st.cond = lt.cond_entropy.item<double>();
-      st.marg = lt.marg_entropy.item<double>();
-      st.mi = lt.pair_mi.defined() ? lt.pair_mi.item<double>() : 0.0;
+      st.sat = tv[1];
+      st.cond = tv[2];
+      st.marg = tv[3];
+      st.mi = tv[4];
       sum.loss += st.loss;
       sum.sat += st.sat;
       sum.cond += st.cond;
