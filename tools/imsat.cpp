@@ -190,7 +190,7 @@ struct TrainArgs {
   std::string data, labels, method = "imsat-vat", hidden, out, device = "auto";
   bool hidden_set = false;
   int bits = 16, clusters = 0, epochs = 0, batch = 250, threads = 0;
-  double lambda = 0.1, eps_scale = 0.25, lr = 0.002;
+  double lambda = 0.0, eps_scale = 0.25, lr = 0.002;
   uint64_t seed = 0;
   bool quiet = false;
 };
@@ -216,7 +216,8 @@ void add_train(CLI::App& app) {
   cmd->add_option("--device", args->device, "cpu, cuda or auto")->capture_default_str();
   cmd->add_option("--seed", args->seed, "Random seed")->capture_default_str();
   cmd->add_option("--threads", args->threads, "Compute threads (0 = tuned default)");
-  cmd->add_option("--lambda", args->lambda, "Weight of the information term (IMSAT, RIM)")
+  cmd->add_option("--lambda", args->lambda, "Weight of the information term (IMSAT, RIM); 0 = automatic:\n"
+                  "0.1 up to 16 bits and for clustering, 0.05 for longer codes")
       ->capture_default_str();
   cmd->add_option("--eps-scale", args->eps_scale,
                   "SAT radius: this times the distance to the 10th nearest neighbour")

@@ -267,7 +267,7 @@ Status train_network(Model::Impl& m, const torch::Tensor& x_cpu, const TrainConf
   loss_config.vat = t.vat;
   loss_config.rpt = t.rpt;
   loss_config.clustering = clustering;
-  loss_config.lambda = c.lambda;
+  loss_config.lambda = effective_lambda(c);
   loss_config.mu = c.mu;
   loss_config.xi = c.xi;
   loss_config.power_iterations = c.power_iterations;
@@ -354,6 +354,11 @@ std::vector<Method> hashing_methods() {
           Method::kLinearRim, Method::kItq,      Method::kSh,          Method::kLsh};
 }
 
+double effective_lambda(const TrainConfig& config) {
+  if (config.lambda > 0) return config.lambda;
+  return (config.clusters > 0 || config.bits <= 16) ? 0.1 : 0.05;
+}
+
 Result<Model> train(const Dataset& data, const TrainConfig& config,
                     std::vector<Progress>* epoch_log) {
   IMSAT_RETURN_IF_ERROR(validate(data, config));
@@ -386,7 +391,7 @@ Result<Model> train(const Dataset& data, const TrainConfig& config,
       m->kind = Kind::kMlp;
       summary["batch"] = config.batch;
       summary["lr"] = config.lr;
-      summary["lambda"] = config.lambda;
+      summary["lambda"] = effective_lambda(config);
       if (clustering) summary["mu"] = config.mu;
       if (t.vat) {
         summary["xi"] = config.xi;

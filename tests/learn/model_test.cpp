@@ -247,4 +247,21 @@ TEST_F(ModelTest, HeaderRecordsShapePreprocessingAndArchitecture) {
   }
 }
 
+TEST_F(ModelTest, AutomaticLambdaDependsOnCodeLengthAndIsRecorded) {
+  L::TrainConfig c;
+  c.bits = 16;
+  EXPECT_DOUBLE_EQ(L::effective_lambda(c), 0.1);
+  c.bits = 32;
+  EXPECT_DOUBLE_EQ(L::effective_lambda(c), 0.05);
+  c.clusters = 10;
+  EXPECT_DOUBLE_EQ(L::effective_lambda(c), 0.1);
+  c.clusters = 0;
+  c.lambda = 0.3;
+  EXPECT_DOUBLE_EQ(L::effective_lambda(c), 0.3);
+
+  auto model = L::train(blobs(2, 30, 6, 10), quick(L::Method::kImsatVat, 24));
+  ASSERT_TRUE(model.is_ok());
+  EXPECT_NE(model->header_json().find("\"lambda\": 0.05"), std::string::npos) << model->header_json();
+}
+
 }  // namespace
