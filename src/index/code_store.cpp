@@ -17,6 +17,7 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
@@ -44,6 +45,9 @@ std::string be64(uint64_t v) {
   for (int i = 7; i >= 0; --i, v >>= 8) s[static_cast<size_t>(i)] = static_cast<char>(v & 0xff);
   return s;
 }
+// Meta column family key of an item's raw vector: its id followed by 'v' (sorts right after the
+// item's metadata record, be64(id)).
+std::string vector_key(uint64_t id) { return be64(id) + "v"; }
 uint64_t from_be64(const rocksdb::Slice& s) {
   uint64_t v = 0;
   for (size_t i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(s[i]);
@@ -197,6 +201,11 @@ struct CodeStore::Impl {
       if (!seen.insert(it.key).second) {
         return Status::invalid_argument("key '" + it.key + "' appears twice in one batch");
       }
+      for (float v : it.vector) {
+        if (!std::isfinite(v)) {
+          return Status::invalid_argument("item '" + it.key + "' has a NaN or infinite value");
+        }
+      }
     }
     return Status::ok();
   }
@@ -242,6 +251,7 @@ struct CodeStore::Impl {
         if (slot < 0) return Status::corruption("key '" + item.key + "' maps to a missing item");
         p.records[kCodes].push_back({be64(old), "", true});
         p.records[kMeta].push_back({be64(old), "", true});
+        p.records[kMeta].push_back({vector_key(old), "", true});
         for (int t = 0; t < mih.tables(); ++t) {
           p.records[kBuckets].push_back(
               {bucket_key(t, mih.substring(t, codes.code(static_cast<uint32_t>(slot))), old), "",
@@ -259,6 +269,11 @@ struct CodeStore::Impl {
       const std::string idk = be64(id);
       p.records[kCodes].push_back({idk, std::move(value)});
       if (!item.metadata.empty()) p.records[kMeta].push_back({idk, item.metadata});
+      if (!item.vector.empty()) {
+        p.records[kMeta].push_back(
+            {vector_key(id), std::string(reinterpret_cast<const char*>(item.vector.data()),
+                                         item.vector.size() * sizeof(float))});
+      }
       p.records[kKeys].push_back({item.key, idk});
       codes.pack(item.code.data(), packed.data());
       for (int t = 0; t < mih.tables(); ++t) {
@@ -545,6 +560,7 @@ Status CodeStore::erase(const std::vector<std::string>& keys) {
     if (slot < 0) return Status::corruption("key '" + key + "' maps to a missing item");
     batch.Delete(impl_->cf[kCodes], be64(*id));
     batch.Delete(impl_->cf[kMeta], be64(*id));
+    batch.Delete(impl_->cf[kMeta], vector_key(*id));
     batch.Delete(impl_->cf[kKeys], key);
     for (int t = 0; t < impl_->mih.tables(); ++t) {
       const uint64_t* code = impl_->codes.code(static_cast<uint32_t>(slot));
@@ -574,7 +590,39 @@ Result<Item> CodeStore::get(const std::string& key) const {
   rocksdb::Status s =
       impl_->db->Get(rocksdb::ReadOptions(), impl_->cf[kMeta], be64(*id), &item.metadata);
   if (!s.ok() && !s.IsNotFound()) return translate(s, "reading metadata of '" + key + "'");
+  std::string v;
+  s = impl_->db->Get(rocksdb::ReadOptions(), impl_->cf[kMeta], vector_key(*id), &v);
+  if (!s.ok() && !s.IsNotFound()) return translate(s, "reading the vector of '" + key + "'");
+  item.vector.resize(v.size() / sizeof(float));
+  if (!v.empty()) std::memcpy(item.vector.data(), v.data(), item.vector.size() * sizeof(float));
   return item;
+}
+
+Result<std::vector<float>> CodeStore::vectors(const std::vector<uint64_t>& ids,
+                                              size_t dim) const {
+  std::vector<std::string> keys;
+  keys.reserve(ids.size());
+  for (uint64_t id : ids) keys.push_back(vector_key(id));
+  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+  std::vector<rocksdb::PinnableSlice> values(ids.size());
+  std::vector<rocksdb::Status> found(ids.size());
+  impl_->db->MultiGet(rocksdb::ReadOptions(), impl_->cf[kMeta], slices.size(), slices.data(),
+                      values.data(), found.data());
+  std::vector<float> out(ids.size() * dim);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (found[i].IsNotFound()) {
+      return Status::not_found("item " + std::to_string(ids[i]) +
+                               " has no stored vector (index with vectors to re-rank exactly)");
+    }
+    if (!found[i].ok()) return translate(found[i], "reading stored vectors");
+    if (values[i].size() != dim * sizeof(float)) {
+      return Status::invalid_argument("stored vector of item " + std::to_string(ids[i]) + " has " +
+                                      std::to_string(values[i].size() / sizeof(float)) +
+                                      " values, expected " + std::to_string(dim));
+    }
+    std::memcpy(out.data() + i * dim, values[i].data(), dim * sizeof(float));
+  }
+  return out;
 }
 
 Result<size_t> CodeStore::bulk_progress(const std::string& job) const {

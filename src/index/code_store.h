@@ -195,6 +195,7 @@ struct Item {
   std::vector<uint8_t> code;  // code_bytes() bytes
   int32_t tag = kNoTag;       // small integer for filters, e.g. a label
   std::string metadata;       // opaque bytes (often JSON)
+  std::vector<float> vector;  // optional raw features, kept for exact re-ranking; finite values
 };
 
 // A search result in store terms.
@@ -238,8 +239,12 @@ class CodeStore {
   Status put(const std::vector<Item>& items);
   // Deletes items by key. Missing keys are NotFound and nothing is deleted.
   Status erase(const std::vector<std::string>& keys);
-  // The stored item, or NotFound.
+  // The stored item (its vector too, when one was stored), or NotFound.
   Result<Item> get(const std::string& key) const;
+  // The stored raw vectors of items by internal id (Hit::id), concatenated (ids.size() * dim).
+  // Errors: NotFound when an item is gone or was stored without a vector, InvalidArgument when a
+  // stored vector is not `dim` long.
+  Result<std::vector<float>> vectors(const std::vector<uint64_t>& ids, size_t dim) const;
 
   // Bulk load from a source of items: batches of `batch_items`, each one WriteBatch that also
   // records, under `job`, how many source items have been consumed. Resumable: call again with

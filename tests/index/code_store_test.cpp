@@ -10,10 +10,12 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cmath>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <set>
 #include <string>
@@ -102,6 +104,52 @@ TEST_F(CodeStoreTest, PersistenceRoundTrip) {
   EXPECT_EQ(got->code, items[42].code);
   EXPECT_EQ(got->tag, items[42].tag);
   EXPECT_EQ(got->metadata, items[42].metadata);
+  EXPECT_TRUE(store->verify().is_ok());
+}
+
+TEST_F(CodeStoreTest, StoredVectorsFollowTheirItemThroughUpsertBulkAndDelete) {
+  std::vector<uint64_t> ids;
+  {
+    auto store = open();
+    Item a = make_item("a", 1), b = make_item("b", 2), c = make_item("c", 3);
+    a.vector = {1.f, 2.f, 3.f};
+    b.vector = {4.f, 5.f, 6.f};  // c has none
+    ASSERT_TRUE(store->put({a, b, c}).is_ok());
+    Item bad = make_item("bad", 4);
+    bad.vector = {1.f, std::nanf(""), 0.f};
+    Status s = store->put({bad});
+    EXPECT_EQ(s.code(), imsat::Status::Code::kInvalidArgument);
+    EXPECT_NE(s.message().find("NaN"), std::string::npos) << s.to_string();
+    size_t n = 0;
+    ASSERT_TRUE(store
+                    ->bulk_load("job", [&](size_t i, Item* out) {
+                      if (i >= 2) return false;
+                      *out = make_item("bulk" + std::to_string(i), 10 + i);
+                      out->vector = {float(i), float(i), float(i)};
+                      ++n;
+                      return true;
+                    })
+                    .is_ok());
+    EXPECT_EQ(n, 2u);
+    // Upsert b with a new vector: the old one must not survive under the old id.
+    b.vector = {7.f, 8.f, 9.f};
+    ASSERT_TRUE(store->put({b}).is_ok());
+    EXPECT_TRUE(store->verify().is_ok());
+  }
+  auto store = open();
+  auto hits = store->search(make_item("q", 1).code, knn(10));
+  ASSERT_TRUE(hits.is_ok());
+  std::map<std::string, uint64_t> id;
+  for (const auto& h : *hits) id[h.key] = h.id;
+  ASSERT_EQ(id.size(), 5u);
+  auto v = store->vectors({id["a"], id["b"], id["bulk1"]}, 3);
+  ASSERT_TRUE(v.is_ok()) << v.status().to_string();
+  EXPECT_EQ(*v, (std::vector<float>{1, 2, 3, 7, 8, 9, 1, 1, 1}));
+  EXPECT_EQ(store->vectors({id["c"]}, 3).status().code(), imsat::Status::Code::kNotFound);
+  EXPECT_EQ(store->vectors({id["a"]}, 4).status().code(), imsat::Status::Code::kInvalidArgument);
+  EXPECT_EQ(store->get("b")->vector, (std::vector<float>{7, 8, 9}));
+  ASSERT_TRUE(store->erase({"a"}).is_ok());
+  EXPECT_EQ(store->vectors({id["a"]}, 3).status().code(), imsat::Status::Code::kNotFound);
   EXPECT_TRUE(store->verify().is_ok());
 }
 
