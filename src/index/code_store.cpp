@@ -720,7 +720,12 @@ Result<std::vector<Hit>> CodeStore::search(const std::vector<uint8_t>& code, con
   std::vector<Hit> hits;
   hits.reserve(found.size());
   for (const Neighbor& n : found) {
-    hits.push_back({impl_->key_of(n.slot), n.distance, codes.tag(n.slot), impl_->slot_ids[n.slot]});
+    hits.push_back({impl_->key_of(n.slot), n.distance, codes.tag(n.slot), impl_->slot_ids[n.slot],
+                    {}});
+    if (o.with_codes) {
+      hits.back().code.resize(codes.code_bytes());
+      codes.unpack(n.slot, hits.back().code.data());
+    }
   }
   return hits;
 }

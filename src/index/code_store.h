@@ -204,6 +204,7 @@ struct Hit {
   uint32_t distance;
   int32_t tag;
   uint64_t id;  // internal id: increases with insertion; ties are broken by it
+  std::vector<uint8_t> code;  // the item's code, filled when SearchOptions::with_codes
 };
 
 struct StoreInfo {
@@ -264,6 +265,7 @@ class CodeStore {
     int threads = 1;                                         // linear scan shards
     std::function<bool(int32_t)> tag_predicate;              // optional filter on tags
     const std::vector<std::string>* allowed_keys = nullptr;  // optional allow-list
+    bool with_codes = false;                                 // fill Hit::code
   };
   // Errors: InvalidArgument (wrong code length, k out of [1, kMaxK], radius > bits).
   Result<std::vector<Hit>> search(const std::vector<uint8_t>& code, const SearchOptions& options,

@@ -7,6 +7,7 @@
 #include <numeric>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "index/hamming.h"
@@ -75,95 +76,332 @@ double grouped_average_precision(const std::vector<uint64_t>& relevant_at,
   return ap;
 }
 
-Result<RetrievalMetrics> evaluate_retrieval(const std::vector<uint8_t>& codes, int bits,
-                                            const std::vector<int32_t>& labels, const Split& split,
-                                            const RetrievalOptions& options) {
-  if (bits < 8 || bits > 1024 || bits % 8 != 0) {
-    return Status::invalid_argument("bits must be a multiple of 8 from 8 to 1024");
-  }
-  const size_t code_bytes = static_cast<size_t>(bits) / 8;
-  const size_t items = labels.size();
-  if (codes.size() != items * code_bytes) {
-    return Status::invalid_argument("codes hold " + std::to_string(codes.size()) +
-                                    " bytes; expected " + std::to_string(items) + " items x " +
-                                    std::to_string(code_bytes) + " bytes");
-  }
-  for (size_t i : split.queries) {
-    if (i >= items) return Status::invalid_argument("query index out of range");
-  }
-  for (size_t i : split.gallery) {
-    if (i >= items) return Status::invalid_argument("gallery index out of range");
-  }
-  if (split.queries.empty() || split.gallery.empty()) {
-    return Status::invalid_argument("evaluation needs queries and a gallery");
-  }
-  // Codes padded to whole 64-bit words, the gallery contiguous, so one kernel scan per query.
-  const size_t words = (code_bytes + 7) / 8;
-  auto pack = [&](size_t item, uint64_t* out) {
-    std::fill(out, out + words, 0);
-    std::memcpy(out, codes.data() + item * code_bytes, code_bytes);
-  };
-  const size_t ng = split.gallery.size();
-  std::vector<uint64_t> gallery(ng * words);
-  std::vector<int32_t> gallery_labels(ng);
-  for (size_t g = 0; g < ng; ++g) {
-    pack(split.gallery[g], gallery.data() + g * words);
-    gallery_labels[g] = labels[split.gallery[g]];
-  }
-  const index::HammingKernel& kernel = index::active_kernel();
-  std::vector<uint16_t> dist(ng);
-  std::vector<uint64_t> query(words);
-  std::vector<uint64_t> rel_at(static_cast<size_t>(bits) + 1),
-      all_at(static_cast<size_t>(bits) + 1);
-  RetrievalMetrics m;
-  double sum_ap = 0, sum_pn = 0, sum_pr = 0;
-  size_t empty = 0;
-  const size_t top_n = std::min(options.precision_at, ng);
-  for (size_t qi : split.queries) {
-    pack(qi, query.data());
-    kernel.scan(query.data(), gallery.data(), ng, words, dist.data());
-    std::fill(rel_at.begin(), rel_at.end(), 0);
-    std::fill(all_at.begin(), all_at.end(), 0);
-    const int32_t label = labels[qi];
-    for (size_t g = 0; g < ng; ++g) {
-      ++all_at[dist[g]];
-      rel_at[dist[g]] += gallery_labels[g] == label;
-    }
-    sum_ap += grouped_average_precision(rel_at, all_at);
+namespace {
 
-    // precision@N: whole distance groups below the cut, then the cut group in gallery order.
+// Hamming ranking of a gallery for one query at a time: the gallery packed contiguously, one
+// kernel scan per query, and per-distance histograms of all and of relevant items.
+class Ranking {
+ public:
+  static Result<Ranking> make(const std::vector<uint8_t>& codes, int bits,
+                              const std::vector<int32_t>& labels, const Split& split) {
+    if (bits < 8 || bits > 1024 || bits % 8 != 0) {
+      return Status::invalid_argument("bits must be a multiple of 8 from 8 to 1024");
+    }
+    const size_t code_bytes = static_cast<size_t>(bits) / 8;
+    const size_t items = labels.size();
+    if (codes.size() != items * code_bytes) {
+      return Status::invalid_argument("codes hold " + std::to_string(codes.size()) +
+                                      " bytes; expected " + std::to_string(items) + " items x " +
+                                      std::to_string(code_bytes) + " bytes");
+    }
+    for (size_t i : split.queries) {
+      if (i >= items) return Status::invalid_argument("query index out of range");
+    }
+    for (size_t i : split.gallery) {
+      if (i >= items) return Status::invalid_argument("gallery index out of range");
+    }
+    if (split.queries.empty() || split.gallery.empty()) {
+      return Status::invalid_argument("evaluation needs queries and a gallery");
+    }
+    return Ranking(codes, bits, labels, split);
+  }
+
+  // Calls fn(query item) after filling dist, rel_at and all_at for it.
+  template <typename Fn>
+  void for_each_query(Fn fn) {
+    for (size_t qi : split_.queries) {
+      pack(qi, query_.data());
+      kernel_.scan(query_.data(), gallery_.data(), ng_, words_, dist.data());
+      std::fill(rel_at.begin(), rel_at.end(), 0);
+      std::fill(all_at.begin(), all_at.end(), 0);
+      const int32_t label = labels_[qi];
+      for (size_t g = 0; g < ng_; ++g) {
+        ++all_at[dist[g]];
+        rel_at[dist[g]] += gallery_labels[g] == label;
+      }
+      fn(qi);
+    }
+  }
+
+  // Relevant items among the first n of the ranking (whole distance groups below the cut, then
+  // the cut group in gallery order).
+  size_t relevant_in_top(size_t n, int32_t label) const {
     size_t taken = 0, relevant = 0, cut = 0;
-    while (cut < all_at.size() && taken + all_at[cut] <= top_n) {
+    while (cut < all_at.size() && taken + all_at[cut] <= n) {
       taken += all_at[cut];
       relevant += rel_at[cut];
       ++cut;
     }
-    for (size_t g = 0; g < ng && taken < top_n; ++g) {
+    for (size_t g = 0; g < ng_ && taken < n; ++g) {
       if (dist[g] == cut) {
         ++taken;
         relevant += gallery_labels[g] == label;
       }
     }
-    if (top_n > 0) sum_pn += static_cast<double>(relevant) / static_cast<double>(top_n);
+    return relevant;
+  }
 
+  // Relevance (0/1) of the first n items of the ranking, in rank order.
+  std::vector<uint8_t> top_relevance(size_t n, int32_t label) const {
+    std::vector<uint8_t> out;
+    out.reserve(n);
+    for (size_t t = 0; t < all_at.size() && out.size() < n; ++t) {
+      if (all_at[t] == 0) continue;
+      for (size_t g = 0; g < ng_ && out.size() < n; ++g) {
+        if (dist[g] == t) out.push_back(gallery_labels[g] == label);
+      }
+    }
+    return out;
+  }
+
+  size_t gallery_size() const { return ng_; }
+  int32_t label(size_t item) const { return labels_[item]; }
+
+  std::vector<uint16_t> dist;
+  std::vector<uint64_t> rel_at, all_at;
+  std::vector<int32_t> gallery_labels;
+
+ private:
+  Ranking(const std::vector<uint8_t>& codes, int bits, const std::vector<int32_t>& labels,
+          const Split& split)
+      : rel_at(static_cast<size_t>(bits) + 1),
+        all_at(static_cast<size_t>(bits) + 1),
+        codes_(codes),
+        labels_(labels),
+        split_(split),
+        code_bytes_(static_cast<size_t>(bits) / 8),
+        words_((code_bytes_ + 7) / 8),
+        ng_(split.gallery.size()),
+        kernel_(index::active_kernel()) {
+    gallery_.resize(ng_ * words_);
+    gallery_labels.resize(ng_);
+    for (size_t g = 0; g < ng_; ++g) {
+      pack(split.gallery[g], gallery_.data() + g * words_);
+      gallery_labels[g] = labels[split.gallery[g]];
+    }
+    query_.resize(words_);
+    dist.resize(ng_);
+  }
+  void pack(size_t item, uint64_t* out) const {
+    std::fill(out, out + words_, 0);
+    std::memcpy(out, codes_.data() + item * code_bytes_, code_bytes_);
+  }
+
+  const std::vector<uint8_t>& codes_;
+  const std::vector<int32_t>& labels_;
+  const Split& split_;
+  size_t code_bytes_, words_, ng_;
+  const index::HammingKernel& kernel_;
+  std::vector<uint64_t> gallery_, query_;
+};
+
+}  // namespace
+
+Result<RetrievalMetrics> evaluate_retrieval(const std::vector<uint8_t>& codes, int bits,
+                                            const std::vector<int32_t>& labels, const Split& split,
+                                            const RetrievalOptions& options) {
+  Result<Ranking> made = Ranking::make(codes, bits, labels, split);
+  if (!made.is_ok()) return made.status();
+  Ranking& r = *made;
+  double sum_ap = 0, sum_pn = 0, sum_pr = 0;
+  size_t empty = 0;
+  const size_t top_n = std::min(options.precision_at, r.gallery_size());
+  r.for_each_query([&](size_t qi) {
+    sum_ap += grouped_average_precision(r.rel_at, r.all_at);
+    if (top_n > 0) {
+      sum_pn += static_cast<double>(r.relevant_in_top(top_n, r.label(qi))) /
+                static_cast<double>(top_n);
+    }
     uint64_t in_ball = 0, rel_ball = 0;
     for (int t = 0; t <= options.radius && t <= bits; ++t) {
-      in_ball += all_at[static_cast<size_t>(t)];
-      rel_ball += rel_at[static_cast<size_t>(t)];
+      in_ball += r.all_at[static_cast<size_t>(t)];
+      rel_ball += r.rel_at[static_cast<size_t>(t)];
     }
     if (in_ball == 0) {
       ++empty;
     } else {
       sum_pr += static_cast<double>(rel_ball) / static_cast<double>(in_ball);
     }
-  }
+  });
   const double nq = static_cast<double>(split.queries.size());
+  RetrievalMetrics m;
   m.queries = split.queries.size();
   m.map = sum_ap / nq;
   m.precision_at_n = sum_pn / nq;
   m.precision_at_r = sum_pr / nq;
   m.empty_r_share = static_cast<double>(empty) / nq;
   return m;
+}
+
+Result<double> map_at_k(const std::vector<uint8_t>& codes, int bits,
+                        const std::vector<int32_t>& labels, const Split& split, size_t k) {
+  if (k == 0) return Status::invalid_argument("mAP@k needs k >= 1");
+  Result<Ranking> made = Ranking::make(codes, bits, labels, split);
+  if (!made.is_ok()) return made.status();
+  Ranking& r = *made;
+  double sum = 0;
+  r.for_each_query([&](size_t qi) {
+    uint64_t total_relevant = 0;
+    for (uint64_t c : r.rel_at) total_relevant += c;
+    const std::vector<uint8_t> rel = r.top_relevance(k, r.label(qi));
+    double ap = 0;
+    size_t hits = 0;
+    for (size_t i = 0; i < rel.size(); ++i) {
+      if (rel[i]) {
+        ++hits;
+        ap += static_cast<double>(hits) / static_cast<double>(i + 1);
+      }
+    }
+    const uint64_t denom = std::min<uint64_t>(total_relevant, k);
+    if (denom > 0) sum += ap / static_cast<double>(denom);
+  });
+  return sum / static_cast<double>(split.queries.size());
+}
+
+Result<Curves> retrieval_curves(const std::vector<uint8_t>& codes, int bits,
+                                const std::vector<int32_t>& labels, const Split& split,
+                                const std::vector<size_t>& n_values) {
+  Result<Ranking> made = Ranking::make(codes, bits, labels, split);
+  if (!made.is_ok()) return made.status();
+  Ranking& r = *made;
+  const size_t points = static_cast<size_t>(bits) + 1;
+  Curves c;
+  c.precision.assign(points, 0);
+  c.recall.assign(points, 0);
+  c.n = n_values;
+  c.precision_at_n.assign(n_values.size(), 0);
+  r.for_each_query([&](size_t qi) {
+    uint64_t total_relevant = 0;
+    for (uint64_t v : r.rel_at) total_relevant += v;
+    uint64_t in = 0, rel = 0;
+    for (size_t t = 0; t < points; ++t) {
+      in += r.all_at[t];
+      rel += r.rel_at[t];
+      if (in > 0) c.precision[t] += static_cast<double>(rel) / static_cast<double>(in);
+      if (total_relevant > 0) {
+        c.recall[t] += static_cast<double>(rel) / static_cast<double>(total_relevant);
+      }
+    }
+    for (size_t i = 0; i < n_values.size(); ++i) {
+      const size_t n = std::min(n_values[i], r.gallery_size());
+      if (n > 0) {
+        c.precision_at_n[i] +=
+            static_cast<double>(r.relevant_in_top(n, r.label(qi))) / static_cast<double>(n);
+      }
+    }
+  });
+  const double nq = static_cast<double>(split.queries.size());
+  for (double& v : c.precision) v /= nq;
+  for (double& v : c.recall) v /= nq;
+  for (double& v : c.precision_at_n) v /= nq;
+  return c;
+}
+
+double recall_at_k(const std::vector<std::vector<uint64_t>>& found,
+                   const std::vector<std::vector<uint64_t>>& truth, size_t k) {
+  if (truth.empty() || k == 0) return 0;
+  double sum = 0;
+  for (size_t q = 0; q < truth.size() && q < found.size(); ++q) {
+    std::vector<uint64_t> t(truth[q].begin(),
+                            truth[q].begin() + static_cast<std::ptrdiff_t>(std::min(k, truth[q].size())));
+    std::sort(t.begin(), t.end());
+    size_t hit = 0;
+    for (size_t i = 0; i < found[q].size() && i < k; ++i) {
+      hit += std::binary_search(t.begin(), t.end(), found[q][i]);
+    }
+    sum += static_cast<double>(hit) / static_cast<double>(k);
+  }
+  return sum / static_cast<double>(truth.size());
+}
+
+std::vector<std::vector<uint64_t>> exact_neighbours(const float* queries, size_t nq,
+                                                    const float* gallery, size_t ng, size_t dim,
+                                                    size_t k, int threads) {
+  std::vector<std::vector<uint64_t>> out(nq);
+  k = std::min(k, ng);
+  auto work = [&](size_t begin, size_t end) {
+    std::vector<std::pair<float, uint64_t>> d(ng);
+    for (size_t q = begin; q < end; ++q) {
+      const float* x = queries + q * dim;
+      for (size_t g = 0; g < ng; ++g) {
+        const float* y = gallery + g * dim;
+        float s = 0;
+        for (size_t i = 0; i < dim; ++i) {
+          const float diff = x[i] - y[i];
+          s += diff * diff;
+        }
+        d[g] = {s, g};
+      }
+      std::partial_sort(d.begin(), d.begin() + static_cast<std::ptrdiff_t>(k), d.end());
+      for (size_t i = 0; i < k; ++i) out[q].push_back(d[i].second);
+    }
+  };
+  const size_t workers = std::max<size_t>(1, std::min<size_t>(static_cast<size_t>(threads), nq));
+  std::vector<std::thread> pool;
+  for (size_t w = 0; w < workers; ++w) {
+    pool.emplace_back(work, nq * w / workers, nq * (w + 1) / workers);
+  }
+  for (std::thread& t : pool) t.join();
+  return out;
+}
+
+Result<CodeHealth> code_health(const std::vector<uint8_t>& codes, int bits) {
+  if (bits < 8 || bits > 1024 || bits % 8 != 0) {
+    return Status::invalid_argument("bits must be a multiple of 8 from 8 to 1024");
+  }
+  const size_t bytes = static_cast<size_t>(bits) / 8;
+  if (codes.size() % bytes != 0) {
+    return Status::invalid_argument("codes are not a whole number of " + std::to_string(bits) +
+                                    "-bit codes");
+  }
+  CodeHealth h;
+  h.bits = bits;
+  h.rows = codes.size() / bytes;
+  const size_t d = static_cast<size_t>(bits);
+  std::vector<uint64_t> ones(d, 0), both(d * d, 0);
+  std::vector<uint16_t> set_bits;
+  set_bits.reserve(d);
+  for (size_t r = 0; r < h.rows; ++r) {
+    set_bits.clear();
+    for (size_t b = 0; b < d; ++b) {
+      if ((codes[r * bytes + b / 8] >> (b % 8)) & 1) set_bits.push_back(static_cast<uint16_t>(b));
+    }
+    for (size_t i = 0; i < set_bits.size(); ++i) {
+      ++ones[set_bits[i]];
+      for (size_t j = i + 1; j < set_bits.size(); ++j) ++both[set_bits[i] * d + set_bits[j]];
+    }
+  }
+  auto plogp = [](double p) { return p > 0 ? -p * std::log2(p) : 0.0; };
+  const double n = static_cast<double>(std::max<size_t>(h.rows, 1));
+  h.balance.resize(d);
+  h.entropy.resize(d);
+  h.pair_mi.assign(d * d, 0);
+  h.min_entropy = d > 0 ? 1.0 : 0.0;
+  for (size_t b = 0; b < d; ++b) {
+    h.balance[b] = static_cast<double>(ones[b]) / n;
+    h.entropy[b] = plogp(h.balance[b]) + plogp(1 - h.balance[b]);
+    h.mean_entropy += h.entropy[b] / static_cast<double>(d);
+    h.min_entropy = std::min(h.min_entropy, h.entropy[b]);
+  }
+  double sum_mi = 0;
+  for (size_t a = 0; a < d; ++a) {
+    for (size_t b = a + 1; b < d; ++b) {
+      const double p11 = static_cast<double>(both[a * d + b]) / n;
+      const double p10 = h.balance[a] - p11, p01 = h.balance[b] - p11;
+      const double p00 = 1 - p11 - p10 - p01;
+      const double joint = plogp(p11) + plogp(p10) + plogp(p01) + plogp(std::max(0.0, p00));
+      const double mi = std::max(0.0, h.entropy[a] + h.entropy[b] - joint);
+      h.pair_mi[a * d + b] = h.pair_mi[b * d + a] = mi;
+      sum_mi += mi;
+      if (mi > h.max_pair_mi) {
+        h.max_pair_mi = mi;
+        h.max_pair_a = static_cast<int>(a);
+        h.max_pair_b = static_cast<int>(b);
+      }
+    }
+  }
+  if (d > 1) h.mean_pair_mi = sum_mi / (static_cast<double>(d) * static_cast<double>(d - 1) / 2);
+  return h;
 }
 
 std::vector<size_t> hungarian_min_cost(const std::vector<double>& cost, size_t n) {

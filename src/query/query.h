@@ -1,13 +1,19 @@
-// imsat::query — retrieval and clustering metrics and the evaluation protocol (DESIGN.md,
+// imsat::query — the query engine (a model and a code store: encode, search, re-rank), codes
+// files, retrieval and clustering metrics, code health, and the evaluation protocol (DESIGN.md,
 // "Evaluation protocol"). Codes are packed bytes in the index's layout (bit d of an item in byte
-// d / 8, bit d % 8); labels are non-negative integers.
+// d / 8, bit d % 8); labels are non-negative integers. No LibTorch type appears here.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "common/status.h"
+#include "index/code_store.h"
+#include "learn/learn.h"
 
 namespace imsat::query {
 
@@ -64,5 +70,151 @@ std::vector<size_t> hungarian_min_cost(const std::vector<double>& cost, size_t n
 // Normalised mutual information (arithmetic mean normalisation, as scikit-learn's default).
 Result<double> normalized_mutual_information(const std::vector<int32_t>& a,
                                              const std::vector<int32_t>& b);
+
+// Mean average precision over the top k of the Hamming ranking (mAP@k): per query, the sum of
+// precision@i at each relevant rank i <= k (ties by gallery order) divided by min(R, k).
+Result<double> map_at_k(const std::vector<uint8_t>& codes, int bits,
+                        const std::vector<int32_t>& labels, const Split& split, size_t k);
+
+// Precision-recall curve of Hamming ranking with ties grouped: point t (t = 0..bits) is the mean
+// over queries of precision and recall among the gallery items within distance t (a query with
+// none counts precision 0 at that t). Also precision@N for the given N (ties by gallery order).
+struct Curves {
+  std::vector<double> precision;  // by radius t
+  std::vector<double> recall;     // by radius t
+  std::vector<size_t> n;          // the N of precision_at_n
+  std::vector<double> precision_at_n;
+};
+Result<Curves> retrieval_curves(const std::vector<uint8_t>& codes, int bits,
+                                const std::vector<int32_t>& labels, const Split& split,
+                                const std::vector<size_t>& n_values);
+
+// recall@k, the ann-benchmarks measure: per query, |returned ∩ true k nearest| / k, averaged.
+// `found` and `truth` hold k ids per query (found may hold fewer: the rest counts as misses).
+double recall_at_k(const std::vector<std::vector<uint64_t>>& found,
+                   const std::vector<std::vector<uint64_t>>& truth, size_t k);
+
+// Exact Euclidean k nearest gallery rows of each query row (ids = gallery indices, ties by
+// index). queries: nq x dim, gallery: ng x dim, row-major. `threads` workers.
+std::vector<std::vector<uint64_t>> exact_neighbours(const float* queries, size_t nq,
+                                                    const float* gallery, size_t ng, size_t dim,
+                                                    size_t k, int threads = 1);
+
+// Code health of a set of codes (rows x bits / 8 bytes): per-bit balance (share of ones) and
+// entropy (bits), and the pairwise mutual information of bits (bits x bits, symmetric, zero
+// diagonal, in bits) with its mean and maximum over pairs. Collapsed bits have entropy near 0;
+// redundant bit pairs have mutual information near 1.
+struct CodeHealth {
+  int bits = 0;
+  size_t rows = 0;
+  std::vector<double> balance;
+  std::vector<double> entropy;
+  std::vector<double> pair_mi;  // bits * bits
+  double mean_entropy = 0, min_entropy = 0, mean_pair_mi = 0, max_pair_mi = 0;
+  int max_pair_a = 0, max_pair_b = 0;
+};
+Result<CodeHealth> code_health(const std::vector<uint8_t>& codes, int bits);
+
+// ---------------------------------------------------------------------------------------------
+// Codes files and hex codes
+
+// Codes made by `imsat encode`: a header (magic "IMSATCDS", format version, JSON with bits,
+// rows, model fingerprint, source) followed by the packed codes, optional labels, and a checksum.
+struct CodesFile {
+  int bits = 0;
+  size_t rows = 0;
+  std::string fingerprint;  // of the model that made them; may be empty
+  std::string source;       // where the items came from
+  std::vector<uint8_t> codes;
+  std::vector<int32_t> labels;  // empty or one per row
+};
+constexpr uint32_t kCodesFormatVersion = 1;
+// Writes atomically. Errors: InvalidArgument (sizes), IOError.
+Status write_codes_file(const std::string& path, const CodesFile& file);
+// Errors: NotFound, IOError, Corruption (bad magic, truncated, checksum), InvalidArgument (a
+// different format version).
+Result<CodesFile> read_codes_file(const std::string& path);
+// True when the file starts with the codes-file magic.
+bool is_codes_file(const std::string& path);
+
+// Lower-case hex of a packed code, byte 0 first.
+std::string to_hex(const uint8_t* code, size_t bytes);
+// Parses a hex code of exactly bits / 4 digits. Errors: InvalidArgument naming what was wrong.
+Result<std::vector<uint8_t>> parse_hex_code(const std::string& hex, int bits);
+
+// ---------------------------------------------------------------------------------------------
+// Query engine
+
+enum class Rerank {
+  kNone,        // Hamming order (ties by insertion)
+  kExact,       // Euclidean distance between raw vectors (the store must hold them)
+  kAsymmetric,  // expected Hamming distance under the query's bit probabilities
+};
+Result<Rerank> parse_rerank(const std::string& name);  // none, exact, asymmetric
+const char* rerank_name(Rerank r);
+
+struct SearchRequest {
+  size_t k = 10;
+  int radius = -1;  // >= 0: every item within this Hamming radius (then no re-ranking)
+  Rerank rerank = Rerank::kNone;
+  size_t candidates = 0;  // Hamming candidates re-ranked; 0 = max(10 k, 100)
+  bool has_label = false;  // filter: only items with this tag (label)
+  int32_t label = 0;
+  bool use_multi_index = true;
+  bool with_metadata = true;
+};
+
+struct SearchHit {
+  std::string key;
+  uint32_t distance = 0;  // Hamming
+  double score = 0;       // the re-rank distance; the Hamming distance without re-ranking
+  int32_t label = index::kNoTag;
+  std::string metadata;
+};
+
+struct SearchResponse {
+  std::vector<SearchHit> hits;
+  std::string query_code;  // hex
+  index::SearchStats stats;
+  size_t candidates_reranked = 0;
+};
+
+// Holds a store and (optionally) the model that made its codes. Searches by raw vector (encoded
+// by the model), by code, or by a stored item's key. Thread-safe for concurrent searches.
+class QueryEngine {
+ public:
+  // Opens an existing store. With a model, its code length must equal the store's and its
+  // fingerprint the one recorded in the store (when the store recorded one): else
+  // InvalidArgument naming both.
+  static Result<std::unique_ptr<QueryEngine>> open(const std::string& db,
+                                                   const std::string& model_path = "");
+  // Over an already open store and loaded model (e.g. for tests).
+  static Result<std::unique_ptr<QueryEngine>> create(std::unique_ptr<index::CodeStore> store,
+                                                     std::unique_ptr<learn::Model> model);
+  ~QueryEngine();
+
+  const learn::Model* model() const { return model_.get(); }
+  index::CodeStore& store() { return *store_; }
+  const index::CodeStore& store() const { return *store_; }
+  int bits() const { return store_->bits(); }
+
+  // Errors: InvalidArgument (no model, wrong dimension, NaN, bad k/radius, re-ranking that the
+  // query or store cannot support), NotFound (stored vectors missing for exact re-ranking).
+  Result<SearchResponse> search_vector(const float* vector, size_t dim,
+                                       const SearchRequest& request) const;
+  Result<SearchResponse> search_code(const std::vector<uint8_t>& code,
+                                     const SearchRequest& request) const;
+  // Uses the stored item's code (and its stored vector for exact re-ranking). NotFound for an
+  // unknown key.
+  Result<SearchResponse> search_key(const std::string& key, const SearchRequest& request) const;
+
+ private:
+  QueryEngine(std::unique_ptr<index::CodeStore> store, std::unique_ptr<learn::Model> model);
+  Result<SearchResponse> run(const std::vector<uint8_t>& code, const float* vector, size_t dim,
+                             const std::vector<float>* probabilities,
+                             const SearchRequest& request) const;
+  std::unique_ptr<index::CodeStore> store_;
+  std::unique_ptr<learn::Model> model_;
+};
 
 }  // namespace imsat::query

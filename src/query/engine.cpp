@@ -1,0 +1,212 @@
+// The query engine: encode a query with the model, search the store by Hamming distance, and
+// optionally re-rank the Hamming candidates exactly (Euclidean on stored raw vectors) or
+// asymmetrically (expected Hamming distance under the query's bit probabilities).
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "query/query.h"
+
+namespace imsat::query {
+
+Result<Rerank> parse_rerank(const std::string& name) {
+  if (name == "none" || name.empty()) return Rerank::kNone;
+  if (name == "exact") return Rerank::kExact;
+  if (name == "asymmetric") return Rerank::kAsymmetric;
+  return Status::invalid_argument("re-rank must be none, exact or asymmetric, got '" + name + "'");
+}
+
+const char* rerank_name(Rerank r) {
+  switch (r) {
+    case Rerank::kExact:
+      return "exact";
+    case Rerank::kAsymmetric:
+      return "asymmetric";
+    case Rerank::kNone:
+      break;
+  }
+  return "none";
+}
+
+QueryEngine::QueryEngine(std::unique_ptr<index::CodeStore> store,
+                         std::unique_ptr<learn::Model> model)
+    : store_(std::move(store)), model_(std::move(model)) {}
+
+QueryEngine::~QueryEngine() = default;
+
+Result<std::unique_ptr<QueryEngine>> QueryEngine::create(std::unique_ptr<index::CodeStore> store,
+                                                         std::unique_ptr<learn::Model> model) {
+  if (store == nullptr) return Status::invalid_argument("query engine needs a store");
+  if (model != nullptr) {
+    if (model->is_clustering()) {
+      return Status::invalid_argument("model is a clustering model; a hash model is needed");
+    }
+    if (model->bits() != store->bits()) {
+      return Status::invalid_argument("model makes " + std::to_string(model->bits()) +
+                                      "-bit codes, the store holds " +
+                                      std::to_string(store->bits()) + "-bit codes");
+    }
+    const std::string recorded = store->info().model_fingerprint;
+    if (!recorded.empty() && recorded != model->fingerprint()) {
+      return Status::invalid_argument("the store was built with model " + recorded +
+                                      ", not with this model (" + model->fingerprint() + ")");
+    }
+  }
+  return std::unique_ptr<QueryEngine>(new QueryEngine(std::move(store), std::move(model)));
+}
+
+Result<std::unique_ptr<QueryEngine>> QueryEngine::open(const std::string& db,
+                                                       const std::string& model_path) {
+  std::unique_ptr<learn::Model> model;
+  if (!model_path.empty()) {
+    Result<learn::Model> m = learn::Model::load(model_path);
+    if (!m.is_ok()) return m.status();
+    model = std::make_unique<learn::Model>(std::move(m).value());
+  }
+  index::StoreOptions options;
+  options.create_if_missing = false;
+  Result<std::unique_ptr<index::CodeStore>> store = index::CodeStore::open(db, options);
+  if (!store.is_ok()) return store.status();
+  return create(std::move(store).value(), std::move(model));
+}
+
+Result<SearchResponse> QueryEngine::search_vector(const float* vector, size_t dim,
+                                                  const SearchRequest& request) const {
+  if (model_ == nullptr) {
+    return Status::invalid_argument("searching by vector needs a model (this engine has none)");
+  }
+  Result<std::vector<uint8_t>> code = model_->encode(vector, 1, dim);
+  if (!code.is_ok()) return code.status();
+  std::vector<float> probabilities;
+  if (request.rerank == Rerank::kAsymmetric) {
+    Result<std::vector<float>> p = model_->bit_probabilities(vector, 1, dim);
+    if (!p.is_ok()) return p.status();
+    probabilities = std::move(p).value();
+  }
+  return run(*code, vector, dim,
+             request.rerank == Rerank::kAsymmetric ? &probabilities : nullptr, request);
+}
+
+Result<SearchResponse> QueryEngine::search_code(const std::vector<uint8_t>& code,
+                                                const SearchRequest& request) const {
+  return run(code, nullptr, 0, nullptr, request);
+}
+
+Result<SearchResponse> QueryEngine::search_key(const std::string& key,
+                                               const SearchRequest& request) const {
+  Result<index::Item> item = store_->get(key);
+  if (!item.is_ok()) return item.status();
+  if (request.rerank == Rerank::kExact && item->vector.empty()) {
+    return Status::invalid_argument("item '" + key +
+                                    "' has no stored vector, so it cannot be re-ranked exactly");
+  }
+  return run(item->code, item->vector.empty() ? nullptr : item->vector.data(), item->vector.size(),
+             nullptr, request);
+}
+
+namespace {
+
+double squared_distance(const float* a, const float* b, size_t dim) {
+  double s = 0;
+  for (size_t i = 0; i < dim; ++i) {
+    const double d = static_cast<double>(a[i]) - static_cast<double>(b[i]);
+    s += d * d;
+  }
+  return s;
+}
+
+// Expected Hamming distance between a stored code and a query with bit probabilities p.
+double expected_hamming(const std::vector<uint8_t>& code, const std::vector<float>& p) {
+  double s = 0;
+  for (size_t d = 0; d < p.size(); ++d) {
+    const bool bit = (code[d / 8] >> (d % 8)) & 1;
+    s += bit ? 1.0 - p[d] : p[d];
+  }
+  return s;
+}
+
+}  // namespace
+
+Result<SearchResponse> QueryEngine::run(const std::vector<uint8_t>& code, const float* vector,
+                                        size_t dim, const std::vector<float>* probabilities,
+                                        const SearchRequest& request) const {
+  const bool rerank = request.rerank != Rerank::kNone;
+  if (rerank && request.radius >= 0) {
+    return Status::invalid_argument("re-ranking applies to kNN searches, not radius searches");
+  }
+  if (request.rerank == Rerank::kExact && vector == nullptr) {
+    return Status::invalid_argument("exact re-ranking needs a vector query (or a stored item)");
+  }
+  if (request.rerank == Rerank::kAsymmetric && probabilities == nullptr) {
+    return Status::invalid_argument(
+        "asymmetric re-ranking needs a vector query and a model (bit probabilities)");
+  }
+  if (request.radius < 0 && (request.k < 1 || request.k > index::kMaxK)) {
+    return Status::invalid_argument("k must be from 1 to " + std::to_string(index::kMaxK) +
+                                    ", got " + std::to_string(request.k));
+  }
+  index::CodeStore::SearchOptions o;
+  o.radius = request.radius;
+  o.k = request.k;
+  if (rerank) {
+    const size_t wanted = request.candidates > 0 ? request.candidates
+                                                 : std::max<size_t>(10 * request.k, 100);
+    o.k = std::min(index::kMaxK, std::max(wanted, request.k));
+  }
+  o.use_multi_index = request.use_multi_index;
+  o.with_codes = request.rerank == Rerank::kAsymmetric;
+  if (request.has_label) {
+    const int32_t label = request.label;
+    o.tag_predicate = [label](int32_t tag) { return tag == label; };
+  }
+  SearchResponse response;
+  response.query_code = to_hex(code.data(), code.size());
+  Result<std::vector<index::Hit>> hits = store_->search(code, o, &response.stats);
+  if (!hits.is_ok()) return hits.status();
+
+  std::vector<double> score(hits->size());
+  for (size_t i = 0; i < hits->size(); ++i) score[i] = (*hits)[i].distance;
+  if (request.rerank == Rerank::kExact && !hits->empty()) {
+    std::vector<uint64_t> ids;
+    ids.reserve(hits->size());
+    for (const index::Hit& h : *hits) ids.push_back(h.id);
+    Result<std::vector<float>> stored = store_->vectors(ids, dim);
+    if (!stored.is_ok()) return stored.status();
+    for (size_t i = 0; i < hits->size(); ++i) {
+      score[i] = std::sqrt(squared_distance(vector, stored->data() + i * dim, dim));
+    }
+  } else if (request.rerank == Rerank::kAsymmetric) {
+    for (size_t i = 0; i < hits->size(); ++i) {
+      score[i] = expected_hamming((*hits)[i].code, *probabilities);
+    }
+  }
+  // Hits arrive sorted by (Hamming distance, id); a stable sort by score keeps that order among
+  // equal scores.
+  std::vector<size_t> order(hits->size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  if (rerank) {
+    std::stable_sort(order.begin(), order.end(),
+                     [&](size_t a, size_t b) { return score[a] < score[b]; });
+    if (order.size() > request.k) order.resize(request.k);
+    response.candidates_reranked = hits->size();
+  }
+  response.hits.reserve(order.size());
+  for (size_t i : order) {
+    index::Hit& h = (*hits)[i];
+    SearchHit out;
+    out.key = std::move(h.key);
+    out.distance = h.distance;
+    out.score = score[i];
+    out.label = h.tag;
+    response.hits.push_back(std::move(out));
+  }
+  if (request.with_metadata) {
+    for (SearchHit& h : response.hits) {
+      Result<index::Item> item = store_->get(h.key);
+      if (item.is_ok()) h.metadata = std::move(item->metadata);
+    }
+  }
+  return response;
+}
+
+}  // namespace imsat::query
