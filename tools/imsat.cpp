@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "cli.h"
 #include "common/status.h"
 
 #ifdef IMSAT_HAVE_LEARN
@@ -32,15 +33,10 @@
 
 namespace {
 
-// Tools may throw: main turns this into one line on stderr and a non-zero exit.
-void check(const imsat::Status& s) {
-  if (!s.is_ok()) throw std::runtime_error(s.message());
-}
-template <typename T>
-T take(imsat::Result<T> r) {
-  check(r.status());
-  return std::move(r).value();
-}
+using imsat::cli::check;
+using imsat::cli::format_duration;
+using imsat::cli::split_list;
+using imsat::cli::take;
 
 void run_info() {
   std::cout << "imsat 0.1.0\n";
@@ -114,17 +110,6 @@ void add_inspect(CLI::App& app) {
 #endif  // IMSAT_HAVE_INDEX
 
 #ifdef IMSAT_HAVE_LEARN
-
-std::string format_duration(double seconds) {
-  const long s = static_cast<long>(seconds + 0.5);
-  char buf[32];
-  if (s >= 3600) {
-    std::snprintf(buf, sizeof(buf), "%ldh%02ldm", s / 3600, (s / 60) % 60);
-  } else {
-    std::snprintf(buf, sizeof(buf), "%ldm%02lds", s / 60, s % 60);
-  }
-  return buf;
-}
 
 // "400-400" -> {400, 400}; "" or "none" or "linear" -> {}.
 std::vector<int> parse_hidden(const std::string& s) {
@@ -262,16 +247,6 @@ void add_train(CLI::App& app) {
 #endif  // IMSAT_HAVE_LEARN
 
 #ifdef IMSAT_HAVE_QUERY
-
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
-}
 
 struct EvalArgs {
   std::string data, labels, methods = "imsat-vat,itq,lsh", bits = "16", json_out, csv_out;
@@ -572,6 +547,9 @@ int main(int argc, char** argv) {
 #ifdef IMSAT_HAVE_QUERY
   add_eval(app);
   add_cluster(app);
+  imsat::cli::add_encode(app);
+  imsat::cli::add_index(app);
+  imsat::cli::add_search(app);
 #endif
   try {
     app.parse(argc, argv);
