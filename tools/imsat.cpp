@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <exception>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -250,6 +251,8 @@ void add_train(CLI::App& app) {
 
 struct EvalArgs {
   std::string data, labels, methods = "imsat-vat,itq,lsh", bits = "16", json_out, csv_out;
+  std::string plot, split = "per-class";
+  size_t map_at = 0;
   std::string hidden, device = "auto";
   std::vector<std::string> models;
   size_t per_class = 100;
@@ -263,6 +266,8 @@ struct EvalRow {
   uint64_t seed = 0;
   imsat::query::RetrievalMetrics m;
   double train_seconds = 0, eval_seconds = 0;
+  double map_at_k = -1;  // < 0: not asked for
+  imsat::query::Curves curves;
 };
 
 double mean_of(const std::vector<double>& v) {
@@ -302,6 +307,13 @@ void add_eval(CLI::App& app) {
                   "Evaluate these trained model files instead of training (repeatable)");
   cmd->add_option("--json", args->json_out, "Write results as JSON");
   cmd->add_option("--csv", args->csv_out, "Write results as CSV");
+  cmd->add_option("--plot", args->plot,
+                  "Write a precision-recall plot (SVG) of the first run of each method and length");
+  cmd->add_option("--map-at", args->map_at, "Also report mAP@k for this k");
+  cmd->add_option("--split", args->split,
+                  "per-class: --queries-per-class random queries per label, the rest the gallery; "
+                  "dataset: the dataset's own test items query its train items")
+      ->capture_default_str();
   cmd->callback([args, cmd] {
     namespace L = imsat::learn;
     namespace Q = imsat::query;
@@ -318,7 +330,20 @@ void add_eval(CLI::App& app) {
     if (args->seeds < 1) throw std::runtime_error("--seeds must be at least 1");
     L::Dataset data = take(L::load_dataset(args->data, args->labels));
     if (data.labels.empty()) throw std::runtime_error(args->data + ": evaluation needs labels");
-    Q::Split split = take(Q::split_per_class(data.labels, args->per_class, args->seed));
+    Q::Split split;
+    if (args->split == "per-class") {
+      split = take(Q::split_per_class(data.labels, args->per_class, args->seed));
+    } else if (args->split == "dataset") {
+      if (data.train_rows == 0 || data.train_rows >= data.rows) {
+        throw std::runtime_error(args->data +
+                                 ": --split dataset needs a folder with both train and test files");
+      }
+      std::vector<size_t> q, g;
+      for (size_t i = 0; i < data.rows; ++i) (i < data.train_rows ? g : q).push_back(i);
+      split = take(Q::given_split(std::move(q), std::move(g), data.rows));
+    } else {
+      throw std::runtime_error("--split must be per-class or dataset, got '" + args->split + "'");
+    }
     std::fprintf(stderr, "imsat: %zu items, %zu queries, %zu gallery\n", data.rows,
                  split.queries.size(), split.gallery.size());
     std::vector<EvalRow> rows;
@@ -332,7 +357,15 @@ void add_eval(CLI::App& app) {
                   seed,
                   m,
                   train_seconds,
-                  std::chrono::duration<double>(t2 - t1).count()};
+                  std::chrono::duration<double>(t2 - t1).count(),
+                  -1.0,
+                  {}};
+      if (args->map_at > 0) {
+        row.map_at_k = take(Q::map_at_k(codes, model.bits(), data.labels, split, args->map_at));
+      }
+      if (!args->plot.empty()) {
+        row.curves = take(Q::retrieval_curves(codes, model.bits(), data.labels, split, {500}));
+      }
       char trained[48] = "loaded";
       if (train_seconds >= 0) std::snprintf(trained, sizeof(trained), "train %.1fs", train_seconds);
       std::fprintf(stderr, "imsat:   mAP %.4f P@500 %.4f P@r2 %.4f (empty %.3f) %s\n", m.map,
@@ -391,13 +424,16 @@ void add_eval(CLI::App& app) {
       }
     }
     // Table: one line per (method, bits), mean +- std over seeds, figures in percent.
-    std::printf("%-13s %5s %5s %16s %16s %16s %10s\n", "method", "bits", "runs", "mAP", "P@500",
-                "P@r=2", "train s");
+    const std::string map_k_head = "mAP@" + std::to_string(args->map_at);
+    std::printf("%-13s %5s %5s %16s %16s %16s", "method", "bits", "runs", "mAP", "P@500", "P@r=2");
+    if (args->map_at > 0) std::printf(" %16s", map_k_head.c_str());
+    std::printf(" %10s\n", "train s");
     for (int bits : bit_list) {
       for (L::Method method : methods) {
-        std::vector<double> a, p, r, t;
+        std::vector<double> a, p, r, t, mk;
         for (const EvalRow& row : rows) {
           if (row.bits != bits || row.method != L::method_name(method)) continue;
+          mk.push_back(row.map_at_k * 100);
           a.push_back(row.m.map * 100);
           p.push_back(row.m.precision_at_n * 100);
           r.push_back(row.m.precision_at_r * 100);
@@ -419,8 +455,11 @@ void add_eval(CLI::App& app) {
         char train_cell[32] = "-";
         if (!trained.empty())
           std::snprintf(train_cell, sizeof(train_cell), "%.1f", mean_of(trained));
-        std::printf("%-13s %5d %5zu %16s %16s %16s %10s\n", L::method_name(method).c_str(), bits,
-                    a.size(), cell(a).c_str(), cell(p).c_str(), cell(r).c_str(), train_cell);
+        if (a.empty()) continue;
+        std::printf("%-13s %5d %5zu %16s %16s %16s", L::method_name(method).c_str(), bits, a.size(),
+                    cell(a).c_str(), cell(p).c_str(), cell(r).c_str());
+        if (args->map_at > 0) std::printf(" %16s", cell(mk).c_str());
+        std::printf(" %10s\n", train_cell);
       }
     }
     if (!args->json_out.empty()) {
@@ -441,10 +480,35 @@ void add_eval(CLI::App& app) {
              {"train_seconds",
               row.train_seconds < 0 ? nlohmann::json(nullptr) : nlohmann::json(row.train_seconds)},
              {"eval_seconds", row.eval_seconds}});
+        if (row.map_at_k >= 0) {
+          out["results"].back()["map_at_k"] = row.map_at_k;
+          out["results"].back()["k"] = args->map_at;
+        }
+        if (!row.curves.precision.empty()) {
+          out["results"].back()["pr_curve"] = {{"radius_precision", row.curves.precision},
+                                               {"radius_recall", row.curves.recall}};
+        }
       }
       std::ofstream f(args->json_out);
       f << out.dump(2) << "\n";
       if (!f) throw std::runtime_error(args->json_out + ": cannot write");
+    }
+    if (!args->plot.empty()) {
+      std::vector<imsat::cli::PlotCurve> curves;
+      for (int bits : bit_list) {
+        for (L::Method method : methods) {
+          for (const EvalRow& row : rows) {
+            if (row.bits != bits || row.method != L::method_name(method)) continue;
+            curves.push_back({row.method + " " + std::to_string(bits) + " bits",
+                              row.curves.recall, row.curves.precision});
+            break;
+          }
+        }
+      }
+      imsat::cli::write_pr_svg(args->plot,
+                               "Precision-recall of Hamming ranking, " +
+                                   std::filesystem::path(args->data).filename().string(), curves);
+      std::fprintf(stderr, "imsat: wrote %s\n", args->plot.c_str());
     }
     if (!args->csv_out.empty()) {
       std::ofstream f(args->csv_out);

@@ -120,4 +120,80 @@ TEST(NormalizedMutualInformation, OneForRelabelledZeroForIndependent) {
               1e-9);
 }
 
+TEST(MapAtK, HandComputedCaseWithTies) {
+  Fixture f;
+  auto split = Q::given_split({0, 5}, {1, 2, 3, 4}, 6);
+  ASSERT_TRUE(split.is_ok());
+  // Query 0 ranks items 1 (relevant), 2, 3 (relevant), 4; the distance-1 tie of items 2 and 3
+  // goes by gallery order. AP@2 = (1/1) / min(R = 2, 2) = 0.5. Query 5 ranks 1, 2 (relevant),
+  // 3, 4 (relevant): AP@2 = (1/2) / 2 = 0.25.
+  auto m = Q::map_at_k(f.codes, 8, f.labels, *split, 2);
+  ASSERT_TRUE(m.is_ok());
+  EXPECT_NEAR(*m, (0.5 + 0.25) / 2, 1e-12);
+  // k beyond the gallery: AP over the whole ranking divided by R.
+  auto all = Q::map_at_k(f.codes, 8, f.labels, *split, 100);
+  EXPECT_NEAR(*all, ((1 + 2.0 / 3) / 2 + (0.5 + 0.5) / 2) / 2, 1e-12);
+  EXPECT_FALSE(Q::map_at_k(f.codes, 8, f.labels, *split, 0).is_ok());
+}
+
+TEST(RetrievalCurves, HandComputedPrecisionRecallByRadius) {
+  Fixture f;
+  auto split = Q::given_split({0, 5}, {1, 2, 3, 4}, 6);
+  auto c = Q::retrieval_curves(f.codes, 8, f.labels, *split, {2, 4});
+  ASSERT_TRUE(c.is_ok());
+  ASSERT_EQ(c->precision.size(), 9u);
+  // Query 0: radius 0 holds item 1 (relevant); radius 1 adds 2 and 3; radius 2 adds 4.
+  // Query 5: nothing within 3 (precision counts 0), item 1 at 4, items 2, 3 at 5, item 4 at 6.
+  EXPECT_NEAR(c->precision[0], (1.0 + 0) / 2, 1e-12);
+  EXPECT_NEAR(c->recall[0], (0.5 + 0) / 2, 1e-12);
+  EXPECT_NEAR(c->precision[1], (2.0 / 3 + 0) / 2, 1e-12);
+  EXPECT_NEAR(c->recall[1], (1.0 + 0) / 2, 1e-12);
+  EXPECT_NEAR(c->precision[5], (0.5 + 1.0 / 3) / 2, 1e-12);
+  EXPECT_NEAR(c->recall[5], (1.0 + 0.5) / 2, 1e-12);
+  EXPECT_NEAR(c->precision[8], 0.5, 1e-12);
+  EXPECT_NEAR(c->recall[8], 1.0, 1e-12);
+  ASSERT_EQ(c->precision_at_n.size(), 2u);
+  EXPECT_NEAR(c->precision_at_n[0], 0.5, 1e-12);
+  EXPECT_NEAR(c->precision_at_n[1], 0.5, 1e-12);
+}
+
+TEST(RecallAtK, CountsOverlapWithTheTrueNeighbours) {
+  std::vector<std::vector<uint64_t>> truth = {{1, 2, 3}, {4, 5, 6}};
+  std::vector<std::vector<uint64_t>> found = {{3, 2, 9}, {6}};
+  EXPECT_NEAR(Q::recall_at_k(found, truth, 3), (2.0 / 3 + 1.0 / 3) / 2, 1e-12);
+  EXPECT_NEAR(Q::recall_at_k(truth, truth, 3), 1.0, 1e-12);
+}
+
+TEST(ExactNeighbours, MatchesBruteForceAndBreaksTiesByIndex) {
+  // 1-d points 0, 1, 2, 3, 1 (items 1 and 4 tie); query 1.1 -> 1, 4, 2 (2 at 0.9 vs 0 at 1.1).
+  std::vector<float> gallery = {0, 1, 2, 3, 1};
+  std::vector<float> queries = {1.1f, 2.9f};
+  for (int threads : {1, 2}) {
+    auto nn = Q::exact_neighbours(queries.data(), 2, gallery.data(), 5, 1, 3, threads);
+    ASSERT_EQ(nn.size(), 2u);
+    EXPECT_EQ(nn[0], (std::vector<uint64_t>{1, 4, 2}));
+    EXPECT_EQ(nn[1], (std::vector<uint64_t>{3, 2, 1}));
+  }
+}
+
+TEST(CodeHealth, FindsCollapsedAndDuplicatedBits) {
+  // bit 0 = bit 1 (duplicated), bit 2 always 0 (collapsed), bit 3 independent of bit 0.
+  std::vector<uint8_t> codes = {0x00, 0x08, 0x03, 0x0B};
+  auto h = Q::code_health(codes, 8);
+  ASSERT_TRUE(h.is_ok());
+  EXPECT_EQ(h->rows, 4u);
+  EXPECT_NEAR(h->entropy[0], 1.0, 1e-12);
+  EXPECT_NEAR(h->entropy[2], 0.0, 1e-12);
+  EXPECT_NEAR(h->balance[3], 0.5, 1e-12);
+  EXPECT_NEAR(h->pair_mi[0 * 8 + 1], 1.0, 1e-12);
+  EXPECT_NEAR(h->pair_mi[1 * 8 + 0], 1.0, 1e-12);
+  EXPECT_NEAR(h->pair_mi[0 * 8 + 3], 0.0, 1e-12);
+  EXPECT_NEAR(h->pair_mi[0 * 8 + 2], 0.0, 1e-12);
+  EXPECT_NEAR(h->max_pair_mi, 1.0, 1e-12);
+  EXPECT_EQ(h->max_pair_a, 0);
+  EXPECT_EQ(h->max_pair_b, 1);
+  EXPECT_NEAR(h->min_entropy, 0.0, 1e-12);
+  EXPECT_FALSE(Q::code_health({1, 2, 3}, 16).is_ok());
+}
+
 }  // namespace

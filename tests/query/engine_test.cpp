@@ -1,0 +1,367 @@
+// The query engine, codes files and hex codes, and an end-to-end run on a Fashion-MNIST slice.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "query/query.h"
+#include "support/blobs.h"
+#include "support/temp_dir_test.h"
+
+namespace {
+
+namespace I = imsat::index;
+namespace L = imsat::learn;
+namespace Q = imsat::query;
+using Code = imsat::Status::Code;
+
+L::TrainConfig quick(L::Method m, int bits, int epochs) {
+  L::TrainConfig c;
+  c.method = m;
+  c.bits = bits;
+  c.epochs = epochs;
+  c.batch = 50;
+  c.device = "cpu";
+  c.threads = 1;
+  c.has_hidden = true;
+  c.hidden = {32};
+  return c;
+}
+
+class EngineTest : public imsat::testing::TempDirTest {
+ protected:
+  void SetUp() override {
+    TempDirTest::SetUp();
+    data_ = imsat::testing::blobs(4, 60, 8, 3);
+    auto m = L::train(data_, quick(L::Method::kImsatVat, 16, 5));
+    ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+    model_ = std::make_unique<L::Model>(std::move(m).value());
+    auto codes = model_->encode(data_);
+    ASSERT_TRUE(codes.is_ok());
+    codes_ = *codes;
+  }
+
+  // A store of every blob item (key = row number, tag = label, with its vector).
+  std::unique_ptr<Q::QueryEngine> engine(const std::string& fingerprint, bool with_model = true) {
+    I::StoreOptions o;
+    o.bits = 16;
+    o.sync_writes = false;
+    o.model_fingerprint = fingerprint;
+    auto store = I::CodeStore::open((dir_ / "db").string(), o);
+    EXPECT_TRUE(store.is_ok()) << store.status().to_string();
+    std::vector<I::Item> items;
+    for (size_t i = 0; i < data_.rows; ++i) {
+      I::Item it;
+      it.key = std::to_string(i);
+      it.code.assign(codes_.begin() + static_cast<long>(2 * i),
+                     codes_.begin() + static_cast<long>(2 * i + 2));
+      it.tag = data_.labels[i];
+      it.metadata = "{\"row\":" + std::to_string(i) + "}";
+      it.vector.assign(data_.row(i), data_.row(i) + data_.cols);
+      items.push_back(std::move(it));
+    }
+    EXPECT_TRUE((*store)->put(items).is_ok());
+    auto model = with_model ? std::make_unique<L::Model>(L::Model::load(model_path()).value()) : nullptr;
+    auto e = Q::QueryEngine::create(std::move(store).value(), std::move(model));
+    EXPECT_TRUE(e.is_ok()) << e.status().to_string();
+    return e.is_ok() ? std::move(e).value() : nullptr;
+  }
+  std::string model_path() {
+    const std::string p = (dir_ / "m.model").string();
+    EXPECT_TRUE(model_->save(p).is_ok());
+    return p;
+  }
+
+  L::Dataset data_;
+  std::unique_ptr<L::Model> model_;
+  std::vector<uint8_t> codes_;
+};
+
+TEST_F(EngineTest, VectorSearchEqualsSearchByItsCode) {
+  auto e = engine(model_->fingerprint());
+  ASSERT_NE(e, nullptr);
+  Q::SearchRequest r;
+  r.k = 15;
+  for (size_t row : {0, 17, 101}) {
+    auto by_vector = e->search_vector(data_.row(row), data_.cols, r);
+    ASSERT_TRUE(by_vector.is_ok()) << by_vector.status().to_string();
+    std::vector<uint8_t> code(codes_.begin() + static_cast<long>(2 * row),
+                              codes_.begin() + static_cast<long>(2 * row + 2));
+    auto by_code = e->search_code(code, r);
+    ASSERT_TRUE(by_code.is_ok());
+    EXPECT_EQ(by_vector->query_code, Q::to_hex(code.data(), 2));
+    ASSERT_EQ(by_vector->hits.size(), 15u);
+    for (size_t i = 0; i < 15; ++i) {
+      EXPECT_EQ(by_vector->hits[i].key, by_code->hits[i].key);
+      EXPECT_EQ(by_vector->hits[i].distance, by_code->hits[i].distance);
+      if (i > 0) {
+        EXPECT_GE(by_vector->hits[i].distance, by_vector->hits[i - 1].distance);
+      }
+    }
+    EXPECT_EQ(by_vector->hits[0].distance, 0u);
+    EXPECT_FALSE(by_vector->hits[0].metadata.empty());
+  }
+}
+
+TEST_F(EngineTest, ExactRerankReturnsTheTrueEuclideanNeighbours) {
+  auto e = engine(model_->fingerprint());
+  Q::SearchRequest r;
+  r.k = 10;
+  r.rerank = Q::Rerank::kExact;
+  r.candidates = data_.rows;  // every item is a candidate: the result must be exact
+  for (size_t row : {3, 42, 199}) {
+    std::vector<float> q(data_.row(row), data_.row(row) + data_.cols);
+    q[0] += 0.01f;
+    auto res = e->search_vector(q.data(), q.size(), r);
+    ASSERT_TRUE(res.is_ok()) << res.status().to_string();
+    auto truth = Q::exact_neighbours(q.data(), 1, data_.values.data(), data_.rows, data_.cols, 10);
+    std::vector<std::vector<uint64_t>> found(1);
+    for (const auto& h : res->hits) found[0].push_back(std::stoull(h.key));
+    EXPECT_DOUBLE_EQ(Q::recall_at_k(found, truth, 10), 1.0);
+    EXPECT_EQ(res->hits[0].key, std::to_string(row));
+    EXPECT_NEAR(res->hits[0].score, 0.01, 1e-4);
+    for (size_t i = 1; i < res->hits.size(); ++i) {
+      EXPECT_GE(res->hits[i].score, res->hits[i - 1].score);
+    }
+    EXPECT_EQ(res->candidates_reranked, data_.rows);
+  }
+  // By stored key: its own vector, so the item itself comes first at distance 0.
+  auto by_key = e->search_key("42", r);
+  ASSERT_TRUE(by_key.is_ok());
+  EXPECT_EQ(by_key->hits[0].key, "42");
+  EXPECT_EQ(by_key->hits[0].score, 0.0);
+}
+
+TEST_F(EngineTest, AsymmetricRerankOrdersByExpectedHammingDistance) {
+  auto e = engine(model_->fingerprint());
+  Q::SearchRequest r;
+  r.k = 5;
+  r.rerank = Q::Rerank::kAsymmetric;
+  r.candidates = 40;
+  auto res = e->search_vector(data_.row(9), data_.cols, r);
+  ASSERT_TRUE(res.is_ok()) << res.status().to_string();
+  ASSERT_EQ(res->hits.size(), 5u);
+  EXPECT_EQ(res->candidates_reranked, 40u);
+  auto p = model_->bit_probabilities(data_.row(9), 1, data_.cols);
+  ASSERT_TRUE(p.is_ok());
+  for (size_t i = 0; i < res->hits.size(); ++i) {
+    const size_t row = std::stoul(res->hits[i].key);
+    double expected = 0;
+    for (int d = 0; d < 16; ++d) {
+      const bool bit = (codes_[2 * row + static_cast<size_t>(d) / 8] >> (d % 8)) & 1;
+      expected += bit ? 1.0 - (*p)[static_cast<size_t>(d)] : (*p)[static_cast<size_t>(d)];
+    }
+    EXPECT_NEAR(res->hits[i].score, expected, 1e-5);
+    if (i > 0) {
+      EXPECT_GE(res->hits[i].score, res->hits[i - 1].score);
+    }
+  }
+}
+
+TEST_F(EngineTest, LabelFilterAndRadius) {
+  auto e = engine(model_->fingerprint());
+  Q::SearchRequest r;
+  r.k = 30;
+  r.has_label = true;
+  r.label = 2;
+  auto res = e->search_vector(data_.row(0), data_.cols, r);  // row 0 has label 0
+  ASSERT_TRUE(res.is_ok());
+  ASSERT_EQ(res->hits.size(), 30u);
+  for (const auto& h : res->hits) EXPECT_EQ(h.label, 2);
+  Q::SearchRequest radius;
+  radius.radius = 1;
+  auto ball = e->search_key("5", radius);
+  ASSERT_TRUE(ball.is_ok());
+  ASSERT_FALSE(ball->hits.empty());
+  for (const auto& h : ball->hits) EXPECT_LE(h.distance, 1u);
+}
+
+TEST_F(EngineTest, BadQueriesAreClearErrors) {
+  auto e = engine(model_->fingerprint());
+  Q::SearchRequest r;
+  std::vector<float> short_vector(5, 0.f);
+  auto wrong = e->search_vector(short_vector.data(), 5, r);
+  EXPECT_EQ(wrong.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(wrong.status().message().find("expects 8"), std::string::npos)
+      << wrong.status().message();
+  std::vector<float> nan_vector(8, 0.f);
+  nan_vector[3] = std::nanf("");
+  EXPECT_EQ(e->search_vector(nan_vector.data(), 8, r).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(e->search_key("no such key", r).status().code(), Code::kNotFound);
+  r.k = 0;
+  EXPECT_EQ(e->search_key("1", r).status().code(), Code::kInvalidArgument);
+  r.k = 10;
+  r.rerank = Q::Rerank::kExact;
+  EXPECT_EQ(e->search_code({0, 0}, r).status().code(), Code::kInvalidArgument);
+  r.rerank = Q::Rerank::kAsymmetric;
+  EXPECT_EQ(e->search_code({0, 0}, r).status().code(), Code::kInvalidArgument);
+  r.radius = 2;
+  EXPECT_EQ(e->search_vector(data_.row(0), 8, r).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(e->search_code({0, 0, 0}, Q::SearchRequest{}).status().code(), Code::kInvalidArgument);
+}
+
+TEST_F(EngineTest, ModelStoreMismatchIsRefused) {
+  // The store records another model's fingerprint.
+  I::StoreOptions o;
+  o.bits = 16;
+  o.model_fingerprint = "0123456789abcdef";
+  auto store = I::CodeStore::open((dir_ / "other").string(), o);
+  ASSERT_TRUE(store.is_ok());
+  auto e = Q::QueryEngine::create(std::move(store).value(),
+                                  std::make_unique<L::Model>(L::Model::load(model_path()).value()));
+  ASSERT_FALSE(e.is_ok());
+  EXPECT_EQ(e.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(e.status().message().find("0123456789abcdef"), std::string::npos);
+  // A model of another code length.
+  o.bits = 32;
+  o.model_fingerprint = "";
+  auto store32 = I::CodeStore::open((dir_ / "other32").string(), o);
+  ASSERT_TRUE(store32.is_ok());
+  auto e32 = Q::QueryEngine::create(std::move(store32).value(),
+                                    std::make_unique<L::Model>(L::Model::load(model_path()).value()));
+  EXPECT_EQ(e32.status().code(), Code::kInvalidArgument);
+  // Without a model, vector queries are refused but code queries work.
+  auto bare = engine(model_->fingerprint(), /*with_model=*/false);
+  EXPECT_EQ(bare->search_vector(data_.row(0), 8, {}).status().code(), Code::kInvalidArgument);
+  EXPECT_TRUE(bare->search_code({1, 2}, {}).is_ok());
+}
+
+TEST(HexCodes, RoundTripAndErrors) {
+  const std::vector<uint8_t> code = {0x00, 0xab, 0x1f, 0xff};
+  EXPECT_EQ(Q::to_hex(code.data(), code.size()), "00ab1fff");
+  auto parsed = Q::parse_hex_code("00AB1fff", 32);
+  ASSERT_TRUE(parsed.is_ok());
+  EXPECT_EQ(*parsed, code);
+  auto short_hex = Q::parse_hex_code("00ab", 32);
+  EXPECT_NE(short_hex.status().message().find("needs 8"), std::string::npos);
+  auto bad = Q::parse_hex_code("00xb1fff", 32);
+  EXPECT_NE(bad.status().message().find("'x' at position 2"), std::string::npos)
+      << bad.status().message();
+}
+
+class CodesFileTest : public imsat::testing::TempDirTest {};
+
+TEST_F(CodesFileTest, RoundTripAndDamagedFiles) {
+  Q::CodesFile f;
+  f.bits = 16;
+  f.rows = 3;
+  f.fingerprint = "abc";
+  f.source = "somewhere";
+  f.codes = {1, 2, 3, 4, 5, 6};
+  f.labels = {7, -1, 9};
+  const std::string path = (dir_ / "c.codes").string();
+  ASSERT_TRUE(Q::write_codes_file(path, f).is_ok());
+  EXPECT_TRUE(Q::is_codes_file(path));
+  auto back = Q::read_codes_file(path);
+  ASSERT_TRUE(back.is_ok()) << back.status().to_string();
+  EXPECT_EQ(back->codes, f.codes);
+  EXPECT_EQ(back->labels, f.labels);
+  EXPECT_EQ(back->fingerprint, "abc");
+  EXPECT_EQ(back->rows, 3u);
+
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto write = [&](const std::string& b) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << b;
+  };
+  write(bytes.substr(0, bytes.size() - 5));
+  EXPECT_EQ(Q::read_codes_file(path).status().code(), Code::kCorruption);
+  std::string flipped = bytes;
+  flipped[flipped.size() - 12] ^= 0x10;  // a label byte
+  write(flipped);
+  auto damaged = Q::read_codes_file(path);
+  EXPECT_EQ(damaged.status().code(), Code::kCorruption);
+  EXPECT_NE(damaged.status().message().find("checksum"), std::string::npos);
+  std::string future = bytes;
+  future[8] = 9;
+  write(future);
+  EXPECT_EQ(Q::read_codes_file(path).status().code(), Code::kInvalidArgument);
+  write("not a codes file at all");
+  EXPECT_FALSE(Q::is_codes_file(path));
+  EXPECT_EQ(Q::read_codes_file(path).status().code(), Code::kCorruption);
+  EXPECT_EQ(Q::read_codes_file((dir_ / "missing").string()).status().code(), Code::kNotFound);
+  f.labels = {1};
+  EXPECT_EQ(Q::write_codes_file(path, f).code(), Code::kInvalidArgument);
+}
+
+// Train on a 2,000-image Fashion-MNIST slice, index it, and check through the store that the
+// learned codes retrieve same-class items far better than random codes do.
+class EndToEndTest : public imsat::testing::TempDirTest {};
+
+TEST_F(EndToEndTest, LearnedCodesBeatRandomCodesOnAFashionMnistSlice) {
+  auto full = L::read_idx("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz",
+                          "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz");
+  ASSERT_TRUE(full.is_ok()) << full.status().to_string()
+                            << " (tools/setup.sh installs dataset-fashion-mnist)";
+  L::Dataset data = *full;
+  data.rows = 2000;
+  data.values.resize(data.rows * data.cols);
+  data.labels.resize(data.rows);
+  L::TrainConfig c = quick(L::Method::kImsatVat, 16, 15);
+  c.hidden = {200};
+  auto model = L::train(data, c);
+  ASSERT_TRUE(model.is_ok()) << model.status().to_string();
+  auto learned = model->encode(data);
+  ASSERT_TRUE(learned.is_ok());
+  std::mt19937_64 rng(5);
+  std::vector<uint8_t> random_codes(learned->size());
+  for (auto& b : random_codes) b = static_cast<uint8_t>(rng());
+
+  auto precision_through_store = [&](const std::vector<uint8_t>& codes, const std::string& name) {
+    I::StoreOptions o;
+    o.bits = 16;
+    o.sync_writes = false;
+    auto store = I::CodeStore::open((dir_ / name).string(), o);
+    EXPECT_TRUE(store.is_ok());
+    size_t i = 0;
+    EXPECT_TRUE((*store)
+                    ->bulk_load("load", [&](size_t n, I::Item* it) {
+                      if (n >= data.rows) return false;
+                      it->key = std::to_string(n);
+                      it->code.assign(codes.begin() + static_cast<long>(2 * n),
+                                      codes.begin() + static_cast<long>(2 * n + 2));
+                      it->tag = data.labels[n];
+                      ++i;
+                      return true;
+                    })
+                    .is_ok());
+    auto engine = Q::QueryEngine::create(std::move(store).value(), nullptr);
+    Q::SearchRequest r;
+    r.k = 51;
+    r.with_metadata = false;
+    double relevant = 0, returned = 0;
+    for (size_t q = 0; q < data.rows; q += 20) {
+      auto res = (*engine)->search_key(std::to_string(q), r);
+      EXPECT_TRUE(res.is_ok());
+      for (const auto& h : res->hits) {
+        if (h.key == std::to_string(q)) continue;
+        relevant += h.label == data.labels[q];
+        returned += 1;
+      }
+    }
+    return relevant / returned;
+  };
+  const double p_learned = precision_through_store(*learned, "learned");
+  const double p_random = precision_through_store(random_codes, "random");
+  EXPECT_GT(p_learned, p_random + 0.25) << "learned " << p_learned << " random " << p_random;
+
+  auto split = Q::split_per_class(data.labels, 20, 0);
+  ASSERT_TRUE(split.is_ok());
+  auto m_learned = Q::evaluate_retrieval(*learned, 16, data.labels, *split);
+  auto m_random = Q::evaluate_retrieval(random_codes, 16, data.labels, *split);
+  ASSERT_TRUE(m_learned.is_ok() && m_random.is_ok());
+  EXPECT_GT(m_learned->map, m_random->map + 0.15)
+      << "learned " << m_learned->map << " random " << m_random->map;
+  std::printf("precision@50 learned %.3f random %.3f; mAP learned %.3f random %.3f\n", p_learned,
+              p_random, m_learned->map, m_random->map);
+  auto health = Q::code_health(*learned, 16);
+  ASSERT_TRUE(health.is_ok());
+  EXPECT_GT(health->mean_entropy, 0.8);  // IMSAT keeps bits balanced
+}
+
+}  // namespace
