@@ -148,6 +148,11 @@ void add_index(CLI::App& app) {
       f.fingerprint = model->fingerprint();
       f.source = data.source;
       f.labels = data.labels;
+      if (data.cols != model->input_dim()) {  // checked before the store is created or touched
+        throw std::runtime_error(data.source + ": items have " + std::to_string(data.cols) +
+                                 " values, the model expects " +
+                                 std::to_string(model->input_dim()));
+      }
     }
     I::StoreOptions o;
     o.bits = f.bits;
