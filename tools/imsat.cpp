@@ -82,6 +82,19 @@ void add_inspect(CLI::App& app) {
       std::printf("  bit %4zu  %.3f%s\n", b, balance[b],
                   balance[b] < 0.05 || balance[b] > 0.95 ? "  <- collapsed" : "");
     }
+#ifdef IMSAT_HAVE_QUERY
+    {
+      const std::vector<uint8_t> sample = store->sample_codes(100000);
+      if (!sample.empty()) {
+        imsat::query::CodeHealth h = take(imsat::query::code_health(sample, info.bits));
+        std::printf(
+            "\ncode health over %zu items: bit entropy mean %.3f, min %.3f bits; pairwise bit "
+            "mutual information mean %.4f, max %.4f bits (bits %d and %d)%s\n",
+            h.rows, h.mean_entropy, h.min_entropy, h.mean_pair_mi, h.max_pair_mi, h.max_pair_a,
+            h.max_pair_b, h.max_pair_mi > 0.5 ? "  <- redundant pair" : "");
+      }
+    }
+#endif
     std::printf("\nbucket occupancy per table (items per non-empty bucket: buckets):\n");
     const auto occupancy = store->occupancy_histograms(16);
     for (size_t t = 0; t < occupancy.size(); ++t) {

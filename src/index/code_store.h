@@ -274,6 +274,9 @@ class CodeStore {
   std::vector<double> bit_balance() const;
   std::vector<std::vector<uint64_t>> occupancy_histograms(size_t max_count = 64) const;
   std::vector<uint64_t> distance_histogram(size_t sample_queries, uint64_t seed) const;
+  // Codes (code_bytes() each, concatenated) of up to max_items live items, evenly spread over
+  // the slots, for code-health statistics.
+  std::vector<uint8_t> sample_codes(size_t max_items) const;
 
   // Checks that the codes, keys and bucket column families agree with each other. Corruption
   // when they do not. Reads the whole database: for tests and `imsat` diagnostics.

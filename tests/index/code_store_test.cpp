@@ -153,6 +153,22 @@ TEST_F(CodeStoreTest, StoredVectorsFollowTheirItemThroughUpsertBulkAndDelete) {
   EXPECT_TRUE(store->verify().is_ok());
 }
 
+TEST_F(CodeStoreTest, SampleCodesSkipsDeletedItemsAndRespectsTheLimit) {
+  auto store = open();
+  auto items = random_items(10, 4, "s");
+  ASSERT_TRUE(store->put(items).is_ok());
+  ASSERT_TRUE(store->erase({"s3"}).is_ok());
+  std::vector<uint8_t> all = store->sample_codes(100);
+  ASSERT_EQ(all.size(), 9u * 8);
+  std::vector<uint8_t> expected;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i != 3) expected.insert(expected.end(), items[i].code.begin(), items[i].code.end());
+  }
+  EXPECT_EQ(all, expected);
+  EXPECT_EQ(store->sample_codes(4).size(), 4u * 8);
+  EXPECT_TRUE(store->sample_codes(0).empty());
+}
+
 TEST_F(CodeStoreTest, UpsertReplacesAndDeleteLeavesNoStaleHit) {
   auto store = open();
   ASSERT_TRUE(store->put({make_item("a", 0x0F), make_item("b", 0xFF)}).is_ok());
