@@ -598,6 +598,27 @@ Result<Item> CodeStore::get(const std::string& key) const {
   return item;
 }
 
+Status CodeStore::for_each_vector(
+    const std::function<void(uint64_t id, const float* values, size_t count)>& fn) const {
+  std::unique_ptr<rocksdb::Iterator> it(
+      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->cf[kMeta]));
+  std::vector<float> values;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    const rocksdb::Slice key = it->key();
+    if (key.size() != 9 || key[8] != 'v') continue;  // metadata records are 8 bytes
+    const rocksdb::Slice v = it->value();
+    if (v.size() % sizeof(float) != 0) {
+      return Status::corruption("stored vector of item " +
+                                std::to_string(from_be64(rocksdb::Slice(key.data(), 8))) +
+                                " is not a whole number of floats");
+    }
+    values.resize(v.size() / sizeof(float));
+    if (!v.empty()) std::memcpy(values.data(), v.data(), v.size());
+    fn(from_be64(rocksdb::Slice(key.data(), 8)), values.data(), values.size());
+  }
+  return translate(it->status(), "reading stored vectors");
+}
+
 Result<std::vector<float>> CodeStore::vectors(const std::vector<uint64_t>& ids,
                                               size_t dim) const {
   std::vector<std::string> keys;

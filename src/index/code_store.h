@@ -246,6 +246,9 @@ class CodeStore {
   // Errors: NotFound when an item is gone or was stored without a vector, InvalidArgument when a
   // stored vector is not `dim` long.
   Result<std::vector<float>> vectors(const std::vector<uint64_t>& ids, size_t dim) const;
+  // Calls fn(id, values, count) for every stored vector of a live item, in id order.
+  Status for_each_vector(
+      const std::function<void(uint64_t id, const float* values, size_t count)>& fn) const;
 
   // Bulk load from a source of items: batches of `batch_items`, each one WriteBatch that also
   // records, under `job`, how many source items have been consumed. Resumable: call again with

@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "common/status.h"
@@ -198,6 +199,13 @@ class QueryEngine {
   const index::CodeStore& store() const { return *store_; }
   int bits() const { return store_->bits(); }
 
+  // Loads every stored raw vector into memory so exact re-ranking reads memory instead of
+  // RocksDB (rows x dim floats). Items added later are read from the store as before; ids are
+  // never reused, so cached vectors cannot go stale. Not thread-safe against searches: call
+  // before serving. Errors: InvalidArgument when stored vectors differ in length.
+  Status cache_vectors();
+  size_t cached_vectors() const { return cache_ids_.size(); }
+
   // Errors: InvalidArgument (no model, wrong dimension, NaN, bad k/radius, re-ranking that the
   // query or store cannot support), NotFound (stored vectors missing for exact re-ranking).
   Result<SearchResponse> search_vector(const float* vector, size_t dim,
@@ -215,6 +223,9 @@ class QueryEngine {
                              const SearchRequest& request) const;
   std::unique_ptr<index::CodeStore> store_;
   std::unique_ptr<learn::Model> model_;
+  std::unordered_map<uint64_t, size_t> cache_ids_;  // id -> row of cache_
+  std::vector<float> cache_;
+  size_t cache_dim_ = 0;
 };
 
 }  // namespace imsat::query

@@ -193,6 +193,31 @@ TEST(MultiIndex, ProbesFewCandidatesOnUniformCodes) {
   EXPECT_GT(stats.buckets_probed, 0u);
 }
 
+TEST(MultiIndex, CrowdedQueryBucketsFallBackToTheScanWithTheSameResults) {
+  // A third of the items share one code: a query with that code would verify them all by probing.
+  CodeArray codes = make_codes(64, 50000, 9);
+  std::vector<uint8_t> same(8, 0x5a);
+  for (uint32_t i = 0; i < 25000; ++i) codes.append(same.data());
+  MultiIndex mih(64, 0, codes.size());
+  mih.rebuild(codes);
+  std::vector<uint64_t> q(codes.words());
+  codes.pack(same.data(), q.data());
+  SearchStats probe_stats, scan_stats;
+  auto knn = mih.knn(codes, q.data(), 10, {}, &probe_stats);
+  auto expected = scan_knn(codes, q.data(), 10, {}, &scan_stats);
+  EXPECT_EQ(knn, expected);
+  EXPECT_EQ(probe_stats.buckets_probed, 0u);  // it scanned instead
+  EXPECT_EQ(probe_stats.candidates_verified, scan_stats.candidates_verified);
+  SearchStats radius_stats;
+  auto ball = mih.radius(codes, q.data(), 2, {}, &radius_stats);
+  EXPECT_EQ(ball, scan_radius(codes, q.data(), 2));
+  EXPECT_EQ(radius_stats.buckets_probed, 0u);
+  // A query away from the crowd still probes.
+  SearchStats away;
+  mih.radius(codes, codes.code(3), 2, {}, &away);
+  EXPECT_GT(away.buckets_probed, 0u);
+}
+
 TEST(MultiIndex, DefaultTablesFollowLog2N) {
   EXPECT_EQ(MultiIndex::default_tables(64, 1 << 20), 3);
   EXPECT_EQ(MultiIndex::default_tables(64, 10000000), 3);
