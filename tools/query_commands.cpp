@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -63,10 +64,10 @@ struct IndexArgs {
 };
 
 struct SearchArgs {
-  std::string db, model, key, code, query_file, labels, rerank = "none";
+  std::string db, model, key, code, query_file, image, labels, rerank = "none";
   size_t k = 10, candidates = 0, limit = 10;
   int radius = -1, label = 0;
-  bool json = false, scan = false;
+  bool json = false, scan = false, invert = false;
 };
 
 nlohmann::json hit_json(const Q::SearchHit& h, bool reranked) {
@@ -210,8 +211,12 @@ void add_search(CLI::App& app) {
   auto* code = cmd->add_option("--code", a->code, "Query by a hex code");
   auto* file = cmd->add_option("--query-file", a->query_file,
                                "Query by every item of a dataset (needs --model)");
-  key->excludes(code)->excludes(file);
-  code->excludes(file);
+  auto* image = cmd->add_option("--image", a->image,
+                                "Query by a PNG or JPEG image (needs a model trained on images)");
+  cmd->add_flag("--invert", a->invert, "Invert the image (dark-on-light pictures)");
+  key->excludes(code)->excludes(file)->excludes(image);
+  code->excludes(file)->excludes(image);
+  file->excludes(image);
   cmd->add_option("--labels", a->labels, "IDX labels for an IDX --query-file");
   cmd->add_option("--limit", a->limit, "At most this many queries from --query-file")
       ->capture_default_str();
@@ -226,11 +231,12 @@ void add_search(CLI::App& app) {
   cmd->add_flag("--scan", a->scan, "Linear scan instead of multi-index probing");
   cmd->add_flag("--json", a->json, "JSON output");
   cmd->callback([a, cmd] {
-    if (a->key.empty() && a->code.empty() && a->query_file.empty()) {
-      throw std::runtime_error("give a query: --key, --code or --query-file");
+    if (a->key.empty() && a->code.empty() && a->query_file.empty() && a->image.empty()) {
+      throw std::runtime_error("give a query: --key, --code, --query-file or --image");
     }
-    if (!a->query_file.empty() && a->model.empty()) {
-      throw std::runtime_error("--query-file needs --model to encode its items");
+    if ((!a->query_file.empty() || !a->image.empty()) && a->model.empty()) {
+      throw std::runtime_error(std::string(a->image.empty() ? "--query-file" : "--image") +
+                               " needs --model to encode the query");
     }
     std::unique_ptr<Q::QueryEngine> engine = take(Q::QueryEngine::open(a->db, a->model));
     Q::SearchRequest r;
@@ -252,6 +258,12 @@ void add_search(CLI::App& app) {
     } else if (!a->code.empty()) {
       std::vector<uint8_t> c = take(Q::parse_hex_code(a->code, engine->bits()));
       answers.push_back({"code " + a->code, take(engine->search_code(c, r))});
+    } else if (!a->image.empty()) {
+      std::ifstream in(a->image, std::ios::binary);
+      if (!in) throw std::runtime_error(a->image + ": cannot read");
+      const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      Q::SearchResponse res = take(engine->search_image(bytes, r, a->invert));
+      answers.push_back({"image " + a->image, std::move(res)});
     } else {
       L::Dataset q = take(L::load_dataset(a->query_file, a->labels));
       const size_t n = std::min(q.rows, a->limit);

@@ -16,7 +16,7 @@ say() { echo "setup.sh: $*" >&2; }
 packages=(
   build-essential cmake ninja-build pkg-config git
   libtorch-dev libopenblas0-pthread
-  librocksdb-dev libboost-dev nlohmann-json3-dev zlib1g-dev libcli11-dev
+  librocksdb-dev libboost-dev nlohmann-json3-dev zlib1g-dev libcli11-dev libstb-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libfaiss-dev
   dataset-fashion-mnist

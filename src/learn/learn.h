@@ -175,6 +175,10 @@ class Model {
   int bits() const;      // 0 for clustering models
   int clusters() const;  // 0 for hashing models
   size_t input_dim() const;
+  // Shape of one input item as trained ({28, 28} for IDX images, {dim} otherwise), and whether
+  // inputs are 8-bit pixel intensities (scaled x/128 - 1) rather than standardised features.
+  std::vector<size_t> input_shape() const;
+  bool takes_pixels() const;
   int code_bytes() const { return bits() / 8; }
   // Hex digest of the weights and configuration: identical models have identical fingerprints.
   std::string fingerprint() const;

@@ -199,6 +199,8 @@ bool Model::is_clustering() const { return impl_->clusters > 0; }
 int Model::bits() const { return impl_->bits; }
 int Model::clusters() const { return impl_->clusters; }
 size_t Model::input_dim() const { return impl_->input_dim; }
+std::vector<size_t> Model::input_shape() const { return impl_->input_shape; }
+bool Model::takes_pixels() const { return impl_->pre.pixels; }
 std::string Model::fingerprint() const { return impl_->fingerprint; }
 std::string Model::header_json() const { return header_of(*impl_).dump(2); }
 

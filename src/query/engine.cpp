@@ -111,6 +111,16 @@ Result<SearchResponse> QueryEngine::search_vector(const float* vector, size_t di
              request.rerank == Rerank::kAsymmetric ? &probabilities : nullptr, request);
 }
 
+Result<SearchResponse> QueryEngine::search_image(const std::string& encoded,
+                                                 const SearchRequest& request, bool invert) const {
+  if (model_ == nullptr) {
+    return Status::invalid_argument("searching by image needs a model (this engine has none)");
+  }
+  Result<std::vector<float>> input = image_to_input(encoded, *model_, invert);
+  if (!input.is_ok()) return input.status();
+  return search_vector(input->data(), input->size(), request);
+}
+
 Result<SearchResponse> QueryEngine::search_code(const std::vector<uint8_t>& code,
                                                 const SearchRequest& request) const {
   return run(code, nullptr, 0, nullptr, request);

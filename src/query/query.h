@@ -144,6 +144,16 @@ std::string to_hex(const uint8_t* code, size_t bytes);
 Result<std::vector<uint8_t>> parse_hex_code(const std::string& hex, int bits);
 
 // ---------------------------------------------------------------------------------------------
+// Images
+
+// Decodes a PNG or JPEG (or BMP, GIF, PNM) image to the input a pixel model expects: grayscale,
+// resized to the model's item shape (H x W) when it differs, values 0..255 in row-major order.
+// `invert` turns dark-on-light pictures into the light-on-dark style of MNIST-like data.
+// Errors: InvalidArgument for undecodable or empty data, or a model that does not take images.
+Result<std::vector<float>> image_to_input(const std::string& encoded, const learn::Model& model,
+                                          bool invert = false);
+
+// ---------------------------------------------------------------------------------------------
 // Query engine
 
 enum class Rerank {
@@ -212,6 +222,9 @@ class QueryEngine {
                                        const SearchRequest& request) const;
   Result<SearchResponse> search_code(const std::vector<uint8_t>& code,
                                      const SearchRequest& request) const;
+  // Decodes an uploaded image (image_to_input) and searches by the resulting vector.
+  Result<SearchResponse> search_image(const std::string& encoded, const SearchRequest& request,
+                                      bool invert = false) const;
   // Uses the stored item's code (and its stored vector for exact re-ranking). NotFound for an
   // unknown key.
   Result<SearchResponse> search_key(const std::string& key, const SearchRequest& request) const;

@@ -1,0 +1,47 @@
+// Uploaded images to model inputs, with Debian's stb (stb_image, stb_image_resize).
+#include <stb/stb_image.h>
+#include <stb/stb_image_resize.h>
+
+#include <limits>
+#include <memory>
+
+#include "query/query.h"
+
+namespace imsat::query {
+
+Result<std::vector<float>> image_to_input(const std::string& encoded, const learn::Model& model,
+                                          bool invert) {
+  const std::vector<size_t> shape = model.input_shape();
+  if (!model.takes_pixels() || shape.size() != 2) {
+    return Status::invalid_argument("the model was not trained on images (input shape " +
+                                    std::to_string(model.input_dim()) + " features)");
+  }
+  if (encoded.empty()) return Status::invalid_argument("image is empty");
+  if (encoded.size() > static_cast<size_t>(std::numeric_limits<int>::max())) {
+    return Status::invalid_argument("image is too large");
+  }
+  int w = 0, h = 0, channels = 0;
+  std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
+      stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(encoded.data()),
+                            static_cast<int>(encoded.size()), &w, &h, &channels, 1),
+      stbi_image_free);
+  if (pixels == nullptr) {
+    return Status::invalid_argument(std::string("cannot decode the image: ") +
+                                    stbi_failure_reason());
+  }
+  const int out_h = static_cast<int>(shape[0]), out_w = static_cast<int>(shape[1]);
+  std::vector<unsigned char> resized(static_cast<size_t>(out_w) * static_cast<size_t>(out_h));
+  if (w == out_w && h == out_h) {
+    std::copy(pixels.get(), pixels.get() + resized.size(), resized.begin());
+  } else if (!stbir_resize_uint8(pixels.get(), w, h, 0, resized.data(), out_w, out_h, 0, 1)) {
+    return Status::invalid_argument("cannot resize the image from " + std::to_string(w) + "x" +
+                                    std::to_string(h));
+  }
+  std::vector<float> out(resized.size());
+  for (size_t i = 0; i < resized.size(); ++i) {
+    out[i] = invert ? 255.0f - resized[i] : static_cast<float>(resized[i]);
+  }
+  return out;
+}
+
+}  // namespace imsat::query
