@@ -89,6 +89,7 @@ class ItemProgress {
 void add_encode(CLI::App& app);
 void add_index(CLI::App& app);
 void add_search(CLI::App& app);
+void add_serve(CLI::App& app);
 
 // A precision-recall plot (SVG) of several curves: one (label, recall[], precision[]) each.
 struct PlotCurve {

@@ -627,6 +627,7 @@ int main(int argc, char** argv) {
   imsat::cli::add_encode(app);
   imsat::cli::add_index(app);
   imsat::cli::add_search(app);
+  imsat::cli::add_serve(app);
 #endif
   try {
     app.parse(argc, argv);

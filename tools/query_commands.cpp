@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cli.h"
+#include "http/http.h"
 #include "index/code_store.h"
 #include "learn/learn.h"
 #include "query/query.h"
@@ -306,6 +307,48 @@ void add_search(CLI::App& app) {
       }
       if (ans.response.hits.empty()) std::printf("  (no items)\n");
     }
+  });
+}
+
+void add_serve(CLI::App& app) {
+  struct ServeArgs {
+    std::string db, model;
+    imsat::http::ServerOptions server;
+    bool no_cache = false;
+  };
+  auto a = std::make_shared<ServeArgs>();
+  CLI::App* cmd = app.add_subcommand("serve", "Serve a code store over HTTP (JSON API and web page)");
+  cmd->add_option("--db", a->db, "Code store folder")->required();
+  cmd->add_option("--model", a->model, "Hash model (for vector and image queries, adding vectors)");
+  cmd->add_option("--bind", a->server.bind, "Address to listen on")->capture_default_str();
+  cmd->add_option("--port", a->server.port, "Port (0 = any free port)")->capture_default_str();
+  cmd->add_option("--threads", a->server.threads, "Worker threads")->capture_default_str();
+  cmd->add_option("--token", a->server.token,
+                  "Require 'Authorization: Bearer TOKEN' for writes and evaluation");
+  cmd->add_option("--max-body-bytes", a->server.limits.max_body_bytes, "Largest request body")
+      ->capture_default_str();
+  cmd->add_option("--max-batch", a->server.limits.max_batch, "Most items or queries per request")
+      ->capture_default_str();
+  cmd->add_option("--max-k", a->server.limits.max_k, "Largest k")->capture_default_str();
+  cmd->add_option("--timeout", a->server.limits.read_timeout_seconds,
+                  "Seconds a connection may stay silent")
+      ->capture_default_str();
+  cmd->add_flag("--no-vector-cache", a->no_cache,
+                "Read stored vectors from RocksDB for exact re-ranking instead of memory");
+  cmd->callback([a] {
+    std::unique_ptr<Q::QueryEngine> engine = take(Q::QueryEngine::open(a->db, a->model));
+    if (!a->no_cache) check(engine->cache_vectors());
+    auto server = take(imsat::http::Server::start(*engine, a->server));
+    const I::StoreInfo info = engine->store().info();
+    std::fprintf(stderr,
+                 "imsat: serving %s (%zu items, %d bits%s) on http://%s:%u/ with %d threads%s\n",
+                 a->db.c_str(), info.items, info.bits, a->model.empty() ? ", no model" : "",
+                 a->server.bind.c_str(), static_cast<unsigned>(server->port()), a->server.threads,
+                 a->server.token.empty() ? "" : ", token required for writes");
+    std::fprintf(stderr, "imsat: try  curl -s http://%s:%u/v1/info  (SIGTERM or Ctrl-C stops)\n",
+                 a->server.bind.c_str(), static_cast<unsigned>(server->port()));
+    server->wait_for_signal();
+    std::fprintf(stderr, "imsat: stopped; the store is closed cleanly\n");
   });
 }
 

@@ -769,18 +769,22 @@ std::vector<uint64_t> CodeStore::distance_histogram(size_t sample_queries, uint6
   return index::distance_histogram(impl_->codes, sample_queries, seed);
 }
 
-std::vector<uint8_t> CodeStore::sample_codes(size_t max_items) const {
+std::vector<uint8_t> CodeStore::sample_codes(size_t max_items, std::vector<int32_t>* tags) const {
   std::shared_lock lock(impl_->state_mutex);
   const CodeArray& codes = impl_->codes;
   const size_t bytes = codes.code_bytes();
   std::vector<uint8_t> out;
+  if (tags != nullptr) tags->clear();
   if (codes.live() == 0 || max_items == 0) return out;
   const size_t step = std::max<size_t>(1, codes.size() / max_items);
   out.reserve(std::min(max_items, codes.live()) * bytes);
-  for (size_t slot = 0; slot < codes.size() && out.size() < max_items * bytes; slot += step) {
+  size_t taken = 0;
+  for (size_t slot = 0; slot < codes.size() && taken < max_items; slot += step) {
     if (codes.is_deleted(static_cast<uint32_t>(slot))) continue;
+    ++taken;
     out.resize(out.size() + bytes);
     codes.unpack(static_cast<uint32_t>(slot), out.data() + out.size() - bytes);
+    if (tags != nullptr) tags->push_back(codes.tag(static_cast<uint32_t>(slot)));
   }
   return out;
 }

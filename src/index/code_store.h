@@ -279,7 +279,8 @@ class CodeStore {
   std::vector<uint64_t> distance_histogram(size_t sample_queries, uint64_t seed) const;
   // Codes (code_bytes() each, concatenated) of up to max_items live items, evenly spread over
   // the slots, for code-health statistics.
-  std::vector<uint8_t> sample_codes(size_t max_items) const;
+  // With `tags`, the items' tags too (one per returned code).
+  std::vector<uint8_t> sample_codes(size_t max_items, std::vector<int32_t>* tags = nullptr) const;
 
   // Checks that the codes, keys and bucket column families agree with each other. Corruption
   // when they do not. Reads the whole database: for tests and `imsat` diagnostics.

@@ -1,0 +1,107 @@
+// imsat::http — the similar-image search service: a JSON API over a query engine, served by
+// Boost.Beast on a thread pool, with a web page. No Boost type appears here.
+//
+//   Router   turns one request (method, target, headers, body) into one response; never throws.
+//            Tests and fuzzers call it directly, without sockets.
+//   Server   listens on an address and port and hands each parsed request to the Router, with
+//            limits on header and body size, timeouts for slow clients, and graceful shutdown.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "query/query.h"
+
+namespace imsat::http {
+
+struct Limits {
+  size_t max_body_bytes = 16u << 20;  // larger bodies: 413
+  size_t max_header_bytes = 16u << 10;  // larger headers: 431
+  int max_json_depth = 16;              // deeper JSON: 400
+  size_t max_batch = 10000;             // items per POST /v1/items, queries per search
+  size_t max_k = 1000;                  // k and candidates per query
+  int read_timeout_seconds = 30;        // a client that sends nothing for this long is dropped
+};
+
+struct Request {
+  std::string method;  // "GET", "POST", ...
+  std::string target;  // path and query string, e.g. "/v1/search?explain=1"
+  std::map<std::string, std::string> headers;  // names in lower case
+  std::string body;
+};
+
+struct Response {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+};
+
+// Request counters and latency histograms for GET /metrics (Prometheus text format).
+class Metrics {
+ public:
+  void record(const std::string& route, int status, double seconds);
+  std::string prometheus_text(size_t items, size_t memory_bytes) const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<std::pair<std::string, int>, uint64_t> counts_;
+  std::map<std::string, std::vector<uint64_t>> latency_;  // per route, cumulative buckets
+  std::map<std::string, double> latency_sum_;
+};
+
+class Router {
+ public:
+  // `token` empty: no authentication. Otherwise writes and evaluation need
+  // "Authorization: Bearer <token>".
+  Router(query::QueryEngine& engine, Limits limits, std::string token);
+  // Handles one request. Never throws: errors are 4xx/5xx responses with {"error": "..."}.
+  Response handle(const Request& request);
+  Metrics& metrics() { return metrics_; }
+  const Limits& limits() const { return limits_; }
+
+ private:
+  Response route(const Request& request, std::string* route_name);
+  query::QueryEngine& engine_;
+  Limits limits_;
+  std::string token_;
+  Metrics metrics_;
+};
+
+struct ServerOptions {
+  std::string bind = "127.0.0.1";
+  uint16_t port = 8080;  // 0: any free port (see Server::port)
+  int threads = 2;
+  Limits limits;
+  std::string token;
+};
+
+class Server {
+ public:
+  // Binds and starts serving on `threads` threads. Errors: InvalidArgument (bad address),
+  // IOError (cannot bind).
+  static Result<std::unique_ptr<Server>> start(query::QueryEngine& engine,
+                                               const ServerOptions& options);
+  ~Server();  // stops as stop() does
+  uint16_t port() const;
+  // Stops accepting, lets requests in flight finish (up to `grace_seconds`), then closes every
+  // connection and joins the threads.
+  void stop(double grace_seconds = 10);
+  // Blocks until SIGTERM or SIGINT arrives, then stops gracefully.
+  void wait_for_signal();
+  Router& router();
+
+  struct Impl;
+
+ private:
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace imsat::http

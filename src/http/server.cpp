@@ -1,0 +1,247 @@
+// Boost.Beast/Asio server: one acceptor, a thread pool, one session per connection reading
+// requests with header and body limits and an idle timeout, answering through the Router.
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <algorithm>
+#include <optional>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "http/http.h"
+
+namespace imsat::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using tcp = asio::ip::tcp;
+
+struct Server::Impl {
+  asio::io_context ioc;
+  tcp::acceptor acceptor{ioc};
+  std::vector<std::thread> threads;
+  std::unique_ptr<Router> router;
+  Limits limits;
+  std::atomic<bool> stopping{false};
+  std::atomic<int> in_flight{0};
+  std::mutex sessions_mutex;
+  std::vector<std::weak_ptr<beast::tcp_stream>> sessions;  // to close idle ones on stop
+  bool stopped = false;
+
+  void accept();
+};
+
+namespace {
+
+Response to_error(int status, const std::string& message) {
+  Response r;
+  r.status = status;
+  r.body = nlohmann::json{{"error", message}}.dump();
+  return r;
+}
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, Server::Impl& server)
+      : stream_(std::make_shared<beast::tcp_stream>(std::move(socket))), server_(server) {}
+
+  std::weak_ptr<beast::tcp_stream> stream() const { return stream_; }
+
+  void start() { read(); }
+
+ private:
+  void read() {
+    parser_.emplace();
+    parser_->header_limit(static_cast<uint32_t>(server_.limits.max_header_bytes));
+    parser_->body_limit(server_.limits.max_body_bytes);
+    stream_->expires_after(std::chrono::seconds(server_.limits.read_timeout_seconds));
+    bhttp::async_read(*stream_, buffer_, *parser_,
+                      beast::bind_front_handler(&Session::on_read, shared_from_this()));
+  }
+
+  void on_read(beast::error_code ec, size_t) {
+    if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout ||
+        ec == asio::error::operation_aborted || server_.stopping.load()) {
+      if (!ec) {
+        // A request arrived while stopping: refuse it politely.
+        respond(to_error(503, "the server is shutting down"), false);
+        return;
+      }
+      close();
+      return;
+    }
+    if (ec) {
+      // Limits and malformed requests get an answer before the connection closes.
+      if (ec == bhttp::error::body_limit) {
+        respond(to_error(413, "request body exceeds " +
+                                  std::to_string(server_.limits.max_body_bytes) + " bytes"),
+                false);
+      } else if (ec == bhttp::error::header_limit) {
+        respond(to_error(431, "request headers exceed " +
+                                  std::to_string(server_.limits.max_header_bytes) + " bytes"),
+                false);
+      } else {
+        respond(to_error(400, "malformed HTTP request: " + ec.message()), false);
+      }
+      return;
+    }
+    server_.in_flight.fetch_add(1);
+    bhttp::request<bhttp::string_body> req = parser_->release();
+    Request r;
+    r.method = std::string(req.method_string());
+    r.target = std::string(req.target());
+    for (const auto& field : req) {
+      std::string name(field.name_string());
+      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      r.headers[name] = std::string(field.value());
+    }
+    r.body = std::move(req.body());
+    const bool keep_alive = req.keep_alive() && !server_.stopping.load();
+    Response out = server_.router->handle(r);
+    counted_ = true;
+    respond(std::move(out), keep_alive);
+  }
+
+  void respond(Response r, bool keep_alive) {
+    auto res = std::make_shared<bhttp::response<bhttp::string_body>>(
+        static_cast<bhttp::status>(r.status), 11);
+    res->set(bhttp::field::server, "imsat");
+    res->set(bhttp::field::content_type, r.content_type);
+    res->keep_alive(keep_alive);
+    res->body() = std::move(r.body);
+    res->prepare_payload();
+    stream_->expires_after(std::chrono::seconds(server_.limits.read_timeout_seconds));
+    bhttp::async_write(*stream_, *res,
+                       [self = shared_from_this(), res, keep_alive](beast::error_code ec, size_t) {
+                         self->on_write(ec, keep_alive);
+                       });
+  }
+
+  void on_write(beast::error_code ec, bool keep_alive) {
+    if (counted_) {
+      server_.in_flight.fetch_sub(1);
+      counted_ = false;
+    }
+    if (ec || !keep_alive) {
+      close();
+      return;
+    }
+    read();
+  }
+
+  void close() {
+    beast::error_code ec;
+    stream_->socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_->socket().close(ec);
+  }
+
+  std::shared_ptr<beast::tcp_stream> stream_;
+  Server::Impl& server_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  bool counted_ = false;
+};
+
+}  // namespace
+
+void Server::Impl::accept() {
+  acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+    if (ec) {
+      if (ec == asio::error::operation_aborted || stopping.load()) return;
+    } else {
+      auto session = std::make_shared<Session>(std::move(socket), *this);
+      {
+        std::lock_guard lock(sessions_mutex);
+        sessions.erase(std::remove_if(sessions.begin(), sessions.end(),
+                                      [](const auto& w) { return w.expired(); }),
+                       sessions.end());
+        sessions.push_back(session->stream());
+      }
+      session->start();
+    }
+    if (!stopping.load()) accept();
+  });
+}
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Server::~Server() { stop(); }
+
+Result<std::unique_ptr<Server>> Server::start(query::QueryEngine& engine,
+                                              const ServerOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->limits = options.limits;
+  impl->router = std::make_unique<Router>(engine, options.limits, options.token);
+  beast::error_code ec;
+  const asio::ip::address address = asio::ip::make_address(options.bind, ec);
+  if (ec) return Status::invalid_argument("bad bind address '" + options.bind + "'");
+  const tcp::endpoint endpoint(address, options.port);
+  impl->acceptor.open(endpoint.protocol(), ec);
+  if (!ec) impl->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) impl->acceptor.bind(endpoint, ec);
+  if (!ec) impl->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return Status::io_error("cannot listen on " + options.bind + ":" +
+                            std::to_string(options.port) + ": " + ec.message());
+  }
+  impl->accept();
+  const int threads = std::max(1, options.threads);
+  for (int i = 0; i < threads; ++i) {
+    impl->threads.emplace_back([raw = impl.get()] { raw->ioc.run(); });
+  }
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+uint16_t Server::port() const {
+  beast::error_code ec;
+  const tcp::endpoint e = impl_->acceptor.local_endpoint(ec);
+  return ec ? 0 : e.port();
+}
+
+Router& Server::router() { return *impl_->router; }
+
+void Server::stop(double grace_seconds) {
+  if (impl_ == nullptr || impl_->stopped) return;
+  impl_->stopped = true;
+  impl_->stopping.store(true);
+  asio::post(impl_->ioc, [this] {
+    beast::error_code ec;
+    impl_->acceptor.close(ec);
+  });
+  // Requests in flight finish and are answered; then every connection is closed.
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::duration<double>(grace_seconds);
+  while (impl_->in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  {
+    std::lock_guard lock(impl_->sessions_mutex);
+    for (auto& w : impl_->sessions) {
+      if (auto s = w.lock()) {
+        asio::post(s->get_executor(), [s] {
+          beast::error_code ec;
+          s->socket().shutdown(tcp::socket::shutdown_both, ec);
+          s->socket().close(ec);
+        });
+      }
+    }
+  }
+  impl_->ioc.stop();
+  for (std::thread& t : impl_->threads) {
+    if (t.joinable()) t.join();
+  }
+}
+
+void Server::wait_for_signal() {
+  asio::io_context signals_ioc;
+  asio::signal_set signals(signals_ioc, SIGINT, SIGTERM);
+  signals.async_wait([](beast::error_code, int) {});
+  signals_ioc.run();
+  stop();
+}
+
+}  // namespace imsat::http
