@@ -7,6 +7,7 @@
 #include <boost/beast/http.hpp>
 #include <chrono>
 #include <algorithm>
+#include <future>
 #include <optional>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -208,10 +209,14 @@ void Server::stop(double grace_seconds) {
   if (impl_ == nullptr || impl_->stopped) return;
   impl_->stopped = true;
   impl_->stopping.store(true);
-  asio::post(impl_->ioc, [this] {
+  // Close the acceptor on an I/O thread (it is not thread-safe) and wait until it is closed.
+  std::promise<void> closed;
+  asio::post(impl_->acceptor.get_executor(), [this, &closed] {
     beast::error_code ec;
     impl_->acceptor.close(ec);
+    closed.set_value();
   });
+  closed.get_future().wait_for(std::chrono::seconds(5));
   // Requests in flight finish and are answered; then every connection is closed.
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::duration<double>(grace_seconds);

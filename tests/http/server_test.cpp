@@ -1,1 +1,357 @@
+// The HTTP service through a real Beast client over 127.0.0.1: every endpoint's success path, bad
+// requests (each answered with a 4xx JSON error while the server keeps answering and the data stays
+// unchanged), authentication, and concurrent writers and readers.
+#include <gtest/gtest.h>
+#include <stb/stb_image_write.h>
 
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "http/http.h"
+#include "support/temp_dir_test.h"
+
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using tcp = asio::ip::tcp;
+using json = nlohmann::json;
+namespace I = imsat::index;
+namespace L = imsat::learn;
+namespace Q = imsat::query;
+
+struct Reply {
+  int status = 0;
+  std::string content_type;
+  std::string body;
+  json js() const { return json::parse(body, nullptr, false); }
+};
+
+Reply call(uint16_t port, bhttp::verb method, const std::string& target, const std::string& body = "",
+           const std::string& content_type = "application/json", const std::string& token = "") {
+  asio::io_context ioc;
+  tcp::resolver resolver(ioc);
+  beast::tcp_stream stream(ioc);
+  stream.connect(resolver.resolve("127.0.0.1", std::to_string(port)));
+  bhttp::request<bhttp::string_body> req(method, target, 11);
+  req.set(bhttp::field::host, "127.0.0.1");
+  if (!body.empty() || method == bhttp::verb::post) req.set(bhttp::field::content_type, content_type);
+  if (!token.empty()) req.set(bhttp::field::authorization, "Bearer " + token);
+  req.body() = body;
+  req.prepare_payload();
+  bhttp::write(stream, req);
+  beast::flat_buffer buffer;
+  bhttp::response<bhttp::string_body> res;
+  beast::error_code ec;
+  bhttp::read(stream, buffer, res, ec);
+  Reply r;
+  if (ec) return r;
+  r.status = static_cast<int>(res.result_int());
+  r.content_type = std::string(res[bhttp::field::content_type]);
+  r.body = res.body();
+  stream.socket().shutdown(tcp::socket::shutdown_both, ec);
+  return r;
+}
+
+std::string png(int w, int h, const std::vector<unsigned char>& pixels) {
+  std::string out;
+  stbi_write_png_to_func(
+      [](void* ctx, void* data, int size) {
+        static_cast<std::string*>(ctx)->append(static_cast<const char*>(data),
+                                               static_cast<size_t>(size));
+      },
+      &out, w, h, 1, pixels.data(), w);
+  return out;
+}
+
+// 4 x 4 "images" in three groups (dark, mid, bright with noise), labelled by group.
+L::Dataset images(size_t n, uint64_t seed) {
+  L::Dataset d;
+  d.rows = n;
+  d.cols = 16;
+  d.item_shape = {4, 4};
+  d.uint8_pixels = true;
+  std::mt19937 rng(static_cast<uint32_t>(seed));
+  std::uniform_int_distribution<int> noise(-20, 20);
+  for (size_t i = 0; i < n; ++i) {
+    const int group = static_cast<int>(i % 3);
+    for (int p = 0; p < 16; ++p) {
+      const int base = group == 0 ? 30 : group == 1 ? ((p % 2) ? 220 : 30) : 220;
+      d.values.push_back(static_cast<float>(std::clamp(base + noise(rng), 0, 255)));
+    }
+    d.labels.push_back(group);
+  }
+  return d;
+}
+
+class ServerTest : public imsat::testing::TempDirTest {
+ protected:
+  void SetUp() override {
+    TempDirTest::SetUp();
+    data_ = images(300, 1);
+    L::TrainConfig c;
+    c.method = L::Method::kItq;
+    c.bits = 16;
+    auto model = L::train(data_, c);
+    ASSERT_TRUE(model.is_ok()) << model.status().to_string();
+    auto codes = model->encode(data_);
+    ASSERT_TRUE(codes.is_ok());
+    I::StoreOptions o;
+    o.bits = 16;
+    o.model_fingerprint = model->fingerprint();
+    auto store = I::CodeStore::open((dir_ / "db").string(), o);
+    ASSERT_TRUE(store.is_ok());
+    std::vector<I::Item> items;
+    for (size_t i = 0; i < data_.rows; ++i) {
+      I::Item it;
+      it.key = std::to_string(i);
+      it.code.assign(codes->begin() + static_cast<long>(2 * i),
+                     codes->begin() + static_cast<long>(2 * i + 2));
+      it.tag = data_.labels[i];
+      it.metadata = json{{"row", i}}.dump();
+      it.vector.assign(data_.row(i), data_.row(i) + 16);
+      items.push_back(std::move(it));
+    }
+    ASSERT_TRUE((*store)->put(items).is_ok());
+    auto engine = Q::QueryEngine::create(std::move(store).value(),
+                                         std::make_unique<L::Model>(std::move(model).value()));
+    ASSERT_TRUE(engine.is_ok());
+    engine_ = std::move(engine).value();
+    ASSERT_TRUE(engine_->cache_vectors().is_ok());
+    imsat::http::ServerOptions so;
+    so.port = 0;
+    so.threads = 2;
+    so.token = "secret";
+    so.limits.max_body_bytes = 64 * 1024;
+    so.limits.read_timeout_seconds = 2;
+    auto server = imsat::http::Server::start(*engine_, so);
+    ASSERT_TRUE(server.is_ok()) << server.status().to_string();
+    server_ = std::move(server).value();
+    port_ = server_->port();
+    ASSERT_NE(port_, 0);
+  }
+  void TearDown() override {
+    server_.reset();
+    engine_.reset();
+    TempDirTest::TearDown();
+  }
+  Reply post(const std::string& target, const std::string& body,
+             const std::string& type = "application/json", const std::string& token = "") {
+    return call(port_, bhttp::verb::post, target, body, type, token);
+  }
+  Reply get(const std::string& target) { return call(port_, bhttp::verb::get, target); }
+  size_t items() { return get("/v1/info").js()["items"].get<size_t>(); }
+  std::string vector_json(size_t row) {
+    return json(std::vector<float>(data_.row(row), data_.row(row) + 16)).dump();
+  }
+
+  L::Dataset data_;
+  std::unique_ptr<Q::QueryEngine> engine_;
+  std::unique_ptr<imsat::http::Server> server_;
+  uint16_t port_ = 0;
+};
+
+TEST_F(ServerTest, EveryEndpointAnswers) {
+  EXPECT_EQ(get("/healthz").js()["status"], "ok");
+  json info = get("/v1/info").js();
+  EXPECT_EQ(info["items"], 300);
+  EXPECT_EQ(info["bits"], 16);
+  EXPECT_EQ(info["model"]["method"], "itq");
+  EXPECT_EQ(info["cached_vectors"], 300);
+
+  Reply by_key = post("/v1/search", R"({"key": "4", "k": 5, "explain": true})");
+  ASSERT_EQ(by_key.status, 200) << by_key.body;
+  json r = by_key.js();
+  ASSERT_EQ(r["hits"].size(), 5u);
+  EXPECT_EQ(r["hits"][0]["distance"], 0);  // item 4 itself or an item with the same code
+  EXPECT_EQ(r["hits"][0]["metadata"]["row"], std::stoi(r["hits"][0]["key"].get<std::string>()));
+  EXPECT_TRUE(r["explain"].contains("candidates_verified"));
+  for (const auto& h : r["hits"]) EXPECT_EQ(h["label"], 1);  // item 4 is in group 1
+
+  Reply by_code = post("/v1/search", json{{"code", r["code"]}, {"radius", 0}}.dump());
+  ASSERT_EQ(by_code.status, 200);
+  for (const auto& h : by_code.js()["hits"]) EXPECT_EQ(h["distance"], 0);
+
+  Reply by_vector = post("/v1/search", R"({"vector": )" + vector_json(7) +
+                                           R"(, "k": 3, "rerank": "exact", "filter": {"label": 1}})");
+  ASSERT_EQ(by_vector.status, 200) << by_vector.body;
+  EXPECT_EQ(by_vector.js()["hits"][0]["key"], "7") << by_vector.body;
+  EXPECT_EQ(by_vector.js()["hits"][0]["score"], 0.0);
+
+  Reply batch = post("/v1/search", R"({"queries": [{"key": "1"}, {"key": "2"}], "k": 2})");
+  ASSERT_EQ(batch.status, 200);
+  EXPECT_EQ(batch.js()["results"].size(), 2u);
+
+  std::vector<unsigned char> bright(16, 230);
+  Reply by_image = post("/v1/search/image?k=4", png(4, 4, bright), "image/png");
+  ASSERT_EQ(by_image.status, 200) << by_image.body;
+  for (const auto& h : by_image.js()["hits"]) EXPECT_EQ(h["label"], 2);
+
+  Reply item = get("/v1/items/9");
+  ASSERT_EQ(item.status, 200);
+  EXPECT_EQ(item.js()["label"], 0);
+  EXPECT_TRUE(item.js()["has_vector"].get<bool>());
+  Reply image = get("/v1/items/9/image");
+  ASSERT_EQ(image.status, 200);
+  EXPECT_EQ(image.content_type, "image/png");
+  EXPECT_EQ(image.body.substr(1, 3), "PNG");
+
+  Reply added = post("/v1/items",
+                     json::array({{{"key", "new-1"}, {"vector", json::parse(vector_json(5))},
+                                   {"label", 2}, {"metadata", {{"source", "test"}}}},
+                                  {{"key", "new-2"}, {"code", "00ff"}}})
+                         .dump(),
+                     "application/json", "secret");
+  ASSERT_EQ(added.status, 200) << added.body;
+  EXPECT_EQ(added.js()["items"], 302);
+  Reply ndjson = post("/v1/items", "{\"key\": \"nd-1\", \"code\": \"0f0f\"}\n\n{\"key\": \"nd-2\", \"code\": \"f0f0\"}\n",
+                      "application/x-ndjson", "secret");
+  ASSERT_EQ(ndjson.status, 200) << ndjson.body;
+  EXPECT_EQ(items(), 304u);
+  EXPECT_EQ(get("/v1/items/new-1").js()["metadata"]["source"], "test");
+  Reply deleted = call(port_, bhttp::verb::delete_, "/v1/items/nd-2", "", "", "secret");
+  ASSERT_EQ(deleted.status, 200) << deleted.body;
+  EXPECT_EQ(get("/v1/items/nd-2").status, 404);
+
+  Reply eval = post("/v1/evaluate", R"({"queries_per_class": 10})", "application/json", "secret");
+  ASSERT_EQ(eval.status, 200) << eval.body;
+  EXPECT_GT(eval.js()["map"].get<double>(), 0.5);  // three well separated groups
+  EXPECT_EQ(eval.js()["queries"], 30);
+
+  json health = get("/v1/health/codes").js();
+  EXPECT_EQ(health["bit_entropy"].size(), 16u);
+  EXPECT_TRUE(health.contains("max_pairwise_mi"));
+
+  Reply metrics = get("/metrics");
+  EXPECT_NE(metrics.body.find("imsat_http_requests_total{route=\"search\",status=\"200\"}"),
+            std::string::npos);
+  EXPECT_NE(metrics.body.find("imsat_http_request_duration_seconds_bucket"), std::string::npos);
+  EXPECT_NE(metrics.body.find("imsat_index_items 303"), std::string::npos);
+
+  json api = get("/openapi.json").js();
+  ASSERT_TRUE(api.contains("paths"));
+  for (const char* p : {"/v1/search", "/v1/search/image", "/v1/items", "/v1/items/{key}",
+                        "/v1/evaluate", "/v1/info", "/v1/health/codes", "/healthz", "/metrics"}) {
+    EXPECT_TRUE(api["paths"].contains(p)) << p;
+  }
+  Reply page = get("/");
+  EXPECT_EQ(page.content_type, "text/html; charset=utf-8");
+  EXPECT_NE(page.body.find("<canvas"), std::string::npos);
+}
+
+TEST_F(ServerTest, BadRequestsGetAJsonErrorAndChangeNothing) {
+  const std::string probe = R"({"key": "10", "k": 8})";
+  const std::string before = post("/v1/search", probe).body;
+  auto expect_error = [&](const Reply& r, int status, const std::string& needle) {
+    EXPECT_EQ(r.status, status) << r.body;
+    json j = r.js();
+    ASSERT_TRUE(j.is_object()) << r.body;
+    EXPECT_NE(j.value("error", "").find(needle), std::string::npos) << r.body;
+    EXPECT_EQ(get("/healthz").status, 200);
+    EXPECT_EQ(items(), 300u);
+    EXPECT_EQ(post("/v1/search", probe).body, before);
+  };
+  expect_error(post("/v1/search", "{\"key\": "), 400, "malformed JSON");
+  expect_error(post("/v1/search", std::string(40, '[') + std::string(40, ']')), 400, "deeper");
+  expect_error(post("/v1/search", R"({"vector": [1, 2, 3]})"), 400, "model expects 16");
+  expect_error(post("/v1/search", R"({"vector": [1e39, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]})"),
+               400, "not a finite");
+  expect_error(post("/v1/search", R"({"vector": [NaN]})"), 400, "malformed JSON");
+  expect_error(post("/v1/search", R"({"key": "no-such-key"})"), 404, "no-such-key");
+  expect_error(post("/v1/search", R"({"code": "xyz1"})"), 400, "non-hex");
+  expect_error(post("/v1/search", R"({"key": "1", "k": 100000})"), 400, "limit");
+  expect_error(post("/v1/search", R"({"key": "1", "code": "0000"})"), 400, "exactly one");
+  expect_error(post("/v1/search", R"({"key": "1"})", "text/plain"), 415, "application/json");
+  expect_error(post("/v1/search", "{\"key\": \"" + std::string(70000, 'a') + "\"}"), 413, "exceeds");
+  expect_error(post("/v1/search/image", "\x89PNG\r\n\x1a\n truncated", "image/png"), 400,
+               "cannot decode");
+  expect_error(post("/v1/search/image", "abc", "application/json"), 415, "image");
+  expect_error(get("/v1/nothing"), 404, "no such endpoint");
+  expect_error(call(port_, bhttp::verb::put, "/v1/search", "{}"), 405, "not allowed");
+  // Writes: missing and wrong tokens, then bad items with a good token; nothing is written.
+  const std::string good = R"([{"key": "x", "code": "0000"}])";
+  expect_error(post("/v1/items", good), 401, "Bearer");
+  expect_error(post("/v1/items", good, "application/json", "wrong"), 401, "wrong token");
+  expect_error(call(port_, bhttp::verb::delete_, "/v1/items/1"), 401, "Bearer");
+  expect_error(post("/v1/evaluate", "{}"), 401, "Bearer");
+  expect_error(post("/v1/items", R"([{"key": "ok", "code": "0000"}, {"key": "bad", "code": "00"}])",
+                    "application/json", "secret"),
+               400, "item 1");
+  expect_error(post("/v1/items", R"([{"key": "v", "vector": [1, 2]}])", "application/json", "secret"),
+               400, "model expects 16");
+  expect_error(post("/v1/items", "{\"key\": \"a\", \"code\": \"0000\"}\n{broken\n",
+                    "application/x-ndjson", "secret"),
+               400, "line 2");
+  expect_error(post("/v1/items", "[]", "application/json", "secret"), 400, "no items");
+  expect_error(call(port_, bhttp::verb::delete_, "/v1/items/no-such", "", "", "secret"), 404,
+               "no-such");
+  EXPECT_EQ(get("/v1/items/ok").status, 404);  // the good item of the rejected batch
+  // A raw malformed request line still gets an HTTP answer, and the server keeps serving.
+  {
+    asio::io_context ioc;
+    tcp::socket s(ioc);
+    s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port_));
+    const std::string garbage = "NOT AN HTTP REQUEST\r\n\r\n";
+    asio::write(s, asio::buffer(garbage));
+    beast::flat_buffer buffer;
+    bhttp::response<bhttp::string_body> res;
+    beast::error_code ec;
+    bhttp::read(s, buffer, res, ec);
+    EXPECT_FALSE(ec) << ec.message();
+    EXPECT_EQ(res.result_int(), 400u);
+  }
+  EXPECT_EQ(get("/healthz").status, 200);
+}
+
+TEST_F(ServerTest, ConcurrentWritersAndReaders) {
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int w = 0; w < 2; ++w) {
+    threads.emplace_back([&, w] {
+      for (int b = 0; b < 10; ++b) {
+        json batch = json::array();
+        for (int i = 0; i < 20; ++i) {
+          batch.push_back({{"key", "w" + std::to_string(w) + "-" + std::to_string(b * 20 + i)},
+                           {"code", i % 2 ? "00ff" : "ff00"},
+                           {"label", 5}});
+        }
+        if (post("/v1/items", batch.dump(), "application/json", "secret").status != 200) ++failures;
+      }
+    });
+  }
+  for (int r = 0; r < 3; ++r) {
+    threads.emplace_back([&, r] {
+      for (int i = 0; i < 40; ++i) {
+        Reply s = post("/v1/search", json{{"key", std::to_string((r * 40 + i) % 300)}, {"k", 5}}.dump());
+        if (s.status != 200 || s.js()["hits"].size() != 5u) ++failures;
+        // Every batch is seen whole or not at all: label-5 items come in multiples of 20.
+        Reply f = post("/v1/search", R"({"code": "00ff", "k": 1000, "filter": {"label": 5}})");
+        if (f.status != 200 || f.js()["hits"].size() % 10 != 0) ++failures;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(items(), 300u + 2 * 10 * 20);
+  EXPECT_TRUE(engine_->store().verify().is_ok());
+}
+
+TEST_F(ServerTest, StopsGracefullyAndRefusesNewConnections) {
+  EXPECT_EQ(get("/healthz").status, 200);
+  server_->stop();
+  asio::io_context ioc;
+  tcp::socket s(ioc);
+  beast::error_code ec;
+  s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port_), ec);
+  EXPECT_TRUE(ec) << "still accepting after stop";
+}
+
+}  // namespace
