@@ -3,10 +3,12 @@
 # dataset-fashion-mnist package): train a 16-bit IMSAT(VAT) hash function on all 70,000 images
 # without labels, index all of them with their labels into a durable code store, evaluate
 # retrieval by label (the paper's protocol) against PCA-ITQ and LSH, and query the store.
-# Serving the store over HTTP joins this script when `imsat serve` lands (README, "Status").
+# Finally it serves the store over HTTP on 127.0.0.1 (a JSON API and a web page) until Ctrl-C.
 #
 # Environment: IMSAT_DATA (dataset path), IMSAT_DEMO_DIR (outputs, default out/demo),
-# IMSAT_DEMO_RETRAIN=1 to train again when the model file already exists.
+# IMSAT_DEMO_RETRAIN=1 to train again when the model file already exists, IMSAT_DEMO_PORT
+# (default 8080), IMSAT_DEMO_SERVE_SECONDS=N to stop serving after N seconds (default: until
+# Ctrl-C).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -54,7 +56,36 @@ step "code health of the store"
 "$imsat" inspect --db "$db" --samples 20 | grep -E "^(items|bits|multi-index|code health)"
 took
 
+step "serve the store over HTTP on 127.0.0.1"
+port=${IMSAT_DEMO_PORT:-8080}
+"$imsat" serve --db "$db" --model "$model" --port "$port" &
+server=$!
+trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null' EXIT
+for _ in $(seq 1 120); do
+  curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break
+  kill -0 $server 2>/dev/null || { echo "imsat serve exited" >&2; exit 1; }
+  sleep 0.5
+done
+echo "search by stored item over HTTP:"
+curl -sf -X POST "http://127.0.0.1:$port/v1/search" -H 'Content-Type: application/json' \
+  -d '{"key": "0", "k": 3}'
 echo
-echo "Query the store yourself:"
-echo "  $imsat search --db $db --key 123 -k 10 [--rerank exact] [--json]"
-echo "  $imsat search --db $db --model $model --query-file $data/t10k-images-idx3-ubyte.gz --limit 3"
+took
+
+cat <<EOT
+
+The store is served at http://127.0.0.1:$port/ (open it in a browser: pick an item, upload an
+image or draw one, and see its nearest neighbours). From a terminal:
+  curl -s http://127.0.0.1:$port/v1/info
+  curl -s -X POST http://127.0.0.1:$port/v1/search -H 'Content-Type: application/json' -d '{"key": "123", "k": 10, "rerank": "exact"}'
+  curl -s -X POST 'http://127.0.0.1:$port/v1/search/image?k=5' -H 'Content-Type: image/png' --data-binary @picture.png
+  curl -s -X POST http://127.0.0.1:$port/v1/evaluate
+  $imsat search --db $db --key 123 -k 10 --rerank exact
+The HTTP API is described at http://127.0.0.1:$port/openapi.json.
+EOT
+if [ -n "${IMSAT_DEMO_SERVE_SECONDS:-}" ]; then
+  sleep "$IMSAT_DEMO_SERVE_SECONDS"
+else
+  echo "Serving until Ctrl-C."
+  wait $server
+fi
