@@ -315,6 +315,7 @@ void add_serve(CLI::App& app) {
     std::string db, model;
     imsat::http::ServerOptions server;
     bool no_cache = false;
+    int bits = 0;
   };
   auto a = std::make_shared<ServeArgs>();
   CLI::App* cmd = app.add_subcommand("serve", "Serve a code store over HTTP (JSON API and web page)");
@@ -333,9 +334,17 @@ void add_serve(CLI::App& app) {
   cmd->add_option("--timeout", a->server.limits.read_timeout_seconds,
                   "Seconds a connection may stay silent")
       ->capture_default_str();
+  cmd->add_option("--bits", a->bits,
+                  "Create an empty store of this code length when --db does not exist yet");
   cmd->add_flag("--no-vector-cache", a->no_cache,
                 "Read stored vectors from RocksDB for exact re-ranking instead of memory");
   cmd->callback([a] {
+    if (a->bits > 0 && !std::filesystem::exists(a->db)) {
+      I::StoreOptions o;
+      o.bits = a->bits;
+      if (!a->model.empty()) o.model_fingerprint = load_hash_model(a->model).fingerprint();
+      take(I::CodeStore::open(a->db, o));  // created and closed again
+    }
     std::unique_ptr<Q::QueryEngine> engine = take(Q::QueryEngine::open(a->db, a->model));
     if (!a->no_cache) check(engine->cache_vectors());
     auto server = take(imsat::http::Server::start(*engine, a->server));

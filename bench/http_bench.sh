@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# HTTP service benchmark (issue 6): bulk add over HTTP, then search by code with wrk (64
+# connections, 30 s), next to the same searches in process on the same store, and the server's
+# resident memory. Random 64-bit codes, N items (default 1,000,000).
+#
+#   bench/http_bench.sh [N] [SECONDS]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+imsat="$root/build/tools/imsat"
+n=${1:-1000000}
+secs=${2:-30}
+port=${IMSAT_BENCH_PORT:-18090}
+dir=$(mktemp -d)
+trap 'kill -TERM ${server:-0} 2>/dev/null || true; wait ${server:-0} 2>/dev/null || true; rm -rf "$dir"' EXIT
+command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"; exit 1; }
+
+"$imsat" serve --db "$dir/db" --bits 64 --port "$port" --threads 2 --token bench \
+  --max-body-bytes 67108864 --max-batch 100000 2>"$dir/serve.log" &
+server=$!
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
+
+echo "== bulk add over HTTP: $n random 64-bit codes, JSON batches of 20,000"
+python3 - "$port" "$n" <<'PY'
+import http.client, json, random, sys, time
+port, n = int(sys.argv[1]), int(sys.argv[2])
+random.seed(1)
+batch = 20000
+bodies = []
+for start in range(0, n, batch):
+    items = [{"key": str(i), "code": "%016x" % random.getrandbits(64)} for i in range(start, min(n, start + batch))]
+    bodies.append(json.dumps(items))
+conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+t0 = time.time()
+for b in bodies:
+    conn.request("POST", "/v1/items", b, {"Content-Type": "application/json", "Authorization": "Bearer bench"})
+    r = conn.getresponse(); body = r.read()
+    if r.status != 200: sys.exit("bulk add failed: %d %s" % (r.status, body[:200]))
+dt = time.time() - t0
+print("bulk add: %d items in %.1f s = %.0f items/s (durable: every batch synced)" % (n, dt, n / dt))
+PY
+rss() { awk '/VmRSS/ {printf "%.0f MiB", $2 / 1024}' "/proc/$server/status"; }
+echo "server resident memory with $n items: $(rss)"
+
+echo "== wrk: POST /v1/search by random code, k = 10, 64 connections, $secs s"
+cat > "$dir/search.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+math.randomseed(7)
+request = function()
+  local code = string.format("%08x%08x", math.random(0, 0x7fffffff) * 2 + math.random(0, 1), math.random(0, 0x7fffffff) * 2 + math.random(0, 1))
+  return wrk.format(nil, "/v1/search", nil, '{"code": "' .. code .. '", "k": 10}')
+end
+done = function(summary, latency, requests)
+  io.write(string.format("requests/s %.0f, p50 %.2f ms, p99 %.2f ms, errors: connect %d read %d write %d timeout %d status %d\n",
+    summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+    summary.errors.connect, summary.errors.read, summary.errors.write, summary.errors.timeout, summary.errors.status))
+end
+LUA
+wrk -t 2 -c 64 -d "${secs}s" --latency -s "$dir/search.lua" "http://127.0.0.1:$port" | tail -n 1
+echo "server resident memory after the run: $(rss)"
+kill -TERM $server; wait $server 2>/dev/null || true; server=0
+
+echo "== the same searches in process (same store, 2 threads, 10 s)"
+"$root/build/bench/engine_search" "$dir/db" 10 10 2
