@@ -286,7 +286,9 @@ void add_search(CLI::App& app) {
                        {"candidates_verified", ans.response.stats.candidates_verified},
                        {"hits", hits}});
       }
-      std::cout << (answers.size() == 1 ? out[0] : out).dump(2) << "\n";
+      std::cout << (answers.size() == 1 ? out[0] : out)
+                       .dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
+                << "\n";
       return;
     }
     for (const Answer& ans : answers) {

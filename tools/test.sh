@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The test command: sets up (tools/setup.sh), runs the whole suite on the Release build, then
 # builds everything that does not link LibTorch with AddressSanitizer and
-# UndefinedBehaviorSanitizer under build-asan/ and runs that suite too.
+# UndefinedBehaviorSanitizer under build-asan/ and runs that suite too, and finally builds the
+# libFuzzer targets with clang (ASan + UBSan, build-fuzz/) and runs each one for
+# IMSAT_FUZZ_SECONDS (default 30) from its seed corpus.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,5 +24,20 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 ctest --test-dir "$root/build-asan" --output-on-failure -j "$jobs"
 t3=$(date +%s)
+
+echo "test.sh: fuzz targets (clang, libFuzzer, ASan + UBSan)" >&2
+CC=clang CXX=clang++ cmake -S "$root" -B "$root/build-fuzz" -G Ninja \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIMSAT_FUZZ=ON -DIMSAT_SANITIZE=ON \
+  -DIMSAT_BUILD_TESTS=OFF -DIMSAT_BUILD_BENCH=OFF >/dev/null
+cmake --build "$root/build-fuzz" -j "$jobs" --target fuzz_router fuzz_readers
+export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
+for target in fuzz_router fuzz_readers; do
+  corpus=$(mktemp -d)
+  cp "$root/tests/fuzz/corpus/${target#fuzz_}"/* "$corpus/"
+  "$root/build-fuzz/tests/fuzz/$target" -max_total_time="${IMSAT_FUZZ_SECONDS:-30}" \
+    -rss_limit_mb=4096 -print_final_stats=1 "$corpus" 2>&1 | tail -n 3
+  rm -rf "$corpus"
+done
+t4=$(date +%s)
 echo "test.sh: all passed (setup+build $((t1 - t0)) s, tests $((t2 - t1)) s," \
-     "sanitizer build+tests $((t3 - t2)) s)" >&2
+     "sanitizer build+tests $((t3 - t2)) s, fuzzing $((t4 - t3)) s)" >&2

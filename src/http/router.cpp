@@ -29,7 +29,8 @@ struct HttpError {
 Response json_response(int status, const json& body) {
   Response r;
   r.status = status;
-  r.body = body.dump();
+  // Strings from requests or stored keys may hold invalid UTF-8; replace it instead of throwing.
+  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
   return r;
 }
 

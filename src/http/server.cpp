@@ -41,7 +41,8 @@ namespace {
 Response to_error(int status, const std::string& message) {
   Response r;
   r.status = status;
-  r.body = nlohmann::json{{"error", message}}.dump();
+  r.body = nlohmann::json{{"error", message}}.dump(-1, ' ', false,
+                                                  nlohmann::json::error_handler_t::replace);
   return r;
 }
 

@@ -311,6 +311,17 @@ TEST_F(ServerTest, BadRequestsGetAJsonErrorAndChangeNothing) {
   EXPECT_EQ(get("/healthz").status, 200);
 }
 
+TEST_F(ServerTest, InvalidUtf8InTheRequestIsEscapedNotFatal) {
+  // Found by fuzz_router: an error message quoting invalid UTF-8 made the JSON writer throw.
+  imsat::http::Request req;
+  req.method = "POST";
+  req.target = "/v1/evaluate\xf6\x9e\x8f";
+  req.headers["content-type"] = "application/json";
+  imsat::http::Response res = server_->router().handle(req);
+  EXPECT_EQ(res.status, 404);
+  EXPECT_TRUE(json::parse(res.body, nullptr, false).is_object()) << res.body;
+}
+
 TEST_F(ServerTest, ConcurrentWritersAndReaders) {
   std::atomic<int> failures{0};
   std::vector<std::thread> threads;
