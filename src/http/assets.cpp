@@ -71,6 +71,8 @@ function showHits(result) {
     const d = document.createElement("div");
     d.className = "hit neighbour";
     const img = document.createElement("img");
+    img.onload = () => { img.dataset.loaded = "1"; };
+    img.onerror = () => { img.dataset.loaded = "error"; };
     img.src = "/v1/items/" + encodeURIComponent(h.key) + "/image";
     img.alt = h.key;
     d.appendChild(img);
@@ -134,6 +136,9 @@ $("evaluate").onclick = async () => {
 };
 getJson("/v1/info").then((info) => {
   items = info.items;
+  // A link like /#key=42 fills in the item and clicks Search.
+  const link = location.hash.match(/^#key=(.+)$/);
+  if (link) { $("key").value = decodeURIComponent(link[1]); $("search-key").click(); }
   const m = info.model ? info.model.method + ", " + info.model.bits + " bits" : "no model";
   $("info").textContent = info.items + " items, " + info.bits + "-bit codes, model: " + m;
 }).catch(showError);

@@ -9,6 +9,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
+#include <cstdio>
+#include <filesystem>
 #include <random>
 #include <string>
 #include <thread>
@@ -320,6 +322,39 @@ TEST_F(ServerTest, InvalidUtf8InTheRequestIsEscapedNotFatal) {
   imsat::http::Response res = server_->router().handle(req);
   EXPECT_EQ(res.status, 404);
   EXPECT_TRUE(json::parse(res.body, nullptr, false).is_object()) << res.body;
+}
+
+// The web page in Debian's headless Chromium: the page loads, a search is clicked (the page's
+// #key= link does what the Search button does), and the neighbours appear as loaded images.
+TEST_F(ServerTest, WebPageShowsNeighbourImagesInHeadlessChromium) {
+  const std::string chromium = "/usr/bin/chromium";
+  ASSERT_TRUE(std::filesystem::exists(chromium)) << "tools/setup.sh installs Debian's chromium";
+  const std::string cmd =
+      chromium + " --headless --no-sandbox --disable-gpu --disable-background-networking " +
+      "--disable-extensions --no-first-run --user-data-dir=" + (dir_ / "chromium").string() +
+      " --virtual-time-budget=15000 --dump-dom 'http://127.0.0.1:" + std::to_string(port_) +
+      "/#key=4' 2>/dev/null";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string dom;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) dom.append(buf, n);
+  EXPECT_EQ(pclose(pipe), 0);
+  EXPECT_NE(dom.find("300 items, 16-bit codes"), std::string::npos) << dom.substr(0, 2000);
+  size_t neighbours = 0, loaded = 0;
+  for (size_t at = dom.find("class=\"hit neighbour\""); at != std::string::npos;
+       at = dom.find("class=\"hit neighbour\"", at + 1)) {
+    ++neighbours;
+  }
+  for (size_t at = dom.find("data-loaded=\"1\""); at != std::string::npos;
+       at = dom.find("data-loaded=\"1\"", at + 1)) {
+    ++loaded;
+  }
+  EXPECT_EQ(neighbours, 12u) << dom.substr(0, 4000);  // the page's default k
+  EXPECT_EQ(loaded, 12u) << "neighbour images not loaded";
+  EXPECT_EQ(dom.find("data-loaded=\"error\""), std::string::npos);
+  EXPECT_NE(dom.find("label 1"), std::string::npos);  // item 4's group
 }
 
 TEST_F(ServerTest, ConcurrentWritersAndReaders) {
