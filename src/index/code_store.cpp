@@ -598,6 +598,24 @@ Result<Item> CodeStore::get(const std::string& key) const {
   return item;
 }
 
+Result<std::vector<std::string>> CodeStore::metadata(const std::vector<uint64_t>& ids) const {
+  std::vector<std::string> keys;
+  keys.reserve(ids.size());
+  for (uint64_t id : ids) keys.push_back(be64(id));
+  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+  std::vector<rocksdb::PinnableSlice> values(ids.size());
+  std::vector<rocksdb::Status> found(ids.size());
+  impl_->db->MultiGet(rocksdb::ReadOptions(), impl_->cf[kMeta], slices.size(), slices.data(),
+                      values.data(), found.data());
+  std::vector<std::string> out(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (found[i].IsNotFound()) continue;
+    if (!found[i].ok()) return translate(found[i], "reading metadata");
+    out[i] = values[i].ToString();
+  }
+  return out;
+}
+
 Status CodeStore::for_each_vector(
     const std::function<void(uint64_t id, const float* values, size_t count)>& fn) const {
   std::unique_ptr<rocksdb::Iterator> it(

@@ -246,6 +246,8 @@ class CodeStore {
   // Errors: NotFound when an item is gone or was stored without a vector, InvalidArgument when a
   // stored vector is not `dim` long.
   Result<std::vector<float>> vectors(const std::vector<uint64_t>& ids, size_t dim) const;
+  // The metadata of items by internal id (Hit::id), one MultiGet; "" for items without any.
+  Result<std::vector<std::string>> metadata(const std::vector<uint64_t>& ids) const;
   // Calls fn(id, values, count) for every stored vector of a live item, in id order.
   Status for_each_vector(
       const std::function<void(uint64_t id, const float* values, size_t count)>& fn) const;

@@ -247,6 +247,8 @@ Result<SearchResponse> QueryEngine::run(const std::vector<uint8_t>& code, const 
     response.candidates_reranked = hits->size();
   }
   response.hits.reserve(order.size());
+  std::vector<uint64_t> ids;
+  ids.reserve(order.size());
   for (size_t i : order) {
     index::Hit& h = (*hits)[i];
     SearchHit out;
@@ -254,13 +256,13 @@ Result<SearchResponse> QueryEngine::run(const std::vector<uint8_t>& code, const 
     out.distance = h.distance;
     out.score = score[i];
     out.label = h.tag;
+    ids.push_back(h.id);
     response.hits.push_back(std::move(out));
   }
-  if (request.with_metadata) {
-    for (SearchHit& h : response.hits) {
-      Result<index::Item> item = store_->get(h.key);
-      if (item.is_ok()) h.metadata = std::move(item->metadata);
-    }
+  if (request.with_metadata && !ids.empty()) {
+    Result<std::vector<std::string>> meta = store_->metadata(ids);
+    if (!meta.is_ok()) return meta.status();
+    for (size_t i = 0; i < ids.size(); ++i) response.hits[i].metadata = std::move((*meta)[i]);
   }
   return response;
 }

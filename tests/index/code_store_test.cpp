@@ -148,6 +148,9 @@ TEST_F(CodeStoreTest, StoredVectorsFollowTheirItemThroughUpsertBulkAndDelete) {
   EXPECT_EQ(store->vectors({id["c"]}, 3).status().code(), imsat::Status::Code::kNotFound);
   EXPECT_EQ(store->vectors({id["a"]}, 4).status().code(), imsat::Status::Code::kInvalidArgument);
   EXPECT_EQ(store->get("b")->vector, (std::vector<float>{7, 8, 9}));
+  auto meta = store->metadata({id["a"], id["c"], 987654321});
+  ASSERT_TRUE(meta.is_ok());
+  EXPECT_EQ(*meta, (std::vector<std::string>{"{\"key\":\"a\"}", "{\"key\":\"c\"}", ""}));
   ASSERT_TRUE(store->erase({"a"}).is_ok());
   EXPECT_EQ(store->vectors({id["a"]}, 3).status().code(), imsat::Status::Code::kNotFound);
   EXPECT_TRUE(store->verify().is_ok());
