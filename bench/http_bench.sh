@@ -11,7 +11,12 @@ n=${1:-1000000}
 secs=${2:-30}
 port=${IMSAT_BENCH_PORT:-18090}
 dir=$(mktemp -d)
-trap 'kill -TERM ${server:-0} 2>/dev/null || true; wait ${server:-0} 2>/dev/null || true; rm -rf "$dir"' EXIT
+server=
+cleanup() {
+  if [ -n "$server" ]; then kill -TERM "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
+  rm -rf "$dir"
+}
+trap cleanup EXIT
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"; exit 1; }
 
 "$imsat" serve --db "$dir/db" --bits 64 --port "$port" --threads 2 --token bench \
@@ -56,9 +61,16 @@ done = function(summary, latency, requests)
     summary.errors.connect, summary.errors.read, summary.errors.write, summary.errors.timeout, summary.errors.status))
 end
 LUA
-wrk -t 2 -c 64 -d "${secs}s" --latency -s "$dir/search.lua" "http://127.0.0.1:$port" | tail -n 1
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
+before=$(cpu_ticks)
+wrk -t 2 -c 64 -d "${secs}s" --latency -s "$dir/search.lua" "http://127.0.0.1:$port" | tail -n 1 | tee "$dir/wrk.txt"
+after=$(cpu_ticks)
+rps=$(sed -E 's/^requests\/s ([0-9]+).*/\1/' "$dir/wrk.txt")
+awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v rps="$rps" -v s="$secs" \
+  'BEGIN { printf "server CPU per request: %.0f us (%.2f cores busy; wrk has the rest)\n", 1e6 * t / hz / (rps * s), t / hz / s }'
 echo "server resident memory after the run: $(rss)"
-kill -TERM $server; wait $server 2>/dev/null || true; server=0
+kill -TERM "$server"; wait "$server" 2>/dev/null || true; server=
 
 echo "== the same searches in process (same store, 2 threads, 10 s)"
 "$root/build/bench/engine_search" "$dir/db" 10 10 2
+echo "(in process, CPU per query = 2 threads x 10 s / queries)"
