@@ -452,7 +452,7 @@ Response Router::route(const Request& req, std::string* route_name) {
           const learn::Model* model = engine_.model();
           if (model == nullptr) throw HttpError{400, "adding vectors needs a model"};
           item.vector = get_vector(d["vector"], model->input_dim());
-          item.code = take(model->encode(item.vector.data(), 1, item.vector.size()));
+          item.code = take(engine_.encode(item.vector.data(), 1, item.vector.size()));
         } else {
           if (!d["code"].is_string()) throw HttpError{400, "'code' must be a hex string"};
           item.code = take(Q::parse_hex_code(d["code"].get<std::string>(), engine_.bits()));

@@ -94,15 +94,23 @@ Status QueryEngine::cache_vectors() {
   return Status::ok();
 }
 
+Result<std::vector<uint8_t>> QueryEngine::encode(const float* raw, size_t rows,
+                                                  size_t dim) const {
+  if (model_ == nullptr) return Status::invalid_argument("encoding needs a model (this engine has none)");
+  std::lock_guard lock(model_mutex_);
+  return model_->encode(raw, rows, dim);
+}
+
 Result<SearchResponse> QueryEngine::search_vector(const float* vector, size_t dim,
                                                   const SearchRequest& request) const {
   if (model_ == nullptr) {
     return Status::invalid_argument("searching by vector needs a model (this engine has none)");
   }
-  Result<std::vector<uint8_t>> code = model_->encode(vector, 1, dim);
+  Result<std::vector<uint8_t>> code = encode(vector, 1, dim);
   if (!code.is_ok()) return code.status();
   std::vector<float> probabilities;
   if (request.rerank == Rerank::kAsymmetric) {
+    std::lock_guard lock(model_mutex_);
     Result<std::vector<float>> p = model_->bit_probabilities(vector, 1, dim);
     if (!p.is_ok()) return p.status();
     probabilities = std::move(p).value();

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -216,6 +217,10 @@ class QueryEngine {
   Status cache_vectors();
   size_t cached_vectors() const { return cache_ids_.size(); }
 
+  // Codes of raw items through the model (serialised: a Model encodes on one thread at a time).
+  // InvalidArgument without a model or for a wrong dimension or NaN.
+  Result<std::vector<uint8_t>> encode(const float* raw, size_t rows, size_t dim) const;
+
   // Errors: InvalidArgument (no model, wrong dimension, NaN, bad k/radius, re-ranking that the
   // query or store cannot support), NotFound (stored vectors missing for exact re-ranking).
   Result<SearchResponse> search_vector(const float* vector, size_t dim,
@@ -236,6 +241,7 @@ class QueryEngine {
                              const SearchRequest& request) const;
   std::unique_ptr<index::CodeStore> store_;
   std::unique_ptr<learn::Model> model_;
+  mutable std::mutex model_mutex_;  // guards every call into model_
   std::unordered_map<uint64_t, size_t> cache_ids_;  // id -> row of cache_
   std::vector<float> cache_;
   size_t cache_dim_ = 0;

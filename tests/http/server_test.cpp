@@ -376,7 +376,10 @@ TEST_F(ServerTest, ConcurrentWritersAndReaders) {
   for (int r = 0; r < 3; ++r) {
     threads.emplace_back([&, r] {
       for (int i = 0; i < 40; ++i) {
-        Reply s = post("/v1/search", json{{"key", std::to_string((r * 40 + i) % 300)}, {"k", 5}}.dump());
+        const size_t row = static_cast<size_t>(r * 40 + i) % 300;
+        // One reader queries by vector: the model is shared by the server's threads.
+        Reply s = r == 2 ? post("/v1/search", R"({"k": 5, "vector": )" + vector_json(row) + "}")
+                         : post("/v1/search", json{{"key", std::to_string(row)}, {"k", 5}}.dump());
         if (s.status != 200 || s.js()["hits"].size() != 5u) ++failures;
         // Every batch is seen whole or not at all: label-5 items come in multiples of 20.
         Reply f = post("/v1/search", R"({"code": "00ff", "k": 1000, "filter": {"label": 5}})");
