@@ -61,6 +61,33 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->header_limit(static_cast<uint32_t>(server_.limits.max_header_bytes));
     parser_->body_limit(server_.limits.max_body_bytes);
     stream_->expires_after(std::chrono::seconds(server_.limits.read_timeout_seconds));
+    // Headers first: a client that sent "Expect: 100-continue" (curl does for bodies over 1 KiB)
+    // waits for a 100 Continue before it sends the body.
+    bhttp::async_read_header(*stream_, buffer_, *parser_,
+                             beast::bind_front_handler(&Session::on_header, shared_from_this()));
+  }
+
+  void on_header(beast::error_code ec, size_t) {
+    if (ec) {
+      on_read(ec, 0);
+      return;
+    }
+    const auto& req = parser_->get();
+    if (beast::iequals(req[bhttp::field::expect], "100-continue") && !parser_->is_done()) {
+      auto cont = std::make_shared<bhttp::response<bhttp::empty_body>>(bhttp::status::continue_, 11);
+      bhttp::async_write(*stream_, *cont, [self = shared_from_this(), cont](beast::error_code ec2, size_t) {
+        if (ec2) {
+          self->close();
+          return;
+        }
+        self->read_body();
+      });
+      return;
+    }
+    read_body();
+  }
+
+  void read_body() {
     bhttp::async_read(*stream_, buffer_, *parser_,
                       beast::bind_front_handler(&Session::on_read, shared_from_this()));
   }

@@ -5,6 +5,8 @@
 #include <stb/stb_image_write.h>
 
 #include <boost/asio/connect.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -311,6 +313,26 @@ TEST_F(ServerTest, BadRequestsGetAJsonErrorAndChangeNothing) {
     EXPECT_EQ(res.result_int(), 400u);
   }
   EXPECT_EQ(get("/healthz").status, 200);
+}
+
+TEST_F(ServerTest, AnswersExpect100ContinueBeforeTheBody) {
+  asio::io_context ioc;
+  tcp::socket s(ioc);
+  s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port_));
+  const std::string body = R"({"key": "3", "k": 2})";
+  const std::string head = "POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                           "Expect: 100-continue\r\nContent-Length: " +
+                           std::to_string(body.size()) + "\r\n\r\n";
+  asio::write(s, asio::buffer(head));
+  std::string interim;
+  asio::read_until(s, asio::dynamic_buffer(interim), "\r\n\r\n");
+  EXPECT_EQ(interim.rfind("HTTP/1.1 100 Continue", 0), 0u) << interim;
+  asio::write(s, asio::buffer(body));
+  beast::flat_buffer buffer;
+  bhttp::response<bhttp::string_body> res;
+  bhttp::read(s, buffer, res);
+  EXPECT_EQ(res.result_int(), 200u);
+  EXPECT_EQ(json::parse(res.body())["hits"].size(), 2u);
 }
 
 TEST_F(ServerTest, InvalidUtf8InTheRequestIsEscapedNotFatal) {
