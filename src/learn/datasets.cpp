@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "learn/learn.h"
@@ -329,7 +330,11 @@ Result<Dataset> read_idx(const std::string& images_path, const std::string& labe
         uint64_t u = be(i, 8);
         double f;
         std::memcpy(&f, &u, 8);
-        d.values[i] = static_cast<float>(f);
+        // Beyond the float range the cast is undefined: store infinity, which check_finite
+        // below reports with the file and offset.
+        d.values[i] = std::fabs(f) <= static_cast<double>(std::numeric_limits<float>::max())
+                          ? static_cast<float>(f)
+                          : std::numeric_limits<float>::infinity();
       }
     }
   }
@@ -397,12 +402,19 @@ Result<Dataset> read_csv(const std::string& path) {
                                         fields[j] + "'");
       }
       if (static_cast<long>(j) == label_col) {
-        if (nums[j] != std::floor(nums[j])) {
+        if (nums[j] != std::floor(nums[j]) || nums[j] < 0 ||
+            nums[j] > static_cast<double>(std::numeric_limits<int32_t>::max())) {
           return Status::invalid_argument(path + ":" + std::to_string(line_no) +
-                                          ": label is not an integer: '" + fields[j] + "'");
+                                          ": label is not a non-negative 32-bit integer: '" +
+                                          fields[j] + "'");
         }
         d.labels.push_back(static_cast<int32_t>(nums[j]));
       } else {
+        if (std::fabs(nums[j]) > static_cast<double>(std::numeric_limits<float>::max())) {
+          return Status::invalid_argument(path + ":" + std::to_string(line_no) + ": column " +
+                                          std::to_string(j + 1) + " is outside the float range: '" +
+                                          fields[j] + "'");
+        }
         d.values.push_back(static_cast<float>(nums[j]));
       }
     }

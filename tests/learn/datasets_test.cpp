@@ -199,7 +199,17 @@ TEST_F(DatasetsTest, CsvErrorsNameLineAndColumn) {
   EXPECT_TRUE(mentions(width.status(), "expected 2 columns, found 3")) << width.status().message();
   auto label = imsat::learn::read_csv(write("d.csv", "label,a\n1.5,2\n"));
   ASSERT_FALSE(label.is_ok());
-  EXPECT_TRUE(mentions(label.status(), "label is not an integer")) << label.status().message();
+  EXPECT_TRUE(mentions(label.status(), "label is not a non-negative 32-bit integer"))
+      << label.status().message();
+  // Found by fuzz_readers: values beyond int32 / float made the conversions undefined.
+  auto huge_label = imsat::learn::read_csv(write("e.csv", "a,label\n1,2\n3,5e91\n"));
+  EXPECT_TRUE(mentions(huge_label.status(), "e.csv:3: label is not a non-negative"))
+      << huge_label.status().message();
+  auto negative = imsat::learn::read_csv(write("f.csv", "a,label\n1,-2\n"));
+  EXPECT_FALSE(negative.is_ok());
+  auto huge_value = imsat::learn::read_csv(write("g.csv", "a,b\n1,1e300\n"));
+  EXPECT_TRUE(mentions(huge_value.status(), "g.csv:2: column 2 is outside the float range"))
+      << huge_value.status().message();
 }
 
 }  // namespace
