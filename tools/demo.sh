@@ -29,7 +29,7 @@ step "build"
 "$imsat" info
 took
 
-step "train IMSAT(VAT), 16 bits, on $data (about 6 minutes on 2 cores)"
+step "train IMSAT(VAT), 16 bits, on $data (about 5 minutes on 2 cores)"
 if [ -f "$model" ] && [ "${IMSAT_DEMO_RETRAIN:-0}" != 1 ]; then
   echo "reusing $model (IMSAT_DEMO_RETRAIN=1 trains again)"
 else
