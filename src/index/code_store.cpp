@@ -226,6 +226,17 @@ struct CodeStore::Impl {
     uint64_t next_id = 0;
   };
 
+  // One MultiGet of `keys` in column family `c`; values and found get one entry per key.
+  void multi_get(Cf c, const std::vector<rocksdb::Slice>& keys,
+                 std::vector<rocksdb::PinnableSlice>* values,
+                 std::vector<rocksdb::Status>* found) const {
+    values->clear();
+    values->resize(keys.size());
+    found->assign(keys.size(), rocksdb::Status());
+    db->MultiGet(rocksdb::ReadOptions(), cf[c], keys.size(), keys.data(), values->data(),
+                 found->data());
+  }
+
   // Plans a batch of upserts: one MultiGet finds the keys that already exist; their old records
   // are deleted and every item gets a new id. Caller holds writer_mutex.
   Result<BatchPlan> plan(const std::vector<Item>& items) const {
@@ -234,10 +245,9 @@ struct CodeStore::Impl {
     std::vector<rocksdb::Slice> keys;
     keys.reserve(items.size());
     for (const Item& item : items) keys.emplace_back(item.key);
-    std::vector<rocksdb::PinnableSlice> values(items.size());
-    std::vector<rocksdb::Status> found(items.size());
-    db->MultiGet(rocksdb::ReadOptions(), cf[kKeys], keys.size(), keys.data(), values.data(),
-                 found.data());
+    std::vector<rocksdb::PinnableSlice> values;
+    std::vector<rocksdb::Status> found;
+    multi_get(kKeys, keys, &values, &found);
     std::vector<uint64_t> packed(codes.words());
     uint64_t id = next_id;
     for (size_t i = 0; i < items.size(); ++i) {
@@ -602,11 +612,9 @@ Result<std::vector<std::string>> CodeStore::metadata(const std::vector<uint64_t>
   std::vector<std::string> keys;
   keys.reserve(ids.size());
   for (uint64_t id : ids) keys.push_back(be64(id));
-  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
-  std::vector<rocksdb::PinnableSlice> values(ids.size());
-  std::vector<rocksdb::Status> found(ids.size());
-  impl_->db->MultiGet(rocksdb::ReadOptions(), impl_->cf[kMeta], slices.size(), slices.data(),
-                      values.data(), found.data());
+  std::vector<rocksdb::PinnableSlice> values;
+  std::vector<rocksdb::Status> found;
+  impl_->multi_get(kMeta, std::vector<rocksdb::Slice>(keys.begin(), keys.end()), &values, &found);
   std::vector<std::string> out(ids.size());
   for (size_t i = 0; i < ids.size(); ++i) {
     if (found[i].IsNotFound()) continue;
@@ -642,11 +650,9 @@ Result<std::vector<float>> CodeStore::vectors(const std::vector<uint64_t>& ids,
   std::vector<std::string> keys;
   keys.reserve(ids.size());
   for (uint64_t id : ids) keys.push_back(vector_key(id));
-  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
-  std::vector<rocksdb::PinnableSlice> values(ids.size());
-  std::vector<rocksdb::Status> found(ids.size());
-  impl_->db->MultiGet(rocksdb::ReadOptions(), impl_->cf[kMeta], slices.size(), slices.data(),
-                      values.data(), found.data());
+  std::vector<rocksdb::PinnableSlice> values;
+  std::vector<rocksdb::Status> found;
+  impl_->multi_get(kMeta, std::vector<rocksdb::Slice>(keys.begin(), keys.end()), &values, &found);
   std::vector<float> out(ids.size() * dim);
   for (size_t i = 0; i < ids.size(); ++i) {
     if (found[i].IsNotFound()) {

@@ -2,7 +2,6 @@
 // requests (each answered with a 4xx JSON error while the server keeps answering and the data stays
 // unchanged), authentication, and concurrent writers and readers.
 #include <gtest/gtest.h>
-#include <stb/stb_image_write.h>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/read_until.hpp>
@@ -19,6 +18,7 @@
 #include <vector>
 
 #include "http/http.h"
+#include "support/png.h"
 #include "support/temp_dir_test.h"
 
 namespace {
@@ -65,16 +65,7 @@ Reply call(uint16_t port, bhttp::verb method, const std::string& target, const s
   return r;
 }
 
-std::string png(int w, int h, const std::vector<unsigned char>& pixels) {
-  std::string out;
-  stbi_write_png_to_func(
-      [](void* ctx, void* data, int size) {
-        static_cast<std::string*>(ctx)->append(static_cast<const char*>(data),
-                                               static_cast<size_t>(size));
-      },
-      &out, w, h, 1, pixels.data(), w);
-  return out;
-}
+using imsat::testing::png;
 
 // 4 x 4 "images" in three groups (dark, mid, bright with noise), labelled by group.
 L::Dataset images(size_t n, uint64_t seed) {
@@ -195,7 +186,7 @@ TEST_F(ServerTest, EveryEndpointAnswers) {
   EXPECT_EQ(batch.js()["results"].size(), 2u);
 
   std::vector<unsigned char> bright(16, 230);
-  Reply by_image = post("/v1/search/image?k=4", png(4, 4, bright), "image/png");
+  Reply by_image = post("/v1/search/image?k=4", png(4, 4, 1, bright), "image/png");
   ASSERT_EQ(by_image.status, 200) << by_image.body;
   for (const auto& h : by_image.js()["hits"]) EXPECT_EQ(h["label"], 2);
 

@@ -11,7 +11,7 @@
 
 #include "learn/learn.h"
 #include "learn/learn_internal.h"
-#include "support/blobs.h"
+#include "support/learn_data.h"
 #include "support/temp_dir_test.h"
 
 namespace {
@@ -22,18 +22,7 @@ using imsat::Status;
 
 using imsat::testing::blobs;
 
-L::TrainConfig quick(L::Method m, int bits = 16) {
-  L::TrainConfig c;
-  c.method = m;
-  c.bits = bits;
-  c.epochs = 3;
-  c.batch = 50;
-  c.device = "cpu";
-  c.threads = 1;
-  c.has_hidden = true;
-  c.hidden = {32};
-  return c;
-}
+using imsat::testing::quick_config;
 
 class ModelTest : public imsat::testing::TempDirTest {
  protected:
@@ -44,7 +33,7 @@ TEST_F(ModelTest, SaveLoadRoundTripGivesIdenticalCodesForEveryMethod) {
   const L::Dataset data = blobs(4, 50, 20, 1);  // 20 dimensions: ITQ needs bits <= dim
   for (L::Method m : L::hashing_methods()) {
     SCOPED_TRACE(L::method_name(m));
-    auto model = L::train(data, quick(m));
+    auto model = L::train(data, quick_config(m));
     ASSERT_TRUE(model.is_ok()) << model.status().to_string();
     auto codes = model->encode(data);
     ASSERT_TRUE(codes.is_ok()) << codes.status().to_string();
@@ -62,7 +51,7 @@ TEST_F(ModelTest, SaveLoadRoundTripGivesIdenticalCodesForEveryMethod) {
 
 TEST_F(ModelTest, SameSeedSameCodesDifferentSeedDifferentModel) {
   const L::Dataset data = blobs(3, 40, 8, 2);
-  L::TrainConfig c = quick(L::Method::kImsatVat);
+  L::TrainConfig c = quick_config(L::Method::kImsatVat);
   auto a = L::train(data, c);
   auto b = L::train(data, c);
   c.seed = 1;
@@ -77,7 +66,7 @@ TEST_F(ModelTest, LearnedCodesSeparateClusters) {
   // IMSAT(VAT) on well-separated blobs: items of one blob should share codes far more than
   // items of different blobs.
   const L::Dataset data = blobs(4, 60, 10, 3);
-  L::TrainConfig c = quick(L::Method::kImsatVat);
+  L::TrainConfig c = quick_config(L::Method::kImsatVat);
   c.epochs = 40;
   auto model = L::train(data, c);
   ASSERT_TRUE(model.is_ok()) << model.status().to_string();
@@ -98,7 +87,7 @@ TEST_F(ModelTest, LearnedCodesSeparateClusters) {
 
 TEST_F(ModelTest, EpochLogAndProgressCallbackReportEveryTerm) {
   const L::Dataset data = blobs(2, 50, 6, 4);
-  L::TrainConfig c = quick(L::Method::kImsatVat);
+  L::TrainConfig c = quick_config(L::Method::kImsatVat);
   int steps = 0;
   c.on_progress = [&](const L::Progress& p, bool epoch_end) {
     if (!epoch_end) ++steps;
@@ -115,7 +104,7 @@ TEST_F(ModelTest, EpochLogAndProgressCallbackReportEveryTerm) {
 
 TEST_F(ModelTest, CancellationStopsTraining) {
   const L::Dataset data = blobs(2, 50, 6, 4);
-  L::TrainConfig c = quick(L::Method::kImsatVat);
+  L::TrainConfig c = quick_config(L::Method::kImsatVat);
   std::atomic<bool> cancel{false};
   c.cancel = &cancel;
   c.on_progress = [&](const L::Progress& p, bool) {
@@ -129,7 +118,7 @@ TEST_F(ModelTest, CancellationStopsTraining) {
 TEST_F(ModelTest, ClusteringModelsAssignClusters) {
   const L::Dataset data = blobs(3, 40, 8, 5);
   for (L::Method m : {L::Method::kImsatVat, L::Method::kKmeans}) {
-    L::TrainConfig c = quick(m);
+    L::TrainConfig c = quick_config(m);
     c.clusters = 3;
     c.epochs = 20;
     auto model = L::train(data, c);
@@ -146,7 +135,7 @@ TEST_F(ModelTest, ClusteringModelsAssignClusters) {
 TEST_F(ModelTest, ItqProjectionHasOrthonormalColumns) {
   // ITQ's final projection is PCA (orthonormal columns) times a rotation: W^T W = I.
   const L::Dataset data = blobs(4, 50, 20, 6);
-  auto model = L::train(data, quick(L::Method::kItq));
+  auto model = L::train(data, quick_config(L::Method::kItq));
   ASSERT_TRUE(model.is_ok());
   ASSERT_TRUE(model->save(path("itq.bin")).is_ok());
   auto loaded = L::Model::load(path("itq.bin"));
@@ -163,21 +152,21 @@ TEST_F(ModelTest, ItqProjectionHasOrthonormalColumns) {
 
 TEST_F(ModelTest, BadConfigurationsAreInvalidArguments) {
   const L::Dataset data = blobs(2, 20, 6, 7);
-  L::TrainConfig c = quick(L::Method::kImsatVat, 12);
+  L::TrainConfig c = quick_config(L::Method::kImsatVat, 12);
   EXPECT_EQ(L::train(data, c).status().code(), Status::Code::kInvalidArgument);
-  c = quick(L::Method::kItq, 16);  // 16 bits > 6 dimensions
+  c = quick_config(L::Method::kItq, 16);  // 16 bits > 6 dimensions
   EXPECT_EQ(L::train(data, c).status().code(), Status::Code::kInvalidArgument);
-  c = quick(L::Method::kImsatVat);
+  c = quick_config(L::Method::kImsatVat);
   c.device = "tpu";
   EXPECT_EQ(L::train(data, c).status().code(), Status::Code::kInvalidArgument);
   L::Dataset bad = data;
   bad.values[5] = std::numeric_limits<float>::infinity();
-  EXPECT_EQ(L::train(bad, quick(L::Method::kLsh)).status().code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(L::train(bad, quick_config(L::Method::kLsh)).status().code(), Status::Code::kInvalidArgument);
 }
 
 TEST_F(ModelTest, EncodeRejectsWrongDimensionAndNaN) {
   const L::Dataset data = blobs(2, 20, 6, 8);
-  auto model = L::train(data, quick(L::Method::kLsh));
+  auto model = L::train(data, quick_config(L::Method::kLsh));
   ASSERT_TRUE(model.is_ok());
   std::vector<float> row(7, 0.f);
   auto wrong = model->encode(row.data(), 1, 7);
@@ -190,7 +179,7 @@ TEST_F(ModelTest, EncodeRejectsWrongDimensionAndNaN) {
 
 TEST_F(ModelTest, DamagedTruncatedAndFutureFilesAreClearErrors) {
   const L::Dataset data = blobs(2, 20, 6, 9);
-  auto model = L::train(data, quick(L::Method::kLsh));
+  auto model = L::train(data, quick_config(L::Method::kLsh));
   ASSERT_TRUE(model.is_ok());
   ASSERT_TRUE(model->save(path("m.bin")).is_ok());
   std::string bytes;
@@ -220,7 +209,7 @@ TEST_F(ModelTest, DamagedTruncatedAndFutureFilesAreClearErrors) {
 
 TEST_F(ModelTest, HeaderRecordsShapePreprocessingAndArchitecture) {
   const L::Dataset data = blobs(2, 30, 6, 10);
-  auto model = L::train(data, quick(L::Method::kImsatVat));
+  auto model = L::train(data, quick_config(L::Method::kImsatVat));
   ASSERT_TRUE(model.is_ok());
   const std::string header = model->header_json();
   for (const char* key : {"\"format_version\"", "\"input_shape\"", "\"standardize\"", "\"hidden\"",
@@ -241,7 +230,7 @@ TEST_F(ModelTest, AutomaticLambdaDependsOnCodeLengthAndIsRecorded) {
   c.lambda = 0.3;
   EXPECT_DOUBLE_EQ(L::effective_lambda(c), 0.3);
 
-  auto model = L::train(blobs(2, 30, 6, 10), quick(L::Method::kImsatVat, 24));
+  auto model = L::train(blobs(2, 30, 6, 10), quick_config(L::Method::kImsatVat, 24));
   ASSERT_TRUE(model.is_ok());
   EXPECT_NE(model->header_json().find("\"lambda\": 0.05"), std::string::npos) << model->header_json();
 }

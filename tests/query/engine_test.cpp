@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "query/query.h"
-#include "support/blobs.h"
+#include "support/learn_data.h"
 #include "support/temp_dir_test.h"
 
 namespace {
@@ -19,25 +19,14 @@ namespace L = imsat::learn;
 namespace Q = imsat::query;
 using Code = imsat::Status::Code;
 
-L::TrainConfig quick(L::Method m, int bits, int epochs) {
-  L::TrainConfig c;
-  c.method = m;
-  c.bits = bits;
-  c.epochs = epochs;
-  c.batch = 50;
-  c.device = "cpu";
-  c.threads = 1;
-  c.has_hidden = true;
-  c.hidden = {32};
-  return c;
-}
+using imsat::testing::quick_config;
 
 class EngineTest : public imsat::testing::TempDirTest {
  protected:
   void SetUp() override {
     TempDirTest::SetUp();
     data_ = imsat::testing::blobs(4, 60, 8, 3);
-    auto m = L::train(data_, quick(L::Method::kImsatVat, 16, 5));
+    auto m = L::train(data_, quick_config(L::Method::kImsatVat, 16, 5));
     ASSERT_TRUE(m.is_ok()) << m.status().to_string();
     model_ = std::make_unique<L::Model>(std::move(m).value());
     auto codes = model_->encode(data_);
@@ -302,7 +291,7 @@ TEST_F(EndToEndTest, LearnedCodesBeatRandomCodesOnAFashionMnistSlice) {
   data.rows = 2000;
   data.values.resize(data.rows * data.cols);
   data.labels.resize(data.rows);
-  L::TrainConfig c = quick(L::Method::kImsatVat, 16, 15);
+  L::TrainConfig c = quick_config(L::Method::kImsatVat, 16, 15);
   c.hidden = {200};
   auto model = L::train(data, c);
   ASSERT_TRUE(model.is_ok()) << model.status().to_string();

@@ -1,12 +1,12 @@
 // Uploaded images to model inputs: decoding, grayscale, resizing, inversion and bad data.
 #include <gtest/gtest.h>
-#include <stb/stb_image_write.h>
 
 #include <random>
 #include <string>
 #include <vector>
 
 #include "query/query.h"
+#include "support/png.h"
 
 namespace {
 
@@ -28,16 +28,7 @@ L::Model pixel_model() {
   return std::move(L::train(d, c)).value();
 }
 
-std::string png(int w, int h, int channels, const std::vector<unsigned char>& pixels) {
-  std::string out;
-  stbi_write_png_to_func(
-      [](void* ctx, void* data, int size) {
-        static_cast<std::string*>(ctx)->append(static_cast<const char*>(data),
-                                               static_cast<size_t>(size));
-      },
-      &out, w, h, channels, pixels.data(), w * channels);
-  return out;
-}
+using imsat::testing::png;
 
 TEST(ImageToInput, DecodesResizesInvertsAndRejectsBadData) {
   L::Model model = pixel_model();

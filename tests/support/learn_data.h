@@ -1,4 +1,4 @@
-// Synthetic labelled data for tests: Gaussian blobs.
+// Test helpers for training: synthetic labelled data (Gaussian blobs) and a quick configuration.
 #pragma once
 
 #include <random>
@@ -27,6 +27,21 @@ inline learn::Dataset blobs(int clusters, int per, int dim, uint64_t seed) {
   d.rows = static_cast<size_t>(clusters * per);
   d.source = "blobs";
   return d;
+}
+
+// A training configuration that runs in a fraction of a second on tiny data: CPU, one thread, a
+// single hidden layer of 32 units, batch 50, `epochs` epochs.
+inline learn::TrainConfig quick_config(learn::Method m, int bits = 16, int epochs = 3) {
+  learn::TrainConfig c;
+  c.method = m;
+  c.bits = bits;
+  c.epochs = epochs;
+  c.batch = 50;
+  c.device = "cpu";
+  c.threads = 1;
+  c.has_hidden = true;
+  c.hidden = {32};
+  return c;
 }
 
 }  // namespace imsat::testing
