@@ -123,3 +123,16 @@ namespace detail {
     ::imsat::Status imsat_status_ = (expr);           \
     if (!imsat_status_.is_ok()) return imsat_status_; \
   } while (0)
+
+#define IMSAT_STATUS_CONCAT_INNER(a, b) a##b
+#define IMSAT_STATUS_CONCAT(a, b) IMSAT_STATUS_CONCAT_INNER(a, b)
+#define IMSAT_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
+  auto tmp = (expr);                                \
+  if (!tmp.is_ok()) return tmp.status();            \
+  lhs = std::move(tmp).value()
+
+// Evaluates `expr` (a Result<T>); returns its status from the enclosing function when it is not
+// OK, else moves the value into `lhs`, which may declare a variable:
+//   IMSAT_ASSIGN_OR_RETURN(auto model, learn::Model::load(path));
+#define IMSAT_ASSIGN_OR_RETURN(lhs, expr) \
+  IMSAT_ASSIGN_OR_RETURN_IMPL(IMSAT_STATUS_CONCAT(imsat_result_, __LINE__), lhs, expr)

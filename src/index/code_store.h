@@ -1,15 +1,9 @@
-// imsat::index — binary codes in memory and on disk, and exact Hamming search over them.
+// imsat::index::CodeStore — the durable store on RocksDB: items with external keys, codes, tags,
+// metadata and optional raw vectors; atomic batches; resumable bulk loads; and the in-memory code
+// array and multi-index rebuilt on open. No RocksDB type appears here.
 //
-//   CodeArray   one contiguous, 64-byte-aligned array of codes padded to 64-bit words, with a
-//               small integer tag per item (e.g. a label) and tombstones.
-//   scan_*      exact kNN and radius search by linear scan (counting selection, SIMD kernel).
-//   MultiIndex  multi-index hashing (Norouzi, Punjani, Fleet, CVPR 2012): exact radius and kNN
-//               search that probes substring buckets and verifies candidates.
-//   CodeStore   the durable store on RocksDB: items with external keys, codes, tags and metadata,
-//               atomic batches, and the in-memory array and buckets rebuilt on open.
-//
-// Codes are D bits, D a multiple of 8 from 8 to 1024; bytes little-endian (bit d of a code is
-// bit d % 8 of byte d / 8). No RocksDB type appears here.
+// The in-memory parts have their own headers: code_array.h (CodeArray), scan.h (linear scans,
+// filters), multi_index.h (MultiIndex); hamming.h holds the kernels.
 #pragma once
 
 #include <atomic>
@@ -21,164 +15,12 @@
 #include <vector>
 
 #include "common/status.h"
+#include "index/code_array.h"
 #include "index/hamming.h"
+#include "index/multi_index.h"
+#include "index/scan.h"
 
 namespace imsat::index {
-
-constexpr int kMinCodeBits = 8;
-constexpr int kMaxCodeBits = 1024;
-constexpr size_t kMaxK = 10000;
-constexpr int32_t kNoTag = -1;
-
-// InvalidArgument unless bits is a multiple of 8 in [8, 1024].
-Status check_code_bits(int bits);
-
-// ---------------------------------------------------------------------------------------------
-// In-memory codes
-
-// A growable array of codes in slot order. Not thread-safe; CodeStore guards it.
-class CodeArray {
- public:
-  explicit CodeArray(int bits);
-  ~CodeArray();
-  CodeArray(CodeArray&&) noexcept;
-  CodeArray& operator=(CodeArray&&) noexcept;
-
-  int bits() const { return bits_; }
-  size_t code_bytes() const { return static_cast<size_t>(bits_) / 8; }
-  size_t words() const { return words_; }
-  size_t size() const { return size_; }  // slots, deleted ones included
-  size_t live() const { return live_; }  // slots not deleted
-
-  // Appends a code of code_bytes() bytes; returns its slot.
-  uint32_t append(const uint8_t* code, int32_t tag = kNoTag);
-  void erase(uint32_t slot);  // tombstone; the slot keeps its bytes and is skipped by searches
-  bool is_deleted(uint32_t slot) const { return deleted_[slot] != 0; }
-  int32_t tag(uint32_t slot) const { return tags_[slot]; }
-  const uint64_t* code(uint32_t slot) const { return data_ + static_cast<size_t>(slot) * words_; }
-  const uint64_t* data() const { return data_; }  // 64-byte aligned, size() * words() words
-  void reserve(size_t slots);
-  size_t memory_bytes() const;
-
-  // Packs code_bytes() bytes into words() zero-padded words.
-  void pack(const uint8_t* code, uint64_t* out) const;
-  void unpack(uint32_t slot, uint8_t* out) const;
-
- private:
-  int bits_;
-  size_t words_;
-  uint64_t* data_ = nullptr;
-  size_t size_ = 0;
-  size_t capacity_ = 0;
-  size_t live_ = 0;
-  std::vector<int32_t> tags_;
-  std::vector<uint8_t> deleted_;
-};
-
-// ---------------------------------------------------------------------------------------------
-// Search
-
-struct Neighbor {
-  uint32_t slot;
-  uint32_t distance;
-  bool operator==(const Neighbor& o) const { return slot == o.slot && distance == o.distance; }
-};
-
-// Which items a search may return; checked before an item's distance is verified, so a filtered
-// kNN returns the k nearest items that pass (not the passing part of the k nearest).
-struct Filter {
-  const std::vector<uint8_t>* allowed_slots = nullptr;  // non-zero = allowed; by slot
-  std::function<bool(int32_t tag)> tag_predicate;       // on the item's tag
-  bool empty() const { return allowed_slots == nullptr && !tag_predicate; }
-  bool pass(const CodeArray& codes, uint32_t slot) const {
-    if (allowed_slots != nullptr && (slot >= allowed_slots->size() || !(*allowed_slots)[slot])) {
-      return false;
-    }
-    return !tag_predicate || tag_predicate(codes.tag(slot));
-  }
-};
-
-// What a search cost.
-struct SearchStats {
-  uint64_t buckets_probed = 0;
-  uint64_t candidates_verified = 0;  // full distances computed
-  SearchStats& operator+=(const SearchStats& o) {
-    buckets_probed += o.buckets_probed;
-    candidates_verified += o.candidates_verified;
-    return *this;
-  }
-};
-
-// Exact kNN by linear scan: the k live, passing items nearest to `query` (words() words), sorted
-// by (distance, slot): ties go to the lower slot. threads > 1 scans shards in parallel.
-// Precondition (checked by callers at their public boundary): 1 <= k <= kMaxK.
-std::vector<Neighbor> scan_knn(const CodeArray& codes, const uint64_t* query, size_t k,
-                               const Filter& filter = {}, SearchStats* stats = nullptr,
-                               int threads = 1);
-// All live, passing items within `radius` bits, sorted by (distance, slot).
-std::vector<Neighbor> scan_radius(const CodeArray& codes, const uint64_t* query, uint32_t radius,
-                                  const Filter& filter = {}, SearchStats* stats = nullptr);
-// kNN for many queries (nq * words() words): each block of codes is loaded once and serves the
-// whole batch. Same results as scan_knn per query.
-std::vector<std::vector<Neighbor>> scan_knn_batch(const CodeArray& codes, const uint64_t* queries,
-                                                  size_t nq, size_t k, const Filter& filter = {},
-                                                  SearchStats* stats = nullptr);
-
-// Multi-index hashing over a CodeArray: m tables of disjoint substrings (lengths differing by at
-// most one). Items within radius r of a query share at least one substring within floor(r / m)
-// of the query's. Results equal the linear scan's, ties included. Not thread-safe for writes;
-// searches may run concurrently with each other.
-class MultiIndex {
- public:
-  // tables = 0 chooses default_tables(bits, expected_items).
-  MultiIndex(int bits, int tables, size_t expected_items = 0);
-  ~MultiIndex();
-  MultiIndex(MultiIndex&&) noexcept;
-  MultiIndex& operator=(MultiIndex&&) noexcept;
-
-  // About D / log2(N) tables, so each substring has about log2(N) bits and a bucket holds about
-  // one item of uniformly random codes.
-  static int default_tables(int bits, size_t items);
-
-  int tables() const;
-  int substring_bits(int table) const;
-  // The substring of table t of a packed code (words() words).
-  uint32_t substring(int table, const uint64_t* code) const;
-
-  // Adds `slot` of `codes`. Slots must be inserted in increasing order; every slot below it
-  // that is not deleted must have been inserted (or covered by rebuild) already.
-  void insert(const CodeArray& codes, uint32_t slot);
-  // Rebuilds every bucket from `codes` (deleted slots are left out).
-  void rebuild(const CodeArray& codes);
-
-  std::vector<Neighbor> radius(const CodeArray& codes, const uint64_t* query, uint32_t radius,
-                               const Filter& filter = {}, SearchStats* stats = nullptr) const;
-  std::vector<Neighbor> knn(const CodeArray& codes, const uint64_t* query, size_t k,
-                            const Filter& filter = {}, SearchStats* stats = nullptr) const;
-
-  // Occupancy histogram of table t: result[i] = number of non-empty buckets holding exactly i
-  // items, the last entry counting every bucket with at least that many.
-  std::vector<uint64_t> occupancy_histogram(int table, size_t max_count = 64) const;
-  size_t memory_bytes() const;
-
-  struct Impl;
-
- private:
-  std::unique_ptr<Impl> impl_;
-};
-
-// ---------------------------------------------------------------------------------------------
-// Diagnostics
-
-// Fraction of ones of each bit over live items.
-std::vector<double> bit_balance(const CodeArray& codes);
-// Histogram (index = distance, 0..bits) of distances from up to `sample_queries` live items
-// (chosen with `seed`) to every live item.
-std::vector<uint64_t> distance_histogram(const CodeArray& codes, size_t sample_queries,
-                                         uint64_t seed);
-
-// ---------------------------------------------------------------------------------------------
-// Durable store
 
 struct StoreOptions {
   int bits = 0;    // required when creating; checked against the store when opening
@@ -248,6 +90,12 @@ class CodeStore {
   Result<std::vector<float>> vectors(const std::vector<uint64_t>& ids, size_t dim) const;
   // The metadata of items by internal id (Hit::id), one MultiGet; "" for items without any.
   Result<std::vector<std::string>> metadata(const std::vector<uint64_t>& ids) const;
+  // Up to `limit` live items with internal id > after_id, in id order (codes, tags and metadata;
+  // no vectors), and in *last_id the id of the last one returned (after_id when none).
+  Result<std::vector<Item>> scroll(uint64_t after_id, size_t limit, uint64_t* last_id) const;
+  // How many of `keys` the store holds, and (when first_found is not null) the first of them.
+  Result<size_t> count_existing(const std::vector<std::string>& keys,
+                                std::string* first_found = nullptr) const;
   // Calls fn(id, values, count) for every stored vector of a live item, in id order.
   Status for_each_vector(
       const std::function<void(uint64_t id, const float* values, size_t count)>& fn) const;
@@ -276,7 +124,6 @@ class CodeStore {
   Result<std::vector<Hit>> search(const std::vector<uint8_t>& code, const SearchOptions& options,
                                   SearchStats* stats = nullptr) const;
 
-  std::vector<double> bit_balance() const;
   std::vector<std::vector<uint64_t>> occupancy_histograms(size_t max_count = 64) const;
   std::vector<uint64_t> distance_histogram(size_t sample_queries, uint64_t seed) const;
   // Codes (code_bytes() each, concatenated) of up to max_items live items, evenly spread over

@@ -20,7 +20,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "index/code_store.h"
+#include "index/multi_index.h"
 #include "index/scan_internal.h"
 
 namespace imsat::index {

@@ -1,109 +1,14 @@
-// CodeArray, exact linear-scan search with counting selection, and code diagnostics.
+// Exact linear-scan search with counting selection, and the distance histogram of diagnostics.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <random>
 #include <thread>
 
-#include "index/code_store.h"
+#include "index/scan.h"
 #include "index/scan_internal.h"
 
 namespace imsat::index {
-
-Status check_code_bits(int bits) {
-  if (bits < kMinCodeBits || bits > kMaxCodeBits || bits % 8 != 0) {
-    return Status::invalid_argument(
-        "code length must be a multiple of 8 from 8 to 1024 bits, got " + std::to_string(bits));
-  }
-  return Status::ok();
-}
-
-// ---------------------------------------------------------------------------------------------
-// CodeArray
-
-CodeArray::CodeArray(int bits) : bits_(bits), words_((static_cast<size_t>(bits) + 63) / 64) {
-  IMSAT_CHECK(check_code_bits(bits).is_ok(), "CodeArray with invalid bits");
-}
-
-CodeArray::~CodeArray() { std::free(data_); }
-
-CodeArray::CodeArray(CodeArray&& o) noexcept
-    : bits_(o.bits_),
-      words_(o.words_),
-      data_(o.data_),
-      size_(o.size_),
-      capacity_(o.capacity_),
-      live_(o.live_),
-      tags_(std::move(o.tags_)),
-      deleted_(std::move(o.deleted_)) {
-  o.data_ = nullptr;
-  o.size_ = o.capacity_ = o.live_ = 0;
-}
-
-CodeArray& CodeArray::operator=(CodeArray&& o) noexcept {
-  if (this != &o) {
-    std::free(data_);
-    bits_ = o.bits_;
-    words_ = o.words_;
-    data_ = o.data_;
-    size_ = o.size_;
-    capacity_ = o.capacity_;
-    live_ = o.live_;
-    tags_ = std::move(o.tags_);
-    deleted_ = std::move(o.deleted_);
-    o.data_ = nullptr;
-    o.size_ = o.capacity_ = o.live_ = 0;
-  }
-  return *this;
-}
-
-void CodeArray::reserve(size_t slots) {
-  if (slots <= capacity_) return;
-  // One extra 64-byte line so SIMD kernels may read a full vector past the last code.
-  size_t bytes = slots * words_ * sizeof(uint64_t) + 64;
-  bytes = (bytes + 63) / 64 * 64;
-  auto* fresh = static_cast<uint64_t*>(std::aligned_alloc(64, bytes));
-  IMSAT_CHECK(fresh != nullptr, "out of memory growing the code array");
-  std::memset(fresh, 0, bytes);
-  if (data_ != nullptr) std::memcpy(fresh, data_, size_ * words_ * sizeof(uint64_t));
-  std::free(data_);
-  data_ = fresh;
-  capacity_ = slots;
-  tags_.reserve(slots);
-  deleted_.reserve(slots);
-}
-
-void CodeArray::pack(const uint8_t* code, uint64_t* out) const {
-  std::fill(out, out + words_, 0);
-  std::memcpy(out, code, code_bytes());
-}
-
-void CodeArray::unpack(uint32_t slot, uint8_t* out) const {
-  std::memcpy(out, code(slot), code_bytes());
-}
-
-uint32_t CodeArray::append(const uint8_t* code, int32_t tag) {
-  IMSAT_CHECK(size_ < UINT32_MAX, "code array is full");
-  if (size_ == capacity_) reserve(std::max<size_t>(1024, capacity_ * 2));
-  pack(code, data_ + size_ * words_);
-  tags_.push_back(tag);
-  deleted_.push_back(0);
-  ++live_;
-  return static_cast<uint32_t>(size_++);
-}
-
-void CodeArray::erase(uint32_t slot) {
-  IMSAT_CHECK(slot < size_, "erase of a slot out of range");
-  if (!deleted_[slot]) {
-    deleted_[slot] = 1;
-    --live_;
-  }
-}
-
-size_t CodeArray::memory_bytes() const {
-  return capacity_ * words_ * sizeof(uint64_t) + tags_.capacity() * sizeof(int32_t) +
-         deleted_.capacity();
-}
 
 // ---------------------------------------------------------------------------------------------
 // Counting selection
@@ -277,21 +182,6 @@ std::vector<std::vector<Neighbor>> scan_knn_batch(const CodeArray& codes, const 
 
 // ---------------------------------------------------------------------------------------------
 // Diagnostics
-
-std::vector<double> bit_balance(const CodeArray& codes) {
-  std::vector<uint64_t> ones(static_cast<size_t>(codes.bits()), 0);
-  for (uint32_t s = 0; s < codes.size(); ++s) {
-    if (codes.is_deleted(s)) continue;
-    const uint64_t* c = codes.code(s);
-    for (size_t b = 0; b < ones.size(); ++b) ones[b] += (c[b / 64] >> (b % 64)) & 1;
-  }
-  std::vector<double> out(ones.size(), 0.0);
-  if (codes.live() == 0) return out;
-  for (size_t b = 0; b < ones.size(); ++b) {
-    out[b] = static_cast<double>(ones[b]) / static_cast<double>(codes.live());
-  }
-  return out;
-}
 
 std::vector<uint64_t> distance_histogram(const CodeArray& codes, size_t sample_queries,
                                          uint64_t seed) {

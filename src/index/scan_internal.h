@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "index/code_store.h"
+#include "index/scan.h"
 
 namespace imsat::index::internal {
 

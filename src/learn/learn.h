@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "learn/io/datasets.h"
 
 namespace imsat::learn {
 
@@ -40,41 +41,16 @@ std::string torch_version();
 bool cuda_available();
 
 // ---------------------------------------------------------------------------------------------
-// Datasets
+// Datasets (src/learn/io, re-exported here)
 
-// Items as rows of raw (not yet preprocessed) features, with optional integer labels.
-struct Dataset {
-  size_t rows = 0;
-  size_t cols = 0;
-  std::vector<float> values;       // rows * cols, row-major, as read from the file
-  std::vector<int32_t> labels;     // empty, or one per row
-  std::vector<size_t> item_shape;  // {28, 28} for IDX images, {cols} otherwise
-  bool uint8_pixels = false;       // values are 8-bit image intensities in [0, 255]
-  size_t train_rows = 0;           // rows that came from a "train" file (a folder's own split)
-  std::string source;              // file or folder it was read from
-
-  const float* row(size_t i) const { return values.data() + i * cols; }
-};
-
-// IDX (MNIST / Fashion-MNIST) images, plain or gzip. `labels_path` may be empty; otherwise it
-// must be an IDX label file (type ubyte, one dimension) with the same count as the images.
-// Errors name the file, the byte offset and what was expected.
-Result<Dataset> read_idx(const std::string& images_path, const std::string& labels_path = "");
-// IDX labels alone.
-Result<std::vector<int32_t>> read_idx_labels(const std::string& path);
-// TEXMEX / ann-benchmarks vector files: each vector is an int32 dimension then that many
-// float32 (fvecs), uint8 (bvecs) or int32 (ivecs) values. Every vector must have the same
-// dimension.
-Result<Dataset> read_fvecs(const std::string& path);
-Result<Dataset> read_bvecs(const std::string& path);
-Result<Dataset> read_ivecs(const std::string& path);
-// Numeric CSV: an optional header row (detected when its first row is not all numbers); a
-// column headed `label` holds integer labels, every other column is a feature.
-Result<Dataset> read_csv(const std::string& path);
-// Any of the above by path: a folder holding the standard MNIST file names (train then t10k,
-// labels found automatically), *.idx / *-ubyte[.gz] (labels from `labels_path`), *.fvecs,
-// *.bvecs, *.ivecs, *.csv. NaN or infinite values are an error.
-Result<Dataset> load_dataset(const std::string& path, const std::string& labels_path = "");
+using io::Dataset;
+using io::load_dataset;
+using io::read_bvecs;
+using io::read_csv;
+using io::read_fvecs;
+using io::read_idx;
+using io::read_idx_labels;
+using io::read_ivecs;
 
 // ---------------------------------------------------------------------------------------------
 // Training

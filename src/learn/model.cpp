@@ -11,6 +11,8 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "common/atomic_file.h"
+#include "common/checksum.h"
 #include "learn/learn_internal.h"
 
 namespace imsat::learn {
@@ -21,12 +23,6 @@ using nlohmann::json;
 
 constexpr char kMagic[8] = {'I', 'M', 'S', 'A', 'T', 'M', 'D', 'L'};
 constexpr int64_t kEncodeBatch = 1024;  // larger batches spend their time in page faults of fresh temporaries
-
-uint64_t fnv1a(const void* data, size_t n, uint64_t h = 1469598103934665603ULL) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ULL;
-  return h;
-}
 
 std::string hex64(uint64_t v) {
   char buf[17];
@@ -171,10 +167,10 @@ std::string Model::Impl::compute_fingerprint() const {
   std::string id = method_name(method) + "|" + std::to_string(bits) + "|" +
                    std::to_string(clusters) + "|" + std::to_string(input_dim) + "|" +
                    (pre.pixels ? "pixels" : "standardize");
-  uint64_t h = fnv1a(id.data(), id.size());
+  uint64_t h = fnv1a64(id.data(), id.size());
   for (const auto& [name, t] : tensors()) {
-    h = fnv1a(name.data(), name.size(), h);
-    h = fnv1a(t.data_ptr<float>(), static_cast<size_t>(t.numel()) * sizeof(float), h);
+    h = fnv1a64(name.data(), name.size(), h);
+    h = fnv1a64(t.data_ptr<float>(), static_cast<size_t>(t.numel()) * sizeof(float), h);
   }
   return hex64(h);
 }
@@ -318,20 +314,9 @@ Status Model::save(const std::string& path) const {
     out.append(reinterpret_cast<const char*>(t.data_ptr<float>()),
                static_cast<size_t>(t.numel()) * sizeof(float));
   }
-  put<uint64_t>(out, fnv1a(out.data(), out.size()));
+  put<uint64_t>(out, fnv1a64(out.data(), out.size()));
 
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) return Status::io_error(tmp + ": cannot open for writing: " + std::strerror(errno));
-    f.write(out.data(), static_cast<std::streamsize>(out.size()));
-    f.flush();
-    if (!f) return Status::io_error(tmp + ": write failed: " + std::strerror(errno));
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) return Status::io_error(path + ": cannot rename from " + tmp + ": " + ec.message());
-  return Status::ok();
+  return write_file_atomically(path, out);
 }
 
 Result<Model> Model::load(const std::string& path) {
@@ -358,7 +343,7 @@ Result<Model> Model::load(const std::string& path) {
   if (b.size() < 8 + 4 + 8 + 8) return Status::corruption(path + ": model file is truncated");
   uint64_t stored_sum;
   std::memcpy(&stored_sum, b.data() + b.size() - 8, 8);
-  if (fnv1a(b.data(), b.size() - 8) != stored_sum) {
+  if (fnv1a64(b.data(), b.size() - 8) != stored_sum) {
     return Status::corruption(path + ": checksum mismatch: the model file (" +
                               std::to_string(b.size()) + " bytes) is truncated or damaged");
   }

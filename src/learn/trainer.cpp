@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "common/code_bits.h"
 #include "learn/learn_internal.h"
 
 namespace imsat::learn {
@@ -86,10 +87,7 @@ Status validate(const Dataset& data, const TrainConfig& c) {
       return Status::invalid_argument("more clusters than items");
     }
   } else {
-    if (c.bits < 8 || c.bits > 1024 || c.bits % 8 != 0) {
-      return Status::invalid_argument("bits must be a multiple of 8 from 8 to 1024, got " +
-                                      std::to_string(c.bits));
-    }
+    IMSAT_RETURN_IF_ERROR(check_code_bits(c.bits));
     if ((c.method == Method::kItq) && static_cast<size_t>(c.bits) > data.cols) {
       return Status::invalid_argument("itq needs bits <= input dimension (" +
                                       std::to_string(data.cols) + ")");

@@ -12,21 +12,15 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "query/query.h"
+#include "common/atomic_file.h"
+#include "common/checksum.h"
+#include "common/code_bits.h"
+#include "query/codes_file.h"
 
 namespace imsat::query {
 namespace {
 
 constexpr char kMagic[8] = {'I', 'M', 'S', 'A', 'T', 'C', 'D', 'S'};
-
-uint64_t fnv1a(const std::string& bytes) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : bytes) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
 
 void put_u32(std::string& out, uint32_t v) {
   for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -46,7 +40,7 @@ uint64_t get_le(const std::string& in, size_t at, int bytes) {
 }  // namespace
 
 Status write_codes_file(const std::string& path, const CodesFile& f) {
-  IMSAT_RETURN_IF_ERROR(index::check_code_bits(f.bits));
+  IMSAT_RETURN_IF_ERROR(check_code_bits(f.bits));
   const size_t bytes = static_cast<size_t>(f.bits) / 8;
   if (f.codes.size() != f.rows * bytes) {
     return Status::invalid_argument("codes hold " + std::to_string(f.codes.size()) +
@@ -69,22 +63,9 @@ Status write_codes_file(const std::string& path, const CodesFile& f) {
   out += h;
   out.append(reinterpret_cast<const char*>(f.codes.data()), f.codes.size());
   for (int32_t l : f.labels) put_u32(out, static_cast<uint32_t>(l));
-  put_u64(out, fnv1a(out));
+  put_u64(out, fnv1a64(out));
 
-  const std::string tmp = path + ".tmp";
-  std::FILE* file = std::fopen(tmp.c_str(), "wb");
-  if (file == nullptr) return Status::io_error(path + ": cannot write: " + std::strerror(errno));
-  const bool ok = std::fwrite(out.data(), 1, out.size(), file) == out.size() &&
-                  std::fflush(file) == 0 && fsync(fileno(file)) == 0;
-  std::fclose(file);
-  std::error_code ec;
-  if (!ok) {
-    std::filesystem::remove(tmp, ec);
-    return Status::io_error(path + ": write failed: " + std::strerror(errno));
-  }
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) return Status::io_error(path + ": cannot rename into place: " + ec.message());
-  return Status::ok();
+  return write_file_atomically(path, out);
 }
 
 bool is_codes_file(const std::string& path) {
@@ -127,7 +108,7 @@ Result<CodesFile> read_codes_file(const std::string& path) {
   } catch (const std::exception& e) {
     return Status::corruption(path + ": damaged header: " + e.what());
   }
-  if (!index::check_code_bits(f.bits).is_ok()) {
+  if (!check_code_bits(f.bits).is_ok()) {
     return Status::corruption(path + ": header holds an invalid code length");
   }
   const size_t bytes = static_cast<size_t>(f.bits) / 8;
@@ -137,7 +118,7 @@ Result<CodesFile> read_codes_file(const std::string& path) {
                               " bytes for " + std::to_string(f.rows) + " codes");
   }
   const size_t end = all.size() - 8;
-  if (get_le(all, end, 8) != fnv1a(all.substr(0, end))) {
+  if (get_le(all, end, 8) != fnv1a64(std::string_view(all).substr(0, end))) {
     return Status::corruption(path + ": checksum mismatch (the file is damaged)");
   }
   const size_t at = 16 + header_len;

@@ -5,7 +5,9 @@
 #include <cmath>
 #include <numeric>
 
-#include "query/query.h"
+#include "query/codes_file.h"
+#include "query/engine.h"
+#include "query/image.h"
 
 namespace imsat::query {
 
@@ -59,16 +61,19 @@ Result<std::unique_ptr<QueryEngine>> QueryEngine::open(const std::string& db,
                                                        const std::string& model_path) {
   std::unique_ptr<learn::Model> model;
   if (!model_path.empty()) {
-    Result<learn::Model> m = learn::Model::load(model_path);
-    if (!m.is_ok()) return m.status();
-    model = std::make_unique<learn::Model>(std::move(m).value());
+    IMSAT_ASSIGN_OR_RETURN(learn::Model m, learn::Model::load(model_path));
+    model = std::make_unique<learn::Model>(std::move(m));
   }
   index::StoreOptions options;
   options.create_if_missing = false;
-  Result<std::unique_ptr<index::CodeStore>> store = index::CodeStore::open(db, options);
-  if (!store.is_ok()) return store.status();
-  return create(std::move(store).value(), std::move(model));
+  IMSAT_ASSIGN_OR_RETURN(std::unique_ptr<index::CodeStore> store,
+                         index::CodeStore::open(db, options));
+  return create(std::move(store), std::move(model));
 }
+
+index::StoreInfo QueryEngine::info() const { return store_->info(); }
+
+Status QueryEngine::verify() const { return store_->verify(); }
 
 Status QueryEngine::cache_vectors() {
   std::unordered_map<uint64_t, size_t> ids;
@@ -204,8 +209,8 @@ Result<SearchResponse> QueryEngine::run(const std::vector<uint8_t>& code, const 
   }
   o.use_multi_index = request.use_multi_index;
   o.with_codes = request.rerank == Rerank::kAsymmetric;
-  if (request.has_label) {
-    const int32_t label = request.label;
+  if (request.label) {
+    const int32_t label = *request.label;
     o.tag_predicate = [label](int32_t tag) { return tag == label; };
   }
   SearchResponse response;

@@ -1,11 +1,14 @@
 // Uploaded images to model inputs, with Debian's stb (stb_image, stb_image_resize).
 #include <stb/stb_image.h>
 #include <stb/stb_image_resize.h>
+#include <stb/stb_image_write.h>
+
+#include <algorithm>
 
 #include <limits>
 #include <memory>
 
-#include "query/query.h"
+#include "query/image.h"
 
 namespace imsat::query {
 
@@ -42,6 +45,27 @@ Result<std::vector<float>> image_to_input(const std::string& encoded, const lear
     out[i] = invert ? 255.0f - resized[i] : static_cast<float>(resized[i]);
   }
   return out;
+}
+
+Result<std::string> input_to_png(const std::vector<float>& input, const learn::Model& model) {
+  const std::vector<size_t> shape = model.input_shape();
+  if (!model.takes_pixels() || shape.size() != 2 || model.input_dim() != input.size()) {
+    return Status::invalid_argument("not an image of the model's input shape");
+  }
+  const int h = static_cast<int>(shape[0]), w = static_cast<int>(shape[1]);
+  std::vector<unsigned char> pixels(input.size());
+  for (size_t i = 0; i < pixels.size(); ++i) {
+    pixels[i] = static_cast<unsigned char>(std::clamp(input[i], 0.0f, 255.0f));
+  }
+  std::string png;
+  const int ok = stbi_write_png_to_func(
+      [](void* ctx, void* data, int size) {
+        static_cast<std::string*>(ctx)->append(static_cast<const char*>(data),
+                                               static_cast<size_t>(size));
+      },
+      &png, w, h, 1, pixels.data(), w);
+  if (ok == 0) return Status::internal("PNG encoding failed");
+  return png;
 }
 
 }  // namespace imsat::query

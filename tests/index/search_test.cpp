@@ -225,15 +225,12 @@ TEST(MultiIndex, DefaultTablesFollowLog2N) {
   EXPECT_EQ(MultiIndex::default_tables(16, 1000), 2);
 }
 
-TEST(Diagnostics, BitBalanceAndDistanceHistogram) {
+// Per-bit balance lives in query::code_health (one implementation; tests/query covers it).
+TEST(Diagnostics, DistanceHistogramAndOccupancy) {
   CodeArray codes(16);
   const uint8_t a[2] = {0x01, 0x00}, b[2] = {0x03, 0x00};
   codes.append(a);
   codes.append(b);
-  auto balance = imsat::index::bit_balance(codes);
-  EXPECT_EQ(balance[0], 1.0);
-  EXPECT_EQ(balance[1], 0.5);
-  EXPECT_EQ(balance[2], 0.0);
   auto hist = imsat::index::distance_histogram(codes, 10, 1);
   EXPECT_EQ(hist[1], 2u);  // each of the two queries sees the other at distance 1
   MultiIndex mih(16, 2, 2);

@@ -8,14 +8,14 @@
 #include <string>
 #include <vector>
 
-#include "learn/learn.h"
+#include "learn/io/datasets.h"
 #include "support/temp_dir_test.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 using imsat::Status;
-using imsat::learn::Dataset;
+using imsat::io::Dataset;
 
 class DatasetsTest : public imsat::testing::TempDirTest {
  protected:
@@ -70,7 +70,7 @@ TEST_F(DatasetsTest, IdxPlainAndGzipReadTheSameWithLabels) {
   const std::string gz = write_gz("imgs-idx3-ubyte.gz", idx_images(4));
   const std::string labels = write("labels-idx1-ubyte", idx_labels(4));
   for (const std::string& path : {plain, gz}) {
-    auto d = imsat::learn::read_idx(path, labels);
+    auto d = imsat::io::read_idx(path, labels);
     ASSERT_TRUE(d.is_ok()) << d.status().to_string();
     EXPECT_EQ(d->rows, 4u);
     EXPECT_EQ(d->cols, 6u);
@@ -85,7 +85,7 @@ TEST_F(DatasetsTest, TruncatedIdxNamesFileAndOffset) {
   std::string bytes = idx_images(4);
   bytes.resize(bytes.size() - 5);
   const std::string path = write("short-idx3-ubyte", bytes);
-  auto d = imsat::learn::read_idx(path);
+  auto d = imsat::io::read_idx(path);
   ASSERT_FALSE(d.is_ok());
   EXPECT_EQ(d.status().code(), Status::Code::kCorruption);
   EXPECT_TRUE(mentions(d.status(), path)) << d.status().message();
@@ -101,28 +101,28 @@ TEST_F(DatasetsTest, TruncatedGzipIsAnError) {
     bytes.assign(std::istreambuf_iterator<char>(in), {});
   }
   const std::string cut = write("cut-idx3-ubyte.gz", bytes.substr(0, bytes.size() / 2));
-  auto d = imsat::learn::read_idx(cut);
+  auto d = imsat::io::read_idx(cut);
   ASSERT_FALSE(d.is_ok());
   EXPECT_TRUE(mentions(d.status(), cut)) << d.status().message();
 }
 
 TEST_F(DatasetsTest, IdxBadMagicAndMissingFile) {
-  auto bad = imsat::learn::read_idx(write("bad", "\x01\x02\x03\x04garbage"));
+  auto bad = imsat::io::read_idx(write("bad", "\x01\x02\x03\x04garbage"));
   ASSERT_FALSE(bad.is_ok());
   EXPECT_TRUE(mentions(bad.status(), "not an IDX file")) << bad.status().message();
-  auto missing = imsat::learn::read_idx((dir_ / "nope").string());
+  auto missing = imsat::io::read_idx((dir_ / "nope").string());
   ASSERT_FALSE(missing.is_ok());
   EXPECT_EQ(missing.status().code(), Status::Code::kNotFound);
 }
 
 TEST_F(DatasetsTest, LabelCountMismatchIsAnError) {
-  auto d = imsat::learn::read_idx(write("i", idx_images(4)), write("l", idx_labels(3)));
+  auto d = imsat::io::read_idx(write("i", idx_images(4)), write("l", idx_labels(3)));
   ASSERT_FALSE(d.is_ok());
   EXPECT_TRUE(mentions(d.status(), "3 labels")) << d.status().message();
 }
 
 TEST_F(DatasetsTest, LabelFileGivenAsImagesIsAnError) {
-  auto d = imsat::learn::read_idx(write("l", idx_labels(3)));
+  auto d = imsat::io::read_idx(write("l", idx_labels(3)));
   ASSERT_FALSE(d.is_ok());
   EXPECT_TRUE(mentions(d.status(), "one dimension")) << d.status().message();
 }
@@ -132,7 +132,7 @@ TEST_F(DatasetsTest, FolderWithStandardNamesConcatenatesTrainThenTest) {
   write_gz("train-labels-idx1-ubyte.gz", idx_labels(5));
   write("t10k-images-idx3-ubyte", idx_images(3));
   write("t10k-labels-idx1-ubyte", idx_labels(3));
-  auto d = imsat::learn::load_dataset(dir_.string());
+  auto d = imsat::io::load_dataset(dir_.string());
   ASSERT_TRUE(d.is_ok()) << d.status().to_string();
   EXPECT_EQ(d->rows, 8u);
   EXPECT_EQ(d->train_rows, 5u);
@@ -140,38 +140,38 @@ TEST_F(DatasetsTest, FolderWithStandardNamesConcatenatesTrainThenTest) {
 }
 
 TEST_F(DatasetsTest, FvecsBvecsIvecsRead) {
-  auto f = imsat::learn::load_dataset(
+  auto f = imsat::io::load_dataset(
       write("a.fvecs", vecs<float>({{1.5f, 2.5f}, {3.f, -4.f}, {0.f, 1.f}})));
   ASSERT_TRUE(f.is_ok()) << f.status().to_string();
   EXPECT_EQ(f->rows, 3u);
   EXPECT_EQ(f->cols, 2u);
   EXPECT_EQ(f->values[3], -4.f);
   EXPECT_FALSE(f->uint8_pixels);
-  auto b = imsat::learn::load_dataset(write("a.bvecs", vecs<uint8_t>({{1, 255, 3}, {4, 5, 6}})));
+  auto b = imsat::io::load_dataset(write("a.bvecs", vecs<uint8_t>({{1, 255, 3}, {4, 5, 6}})));
   ASSERT_TRUE(b.is_ok()) << b.status().to_string();
   EXPECT_EQ(b->values[1], 255.f);
-  auto i = imsat::learn::load_dataset(write("a.ivecs", vecs<int32_t>({{7}, {-9}})));
+  auto i = imsat::io::load_dataset(write("a.ivecs", vecs<int32_t>({{7}, {-9}})));
   ASSERT_TRUE(i.is_ok()) << i.status().to_string();
   EXPECT_EQ(i->values[1], -9.f);
 }
 
 TEST_F(DatasetsTest, VecsErrorsNameOffsetAndExpectation) {
   std::string bytes = vecs<float>({{1, 2, 3}, {4, 5, 6}});
-  auto truncated = imsat::learn::read_fvecs(write("t.fvecs", bytes.substr(0, bytes.size() - 2)));
+  auto truncated = imsat::io::read_fvecs(write("t.fvecs", bytes.substr(0, bytes.size() - 2)));
   ASSERT_FALSE(truncated.is_ok());
   EXPECT_TRUE(mentions(truncated.status(), "byte 20")) << truncated.status().message();
   EXPECT_TRUE(mentions(truncated.status(), "expected 12 bytes")) << truncated.status().message();
-  auto ragged = imsat::learn::read_fvecs(write("r.fvecs", vecs<float>({{1, 2, 3}, {4, 5}})));
+  auto ragged = imsat::io::read_fvecs(write("r.fvecs", vecs<float>({{1, 2, 3}, {4, 5}})));
   ASSERT_FALSE(ragged.is_ok());
   EXPECT_TRUE(mentions(ragged.status(), "dimension 2, expected 3")) << ragged.status().message();
   float nan = std::numeric_limits<float>::quiet_NaN();
-  auto with_nan = imsat::learn::read_fvecs(write("n.fvecs", vecs<float>({{1, nan}})));
+  auto with_nan = imsat::io::read_fvecs(write("n.fvecs", vecs<float>({{1, nan}})));
   ASSERT_FALSE(with_nan.is_ok());
   EXPECT_TRUE(mentions(with_nan.status(), "not a finite number")) << with_nan.status().message();
 }
 
 TEST_F(DatasetsTest, CsvWithHeaderAndLabelColumn) {
-  auto d = imsat::learn::read_csv(write("d.csv", "x,label,y\n1,3,2\n-1.5,4,1e2\n"));
+  auto d = imsat::io::read_csv(write("d.csv", "x,label,y\n1,3,2\n-1.5,4,1e2\n"));
   ASSERT_TRUE(d.is_ok()) << d.status().to_string();
   EXPECT_EQ(d->rows, 2u);
   EXPECT_EQ(d->cols, 2u);
@@ -180,34 +180,34 @@ TEST_F(DatasetsTest, CsvWithHeaderAndLabelColumn) {
 }
 
 TEST_F(DatasetsTest, CsvWithoutHeaderHasNoLabels) {
-  auto d = imsat::learn::read_csv(write("d.csv", "1,2\n3,4\n"));
+  auto d = imsat::io::read_csv(write("d.csv", "1,2\n3,4\n"));
   ASSERT_TRUE(d.is_ok()) << d.status().to_string();
   EXPECT_EQ(d->rows, 2u);
   EXPECT_TRUE(d->labels.empty());
 }
 
 TEST_F(DatasetsTest, CsvErrorsNameLineAndColumn) {
-  auto nan = imsat::learn::read_csv(write("a.csv", "a,b\n1,2\n3,nan\n"));
+  auto nan = imsat::io::read_csv(write("a.csv", "a,b\n1,2\n3,nan\n"));
   ASSERT_FALSE(nan.is_ok());
   EXPECT_TRUE(mentions(nan.status(), "a.csv:3: column 2")) << nan.status().message();
-  auto text = imsat::learn::read_csv(write("b.csv", "1,2\n3,x\n"));
+  auto text = imsat::io::read_csv(write("b.csv", "1,2\n3,x\n"));
   ASSERT_FALSE(text.is_ok());
   EXPECT_TRUE(mentions(text.status(), "b.csv:2: column 2 is not a number"))
       << text.status().message();
-  auto width = imsat::learn::read_csv(write("c.csv", "1,2\n3,4,5\n"));
+  auto width = imsat::io::read_csv(write("c.csv", "1,2\n3,4,5\n"));
   ASSERT_FALSE(width.is_ok());
   EXPECT_TRUE(mentions(width.status(), "expected 2 columns, found 3")) << width.status().message();
-  auto label = imsat::learn::read_csv(write("d.csv", "label,a\n1.5,2\n"));
+  auto label = imsat::io::read_csv(write("d.csv", "label,a\n1.5,2\n"));
   ASSERT_FALSE(label.is_ok());
   EXPECT_TRUE(mentions(label.status(), "label is not a non-negative 32-bit integer"))
       << label.status().message();
   // Found by fuzz_readers: values beyond int32 / float made the conversions undefined.
-  auto huge_label = imsat::learn::read_csv(write("e.csv", "a,label\n1,2\n3,5e91\n"));
+  auto huge_label = imsat::io::read_csv(write("e.csv", "a,label\n1,2\n3,5e91\n"));
   EXPECT_TRUE(mentions(huge_label.status(), "e.csv:3: label is not a non-negative"))
       << huge_label.status().message();
-  auto negative = imsat::learn::read_csv(write("f.csv", "a,label\n1,-2\n"));
+  auto negative = imsat::io::read_csv(write("f.csv", "a,label\n1,-2\n"));
   EXPECT_FALSE(negative.is_ok());
-  auto huge_value = imsat::learn::read_csv(write("g.csv", "a,b\n1,1e300\n"));
+  auto huge_value = imsat::io::read_csv(write("g.csv", "a,b\n1,1e300\n"));
   EXPECT_TRUE(mentions(huge_value.status(), "g.csv:2: column 2 is outside the float range"))
       << huge_value.status().message();
 }

@@ -1,4 +1,5 @@
-// Retrieval and clustering metrics, exactly as DESIGN.md defines them.
+// The paper's evaluation protocol, exactly as DESIGN.md defines it: splits, mAP with ties
+// grouped, precision@N, precision within radius r, mAP@k and precision-recall curves.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -10,8 +11,9 @@
 #include <thread>
 #include <vector>
 
+#include "common/code_bits.h"
 #include "index/hamming.h"
-#include "query/query.h"
+#include "query/protocol.h"
 
 namespace imsat::query {
 
@@ -84,9 +86,7 @@ class Ranking {
  public:
   static Result<Ranking> make(const std::vector<uint8_t>& codes, int bits,
                               const std::vector<int32_t>& labels, const Split& split) {
-    if (bits < 8 || bits > 1024 || bits % 8 != 0) {
-      return Status::invalid_argument("bits must be a multiple of 8 from 8 to 1024");
-    }
+    IMSAT_RETURN_IF_ERROR(check_code_bits(bits));
     const size_t code_bytes = static_cast<size_t>(bits) / 8;
     const size_t items = labels.size();
     if (codes.size() != items * code_bytes) {
@@ -295,232 +295,6 @@ Result<Curves> retrieval_curves(const std::vector<uint8_t>& codes, int bits,
   for (double& v : c.recall) v /= nq;
   for (double& v : c.precision_at_n) v /= nq;
   return c;
-}
-
-double recall_at_k(const std::vector<std::vector<uint64_t>>& found,
-                   const std::vector<std::vector<uint64_t>>& truth, size_t k) {
-  if (truth.empty() || k == 0) return 0;
-  double sum = 0;
-  for (size_t q = 0; q < truth.size() && q < found.size(); ++q) {
-    std::vector<uint64_t> t(truth[q].begin(),
-                            truth[q].begin() + static_cast<std::ptrdiff_t>(std::min(k, truth[q].size())));
-    std::sort(t.begin(), t.end());
-    size_t hit = 0;
-    for (size_t i = 0; i < found[q].size() && i < k; ++i) {
-      hit += std::binary_search(t.begin(), t.end(), found[q][i]);
-    }
-    sum += static_cast<double>(hit) / static_cast<double>(k);
-  }
-  return sum / static_cast<double>(truth.size());
-}
-
-std::vector<std::vector<uint64_t>> exact_neighbours(const float* queries, size_t nq,
-                                                    const float* gallery, size_t ng, size_t dim,
-                                                    size_t k, int threads) {
-  std::vector<std::vector<uint64_t>> out(nq);
-  k = std::min(k, ng);
-  auto work = [&](size_t begin, size_t end) {
-    std::vector<std::pair<float, uint64_t>> d(ng);
-    for (size_t q = begin; q < end; ++q) {
-      const float* x = queries + q * dim;
-      for (size_t g = 0; g < ng; ++g) {
-        const float* y = gallery + g * dim;
-        float s = 0;
-        for (size_t i = 0; i < dim; ++i) {
-          const float diff = x[i] - y[i];
-          s += diff * diff;
-        }
-        d[g] = {s, g};
-      }
-      std::partial_sort(d.begin(), d.begin() + static_cast<std::ptrdiff_t>(k), d.end());
-      for (size_t i = 0; i < k; ++i) out[q].push_back(d[i].second);
-    }
-  };
-  const size_t workers = std::max<size_t>(1, std::min<size_t>(static_cast<size_t>(threads), nq));
-  std::vector<std::thread> pool;
-  for (size_t w = 0; w < workers; ++w) {
-    pool.emplace_back(work, nq * w / workers, nq * (w + 1) / workers);
-  }
-  for (std::thread& t : pool) t.join();
-  return out;
-}
-
-Result<CodeHealth> code_health(const std::vector<uint8_t>& codes, int bits) {
-  if (bits < 8 || bits > 1024 || bits % 8 != 0) {
-    return Status::invalid_argument("bits must be a multiple of 8 from 8 to 1024");
-  }
-  const size_t bytes = static_cast<size_t>(bits) / 8;
-  if (codes.size() % bytes != 0) {
-    return Status::invalid_argument("codes are not a whole number of " + std::to_string(bits) +
-                                    "-bit codes");
-  }
-  CodeHealth h;
-  h.bits = bits;
-  h.rows = codes.size() / bytes;
-  const size_t d = static_cast<size_t>(bits);
-  std::vector<uint64_t> ones(d, 0), both(d * d, 0);
-  std::vector<uint16_t> set_bits;
-  set_bits.reserve(d);
-  for (size_t r = 0; r < h.rows; ++r) {
-    set_bits.clear();
-    for (size_t b = 0; b < d; ++b) {
-      if ((codes[r * bytes + b / 8] >> (b % 8)) & 1) set_bits.push_back(static_cast<uint16_t>(b));
-    }
-    for (size_t i = 0; i < set_bits.size(); ++i) {
-      ++ones[set_bits[i]];
-      for (size_t j = i + 1; j < set_bits.size(); ++j) ++both[set_bits[i] * d + set_bits[j]];
-    }
-  }
-  auto plogp = [](double p) { return p > 0 ? -p * std::log2(p) : 0.0; };
-  const double n = static_cast<double>(std::max<size_t>(h.rows, 1));
-  h.balance.resize(d);
-  h.entropy.resize(d);
-  h.pair_mi.assign(d * d, 0);
-  h.min_entropy = d > 0 ? 1.0 : 0.0;
-  for (size_t b = 0; b < d; ++b) {
-    h.balance[b] = static_cast<double>(ones[b]) / n;
-    h.entropy[b] = plogp(h.balance[b]) + plogp(1 - h.balance[b]);
-    h.mean_entropy += h.entropy[b] / static_cast<double>(d);
-    h.min_entropy = std::min(h.min_entropy, h.entropy[b]);
-  }
-  double sum_mi = 0;
-  for (size_t a = 0; a < d; ++a) {
-    for (size_t b = a + 1; b < d; ++b) {
-      const double p11 = static_cast<double>(both[a * d + b]) / n;
-      const double p10 = h.balance[a] - p11, p01 = h.balance[b] - p11;
-      const double p00 = 1 - p11 - p10 - p01;
-      const double joint = plogp(p11) + plogp(p10) + plogp(p01) + plogp(std::max(0.0, p00));
-      const double mi = std::max(0.0, h.entropy[a] + h.entropy[b] - joint);
-      h.pair_mi[a * d + b] = h.pair_mi[b * d + a] = mi;
-      sum_mi += mi;
-      if (mi > h.max_pair_mi) {
-        h.max_pair_mi = mi;
-        h.max_pair_a = static_cast<int>(a);
-        h.max_pair_b = static_cast<int>(b);
-      }
-    }
-  }
-  if (d > 1) h.mean_pair_mi = sum_mi / (static_cast<double>(d) * static_cast<double>(d - 1) / 2);
-  return h;
-}
-
-std::vector<size_t> hungarian_min_cost(const std::vector<double>& cost, size_t n) {
-  // Shortest augmenting paths with row and column potentials (Kuhn-Munkres, O(n^3)), 1-based
-  // internally; column 0 is a sentinel.
-  const double inf = std::numeric_limits<double>::infinity();
-  std::vector<double> u(n + 1, 0), v(n + 1, 0);
-  std::vector<size_t> match_col(n + 1, 0), way(n + 1, 0);
-  for (size_t row = 1; row <= n; ++row) {
-    match_col[0] = row;
-    size_t col0 = 0;
-    std::vector<double> min_to(n + 1, inf);
-    std::vector<bool> used(n + 1, false);
-    do {
-      used[col0] = true;
-      const size_t r = match_col[col0];
-      double delta = inf;
-      size_t col1 = 0;
-      for (size_t c = 1; c <= n; ++c) {
-        if (used[c]) continue;
-        const double reduced = cost[(r - 1) * n + (c - 1)] - u[r] - v[c];
-        if (reduced < min_to[c]) {
-          min_to[c] = reduced;
-          way[c] = col0;
-        }
-        if (min_to[c] < delta) {
-          delta = min_to[c];
-          col1 = c;
-        }
-      }
-      for (size_t c = 0; c <= n; ++c) {
-        if (used[c]) {
-          u[match_col[c]] += delta;
-          v[c] -= delta;
-        } else {
-          min_to[c] -= delta;
-        }
-      }
-      col0 = col1;
-    } while (match_col[col0] != 0);
-    do {
-      const size_t prev = way[col0];
-      match_col[col0] = match_col[prev];
-      col0 = prev;
-    } while (col0 != 0);
-  }
-  std::vector<size_t> assignment(n, 0);
-  for (size_t c = 1; c <= n; ++c) {
-    if (match_col[c] != 0) assignment[match_col[c] - 1] = c - 1;
-  }
-  return assignment;
-}
-
-namespace {
-
-// Dense ids 0..k-1 for arbitrary non-negative values.
-Result<std::vector<size_t>> densify(const std::vector<int32_t>& values, size_t* count) {
-  std::map<int32_t, size_t> ids;
-  std::vector<size_t> out(values.size());
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (values[i] < 0) return Status::invalid_argument("negative cluster or label value");
-    auto it = ids.emplace(values[i], ids.size()).first;
-    out[i] = it->second;
-  }
-  *count = ids.size();
-  return out;
-}
-
-}  // namespace
-
-Result<double> clustering_accuracy(const std::vector<int32_t>& clusters,
-                                   const std::vector<int32_t>& labels) {
-  if (clusters.size() != labels.size() || clusters.empty()) {
-    return Status::invalid_argument("clusters and labels must be non-empty and of equal length");
-  }
-  size_t kc = 0, kl = 0;
-  Result<std::vector<size_t>> c = densify(clusters, &kc);
-  if (!c.is_ok()) return c.status();
-  Result<std::vector<size_t>> l = densify(labels, &kl);
-  if (!l.is_ok()) return l.status();
-  const size_t n = std::max(kc, kl);
-  std::vector<double> counts(n * n, 0);
-  for (size_t i = 0; i < clusters.size(); ++i) counts[(*c)[i] * n + (*l)[i]] += 1;
-  std::vector<double> cost(n * n);
-  for (size_t i = 0; i < n * n; ++i) cost[i] = -counts[i];
-  std::vector<size_t> match = hungarian_min_cost(cost, n);
-  double correct = 0;
-  for (size_t r = 0; r < n; ++r) correct += counts[r * n + match[r]];
-  return correct / static_cast<double>(clusters.size());
-}
-
-Result<double> normalized_mutual_information(const std::vector<int32_t>& a,
-                                             const std::vector<int32_t>& b) {
-  if (a.size() != b.size() || a.empty()) {
-    return Status::invalid_argument("inputs must be non-empty and of equal length");
-  }
-  size_t ka = 0, kb = 0;
-  Result<std::vector<size_t>> da = densify(a, &ka);
-  if (!da.is_ok()) return da.status();
-  Result<std::vector<size_t>> db = densify(b, &kb);
-  if (!db.is_ok()) return db.status();
-  const double n = static_cast<double>(a.size());
-  std::vector<double> joint(ka * kb, 0), pa(ka, 0), pb(kb, 0);
-  for (size_t i = 0; i < a.size(); ++i) {
-    joint[(*da)[i] * kb + (*db)[i]] += 1 / n;
-    pa[(*da)[i]] += 1 / n;
-    pb[(*db)[i]] += 1 / n;
-  }
-  double mi = 0, ha = 0, hb = 0;
-  for (size_t i = 0; i < ka; ++i) {
-    for (size_t j = 0; j < kb; ++j) {
-      const double p = joint[i * kb + j];
-      if (p > 0) mi += p * std::log(p / (pa[i] * pb[j]));
-    }
-  }
-  for (double p : pa) ha -= p > 0 ? p * std::log(p) : 0;
-  for (double p : pb) hb -= p > 0 ? p * std::log(p) : 0;
-  if (ha + hb <= 0) return 1.0;  // both constant: identical partitions
-  return std::max(0.0, 2 * mi / (ha + hb));
 }
 
 }  // namespace imsat::query

@@ -11,9 +11,9 @@
 #include <limits>
 #include <sstream>
 
-#include "learn/learn.h"
+#include "learn/io/datasets.h"
 
-namespace imsat::learn {
+namespace imsat::io {
 namespace {
 
 namespace fs = std::filesystem;
@@ -492,4 +492,4 @@ Result<Dataset> load_dataset(const std::string& path, const std::string& labels_
   return d;
 }
 
-}  // namespace imsat::learn
+}  // namespace imsat::io

@@ -1,0 +1,184 @@
+// The code store's internals, shared by its source files (store_*.cpp) and nothing else.
+//
+// Column families (keys big-endian so that iteration follows ids):
+//   schema   "schema" -> text lines (format_version, bits, tables, model_fingerprint);
+//            "next_id" -> u64; "bulk:<job>" -> u64 source items committed by a bulk load
+//   codes    id (u64) -> code bytes | i32 tag (little-endian) | external key
+//   meta     id -> metadata bytes (absent when empty)
+//   keys     external key -> id
+//   buckets  u8 table | u32 substring | u64 id -> ""   (the multi-index entries)
+#pragma once
+
+#include <pthread.h>
+#include <rocksdb/db.h>
+
+#include <algorithm>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "index/code_store.h"
+
+namespace imsat::index {
+
+extern const char* const kCfNames[];
+enum Cf { kDefault = 0, kSchema, kCodes, kMeta, kKeys, kBuckets, kCfCount };
+
+// Translates a RocksDB status into the project's, prefixed with `what` (the file or operation).
+Status translate(const rocksdb::Status& s, const std::string& what);
+
+// Key encoding.
+std::string be64(uint64_t v);
+uint64_t from_be64(const rocksdb::Slice& s);
+// Meta column family key of an item's raw vector: its id followed by 'v' (sorts right after the
+// item's metadata record, be64(id)).
+std::string vector_key(uint64_t id);
+std::string bucket_key(int table, uint32_t sub, uint64_t id);
+
+// The schema record: format version, code length, multi-index tables, model fingerprint.
+struct Schema {
+  uint32_t format_version = kStoreFormatVersion;
+  int bits = 0;
+  int tables = 0;
+  std::string fingerprint;
+
+  std::string encode() const;
+  static Result<Schema> decode(const std::string& text);
+};
+
+// A reader-writer lock that does not starve the writer: glibc's rwlock prefers readers, so a
+// steady stream of searches would hold off every write. Readers and the writer both pass a gate
+// mutex; a waiting writer holds the gate, so new readers queue behind it. Both locks are
+// initialised with pthread_*_init (not static initialisers) so ThreadSanitizer tracks them even
+// when the memory held another lock before.
+class WriterFairMutex {
+ public:
+  WriterFairMutex() {
+    pthread_mutex_init(&gate_, nullptr);
+    pthread_rwlock_init(&rw_, nullptr);
+  }
+  ~WriterFairMutex() {
+    pthread_rwlock_destroy(&rw_);
+    pthread_mutex_destroy(&gate_);
+  }
+  WriterFairMutex(const WriterFairMutex&) = delete;
+  WriterFairMutex& operator=(const WriterFairMutex&) = delete;
+
+  void lock() {
+    pthread_mutex_lock(&gate_);
+    pthread_rwlock_wrlock(&rw_);
+    pthread_mutex_unlock(&gate_);
+  }
+  void unlock() { pthread_rwlock_unlock(&rw_); }
+  void lock_shared() {
+    pthread_mutex_lock(&gate_);
+    pthread_rwlock_rdlock(&rw_);
+    pthread_mutex_unlock(&gate_);
+  }
+  void unlock_shared() { pthread_rwlock_unlock(&rw_); }
+
+ private:
+  pthread_mutex_t gate_;
+  pthread_rwlock_t rw_;
+};
+
+struct CodeStore::Impl {
+  std::string path;
+  StoreOptions options;
+  Schema schema;
+  std::unique_ptr<rocksdb::DB> db;
+  std::vector<rocksdb::ColumnFamilyHandle*> cf;
+  rocksdb::WriteOptions write_options;
+  rocksdb::Options db_options;
+
+  // In-memory state, rebuilt on open. Guarded by state_mutex (shared for readers).
+  mutable WriterFairMutex state_mutex;
+  CodeArray codes{8};
+  MultiIndex mih{8, 1};
+  std::vector<uint64_t> slot_ids;        // increasing: slot order is id order
+  std::vector<uint64_t> key_offsets{0};  // slot s: [key_offsets[s], key_offsets[s + 1]) in key_blob
+  std::string key_blob;
+  uint64_t next_id = 1;
+
+  std::mutex writer_mutex;  // one writer at a time
+
+  ~Impl() {
+    for (auto* h : cf) {
+      if (h != nullptr && db) db->DestroyColumnFamilyHandle(h);
+    }
+    if (db) db->Close().PermitUncheckedError();
+  }
+
+  std::string key_of(uint32_t slot) const {
+    return key_blob.substr(key_offsets[slot], key_offsets[slot + 1] - key_offsets[slot]);
+  }
+  // Slot of a live id, or -1.
+  int64_t slot_of(uint64_t id) const {
+    auto it = std::lower_bound(slot_ids.begin(), slot_ids.end(), id);
+    if (it == slot_ids.end() || *it != id) return -1;
+    const auto slot = static_cast<uint32_t>(it - slot_ids.begin());
+    return codes.is_deleted(slot) ? -1 : static_cast<int64_t>(slot);
+  }
+  Result<uint64_t> lookup_id(const std::string& key) const {
+    std::string value;
+    rocksdb::Status s = db->Get(rocksdb::ReadOptions(), cf[kKeys], key, &value);
+    if (s.IsNotFound()) return Status::not_found("no item with key '" + key + "'");
+    if (!s.ok()) return translate(s, "reading key '" + key + "'");
+    if (value.size() != 8) return Status::corruption("key '" + key + "' maps to a damaged id");
+    return from_be64(value);
+  }
+  void append_memory(uint64_t id, const std::string& key, const uint8_t* code, int32_t tag) {
+    const uint32_t slot = codes.append(code, tag);
+    slot_ids.push_back(id);
+    key_blob += key;
+    key_offsets.push_back(key_blob.size());
+    mih.insert(codes, slot);
+  }
+  Status validate(const std::vector<Item>& items) const;
+
+  // The records of one batch, per column family. Within a family every key is distinct, so the
+  // records can be written in any order; they are sorted before writing, which SST files need
+  // and which keeps memtable inserts near the previous one (a skip-list insert starts its search
+  // from the last insert).
+  struct Record {
+    std::string key;
+    std::string value;
+    bool erase = false;
+    bool operator<(const Record& o) const { return key < o.key; }
+  };
+  struct BatchPlan {
+    std::vector<Record> records[kCfCount];
+    std::vector<std::pair<uint32_t, uint64_t>> replaced;  // (slot, old id) of upserted keys
+    uint64_t next_id = 0;
+  };
+
+  // One MultiGet of `keys` in column family `c`; values and found get one entry per key.
+  void multi_get(Cf c, const std::vector<rocksdb::Slice>& keys,
+                 std::vector<rocksdb::PinnableSlice>* values,
+                 std::vector<rocksdb::Status>* found) const {
+    values->clear();
+    values->resize(keys.size());
+    found->assign(keys.size(), rocksdb::Status());
+    db->MultiGet(rocksdb::ReadOptions(), cf[c], keys.size(), keys.data(), values->data(),
+                 found->data());
+  }
+
+  // Plans a batch of upserts: one MultiGet finds the keys that already exist; their old records
+  // are deleted and every item gets a new id. Caller holds writer_mutex.
+  Result<BatchPlan> plan(const std::vector<Item>& items) const;
+
+  // Commits a plan as one WriteBatch through the write-ahead log.
+  Status commit_write_batch(const BatchPlan& p);
+
+  // Commits a plan as SST files, one per column family, ingested in one atomic step: the bulk
+  // path, which skips the write-ahead log and the memtables. Durable when it returns (the
+  // ingestion is recorded in the synced MANIFEST).
+  Status commit_ingest(const BatchPlan& p);
+
+  // Applies a committed plan to the in-memory array and buckets.
+  void apply(const BatchPlan& p, const std::vector<Item>& items);
+};
+
+
+}  // namespace imsat::index

@@ -1,0 +1,247 @@
+// The code store's read path: item, metadata and vector reads by key or id, Hamming search over
+// the in-memory codes, and the statistics that diagnostics sample.
+#include "index/store_internal.h"
+
+#include <cstring>
+
+namespace imsat::index {
+
+StoreInfo CodeStore::info() const {
+  std::shared_lock lock(impl_->state_mutex);
+  StoreInfo i;
+  i.bits = impl_->schema.bits;
+  i.tables = impl_->schema.tables;
+  i.format_version = impl_->schema.format_version;
+  i.model_fingerprint = impl_->schema.fingerprint;
+  i.items = impl_->codes.live();
+  i.memory_bytes = impl_->codes.memory_bytes() + impl_->mih.memory_bytes() +
+                   impl_->slot_ids.capacity() * 8 + impl_->key_offsets.capacity() * 8 +
+                   impl_->key_blob.capacity();
+  return i;
+}
+
+int CodeStore::bits() const { return impl_->schema.bits; }
+
+Result<Item> CodeStore::get(const std::string& key) const {
+  Result<uint64_t> id = impl_->lookup_id(key);
+  if (!id.is_ok()) return id.status();
+  Item item;
+  item.key = key;
+  {
+    std::shared_lock lock(impl_->state_mutex);
+    const int64_t slot = impl_->slot_of(*id);
+    if (slot < 0) return Status::not_found("no item with key '" + key + "'");
+    item.code.resize(impl_->codes.code_bytes());
+    impl_->codes.unpack(static_cast<uint32_t>(slot), item.code.data());
+    item.tag = impl_->codes.tag(static_cast<uint32_t>(slot));
+  }
+  rocksdb::Status s =
+      impl_->db->Get(rocksdb::ReadOptions(), impl_->cf[kMeta], be64(*id), &item.metadata);
+  if (!s.ok() && !s.IsNotFound()) return translate(s, "reading metadata of '" + key + "'");
+  std::string v;
+  s = impl_->db->Get(rocksdb::ReadOptions(), impl_->cf[kMeta], vector_key(*id), &v);
+  if (!s.ok() && !s.IsNotFound()) return translate(s, "reading the vector of '" + key + "'");
+  item.vector.resize(v.size() / sizeof(float));
+  if (!v.empty()) std::memcpy(item.vector.data(), v.data(), item.vector.size() * sizeof(float));
+  return item;
+}
+
+Result<std::vector<Item>> CodeStore::scroll(uint64_t after_id, size_t limit,
+                                            uint64_t* last_id) const {
+  std::vector<Item> out;
+  std::vector<uint64_t> ids;
+  *last_id = after_id;
+  {
+    std::shared_lock lock(impl_->state_mutex);
+    const CodeArray& codes = impl_->codes;
+    auto it = std::upper_bound(impl_->slot_ids.begin(), impl_->slot_ids.end(), after_id);
+    for (auto slot = static_cast<uint32_t>(it - impl_->slot_ids.begin());
+         slot < codes.size() && out.size() < limit; ++slot) {
+      if (codes.is_deleted(slot)) continue;
+      Item item;
+      item.key = impl_->key_of(slot);
+      item.code.resize(codes.code_bytes());
+      codes.unpack(slot, item.code.data());
+      item.tag = codes.tag(slot);
+      out.push_back(std::move(item));
+      ids.push_back(impl_->slot_ids[slot]);
+    }
+  }
+  if (!ids.empty()) *last_id = ids.back();
+  IMSAT_ASSIGN_OR_RETURN(std::vector<std::string> meta, metadata(ids));
+  for (size_t i = 0; i < out.size(); ++i) out[i].metadata = std::move(meta[i]);
+  return out;
+}
+
+Result<size_t> CodeStore::count_existing(const std::vector<std::string>& keys,
+                                         std::string* first_found) const {
+  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+  std::vector<rocksdb::PinnableSlice> values;
+  std::vector<rocksdb::Status> found;
+  impl_->multi_get(kKeys, slices, &values, &found);
+  size_t n = 0;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (found[i].IsNotFound()) continue;
+    IMSAT_RETURN_IF_ERROR(translate(found[i], "reading key '" + keys[i] + "'"));
+    if (n++ == 0 && first_found != nullptr) *first_found = keys[i];
+  }
+  return n;
+}
+
+Result<std::vector<std::string>> CodeStore::metadata(const std::vector<uint64_t>& ids) const {
+  std::vector<std::string> keys;
+  keys.reserve(ids.size());
+  for (uint64_t id : ids) keys.push_back(be64(id));
+  std::vector<rocksdb::PinnableSlice> values;
+  std::vector<rocksdb::Status> found;
+  impl_->multi_get(kMeta, std::vector<rocksdb::Slice>(keys.begin(), keys.end()), &values, &found);
+  std::vector<std::string> out(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (found[i].IsNotFound()) continue;
+    if (!found[i].ok()) return translate(found[i], "reading metadata");
+    out[i] = values[i].ToString();
+  }
+  return out;
+}
+
+Status CodeStore::for_each_vector(
+    const std::function<void(uint64_t id, const float* values, size_t count)>& fn) const {
+  std::unique_ptr<rocksdb::Iterator> it(
+      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->cf[kMeta]));
+  std::vector<float> values;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    const rocksdb::Slice key = it->key();
+    if (key.size() != 9 || key[8] != 'v') continue;  // metadata records are 8 bytes
+    const rocksdb::Slice v = it->value();
+    if (v.size() % sizeof(float) != 0) {
+      return Status::corruption("stored vector of item " +
+                                std::to_string(from_be64(rocksdb::Slice(key.data(), 8))) +
+                                " is not a whole number of floats");
+    }
+    values.resize(v.size() / sizeof(float));
+    if (!v.empty()) std::memcpy(values.data(), v.data(), v.size());
+    fn(from_be64(rocksdb::Slice(key.data(), 8)), values.data(), values.size());
+  }
+  return translate(it->status(), "reading stored vectors");
+}
+
+Result<std::vector<float>> CodeStore::vectors(const std::vector<uint64_t>& ids,
+                                              size_t dim) const {
+  std::vector<std::string> keys;
+  keys.reserve(ids.size());
+  for (uint64_t id : ids) keys.push_back(vector_key(id));
+  std::vector<rocksdb::PinnableSlice> values;
+  std::vector<rocksdb::Status> found;
+  impl_->multi_get(kMeta, std::vector<rocksdb::Slice>(keys.begin(), keys.end()), &values, &found);
+  std::vector<float> out(ids.size() * dim);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (found[i].IsNotFound()) {
+      return Status::not_found("item " + std::to_string(ids[i]) +
+                               " has no stored vector (index with vectors to re-rank exactly)");
+    }
+    if (!found[i].ok()) return translate(found[i], "reading stored vectors");
+    if (values[i].size() != dim * sizeof(float)) {
+      return Status::invalid_argument("stored vector of item " + std::to_string(ids[i]) + " has " +
+                                      std::to_string(values[i].size() / sizeof(float)) +
+                                      " values, expected " + std::to_string(dim));
+    }
+    std::memcpy(out.data() + i * dim, values[i].data(), dim * sizeof(float));
+  }
+  return out;
+}
+
+Result<std::vector<Hit>> CodeStore::search(const std::vector<uint8_t>& code, const SearchOptions& o,
+                                           SearchStats* stats) const {
+  const int bits = impl_->schema.bits;
+  if (code.size() != static_cast<size_t>(bits) / 8) {
+    return Status::invalid_argument("query code has " + std::to_string(code.size() * 8) +
+                                    " bits; the store holds " + std::to_string(bits) +
+                                    "-bit codes");
+  }
+  if (o.radius < 0 && (o.k < 1 || o.k > kMaxK)) {
+    return Status::invalid_argument("k must be from 1 to " + std::to_string(kMaxK) + ", got " +
+                                    std::to_string(o.k));
+  }
+  if (o.radius > bits) {
+    return Status::invalid_argument("radius " + std::to_string(o.radius) + " exceeds the " +
+                                    std::to_string(bits) + "-bit code length");
+  }
+  std::vector<uint8_t> allowed;
+  if (o.allowed_keys != nullptr) {
+    std::vector<uint64_t> ids;
+    for (const std::string& key : *o.allowed_keys) {
+      Result<uint64_t> id = impl_->lookup_id(key);
+      if (id.is_ok()) ids.push_back(*id);
+    }
+    std::shared_lock lock(impl_->state_mutex);
+    allowed.assign(impl_->codes.size(), 0);
+    for (uint64_t id : ids) {
+      const int64_t slot = impl_->slot_of(id);
+      if (slot >= 0) allowed[static_cast<size_t>(slot)] = 1;
+    }
+  }
+  std::shared_lock lock(impl_->state_mutex);
+  const CodeArray& codes = impl_->codes;
+  if (allowed.size() < codes.size() && o.allowed_keys != nullptr) allowed.resize(codes.size(), 0);
+  Filter filter;
+  if (o.allowed_keys != nullptr) filter.allowed_slots = &allowed;
+  filter.tag_predicate = o.tag_predicate;
+  std::vector<uint64_t> query(codes.words());
+  codes.pack(code.data(), query.data());
+  std::vector<Neighbor> found;
+  if (o.radius >= 0) {
+    found =
+        o.use_multi_index
+            ? impl_->mih.radius(codes, query.data(), static_cast<uint32_t>(o.radius), filter, stats)
+            : scan_radius(codes, query.data(), static_cast<uint32_t>(o.radius), filter, stats);
+  } else {
+    found = o.use_multi_index ? impl_->mih.knn(codes, query.data(), o.k, filter, stats)
+                              : scan_knn(codes, query.data(), o.k, filter, stats, o.threads);
+  }
+  std::vector<Hit> hits;
+  hits.reserve(found.size());
+  for (const Neighbor& n : found) {
+    hits.push_back({impl_->key_of(n.slot), n.distance, codes.tag(n.slot), impl_->slot_ids[n.slot],
+                    {}});
+    if (o.with_codes) {
+      hits.back().code.resize(codes.code_bytes());
+      codes.unpack(n.slot, hits.back().code.data());
+    }
+  }
+  return hits;
+}
+
+std::vector<std::vector<uint64_t>> CodeStore::occupancy_histograms(size_t max_count) const {
+  std::shared_lock lock(impl_->state_mutex);
+  std::vector<std::vector<uint64_t>> out;
+  for (int t = 0; t < impl_->mih.tables(); ++t)
+    out.push_back(impl_->mih.occupancy_histogram(t, max_count));
+  return out;
+}
+
+std::vector<uint64_t> CodeStore::distance_histogram(size_t sample_queries, uint64_t seed) const {
+  std::shared_lock lock(impl_->state_mutex);
+  return index::distance_histogram(impl_->codes, sample_queries, seed);
+}
+
+std::vector<uint8_t> CodeStore::sample_codes(size_t max_items, std::vector<int32_t>* tags) const {
+  std::shared_lock lock(impl_->state_mutex);
+  const CodeArray& codes = impl_->codes;
+  const size_t bytes = codes.code_bytes();
+  std::vector<uint8_t> out;
+  if (tags != nullptr) tags->clear();
+  if (codes.live() == 0 || max_items == 0) return out;
+  const size_t step = std::max<size_t>(1, codes.size() / max_items);
+  out.reserve(std::min(max_items, codes.live()) * bytes);
+  size_t taken = 0;
+  for (size_t slot = 0; slot < codes.size() && taken < max_items; slot += step) {
+    if (codes.is_deleted(static_cast<uint32_t>(slot))) continue;
+    ++taken;
+    out.resize(out.size() + bytes);
+    codes.unpack(static_cast<uint32_t>(slot), out.data() + out.size() - bytes);
+    if (tags != nullptr) tags->push_back(codes.tag(static_cast<uint32_t>(slot)));
+  }
+  return out;
+}
+
+}  // namespace imsat::index

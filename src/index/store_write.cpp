@@ -1,0 +1,230 @@
+// The code store's write path: validating and planning a batch (upserts find existing keys with
+// one MultiGet), committing it as one WriteBatch or as ingested SST files, and applying it to the
+// in-memory state; deletes and resumable bulk loads.
+#include "index/store_internal.h"
+
+#include <rocksdb/sst_file_writer.h>
+#include <rocksdb/write_batch.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <unordered_set>
+
+namespace imsat::index {
+
+Status CodeStore::Impl::validate(const std::vector<Item>& items) const {
+  std::unordered_set<std::string> seen;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const Item& it = items[i];
+    if (it.key.empty()) {
+      return Status::invalid_argument("item " + std::to_string(i) + " has an empty key");
+    }
+    if (it.code.size() != codes.code_bytes()) {
+      return Status::invalid_argument(
+          "item '" + it.key + "' has a " + std::to_string(it.code.size() * 8) +
+          "-bit code; the store holds " + std::to_string(codes.bits()) + "-bit codes");
+    }
+    if (!seen.insert(it.key).second) {
+      return Status::invalid_argument("key '" + it.key + "' appears twice in one batch");
+    }
+    for (float v : it.vector) {
+      if (!std::isfinite(v)) {
+        return Status::invalid_argument("item '" + it.key + "' has a NaN or infinite value");
+      }
+    }
+  }
+  return Status::ok();
+}
+
+Result<CodeStore::Impl::BatchPlan> CodeStore::Impl::plan(const std::vector<Item>& items) const {
+  IMSAT_RETURN_IF_ERROR(validate(items));
+  BatchPlan p;
+  std::vector<rocksdb::Slice> keys;
+  keys.reserve(items.size());
+  for (const Item& item : items) keys.emplace_back(item.key);
+  std::vector<rocksdb::PinnableSlice> values;
+  std::vector<rocksdb::Status> found;
+  multi_get(kKeys, keys, &values, &found);
+  std::vector<uint64_t> packed(codes.words());
+  uint64_t id = next_id;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const Item& item = items[i];
+    if (found[i].ok()) {
+      if (values[i].size() != 8) {
+        return Status::corruption("key '" + item.key + "' maps to a damaged id");
+      }
+      const uint64_t old = from_be64(values[i]);
+      const int64_t slot = slot_of(old);
+      if (slot < 0) return Status::corruption("key '" + item.key + "' maps to a missing item");
+      p.records[kCodes].push_back({be64(old), "", true});
+      p.records[kMeta].push_back({be64(old), "", true});
+      p.records[kMeta].push_back({vector_key(old), "", true});
+      for (int t = 0; t < mih.tables(); ++t) {
+        p.records[kBuckets].push_back(
+            {bucket_key(t, mih.substring(t, codes.code(static_cast<uint32_t>(slot))), old), "",
+             true});
+      }
+      p.replaced.emplace_back(static_cast<uint32_t>(slot), old);
+    } else if (!found[i].IsNotFound()) {
+      return translate(found[i], "reading key '" + item.key + "'");
+    }
+    std::string value(reinterpret_cast<const char*>(item.code.data()), item.code.size());
+    char tag[4];
+    std::memcpy(tag, &item.tag, 4);
+    value.append(tag, 4);
+    value += item.key;
+    const std::string idk = be64(id);
+    p.records[kCodes].push_back({idk, std::move(value)});
+    if (!item.metadata.empty()) p.records[kMeta].push_back({idk, item.metadata});
+    if (!item.vector.empty()) {
+      p.records[kMeta].push_back(
+          {vector_key(id), std::string(reinterpret_cast<const char*>(item.vector.data()),
+                                       item.vector.size() * sizeof(float))});
+    }
+    p.records[kKeys].push_back({item.key, idk});
+    codes.pack(item.code.data(), packed.data());
+    for (int t = 0; t < mih.tables(); ++t) {
+      p.records[kBuckets].push_back({bucket_key(t, mih.substring(t, packed.data()), id), ""});
+    }
+    ++id;
+  }
+  p.next_id = id;
+  p.records[kSchema].push_back({"next_id", be64(id)});
+  for (auto& r : p.records) std::sort(r.begin(), r.end());
+  return p;
+}
+
+Status CodeStore::Impl::commit_write_batch(const BatchPlan& p) {
+  rocksdb::WriteBatch batch;
+  for (int c = 1; c < kCfCount; ++c) {
+    for (const Record& r : p.records[c]) {
+      if (r.erase) {
+        batch.Delete(cf[c], r.key);
+      } else {
+        batch.Put(cf[c], r.key, r.value);
+      }
+    }
+  }
+  return translate(db->Write(write_options, &batch), "writing a batch");
+}
+
+Status CodeStore::Impl::commit_ingest(const BatchPlan& p) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(path) / "bulk-ingest";
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  fs::create_directories(dir, ec);
+  if (ec) return Status::io_error(dir.string() + ": " + ec.message());
+  std::vector<rocksdb::IngestExternalFileArg> args;
+  for (int c = 1; c < kCfCount; ++c) {
+    if (p.records[c].empty()) continue;
+    const std::string file = (dir / (std::string(kCfNames[c]) + ".sst")).string();
+    rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), db_options, cf[c]);
+    IMSAT_RETURN_IF_ERROR(translate(writer.Open(file), file));
+    for (const Record& r : p.records[c]) {
+      IMSAT_RETURN_IF_ERROR(
+          translate(r.erase ? writer.Delete(r.key) : writer.Put(r.key, r.value), file));
+    }
+    IMSAT_RETURN_IF_ERROR(translate(writer.Finish(), file));
+    rocksdb::IngestExternalFileArg arg;
+    arg.column_family = cf[c];
+    arg.external_files = {file};
+    arg.options.move_files = true;
+    args.push_back(std::move(arg));
+  }
+  Status s = translate(db->IngestExternalFiles(args), "ingesting a bulk batch");
+  fs::remove_all(dir, ec);
+  return s;
+}
+
+void CodeStore::Impl::apply(const BatchPlan& p, const std::vector<Item>& items) {
+  std::unique_lock lock(state_mutex);
+  for (const auto& [slot, old] : p.replaced) codes.erase(slot);
+  uint64_t id = next_id;
+  for (const Item& item : items) append_memory(id++, item.key, item.code.data(), item.tag);
+  next_id = p.next_id;
+}
+
+Status CodeStore::put(const std::vector<Item>& items) {
+  if (items.empty()) return Status::ok();
+  std::lock_guard writer(impl_->writer_mutex);
+  Result<Impl::BatchPlan> plan = impl_->plan(items);
+  if (!plan.is_ok()) return plan.status();
+  IMSAT_RETURN_IF_ERROR(impl_->commit_write_batch(*plan));
+  impl_->apply(*plan, items);
+  return Status::ok();
+}
+
+Status CodeStore::erase(const std::vector<std::string>& keys) {
+  std::lock_guard writer(impl_->writer_mutex);
+  rocksdb::WriteBatch batch;
+  std::vector<uint32_t> slots;
+  std::unordered_set<std::string> seen;
+  for (const std::string& key : keys) {
+    if (!seen.insert(key).second) continue;
+    Result<uint64_t> id = impl_->lookup_id(key);
+    if (!id.is_ok()) return id.status();
+    const int64_t slot = impl_->slot_of(*id);
+    if (slot < 0) return Status::corruption("key '" + key + "' maps to a missing item");
+    batch.Delete(impl_->cf[kCodes], be64(*id));
+    batch.Delete(impl_->cf[kMeta], be64(*id));
+    batch.Delete(impl_->cf[kMeta], vector_key(*id));
+    batch.Delete(impl_->cf[kKeys], key);
+    for (int t = 0; t < impl_->mih.tables(); ++t) {
+      const uint64_t* code = impl_->codes.code(static_cast<uint32_t>(slot));
+      batch.Delete(impl_->cf[kBuckets], bucket_key(t, impl_->mih.substring(t, code), *id));
+    }
+    slots.push_back(static_cast<uint32_t>(slot));
+  }
+  IMSAT_RETURN_IF_ERROR(translate(impl_->db->Write(impl_->write_options, &batch), "deleting"));
+  std::unique_lock lock(impl_->state_mutex);
+  for (uint32_t s : slots) impl_->codes.erase(s);
+  return Status::ok();
+}
+
+Result<size_t> CodeStore::bulk_progress(const std::string& job) const {
+  std::string v;
+  rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), impl_->cf[kSchema], "bulk:" + job, &v);
+  if (s.IsNotFound()) return size_t{0};
+  if (!s.ok()) return translate(s, "reading bulk progress of " + job);
+  if (v.size() != 8) return Status::corruption("bulk progress record of " + job + " is damaged");
+  return static_cast<size_t>(from_be64(v));
+}
+
+Status CodeStore::bulk_load(const std::string& job, const std::function<bool(size_t, Item*)>& next,
+                            size_t batch_items, const std::function<void(size_t)>& progress) {
+  if (job.empty()) return Status::invalid_argument("bulk load needs a job name");
+  if (batch_items == 0) return Status::invalid_argument("batch size must be positive");
+  std::lock_guard writer(impl_->writer_mutex);
+  Result<size_t> done = bulk_progress(job);
+  if (!done.is_ok()) return done.status();
+  size_t position = *done;
+  std::vector<Item> items;
+  bool more = true;
+  while (more) {
+    items.clear();
+    while (items.size() < batch_items) {
+      Item item;
+      if (!next(position + items.size(), &item)) {
+        more = false;
+        break;
+      }
+      items.push_back(std::move(item));
+    }
+    if (items.empty()) break;
+    Result<Impl::BatchPlan> plan = impl_->plan(items);
+    if (!plan.is_ok()) return plan.status();
+    // The progress record travels in the same atomic ingestion as the items.
+    auto& schema = plan->records[kSchema];
+    schema.push_back({"bulk:" + job, be64(position + items.size())});
+    std::sort(schema.begin(), schema.end());
+    IMSAT_RETURN_IF_ERROR(impl_->commit_ingest(*plan));
+    impl_->apply(*plan, items);
+    position += items.size();
+    if (progress) progress(position);
+  }
+  return Status::ok();
+}
+
+}  // namespace imsat::index

@@ -1,0 +1,187 @@
+// imsat::query::QueryEngine — a store and (optionally) the model that made its codes: search by
+// raw vector, image, code or stored key with optional re-ranking; item operations; evaluation and
+// code health of the whole store. The one entry point both front-ends (src/http, tools/) call.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/status.h"
+#include "index/code_store.h"
+#include "learn/learn.h"
+#include "query/code_health.h"
+#include "query/protocol.h"
+
+namespace imsat::query {
+
+enum class Rerank {
+  kNone,        // Hamming order (ties by insertion)
+  kExact,       // Euclidean distance between raw vectors (the store must hold them)
+  kAsymmetric,  // expected Hamming distance under the query's bit probabilities
+};
+Result<Rerank> parse_rerank(const std::string& name);  // none, exact, asymmetric
+const char* rerank_name(Rerank r);
+
+struct SearchRequest {
+  size_t k = 10;
+  int radius = -1;  // >= 0: every item within this Hamming radius (then no re-ranking)
+  Rerank rerank = Rerank::kNone;
+  size_t candidates = 0;  // Hamming candidates re-ranked; 0 = max(10 k, 100)
+  std::optional<int32_t> label;  // filter: only items with this tag (label)
+  bool use_multi_index = true;
+  bool with_metadata = true;
+};
+
+struct SearchHit {
+  std::string key;
+  uint32_t distance = 0;  // Hamming
+  double score = 0;       // the re-rank distance; the Hamming distance without re-ranking
+  int32_t label = index::kNoTag;
+  std::string metadata;
+};
+
+struct SearchResponse {
+  std::vector<SearchHit> hits;
+  std::string query_code;  // hex
+  index::SearchStats stats;
+  size_t candidates_reranked = 0;
+};
+
+
+// An item to add: exactly one of `code` (code_bytes() bytes) and `vector` (the model's input).
+struct NewItem {
+  std::string key;
+  std::vector<uint8_t> code;
+  std::vector<float> vector;
+  std::optional<int32_t> label;
+  std::string metadata;  // opaque (JSON by convention)
+};
+
+// A stored item as the front-ends show it.
+struct StoredItem {
+  std::string key;
+  std::string code_hex;
+  std::optional<int32_t> label;
+  std::string metadata;
+  std::vector<float> vector;  // empty when stored without one
+};
+
+constexpr size_t kMaxScroll = 10000;
+struct ScrollPage {
+  std::vector<StoredItem> items;  // without vectors
+  std::string next_cursor;        // empty at the end
+};
+
+struct EvaluateRequest {
+  size_t queries_per_class = 100;
+  uint64_t seed = 0;
+  RetrievalOptions options;  // precision@N and radius r
+};
+struct StoreEvaluation {
+  RetrievalMetrics metrics;
+  size_t queries = 0, gallery = 0, labelled_items = 0;
+  double seconds = 0;
+};
+
+struct StoreHealth {
+  size_t items = 0;
+  int bits = 0;
+  CodeHealth health;                                // rows == 0 for an empty store
+  std::vector<uint64_t> distance_histogram;         // index = distance
+  std::vector<std::vector<uint64_t>> bucket_occupancy;  // per multi-index table
+};
+
+// Holds a store and (optionally) the model that made its codes. Searches by raw vector (encoded
+// by the model), by code, or by a stored item's key. Thread-safe for concurrent searches.
+class QueryEngine {
+ public:
+  // Opens an existing store. With a model, its code length must equal the store's and its
+  // fingerprint the one recorded in the store (when the store recorded one): else
+  // InvalidArgument naming both.
+  static Result<std::unique_ptr<QueryEngine>> open(const std::string& db,
+                                                   const std::string& model_path = "");
+  // Over an already open store and loaded model (e.g. for tests).
+  static Result<std::unique_ptr<QueryEngine>> create(std::unique_ptr<index::CodeStore> store,
+                                                     std::unique_ptr<learn::Model> model);
+  ~QueryEngine();
+
+  const learn::Model* model() const { return model_.get(); }
+  // The store's schema and size (bits, tables, items, memory, fingerprint).
+  index::StoreInfo info() const;
+  int bits() const { return store_->bits(); }
+
+  // Loads every stored raw vector into memory so exact re-ranking reads memory instead of
+  // RocksDB (rows x dim floats). Items added later are read from the store as before; ids are
+  // never reused, so cached vectors cannot go stale. Not thread-safe against searches: call
+  // before serving. Errors: InvalidArgument when stored vectors differ in length.
+  Status cache_vectors();
+  size_t cached_vectors() const { return cache_ids_.size(); }
+
+  // Codes of raw items through the model (serialised: a Model encodes on one thread at a time).
+  // InvalidArgument without a model or for a wrong dimension or NaN.
+  Result<std::vector<uint8_t>> encode(const float* raw, size_t rows, size_t dim) const;
+
+  // Errors: InvalidArgument (no model, wrong dimension, NaN, bad k/radius, re-ranking that the
+  // query or store cannot support), NotFound (stored vectors missing for exact re-ranking).
+  Result<SearchResponse> search_vector(const float* vector, size_t dim,
+                                       const SearchRequest& request) const;
+  Result<SearchResponse> search_code(const std::vector<uint8_t>& code,
+                                     const SearchRequest& request) const;
+  // Decodes an uploaded image (image_to_input) and searches by the resulting vector.
+  Result<SearchResponse> search_image(const std::string& encoded, const SearchRequest& request,
+                                      bool invert = false) const;
+  // Uses the stored item's code (and its stored vector for exact re-ranking). NotFound for an
+  // unknown key.
+  Result<SearchResponse> search_key(const std::string& key, const SearchRequest& request) const;
+
+  // ---- Items (every write is one atomic, synced batch: durable when it returns OK)
+
+  // Adds or replaces items given by code or by raw vector (encoded here through the model, in one
+  // batch). Everything is validated before anything is written: a bad item rejects the whole
+  // call, naming the item by position. Returns the number of live items afterwards. Errors:
+  // InvalidArgument (empty or duplicate key, both or neither of code and vector, wrong code
+  // length or dimension, NaN, a vector without a model), IOError.
+  Result<size_t> add_items(std::vector<NewItem> items);
+  // The stored item, or NotFound.
+  Result<StoredItem> get_item(const std::string& key) const;
+  // Deletes items by key; an unknown key is NotFound and nothing is deleted.
+  Status erase_items(const std::vector<std::string>& keys);
+  // Up to `limit` items (1..kMaxScroll) in insertion order after `cursor` (empty: from the
+  // first); the page's next_cursor continues. Vectors are not returned.
+  Result<ScrollPage> scroll(const std::string& cursor, size_t limit) const;
+  // The stored raw vector of an item drawn as a PNG image of the model's input shape. NotFound
+  // when the item is unknown, has no stored vector, or the model does not take images.
+  Result<std::string> item_png(const std::string& key) const;
+
+  // ---- Whole-store operations
+
+  // The paper's protocol over the labelled items of the store (evaluation.cpp). InvalidArgument
+  // when the store holds no labelled items or a label has too few items.
+  Result<StoreEvaluation> evaluate(const EvaluateRequest& request) const;
+  // Code health of up to `sample_items` items: bit balance, entropy, pairwise MI, the histogram of
+  // distances from `distance_queries` sampled items to every item, and the multi-index bucket
+  // occupancy (code_health.h).
+  Result<StoreHealth> health(size_t sample_items = 100000, size_t distance_queries = 50) const;
+  // Checks that the store's records agree with each other (CodeStore::verify).
+  Status verify() const;
+
+ private:
+  QueryEngine(std::unique_ptr<index::CodeStore> store, std::unique_ptr<learn::Model> model);
+  Result<SearchResponse> run(const std::vector<uint8_t>& code, const float* vector, size_t dim,
+                             const std::vector<float>* probabilities,
+                             const SearchRequest& request) const;
+  std::unique_ptr<index::CodeStore> store_;
+  std::unique_ptr<learn::Model> model_;
+  mutable std::mutex model_mutex_;  // guards every call into model_
+  std::unordered_map<uint64_t, size_t> cache_ids_;  // id -> row of cache_
+  std::vector<float> cache_;
+  size_t cache_dim_ = 0;
+};
+
+}  // namespace imsat::query

@@ -1,0 +1,23 @@
+// Uploaded images to model inputs.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "learn/learn.h"
+
+namespace imsat::query {
+
+// Decodes a PNG or JPEG (or BMP, GIF, PNM) image to the input a pixel model expects: grayscale,
+// resized to the model's item shape (H x W) when it differs, values 0..255 in row-major order.
+// `invert` turns dark-on-light pictures into the light-on-dark style of MNIST-like data.
+// Errors: InvalidArgument for undecodable or empty data, or a model that does not take images.
+Result<std::vector<float>> image_to_input(const std::string& encoded, const learn::Model& model,
+                                          bool invert = false);
+
+// A model input (pixel intensities 0..255 in the model's H x W shape) drawn as a grayscale PNG.
+// InvalidArgument when the model does not take images or the sizes differ.
+Result<std::string> input_to_png(const std::vector<float>& input, const learn::Model& model);
+
+}  // namespace imsat::query

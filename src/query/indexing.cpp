@@ -1,0 +1,177 @@
+// Bulk indexing of a dataset or codes file into a store (`imsat index`).
+#include "query/indexing.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "common/checksum.h"
+#include "query/codes_file.h"
+
+namespace imsat::query {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Encodes in chunks so progress moves and the activations' memory stays bounded.
+Result<std::vector<uint8_t>> encode_rows(const learn::Model& model, const learn::Dataset& data,
+                                         const IndexRequest& request) {
+  learn::set_num_threads(0);  // the tuned split; LibTorch's own default oversubscribes the cores
+  const size_t chunk = 1024;
+  const size_t bytes = static_cast<size_t>(model.code_bytes());
+  std::vector<uint8_t> codes(data.rows * bytes);
+  for (size_t start = 0; start < data.rows; start += chunk) {
+    const size_t n = std::min(chunk, data.rows - start);
+    IMSAT_ASSIGN_OR_RETURN(std::vector<uint8_t> part, model.encode(data.row(start), n, data.cols));
+    std::copy(part.begin(), part.end(), codes.begin() + static_cast<std::ptrdiff_t>(start * bytes));
+    if (request.progress) request.progress("encode", start + n, data.rows);
+  }
+  return codes;
+}
+
+// The resumable job's name: the model, the source file (path, size, modification time) and every
+// option that changes what is written, so a changed source or setting starts a new job.
+std::string job_name(const IndexRequest& r, const std::string& fingerprint) {
+  std::string identity = fs::absolute(r.data).string();
+  struct stat st {};
+  if (::stat(r.data.c_str(), &st) == 0) {
+    identity += "|" + std::to_string(st.st_size) + "|" + std::to_string(st.st_mtim.tv_sec) + "." +
+                std::to_string(st.st_mtim.tv_nsec);
+  }
+  identity += "|labels=" + (r.labels.empty() ? std::string() : fs::absolute(r.labels).string());
+  identity += "|prefix=" + r.items.key_prefix;
+  identity += "|vectors=" + std::string(r.items.with_vectors ? "1" : "0");
+  char hash[17];
+  std::snprintf(hash, sizeof(hash), "%016llx",
+                static_cast<unsigned long long>(fnv1a64(identity)));
+  return "index:" + fingerprint + ":" + fs::absolute(r.data).string() + ":" + hash;
+}
+
+}  // namespace
+
+void make_item(const std::vector<uint8_t>& codes, int bits, const std::vector<int32_t>& labels,
+               const learn::Dataset* data, size_t train_rows, const ItemOptions& options,
+               size_t row, index::Item* out) {
+  const size_t bytes = static_cast<size_t>(bits) / 8;
+  out->key = options.key_prefix + std::to_string(row);
+  out->code.assign(codes.begin() + static_cast<std::ptrdiff_t>(row * bytes),
+                   codes.begin() + static_cast<std::ptrdiff_t>((row + 1) * bytes));
+  out->tag = labels.empty() ? index::kNoTag : labels[row];
+  nlohmann::json meta = {{"source", options.source}, {"row", row}};
+  if (!labels.empty()) meta["label"] = labels[row];
+  if (train_rows > 0) meta["split"] = row < train_rows ? "train" : "test";
+  out->metadata = meta.dump();
+  out->vector.clear();
+  if (options.with_vectors && data != nullptr) {
+    out->vector.assign(data->row(row), data->row(row) + data->cols);
+  }
+}
+
+std::vector<index::Item> dataset_items(const learn::Dataset& data,
+                                       const std::vector<uint8_t>& codes, int bits,
+                                       const ItemOptions& options) {
+  std::vector<index::Item> items(data.rows);
+  for (size_t i = 0; i < data.rows; ++i) {
+    make_item(codes, bits, data.labels, &data, data.train_rows, options, i, &items[i]);
+  }
+  return items;
+}
+
+Result<IndexReport> index_dataset(const IndexRequest& request) {
+  const auto t0 = std::chrono::steady_clock::now();
+  IndexReport report;
+  CodesFile f;
+  learn::Dataset data;
+  std::unique_ptr<learn::Model> model;
+  const bool from_codes = is_codes_file(request.data);
+  if (from_codes) {
+    if (!request.model.empty()) {
+      return Status::invalid_argument(request.data +
+                                      " is a codes file; a model is only for raw data");
+    }
+    if (request.items.with_vectors) {
+      return Status::invalid_argument("storing vectors needs raw data and a model");
+    }
+    IMSAT_ASSIGN_OR_RETURN(f, read_codes_file(request.data));
+  } else {
+    if (request.model.empty()) {
+      return Status::invalid_argument("a model is needed to index raw data (" + request.data + ")");
+    }
+    IMSAT_ASSIGN_OR_RETURN(learn::Model m, learn::Model::load(request.model));
+    if (m.is_clustering()) {
+      return Status::invalid_argument(request.model +
+                                      ": a clustering model; a hash model is needed");
+    }
+    model = std::make_unique<learn::Model>(std::move(m));
+    IMSAT_ASSIGN_OR_RETURN(data, learn::load_dataset(request.data, request.labels));
+    if (data.cols != model->input_dim()) {  // checked before the store is created or touched
+      return Status::invalid_argument(data.source + ": items have " + std::to_string(data.cols) +
+                                      " values, the model expects " +
+                                      std::to_string(model->input_dim()));
+    }
+    f.bits = model->bits();
+    f.rows = data.rows;
+    f.fingerprint = model->fingerprint();
+    f.source = data.source;
+    f.labels = data.labels;
+  }
+  report.read_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  report.rows = f.rows;
+
+  index::StoreOptions o;
+  o.bits = f.bits;
+  o.tables = request.tables;
+  o.expected_items = std::max<size_t>(f.rows, 1000);
+  o.model_fingerprint = f.fingerprint;
+  IMSAT_ASSIGN_OR_RETURN(std::unique_ptr<index::CodeStore> store,
+                         index::CodeStore::open(request.db, o));
+  report.job = !request.job.empty() ? request.job : job_name(request, f.fingerprint);
+  IMSAT_ASSIGN_OR_RETURN(report.done_before, store->bulk_progress(report.job));
+  if (report.done_before >= f.rows) {
+    report.already_done = true;
+    report.store_items = store->info().items;
+    return report;
+  }
+  ItemOptions items = request.items;
+  items.source = fs::path(f.source).filename().string();
+  if (report.done_before == 0 && !request.overwrite && store->info().items > 0) {
+    // A new job over a store that holds items: refuse to replace keys written by another source
+    // (or with other settings) unless asked to.
+    const size_t chunk = 50000;
+    for (size_t start = 0; start < f.rows; start += chunk) {
+      std::vector<std::string> keys;
+      for (size_t i = start; i < std::min(f.rows, start + chunk); ++i) {
+        keys.push_back(items.key_prefix + std::to_string(i));
+      }
+      std::string first;
+      IMSAT_ASSIGN_OR_RETURN(const size_t held, store->count_existing(keys, &first));
+      if (held > 0) {
+        return Status::invalid_argument(
+            request.db + " already holds key '" + first +
+            "' (and perhaps more) from another source or other settings; pass --overwrite to "
+            "replace them, or --key-prefix to index beside them");
+      }
+    }
+  }
+  if (model != nullptr) {
+    IMSAT_ASSIGN_OR_RETURN(f.codes, encode_rows(*model, data, request));
+  }
+  const size_t train_rows = from_codes ? 0 : data.train_rows;
+  auto next = [&](size_t i, index::Item* item) {
+    if (i >= f.rows) return false;
+    make_item(f.codes, f.bits, f.labels, from_codes ? nullptr : &data, train_rows, items, i, item);
+    return true;
+  };
+  IMSAT_RETURN_IF_ERROR(store->bulk_load(report.job, next, request.batch, [&](size_t done) {
+    if (request.progress) request.progress("index", done, f.rows);
+  }));
+  report.indexed = f.rows - report.done_before;
+  report.store_items = store->info().items;
+  return report;
+}
+
+}  // namespace imsat::query

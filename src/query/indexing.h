@@ -1,0 +1,68 @@
+// Bulk indexing: a dataset (encoded through a model) or a codes file into a durable store, in
+// resumable atomic batches; and the one conversion of dataset rows to store items.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "index/code_store.h"
+#include "learn/learn.h"
+
+namespace imsat::query {
+
+// How rows become items: key = key_prefix + row number, tag = the row's label, metadata
+// {"source", "row", "label", "split"} (split when the dataset has its own train/test), and the raw
+// vector when with_vectors.
+struct ItemOptions {
+  std::string key_prefix;
+  std::string source;  // recorded in the metadata (a file name)
+  bool with_vectors = false;
+};
+
+// Row `row` of packed `codes` (bits / 8 bytes each) as a store item. `labels` is empty or one
+// per row; `data` (for vectors and the split) may be null.
+void make_item(const std::vector<uint8_t>& codes, int bits, const std::vector<int32_t>& labels,
+               const learn::Dataset* data, size_t train_rows, const ItemOptions& options,
+               size_t row, index::Item* out);
+// Every row of `data` with its codes as items.
+std::vector<index::Item> dataset_items(const learn::Dataset& data,
+                                       const std::vector<uint8_t>& codes, int bits,
+                                       const ItemOptions& options);
+
+struct IndexRequest {
+  std::string db;
+  std::string model;   // needed for raw data; empty for a codes file
+  std::string data;    // dataset path or codes file
+  std::string labels;  // IDX labels for an IDX image file
+  ItemOptions items;
+  std::string job;  // resumable job name; empty: derived from everything that changes the result
+  size_t batch = 50000;
+  int tables = 0;  // multi-index tables when the store is created (0 = automatic)
+  // Writing over keys the store already holds from another source replaces them only when set.
+  bool overwrite = false;
+  // Called with (stage, done, total): stage is "encode" or "index".
+  std::function<void(const char* stage, size_t done, size_t total)> progress;
+};
+
+struct IndexReport {
+  std::string job;
+  size_t rows = 0;         // items in the source
+  size_t done_before = 0;  // committed by an earlier run of the same job
+  size_t indexed = 0;      // committed by this run
+  size_t store_items = 0;  // live items in the store afterwards
+  double read_seconds = 0;
+  bool already_done = false;
+};
+
+// Reads the source, checks it against the model and the store (before the store is created or
+// touched), encodes, and bulk-loads it. A crashed run resumes where it stopped when called again
+// with the same request; a finished one is skipped. Errors: InvalidArgument (wrong dimension,
+// --model with a codes file, vectors without raw data, keys already held from another source
+// without overwrite), the reader's and the store's errors.
+Result<IndexReport> index_dataset(const IndexRequest& request);
+
+}  // namespace imsat::query

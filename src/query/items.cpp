@@ -1,0 +1,134 @@
+// Item operations of the query engine: add (by code or by vector, encoded here), get, erase,
+// scroll, and drawing a stored vector as an image.
+#include <cmath>
+#include <unordered_set>
+
+#include "query/codes_file.h"
+#include "query/engine.h"
+#include "query/image.h"
+
+namespace imsat::query {
+namespace {
+
+StoredItem stored_item(index::Item item) {
+  StoredItem out;
+  out.key = std::move(item.key);
+  out.code_hex = to_hex(item.code.data(), item.code.size());
+  if (item.tag != index::kNoTag) out.label = item.tag;
+  out.metadata = std::move(item.metadata);
+  out.vector = std::move(item.vector);
+  return out;
+}
+
+}  // namespace
+
+Result<size_t> QueryEngine::add_items(std::vector<NewItem> items) {
+  if (items.empty()) return Status::invalid_argument("no items given");
+  const size_t code_bytes = static_cast<size_t>(bits()) / 8;
+  // Validate everything first and gather the vectors to encode in one batch.
+  std::vector<float> raw;
+  std::vector<size_t> by_vector;
+  size_t dim = model_ != nullptr ? model_->input_dim() : 0;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const NewItem& it = items[i];
+    const std::string where = "item " + std::to_string(i) + ": ";
+    if (it.key.empty()) return Status::invalid_argument(where + "needs a non-empty key");
+    if (it.vector.empty() == it.code.empty()) {
+      return Status::invalid_argument(where + "give exactly one of a code or a vector");
+    }
+    if (it.label && *it.label < 0) {
+      return Status::invalid_argument(where + "labels are non-negative integers");
+    }
+    if (!it.code.empty()) {
+      if (it.code.size() != code_bytes) {
+        return Status::invalid_argument(where + "a " + std::to_string(it.code.size() * 8) +
+                                        "-bit code; the store holds " + std::to_string(bits()) +
+                                        "-bit codes");
+      }
+      continue;
+    }
+    if (model_ == nullptr) return Status::invalid_argument(where + "adding vectors needs a model");
+    if (it.vector.size() != dim) {
+      return Status::invalid_argument(where + "the vector has " + std::to_string(it.vector.size()) +
+                                      " values; the model expects " + std::to_string(dim));
+    }
+    for (float v : it.vector) {
+      if (!std::isfinite(v)) return Status::invalid_argument(where + "a NaN or infinite value");
+    }
+    raw.insert(raw.end(), it.vector.begin(), it.vector.end());
+    by_vector.push_back(i);
+  }
+  std::vector<uint8_t> encoded;
+  if (!by_vector.empty()) {
+    IMSAT_ASSIGN_OR_RETURN(encoded, encode(raw.data(), by_vector.size(), dim));
+  }
+  std::vector<index::Item> out(items.size());
+  for (size_t i = 0, v = 0; i < items.size(); ++i) {
+    NewItem& it = items[i];
+    index::Item& item = out[i];
+    item.key = std::move(it.key);
+    if (it.code.empty()) {
+      item.code.assign(encoded.begin() + static_cast<std::ptrdiff_t>(v * code_bytes),
+                       encoded.begin() + static_cast<std::ptrdiff_t>((v + 1) * code_bytes));
+      ++v;
+    } else {
+      item.code = std::move(it.code);
+    }
+    item.tag = it.label.value_or(index::kNoTag);
+    item.metadata = std::move(it.metadata);
+    item.vector = std::move(it.vector);
+  }
+  IMSAT_RETURN_IF_ERROR(store_->put(out));  // one atomic, synced batch
+  return store_->info().items;
+}
+
+Result<StoredItem> QueryEngine::get_item(const std::string& key) const {
+  IMSAT_ASSIGN_OR_RETURN(index::Item item, store_->get(key));
+  return stored_item(std::move(item));
+}
+
+Status QueryEngine::erase_items(const std::vector<std::string>& keys) {
+  if (keys.empty()) return Status::invalid_argument("no keys given");
+  return store_->erase(keys);
+}
+
+Result<ScrollPage> QueryEngine::scroll(const std::string& cursor, size_t limit) const {
+  if (limit < 1 || limit > kMaxScroll) {
+    return Status::invalid_argument("limit must be from 1 to " + std::to_string(kMaxScroll) +
+                                    ", got " + std::to_string(limit));
+  }
+  uint64_t after = 0;
+  if (!cursor.empty()) {
+    size_t used = 0;
+    try {
+      after = std::stoull(cursor, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != cursor.size() || cursor[0] == '-') {
+      return Status::invalid_argument("cursor '" + cursor + "' is not one this server returned");
+    }
+  }
+  uint64_t last = after;
+  IMSAT_ASSIGN_OR_RETURN(std::vector<index::Item> items, store_->scroll(after, limit, &last));
+  ScrollPage page;
+  const bool full = items.size() == limit;
+  for (index::Item& item : items) page.items.push_back(stored_item(std::move(item)));
+  if (full) page.next_cursor = std::to_string(last);
+  return page;
+}
+
+Result<std::string> QueryEngine::item_png(const std::string& key) const {
+  IMSAT_ASSIGN_OR_RETURN(index::Item item, store_->get(key));
+  if (item.vector.empty()) {
+    return Status::not_found("item '" + key + "' has no stored vector to draw (index with vectors)");
+  }
+  if (model_ == nullptr || model_->input_dim() != item.vector.size()) {
+    return Status::not_found("item '" + key + "' is not an image of the model's shape");
+  }
+  Result<std::string> png = input_to_png(item.vector, *model_);
+  if (!png.is_ok()) return Status::not_found("item '" + key + "': " + png.status().message());
+  return png;
+}
+
+}  // namespace imsat::query

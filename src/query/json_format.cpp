@@ -1,0 +1,102 @@
+// JSON documents shared by the HTTP API and the command line's --json output.
+#include "query/json_format.h"
+
+namespace imsat::query {
+namespace {
+
+using json = nlohmann::json;
+
+json metadata_json(const std::string& metadata) {
+  json meta = json::parse(metadata, nullptr, false);
+  return meta.is_discarded() ? json(metadata) : meta;
+}
+
+}  // namespace
+
+json hit_json(const SearchHit& h, bool reranked) {
+  json j = {{"key", h.key}, {"distance", h.distance}};
+  if (reranked) j["score"] = h.score;
+  if (h.label != index::kNoTag) j["label"] = h.label;
+  if (!h.metadata.empty()) j["metadata"] = metadata_json(h.metadata);
+  return j;
+}
+
+json search_json(const SearchResponse& r, const SearchRequest& req, bool explain) {
+  json hits = json::array();
+  const bool reranked = req.rerank != Rerank::kNone;
+  for (const SearchHit& h : r.hits) hits.push_back(hit_json(h, reranked));
+  json out = {{"code", r.query_code}, {"hits", hits}};
+  if (explain) {
+    out["explain"] = {{"buckets_probed", r.stats.buckets_probed},
+                      {"candidates_verified", r.stats.candidates_verified},
+                      {"candidates_reranked", r.candidates_reranked},
+                      {"rerank", rerank_name(req.rerank)},
+                      {"multi_index", req.use_multi_index}};
+  }
+  return out;
+}
+
+json item_json(const StoredItem& item) {
+  json j = {{"key", item.key}, {"code", item.code_hex}, {"has_vector", !item.vector.empty()}};
+  if (item.label) j["label"] = *item.label;
+  if (!item.metadata.empty()) j["metadata"] = metadata_json(item.metadata);
+  return j;
+}
+
+json scroll_json(const ScrollPage& page) {
+  json items = json::array();
+  for (const StoredItem& item : page.items) items.push_back(item_json(item));
+  return {{"items", items},
+          {"next_cursor", page.next_cursor.empty() ? json(nullptr) : json(page.next_cursor)}};
+}
+
+json evaluation_json(const StoreEvaluation& e, const EvaluateRequest& request) {
+  const std::string p_at = "precision_at_" + std::to_string(request.options.precision_at);
+  const std::string p_r = "precision_at_r" + std::to_string(request.options.radius);
+  const std::string empty_r = "empty_r" + std::to_string(request.options.radius) + "_share";
+  return {{"map", e.metrics.map},
+          {p_at, e.metrics.precision_at_n},
+          {p_r, e.metrics.precision_at_r},
+          {empty_r, e.metrics.empty_r_share},
+          {"precision_at", request.options.precision_at},
+          {"radius", request.options.radius},
+          {"queries_per_class", request.queries_per_class},
+          {"seed", request.seed},
+          {"queries", e.queries},
+          {"gallery", e.gallery},
+          {"labelled_items", e.labelled_items},
+          {"seconds", e.seconds}};
+}
+
+json health_json(const StoreHealth& s) {
+  json j = {{"items", s.items}, {"bits", s.bits}};
+  const CodeHealth& h = s.health;
+  if (h.rows == 0) return j;
+  j["sampled_items"] = h.rows;
+  j["bit_balance"] = h.balance;
+  j["bit_entropy"] = h.entropy;
+  j["mean_bit_entropy"] = h.mean_entropy;
+  j["min_bit_entropy"] = h.min_entropy;
+  j["mean_pairwise_mi"] = h.mean_pair_mi;
+  j["max_pairwise_mi"] = {{"bits", {h.max_pair_a, h.max_pair_b}}, {"mi", h.max_pair_mi}};
+  j["distance_histogram"] = s.distance_histogram;
+  j["bucket_occupancy"] = s.bucket_occupancy;
+  return j;
+}
+
+json store_info_json(const index::StoreInfo& info) {
+  return {{"bits", info.bits},
+          {"items", info.items},
+          {"multi_index_tables", info.tables},
+          {"store_format_version", info.format_version},
+          {"memory_bytes", info.memory_bytes},
+          {"store_model_fingerprint", info.model_fingerprint}};
+}
+
+json error_json(const std::string& message) { return {{"error", message}}; }
+
+std::string dump_json(const json& j, int indent) {
+  return j.dump(indent, ' ', false, json::error_handler_t::replace);
+}
+
+}  // namespace imsat::query

@@ -1,0 +1,74 @@
+// The paper's evaluation protocol (DESIGN.md, "Evaluation protocol"): query/gallery splits and
+// retrieval metrics of Hamming ranking (mAP with ties grouped, precision@N, precision within radius
+// r, mAP@k, precision-recall curves). Codes are packed bytes in the index's layout (bit d of an
+// item in byte d / 8, bit d % 8); labels are non-negative integers.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "common/status.h"
+
+namespace imsat::query {
+
+// A query/gallery split of item indices. The two never overlap.
+struct Split {
+  std::vector<size_t> queries;
+  std::vector<size_t> gallery;
+};
+
+// The paper's protocol: `per_class` random items of each label (fixed `seed`) are queries, the
+// rest is the gallery. Errors: InvalidArgument when a label has fewer than per_class + 1 items
+// or labels are missing.
+Result<Split> split_per_class(const std::vector<int32_t>& labels, size_t per_class, uint64_t seed);
+// A given split (e.g. a dataset's own train/test): errors when the two overlap or an index is out
+// of range.
+Result<Split> given_split(std::vector<size_t> queries, std::vector<size_t> gallery,
+                          size_t item_count);
+
+struct RetrievalOptions {
+  size_t precision_at = 500;  // precision@N
+  int radius = 2;             // precision within Hamming radius r
+};
+
+struct RetrievalMetrics {
+  double map = 0;             // mean average precision over Hamming ranking, ties grouped
+  double precision_at_n = 0;  // relevant share of the first N by distance, ties by gallery order
+  double precision_at_r = 0;  // relevant share within radius r; an empty ball counts 0
+  double empty_r_share = 0;   // share of queries whose radius-r ball is empty
+  size_t queries = 0;
+};
+
+// Evaluates every query against the whole gallery by Hamming ranking. `codes` holds all items
+// (item_count * bits / 8 bytes), `labels` one per item. Errors: InvalidArgument for bits out of
+// range, sizes that do not match, or indices out of range.
+Result<RetrievalMetrics> evaluate_retrieval(const std::vector<uint8_t>& codes, int bits,
+                                            const std::vector<int32_t>& labels, const Split& split,
+                                            const RetrievalOptions& options = {});
+
+// Average precision of one query from per-distance histograms (index t = Hamming distance):
+// AP = sum_t (TP(<=t) - TP(<=t-1)) / R * TP(<=t) / N(<=t), R the total relevant count. This
+// equals scikit-learn's average_precision_score with score 1 / (1 + distance). 0 when R = 0.
+double grouped_average_precision(const std::vector<uint64_t>& relevant_at,
+                                 const std::vector<uint64_t>& all_at);
+
+// Mean average precision over the top k of the Hamming ranking (mAP@k): per query, the sum of
+// precision@i at each relevant rank i <= k (ties by gallery order) divided by min(R, k).
+Result<double> map_at_k(const std::vector<uint8_t>& codes, int bits,
+                        const std::vector<int32_t>& labels, const Split& split, size_t k);
+
+// Precision-recall curve of Hamming ranking with ties grouped: point t (t = 0..bits) is the mean
+// over queries of precision and recall among the gallery items within distance t (a query with
+// none counts precision 0 at that t). Also precision@N for the given N (ties by gallery order).
+struct Curves {
+  std::vector<double> precision;  // by radius t
+  std::vector<double> recall;     // by radius t
+  std::vector<size_t> n;          // the N of precision_at_n
+  std::vector<double> precision_at_n;
+};
+Result<Curves> retrieval_curves(const std::vector<uint8_t>& codes, int bits,
+                                const std::vector<int32_t>& labels, const Split& split,
+                                const std::vector<size_t>& n_values);
+
+}  // namespace imsat::query
