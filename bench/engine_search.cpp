@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
   stop = true;
   for (auto& t : pool) t.join();
   std::printf("in-process search by code: %zu items, %d bits, k = %zu, %d threads: %.0f queries/s\n",
-              (*engine)->store().info().items, (*engine)->bits(), k, threads,
+              (*engine)->info().items, (*engine)->bits(), k, threads,
               double(done.load()) / seconds);
   return 0;
 }

@@ -1,12 +1,13 @@
-// Helpers shared by the `imsat` subcommands (tools/ only).
+// Helpers shared by the `imsat` subcommands (tools/ only): error conventions, list parsing and
+// the subcommands' registration functions, one per file.
+//
+// Exit codes: 0 success, 1 a runtime error (bad data, I/O, a failed operation), 2 a usage error
+// (unknown flag, bad value, missing or conflicting options). Errors are one line on stderr.
 #pragma once
 
-#include <unistd.h>
-
 #include <CLI/CLI.hpp>
-#include <chrono>
 #include <cstdio>
-#include <sstream>
+#include <iostream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -15,7 +16,15 @@
 
 namespace imsat::cli {
 
-// Subcommands may throw: main turns this into one line on stderr and a non-zero exit.
+constexpr int kExitRuntimeError = 1;
+constexpr int kExitUsageError = 2;
+
+// A usage error found after parsing (e.g. options that only make sense together): exit 2.
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Subcommands may throw: main turns this into one line on stderr and exit 1.
 inline void check(const Status& s) {
   if (!s.is_ok()) throw std::runtime_error(s.message());
 }
@@ -25,70 +34,26 @@ T take(Result<T> r) {
   return std::move(r).value();
 }
 
-inline std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
-}
+// "400-400" -> {400, 400}; "" or "none" or "linear" -> {}. UsageError otherwise.
+std::vector<int> parse_hidden(const std::string& s);
 
-inline std::string format_duration(double seconds) {
-  const long s = static_cast<long>(seconds + 0.5);
-  char buf[32];
-  if (s >= 3600) {
-    std::snprintf(buf, sizeof(buf), "%ldh%02ldm", s / 3600, (s / 60) % 60);
-  } else {
-    std::snprintf(buf, sizeof(buf), "%ldm%02lds", s / 60, s % 60);
-  }
-  return buf;
-}
+// Validates --bits values: a multiple of 8 from 8 to 1024.
+const CLI::Validator& code_bits_validator();
+// The hashing methods (and kmeans when with_kmeans), for CLI::IsMember.
+std::vector<std::string> method_names(bool with_kmeans);
 
-// "what: [#####   ] 40% 28000/70000 items  ETA 0m03s" on stderr, redrawn at most 4 times a
-// second on a terminal; without a terminal only the final line is printed.
-class ItemProgress {
- public:
-  ItemProgress(std::string what, size_t total, bool quiet)
-      : what_(std::move(what)), total_(total), quiet_(quiet), tty_(isatty(2)),
-        t0_(std::chrono::steady_clock::now()) {}
-  double seconds() const {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
-  }
-  void update(size_t done) {
-    if (quiet_ || !tty_) return;
-    const double now = seconds();
-    if (done < total_ && now - last_ < 0.25) return;
-    last_ = now;
-    const double frac = total_ > 0 ? double(done) / double(total_) : 1.0;
-    const double eta = frac > 0 ? now * (1 - frac) / frac : 0;
-    const int width = 24;
-    std::string bar(static_cast<size_t>(frac * width), '#');
-    bar.resize(width, ' ');
-    std::fprintf(stderr, "\r\033[K%s: [%s] %3.0f%% %zu/%zu items  ETA %s", what_.c_str(),
-                 bar.c_str(), frac * 100, done, total_, format_duration(eta).c_str());
-    std::fflush(stderr);
-  }
-  void finish(size_t done) {
-    if (quiet_) return;
-    const double s = seconds();
-    std::fprintf(stderr, "%s%s: %zu items in %.2f s (%.0f items/s)\n", tty_ ? "\r\033[K" : "",
-                 what_.c_str(), done, s, s > 0 ? double(done) / s : 0.0);
-  }
+// Prints `line` (a JSON document) to stdout as one line.
+void print_json_line(const std::string& line);
 
- private:
-  std::string what_;
-  size_t total_;
-  bool quiet_, tty_;
-  std::chrono::steady_clock::time_point t0_;
-  double last_ = -1;
-};
-
-// Subcommands defined outside imsat.cpp.
+// Registration of each subcommand (one file each).
+void add_info(CLI::App& app);
+void add_train(CLI::App& app);
 void add_encode(CLI::App& app);
 void add_index(CLI::App& app);
 void add_search(CLI::App& app);
+void add_eval(CLI::App& app);
+void add_cluster(CLI::App& app);
+void add_inspect(CLI::App& app);
 void add_serve(CLI::App& app);
 
 // A precision-recall plot (SVG) of several curves: one (label, recall[], precision[]) each.

@@ -67,7 +67,6 @@ class Router {
   const Limits& limits() const { return limits_; }
 
  private:
-  Response route(const Request& request, std::string* route_name);
   query::QueryEngine& engine_;
   Limits limits_;
   std::string token_;

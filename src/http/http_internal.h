@@ -1,11 +1,98 @@
-// Helpers of src/http (not included from other folders).
+// Helpers of src/http (not included from other folders): the route table, the request context
+// handlers receive, request parsing, and the static assets.
 #pragma once
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "http/http.h"
+#include "query/engine.h"
 
 namespace imsat::http::internal {
 
+using json = nlohmann::json;
+
+// A handler's early exit: status and message become the JSON error response.
+struct HttpError {
+  int status;
+  std::string message;
+};
+
+// Throws HttpError for a non-OK status: InvalidArgument 400, NotFound 404, else 500.
+void check(const Status& s);
+template <typename T>
+T take(Result<T> r) {
+  check(r.status());
+  return std::move(r).value();
+}
+
+// What a handler sees of one request.
+struct Call {
+  const Request& request;
+  std::string path;                           // decoded
+  std::map<std::string, std::string> params;  // query string, decoded ('+' is a space there)
+  std::vector<std::string> captures;          // path parameters ({key}), decoded, in order
+  query::QueryEngine& engine;
+  const Limits& limits;
+  Metrics& metrics;
+  bool token_required;  // the server has a token (for /v1/info)
+
+  std::string header(const std::string& name) const;  // lower-case name; "" when absent
+  void require_json_content() const;                  // 415 unless application/json
+  json json_body() const;  // parsed with the depth limit; 400 when malformed
+};
+
+enum class Auth { kNone, kToken };
+
+struct Route {
+  const char* method;   // "GET", "POST", "DELETE"
+  const char* pattern;  // "/v1/items/{key}": a {name} matches one path segment
+  Auth auth;
+  Response (*handler)(Call& call);
+  const char* name;     // the route label in /metrics
+  const char* summary;  // one line for /openapi.json
+};
+
+// Every endpoint, in the order /openapi.json lists them (route_table.cpp).
+const std::vector<Route>& route_table();
+
+// Request parsing (request_parsing.cpp).
+Response json_response(int status, const json& body);
+json parse_json(const std::string& text, int max_depth);
+// Percent-decodes; `plus_is_space` only for query strings (in paths '+' is a plus).
+std::string url_decode(const std::string& s, bool plus_is_space);
+std::map<std::string, std::string> parse_query_string(const std::string& query);
+// Optional non-negative integer field, at most `max`; 400 naming the field otherwise.
+size_t get_size(const json& j, const char* name, size_t fallback, size_t max);
+// A 32-bit label; 400 when not an integer or out of range.
+int32_t get_label(const json& v, const std::string& name);
+// An array of `dim` finite floats; 400 naming the first bad value.
+std::vector<float> get_vector(const json& v, size_t dim);
+// The shared search options of POST /v1/search (k, radius, candidates, rerank, filter, scan).
+query::SearchRequest parse_search_options(const json& body, const Limits& limits);
+
+// Handlers, one per endpoint (handlers_*.cpp).
+Response handle_healthz(Call& call);
+Response handle_page(Call& call);
+Response handle_openapi(Call& call);
+Response handle_metrics(Call& call);
+Response handle_info(Call& call);
+Response handle_search(Call& call);
+Response handle_search_image(Call& call);
+Response handle_items_add(Call& call);
+Response handle_items_scroll(Call& call);
+Response handle_item_get(Call& call);
+Response handle_item_delete(Call& call);
+Response handle_item_image(Call& call);
+Response handle_evaluate(Call& call);
+Response handle_health_codes(Call& call);
+
 // The single-page web interface served at GET / (HTML, CSS and JavaScript in one document).
 const char* web_page();
-// The OpenAPI 3 description served at GET /openapi.json.
+// The hand-written part of the OpenAPI 3 description (schemas, parameters, responses); the route
+// table adds every operation and its summary (handle_openapi).
 const char* openapi_json();
 
 }  // namespace imsat::http::internal

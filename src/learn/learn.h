@@ -161,6 +161,8 @@ class Model {
   // The JSON header written to the model file (format version, input shape, preprocessing,
   // method, architecture, training config, fingerprint).
   std::string header_json() const;
+  // The "training" object of the header (method, seed, lambda, epochs, seconds, ...), as JSON.
+  std::string training_json() const;
 
   // Packed codes for `rows` raw items of input_dim() floats each (preprocessed here as recorded
   // in the model): rows * code_bytes() bytes, bit d of an item in byte d / 8, bit d % 8 (the

@@ -199,6 +199,7 @@ std::vector<size_t> Model::input_shape() const { return impl_->input_shape; }
 bool Model::takes_pixels() const { return impl_->pre.pixels; }
 std::string Model::fingerprint() const { return impl_->fingerprint; }
 std::string Model::header_json() const { return header_of(*impl_).dump(2); }
+std::string Model::training_json() const { return impl_->training_json; }
 
 namespace {
 

@@ -16,9 +16,17 @@ namespace {
 
 namespace fs = std::filesystem;
 
+}  // namespace
+
 // Encodes in chunks so progress moves and the activations' memory stays bounded.
-Result<std::vector<uint8_t>> encode_rows(const learn::Model& model, const learn::Dataset& data,
-                                         const IndexRequest& request) {
+Result<std::vector<uint8_t>> encode_dataset(
+    const learn::Model& model, const learn::Dataset& data,
+    const std::function<void(size_t done, size_t total)>& progress) {
+  if (data.cols != model.input_dim()) {
+    return Status::invalid_argument(data.source + ": items have " + std::to_string(data.cols) +
+                                    " values, the model expects " +
+                                    std::to_string(model.input_dim()));
+  }
   learn::set_num_threads(0);  // the tuned split; LibTorch's own default oversubscribes the cores
   const size_t chunk = 1024;
   const size_t bytes = static_cast<size_t>(model.code_bytes());
@@ -27,10 +35,12 @@ Result<std::vector<uint8_t>> encode_rows(const learn::Model& model, const learn:
     const size_t n = std::min(chunk, data.rows - start);
     IMSAT_ASSIGN_OR_RETURN(std::vector<uint8_t> part, model.encode(data.row(start), n, data.cols));
     std::copy(part.begin(), part.end(), codes.begin() + static_cast<std::ptrdiff_t>(start * bytes));
-    if (request.progress) request.progress("encode", start + n, data.rows);
+    if (progress) progress(start + n, data.rows);
   }
   return codes;
 }
+
+namespace {
 
 // The resumable job's name: the model, the source file (path, size, modification time) and every
 // option that changes what is written, so a changed source or setting starts a new job.
@@ -78,6 +88,20 @@ std::vector<index::Item> dataset_items(const learn::Dataset& data,
     make_item(codes, bits, data.labels, &data, data.train_rows, options, i, &items[i]);
   }
   return items;
+}
+
+Status create_store(const std::string& db, int bits, const std::string& model_path) {
+  index::StoreOptions o;
+  o.bits = bits;
+  if (!model_path.empty()) {
+    IMSAT_ASSIGN_OR_RETURN(const learn::Model model, learn::Model::load(model_path));
+    if (model.is_clustering()) {
+      return Status::invalid_argument(model_path + ": a clustering model; a hash model is needed");
+    }
+    o.model_fingerprint = model.fingerprint();
+  }
+  IMSAT_ASSIGN_OR_RETURN(std::unique_ptr<index::CodeStore> store, index::CodeStore::open(db, o));
+  return Status::ok();  // created, and closed again
 }
 
 Result<IndexReport> index_dataset(const IndexRequest& request) {
@@ -158,7 +182,9 @@ Result<IndexReport> index_dataset(const IndexRequest& request) {
     }
   }
   if (model != nullptr) {
-    IMSAT_ASSIGN_OR_RETURN(f.codes, encode_rows(*model, data, request));
+    IMSAT_ASSIGN_OR_RETURN(f.codes, encode_dataset(*model, data, [&](size_t done, size_t total) {
+                             if (request.progress) request.progress("encode", done, total);
+                           }));
   }
   const size_t train_rows = from_codes ? 0 : data.train_rows;
   auto next = [&](size_t i, index::Item* item) {

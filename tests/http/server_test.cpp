@@ -403,7 +403,7 @@ TEST_F(ServerTest, ConcurrentWritersAndReaders) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(failures.load(), 0);
   EXPECT_EQ(items(), 300u + 2 * 10 * 20);
-  EXPECT_TRUE(engine_->store().verify().is_ok());
+  EXPECT_TRUE(engine_->verify().is_ok());
 }
 
 TEST_F(ServerTest, StopsGracefullyAndRefusesNewConnections) {

@@ -155,7 +155,6 @@ TEST_F(EngineTest, LabelFilterAndRadius) {
   auto e = engine(model_->fingerprint());
   Q::SearchRequest r;
   r.k = 30;
-  r.has_label = true;
   r.label = 2;
   auto res = e->search_vector(data_.row(0), data_.cols, r);  // row 0 has label 0
   ASSERT_TRUE(res.is_ok());

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <sstream>
 #include <string>
 
 #include "support/temp_dir_test.h"
@@ -94,7 +95,10 @@ TEST_F(CliTest, TrainEncodeIndexSearch) {
   Outcome exact = imsat("search --db " + path("db2") + " --model " + path("m.model") +
                     " --query-file " + data + " --limit 2 -k 3 --rerank exact --json");
   ASSERT_EQ(exact.code, 0) << exact.err;
-  nlohmann::json e = nlohmann::json::parse(exact.out);
+  // Several queries print one JSON document per line.
+  std::vector<nlohmann::json> e;
+  std::istringstream lines(exact.out);
+  for (std::string line; std::getline(lines, line);) e.push_back(nlohmann::json::parse(line));
   ASSERT_EQ(e.size(), 2u);
   EXPECT_EQ(e[0]["hits"][0]["key"], "0");  // the query is item 0 itself
   EXPECT_EQ(e[0]["hits"][0]["score"], 0.0);

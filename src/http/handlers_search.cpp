@@ -1,0 +1,91 @@
+// POST /v1/search (by vector, code or key; one query or a batch) and POST /v1/search/image.
+#include "http/http_internal.h"
+#include "query/codes_file.h"
+#include "query/json_format.h"
+
+namespace imsat::http::internal {
+namespace {
+
+json one_query(Call& call, const json& q, const query::SearchRequest& sr, bool explain) {
+  if (!q.is_object()) throw HttpError{400, "each query must be a JSON object"};
+  const int given = q.contains("vector") + q.contains("code") + q.contains("key");
+  if (given != 1) throw HttpError{400, "give exactly one of 'vector', 'code' or 'key' per query"};
+  query::QueryEngine& engine = call.engine;
+  if (q.contains("vector")) {
+    const learn::Model* model = engine.model();
+    if (model == nullptr) throw HttpError{400, "searching by vector needs a model"};
+    const std::vector<float> v = get_vector(q["vector"], model->input_dim());
+    return query::search_json(take(engine.search_vector(v.data(), v.size(), sr)), sr, explain);
+  }
+  if (q.contains("code")) {
+    if (!q["code"].is_string()) throw HttpError{400, "'code' must be a hex string"};
+    const std::vector<uint8_t> code =
+        take(query::parse_hex_code(q["code"].get<std::string>(), engine.bits()));
+    return query::search_json(take(engine.search_code(code, sr)), sr, explain);
+  }
+  if (!q["key"].is_string()) throw HttpError{400, "'key' must be a string"};
+  return query::search_json(take(engine.search_key(q["key"].get<std::string>(), sr)), sr,
+                            explain);
+}
+
+size_t param_size(const Call& call, const char* name, size_t fallback) {
+  auto it = call.params.find(name);
+  if (it == call.params.end()) return fallback;
+  size_t used = 0;
+  unsigned long long v = 0;
+  try {
+    v = std::stoull(it->second, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != it->second.size() || it->second[0] == '-') {
+    throw HttpError{400, std::string("'") + name + "' must be a non-negative integer"};
+  }
+  return static_cast<size_t>(v);
+}
+
+}  // namespace
+
+Response handle_search(Call& call) {
+  call.require_json_content();
+  const json body = call.json_body();
+  if (!body.is_object()) throw HttpError{400, "the body must be a JSON object"};
+  const query::SearchRequest sr = parse_search_options(body, call.limits);
+  const bool explain = body.value("explain", false) || call.params.count("explain") > 0;
+  if (!body.contains("queries")) return json_response(200, one_query(call, body, sr, explain));
+  const json& qs = body["queries"];
+  if (!qs.is_array() || qs.empty()) throw HttpError{400, "'queries' must be a non-empty array"};
+  if (qs.size() > call.limits.max_batch) {
+    throw HttpError{400, "'queries' holds " + std::to_string(qs.size()) +
+                             " queries; the limit is " + std::to_string(call.limits.max_batch)};
+  }
+  json results = json::array();
+  for (const json& q : qs) results.push_back(one_query(call, q, sr, explain));
+  return json_response(200, {{"results", results}});
+}
+
+Response handle_search_image(Call& call) {
+  const std::string ct = call.header("content-type");
+  if (ct.rfind("image/", 0) != 0) {
+    throw HttpError{415,
+                    "expected an image Content-Type (image/png or image/jpeg), got '" + ct + "'"};
+  }
+  query::SearchRequest sr;
+  sr.k = param_size(call, "k", 10);
+  sr.candidates = param_size(call, "candidates", 0);
+  if (sr.k == 0 || sr.k > call.limits.max_k) {
+    throw HttpError{400, "'k' must be from 1 to " + std::to_string(call.limits.max_k)};
+  }
+  if (call.params.count("rerank")) sr.rerank = take(query::parse_rerank(call.params["rerank"]));
+  if (call.params.count("label")) {
+    const json label = json::parse(call.params["label"], nullptr, false);
+    if (label.is_discarded()) throw HttpError{400, "'label' must be an integer"};
+    sr.label = get_label(label, "label");
+  }
+  const bool invert = call.params.count("invert") && call.params["invert"] != "0";
+  return json_response(200,
+                       query::search_json(take(call.engine.search_image(call.request.body, sr, invert)),
+                                          sr, call.params.count("explain") > 0));
+}
+
+}  // namespace imsat::http::internal

@@ -1,0 +1,190 @@
+// Parsing of requests: JSON bodies with a depth limit, query strings, typed fields with clear
+// errors, and the search options every search endpoint shares.
+#include <cmath>
+#include <limits>
+#include <sstream>
+
+#include "http/http_internal.h"
+#include "query/json_format.h"
+
+namespace imsat::http::internal {
+namespace {
+
+// Depth of the deepest array/object nesting, counted outside strings; stops early past `limit`.
+bool json_too_deep(const std::string& text, int limit) {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+}  // namespace
+
+void check(const Status& s) {
+  if (s.is_ok()) return;
+  switch (s.code()) {
+    case Status::Code::kInvalidArgument:
+      throw HttpError{400, s.message()};
+    case Status::Code::kNotFound:
+      throw HttpError{404, s.message()};
+    default:
+      throw HttpError{500, s.message()};
+  }
+}
+
+std::string Call::header(const std::string& name) const {
+  auto it = request.headers.find(name);
+  return it == request.headers.end() ? std::string() : it->second;
+}
+
+void Call::require_json_content() const {
+  const std::string ct = header("content-type");
+  if (ct.find("application/json") == std::string::npos) {
+    throw HttpError{415, "expected Content-Type application/json, got '" + ct + "'"};
+  }
+}
+
+json Call::json_body() const { return parse_json(request.body, limits.max_json_depth); }
+
+Response json_response(int status, const json& body) {
+  Response r;
+  r.status = status;
+  // Strings from requests or stored keys may hold invalid UTF-8; replace it instead of throwing.
+  r.body = query::dump_json(body);
+  return r;
+}
+
+json parse_json(const std::string& text, int max_depth) {
+  if (json_too_deep(text, max_depth)) {
+    throw HttpError{400, "JSON nests deeper than " + std::to_string(max_depth) + " levels"};
+  }
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) throw HttpError{400, "malformed JSON body"};
+  return j;
+}
+
+std::string url_decode(const std::string& s, bool plus_is_space) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() &&
+        hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2])));
+      i += 2;
+    } else if (plus_is_space && s[i] == '+') {
+      out.push_back(' ');
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+std::map<std::string, std::string> parse_query_string(const std::string& query) {
+  std::map<std::string, std::string> params;
+  std::stringstream in(query);
+  std::string pair;
+  while (std::getline(in, pair, '&')) {
+    const size_t eq = pair.find('=');
+    params[url_decode(pair.substr(0, eq), true)] =
+        eq == std::string::npos ? "" : url_decode(pair.substr(eq + 1), true);
+  }
+  return params;
+}
+
+size_t get_size(const json& j, const char* name, size_t fallback, size_t max) {
+  if (!j.contains(name)) return fallback;
+  const json& v = j.at(name);
+  if (!v.is_number_integer() || (!v.is_number_unsigned() && v.get<int64_t>() < 0)) {
+    throw HttpError{400, std::string("'") + name + "' must be a non-negative integer"};
+  }
+  const auto n = v.get<uint64_t>();
+  if (n > max) {
+    throw HttpError{400, std::string("'") + name + "' is " + std::to_string(n) +
+                             "; the limit is " + std::to_string(max)};
+  }
+  return static_cast<size_t>(n);
+}
+
+int32_t get_label(const json& v, const std::string& name) {
+  if (!v.is_number_integer()) throw HttpError{400, "'" + name + "' must be an integer"};
+  // Unsigned values above INT64_MAX do not fit get<int64_t>: check them first.
+  if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t{std::numeric_limits<int32_t>::max()}) {
+    throw HttpError{400, "'" + name + "' is out of range (0 to 2147483647)"};
+  }
+  const int64_t x = v.get<int64_t>();
+  if (x < 0 || x > std::numeric_limits<int32_t>::max()) {
+    throw HttpError{400, "'" + name + "' is out of range (0 to 2147483647)"};
+  }
+  return static_cast<int32_t>(x);
+}
+
+std::vector<float> get_vector(const json& v, size_t dim) {
+  if (!v.is_array()) throw HttpError{400, "'vector' must be an array of numbers"};
+  if (v.size() != dim) {
+    throw HttpError{400, "'vector' has " + std::to_string(v.size()) + " values; the model expects " +
+                             std::to_string(dim)};
+  }
+  std::vector<float> out;
+  out.reserve(v.size());
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (!v[i].is_number()) {
+      throw HttpError{400, "'vector' value " + std::to_string(i) + " is not a number"};
+    }
+    const double x = v[i].get<double>();
+    if (!std::isfinite(x) || std::fabs(x) > std::numeric_limits<float>::max()) {
+      throw HttpError{400, "'vector' value " + std::to_string(i) + " is not a finite float"};
+    }
+    out.push_back(static_cast<float>(x));
+  }
+  return out;
+}
+
+query::SearchRequest parse_search_options(const json& body, const Limits& limits) {
+  query::SearchRequest sr;
+  sr.k = get_size(body, "k", 10, limits.max_k);
+  if (sr.k == 0) throw HttpError{400, "'k' must be at least 1"};
+  if (body.contains("radius")) sr.radius = static_cast<int>(get_size(body, "radius", 0, 1024));
+  sr.candidates = get_size(body, "candidates", 0, 10 * limits.max_k);
+  if (body.contains("rerank")) {
+    if (!body["rerank"].is_string()) throw HttpError{400, "'rerank' must be a string"};
+    sr.rerank = take(query::parse_rerank(body["rerank"].get<std::string>()));
+  }
+  if (body.contains("filter")) {
+    const json& f = body["filter"];
+    if (!f.is_object()) throw HttpError{400, "'filter' must be an object"};
+    for (auto it = f.begin(); it != f.end(); ++it) {
+      if (it.key() != "label") {
+        throw HttpError{400, "unknown filter '" + it.key() + "' (supported: label)"};
+      }
+      sr.label = get_label(it.value(), "filter.label");
+    }
+  }
+  sr.use_multi_index = !body.value("scan", false);
+  return sr;
+}
+
+}  // namespace imsat::http::internal

@@ -1,0 +1,141 @@
+// The route table and the dispatch that reads it: method, path pattern, authentication, handler,
+// metrics label and summary of every endpoint. /openapi.json is generated from the same table.
+#include <chrono>
+
+#include "http/http_internal.h"
+#include "query/json_format.h"
+
+namespace imsat::http {
+namespace internal {
+namespace {
+
+std::vector<std::string> split_path(const std::string& path) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (true) {
+    const size_t slash = path.find('/', start);
+    parts.push_back(path.substr(start, slash == std::string::npos ? slash : slash - start));
+    if (slash == std::string::npos) break;
+    start = slash + 1;
+  }
+  return parts;
+}
+
+// Matches the raw (still percent-encoded) path against a pattern, so an encoded '/' stays inside
+// its segment; captures are decoded afterwards.
+bool match(const char* pattern, const std::vector<std::string>& raw,
+           std::vector<std::string>* captures) {
+  const std::vector<std::string> want = split_path(pattern);
+  if (want.size() != raw.size()) return false;
+  std::vector<std::string> found;
+  for (size_t i = 0; i < want.size(); ++i) {
+    if (!want[i].empty() && want[i].front() == '{') {
+      if (raw[i].empty()) return false;
+      found.push_back(url_decode(raw[i], /*plus_is_space=*/false));
+    } else if (want[i] != raw[i]) {
+      return false;
+    }
+  }
+  *captures = std::move(found);
+  return true;
+}
+
+bool constant_time_equal(const std::string& a, const std::string& b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < a.size(); ++i) diff |= a[i] ^ b[i % std::max<size_t>(b.size(), 1)];
+  return diff == 0 && !b.empty();
+}
+
+void require_token(const Call& call, const std::string& token) {
+  if (token.empty()) return;
+  const std::string auth = call.header("authorization");
+  const std::string prefix = "Bearer ";
+  if (auth.compare(0, prefix.size(), prefix) != 0) {
+    throw HttpError{401, "this endpoint needs 'Authorization: Bearer <token>'"};
+  }
+  if (!constant_time_equal(auth.substr(prefix.size()), token)) throw HttpError{401, "wrong token"};
+}
+
+}  // namespace
+
+const std::vector<Route>& route_table() {
+  static const std::vector<Route> routes = {
+      {"POST", "/v1/search", Auth::kNone, handle_search, "search",
+       "kNN or radius search by vector, code or stored key; several queries with 'queries'"},
+      {"POST", "/v1/search/image", Auth::kNone, handle_search_image, "search_image",
+       "search by an uploaded PNG or JPEG"},
+      {"POST", "/v1/items", Auth::kToken, handle_items_add, "items_add",
+       "add or replace items (one atomic, durable batch)"},
+      {"GET", "/v1/items", Auth::kNone, handle_items_scroll, "items_scroll",
+       "page through stored items in insertion order (limit, cursor)"},
+      {"GET", "/v1/items/{key}", Auth::kNone, handle_item_get, "item_get", "a stored item"},
+      {"DELETE", "/v1/items/{key}", Auth::kToken, handle_item_delete, "item_delete",
+       "delete an item"},
+      {"GET", "/v1/items/{key}/image", Auth::kNone, handle_item_image, "item_image",
+       "a stored image item as PNG"},
+      {"POST", "/v1/evaluate", Auth::kToken, handle_evaluate, "evaluate",
+       "the paper's protocol over the labelled items of the index"},
+      {"GET", "/v1/info", Auth::kNone, handle_info, "info",
+       "model, bits, item count, index settings, limits"},
+      {"GET", "/v1/health/codes", Auth::kNone, handle_health_codes, "health_codes",
+       "bit balance and entropy, pairwise bit MI, distance histogram, bucket occupancy"},
+      {"GET", "/healthz", Auth::kNone, handle_healthz, "healthz", "liveness"},
+      {"GET", "/metrics", Auth::kNone, handle_metrics, "metrics", "Prometheus metrics"},
+      {"GET", "/openapi.json", Auth::kNone, handle_openapi, "openapi", "this document"},
+      {"GET", "/", Auth::kNone, handle_page, "page", "the web page"},
+      {"GET", "/index.html", Auth::kNone, handle_page, "page", "the web page"},
+  };
+  return routes;
+}
+
+}  // namespace internal
+
+using internal::HttpError;
+
+Router::Router(query::QueryEngine& engine, Limits limits, std::string token)
+    : engine_(engine), limits_(limits), token_(std::move(token)) {}
+
+Response Router::handle(const Request& request) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const char* route_name = "unknown";
+  Response r;
+  try {
+    const size_t q = request.target.find('?');
+    const std::string raw_path = request.target.substr(0, q);
+    internal::Call call{request,   internal::url_decode(raw_path, false), {}, {}, engine_,
+                        limits_,   metrics_,                              !token_.empty()};
+    if (q != std::string::npos) call.params = internal::parse_query_string(request.target.substr(q + 1));
+    const std::vector<std::string> raw = internal::split_path(raw_path);
+    const internal::Route* chosen = nullptr;
+    bool path_known = false;
+    for (const internal::Route& route : internal::route_table()) {
+      std::vector<std::string> captures;
+      if (!internal::match(route.pattern, raw, &captures)) continue;
+      path_known = true;
+      if (request.method != route.method) continue;
+      chosen = &route;
+      call.captures = std::move(captures);
+      break;
+    }
+    if (chosen == nullptr) {
+      if (path_known) {
+        throw HttpError{405, "method " + request.method + " is not allowed on " + call.path};
+      }
+      throw HttpError{404, "no such endpoint: " + request.method + " " + call.path};
+    }
+    route_name = chosen->name;
+    if (chosen->auth == internal::Auth::kToken) internal::require_token(call, token_);
+    r = chosen->handler(call);
+  } catch (const HttpError& e) {
+    r = internal::json_response(e.status, query::error_json(e.message));
+  } catch (const nlohmann::json::exception& e) {
+    r = internal::json_response(400, query::error_json(std::string("bad JSON field: ") + e.what()));
+  } catch (const std::exception& e) {
+    r = internal::json_response(500, query::error_json(std::string("internal error: ") + e.what()));
+  }
+  metrics_.record(route_name, r.status,
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  return r;
+}
+
+}  // namespace imsat::http

@@ -1,0 +1,98 @@
+// `imsat cluster`: trains (or loads, with --model) a clustering model, assigns every item and,
+// when the data has labels, reports clustering accuracy (Hungarian matching) and NMI.
+#include <cstdio>
+
+#include "cli.h"
+#include "progress.h"
+#include "query/clustering_metrics.h"
+#include "query/json_format.h"
+
+namespace imsat::cli {
+
+void add_cluster(CLI::App& app) {
+  struct ClusterArgs {
+    std::string data, labels, method = "imsat-vat", hidden, device = "auto", model, out;
+    int clusters = 10, epochs = 0, threads = 0;
+    uint64_t seed = 0;
+    bool json = false, quiet = false;
+  };
+  auto args = std::make_shared<ClusterArgs>();
+  CLI::App* cmd =
+      app.add_subcommand("cluster", "Train or apply a clustering model; print ACC and NMI");
+  cmd->add_option("--data", args->data, "Dataset (IDX file or folder, fvecs, CSV)")->required();
+  cmd->add_option("--labels", args->labels, "IDX labels for an IDX image file");
+  cmd->add_option("--method", args->method,
+                  "imsat-vat, imsat-rpt, deep-rim, linear-imsat, linear-rim or kmeans")
+      ->check(CLI::IsMember(
+          {"imsat-vat", "imsat-rpt", "deep-rim", "linear-imsat", "linear-rim", "kmeans"}))
+      ->capture_default_str();
+  cmd->add_option("--clusters", args->clusters, "Number of clusters")
+      ->check(CLI::Range(2, 100000))
+      ->capture_default_str();
+  cmd->add_option("--hidden", args->hidden, "Hidden sizes (default 1200-1200 for IMSAT)");
+  cmd->add_option("--epochs", args->epochs, "Epochs (0 = automatic)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--device", args->device, "cpu, cuda or auto")
+      ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
+      ->capture_default_str();
+  cmd->add_option("--seed", args->seed, "Random seed")->capture_default_str();
+  cmd->add_option("--threads", args->threads, "Compute threads (0 = tuned default)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--model", args->model, "Apply this clustering model instead of training");
+  cmd->add_option("--out", args->out, "Write the trained model here");
+  cmd->add_flag("--json", args->json, "JSON on stdout");
+  cmd->add_flag("--quiet", args->quiet, "No progress output");
+  cmd->callback([args, cmd] {
+    learn::Dataset data = take(learn::load_dataset(args->data, args->labels));
+    ProgressBar bar("train", args->quiet);
+    learn::Model model;
+    if (!args->model.empty()) {
+      model = take(learn::Model::load(args->model));
+      if (!model.is_clustering()) {
+        throw std::runtime_error(args->model + ": not a clustering model");
+      }
+    } else {
+      learn::TrainConfig c;
+      c.method = take(learn::parse_method(args->method));
+      c.clusters = args->clusters;
+      c.epochs = args->epochs;
+      c.device = args->device;
+      c.seed = args->seed;
+      c.threads = args->threads;
+      if (cmd->count("--hidden") > 0) {
+        c.has_hidden = true;
+        c.hidden = parse_hidden(args->hidden);
+      }
+      c.on_progress = bar.training_callback(true);
+      model = take(learn::train(data, c));
+      if (!args->out.empty()) check(model.save(args->out));
+    }
+    const double train_s = bar.seconds();
+    const std::vector<int32_t> assigned = take(model.assign(data));
+    std::vector<size_t> sizes(static_cast<size_t>(model.clusters()), 0);
+    for (int32_t a : assigned) ++sizes[static_cast<size_t>(a)];
+    nlohmann::json j = {{"method", learn::method_name(model.method())},
+                        {"clusters", model.clusters()},
+                        {"items", data.rows},
+                        {"train_seconds", train_s},
+                        {"cluster_sizes", sizes}};
+    if (!data.labels.empty()) {
+      j["accuracy"] = take(query::clustering_accuracy(assigned, data.labels));
+      j["nmi"] = take(query::normalized_mutual_information(assigned, data.labels));
+    }
+    if (args->json) {
+      print_json_line(j.dump());
+      return;
+    }
+    std::printf("method: %s\nclusters: %d\nitems: %zu\ntrain seconds: %.1f\ncluster sizes:",
+                learn::method_name(model.method()).c_str(), model.clusters(), data.rows, train_s);
+    for (size_t n : sizes) std::printf(" %zu", n);
+    std::printf("\n");
+    if (j.contains("accuracy")) {
+      std::printf("accuracy: %.4f\nnmi: %.4f\n", j["accuracy"].get<double>(),
+                  j["nmi"].get<double>());
+    }
+  });
+}
+
+}  // namespace imsat::cli

@@ -1,0 +1,380 @@
+// `imsat eval`: trains each method on all items without labels (or loads --model files) and
+// evaluates retrieval by label with the paper's protocol; or, with --db, evaluates the labelled
+// items of an existing store (the same entry point as POST /v1/evaluate).
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "cli.h"
+#include "progress.h"
+#include "query/engine.h"
+#include "query/json_format.h"
+#include "query/protocol.h"
+
+namespace imsat::cli {
+namespace {
+
+struct EvalArgs {
+  std::string data, labels, db, json_out, csv_out, plot, split = "per-class";
+  std::vector<std::string> methods = {"imsat-vat", "itq", "lsh"};
+  std::vector<int> bits = {16};
+  size_t map_at = 0;
+  std::string hidden, device = "auto";
+  std::vector<std::string> models;
+  size_t per_class = 100, precision_at = 500;
+  int radius = 2;
+  uint64_t seed = 0;
+  int seeds = 1, epochs = 0, threads = 0;
+  bool json = false, quiet = false;
+};
+
+struct EvalRow {
+  std::string method;
+  int bits = 0;
+  std::optional<uint64_t> seed;  // unknown for a loaded model without one in its header
+  std::optional<double> lambda;  // the information weight it trained with, when it has one
+  query::RetrievalMetrics m;
+  double train_seconds = -1;  // < 0: trained elsewhere
+  double eval_seconds = 0;
+  double map_at_k = -1;  // < 0: not asked for
+  query::Curves curves;
+};
+
+double mean_of(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return v.empty() ? 0 : s / static_cast<double>(v.size());
+}
+double std_of(const std::vector<double>& v) {
+  if (v.size() < 2) return 0;
+  const double m = mean_of(v);
+  double s = 0;
+  for (double x : v) s += (x - m) * (x - m);
+  return std::sqrt(s / static_cast<double>(v.size() - 1));
+}
+std::string cell(const std::vector<double>& v) {
+  char buf[32];
+  if (v.size() > 1) {
+    std::snprintf(buf, sizeof(buf), "%.1f +- %.1f", mean_of(v), std_of(v));
+  } else {
+    std::snprintf(buf, sizeof(buf), "%.1f", mean_of(v));
+  }
+  return buf;
+}
+
+// The seed and lambda recorded in a model's header ("training" object), when present.
+void read_training_record(const learn::Model& model, EvalRow* row) {
+  const nlohmann::json t = nlohmann::json::parse(model.training_json(), nullptr, false);
+  if (t.is_discarded() || !t.is_object()) return;
+  if (t.contains("seed") && t["seed"].is_number_unsigned()) row->seed = t["seed"].get<uint64_t>();
+  if (t.contains("lambda") && t["lambda"].is_number()) row->lambda = t["lambda"].get<double>();
+}
+
+nlohmann::json row_json(const EvalRow& row, const EvalArgs& args) {
+  const std::string p_at = "precision_at_" + std::to_string(args.precision_at);
+  const std::string p_r = "precision_at_r" + std::to_string(args.radius);
+  nlohmann::json j = {
+      {"method", row.method},
+      {"bits", row.bits},
+      {"seed", row.seed ? nlohmann::json(*row.seed) : nlohmann::json(nullptr)},
+      {"lambda", row.lambda ? nlohmann::json(*row.lambda) : nlohmann::json(nullptr)},
+      {"map", row.m.map},
+      {p_at, row.m.precision_at_n},
+      {p_r, row.m.precision_at_r},
+      {"empty_r" + std::to_string(args.radius) + "_share", row.m.empty_r_share},
+      {"train_seconds",
+       row.train_seconds < 0 ? nlohmann::json(nullptr) : nlohmann::json(row.train_seconds)},
+      {"eval_seconds", row.eval_seconds}};
+  if (row.map_at_k >= 0) {
+    j["map_at_k"] = row.map_at_k;
+    j["k"] = args.map_at;
+  }
+  if (!row.curves.precision.empty()) {
+    j["pr_curve"] = {{"radius_precision", row.curves.precision},
+                     {"radius_recall", row.curves.recall}};
+  }
+  return j;
+}
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream f(path);
+  f << text;
+  if (!f) throw std::runtime_error(path + ": cannot write");
+}
+
+// --db: the store's labelled items, through the query layer.
+void evaluate_store(const EvalArgs& args) {
+  std::unique_ptr<query::QueryEngine> engine = take(query::QueryEngine::open(args.db));
+  query::EvaluateRequest request;
+  request.queries_per_class = args.per_class;
+  request.seed = args.seed;
+  request.options.precision_at = args.precision_at;
+  request.options.radius = args.radius;
+  const query::StoreEvaluation e = take(engine->evaluate(request));
+  nlohmann::json j = query::evaluation_json(e, request);
+  j["db"] = args.db;
+  if (!args.json_out.empty()) write_file(args.json_out, j.dump(2) + "\n");
+  if (args.json) {
+    print_json_line(j.dump());
+    return;
+  }
+  std::printf("store: %s\nlabelled items: %zu (%zu queries, %zu gallery)\n", args.db.c_str(),
+              e.labelled_items, e.queries, e.gallery);
+  std::printf("mAP: %.4f\nprecision@%zu: %.4f\nprecision@r=%d: %.4f (empty balls %.3f)\n",
+              e.metrics.map, args.precision_at, e.metrics.precision_at_n, args.radius,
+              e.metrics.precision_at_r, e.metrics.empty_r_share);
+}
+
+}  // namespace
+
+void add_eval(CLI::App& app) {
+  auto args = std::make_shared<EvalArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "eval",
+      "Train each method on all items (no labels), then evaluate retrieval by label; or evaluate "
+      "the labelled items of a store (--db)");
+  auto* data = cmd->add_option("--data", args->data,
+                               "Labelled dataset (IDX folder or file, fvecs, CSV)");
+  auto* db = cmd->add_option("--db", args->db, "Evaluate the labelled items of this code store");
+  data->excludes(db);
+  cmd->add_option("--labels", args->labels, "IDX labels for an IDX image file");
+  cmd->add_option("--methods", args->methods, "Comma-separated methods")
+      ->delimiter(',')
+      ->check(CLI::IsMember(method_names(false)))
+      ->capture_default_str();
+  cmd->add_option("--bits", args->bits, "Code length, or a comma-separated list")
+      ->delimiter(',')
+      ->check(code_bits_validator())
+      ->capture_default_str();
+  cmd->add_option("--queries-per-class", args->per_class, "Queries drawn per label")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--precision-at", args->precision_at, "N of precision@N")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--radius", args->radius, "r of precision within Hamming radius r")
+      ->check(CLI::Range(0, kMaxCodeBits))
+      ->capture_default_str();
+  cmd->add_option("--seed", args->seed, "Seed of the query split and of the first training run")
+      ->capture_default_str();
+  cmd->add_option("--seeds", args->seeds, "Training runs per method (seeds seed..seed+n-1)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--epochs", args->epochs, "Epochs for the neural methods (0 = automatic)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--hidden", args->hidden, "Hidden sizes for the deep methods (default 400-400)");
+  cmd->add_option("--device", args->device, "cpu, cuda or auto")
+      ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
+      ->capture_default_str();
+  cmd->add_option("--threads", args->threads, "Compute threads (0 = tuned default)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--model", args->models,
+                  "Evaluate these trained model files instead of training (repeatable)");
+  cmd->add_flag("--json", args->json, "JSON on stdout instead of the table");
+  cmd->add_option("--json-out", args->json_out, "Also write the results as JSON to this file");
+  cmd->add_option("--csv", args->csv_out, "Also write the results as CSV to this file");
+  cmd->add_option("--plot", args->plot,
+                  "Write a precision-recall plot (SVG) of the first run of each method and length");
+  cmd->add_option("--map-at", args->map_at, "Also report mAP@k for this k");
+  cmd->add_option("--split", args->split,
+                  "per-class: --queries-per-class random queries per label, the rest the gallery; "
+                  "dataset: the dataset's own test items query its train items")
+      ->check(CLI::IsMember({"per-class", "dataset"}))
+      ->capture_default_str();
+  cmd->add_flag("--quiet", args->quiet, "No progress output");
+  cmd->callback([args, cmd] {
+    if (!args->db.empty()) {
+      evaluate_store(*args);
+      return;
+    }
+    if (args->data.empty()) throw UsageError("give --data (train and evaluate) or --db (a store)");
+    learn::Dataset data = take(learn::load_dataset(args->data, args->labels));
+    if (data.labels.empty()) throw std::runtime_error(args->data + ": evaluation needs labels");
+    query::Split split;
+    if (args->split == "per-class") {
+      split = take(query::split_per_class(data.labels, args->per_class, args->seed));
+    } else {
+      if (data.train_rows == 0 || data.train_rows >= data.rows) {
+        throw std::runtime_error(args->data +
+                                 ": --split dataset needs a folder with both train and test files");
+      }
+      std::vector<size_t> q, g;
+      for (size_t i = 0; i < data.rows; ++i) (i < data.train_rows ? g : q).push_back(i);
+      split = take(query::given_split(std::move(q), std::move(g), data.rows));
+    }
+    if (!args->quiet) {
+      std::fprintf(stderr, "imsat: %zu items, %zu queries, %zu gallery\n", data.rows,
+                   split.queries.size(), split.gallery.size());
+    }
+    query::RetrievalOptions options;
+    options.precision_at = args->precision_at;
+    options.radius = args->radius;
+    std::vector<EvalRow> rows;
+    auto evaluate = [&](const learn::Model& model, EvalRow row) {
+      ProgressBar clock("eval", true);
+      const std::vector<uint8_t> codes = take(model.encode(data));
+      row.m = take(query::evaluate_retrieval(codes, model.bits(), data.labels, split, options));
+      row.eval_seconds = clock.seconds();
+      if (args->map_at > 0) {
+        row.map_at_k =
+            take(query::map_at_k(codes, model.bits(), data.labels, split, args->map_at));
+      }
+      if (!args->plot.empty()) {
+        row.curves = take(query::retrieval_curves(codes, model.bits(), data.labels, split,
+                                                  {args->precision_at}));
+      }
+      if (!args->quiet) {
+        char trained[48] = "loaded";
+        if (row.train_seconds >= 0) {
+          std::snprintf(trained, sizeof(trained), "train %.1fs", row.train_seconds);
+        }
+        std::fprintf(stderr, "imsat:   mAP %.4f P@%zu %.4f P@r%d %.4f (empty %.3f) %s\n",
+                     row.m.map, args->precision_at, row.m.precision_at_n, args->radius,
+                     row.m.precision_at_r, row.m.empty_r_share, trained);
+      }
+      rows.push_back(std::move(row));
+    };
+    // With --model, methods are trained only when --methods is also given.
+    const bool train_too = args->models.empty() || cmd->count("--methods") > 0;
+    std::vector<std::string> table_methods = train_too ? args->methods : std::vector<std::string>{};
+    std::vector<int> table_bits = train_too ? args->bits : std::vector<int>{};
+    size_t loaded_methods = 0;
+    for (const std::string& path : args->models) {
+      learn::Model model = take(learn::Model::load(path));
+      if (model.is_clustering()) throw std::runtime_error(path + ": a clustering model");
+      const std::string name = learn::method_name(model.method());
+      if (!args->quiet) {
+        std::fprintf(stderr, "imsat: %s (%s, %d bits)\n", path.c_str(), name.c_str(),
+                     model.bits());
+      }
+      // Loaded models come first in the table, in the order given.
+      if (std::find(table_methods.begin(), table_methods.end(), name) == table_methods.end()) {
+        table_methods.insert(table_methods.begin() + static_cast<long>(loaded_methods++), name);
+      }
+      if (std::find(table_bits.begin(), table_bits.end(), model.bits()) == table_bits.end()) {
+        table_bits.push_back(model.bits());
+      }
+      EvalRow row;
+      row.method = name;
+      row.bits = model.bits();
+      read_training_record(model, &row);
+      evaluate(model, std::move(row));
+    }
+    if (train_too) {
+      for (int bits : args->bits) {
+        for (const std::string& name : args->methods) {
+          const learn::Method method = take(learn::parse_method(name));
+          const int runs = method == learn::Method::kSh ? 1 : args->seeds;  // SH is deterministic
+          for (int r = 0; r < runs; ++r) {
+            learn::TrainConfig c;
+            c.method = method;
+            c.bits = bits;
+            c.seed = args->seed + static_cast<uint64_t>(r);
+            c.epochs = args->epochs;
+            c.device = args->device;
+            c.threads = args->threads;
+            if (cmd->count("--hidden") > 0 && method != learn::Method::kLinearImsat &&
+                method != learn::Method::kLinearRim) {
+              c.has_hidden = true;
+              c.hidden = parse_hidden(args->hidden);
+            }
+            if (!args->quiet) {
+              std::fprintf(stderr, "imsat: %s %d bits seed %llu ...\n", name.c_str(), bits,
+                           static_cast<unsigned long long>(c.seed));
+            }
+            ProgressBar bar("train", args->quiet);
+            c.on_progress = bar.training_callback(false);
+            learn::Model model = take(learn::train(data, c));
+            EvalRow row;
+            row.method = name;
+            row.bits = bits;
+            row.train_seconds = bar.seconds();
+            read_training_record(model, &row);
+            evaluate(model, std::move(row));
+          }
+        }
+      }
+    }
+    nlohmann::json out = {{"data", args->data},
+                          {"split", args->split},
+                          {"split_seed", args->seed},
+                          {"queries_per_class", args->per_class},
+                          {"precision_at", args->precision_at},
+                          {"radius", args->radius},
+                          {"queries", split.queries.size()},
+                          {"gallery", split.gallery.size()},
+                          {"results", nlohmann::json::array()}};
+    for (const EvalRow& row : rows) out["results"].push_back(row_json(row, *args));
+    if (!args->json_out.empty()) write_file(args->json_out, out.dump(2) + "\n");
+    if (args->json) {
+      print_json_line(out.dump());
+    } else {
+      // Table: one line per (method, bits), mean +- std over seeds, figures in percent.
+      const std::string p_at = "P@" + std::to_string(args->precision_at);
+      const std::string p_r = "P@r=" + std::to_string(args->radius);
+      const std::string map_k = "mAP@" + std::to_string(args->map_at);
+      std::printf("%-13s %5s %5s %16s %16s %16s", "method", "bits", "runs", "mAP", p_at.c_str(),
+                  p_r.c_str());
+      if (args->map_at > 0) std::printf(" %16s", map_k.c_str());
+      std::printf(" %10s\n", "train s");
+      for (int bits : table_bits) {
+        for (const std::string& method : table_methods) {
+          std::vector<double> a, p, r, mk, trained;
+          for (const EvalRow& row : rows) {
+            if (row.bits != bits || row.method != method) continue;
+            mk.push_back(row.map_at_k * 100);
+            a.push_back(row.m.map * 100);
+            p.push_back(row.m.precision_at_n * 100);
+            r.push_back(row.m.precision_at_r * 100);
+            if (row.train_seconds >= 0) trained.push_back(row.train_seconds);
+          }
+          if (a.empty()) continue;
+          char train_cell[32] = "-";
+          if (!trained.empty()) std::snprintf(train_cell, sizeof(train_cell), "%.1f", mean_of(trained));
+          std::printf("%-13s %5d %5zu %16s %16s %16s", method.c_str(), bits, a.size(),
+                      cell(a).c_str(), cell(p).c_str(), cell(r).c_str());
+          if (args->map_at > 0) std::printf(" %16s", cell(mk).c_str());
+          std::printf(" %10s\n", train_cell);
+        }
+      }
+    }
+    if (!args->plot.empty()) {
+      std::vector<PlotCurve> curves;
+      for (int bits : table_bits) {
+        for (const std::string& method : table_methods) {
+          for (const EvalRow& row : rows) {
+            if (row.bits != bits || row.method != method) continue;
+            curves.push_back({row.method + " " + std::to_string(bits) + " bits",
+                              row.curves.recall, row.curves.precision});
+            break;
+          }
+        }
+      }
+      write_pr_svg(args->plot,
+                   "Precision-recall of Hamming ranking, " +
+                       std::filesystem::path(args->data).filename().string(),
+                   curves);
+      if (!args->quiet) std::fprintf(stderr, "imsat: wrote %s\n", args->plot.c_str());
+    }
+    if (!args->csv_out.empty()) {
+      std::string csv = "method,bits,seed,lambda,map,precision_at_" +
+                        std::to_string(args->precision_at) + ",precision_at_r" +
+                        std::to_string(args->radius) + ",empty_r" + std::to_string(args->radius) +
+                        "_share,train_seconds,eval_seconds\n";
+      for (const EvalRow& row : rows) {
+        csv += row.method + ',' + std::to_string(row.bits) + ',' +
+               (row.seed ? std::to_string(*row.seed) : std::string()) + ',' +
+               (row.lambda ? std::to_string(*row.lambda) : std::string()) + ',' +
+               std::to_string(row.m.map) + ',' + std::to_string(row.m.precision_at_n) + ',' +
+               std::to_string(row.m.precision_at_r) + ',' + std::to_string(row.m.empty_r_share) +
+               ',' + (row.train_seconds < 0 ? std::string() : std::to_string(row.train_seconds)) +
+               ',' + std::to_string(row.eval_seconds) + '\n';
+      }
+      write_file(args->csv_out, csv);
+    }
+  });
+}
+
+}  // namespace imsat::cli

@@ -1,0 +1,80 @@
+// `imsat index`: bulk-indexes a dataset (with --model) or a codes file into a code store.
+#include <cstdio>
+#include <memory>
+
+#include "cli.h"
+#include "progress.h"
+#include "query/indexing.h"
+
+namespace imsat::cli {
+
+void add_index(CLI::App& app) {
+  struct IndexArgs {
+    query::IndexRequest request;
+    bool quiet = false;
+  };
+  auto a = std::make_shared<IndexArgs>();
+  query::IndexRequest& r = a->request;
+  CLI::App* cmd = app.add_subcommand(
+      "index", "Bulk-index a dataset (with --model) or a codes file into a code store");
+  cmd->add_option("--model", r.model, "Hash model that encodes --data (not for a codes file)");
+  cmd->add_option("--data", r.data, "Dataset (IDX file or folder, fvecs/bvecs, CSV) or codes file")
+      ->required();
+  cmd->add_option("--labels", r.labels, "IDX labels for an IDX image file");
+  cmd->add_option("--db", r.db, "Code store folder (created when missing)")->required();
+  cmd->add_option("--key-prefix", r.items.key_prefix,
+                  "Keys are this prefix followed by the row number");
+  cmd->add_option("--batch", r.batch, "Items per atomic batch")
+      ->check(CLI::Range(size_t{1}, size_t{10000000}))
+      ->capture_default_str();
+  cmd->add_option("--tables", r.tables, "Multi-index tables when creating (0 = automatic)")
+      ->check(CLI::Range(0, 128));
+  cmd->add_option("--job", r.job,
+                  "Name of the resumable bulk job (default: from the model, the source file and "
+                  "the options)");
+  cmd->add_flag("--with-vectors", r.items.with_vectors,
+                "Also store the raw vectors (for --rerank exact; needs --model)");
+  cmd->add_flag("--overwrite", r.overwrite,
+                "Replace items whose keys the store already holds from another source");
+  cmd->add_flag("--quiet", a->quiet, "No progress output");
+  cmd->callback([a] {
+    const ProgressBar total("imsat", true);  // only its clock
+    auto encode_bar = std::make_unique<ProgressBar>("encode", a->quiet);
+    auto index_bar = std::make_unique<ProgressBar>("index", a->quiet);
+    size_t encoded = 0;
+    a->request.progress = [&](const char* stage, size_t done, size_t total) {
+      if (std::string(stage) == "encode") {
+        encode_bar->items(done, total);
+        encoded = done;
+      } else {
+        if (encoded > 0) {
+          encode_bar->finish_items(encoded);
+          encoded = 0;
+          index_bar = std::make_unique<ProgressBar>("index", a->quiet);
+        }
+        index_bar->items(done, total);
+      }
+    };
+    const query::IndexReport report = take(query::index_dataset(a->request));
+    if (report.already_done) {
+      std::fprintf(stderr, "imsat: %s is already indexed in %s (job %s)\n",
+                   a->request.data.c_str(), a->request.db.c_str(), report.job.c_str());
+      return;
+    }
+    if (report.done_before > 0) {
+      std::fprintf(stderr, "imsat: resumed job %s at item %zu of %zu\n", report.job.c_str(),
+                   report.done_before, report.rows);
+    }
+    index_bar->finish_items(report.indexed);
+    if (!a->quiet) {
+      const double secs = total.seconds();
+      std::fprintf(stderr,
+                   "imsat: indexed %zu items into %s (%zu in the store) in %.2f s, %.0f items/s "
+                   "end to end (reading %.2f s)\n",
+                   report.indexed, a->request.db.c_str(), report.store_items, secs,
+                   double(report.indexed) / secs, report.read_seconds);
+    }
+  });
+}
+
+}  // namespace imsat::cli

@@ -1,0 +1,102 @@
+// The one progress bar of the command line, on stderr: for items ("index: [####    ] 40%
+// 28000/70000 items  ETA 0m03s") and for training (the bar with every loss term and one line per
+// epoch). Redrawn at most 4 times a second on a terminal; without a terminal only the final line
+// (items) or the epoch lines (training) are printed.
+#pragma once
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+#include "learn/learn.h"
+
+namespace imsat::cli {
+
+inline std::string format_duration(double seconds) {
+  const long s = static_cast<long>(seconds + 0.5);
+  char buf[32];
+  if (s >= 3600) {
+    std::snprintf(buf, sizeof(buf), "%ldh%02ldm", s / 3600, (s / 60) % 60);
+  } else {
+    std::snprintf(buf, sizeof(buf), "%ldm%02lds", s / 60, s % 60);
+  }
+  return buf;
+}
+
+class ProgressBar {
+ public:
+  ProgressBar(std::string what, bool quiet)
+      : what_(std::move(what)), quiet_(quiet), tty_(isatty(2) != 0),
+        t0_(std::chrono::steady_clock::now()) {}
+  double seconds() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+  }
+
+  void items(size_t done, size_t total) {
+    if (quiet_ || !tty_) return;
+    const double now = seconds();
+    if (done < total && now - last_ < 0.25) return;
+    last_ = now;
+    const double frac = total > 0 ? double(done) / double(total) : 1.0;
+    char detail[64];
+    std::snprintf(detail, sizeof(detail), "%zu/%zu items", done, total);
+    draw(frac, detail, now);
+  }
+  void finish_items(size_t done) {
+    if (quiet_) return;
+    const double s = seconds();
+    std::fprintf(stderr, "%s%s: %zu items in %.2f s (%.0f items/s)\n", tty_ ? "\r\033[K" : "",
+                 what_.c_str(), done, s, s > 0 ? double(done) / s : 0.0);
+  }
+
+  // A training run's step and epoch reports (learn::TrainConfig::on_progress).
+  void training(const learn::Progress& p, bool epoch_end, bool clustering) {
+    if (quiet_) return;
+    if (!epoch_end && (!tty_ || p.seconds - last_ < 0.25)) return;
+    last_ = p.seconds;
+    char terms[160];
+    if (clustering) {
+      std::snprintf(terms, sizeof(terms), "loss %.4f sat %.4f H(Y|X) %.3f H(Y) %.3f", p.loss, p.sat,
+                    p.cond_entropy, p.marg_entropy);
+    } else {
+      std::snprintf(terms, sizeof(terms), "loss %.4f sat %.4f H(Y|X) %.3f H(Y) %.3f MI %.3f",
+                    p.loss, p.sat, p.cond_entropy, p.marg_entropy, p.pair_mi);
+    }
+    if (epoch_end) {
+      std::fprintf(stderr, "%s%s epoch %d/%d  %s  %s elapsed\n", tty_ ? "\r\033[K" : "",
+                   what_.c_str(), p.epoch, p.epochs, terms, format_duration(p.seconds).c_str());
+      std::fflush(stderr);
+      return;
+    }
+    const double frac = p.total_steps > 0 ? double(p.step) / double(p.total_steps) : 1.0;
+    const std::string detail =
+        "epoch " + std::to_string(p.epoch) + "/" + std::to_string(p.epochs) + "  " + terms;
+    draw(frac, detail, p.seconds);
+  }
+  // A callback for learn::TrainConfig::on_progress that draws into this bar.
+  auto training_callback(bool clustering) {
+    return [this, clustering](const learn::Progress& p, bool epoch_end) {
+      training(p, epoch_end, clustering);
+    };
+  }
+
+ private:
+  void draw(double frac, const std::string& detail, double elapsed) {
+    const double eta = frac > 0 ? elapsed * (1 - frac) / frac : 0;
+    const int width = 24;
+    std::string bar(static_cast<size_t>(frac * width), '#');
+    bar.resize(width, ' ');
+    std::fprintf(stderr, "\r\033[K%s: [%s] %3.0f%% %s  ETA %s", what_.c_str(), bar.c_str(),
+                 frac * 100, detail.c_str(), format_duration(eta).c_str());
+    std::fflush(stderr);
+  }
+
+  std::string what_;
+  bool quiet_, tty_;
+  std::chrono::steady_clock::time_point t0_;
+  double last_ = -1;
+};
+
+}  // namespace imsat::cli

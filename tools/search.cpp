@@ -1,0 +1,124 @@
+// `imsat search`: kNN or radius search of a store by a stored key, a hex code, an image or every
+// item of a dataset; a table, or with --json one JSON document per query (JSON lines).
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+
+#include "cli.h"
+#include "query/codes_file.h"
+#include "query/engine.h"
+#include "query/json_format.h"
+
+namespace imsat::cli {
+namespace {
+
+struct SearchArgs {
+  std::string db, model, key, code, query_file, image, labels, rerank = "none";
+  size_t k = 10, candidates = 0, limit = 10;
+  int radius = -1, label = 0;
+  bool json = false, scan = false, invert = false;
+};
+
+void print_table(const std::string& query, const query::SearchResponse& res, bool reranked) {
+  std::printf("query: %s  code %s  (%llu buckets probed, %llu candidates verified)\n",
+              query.c_str(), res.query_code.c_str(),
+              static_cast<unsigned long long>(res.stats.buckets_probed),
+              static_cast<unsigned long long>(res.stats.candidates_verified));
+  std::printf("%5s  %-20s %8s %10s %6s  %s\n", "rank", "key", "hamming", reranked ? "score" : "",
+              "label", "metadata");
+  for (size_t i = 0; i < res.hits.size(); ++i) {
+    const query::SearchHit& h = res.hits[i];
+    char score[32] = "";
+    if (reranked) std::snprintf(score, sizeof(score), "%.4f", h.score);
+    char label[16] = "-";
+    if (h.label != index::kNoTag) std::snprintf(label, sizeof(label), "%d", h.label);
+    std::printf("%5zu  %-20s %8u %10s %6s  %s\n", i + 1, h.key.c_str(), h.distance, score, label,
+                h.metadata.c_str());
+  }
+  if (res.hits.empty()) std::printf("  (no items)\n");
+}
+
+}  // namespace
+
+void add_search(CLI::App& app) {
+  auto a = std::make_shared<SearchArgs>();
+  CLI::App* cmd = app.add_subcommand("search", "Search a code store by key, code or query file");
+  cmd->add_option("--db", a->db, "Code store folder")->required();
+  cmd->add_option("--model", a->model, "Hash model (needed for --query-file and re-ranking)");
+  auto* key = cmd->add_option("--key", a->key, "Query by a stored item's key");
+  auto* code = cmd->add_option("--code", a->code, "Query by a hex code");
+  auto* file = cmd->add_option("--query-file", a->query_file,
+                               "Query by every item of a dataset (needs --model)");
+  auto* image = cmd->add_option("--image", a->image,
+                                "Query by a PNG or JPEG image (needs a model trained on images)");
+  cmd->add_flag("--invert", a->invert, "Invert the image (dark-on-light pictures)");
+  key->excludes(code)->excludes(file)->excludes(image);
+  code->excludes(file)->excludes(image);
+  file->excludes(image);
+  cmd->add_option("--labels", a->labels, "IDX labels for an IDX --query-file");
+  cmd->add_option("--limit", a->limit, "At most this many queries from --query-file")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  auto* k = cmd->add_option("-k", a->k, "Nearest neighbours")
+                ->check(CLI::Range(size_t{1}, index::kMaxK))
+                ->capture_default_str();
+  auto* radius = cmd->add_option("--radius", a->radius, "All items within this Hamming radius")
+                     ->check(CLI::Range(0, kMaxCodeBits));
+  k->excludes(radius);
+  cmd->add_option("--rerank", a->rerank, "none, exact (stored vectors) or asymmetric")
+      ->check(CLI::IsMember({"none", "exact", "asymmetric"}))
+      ->capture_default_str();
+  cmd->add_option("--candidates", a->candidates,
+                  "Hamming candidates to re-rank (0 = max(10 k, 100))");
+  cmd->add_option("--label", a->label, "Only items with this label")->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--scan", a->scan, "Linear scan instead of multi-index probing");
+  cmd->add_flag("--json", a->json, "JSON on stdout: one line per query");
+  cmd->callback([a, cmd] {
+    if (a->key.empty() && a->code.empty() && a->query_file.empty() && a->image.empty()) {
+      throw UsageError("give a query: --key, --code, --query-file or --image");
+    }
+    if ((!a->query_file.empty() || !a->image.empty()) && a->model.empty()) {
+      throw UsageError(std::string(a->image.empty() ? "--query-file" : "--image") +
+                       " needs --model to encode the query");
+    }
+    std::unique_ptr<query::QueryEngine> engine = take(query::QueryEngine::open(a->db, a->model));
+    query::SearchRequest r;
+    r.k = a->k;
+    r.radius = cmd->count("--radius") > 0 ? a->radius : -1;
+    r.rerank = take(query::parse_rerank(a->rerank));
+    r.candidates = a->candidates;
+    if (cmd->count("--label") > 0) r.label = a->label;
+    r.use_multi_index = !a->scan;
+    const bool reranked = r.rerank != query::Rerank::kNone;
+    auto answer = [&](const std::string& query, const query::SearchResponse& res) {
+      if (!a->json) {
+        print_table(query, res, reranked);
+        return;
+      }
+      nlohmann::json j = query::search_json(res, r, /*explain=*/true);
+      j["query"] = query;
+      print_json_line(query::dump_json(j));
+    };
+    if (!a->key.empty()) {
+      answer("key " + a->key, take(engine->search_key(a->key, r)));
+    } else if (!a->code.empty()) {
+      const std::vector<uint8_t> c = take(query::parse_hex_code(a->code, engine->bits()));
+      answer("code " + a->code, take(engine->search_code(c, r)));
+    } else if (!a->image.empty()) {
+      std::ifstream in(a->image, std::ios::binary);
+      if (!in) throw std::runtime_error(a->image + ": cannot read");
+      const std::string bytes((std::istreambuf_iterator<char>(in)),
+                              std::istreambuf_iterator<char>());
+      answer("image " + a->image, take(engine->search_image(bytes, r, a->invert)));
+    } else {
+      const learn::Dataset q = take(learn::load_dataset(a->query_file, a->labels));
+      const size_t n = std::min(q.rows, a->limit);
+      for (size_t i = 0; i < n; ++i) {
+        answer("row " + std::to_string(i), take(engine->search_vector(q.row(i), q.cols, r)));
+      }
+    }
+  });
+}
+
+}  // namespace imsat::cli

@@ -1,0 +1,71 @@
+// `imsat serve`: the store over HTTP (JSON API and web page) until SIGTERM or Ctrl-C.
+#include <cstdio>
+#include <filesystem>
+
+#include "cli.h"
+#include "http/http.h"
+#include "query/engine.h"
+#include "query/indexing.h"
+
+namespace imsat::cli {
+
+void add_serve(CLI::App& app) {
+  struct ServeArgs {
+    std::string db, model;
+    http::ServerOptions server;
+    bool no_cache = false;
+    int bits = 0;
+  };
+  auto a = std::make_shared<ServeArgs>();
+  CLI::App* cmd =
+      app.add_subcommand("serve", "Serve a code store over HTTP (JSON API and web page)");
+  cmd->add_option("--db", a->db, "Code store folder")->required();
+  cmd->add_option("--model", a->model, "Hash model (for vector and image queries, adding vectors)");
+  cmd->add_option("--bind", a->server.bind, "Address to listen on")->capture_default_str();
+  cmd->add_option("--port", a->server.port, "Port (0 = any free port)")->capture_default_str();
+  cmd->add_option("--threads", a->server.threads, "Worker threads")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  cmd->add_option("--token", a->server.token,
+                  "Require 'Authorization: Bearer TOKEN' for writes and evaluation (or set "
+                  "IMSAT_TOKEN, which keeps it out of the process list)")
+      ->envname("IMSAT_TOKEN");
+  cmd->add_option("--max-body-bytes", a->server.limits.max_body_bytes, "Largest request body")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--max-batch", a->server.limits.max_batch, "Most items or queries per request")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--max-k", a->server.limits.max_k, "Largest k")
+      ->check(CLI::Range(size_t{1}, index::kMaxK))
+      ->capture_default_str();
+  cmd->add_option("--timeout", a->server.limits.read_timeout_seconds,
+                  "Seconds a connection may stay silent")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--bits", a->bits,
+                  "Create an empty store of this code length when --db does not exist yet")
+      ->check(code_bits_validator());
+  cmd->add_flag("--no-vector-cache", a->no_cache,
+                "Read stored vectors from RocksDB for exact re-ranking instead of memory");
+  cmd->callback([a] {
+    if (a->bits > 0 && !std::filesystem::exists(a->db)) {
+      check(query::create_store(a->db, a->bits, a->model));
+    }
+    std::unique_ptr<query::QueryEngine> engine = take(query::QueryEngine::open(a->db, a->model));
+    if (!a->no_cache) check(engine->cache_vectors());
+    auto server = take(http::Server::start(*engine, a->server));
+    const index::StoreInfo info = engine->info();
+    std::fprintf(stderr,
+                 "imsat: serving %s (%zu items, %d bits%s) on http://%s:%u/ with %d threads%s\n",
+                 a->db.c_str(), info.items, info.bits, a->model.empty() ? ", no model" : "",
+                 a->server.bind.c_str(), static_cast<unsigned>(server->port()), a->server.threads,
+                 a->server.token.empty() ? "" : ", token required for writes");
+    std::fprintf(stderr, "imsat: try  curl -s http://%s:%u/v1/info  (SIGTERM or Ctrl-C stops)\n",
+                 a->server.bind.c_str(), static_cast<unsigned>(server->port()));
+    server->wait_for_signal();
+    std::fprintf(stderr, "imsat: stopped; the store is closed cleanly\n");
+  });
+}
+
+}  // namespace imsat::cli

@@ -1,0 +1,96 @@
+// `imsat train`: trains a hash function (or, with --clusters, a clustering model) on all items of
+// a dataset without labels and writes the model file.
+#include <chrono>
+#include <cstdio>
+
+#include "cli.h"
+#include "learn/learn.h"
+#include "progress.h"
+
+namespace imsat::cli {
+namespace {
+
+struct TrainArgs {
+  std::string data, labels, method = "imsat-vat", hidden, out, device = "auto";
+  int bits = 16, clusters = 0, epochs = 0, batch = 250, threads = 0;
+  double lambda = 0.0, eps_scale = 0.25, lr = 0.002;
+  uint64_t seed = 0;
+  bool quiet = false;
+};
+
+}  // namespace
+
+void add_train(CLI::App& app) {
+  auto args = std::make_shared<TrainArgs>();
+  CLI::App* cmd = app.add_subcommand("train", "Train a hash function (or clustering model)");
+  cmd->add_option("--data", args->data, "Dataset: IDX file or MNIST-style folder, fvecs/bvecs, CSV")
+      ->required();
+  cmd->add_option("--labels", args->labels, "IDX labels for an IDX image file (not used to train)");
+  cmd->add_option("--method", args->method, "Training method")
+      ->check(CLI::IsMember(method_names(true)))
+      ->capture_default_str();
+  cmd->add_option("--bits", args->bits, "Code length D (multiple of 8, 8..1024)")
+      ->check(code_bits_validator())
+      ->capture_default_str();
+  cmd->add_option("--clusters", args->clusters, "Train a clustering model with K clusters")
+      ->check(CLI::Range(2, 100000));
+  cmd->add_option("--hidden", args->hidden,
+                  "Hidden layer sizes, e.g. 400-400; 'none' for linear (default: per method)");
+  cmd->add_option("--epochs", args->epochs,
+                  "Epochs; 0 = automatic (50, or more on small data: at least 14,000 steps)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--batch", args->batch, "Mini-batch size")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--device", args->device, "cpu, cuda or auto")
+      ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
+      ->capture_default_str();
+  cmd->add_option("--seed", args->seed, "Random seed")->capture_default_str();
+  cmd->add_option("--threads", args->threads, "Compute threads (0 = tuned default)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--lambda", args->lambda,
+                  "Weight of the information term (IMSAT, RIM); 0 = automatic:\n"
+                  "0.1 up to 16 bits and for clustering, 0.05 for longer codes")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--eps-scale", args->eps_scale,
+                  "SAT radius: this times the distance to the 10th nearest neighbour")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--lr", args->lr, "Adam learning rate")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--out", args->out, "Model file to write")->required();
+  cmd->add_flag("--quiet", args->quiet, "No progress output");
+  cmd->callback([args, cmd] {
+    learn::TrainConfig c;
+    c.method = take(learn::parse_method(args->method));
+    c.bits = args->bits;
+    c.clusters = args->clusters;
+    if (c.method == learn::Method::kKmeans && c.clusters == 0) {
+      throw UsageError("--method kmeans needs --clusters K");
+    }
+    c.has_hidden = cmd->count("--hidden") > 0;
+    c.hidden = parse_hidden(args->hidden);
+    c.epochs = args->epochs;
+    c.batch = args->batch;
+    c.device = args->device;
+    c.seed = args->seed;
+    c.threads = args->threads;
+    c.lambda = args->lambda;
+    c.eps_scale = args->eps_scale;
+    c.lr = args->lr;
+    ProgressBar bar("train", args->quiet);
+    c.on_progress = bar.training_callback(c.clusters > 0);
+    learn::Dataset data = take(learn::load_dataset(args->data, args->labels));
+    std::fprintf(stderr, "imsat: training %s on %zu items of %zu values (%s)\n",
+                 args->method.c_str(), data.rows, data.cols, data.source.c_str());
+    learn::Model model = take(learn::train(data, c));
+    check(model.save(args->out));
+    std::fprintf(stderr, "imsat: wrote %s (fingerprint %s) after %s\n", args->out.c_str(),
+                 model.fingerprint().c_str(), format_duration(bar.seconds()).c_str());
+  });
+}
+
+}  // namespace imsat::cli
