@@ -18,7 +18,7 @@ bits_list=("$@")
 [ ${#bits_list[@]} -gt 0 ] || bits_list=(16 32 64)
 for bits in "${bits_list[@]}"; do
   "$imsat" eval --data "$data" --methods imsat-vat --seeds "$seeds" --bits "$bits" \
-    --json "$out/imsat-vat-$bits.json" --csv "$out/imsat-vat-$bits.csv"
+    --json-out "$out/imsat-vat-$bits.json" --csv "$out/imsat-vat-$bits.csv"
   "$imsat" eval --data "$data" --methods imsat-rpt,deep-rim,linear-rim,itq,sh,lsh --bits "$bits" \
-    --json "$out/baselines-$bits.json" --csv "$out/baselines-$bits.csv"
+    --json-out "$out/baselines-$bits.json" --csv "$out/baselines-$bits.csv"
 done

@@ -43,7 +43,7 @@ took
 
 step "evaluate: 100 queries per class, the rest as gallery; PCA-ITQ and LSH trained alongside"
 "$imsat" eval --data "$data" --model "$model" --methods itq,lsh --bits 16 --map-at 100 \
-  --json "$out/eval.json" --csv "$out/eval.csv" --plot "$out/pr.svg"
+  --json-out "$out/eval.json" --csv "$out/eval.csv" --plot "$out/pr.svg"
 echo "results: $out/eval.json, $out/eval.csv; precision-recall plot: $out/pr.svg"
 took
 

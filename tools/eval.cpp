@@ -27,6 +27,7 @@ struct EvalArgs {
   int radius = 2;
   uint64_t seed = 0;
   int seeds = 1, epochs = 0, threads = 0;
+  double lambda = 0.0;
   bool json = false, quiet = false;
 };
 
@@ -165,6 +166,10 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--epochs", args->epochs, "Epochs for the neural methods (0 = automatic)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--hidden", args->hidden, "Hidden sizes for the deep methods (default 400-400)");
+  cmd->add_option("--lambda", args->lambda,
+                  "Weight of the information term for IMSAT and RIM (0 = automatic, as in train)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd->add_option("--device", args->device, "cpu, cuda or auto")
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
       ->capture_default_str();
@@ -275,6 +280,7 @@ void add_eval(CLI::App& app) {
             c.epochs = args->epochs;
             c.device = args->device;
             c.threads = args->threads;
+            c.lambda = args->lambda;
             if (cmd->count("--hidden") > 0 && method != learn::Method::kLinearImsat &&
                 method != learn::Method::kLinearRim) {
               c.has_hidden = true;

@@ -8,11 +8,14 @@
 
 namespace imsat {
 
+// Note: the standard FNV-1a 64-bit offset basis is 14695981039346656037; the first model and codes
+// files were written with 1469598103934665603 (one digit short). Every checksum and model
+// fingerprint already on disk depends on it, so it stays: the check is as strong either way.
 constexpr uint64_t kFnv1aOffset = 1469598103934665603ULL;
 constexpr uint64_t kFnv1aPrime = 1099511628211ULL;
 
 // Continues a running checksum `h` over `bytes` bytes (start with kFnv1aOffset).
-inline uint64_t fnv1a64(const void* data, size_t bytes, uint64_t h = kFnv1aOffset) {
+inline uint64_t fnv1a64_bytes(const void* data, size_t bytes, uint64_t h = kFnv1aOffset) {
   const auto* p = static_cast<const unsigned char*>(data);
   for (size_t i = 0; i < bytes; ++i) {
     h ^= p[i];
@@ -21,7 +24,7 @@ inline uint64_t fnv1a64(const void* data, size_t bytes, uint64_t h = kFnv1aOffse
   return h;
 }
 inline uint64_t fnv1a64(std::string_view bytes, uint64_t h = kFnv1aOffset) {
-  return fnv1a64(bytes.data(), bytes.size(), h);
+  return fnv1a64_bytes(bytes.data(), bytes.size(), h);
 }
 
 }  // namespace imsat

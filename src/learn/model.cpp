@@ -167,10 +167,10 @@ std::string Model::Impl::compute_fingerprint() const {
   std::string id = method_name(method) + "|" + std::to_string(bits) + "|" +
                    std::to_string(clusters) + "|" + std::to_string(input_dim) + "|" +
                    (pre.pixels ? "pixels" : "standardize");
-  uint64_t h = fnv1a64(id.data(), id.size());
+  uint64_t h = fnv1a64_bytes(id.data(), id.size());
   for (const auto& [name, t] : tensors()) {
-    h = fnv1a64(name.data(), name.size(), h);
-    h = fnv1a64(t.data_ptr<float>(), static_cast<size_t>(t.numel()) * sizeof(float), h);
+    h = fnv1a64_bytes(name.data(), name.size(), h);
+    h = fnv1a64_bytes(t.data_ptr<float>(), static_cast<size_t>(t.numel()) * sizeof(float), h);
   }
   return hex64(h);
 }
@@ -315,7 +315,7 @@ Status Model::save(const std::string& path) const {
     out.append(reinterpret_cast<const char*>(t.data_ptr<float>()),
                static_cast<size_t>(t.numel()) * sizeof(float));
   }
-  put<uint64_t>(out, fnv1a64(out.data(), out.size()));
+  put<uint64_t>(out, fnv1a64_bytes(out.data(), out.size()));
 
   return write_file_atomically(path, out);
 }
@@ -344,7 +344,7 @@ Result<Model> Model::load(const std::string& path) {
   if (b.size() < 8 + 4 + 8 + 8) return Status::corruption(path + ": model file is truncated");
   uint64_t stored_sum;
   std::memcpy(&stored_sum, b.data() + b.size() - 8, 8);
-  if (fnv1a64(b.data(), b.size() - 8) != stored_sum) {
+  if (fnv1a64_bytes(b.data(), b.size() - 8) != stored_sum) {
     return Status::corruption(path + ": checksum mismatch: the model file (" +
                               std::to_string(b.size()) + " bytes) is truncated or damaged");
   }

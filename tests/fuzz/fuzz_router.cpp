@@ -41,15 +41,9 @@ imsat::http::Router& router() {
   o.sync_writes = false;
   auto store = std::move(I::CodeStore::open(dir, o)).value();
   std::vector<uint8_t> codes = std::move(model->encode(d)).value();
-  std::vector<I::Item> items;
-  for (size_t i = 0; i < d.rows; ++i) {
-    I::Item it;
-    it.key = std::to_string(i);
-    it.code.assign(codes.begin() + long(2 * i), codes.begin() + long(2 * i + 2));
-    it.tag = d.labels[i];
-    it.vector.assign(d.row(i), d.row(i) + d.cols);
-    items.push_back(std::move(it));
-  }
+  Q::ItemOptions options;
+  options.with_vectors = true;
+  const std::vector<I::Item> items = Q::dataset_items(d, codes, 16, options);
   if (!store->put(items).is_ok()) std::abort();
   engine = Q::QueryEngine::create(std::move(store), std::move(model)).value().release();
   imsat::http::Limits limits;

@@ -13,11 +13,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "http/http.h"
+#include "http/http_internal.h"
 #include "support/png.h"
 #include "support/temp_dir_test.h"
 
@@ -104,17 +106,9 @@ class ServerTest : public imsat::testing::TempDirTest {
     o.model_fingerprint = model->fingerprint();
     auto store = I::CodeStore::open((dir_ / "db").string(), o);
     ASSERT_TRUE(store.is_ok());
-    std::vector<I::Item> items;
-    for (size_t i = 0; i < data_.rows; ++i) {
-      I::Item it;
-      it.key = std::to_string(i);
-      it.code.assign(codes->begin() + static_cast<long>(2 * i),
-                     codes->begin() + static_cast<long>(2 * i + 2));
-      it.tag = data_.labels[i];
-      it.metadata = json{{"row", i}}.dump();
-      it.vector.assign(data_.row(i), data_.row(i) + 16);
-      items.push_back(std::move(it));
-    }
+    Q::ItemOptions options;
+    options.with_vectors = true;
+    const std::vector<I::Item> items = Q::dataset_items(data_, *codes, 16, options);
     ASSERT_TRUE((*store)->put(items).is_ok());
     auto engine = Q::QueryEngine::create(std::move(store).value(),
                                          std::make_unique<L::Model>(std::move(model).value()));
@@ -414,6 +408,78 @@ TEST_F(ServerTest, StopsGracefullyAndRefusesNewConnections) {
   beast::error_code ec;
   s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port_), ec);
   EXPECT_TRUE(ec) << "still accepting after stop";
+}
+
+// A JSON error with this status whose message contains `needle`.
+void expect_json_error(const Reply& r, int status, const std::string& needle) {
+  EXPECT_EQ(r.status, status) << r.body;
+  const json j = r.js();
+  ASSERT_TRUE(j.is_object()) << r.body;
+  EXPECT_NE(j.value("error", "").find(needle), std::string::npos) << r.body;
+}
+
+// Issue 11: '+' in a path is a plus (only query strings turn it into a space), a percent-encoded
+// '/' belongs to the key, and labels outside 32 bits are refused instead of truncated.
+TEST_F(ServerTest, PathKeysAreDecodedAsKeys) {
+  const std::string items =
+      R"([{"key": "p+q", "code": "0100"}, {"key": "p q", "code": "0200"},
+          {"key": "x/image", "code": "0300"}, {"key": "x", "code": "0400"}])";
+  ASSERT_EQ(post("/v1/items", items, "application/json", "secret").status, 200);
+  EXPECT_EQ(get("/v1/items/p+q").js()["key"], "p+q");
+  EXPECT_EQ(get("/v1/items/p%20q").js()["key"], "p q");
+  EXPECT_EQ(get("/v1/items/x%2Fimage").js()["key"], "x/image");
+  EXPECT_EQ(get("/v1/items/x%2Fimage").js()["code"], "0300");
+  const Reply del = call(port_, bhttp::verb::delete_, "/v1/items/p+q", "", "", "secret");
+  ASSERT_EQ(del.status, 200) << del.body;
+  EXPECT_EQ(del.js()["deleted"], "p+q");
+  EXPECT_EQ(get("/v1/items/p+q").status, 404);
+  EXPECT_EQ(get("/v1/items/p%20q").status, 200);  // the other item is untouched
+  ASSERT_EQ(call(port_, bhttp::verb::delete_, "/v1/items/x%2Fimage", "", "", "secret").status, 200);
+  EXPECT_EQ(get("/v1/items/x").status, 200);
+  expect_json_error(post("/v1/search", R"({"key": "x", "filter": {"label": 4294967298}})"), 400,
+               "out of range");
+  expect_json_error(post("/v1/search", R"({"key": "x", "filter": {"label": -1}})"), 400,
+               "out of range");
+  expect_json_error(post("/v1/items", R"([{"key": "y", "code": "0000", "label": 4294967298}])",
+                    "application/json", "secret"),
+               400, "out of range");
+  expect_json_error(post("/v1/search/image?label=4294967298", "x", "image/png"), 400, "out of range");
+}
+
+TEST_F(ServerTest, ScrollVisitsEveryItemOnceInPages) {
+  std::set<std::string> seen;
+  std::string cursor;
+  size_t pages = 0;
+  do {
+    const Reply r = get("/v1/items?limit=128" + (cursor.empty() ? "" : "&cursor=" + cursor));
+    ASSERT_EQ(r.status, 200) << r.body;
+    const json page = r.js();
+    for (const json& item : page["items"]) {
+      EXPECT_TRUE(seen.insert(item["key"].get<std::string>()).second) << item;
+      EXPECT_TRUE(item.contains("code"));
+    }
+    cursor = page["next_cursor"].is_null() ? "" : page["next_cursor"].get<std::string>();
+    ASSERT_LT(++pages, 10u);
+  } while (!cursor.empty());
+  EXPECT_EQ(seen.size(), 300u);
+  EXPECT_EQ(pages, 3u);
+  expect_json_error(get("/v1/items?limit=0"), 400, "limit");
+  expect_json_error(get("/v1/items?cursor=abc"), 400, "cursor");
+}
+
+TEST_F(ServerTest, OpenApiListsEveryRouteOfTheTable) {
+  const json doc = get("/openapi.json").js();
+  ASSERT_TRUE(doc.contains("paths"));
+  for (const auto& route : imsat::http::internal::route_table()) {
+    std::string method = route.method;
+    for (char& c : method) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    ASSERT_TRUE(doc["paths"].contains(route.pattern)) << route.pattern;
+    ASSERT_TRUE(doc["paths"][route.pattern].contains(method)) << route.pattern << " " << method;
+    EXPECT_EQ(doc["paths"][route.pattern][method]["summary"], route.summary);
+    EXPECT_EQ(doc["paths"][route.pattern][method].contains("security"),
+              route.auth == imsat::http::internal::Auth::kToken)
+        << route.pattern;
+  }
 }
 
 }  // namespace

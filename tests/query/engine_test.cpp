@@ -42,17 +42,9 @@ class EngineTest : public imsat::testing::TempDirTest {
     o.model_fingerprint = fingerprint;
     auto store = I::CodeStore::open((dir_ / "db").string(), o);
     EXPECT_TRUE(store.is_ok()) << store.status().to_string();
-    std::vector<I::Item> items;
-    for (size_t i = 0; i < data_.rows; ++i) {
-      I::Item it;
-      it.key = std::to_string(i);
-      it.code.assign(codes_.begin() + static_cast<long>(2 * i),
-                     codes_.begin() + static_cast<long>(2 * i + 2));
-      it.tag = data_.labels[i];
-      it.metadata = "{\"row\":" + std::to_string(i) + "}";
-      it.vector.assign(data_.row(i), data_.row(i) + data_.cols);
-      items.push_back(std::move(it));
-    }
+    Q::ItemOptions options;
+    options.with_vectors = true;
+    const std::vector<I::Item> items = Q::dataset_items(data_, codes_, 16, options);
     EXPECT_TRUE((*store)->put(items).is_ok());
     auto model = with_model ? std::make_unique<L::Model>(L::Model::load(model_path()).value()) : nullptr;
     auto e = Q::QueryEngine::create(std::move(store).value(), std::move(model));
@@ -310,10 +302,7 @@ TEST_F(EndToEndTest, LearnedCodesBeatRandomCodesOnAFashionMnistSlice) {
     EXPECT_TRUE((*store)
                     ->bulk_load("load", [&](size_t n, I::Item* it) {
                       if (n >= data.rows) return false;
-                      it->key = std::to_string(n);
-                      it->code.assign(codes.begin() + static_cast<long>(2 * n),
-                                      codes.begin() + static_cast<long>(2 * n + 2));
-                      it->tag = data.labels[n];
+                      Q::make_item(codes, 16, data.labels, &data, 0, {}, n, it);
                       ++i;
                       return true;
                     })
@@ -350,6 +339,84 @@ TEST_F(EndToEndTest, LearnedCodesBeatRandomCodesOnAFashionMnistSlice) {
   auto health = Q::code_health(*learned, 16);
   ASSERT_TRUE(health.is_ok());
   EXPECT_GT(health->mean_entropy, 0.8);  // IMSAT keeps bits balanced
+}
+
+TEST_F(EngineTest, ItemsAddGetEraseAndScroll) {
+  auto e = engine(model_->fingerprint());
+  ASSERT_NE(e, nullptr);
+  const size_t before = e->info().items;
+  std::vector<Q::NewItem> items(2);
+  items[0].key = "by-vector";
+  items[0].vector.assign(data_.row(5), data_.row(5) + data_.cols);
+  items[0].label = 7;
+  items[1].key = "by-code";
+  items[1].code = {0x12, 0x34};
+  items[1].metadata = R"({"a": 1})";
+  auto added = e->add_items(items);
+  ASSERT_TRUE(added.is_ok()) << added.status().to_string();
+  EXPECT_EQ(*added, before + 2);
+  auto got = e->get_item("by-vector");
+  ASSERT_TRUE(got.is_ok());
+  EXPECT_EQ(got->label, 7);
+  EXPECT_EQ(got->code_hex, e->get_item("5")->code_hex);  // same vector, same code
+  EXPECT_EQ(got->vector.size(), data_.cols);
+  EXPECT_EQ(e->get_item("by-code")->code_hex, "1234");
+  // A bad item rejects the whole call: nothing is written.
+  std::vector<Q::NewItem> bad(2);
+  bad[0].key = "fine";
+  bad[0].code = {0, 0};
+  bad[1].key = "short";
+  bad[1].code = {0};
+  auto refused = e->add_items(bad);
+  EXPECT_EQ(refused.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("item 1"), std::string::npos);
+  EXPECT_EQ(e->get_item("fine").status().code(), Code::kNotFound);
+  std::vector<Q::NewItem> nan(1);
+  nan[0].key = "nan";
+  nan[0].vector.assign(data_.cols, std::nanf(""));
+  EXPECT_EQ(e->add_items(nan).status().code(), Code::kInvalidArgument);
+  ASSERT_TRUE(e->erase_items({"by-code"}).is_ok());
+  EXPECT_EQ(e->get_item("by-code").status().code(), Code::kNotFound);
+  // Scroll: every live item once, in insertion order, in pages.
+  std::vector<std::string> keys;
+  std::string cursor;
+  do {
+    auto page = e->scroll(cursor, 100);
+    ASSERT_TRUE(page.is_ok()) << page.status().to_string();
+    for (const auto& it : page->items) keys.push_back(it.key);
+    cursor = page->next_cursor;
+  } while (!cursor.empty());
+  ASSERT_EQ(keys.size(), before + 1);
+  EXPECT_EQ(keys.front(), "0");
+  EXPECT_EQ(keys.back(), "by-vector");
+  EXPECT_EQ(e->scroll("", 0).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(e->scroll("-3", 10).status().code(), Code::kInvalidArgument);
+}
+
+TEST_F(EngineTest, EvaluateMatchesTheProtocolOnTheSameCodes) {
+  auto e = engine(model_->fingerprint());
+  ASSERT_NE(e, nullptr);
+  Q::EvaluateRequest request;
+  request.queries_per_class = 10;
+  request.seed = 3;
+  request.options.precision_at = 20;
+  request.options.radius = 1;
+  auto through_store = e->evaluate(request);
+  ASSERT_TRUE(through_store.is_ok()) << through_store.status().to_string();
+  // The store holds every blob item in row order with its label: the same split and metrics.
+  auto split = Q::split_per_class(data_.labels, 10, 3);
+  ASSERT_TRUE(split.is_ok());
+  auto direct = Q::evaluate_retrieval(codes_, 16, data_.labels, *split, request.options);
+  ASSERT_TRUE(direct.is_ok());
+  EXPECT_DOUBLE_EQ(through_store->metrics.map, direct->map);
+  EXPECT_DOUBLE_EQ(through_store->metrics.precision_at_n, direct->precision_at_n);
+  EXPECT_DOUBLE_EQ(through_store->metrics.precision_at_r, direct->precision_at_r);
+  EXPECT_EQ(through_store->queries, 40u);
+  EXPECT_EQ(through_store->labelled_items, data_.rows);
+  auto health = e->health(1000, 5);
+  ASSERT_TRUE(health.is_ok());
+  EXPECT_EQ(health->health.rows, data_.rows);
+  EXPECT_EQ(health->bucket_occupancy.size(), static_cast<size_t>(e->info().tables));
 }
 
 }  // namespace
