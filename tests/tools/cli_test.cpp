@@ -143,4 +143,96 @@ TEST_F(CliTest, ErrorPathsAreOneClearLineAndNonZero) {
   EXPECT_NE(imsat("search --db " + path("db") + " --bogus").code, 0);
 }
 
+// Issue 10: the command-line conventions.
+TEST_F(CliTest, VersionExitCodesAndJsonOnStdout) {
+  Outcome v = imsat("--version");
+  EXPECT_EQ(v.code, 0);
+  EXPECT_EQ(v.out, std::string("imsat ") + IMSAT_VERSION + "\n");
+  // Usage errors exit 2 with one line saying what was expected; runtime errors exit 1.
+  Outcome bad_bits = imsat("eval --data x.csv --bits 16,x");
+  EXPECT_EQ(bad_bits.code, 2);
+  EXPECT_NE(bad_bits.err.find("--bits: expected an integer, got 'x'"), std::string::npos) << bad_bits.err;
+  Outcome odd_bits = imsat("train --data x.csv --bits 12 --out m");
+  EXPECT_EQ(odd_bits.code, 2);
+  EXPECT_NE(odd_bits.err.find("multiple of 8"), std::string::npos) << odd_bits.err;
+  EXPECT_EQ(imsat("search --db " + path("db") + " --bogus").code, 2);
+  EXPECT_EQ(imsat("eval --data x.csv --methods imsat-vat,nope").code, 2);
+  EXPECT_EQ(imsat("search --db " + path("db")).code, 2);  // no query given
+  Outcome missing = imsat("search --db " + path("no-store") + " --key 1");
+  EXPECT_EQ(missing.code, 1);
+  expect_clear_error(missing, "no-store");
+  Outcome info = imsat("info --json");
+  ASSERT_EQ(info.code, 0) << info.err;
+  const nlohmann::json j = nlohmann::json::parse(info.out);
+  EXPECT_EQ(j["version"], IMSAT_VERSION);
+  EXPECT_TRUE(j.contains("hamming_kernel"));
+}
+
+TEST_F(CliTest, EvalOfAStoreAndInspectAndClusterAsJson) {
+  const std::string data = csv("items.csv", 300, 10);
+  ASSERT_EQ(imsat("train --data " + data + " --method itq --bits 8 --quiet --out " +
+                  path("m.model")).code,
+            0);
+  ASSERT_EQ(imsat("index --model " + path("m.model") + " --data " + data + " --db " + path("db") +
+                  " --quiet").code,
+            0);
+  Outcome e = imsat("eval --db " + path("db") + " --queries-per-class 10 --precision-at 50 " +
+                    "--radius 1 --json");
+  ASSERT_EQ(e.code, 0) << e.err;
+  const nlohmann::json store = nlohmann::json::parse(e.out);
+  EXPECT_EQ(store["queries"], 30);
+  EXPECT_EQ(store["labelled_items"], 300);
+  EXPECT_TRUE(store.contains("precision_at_50"));
+  EXPECT_TRUE(store.contains("precision_at_r1"));
+  EXPECT_GT(store["map"].get<double>(), 0.5);  // three well-separated groups
+  // The same protocol through the data path gives the same figures for the loaded model, and its
+  // record shows the seed it was trained with (not 0 for every model).
+  ASSERT_EQ(imsat("train --data " + data + " --method lsh --bits 8 --seed 5 --quiet --out " +
+                  path("lsh.model")).code,
+            0);
+  Outcome d = imsat("eval --data " + data + " --model " + path("m.model") + " --model " +
+                    path("lsh.model") + " --queries-per-class 10 --precision-at 50 --radius 1 " +
+                    "--json --quiet");
+  ASSERT_EQ(d.code, 0) << d.err;
+  const nlohmann::json direct = nlohmann::json::parse(d.out);
+  ASSERT_EQ(direct["results"].size(), 2u);
+  EXPECT_DOUBLE_EQ(direct["results"][0]["map"].get<double>(), store["map"].get<double>());
+  EXPECT_EQ(direct["results"][0]["seed"], 0);
+  EXPECT_EQ(direct["results"][1]["seed"], 5);
+  Outcome inspect = imsat("inspect --db " + path("db") + " --json --verify");
+  ASSERT_EQ(inspect.code, 0) << inspect.err;
+  const nlohmann::json ins = nlohmann::json::parse(inspect.out);
+  EXPECT_EQ(ins["items"], 300);
+  EXPECT_EQ(ins["health"]["bit_balance"].size(), 8u);
+  EXPECT_EQ(ins["verified"], true);
+  Outcome cl = imsat("cluster --data " + data + " --method kmeans --clusters 3 --json --quiet");
+  ASSERT_EQ(cl.code, 0) << cl.err;
+  const nlohmann::json c = nlohmann::json::parse(cl.out);
+  EXPECT_EQ(c["cluster_sizes"].size(), 3u);
+  EXPECT_GT(c["accuracy"].get<double>(), 0.9);
+}
+
+// Issue 10: the resume record covers everything that changes the result, and a different source
+// over existing keys needs --overwrite.
+TEST_F(CliTest, IndexingAnotherSourceOverExistingKeysNeedsOverwrite) {
+  const std::string data = csv("items.csv", 120, 6);
+  const std::string other = csv("other.csv", 90, 6);
+  ASSERT_EQ(imsat("train --data " + data + " --method lsh --bits 8 --quiet --out " +
+                  path("m.model")).code,
+            0);
+  const std::string base = "index --model " + path("m.model") + " --db " + path("db") + " --quiet";
+  ASSERT_EQ(imsat(base + " --data " + data).code, 0);
+  // The same source again is already done; with vectors it is a new job over the same keys.
+  EXPECT_NE(imsat(base + " --data " + data).err.find("already indexed"), std::string::npos);
+  expect_clear_error(imsat(base + " --data " + data + " --with-vectors"), "--overwrite");
+  expect_clear_error(imsat(base + " --data " + other), "--overwrite");
+  // Beside them under another prefix, or replacing them when asked.
+  EXPECT_EQ(imsat(base + " --data " + other + " --key-prefix o").code, 0);
+  Outcome replaced = imsat(base + " --data " + other + " --overwrite");
+  ASSERT_EQ(replaced.code, 0) << replaced.err;
+  Outcome info = imsat("inspect --db " + path("db") + " --json");
+  ASSERT_EQ(info.code, 0) << info.err;
+  EXPECT_EQ(nlohmann::json::parse(info.out)["items"], 120 + 90);
+}
+
 }  // namespace
