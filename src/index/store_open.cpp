@@ -31,8 +31,7 @@ Result<std::unique_ptr<CodeStore>> CodeStore::open(const std::string& path,
     {
       StoreOptions create = options;
       create.sync_writes = true;
-      Result<std::unique_ptr<CodeStore>> made = open_existing_or_new(staging, create);
-      if (!made.is_ok()) return made.status();
+      IMSAT_ASSIGN_OR_RETURN(std::unique_ptr<CodeStore> made, open_existing_or_new(staging, create));
     }
     fs::rename(staging, target, ec);
     if (ec)

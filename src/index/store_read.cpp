@@ -23,23 +23,22 @@ StoreInfo CodeStore::info() const {
 int CodeStore::bits() const { return impl_->schema.bits; }
 
 Result<Item> CodeStore::get(const std::string& key) const {
-  Result<uint64_t> id = impl_->lookup_id(key);
-  if (!id.is_ok()) return id.status();
+  IMSAT_ASSIGN_OR_RETURN(uint64_t id, impl_->lookup_id(key));
   Item item;
   item.key = key;
   {
     std::shared_lock lock(impl_->state_mutex);
-    const int64_t slot = impl_->slot_of(*id);
+    const int64_t slot = impl_->slot_of(id);
     if (slot < 0) return Status::not_found("no item with key '" + key + "'");
     item.code.resize(impl_->codes.code_bytes());
     impl_->codes.unpack(static_cast<uint32_t>(slot), item.code.data());
     item.tag = impl_->codes.tag(static_cast<uint32_t>(slot));
   }
   rocksdb::Status s =
-      impl_->db->Get(rocksdb::ReadOptions(), impl_->cf[kMeta], be64(*id), &item.metadata);
+      impl_->db->Get(rocksdb::ReadOptions(), impl_->cf[kMeta], be64(id), &item.metadata);
   if (!s.ok() && !s.IsNotFound()) return translate(s, "reading metadata of '" + key + "'");
   std::string v;
-  s = impl_->db->Get(rocksdb::ReadOptions(), impl_->cf[kMeta], vector_key(*id), &v);
+  s = impl_->db->Get(rocksdb::ReadOptions(), impl_->cf[kMeta], vector_key(id), &v);
   if (!s.ok() && !s.IsNotFound()) return translate(s, "reading the vector of '" + key + "'");
   item.vector.resize(v.size() / sizeof(float));
   if (!v.empty()) std::memcpy(item.vector.data(), v.data(), item.vector.size() * sizeof(float));

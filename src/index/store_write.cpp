@@ -149,10 +149,9 @@ void CodeStore::Impl::apply(const BatchPlan& p, const std::vector<Item>& items) 
 Status CodeStore::put(const std::vector<Item>& items) {
   if (items.empty()) return Status::ok();
   std::lock_guard writer(impl_->writer_mutex);
-  Result<Impl::BatchPlan> plan = impl_->plan(items);
-  if (!plan.is_ok()) return plan.status();
-  IMSAT_RETURN_IF_ERROR(impl_->commit_write_batch(*plan));
-  impl_->apply(*plan, items);
+  IMSAT_ASSIGN_OR_RETURN(Impl::BatchPlan plan, impl_->plan(items));
+  IMSAT_RETURN_IF_ERROR(impl_->commit_write_batch(plan));
+  impl_->apply(plan, items);
   return Status::ok();
 }
 
@@ -163,17 +162,16 @@ Status CodeStore::erase(const std::vector<std::string>& keys) {
   std::unordered_set<std::string> seen;
   for (const std::string& key : keys) {
     if (!seen.insert(key).second) continue;
-    Result<uint64_t> id = impl_->lookup_id(key);
-    if (!id.is_ok()) return id.status();
-    const int64_t slot = impl_->slot_of(*id);
+    IMSAT_ASSIGN_OR_RETURN(uint64_t id, impl_->lookup_id(key));
+    const int64_t slot = impl_->slot_of(id);
     if (slot < 0) return Status::corruption("key '" + key + "' maps to a missing item");
-    batch.Delete(impl_->cf[kCodes], be64(*id));
-    batch.Delete(impl_->cf[kMeta], be64(*id));
-    batch.Delete(impl_->cf[kMeta], vector_key(*id));
+    batch.Delete(impl_->cf[kCodes], be64(id));
+    batch.Delete(impl_->cf[kMeta], be64(id));
+    batch.Delete(impl_->cf[kMeta], vector_key(id));
     batch.Delete(impl_->cf[kKeys], key);
     for (int t = 0; t < impl_->mih.tables(); ++t) {
       const uint64_t* code = impl_->codes.code(static_cast<uint32_t>(slot));
-      batch.Delete(impl_->cf[kBuckets], bucket_key(t, impl_->mih.substring(t, code), *id));
+      batch.Delete(impl_->cf[kBuckets], bucket_key(t, impl_->mih.substring(t, code), id));
     }
     slots.push_back(static_cast<uint32_t>(slot));
   }
@@ -197,9 +195,8 @@ Status CodeStore::bulk_load(const std::string& job, const std::function<bool(siz
   if (job.empty()) return Status::invalid_argument("bulk load needs a job name");
   if (batch_items == 0) return Status::invalid_argument("batch size must be positive");
   std::lock_guard writer(impl_->writer_mutex);
-  Result<size_t> done = bulk_progress(job);
-  if (!done.is_ok()) return done.status();
-  size_t position = *done;
+  IMSAT_ASSIGN_OR_RETURN(size_t done, bulk_progress(job));
+  size_t position = done;
   std::vector<Item> items;
   bool more = true;
   while (more) {
@@ -213,14 +210,13 @@ Status CodeStore::bulk_load(const std::string& job, const std::function<bool(siz
       items.push_back(std::move(item));
     }
     if (items.empty()) break;
-    Result<Impl::BatchPlan> plan = impl_->plan(items);
-    if (!plan.is_ok()) return plan.status();
+    IMSAT_ASSIGN_OR_RETURN(Impl::BatchPlan plan, impl_->plan(items));
     // The progress record travels in the same atomic ingestion as the items.
-    auto& schema = plan->records[kSchema];
+    auto& schema = plan.records[kSchema];
     schema.push_back({"bulk:" + job, be64(position + items.size())});
     std::sort(schema.begin(), schema.end());
-    IMSAT_RETURN_IF_ERROR(impl_->commit_ingest(*plan));
-    impl_->apply(*plan, items);
+    IMSAT_RETURN_IF_ERROR(impl_->commit_ingest(plan));
+    impl_->apply(plan, items);
     position += items.size();
     if (progress) progress(position);
   }

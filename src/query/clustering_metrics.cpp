@@ -88,13 +88,11 @@ Result<double> clustering_accuracy(const std::vector<int32_t>& clusters,
     return Status::invalid_argument("clusters and labels must be non-empty and of equal length");
   }
   size_t kc = 0, kl = 0;
-  Result<std::vector<size_t>> c = densify(clusters, &kc);
-  if (!c.is_ok()) return c.status();
-  Result<std::vector<size_t>> l = densify(labels, &kl);
-  if (!l.is_ok()) return l.status();
+  IMSAT_ASSIGN_OR_RETURN(std::vector<size_t> c, densify(clusters, &kc));
+  IMSAT_ASSIGN_OR_RETURN(std::vector<size_t> l, densify(labels, &kl));
   const size_t n = std::max(kc, kl);
   std::vector<double> counts(n * n, 0);
-  for (size_t i = 0; i < clusters.size(); ++i) counts[(*c)[i] * n + (*l)[i]] += 1;
+  for (size_t i = 0; i < clusters.size(); ++i) counts[c[i] * n + l[i]] += 1;
   std::vector<double> cost(n * n);
   for (size_t i = 0; i < n * n; ++i) cost[i] = -counts[i];
   std::vector<size_t> match = hungarian_min_cost(cost, n);
@@ -109,16 +107,14 @@ Result<double> normalized_mutual_information(const std::vector<int32_t>& a,
     return Status::invalid_argument("inputs must be non-empty and of equal length");
   }
   size_t ka = 0, kb = 0;
-  Result<std::vector<size_t>> da = densify(a, &ka);
-  if (!da.is_ok()) return da.status();
-  Result<std::vector<size_t>> db = densify(b, &kb);
-  if (!db.is_ok()) return db.status();
+  IMSAT_ASSIGN_OR_RETURN(std::vector<size_t> da, densify(a, &ka));
+  IMSAT_ASSIGN_OR_RETURN(std::vector<size_t> db, densify(b, &kb));
   const double n = static_cast<double>(a.size());
   std::vector<double> joint(ka * kb, 0), pa(ka, 0), pb(kb, 0);
   for (size_t i = 0; i < a.size(); ++i) {
-    joint[(*da)[i] * kb + (*db)[i]] += 1 / n;
-    pa[(*da)[i]] += 1 / n;
-    pb[(*db)[i]] += 1 / n;
+    joint[da[i] * kb + db[i]] += 1 / n;
+    pa[da[i]] += 1 / n;
+    pb[db[i]] += 1 / n;
   }
   double mi = 0, ha = 0, hb = 0;
   for (size_t i = 0; i < ka; ++i) {

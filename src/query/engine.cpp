@@ -111,16 +111,13 @@ Result<SearchResponse> QueryEngine::search_vector(const float* vector, size_t di
   if (model_ == nullptr) {
     return Status::invalid_argument("searching by vector needs a model (this engine has none)");
   }
-  Result<std::vector<uint8_t>> code = encode(vector, 1, dim);
-  if (!code.is_ok()) return code.status();
+  IMSAT_ASSIGN_OR_RETURN(std::vector<uint8_t> code, encode(vector, 1, dim));
   std::vector<float> probabilities;
   if (request.rerank == Rerank::kAsymmetric) {
     std::lock_guard lock(model_mutex_);
-    Result<std::vector<float>> p = model_->bit_probabilities(vector, 1, dim);
-    if (!p.is_ok()) return p.status();
-    probabilities = std::move(p).value();
+    IMSAT_ASSIGN_OR_RETURN(probabilities, model_->bit_probabilities(vector, 1, dim));
   }
-  return run(*code, vector, dim,
+  return run(code, vector, dim,
              request.rerank == Rerank::kAsymmetric ? &probabilities : nullptr, request);
 }
 
@@ -129,9 +126,8 @@ Result<SearchResponse> QueryEngine::search_image(const std::string& encoded,
   if (model_ == nullptr) {
     return Status::invalid_argument("searching by image needs a model (this engine has none)");
   }
-  Result<std::vector<float>> input = image_to_input(encoded, *model_, invert);
-  if (!input.is_ok()) return input.status();
-  return search_vector(input->data(), input->size(), request);
+  IMSAT_ASSIGN_OR_RETURN(std::vector<float> input, image_to_input(encoded, *model_, invert));
+  return search_vector(input.data(), input.size(), request);
 }
 
 Result<SearchResponse> QueryEngine::search_code(const std::vector<uint8_t>& code,
@@ -141,13 +137,12 @@ Result<SearchResponse> QueryEngine::search_code(const std::vector<uint8_t>& code
 
 Result<SearchResponse> QueryEngine::search_key(const std::string& key,
                                                const SearchRequest& request) const {
-  Result<index::Item> item = store_->get(key);
-  if (!item.is_ok()) return item.status();
-  if (request.rerank == Rerank::kExact && item->vector.empty()) {
+  IMSAT_ASSIGN_OR_RETURN(index::Item item, store_->get(key));
+  if (request.rerank == Rerank::kExact && item.vector.empty()) {
     return Status::invalid_argument("item '" + key +
                                     "' has no stored vector, so it cannot be re-ranked exactly");
   }
-  return run(item->code, item->vector.empty() ? nullptr : item->vector.data(), item->vector.size(),
+  return run(item.code, item.vector.empty() ? nullptr : item.vector.data(), item.vector.size(),
              nullptr, request);
 }
 
@@ -215,55 +210,52 @@ Result<SearchResponse> QueryEngine::run(const std::vector<uint8_t>& code, const 
   }
   SearchResponse response;
   response.query_code = to_hex(code.data(), code.size());
-  Result<std::vector<index::Hit>> hits = store_->search(code, o, &response.stats);
-  if (!hits.is_ok()) return hits.status();
+  IMSAT_ASSIGN_OR_RETURN(std::vector<index::Hit> hits, store_->search(code, o, &response.stats));
 
-  std::vector<double> score(hits->size());
-  for (size_t i = 0; i < hits->size(); ++i) score[i] = (*hits)[i].distance;
-  if (request.rerank == Rerank::kExact && !hits->empty()) {
+  std::vector<double> score(hits.size());
+  for (size_t i = 0; i < hits.size(); ++i) score[i] = hits[i].distance;
+  if (request.rerank == Rerank::kExact && !hits.empty()) {
     // Cached vectors from memory; the rest in one MultiGet.
-    std::vector<const float*> rows(hits->size(), nullptr);
+    std::vector<const float*> rows(hits.size(), nullptr);
     std::vector<uint64_t> missing;
     std::vector<size_t> missing_at;
-    for (size_t i = 0; i < hits->size(); ++i) {
-      auto found = cache_dim_ == dim ? cache_ids_.find((*hits)[i].id) : cache_ids_.end();
+    for (size_t i = 0; i < hits.size(); ++i) {
+      auto found = cache_dim_ == dim ? cache_ids_.find(hits[i].id) : cache_ids_.end();
       if (found != cache_ids_.end()) {
         rows[i] = cache_.data() + found->second * dim;
       } else {
-        missing.push_back((*hits)[i].id);
+        missing.push_back(hits[i].id);
         missing_at.push_back(i);
       }
     }
     std::vector<float> fetched;
     if (!missing.empty()) {
-      Result<std::vector<float>> stored = store_->vectors(missing, dim);
-      if (!stored.is_ok()) return stored.status();
-      fetched = std::move(stored).value();
+      IMSAT_ASSIGN_OR_RETURN(fetched, store_->vectors(missing, dim));
       for (size_t j = 0; j < missing.size(); ++j) rows[missing_at[j]] = fetched.data() + j * dim;
     }
-    for (size_t i = 0; i < hits->size(); ++i) {
+    for (size_t i = 0; i < hits.size(); ++i) {
       score[i] = std::sqrt(squared_distance(vector, rows[i], dim));
     }
   } else if (request.rerank == Rerank::kAsymmetric) {
-    for (size_t i = 0; i < hits->size(); ++i) {
-      score[i] = expected_hamming((*hits)[i].code, *probabilities);
+    for (size_t i = 0; i < hits.size(); ++i) {
+      score[i] = expected_hamming(hits[i].code, *probabilities);
     }
   }
   // Hits arrive sorted by (Hamming distance, id); a stable sort by score keeps that order among
   // equal scores.
-  std::vector<size_t> order(hits->size());
+  std::vector<size_t> order(hits.size());
   std::iota(order.begin(), order.end(), size_t{0});
   if (rerank) {
     std::stable_sort(order.begin(), order.end(),
                      [&](size_t a, size_t b) { return score[a] < score[b]; });
     if (order.size() > request.k) order.resize(request.k);
-    response.candidates_reranked = hits->size();
+    response.candidates_reranked = hits.size();
   }
   response.hits.reserve(order.size());
   std::vector<uint64_t> ids;
   ids.reserve(order.size());
   for (size_t i : order) {
-    index::Hit& h = (*hits)[i];
+    index::Hit& h = hits[i];
     SearchHit out;
     out.key = std::move(h.key);
     out.distance = h.distance;
@@ -273,9 +265,8 @@ Result<SearchResponse> QueryEngine::run(const std::vector<uint8_t>& code, const 
     response.hits.push_back(std::move(out));
   }
   if (request.with_metadata && !ids.empty()) {
-    Result<std::vector<std::string>> meta = store_->metadata(ids);
-    if (!meta.is_ok()) return meta.status();
-    for (size_t i = 0; i < ids.size(); ++i) response.hits[i].metadata = std::move((*meta)[i]);
+    IMSAT_ASSIGN_OR_RETURN(std::vector<std::string> meta, store_->metadata(ids));
+    for (size_t i = 0; i < ids.size(); ++i) response.hits[i].metadata = std::move(meta[i]);
   }
   return response;
 }

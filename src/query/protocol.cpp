@@ -200,9 +200,8 @@ class Ranking {
 Result<RetrievalMetrics> evaluate_retrieval(const std::vector<uint8_t>& codes, int bits,
                                             const std::vector<int32_t>& labels, const Split& split,
                                             const RetrievalOptions& options) {
-  Result<Ranking> made = Ranking::make(codes, bits, labels, split);
-  if (!made.is_ok()) return made.status();
-  Ranking& r = *made;
+  IMSAT_ASSIGN_OR_RETURN(Ranking made, Ranking::make(codes, bits, labels, split));
+  Ranking& r = made;
   double sum_ap = 0, sum_pn = 0, sum_pr = 0;
   size_t empty = 0;
   const size_t top_n = std::min(options.precision_at, r.gallery_size());
@@ -236,9 +235,8 @@ Result<RetrievalMetrics> evaluate_retrieval(const std::vector<uint8_t>& codes, i
 Result<double> map_at_k(const std::vector<uint8_t>& codes, int bits,
                         const std::vector<int32_t>& labels, const Split& split, size_t k) {
   if (k == 0) return Status::invalid_argument("mAP@k needs k >= 1");
-  Result<Ranking> made = Ranking::make(codes, bits, labels, split);
-  if (!made.is_ok()) return made.status();
-  Ranking& r = *made;
+  IMSAT_ASSIGN_OR_RETURN(Ranking made, Ranking::make(codes, bits, labels, split));
+  Ranking& r = made;
   double sum = 0;
   r.for_each_query([&](size_t qi) {
     uint64_t total_relevant = 0;
@@ -261,9 +259,8 @@ Result<double> map_at_k(const std::vector<uint8_t>& codes, int bits,
 Result<Curves> retrieval_curves(const std::vector<uint8_t>& codes, int bits,
                                 const std::vector<int32_t>& labels, const Split& split,
                                 const std::vector<size_t>& n_values) {
-  Result<Ranking> made = Ranking::make(codes, bits, labels, split);
-  if (!made.is_ok()) return made.status();
-  Ranking& r = *made;
+  IMSAT_ASSIGN_OR_RETURN(Ranking made, Ranking::make(codes, bits, labels, split));
+  Ranking& r = made;
   const size_t points = static_cast<size_t>(bits) + 1;
   Curves c;
   c.precision.assign(points, 0);

@@ -159,9 +159,8 @@ Status check_finite(const Dataset& d) {
 
 template <typename T>
 Result<Dataset> read_vecs(const std::string& path, const char* kind) {
-  Result<std::string> bytes = read_all(path);
-  if (!bytes.is_ok()) return bytes.status();
-  const std::string& b = *bytes;
+  IMSAT_ASSIGN_OR_RETURN(std::string bytes, read_all(path));
+  const std::string& b = bytes;
   Dataset d;
   d.source = path;
   size_t off = 0;
@@ -243,49 +242,45 @@ std::string find_in(const fs::path& dir, const std::string& stem) {
 }  // namespace
 
 Result<std::vector<int32_t>> read_idx_labels(const std::string& path) {
-  Result<std::string> bytes = read_all(path);
-  if (!bytes.is_ok()) return bytes.status();
-  Result<IdxHeader> h = parse_idx_header(path, *bytes);
-  if (!h.is_ok()) return h.status();
-  if (h->type != 0x08 || h->dims.size() != 1) {
+  IMSAT_ASSIGN_OR_RETURN(std::string bytes, read_all(path));
+  IMSAT_ASSIGN_OR_RETURN(IdxHeader h, parse_idx_header(path, bytes));
+  if (h.type != 0x08 || h.dims.size() != 1) {
     return Status::corruption(at(path, 2) +
                               ": expected an IDX label file (unsigned bytes, one dimension)");
   }
-  const size_t n = h->dims[0];
-  if (bytes->size() != h->data_offset + n) {
+  const size_t n = h.dims[0];
+  if (bytes.size() != h.data_offset + n) {
     return Status::corruption(
-        at(path, bytes->size()) + ": expected " + std::to_string(h->data_offset + n) +
-        " bytes for " + std::to_string(n) + " labels, file has " + std::to_string(bytes->size()));
+        at(path, bytes.size()) + ": expected " + std::to_string(h.data_offset + n) +
+        " bytes for " + std::to_string(n) + " labels, file has " + std::to_string(bytes.size()));
   }
   std::vector<int32_t> labels(n);
   for (size_t i = 0; i < n; ++i) {
-    labels[i] = static_cast<uint8_t>((*bytes)[h->data_offset + i]);
+    labels[i] = static_cast<uint8_t>(bytes[h.data_offset + i]);
   }
   return labels;
 }
 
 Result<Dataset> read_idx(const std::string& images_path, const std::string& labels_path) {
-  Result<std::string> bytes = read_all(images_path);
-  if (!bytes.is_ok()) return bytes.status();
-  const std::string& b = *bytes;
-  Result<IdxHeader> h = parse_idx_header(images_path, b);
-  if (!h.is_ok()) return h.status();
-  const size_t elem = idx_type_size(h->type);
+  IMSAT_ASSIGN_OR_RETURN(std::string bytes, read_all(images_path));
+  const std::string& b = bytes;
+  IMSAT_ASSIGN_OR_RETURN(IdxHeader h, parse_idx_header(images_path, b));
+  const size_t elem = idx_type_size(h.type);
   if (elem == 0) {
     return Status::corruption(at(images_path, 2) + ": unknown IDX element type 0x" +
-                              std::to_string(h->type));
+                              std::to_string(h.type));
   }
-  if (h->dims.size() < 2) {
+  if (h.dims.size() < 2) {
     return Status::invalid_argument(images_path +
                                     ": has one dimension; expected items (an image file), not "
                                     "labels");
   }
   Dataset d;
   d.source = images_path;
-  d.rows = h->dims[0];
-  d.cols = h->count() / std::max<size_t>(d.rows, 1);
-  d.item_shape.assign(h->dims.begin() + 1, h->dims.end());
-  const size_t expected = h->data_offset + h->count() * elem;
+  d.rows = h.dims[0];
+  d.cols = h.count() / std::max<size_t>(d.rows, 1);
+  d.item_shape.assign(h.dims.begin() + 1, h.dims.end());
+  const size_t expected = h.data_offset + h.count() * elem;
   if (b.size() != expected) {
     return Status::corruption(at(images_path, b.size()) + ": expected " + std::to_string(expected) +
                               " bytes for " + std::to_string(d.rows) + " items of " +
@@ -293,20 +288,20 @@ Result<Dataset> read_idx(const std::string& images_path, const std::string& labe
                               std::to_string(b.size()));
   }
   if (d.rows == 0) return Status::invalid_argument(images_path + ": holds no items");
-  reserve_huge(d.values, h->count());
-  d.values.resize(h->count());
-  const char* p = b.data() + h->data_offset;
+  reserve_huge(d.values, h.count());
+  d.values.resize(h.count());
+  const char* p = b.data() + h.data_offset;
   auto be = [&](size_t i, size_t width) {
     uint64_t v = 0;
     for (size_t k = 0; k < width; ++k) v = (v << 8) | static_cast<uint8_t>(p[i * width + k]);
     return v;
   };
-  if (h->type == 0x08) {  // the common case (images), in a loop the compiler vectorises
+  if (h.type == 0x08) {  // the common case (images), in a loop the compiler vectorises
     const auto* u = reinterpret_cast<const uint8_t*>(p);
     for (size_t i = 0; i < d.values.size(); ++i) d.values[i] = u[i];
   }
-  for (size_t i = 0; h->type != 0x08 && i < d.values.size(); ++i) {
-    switch (h->type) {
+  for (size_t i = 0; h.type != 0x08 && i < d.values.size(); ++i) {
+    switch (h.type) {
       case 0x08:
         d.values[i] = static_cast<uint8_t>(p[i]);
         break;
@@ -338,17 +333,16 @@ Result<Dataset> read_idx(const std::string& images_path, const std::string& labe
       }
     }
   }
-  d.uint8_pixels = h->type == 0x08;
+  d.uint8_pixels = h.type == 0x08;
   IMSAT_RETURN_IF_ERROR(check_finite(d));
   if (!labels_path.empty()) {
-    Result<std::vector<int32_t>> labels = read_idx_labels(labels_path);
-    if (!labels.is_ok()) return labels.status();
-    if (labels->size() != d.rows) {
-      return Status::invalid_argument(labels_path + ": holds " + std::to_string(labels->size()) +
+    IMSAT_ASSIGN_OR_RETURN(std::vector<int32_t> labels, read_idx_labels(labels_path));
+    if (labels.size() != d.rows) {
+      return Status::invalid_argument(labels_path + ": holds " + std::to_string(labels.size()) +
                                       " labels but " + images_path + " holds " +
                                       std::to_string(d.rows) + " items");
     }
-    d.labels = std::move(*labels);
+    d.labels = std::move(labels);
   }
   return d;
 }
@@ -358,9 +352,8 @@ Result<Dataset> read_bvecs(const std::string& path) { return read_vecs<uint8_t>(
 Result<Dataset> read_ivecs(const std::string& path) { return read_vecs<int32_t>(path, "ivecs"); }
 
 Result<Dataset> read_csv(const std::string& path) {
-  Result<std::string> bytes = read_all(path);
-  if (!bytes.is_ok()) return bytes.status();
-  std::istringstream in(*bytes);
+  IMSAT_ASSIGN_OR_RETURN(std::string bytes, read_all(path));
+  std::istringstream in(bytes);
   Dataset d;
   d.source = path;
   std::string line;
@@ -436,27 +429,26 @@ Result<Dataset> load_dataset(const std::string& path, const std::string& labels_
       std::string images = find_in(dir, std::string(split) + "-images-idx3-ubyte");
       if (images.empty()) continue;
       std::string labels = find_in(dir, std::string(split) + "-labels-idx1-ubyte");
-      Result<Dataset> part = read_idx(images, labels);
-      if (!part.is_ok()) return part.status();
+      IMSAT_ASSIGN_OR_RETURN(Dataset part, read_idx(images, labels));
       if (all.rows == 0) {
-        all = std::move(*part);
+        all = std::move(part);
         all.source = path;
       } else {
-        if (part->cols != all.cols) {
-          return Status::invalid_argument(images + ": items have " + std::to_string(part->cols) +
+        if (part.cols != all.cols) {
+          return Status::invalid_argument(images + ": items have " + std::to_string(part.cols) +
                                           " values, the train file's have " +
                                           std::to_string(all.cols));
         }
-        if (part->labels.empty() != all.labels.empty()) {
+        if (part.labels.empty() != all.labels.empty()) {
           return Status::invalid_argument(path + ": labels exist for only one of train and t10k");
         }
         std::vector<float> joined;
-        reserve_huge(joined, all.values.size() + part->values.size());
+        reserve_huge(joined, all.values.size() + part.values.size());
         joined.insert(joined.end(), all.values.begin(), all.values.end());
         all.values = std::move(joined);
-        all.values.insert(all.values.end(), part->values.begin(), part->values.end());
-        all.labels.insert(all.labels.end(), part->labels.begin(), part->labels.end());
-        all.rows += part->rows;
+        all.values.insert(all.values.end(), part.values.begin(), part.values.end());
+        all.labels.insert(all.labels.end(), part.labels.begin(), part.labels.end());
+        all.rows += part.rows;
       }
       if (std::string(split) == "train") all.train_rows = all.rows;
     }
@@ -481,14 +473,13 @@ Result<Dataset> load_dataset(const std::string& path, const std::string& labels_
     return d;
   }
   if (!d.is_ok() || labels_path.empty()) return d;
-  Result<std::vector<int32_t>> labels = read_idx_labels(labels_path);
-  if (!labels.is_ok()) return labels.status();
-  if (labels->size() != d->rows) {
-    return Status::invalid_argument(labels_path + ": holds " + std::to_string(labels->size()) +
+  IMSAT_ASSIGN_OR_RETURN(std::vector<int32_t> labels, read_idx_labels(labels_path));
+  if (labels.size() != d->rows) {
+    return Status::invalid_argument(labels_path + ": holds " + std::to_string(labels.size()) +
                                     " labels but " + path + " holds " + std::to_string(d->rows) +
                                     " items");
   }
-  d->labels = std::move(*labels);
+  d->labels = std::move(labels);
   return d;
 }
 
