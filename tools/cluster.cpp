@@ -4,6 +4,7 @@
 
 #include "cli.h"
 #include "progress.h"
+#include "training_options.h"
 #include "query/clustering_metrics.h"
 #include "query/json_format.h"
 
@@ -11,8 +12,9 @@ namespace imsat::cli {
 
 void add_cluster(CLI::App& app) {
   struct ClusterArgs {
-    std::string data, labels, method = "imsat-vat", hidden, device = "auto", model, out;
-    int clusters = 10, epochs = 0, threads = 0;
+    std::string data, labels, method = "imsat-vat", model, out;
+    TrainingOptions training;
+    int clusters = 10;
     uint64_t seed = 0;
     bool json = false, quiet = false;
   };
@@ -29,15 +31,8 @@ void add_cluster(CLI::App& app) {
   cmd->add_option("--clusters", args->clusters, "Number of clusters")
       ->check(CLI::Range(2, 100000))
       ->capture_default_str();
-  cmd->add_option("--hidden", args->hidden, "Hidden sizes (default 1200-1200 for IMSAT)");
-  cmd->add_option("--epochs", args->epochs, "Epochs (0 = automatic)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--device", args->device, "cpu, cuda or auto")
-      ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
-      ->capture_default_str();
+  add_training_options(cmd, &args->training, "Hidden sizes (default 1200-1200 for IMSAT)");
   cmd->add_option("--seed", args->seed, "Random seed")->capture_default_str();
-  cmd->add_option("--threads", args->threads, "Compute threads (0 = tuned default)")
-      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--model", args->model, "Apply this clustering model instead of training");
   cmd->add_option("--out", args->out, "Write the trained model here");
   cmd->add_flag("--json", args->json, "JSON on stdout");
@@ -55,14 +50,8 @@ void add_cluster(CLI::App& app) {
       learn::TrainConfig c;
       c.method = take(learn::parse_method(args->method));
       c.clusters = args->clusters;
-      c.epochs = args->epochs;
-      c.device = args->device;
       c.seed = args->seed;
-      c.threads = args->threads;
-      if (cmd->count("--hidden") > 0) {
-        c.has_hidden = true;
-        c.hidden = parse_hidden(args->hidden);
-      }
+      apply_training_options(cmd, args->training, &c);
       c.on_progress = bar.training_callback(true);
       model = take(learn::train(data, c));
       if (!args->out.empty()) check(model.save(args->out));

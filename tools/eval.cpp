@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "progress.h"
+#include "training_options.h"
 #include "query/engine.h"
 #include "query/json_format.h"
 #include "query/protocol.h"
@@ -21,12 +22,12 @@ struct EvalArgs {
   std::vector<std::string> methods = {"imsat-vat", "itq", "lsh"};
   std::vector<int> bits = {16};
   size_t map_at = 0;
-  std::string hidden, device = "auto";
+  TrainingOptions training;
   std::vector<std::string> models;
   size_t per_class = 100, precision_at = 500;
   int radius = 2;
   uint64_t seed = 0;
-  int seeds = 1, epochs = 0, threads = 0;
+  int seeds = 1;
   double lambda = 0.0;
   bool json = false, quiet = false;
 };
@@ -163,18 +164,11 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--seeds", args->seeds, "Training runs per method (seeds seed..seed+n-1)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  cmd->add_option("--epochs", args->epochs, "Epochs for the neural methods (0 = automatic)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--hidden", args->hidden, "Hidden sizes for the deep methods (default 400-400)");
+  add_training_options(cmd, &args->training, "Hidden sizes for the deep methods (default 400-400)");
   cmd->add_option("--lambda", args->lambda,
                   "Weight of the information term for IMSAT and RIM (0 = automatic, as in train)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  cmd->add_option("--device", args->device, "cpu, cuda or auto")
-      ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
-      ->capture_default_str();
-  cmd->add_option("--threads", args->threads, "Compute threads (0 = tuned default)")
-      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--model", args->models,
                   "Evaluate these trained model files instead of training (repeatable)");
   cmd->add_flag("--json", args->json, "JSON on stdout instead of the table");
@@ -277,15 +271,12 @@ void add_eval(CLI::App& app) {
             c.method = method;
             c.bits = bits;
             c.seed = args->seed + static_cast<uint64_t>(r);
-            c.epochs = args->epochs;
-            c.device = args->device;
-            c.threads = args->threads;
-            c.lambda = args->lambda;
-            if (cmd->count("--hidden") > 0 && method != learn::Method::kLinearImsat &&
-                method != learn::Method::kLinearRim) {
-              c.has_hidden = true;
-              c.hidden = parse_hidden(args->hidden);
+            apply_training_options(cmd, args->training, &c);
+            if (method == learn::Method::kLinearImsat || method == learn::Method::kLinearRim) {
+              c.has_hidden = false;  // --hidden is for the deep methods
+              c.hidden.clear();
             }
+            c.lambda = args->lambda;
             if (!args->quiet) {
               std::fprintf(stderr, "imsat: %s %d bits seed %llu ...\n", name.c_str(), bits,
                            static_cast<unsigned long long>(c.seed));

@@ -6,13 +6,15 @@
 #include "cli.h"
 #include "learn/learn.h"
 #include "progress.h"
+#include "training_options.h"
 
 namespace imsat::cli {
 namespace {
 
 struct TrainArgs {
-  std::string data, labels, method = "imsat-vat", hidden, out, device = "auto";
-  int bits = 16, clusters = 0, epochs = 0, batch = 250, threads = 0;
+  std::string data, labels, method = "imsat-vat", out;
+  TrainingOptions training;
+  int bits = 16, clusters = 0, batch = 250;
   double lambda = 0.0, eps_scale = 0.25, lr = 0.002;
   uint64_t seed = 0;
   bool quiet = false;
@@ -34,21 +36,12 @@ void add_train(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--clusters", args->clusters, "Train a clustering model with K clusters")
       ->check(CLI::Range(2, 100000));
-  cmd->add_option("--hidden", args->hidden,
-                  "Hidden layer sizes, e.g. 400-400; 'none' for linear (default: per method)");
-  cmd->add_option("--epochs", args->epochs,
-                  "Epochs; 0 = automatic (50, or more on small data: at least 14,000 steps)")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
+  add_training_options(cmd, &args->training,
+                       "Hidden layer sizes, e.g. 400-400; 'none' for linear (default: per method)");
   cmd->add_option("--batch", args->batch, "Mini-batch size")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  cmd->add_option("--device", args->device, "cpu, cuda or auto")
-      ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
-      ->capture_default_str();
   cmd->add_option("--seed", args->seed, "Random seed")->capture_default_str();
-  cmd->add_option("--threads", args->threads, "Compute threads (0 = tuned default)")
-      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--lambda", args->lambda,
                   "Weight of the information term (IMSAT, RIM); 0 = automatic:\n"
                   "0.1 up to 16 bits and for clustering, 0.05 for longer codes")
@@ -71,13 +64,9 @@ void add_train(CLI::App& app) {
     if (c.method == learn::Method::kKmeans && c.clusters == 0) {
       throw UsageError("--method kmeans needs --clusters K");
     }
-    c.has_hidden = cmd->count("--hidden") > 0;
-    c.hidden = parse_hidden(args->hidden);
-    c.epochs = args->epochs;
+    apply_training_options(cmd, args->training, &c);
     c.batch = args->batch;
-    c.device = args->device;
     c.seed = args->seed;
-    c.threads = args->threads;
     c.lambda = args->lambda;
     c.eps_scale = args->eps_scale;
     c.lr = args->lr;

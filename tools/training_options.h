@@ -1,0 +1,22 @@
+// The options every training subcommand shares (train, eval, cluster): --hidden, --epochs,
+// --device, --threads, declared and applied in one place.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "learn/learn.h"
+
+namespace imsat::cli {
+
+struct TrainingOptions {
+  std::string hidden, device = "auto";
+  int epochs = 0, threads = 0;
+};
+
+void add_training_options(CLI::App* cmd, TrainingOptions* o, const std::string& hidden_help);
+// Copies the options into `c`; the hidden sizes only when --hidden was given.
+void apply_training_options(const CLI::App* cmd, const TrainingOptions& o,
+                            learn::TrainConfig* c);
+
+}  // namespace imsat::cli
