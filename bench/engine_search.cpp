@@ -49,8 +49,8 @@ int main(int argc, char** argv) {
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
   stop = true;
   for (auto& t : pool) t.join();
-  std::printf("in-process search by code: %zu items, %d bits, k = %zu, %d threads: %.0f queries/s\n",
-              (*engine)->info().items, (*engine)->bits(), k, threads,
-              double(done.load()) / seconds);
+  std::printf(
+      "in-process search by code: %zu items, %d bits, k = %zu, %d threads: %.0f queries/s\n",
+      (*engine)->info().items, (*engine)->bits(), k, threads, double(done.load()) / seconds);
   return 0;
 }

@@ -109,7 +109,6 @@ BENCHMARK(BM_KthNeighbour)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
-
 // Encoding throughput of a 784 -> 400 -> 400 -> 16 model (trained briefly; speed does not depend
 // on the weights) over Fashion-MNIST's test images, in calls of `rows` items each, with the tuned
 // thread split that `imsat encode` and `imsat index` use.

@@ -3,10 +3,10 @@
 // with their raw vectors; queries: its first test items. Prints a table.
 //
 //   build/bench/rerank_recall MODEL [DATA_FOLDER] [QUERIES] [CANDIDATES,...]
-#include <chrono>
-#include <cstdio>
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <sstream>
@@ -81,7 +81,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "rerank_recall: %s\n", loaded.message().c_str());
     return 1;
   }
-  auto engine = take(Q::QueryEngine::create(std::move(store), std::make_unique<L::Model>(std::move(model))));
+  auto engine =
+      take(Q::QueryEngine::create(std::move(store), std::make_unique<L::Model>(std::move(model))));
 
   const float* queries = data.row(data.train_rows);
   auto t0 = std::chrono::steady_clock::now();
@@ -89,8 +90,8 @@ int main(int argc, char** argv) {
   const double exact_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
-  std::printf("gallery %zu (train), queries %zu (test), %d bits, k = %zu\n", ng, nq,
-              engine->bits(), k);
+  std::printf("gallery %zu (train), queries %zu (test), %d bits, k = %zu\n", ng, nq, engine->bits(),
+              k);
   std::printf("%-20s %11s %10s %10s\n", "re-rank", "candidates", "recall@10", "queries/s");
   auto run = [&](Q::Rerank rerank, size_t candidates, const char* where = "", bool mih = true) {
     Q::SearchRequest r;
@@ -105,7 +106,8 @@ int main(int argc, char** argv) {
       Q::SearchResponse res = take(engine->search_vector(queries + q * data.cols, data.cols, r));
       for (const Q::SearchHit& h : res.hits) found[q].push_back(std::stoull(h.key));
     }
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::printf("%-20s %11s %10.3f %10.0f\n", (std::string(Q::rerank_name(rerank)) + where).c_str(),
                 rerank == Q::Rerank::kNone ? "-" : std::to_string(candidates).c_str(),
                 Q::recall_at_k(found, truth, k), double(nq) / s);

@@ -51,7 +51,7 @@ const CLI::Validator& code_bits_validator() {
 }
 
 std::vector<std::string> method_names(bool with_kmeans) {
-  std::vector<std::string> out = {"imsat-vat", "imsat-rpt", "linear-imsat", "deep-rim",
+  std::vector<std::string> out = {"imsat-vat",  "imsat-rpt", "linear-imsat", "deep-rim",
                                   "linear-rim", "itq",       "sh",           "lsh"};
   if (with_kmeans) out.push_back("kmeans");
   return out;

@@ -4,9 +4,9 @@
 
 #include "cli.h"
 #include "progress.h"
-#include "training_options.h"
 #include "query/clustering_metrics.h"
 #include "query/json_format.h"
+#include "training_options.h"
 
 namespace imsat::cli {
 

@@ -32,7 +32,8 @@ void add_encode(CLI::App& app) {
     f.fingerprint = model.fingerprint();
     f.source = data.source;
     ProgressBar bar("encode", a->quiet);
-    f.codes = take(query::encode_dataset(model, data, [&](size_t d, size_t t) { bar.items(d, t); }));
+    f.codes =
+        take(query::encode_dataset(model, data, [&](size_t d, size_t t) { bar.items(d, t); }));
     bar.finish_items(data.rows);
     f.labels = data.labels;
     check(query::write_codes_file(a->out, f));

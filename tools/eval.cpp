@@ -9,10 +9,10 @@
 
 #include "cli.h"
 #include "progress.h"
-#include "training_options.h"
 #include "query/engine.h"
 #include "query/json_format.h"
 #include "query/protocol.h"
+#include "training_options.h"
 
 namespace imsat::cli {
 namespace {
@@ -137,8 +137,8 @@ void add_eval(CLI::App& app) {
       "eval",
       "Train each method on all items (no labels), then evaluate retrieval by label; or evaluate "
       "the labelled items of a store (--db)");
-  auto* data = cmd->add_option("--data", args->data,
-                               "Labelled dataset (IDX folder or file, fvecs, CSV)");
+  auto* data =
+      cmd->add_option("--data", args->data, "Labelled dataset (IDX folder or file, fvecs, CSV)");
   auto* db = cmd->add_option("--db", args->db, "Evaluate the labelled items of this code store");
   data->excludes(db);
   cmd->add_option("--labels", args->labels, "IDX labels for an IDX image file");
@@ -217,21 +217,20 @@ void add_eval(CLI::App& app) {
       row.m = take(query::evaluate_retrieval(codes, model.bits(), data.labels, split, options));
       row.eval_seconds = clock.seconds();
       if (args->map_at > 0) {
-        row.map_at_k =
-            take(query::map_at_k(codes, model.bits(), data.labels, split, args->map_at));
+        row.map_at_k = take(query::map_at_k(codes, model.bits(), data.labels, split, args->map_at));
       }
       if (!args->plot.empty()) {
-        row.curves = take(query::retrieval_curves(codes, model.bits(), data.labels, split,
-                                                  {args->precision_at}));
+        row.curves = take(
+            query::retrieval_curves(codes, model.bits(), data.labels, split, {args->precision_at}));
       }
       if (!args->quiet) {
         char trained[48] = "loaded";
         if (row.train_seconds >= 0) {
           std::snprintf(trained, sizeof(trained), "train %.1fs", row.train_seconds);
         }
-        std::fprintf(stderr, "imsat:   mAP %.4f P@%zu %.4f P@r%d %.4f (empty %.3f) %s\n",
-                     row.m.map, args->precision_at, row.m.precision_at_n, args->radius,
-                     row.m.precision_at_r, row.m.empty_r_share, trained);
+        std::fprintf(stderr, "imsat:   mAP %.4f P@%zu %.4f P@r%d %.4f (empty %.3f) %s\n", row.m.map,
+                     args->precision_at, row.m.precision_at_n, args->radius, row.m.precision_at_r,
+                     row.m.empty_r_share, trained);
       }
       rows.push_back(std::move(row));
     };
@@ -245,8 +244,7 @@ void add_eval(CLI::App& app) {
       if (model.is_clustering()) throw std::runtime_error(path + ": a clustering model");
       const std::string name = learn::method_name(model.method());
       if (!args->quiet) {
-        std::fprintf(stderr, "imsat: %s (%s, %d bits)\n", path.c_str(), name.c_str(),
-                     model.bits());
+        std::fprintf(stderr, "imsat: %s (%s, %d bits)\n", path.c_str(), name.c_str(), model.bits());
       }
       // Loaded models come first in the table, in the order given.
       if (std::find(table_methods.begin(), table_methods.end(), name) == table_methods.end()) {
@@ -329,7 +327,8 @@ void add_eval(CLI::App& app) {
           }
           if (a.empty()) continue;
           char train_cell[32] = "-";
-          if (!trained.empty()) std::snprintf(train_cell, sizeof(train_cell), "%.1f", mean_of(trained));
+          if (!trained.empty())
+            std::snprintf(train_cell, sizeof(train_cell), "%.1f", mean_of(trained));
           std::printf("%-13s %5d %5zu %16s %16s %16s", method.c_str(), bits, a.size(),
                       cell(a).c_str(), cell(p).c_str(), cell(r).c_str());
           if (args->map_at > 0) std::printf(" %16s", cell(mk).c_str());
@@ -343,8 +342,8 @@ void add_eval(CLI::App& app) {
         for (const std::string& method : table_methods) {
           for (const EvalRow& row : rows) {
             if (row.bits != bits || row.method != method) continue;
-            curves.push_back({row.method + " " + std::to_string(bits) + " bits",
-                              row.curves.recall, row.curves.precision});
+            curves.push_back({row.method + " " + std::to_string(bits) + " bits", row.curves.recall,
+                              row.curves.precision});
             break;
           }
         }

@@ -57,8 +57,8 @@ void add_index(CLI::App& app) {
     };
     const query::IndexReport report = take(query::index_dataset(a->request));
     if (report.already_done) {
-      std::fprintf(stderr, "imsat: %s is already indexed in %s (job %s)\n",
-                   a->request.data.c_str(), a->request.db.c_str(), report.job.c_str());
+      std::fprintf(stderr, "imsat: %s is already indexed in %s (job %s)\n", a->request.data.c_str(),
+                   a->request.db.c_str(), report.job.c_str());
       return;
     }
     if (report.done_before > 0) {

@@ -50,9 +50,10 @@ void add_inspect(CLI::App& app) {
       std::printf("\n(no items)\n");
       return;
     }
-    std::printf("\nbit balance (fraction of ones over %zu items; near 0 or 1 means a collapsed "
-                "bit):\n",
-                h.rows);
+    std::printf(
+        "\nbit balance (fraction of ones over %zu items; near 0 or 1 means a collapsed "
+        "bit):\n",
+        h.rows);
     for (size_t b = 0; b < h.balance.size(); ++b) {
       std::printf("  bit %4zu  %.3f%s\n", b, h.balance[b],
                   h.balance[b] < 0.05 || h.balance[b] > 0.95 ? "  <- collapsed" : "");

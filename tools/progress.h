@@ -28,7 +28,9 @@ inline std::string format_duration(double seconds) {
 class ProgressBar {
  public:
   ProgressBar(std::string what, bool quiet)
-      : what_(std::move(what)), quiet_(quiet), tty_(isatty(2) != 0),
+      : what_(std::move(what)),
+        quiet_(quiet),
+        tty_(isatty(2) != 0),
         t0_(std::chrono::steady_clock::now()) {}
   double seconds() const {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();

@@ -14,7 +14,8 @@ die() { echo "setup.sh: error: $*" >&2; exit 1; }
 say() { echo "setup.sh: $*" >&2; }
 
 packages=(
-  build-essential cmake ninja-build pkg-config git curl clang libclang-rt-14-dev wrk chromium
+  build-essential cmake ninja-build pkg-config git curl clang clang-format libclang-rt-14-dev wrk
+  chromium
   libtorch-dev libopenblas0-pthread
   librocksdb-dev libboost-dev nlohmann-json3-dev zlib1g-dev libcli11-dev libstb-dev
   libgtest-dev libgmock-dev libbenchmark-dev

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command: sets up (tools/setup.sh), runs the whole suite on the Release build, then
+# The test command: sets up (tools/setup.sh), checks the formatting (tools/check_format.sh), runs
+# the whole suite on the Release build, then
 # builds everything that does not link LibTorch with AddressSanitizer and
 # UndefinedBehaviorSanitizer under build-asan/ and runs that suite too, and finally builds the
 # libFuzzer targets with clang (ASan + UBSan, build-fuzz/) and runs each one for
@@ -10,6 +11,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 jobs=${IMSAT_JOBS:-$(nproc)}
 t0=$(date +%s)
 "$root/tools/setup.sh"
+"$root/tools/check_format.sh"
 t1=$(date +%s)
 
 echo "test.sh: Release suite" >&2

@@ -17,8 +17,7 @@ void add_training_options(CLI::App* cmd, TrainingOptions* o, const std::string& 
       ->check(CLI::NonNegativeNumber);
 }
 
-void apply_training_options(const CLI::App* cmd, const TrainingOptions& o,
-                            learn::TrainConfig* c) {
+void apply_training_options(const CLI::App* cmd, const TrainingOptions& o, learn::TrainConfig* c) {
   c->epochs = o.epochs;
   c->device = o.device;
   c->threads = o.threads;

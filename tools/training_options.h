@@ -16,7 +16,6 @@ struct TrainingOptions {
 
 void add_training_options(CLI::App* cmd, TrainingOptions* o, const std::string& hidden_help);
 // Copies the options into `c`; the hidden sizes only when --hidden was given.
-void apply_training_options(const CLI::App* cmd, const TrainingOptions& o,
-                            learn::TrainConfig* c);
+void apply_training_options(const CLI::App* cmd, const TrainingOptions& o, learn::TrainConfig* c);
 
 }  // namespace imsat::cli

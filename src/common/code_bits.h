@@ -14,8 +14,8 @@ constexpr int kMaxCodeBits = 1024;
 // InvalidArgument, naming the value, unless bits is a multiple of 8 in [8, 1024].
 inline Status check_code_bits(int bits) {
   if (bits < kMinCodeBits || bits > kMaxCodeBits || bits % 8 != 0) {
-    return Status::invalid_argument("code length must be a multiple of 8 from 8 to 1024 bits, got " +
-                                    std::to_string(bits));
+    return Status::invalid_argument(
+        "code length must be a multiple of 8 from 8 to 1024 bits, got " + std::to_string(bits));
   }
   return Status::ok();
 }

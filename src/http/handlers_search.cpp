@@ -24,8 +24,7 @@ json one_query(Call& call, const json& q, const query::SearchRequest& sr, bool e
     return query::search_json(take(engine.search_code(code, sr)), sr, explain);
   }
   if (!q["key"].is_string()) throw HttpError{400, "'key' must be a string"};
-  return query::search_json(take(engine.search_key(q["key"].get<std::string>(), sr)), sr,
-                            explain);
+  return query::search_json(take(engine.search_key(q["key"].get<std::string>(), sr)), sr, explain);
 }
 
 size_t param_size(const Call& call, const char* name, size_t fallback) {
@@ -83,9 +82,9 @@ Response handle_search_image(Call& call) {
     sr.label = get_label(label, "label");
   }
   const bool invert = call.params.count("invert") && call.params["invert"] != "0";
-  return json_response(200,
-                       query::search_json(take(call.engine.search_image(call.request.body, sr, invert)),
-                                          sr, call.params.count("explain") > 0));
+  return json_response(
+      200, query::search_json(take(call.engine.search_image(call.request.body, sr, invert)), sr,
+                              call.params.count("explain") > 0));
 }
 
 }  // namespace imsat::http::internal

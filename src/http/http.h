@@ -22,7 +22,7 @@
 namespace imsat::http {
 
 struct Limits {
-  size_t max_body_bytes = 16u << 20;  // larger bodies: 413
+  size_t max_body_bytes = 16u << 20;    // larger bodies: 413
   size_t max_header_bytes = 16u << 10;  // larger headers: 431
   int max_json_depth = 16;              // deeper JSON: 400
   size_t max_batch = 10000;             // items per POST /v1/items, queries per search
@@ -31,8 +31,8 @@ struct Limits {
 };
 
 struct Request {
-  std::string method;  // "GET", "POST", ...
-  std::string target;  // path and query string, e.g. "/v1/search?explain=1"
+  std::string method;                          // "GET", "POST", ...
+  std::string target;                          // path and query string, e.g. "/v1/search?explain=1"
   std::map<std::string, std::string> headers;  // names in lower case
   std::string body;
 };

@@ -34,8 +34,8 @@ std::string Metrics::prometheus_text(size_t items, size_t memory_bytes) const {
     << "# TYPE imsat_http_request_duration_seconds histogram\n";
   for (const auto& [route, b] : latency_) {
     for (size_t i = 0; i + 1 < b.size(); ++i) {
-      o << "imsat_http_request_duration_seconds_bucket{route=\"" << route << "\",le=\""
-        << bounds[i] << "\"} " << b[i] << "\n";
+      o << "imsat_http_request_duration_seconds_bucket{route=\"" << route << "\",le=\"" << bounds[i]
+        << "\"} " << b[i] << "\n";
     }
     o << "imsat_http_request_duration_seconds_bucket{route=\"" << route << "\",le=\"+Inf\"} "
       << b.back() << "\n"

@@ -90,8 +90,7 @@ std::string url_decode(const std::string& s, bool plus_is_space) {
   std::string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() &&
-        hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
+    if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
       out.push_back(static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2])));
       i += 2;
     } else if (plus_is_space && s[i] == '+') {
@@ -123,8 +122,8 @@ size_t get_size(const json& j, const char* name, size_t fallback, size_t max) {
   }
   const auto n = v.get<uint64_t>();
   if (n > max) {
-    throw HttpError{400, std::string("'") + name + "' is " + std::to_string(n) +
-                             "; the limit is " + std::to_string(max)};
+    throw HttpError{400, std::string("'") + name + "' is " + std::to_string(n) + "; the limit is " +
+                             std::to_string(max)};
   }
   return static_cast<size_t>(n);
 }
@@ -145,8 +144,8 @@ int32_t get_label(const json& v, const std::string& name) {
 std::vector<float> get_vector(const json& v, size_t dim) {
   if (!v.is_array()) throw HttpError{400, "'vector' must be an array of numbers"};
   if (v.size() != dim) {
-    throw HttpError{400, "'vector' has " + std::to_string(v.size()) + " values; the model expects " +
-                             std::to_string(dim)};
+    throw HttpError{400, "'vector' has " + std::to_string(v.size()) +
+                             " values; the model expects " + std::to_string(dim)};
   }
   std::vector<float> out;
   out.reserve(v.size());

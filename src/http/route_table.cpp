@@ -102,9 +102,11 @@ Response Router::handle(const Request& request) {
   try {
     const size_t q = request.target.find('?');
     const std::string raw_path = request.target.substr(0, q);
-    internal::Call call{request,   internal::url_decode(raw_path, false), {}, {}, engine_,
-                        limits_,   metrics_,                              !token_.empty()};
-    if (q != std::string::npos) call.params = internal::parse_query_string(request.target.substr(q + 1));
+    internal::Call call{
+        request,        internal::url_decode(raw_path, false), {}, {}, engine_, limits_, metrics_,
+        !token_.empty()};
+    if (q != std::string::npos)
+      call.params = internal::parse_query_string(request.target.substr(q + 1));
     const std::vector<std::string> raw = internal::split_path(raw_path);
     const internal::Route* chosen = nullptr;
     bool path_known = false;

@@ -1,15 +1,15 @@
 // Boost.Beast/Asio server: one acceptor, a thread pool, one session per connection reading
 // requests with header and body limits and an idle timeout, answering through the Router.
+#include <algorithm>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
-#include <algorithm>
 #include <future>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 
 #include "http/http.h"
@@ -42,7 +42,7 @@ Response to_error(int status, const std::string& message) {
   Response r;
   r.status = status;
   r.body = nlohmann::json{{"error", message}}.dump(-1, ' ', false,
-                                                  nlohmann::json::error_handler_t::replace);
+                                                   nlohmann::json::error_handler_t::replace);
   return r;
 }
 
@@ -74,14 +74,16 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     const auto& req = parser_->get();
     if (beast::iequals(req[bhttp::field::expect], "100-continue") && !parser_->is_done()) {
-      auto cont = std::make_shared<bhttp::response<bhttp::empty_body>>(bhttp::status::continue_, 11);
-      bhttp::async_write(*stream_, *cont, [self = shared_from_this(), cont](beast::error_code ec2, size_t) {
-        if (ec2) {
-          self->close();
-          return;
-        }
-        self->read_body();
-      });
+      auto cont =
+          std::make_shared<bhttp::response<bhttp::empty_body>>(bhttp::status::continue_, 11);
+      bhttp::async_write(*stream_, *cont,
+                         [self = shared_from_this(), cont](beast::error_code ec2, size_t) {
+                           if (ec2) {
+                             self->close();
+                             return;
+                           }
+                           self->read_body();
+                         });
       return;
     }
     read_body();

@@ -45,7 +45,7 @@ struct Hit {
   std::string key;
   uint32_t distance;
   int32_t tag;
-  uint64_t id;  // internal id: increases with insertion; ties are broken by it
+  uint64_t id;                // internal id: increases with insertion; ties are broken by it
   std::vector<uint8_t> code;  // the item's code, filled when SearchOptions::with_codes
 };
 

@@ -17,10 +17,11 @@
 // found at level s in table t was already seen if some table t' has substring distance < s, or
 // an earlier table t' < t has distance == s; this is decided from the candidate's code, so no
 // per-query visited array is needed.
+#include "index/multi_index.h"
+
 #include <algorithm>
 #include <cmath>
 
-#include "index/multi_index.h"
 #include "index/scan_internal.h"
 
 namespace imsat::index {

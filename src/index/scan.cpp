@@ -1,11 +1,12 @@
 // Exact linear-scan search with counting selection, and the distance histogram of diagnostics.
+#include "index/scan.h"
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <random>
 #include <thread>
 
-#include "index/scan.h"
 #include "index/scan_internal.h"
 
 namespace imsat::index {

@@ -7,9 +7,9 @@
 //   meta     id -> metadata bytes (absent when empty)
 //   keys     external key -> id
 //   buckets  u8 table | u32 substring | u64 id -> ""   (the multi-index entries)
-#include "index/store_internal.h"
-
 #include <sstream>
+
+#include "index/store_internal.h"
 
 namespace imsat::index {
 

@@ -180,5 +180,4 @@ struct CodeStore::Impl {
   void apply(const BatchPlan& p, const std::vector<Item>& items);
 };
 
-
 }  // namespace imsat::index

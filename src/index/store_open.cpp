@@ -1,7 +1,5 @@
 // Opening and creating a code store: atomic creation, schema checks, and rebuilding the in-memory
 // code array and multi-index from the codes column family.
-#include "index/store_internal.h"
-
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
@@ -9,8 +7,9 @@
 #include <cstring>
 #include <filesystem>
 
-namespace imsat::index {
+#include "index/store_internal.h"
 
+namespace imsat::index {
 
 CodeStore::CodeStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 CodeStore::~CodeStore() = default;
@@ -31,7 +30,8 @@ Result<std::unique_ptr<CodeStore>> CodeStore::open(const std::string& path,
     {
       StoreOptions create = options;
       create.sync_writes = true;
-      IMSAT_ASSIGN_OR_RETURN(std::unique_ptr<CodeStore> made, open_existing_or_new(staging, create));
+      IMSAT_ASSIGN_OR_RETURN(std::unique_ptr<CodeStore> made,
+                             open_existing_or_new(staging, create));
     }
     fs::rename(staging, target, ec);
     if (ec)

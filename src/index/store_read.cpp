@@ -1,8 +1,8 @@
 // The code store's read path: item, metadata and vector reads by key or id, Hamming search over
 // the in-memory codes, and the statistics that diagnostics sample.
-#include "index/store_internal.h"
-
 #include <cstring>
+
+#include "index/store_internal.h"
 
 namespace imsat::index {
 
@@ -124,8 +124,7 @@ Status CodeStore::for_each_vector(
   return translate(it->status(), "reading stored vectors");
 }
 
-Result<std::vector<float>> CodeStore::vectors(const std::vector<uint64_t>& ids,
-                                              size_t dim) const {
+Result<std::vector<float>> CodeStore::vectors(const std::vector<uint64_t>& ids, size_t dim) const {
   std::vector<std::string> keys;
   keys.reserve(ids.size());
   for (uint64_t id : ids) keys.push_back(vector_key(id));
@@ -200,8 +199,8 @@ Result<std::vector<Hit>> CodeStore::search(const std::vector<uint8_t>& code, con
   std::vector<Hit> hits;
   hits.reserve(found.size());
   for (const Neighbor& n : found) {
-    hits.push_back({impl_->key_of(n.slot), n.distance, codes.tag(n.slot), impl_->slot_ids[n.slot],
-                    {}});
+    hits.push_back(
+        {impl_->key_of(n.slot), n.distance, codes.tag(n.slot), impl_->slot_ids[n.slot], {}});
     if (o.with_codes) {
       hits.back().code.resize(codes.code_bytes());
       codes.unpack(n.slot, hits.back().code.data());

@@ -1,8 +1,8 @@
 // Consistency check of a code store: codes, keys and bucket entries against each other and
 // against memory.
-#include "index/store_internal.h"
-
 #include <cstring>
+
+#include "index/store_internal.h"
 
 namespace imsat::index {
 

@@ -1,8 +1,6 @@
 // The code store's write path: validating and planning a batch (upserts find existing keys with
 // one MultiGet), committing it as one WriteBatch or as ingested SST files, and applying it to the
 // in-memory state; deletes and resumable bulk loads.
-#include "index/store_internal.h"
-
 #include <rocksdb/sst_file_writer.h>
 #include <rocksdb/write_batch.h>
 
@@ -10,6 +8,8 @@
 #include <cstring>
 #include <filesystem>
 #include <unordered_set>
+
+#include "index/store_internal.h"
 
 namespace imsat::index {
 

@@ -22,7 +22,8 @@ using internal::Kind;
 using nlohmann::json;
 
 constexpr char kMagic[8] = {'I', 'M', 'S', 'A', 'T', 'M', 'D', 'L'};
-constexpr int64_t kEncodeBatch = 1024;  // larger batches spend their time in page faults of fresh temporaries
+constexpr int64_t kEncodeBatch =
+    1024;  // larger batches spend their time in page faults of fresh temporaries
 
 std::string hex64(uint64_t v) {
   char buf[17];

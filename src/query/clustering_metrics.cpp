@@ -1,4 +1,6 @@
 // Clustering accuracy (Hungarian matching) and normalised mutual information.
+#include "query/clustering_metrics.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -9,8 +11,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include "query/clustering_metrics.h"
 
 namespace imsat::query {
 

@@ -1,4 +1,6 @@
 // Code health: bit balance and entropy, pairwise bit mutual information.
+#include "query/code_health.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -11,7 +13,6 @@
 #include <vector>
 
 #include "common/code_bits.h"
-#include "query/code_health.h"
 
 namespace imsat::query {
 

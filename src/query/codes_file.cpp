@@ -3,6 +3,8 @@
 // Layout: "IMSATCDS" | u32 format version | u32 header length | JSON header {bits, rows,
 // fingerprint, source, labels} | rows * bits / 8 code bytes | rows int32 labels (when labels is
 // true) | u64 FNV-1a of every byte before it. Integers little-endian.
+#include "query/codes_file.h"
+
 #include <unistd.h>
 
 #include <cerrno>
@@ -15,7 +17,6 @@
 #include "common/atomic_file.h"
 #include "common/checksum.h"
 #include "common/code_bits.h"
-#include "query/codes_file.h"
 
 namespace imsat::query {
 namespace {
@@ -147,8 +148,8 @@ std::string to_hex(const uint8_t* code, size_t bytes) {
 Result<std::vector<uint8_t>> parse_hex_code(const std::string& hex, int bits) {
   const size_t want = static_cast<size_t>(bits) / 4;
   if (hex.size() != want) {
-    return Status::invalid_argument("hex code has " + std::to_string(hex.size()) +
-                                    " digits; a " + std::to_string(bits) + "-bit code needs " +
+    return Status::invalid_argument("hex code has " + std::to_string(hex.size()) + " digits; a " +
+                                    std::to_string(bits) + "-bit code needs " +
                                     std::to_string(want));
   }
   auto value = [](char c) -> int {

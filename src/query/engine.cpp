@@ -1,12 +1,13 @@
 // The query engine: encode a query with the model, search the store by Hamming distance, and
 // optionally re-rank the Hamming candidates exactly (Euclidean on stored raw vectors) or
 // asymmetrically (expected Hamming distance under the query's bit probabilities).
+#include "query/engine.h"
+
 #include <algorithm>
 #include <cmath>
 #include <numeric>
 
 #include "query/codes_file.h"
-#include "query/engine.h"
 #include "query/image.h"
 
 namespace imsat::query {
@@ -99,9 +100,9 @@ Status QueryEngine::cache_vectors() {
   return Status::ok();
 }
 
-Result<std::vector<uint8_t>> QueryEngine::encode(const float* raw, size_t rows,
-                                                  size_t dim) const {
-  if (model_ == nullptr) return Status::invalid_argument("encoding needs a model (this engine has none)");
+Result<std::vector<uint8_t>> QueryEngine::encode(const float* raw, size_t rows, size_t dim) const {
+  if (model_ == nullptr)
+    return Status::invalid_argument("encoding needs a model (this engine has none)");
   std::lock_guard lock(model_mutex_);
   return model_->encode(raw, rows, dim);
 }
@@ -117,8 +118,8 @@ Result<SearchResponse> QueryEngine::search_vector(const float* vector, size_t di
     std::lock_guard lock(model_mutex_);
     IMSAT_ASSIGN_OR_RETURN(probabilities, model_->bit_probabilities(vector, 1, dim));
   }
-  return run(code, vector, dim,
-             request.rerank == Rerank::kAsymmetric ? &probabilities : nullptr, request);
+  return run(code, vector, dim, request.rerank == Rerank::kAsymmetric ? &probabilities : nullptr,
+             request);
 }
 
 Result<SearchResponse> QueryEngine::search_image(const std::string& encoded,
@@ -198,8 +199,8 @@ Result<SearchResponse> QueryEngine::run(const std::vector<uint8_t>& code, const 
   o.radius = request.radius;
   o.k = request.k;
   if (rerank) {
-    const size_t wanted = request.candidates > 0 ? request.candidates
-                                                 : std::max<size_t>(10 * request.k, 100);
+    const size_t wanted =
+        request.candidates > 0 ? request.candidates : std::max<size_t>(10 * request.k, 100);
     o.k = std::min(index::kMaxK, std::max(wanted, request.k));
   }
   o.use_multi_index = request.use_multi_index;

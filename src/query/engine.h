@@ -32,7 +32,7 @@ struct SearchRequest {
   size_t k = 10;
   int radius = -1;  // >= 0: every item within this Hamming radius (then no re-ranking)
   Rerank rerank = Rerank::kNone;
-  size_t candidates = 0;  // Hamming candidates re-ranked; 0 = max(10 k, 100)
+  size_t candidates = 0;         // Hamming candidates re-ranked; 0 = max(10 k, 100)
   std::optional<int32_t> label;  // filter: only items with this tag (label)
   bool use_multi_index = true;
   bool with_metadata = true;
@@ -52,7 +52,6 @@ struct SearchResponse {
   index::SearchStats stats;
   size_t candidates_reranked = 0;
 };
-
 
 // An item to add: exactly one of `code` (code_bytes() bytes) and `vector` (the model's input).
 struct NewItem {
@@ -92,8 +91,8 @@ struct StoreEvaluation {
 struct StoreHealth {
   size_t items = 0;
   int bits = 0;
-  CodeHealth health;                                // rows == 0 for an empty store
-  std::vector<uint64_t> distance_histogram;         // index = distance
+  CodeHealth health;                                    // rows == 0 for an empty store
+  std::vector<uint64_t> distance_histogram;             // index = distance
   std::vector<std::vector<uint64_t>> bucket_occupancy;  // per multi-index table
 };
 
@@ -178,7 +177,7 @@ class QueryEngine {
                              const SearchRequest& request) const;
   std::unique_ptr<index::CodeStore> store_;
   std::unique_ptr<learn::Model> model_;
-  mutable std::mutex model_mutex_;  // guards every call into model_
+  mutable std::mutex model_mutex_;                  // guards every call into model_
   std::unordered_map<uint64_t, size_t> cache_ids_;  // id -> row of cache_
   std::vector<float> cache_;
   size_t cache_dim_ = 0;

@@ -1,14 +1,13 @@
 // Uploaded images to model inputs, with Debian's stb (stb_image, stb_image_resize).
+#include "query/image.h"
+
 #include <stb/stb_image.h>
 #include <stb/stb_image_resize.h>
 #include <stb/stb_image_write.h>
 
 #include <algorithm>
-
 #include <limits>
 #include <memory>
-
-#include "query/image.h"
 
 namespace imsat::query {
 

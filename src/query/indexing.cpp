@@ -55,8 +55,7 @@ std::string job_name(const IndexRequest& r, const std::string& fingerprint) {
   identity += "|prefix=" + r.items.key_prefix;
   identity += "|vectors=" + std::string(r.items.with_vectors ? "1" : "0");
   char hash[17];
-  std::snprintf(hash, sizeof(hash), "%016llx",
-                static_cast<unsigned long long>(fnv1a64(identity)));
+  std::snprintf(hash, sizeof(hash), "%016llx", static_cast<unsigned long long>(fnv1a64(identity)));
   return "index:" + fingerprint + ":" + fs::absolute(r.data).string() + ":" + hash;
 }
 

@@ -121,7 +121,8 @@ Result<ScrollPage> QueryEngine::scroll(const std::string& cursor, size_t limit) 
 Result<std::string> QueryEngine::item_png(const std::string& key) const {
   IMSAT_ASSIGN_OR_RETURN(index::Item item, store_->get(key));
   if (item.vector.empty()) {
-    return Status::not_found("item '" + key + "' has no stored vector to draw (index with vectors)");
+    return Status::not_found("item '" + key +
+                             "' has no stored vector to draw (index with vectors)");
   }
   if (model_ == nullptr || model_->input_dim() != item.vector.size()) {
     return Status::not_found("item '" + key + "' is not an image of the model's shape");

@@ -1,5 +1,7 @@
 // The paper's evaluation protocol, exactly as DESIGN.md defines it: splits, mAP with ties
 // grouped, precision@N, precision within radius r, mAP@k and precision-recall curves.
+#include "query/protocol.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -13,7 +15,6 @@
 
 #include "common/code_bits.h"
 #include "index/hamming.h"
-#include "query/protocol.h"
 
 namespace imsat::query {
 
@@ -208,8 +209,8 @@ Result<RetrievalMetrics> evaluate_retrieval(const std::vector<uint8_t>& codes, i
   r.for_each_query([&](size_t qi) {
     sum_ap += grouped_average_precision(r.rel_at, r.all_at);
     if (top_n > 0) {
-      sum_pn += static_cast<double>(r.relevant_in_top(top_n, r.label(qi))) /
-                static_cast<double>(top_n);
+      sum_pn +=
+          static_cast<double>(r.relevant_in_top(top_n, r.label(qi))) / static_cast<double>(top_n);
     }
     uint64_t in_ball = 0, rel_ball = 0;
     for (int t = 0; t <= options.radius && t <= bits; ++t) {

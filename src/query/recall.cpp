@@ -1,4 +1,6 @@
 // recall@k and exact Euclidean neighbours.
+#include "query/recall.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -10,8 +12,6 @@
 #include <thread>
 #include <vector>
 
-#include "query/recall.h"
-
 namespace imsat::query {
 
 double recall_at_k(const std::vector<std::vector<uint64_t>>& found,
@@ -19,8 +19,8 @@ double recall_at_k(const std::vector<std::vector<uint64_t>>& found,
   if (truth.empty() || k == 0) return 0;
   double sum = 0;
   for (size_t q = 0; q < truth.size() && q < found.size(); ++q) {
-    std::vector<uint64_t> t(truth[q].begin(),
-                            truth[q].begin() + static_cast<std::ptrdiff_t>(std::min(k, truth[q].size())));
+    std::vector<uint64_t> t(truth[q].begin(), truth[q].begin() + static_cast<std::ptrdiff_t>(
+                                                                     std::min(k, truth[q].size())));
     std::sort(t.begin(), t.end());
     size_t hit = 0;
     for (size_t i = 0; i < found[q].size() && i < k; ++i) {

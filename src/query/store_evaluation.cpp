@@ -10,8 +10,7 @@ namespace imsat::query {
 Result<StoreEvaluation> QueryEngine::evaluate(const EvaluateRequest& request) const {
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<int32_t> tags;
-  const std::vector<uint8_t> all =
-      store_->sample_codes(std::numeric_limits<size_t>::max(), &tags);
+  const std::vector<uint8_t> all = store_->sample_codes(std::numeric_limits<size_t>::max(), &tags);
   const size_t bytes = static_cast<size_t>(bits()) / 8;
   std::vector<uint8_t> codes;
   std::vector<int32_t> labels;
@@ -21,7 +20,8 @@ Result<StoreEvaluation> QueryEngine::evaluate(const EvaluateRequest& request) co
                  all.begin() + static_cast<std::ptrdiff_t>((i + 1) * bytes));
     labels.push_back(tags[i]);
   }
-  if (labels.empty()) return Status::invalid_argument("the store holds no labelled items to evaluate");
+  if (labels.empty())
+    return Status::invalid_argument("the store holds no labelled items to evaluate");
   IMSAT_ASSIGN_OR_RETURN(const Split split,
                          split_per_class(labels, request.queries_per_class, request.seed));
   StoreEvaluation out;

@@ -1,11 +1,11 @@
 // src/common: IMSAT_ASSIGN_OR_RETURN, the FNV-1a checksum, code-length checks and the atomic file
 // write (including a crash between the write and the rename).
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
-#include <gtest/gtest.h>
 #include <string>
 
 #include "common/atomic_file.h"

@@ -13,18 +13,20 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   static const std::string dir = [] {
-    auto d = std::filesystem::temp_directory_path() /
-             ("imsat-fuzz-readers-" + std::to_string(getpid()));
+    auto d =
+        std::filesystem::temp_directory_path() / ("imsat-fuzz-readers-" + std::to_string(getpid()));
     std::filesystem::create_directories(d);
     // A valid 2-image IDX file, so the label reader (kind 1) is reached.
-    const unsigned char idx[] = {0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2,
-                                 0, 1, 2, 3, 4, 5, 6, 7};
+    const unsigned char idx[] = {0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2,
+                                 0, 0, 0, 2, 0, 1, 2, 3, 4, 5, 6, 7};
     std::ofstream(d / "good-images", std::ios::binary)
         .write(reinterpret_cast<const char*>(idx), sizeof(idx));
     return d.string();
   }();
-  static const char* names[] = {"images-idx3-ubyte", "labels-idx1-ubyte", "x.fvecs", "x.bvecs",
-                                "x.ivecs",           "x.csv",             "x.codes", "x.model"};
+  static const char* names[] = {"images-idx3-ubyte", "labels-idx1-ubyte",
+                                "x.fvecs",           "x.bvecs",
+                                "x.ivecs",           "x.csv",
+                                "x.codes",           "x.model"};
   const int kind = data[0] % 8;
   const std::string path = dir + "/" + names[kind];
   {

@@ -1,10 +1,11 @@
 // libFuzzer target over the HTTP request handling (Router::handle, no sockets). Input layout:
 // byte 0 picks the method; then the target up to '\n', the Content-Type up to '\n', and the body.
 // A small store (300 items, 16-bit codes, 4 x 4 pixel model) is built once.
+#include <unistd.h>
+
 #include <filesystem>
 #include <random>
 #include <string>
-#include <unistd.h>
 
 #include "http/http.h"
 
@@ -32,9 +33,9 @@ imsat::http::Router& router() {
   c.method = L::Method::kLsh;
   c.bits = 16;
   auto model = std::make_unique<L::Model>(std::move(L::train(d, c)).value());
-  const std::string dir = (std::filesystem::temp_directory_path() /
-                           ("imsat-fuzz-router-" + std::to_string(getpid())))
-                              .string();
+  const std::string dir =
+      (std::filesystem::temp_directory_path() / ("imsat-fuzz-router-" + std::to_string(getpid())))
+          .string();
   std::filesystem::remove_all(dir);
   I::StoreOptions o;
   o.bits = 16;

@@ -4,14 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <nlohmann/json.hpp>
 #include <cstdio>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <set>
 #include <string>
@@ -41,15 +41,17 @@ struct Reply {
   json js() const { return json::parse(body, nullptr, false); }
 };
 
-Reply call(uint16_t port, bhttp::verb method, const std::string& target, const std::string& body = "",
-           const std::string& content_type = "application/json", const std::string& token = "") {
+Reply call(uint16_t port, bhttp::verb method, const std::string& target,
+           const std::string& body = "", const std::string& content_type = "application/json",
+           const std::string& token = "") {
   asio::io_context ioc;
   tcp::resolver resolver(ioc);
   beast::tcp_stream stream(ioc);
   stream.connect(resolver.resolve("127.0.0.1", std::to_string(port)));
   bhttp::request<bhttp::string_body> req(method, target, 11);
   req.set(bhttp::field::host, "127.0.0.1");
-  if (!body.empty() || method == bhttp::verb::post) req.set(bhttp::field::content_type, content_type);
+  if (!body.empty() || method == bhttp::verb::post)
+    req.set(bhttp::field::content_type, content_type);
   if (!token.empty()) req.set(bhttp::field::authorization, "Bearer " + token);
   req.body() = body;
   req.prepare_payload();
@@ -169,8 +171,9 @@ TEST_F(ServerTest, EveryEndpointAnswers) {
   ASSERT_EQ(by_code.status, 200);
   for (const auto& h : by_code.js()["hits"]) EXPECT_EQ(h["distance"], 0);
 
-  Reply by_vector = post("/v1/search", R"({"vector": )" + vector_json(7) +
-                                           R"(, "k": 3, "rerank": "exact", "filter": {"label": 1}})");
+  Reply by_vector =
+      post("/v1/search", R"({"vector": )" + vector_json(7) +
+                             R"(, "k": 3, "rerank": "exact", "filter": {"label": 1}})");
   ASSERT_EQ(by_vector.status, 200) << by_vector.body;
   EXPECT_EQ(by_vector.js()["hits"][0]["key"], "7") << by_vector.body;
   EXPECT_EQ(by_vector.js()["hits"][0]["score"], 0.0);
@@ -194,15 +197,19 @@ TEST_F(ServerTest, EveryEndpointAnswers) {
   EXPECT_EQ(image.body.substr(1, 3), "PNG");
 
   Reply added = post("/v1/items",
-                     json::array({{{"key", "new-1"}, {"vector", json::parse(vector_json(5))},
-                                   {"label", 2}, {"metadata", {{"source", "test"}}}},
+                     json::array({{{"key", "new-1"},
+                                   {"vector", json::parse(vector_json(5))},
+                                   {"label", 2},
+                                   {"metadata", {{"source", "test"}}}},
                                   {{"key", "new-2"}, {"code", "00ff"}}})
                          .dump(),
                      "application/json", "secret");
   ASSERT_EQ(added.status, 200) << added.body;
   EXPECT_EQ(added.js()["items"], 302);
-  Reply ndjson = post("/v1/items", "{\"key\": \"nd-1\", \"code\": \"0f0f\"}\n\n{\"key\": \"nd-2\", \"code\": \"f0f0\"}\n",
-                      "application/x-ndjson", "secret");
+  Reply ndjson =
+      post("/v1/items",
+           "{\"key\": \"nd-1\", \"code\": \"0f0f\"}\n\n{\"key\": \"nd-2\", \"code\": \"f0f0\"}\n",
+           "application/x-ndjson", "secret");
   ASSERT_EQ(ndjson.status, 200) << ndjson.body;
   EXPECT_EQ(items(), 304u);
   EXPECT_EQ(get("/v1/items/new-1").js()["metadata"]["source"], "test");
@@ -251,15 +258,17 @@ TEST_F(ServerTest, BadRequestsGetAJsonErrorAndChangeNothing) {
   expect_error(post("/v1/search", "{\"key\": "), 400, "malformed JSON");
   expect_error(post("/v1/search", std::string(40, '[') + std::string(40, ']')), 400, "deeper");
   expect_error(post("/v1/search", R"({"vector": [1, 2, 3]})"), 400, "model expects 16");
-  expect_error(post("/v1/search", R"({"vector": [1e39, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]})"),
-               400, "not a finite");
+  expect_error(
+      post("/v1/search", R"({"vector": [1e39, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]})"), 400,
+      "not a finite");
   expect_error(post("/v1/search", R"({"vector": [NaN]})"), 400, "malformed JSON");
   expect_error(post("/v1/search", R"({"key": "no-such-key"})"), 404, "no-such-key");
   expect_error(post("/v1/search", R"({"code": "xyz1"})"), 400, "non-hex");
   expect_error(post("/v1/search", R"({"key": "1", "k": 100000})"), 400, "limit");
   expect_error(post("/v1/search", R"({"key": "1", "code": "0000"})"), 400, "exactly one");
   expect_error(post("/v1/search", R"({"key": "1"})", "text/plain"), 415, "application/json");
-  expect_error(post("/v1/search", "{\"key\": \"" + std::string(70000, 'a') + "\"}"), 413, "exceeds");
+  expect_error(post("/v1/search", "{\"key\": \"" + std::string(70000, 'a') + "\"}"), 413,
+               "exceeds");
   expect_error(post("/v1/search/image", "\x89PNG\r\n\x1a\n truncated", "image/png"), 400,
                "cannot decode");
   expect_error(post("/v1/search/image", "abc", "application/json"), 415, "image");
@@ -274,8 +283,9 @@ TEST_F(ServerTest, BadRequestsGetAJsonErrorAndChangeNothing) {
   expect_error(post("/v1/items", R"([{"key": "ok", "code": "0000"}, {"key": "bad", "code": "00"}])",
                     "application/json", "secret"),
                400, "item 1");
-  expect_error(post("/v1/items", R"([{"key": "v", "vector": [1, 2]}])", "application/json", "secret"),
-               400, "model expects 16");
+  expect_error(
+      post("/v1/items", R"([{"key": "v", "vector": [1, 2]}])", "application/json", "secret"), 400,
+      "model expects 16");
   expect_error(post("/v1/items", "{\"key\": \"a\", \"code\": \"0000\"}\n{broken\n",
                     "application/x-ndjson", "secret"),
                400, "line 2");
@@ -305,9 +315,10 @@ TEST_F(ServerTest, AnswersExpect100ContinueBeforeTheBody) {
   tcp::socket s(ioc);
   s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port_));
   const std::string body = R"({"key": "3", "k": 2})";
-  const std::string head = "POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                           "Expect: 100-continue\r\nContent-Length: " +
-                           std::to_string(body.size()) + "\r\n\r\n";
+  const std::string head =
+      "POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Expect: 100-continue\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n";
   asio::write(s, asio::buffer(head));
   std::string interim;
   asio::read_until(s, asio::dynamic_buffer(interim), "\r\n\r\n");
@@ -437,13 +448,14 @@ TEST_F(ServerTest, PathKeysAreDecodedAsKeys) {
   ASSERT_EQ(call(port_, bhttp::verb::delete_, "/v1/items/x%2Fimage", "", "", "secret").status, 200);
   EXPECT_EQ(get("/v1/items/x").status, 200);
   expect_json_error(post("/v1/search", R"({"key": "x", "filter": {"label": 4294967298}})"), 400,
-               "out of range");
+                    "out of range");
   expect_json_error(post("/v1/search", R"({"key": "x", "filter": {"label": -1}})"), 400,
-               "out of range");
+                    "out of range");
   expect_json_error(post("/v1/items", R"([{"key": "y", "code": "0000", "label": 4294967298}])",
-                    "application/json", "secret"),
-               400, "out of range");
-  expect_json_error(post("/v1/search/image?label=4294967298", "x", "image/png"), 400, "out of range");
+                         "application/json", "secret"),
+                    400, "out of range");
+  expect_json_error(post("/v1/search/image?label=4294967298", "x", "image/png"), 400,
+                    "out of range");
 }
 
 TEST_F(ServerTest, ScrollVisitsEveryItemOnceInPages) {

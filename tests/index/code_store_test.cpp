@@ -10,8 +10,8 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <cmath>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -122,13 +122,14 @@ TEST_F(CodeStoreTest, StoredVectorsFollowTheirItemThroughUpsertBulkAndDelete) {
     EXPECT_NE(s.message().find("NaN"), std::string::npos) << s.to_string();
     size_t n = 0;
     ASSERT_TRUE(store
-                    ->bulk_load("job", [&](size_t i, Item* out) {
-                      if (i >= 2) return false;
-                      *out = make_item("bulk" + std::to_string(i), 10 + i);
-                      out->vector = {float(i), float(i), float(i)};
-                      ++n;
-                      return true;
-                    })
+                    ->bulk_load("job",
+                                [&](size_t i, Item* out) {
+                                  if (i >= 2) return false;
+                                  *out = make_item("bulk" + std::to_string(i), 10 + i);
+                                  out->vector = {float(i), float(i), float(i)};
+                                  ++n;
+                                  return true;
+                                })
                     .is_ok());
     EXPECT_EQ(n, 2u);
     // Upsert b with a new vector: the old one must not survive under the old id.

@@ -1,3 +1,5 @@
+#include "learn/io/datasets.h"
+
 #include <gtest/gtest.h>
 #include <zlib.h>
 
@@ -8,7 +10,6 @@
 #include <string>
 #include <vector>
 
-#include "learn/io/datasets.h"
 #include "support/temp_dir_test.h"
 
 namespace {

@@ -161,7 +161,8 @@ TEST_F(ModelTest, BadConfigurationsAreInvalidArguments) {
   EXPECT_EQ(L::train(data, c).status().code(), Status::Code::kInvalidArgument);
   L::Dataset bad = data;
   bad.values[5] = std::numeric_limits<float>::infinity();
-  EXPECT_EQ(L::train(bad, quick_config(L::Method::kLsh)).status().code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(L::train(bad, quick_config(L::Method::kLsh)).status().code(),
+            Status::Code::kInvalidArgument);
 }
 
 TEST_F(ModelTest, EncodeRejectsWrongDimensionAndNaN) {
@@ -232,7 +233,8 @@ TEST_F(ModelTest, AutomaticLambdaDependsOnCodeLengthAndIsRecorded) {
 
   auto model = L::train(blobs(2, 30, 6, 10), quick_config(L::Method::kImsatVat, 24));
   ASSERT_TRUE(model.is_ok());
-  EXPECT_NE(model->header_json().find("\"lambda\": 0.05"), std::string::npos) << model->header_json();
+  EXPECT_NE(model->header_json().find("\"lambda\": 0.05"), std::string::npos)
+      << model->header_json();
 }
 
 }  // namespace

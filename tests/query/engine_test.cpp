@@ -46,7 +46,8 @@ class EngineTest : public imsat::testing::TempDirTest {
     options.with_vectors = true;
     const std::vector<I::Item> items = Q::dataset_items(data_, codes_, 16, options);
     EXPECT_TRUE((*store)->put(items).is_ok());
-    auto model = with_model ? std::make_unique<L::Model>(L::Model::load(model_path()).value()) : nullptr;
+    auto model =
+        with_model ? std::make_unique<L::Model>(L::Model::load(model_path()).value()) : nullptr;
     auto e = Q::QueryEngine::create(std::move(store).value(), std::move(model));
     EXPECT_TRUE(e.is_ok()) << e.status().to_string();
     return e.is_ok() ? std::move(e).value() : nullptr;
@@ -201,8 +202,8 @@ TEST_F(EngineTest, ModelStoreMismatchIsRefused) {
   o.model_fingerprint = "";
   auto store32 = I::CodeStore::open((dir_ / "other32").string(), o);
   ASSERT_TRUE(store32.is_ok());
-  auto e32 = Q::QueryEngine::create(std::move(store32).value(),
-                                    std::make_unique<L::Model>(L::Model::load(model_path()).value()));
+  auto e32 = Q::QueryEngine::create(
+      std::move(store32).value(), std::make_unique<L::Model>(L::Model::load(model_path()).value()));
   EXPECT_EQ(e32.status().code(), Code::kInvalidArgument);
   // Without a model, vector queries are refused but code queries work.
   auto bare = engine(model_->fingerprint(), /*with_model=*/false);
@@ -300,12 +301,13 @@ TEST_F(EndToEndTest, LearnedCodesBeatRandomCodesOnAFashionMnistSlice) {
     EXPECT_TRUE(store.is_ok());
     size_t i = 0;
     EXPECT_TRUE((*store)
-                    ->bulk_load("load", [&](size_t n, I::Item* it) {
-                      if (n >= data.rows) return false;
-                      Q::make_item(codes, 16, data.labels, &data, 0, {}, n, it);
-                      ++i;
-                      return true;
-                    })
+                    ->bulk_load("load",
+                                [&](size_t n, I::Item* it) {
+                                  if (n >= data.rows) return false;
+                                  Q::make_item(codes, 16, data.labels, &data, 0, {}, n, it);
+                                  ++i;
+                                  return true;
+                                })
                     .is_ok());
     auto engine = Q::QueryEngine::create(std::move(store).value(), nullptr);
     Q::SearchRequest r;

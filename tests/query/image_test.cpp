@@ -47,7 +47,9 @@ TEST(ImageToInput, DecodesResizesInvertsAndRejectsBadData) {
   std::vector<unsigned char> rgb(8 * 8 * 3);
   for (int y = 0; y < 8; ++y) {
     for (int x = 0; x < 8; ++x) {
-      for (int c = 0; c < 3; ++c) rgb[static_cast<size_t>((y * 8 + x) * 3 + c)] = gray[static_cast<size_t>((y / 2) * 4 + x / 2)];
+      for (int c = 0; c < 3; ++c)
+        rgb[static_cast<size_t>((y * 8 + x) * 3 + c)] =
+            gray[static_cast<size_t>((y / 2) * 4 + x / 2)];
     }
   }
   auto shrunk = Q::image_to_input(png(8, 8, 3, rgb), model);

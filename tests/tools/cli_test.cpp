@@ -70,11 +70,12 @@ void expect_clear_error(const Outcome& r, const std::string& needle) {
 
 TEST_F(CliTest, TrainEncodeIndexSearch) {
   const std::string data = csv("items.csv", 300, 10);
-  ASSERT_EQ(imsat("train --data " + data + " --method itq --bits 8 --quiet --out " +
-                  path("m.model")).code,
-            0);
+  ASSERT_EQ(
+      imsat("train --data " + data + " --method itq --bits 8 --quiet --out " + path("m.model"))
+          .code,
+      0);
   Outcome enc = imsat("encode --model " + path("m.model") + " --data " + data + " --out " +
-                  path("c.codes") + " --quiet");
+                      path("c.codes") + " --quiet");
   ASSERT_EQ(enc.code, 0) << enc.err;
   // Index the codes file, then the raw data with the model and vectors into a second store.
   Outcome idx = imsat("index --data " + path("c.codes") + " --db " + path("db") + " --quiet");
@@ -83,7 +84,7 @@ TEST_F(CliTest, TrainEncodeIndexSearch) {
   EXPECT_EQ(again.code, 0);
   EXPECT_NE(again.err.find("already indexed"), std::string::npos) << again.err;
   Outcome raw = imsat("index --model " + path("m.model") + " --data " + data + " --db " +
-                  path("db2") + " --with-vectors --quiet");
+                      path("db2") + " --with-vectors --quiet");
   ASSERT_EQ(raw.code, 0) << raw.err;
 
   Outcome s = imsat("search --db " + path("db") + " --key 3 -k 5 --json");
@@ -93,7 +94,7 @@ TEST_F(CliTest, TrainEncodeIndexSearch) {
   EXPECT_EQ(j["hits"][0]["distance"], 0);
   for (const auto& h : j["hits"]) EXPECT_EQ(h["label"], 0);  // item 3 is in group 0
   Outcome exact = imsat("search --db " + path("db2") + " --model " + path("m.model") +
-                    " --query-file " + data + " --limit 2 -k 3 --rerank exact --json");
+                        " --query-file " + data + " --limit 2 -k 3 --rerank exact --json");
   ASSERT_EQ(exact.code, 0) << exact.err;
   // Several queries print one JSON document per line.
   std::vector<nlohmann::json> e;
@@ -102,8 +103,8 @@ TEST_F(CliTest, TrainEncodeIndexSearch) {
   ASSERT_EQ(e.size(), 2u);
   EXPECT_EQ(e[0]["hits"][0]["key"], "0");  // the query is item 0 itself
   EXPECT_EQ(e[0]["hits"][0]["score"], 0.0);
-  Outcome by_code = imsat("search --db " + path("db") + " --code " +
-                      j["code"].get<std::string>() + " --radius 0");
+  Outcome by_code = imsat("search --db " + path("db") + " --code " + j["code"].get<std::string>() +
+                          " --radius 0");
   ASSERT_EQ(by_code.code, 0) << by_code.err;
   EXPECT_NE(by_code.out.find("rank"), std::string::npos);
 }
@@ -111,28 +112,31 @@ TEST_F(CliTest, TrainEncodeIndexSearch) {
 TEST_F(CliTest, ErrorPathsAreOneClearLineAndNonZero) {
   const std::string data = csv("items.csv", 120, 6);
   const std::string other = csv("other.csv", 120, 5);
-  expect_clear_error(imsat("index --model " + path("missing.model") + " --data " + data +
-                           " --db " + path("db")),
-                     "missing.model");
-  expect_clear_error(imsat("encode --model " + path("m.model") + " --data " +
-                           path("nothing.csv") + " --out " + path("x")),
+  expect_clear_error(
+      imsat("index --model " + path("missing.model") + " --data " + data + " --db " + path("db")),
+      "missing.model");
+  expect_clear_error(imsat("encode --model " + path("m.model") + " --data " + path("nothing.csv") +
+                           " --out " + path("x")),
                      "m.model");
-  ASSERT_EQ(imsat("train --data " + data + " --method lsh --bits 8 --quiet --out " +
-                  path("m.model")).code,
-            0);
+  ASSERT_EQ(
+      imsat("train --data " + data + " --method lsh --bits 8 --quiet --out " + path("m.model"))
+          .code,
+      0);
   ASSERT_EQ(imsat("train --data " + data + " --method lsh --bits 8 --seed 9 --quiet --out " +
-                  path("m2.model")).code,
+                  path("m2.model"))
+                .code,
             0);
-  expect_clear_error(imsat("index --model " + path("m.model") + " --data " + other + " --db " +
-                           path("db")),
-                     "5 values, the model expects 6");
+  expect_clear_error(
+      imsat("index --model " + path("m.model") + " --data " + other + " --db " + path("db")),
+      "5 values, the model expects 6");
   EXPECT_FALSE(std::filesystem::exists(path("db")));  // nothing created on a failed index
-  ASSERT_EQ(imsat("index --model " + path("m.model") + " --data " + data + " --db " +
-                  path("db") + " --quiet").code,
+  ASSERT_EQ(imsat("index --model " + path("m.model") + " --data " + data + " --db " + path("db") +
+                  " --quiet")
+                .code,
             0);
-  expect_clear_error(imsat("search --db " + path("db") + " --model " + path("m2.model") +
-                           " --query-file " + data),
-                     "built with model");
+  expect_clear_error(
+      imsat("search --db " + path("db") + " --model " + path("m2.model") + " --query-file " + data),
+      "built with model");
   expect_clear_error(imsat("search --db " + path("db") + " --code abc"), "hex code has 3 digits");
   expect_clear_error(imsat("search --db " + path("db") + " --code zz"), "non-hex character 'z'");
   expect_clear_error(imsat("search --db " + path("db") + " --key nope"), "nope");
@@ -151,7 +155,8 @@ TEST_F(CliTest, VersionExitCodesAndJsonOnStdout) {
   // Usage errors exit 2 with one line saying what was expected; runtime errors exit 1.
   Outcome bad_bits = imsat("eval --data x.csv --bits 16,x");
   EXPECT_EQ(bad_bits.code, 2);
-  EXPECT_NE(bad_bits.err.find("--bits: expected an integer, got 'x'"), std::string::npos) << bad_bits.err;
+  EXPECT_NE(bad_bits.err.find("--bits: expected an integer, got 'x'"), std::string::npos)
+      << bad_bits.err;
   Outcome odd_bits = imsat("train --data x.csv --bits 12 --out m");
   EXPECT_EQ(odd_bits.code, 2);
   EXPECT_NE(odd_bits.err.find("multiple of 8"), std::string::npos) << odd_bits.err;
@@ -170,11 +175,13 @@ TEST_F(CliTest, VersionExitCodesAndJsonOnStdout) {
 
 TEST_F(CliTest, EvalOfAStoreAndInspectAndClusterAsJson) {
   const std::string data = csv("items.csv", 300, 10);
-  ASSERT_EQ(imsat("train --data " + data + " --method itq --bits 8 --quiet --out " +
-                  path("m.model")).code,
-            0);
+  ASSERT_EQ(
+      imsat("train --data " + data + " --method itq --bits 8 --quiet --out " + path("m.model"))
+          .code,
+      0);
   ASSERT_EQ(imsat("index --model " + path("m.model") + " --data " + data + " --db " + path("db") +
-                  " --quiet").code,
+                  " --quiet")
+                .code,
             0);
   Outcome e = imsat("eval --db " + path("db") + " --queries-per-class 10 --precision-at 50 " +
                     "--radius 1 --json");
@@ -188,7 +195,8 @@ TEST_F(CliTest, EvalOfAStoreAndInspectAndClusterAsJson) {
   // The same protocol through the data path gives the same figures for the loaded model, and its
   // record shows the seed it was trained with (not 0 for every model).
   ASSERT_EQ(imsat("train --data " + data + " --method lsh --bits 8 --seed 5 --quiet --out " +
-                  path("lsh.model")).code,
+                  path("lsh.model"))
+                .code,
             0);
   Outcome d = imsat("eval --data " + data + " --model " + path("m.model") + " --model " +
                     path("lsh.model") + " --queries-per-class 10 --precision-at 50 --radius 1 " +
@@ -217,9 +225,10 @@ TEST_F(CliTest, EvalOfAStoreAndInspectAndClusterAsJson) {
 TEST_F(CliTest, IndexingAnotherSourceOverExistingKeysNeedsOverwrite) {
   const std::string data = csv("items.csv", 120, 6);
   const std::string other = csv("other.csv", 90, 6);
-  ASSERT_EQ(imsat("train --data " + data + " --method lsh --bits 8 --quiet --out " +
-                  path("m.model")).code,
-            0);
+  ASSERT_EQ(
+      imsat("train --data " + data + " --method lsh --bits 8 --quiet --out " + path("m.model"))
+          .code,
+      0);
   const std::string base = "index --model " + path("m.model") + " --db " + path("db") + " --quiet";
   ASSERT_EQ(imsat(base + " --data " + data).code, 0);
   // The same source again is already done; with vectors it is a new job over the same keys.

@@ -1,5 +1,7 @@
 // Dataset readers: IDX (plain or gzip), fvecs/bvecs/ivecs and CSV. Errors name the file, the
 // byte offset (or line) and what was expected.
+#include "learn/io/datasets.h"
+
 #include <sys/mman.h>
 #include <zlib.h>
 
@@ -10,8 +12,6 @@
 #include <fstream>
 #include <limits>
 #include <sstream>
-
-#include "learn/io/datasets.h"
 
 namespace imsat::io {
 namespace {
@@ -251,8 +251,8 @@ Result<std::vector<int32_t>> read_idx_labels(const std::string& path) {
   const size_t n = h.dims[0];
   if (bytes.size() != h.data_offset + n) {
     return Status::corruption(
-        at(path, bytes.size()) + ": expected " + std::to_string(h.data_offset + n) +
-        " bytes for " + std::to_string(n) + " labels, file has " + std::to_string(bytes.size()));
+        at(path, bytes.size()) + ": expected " + std::to_string(h.data_offset + n) + " bytes for " +
+        std::to_string(n) + " labels, file has " + std::to_string(bytes.size()));
   }
   std::vector<int32_t> labels(n);
   for (size_t i = 0; i < n; ++i) {
