@@ -29,6 +29,9 @@ struct StoreOptions {
   std::string model_fingerprint;    // recorded on create; checked on open when both are non-empty
   bool create_if_missing = true;
   bool sync_writes = true;  // fsync the write-ahead log before a batch is acknowledged
+  // Opens RocksDB read-only: nothing in the folder is written, deleted or rewritten, and every
+  // write call fails with InvalidArgument. For search, inspection and evaluation.
+  bool read_only = false;
 };
 
 // One item of an add/upsert batch.
@@ -67,9 +70,14 @@ constexpr uint32_t kStoreFormatVersion = 1;
 // search sees a batch entirely or not at all.
 class CodeStore {
  public:
+  // A store is created only in an absent or empty folder. Opening an existing one checks, before
+  // anything can be written, that every SST file in the folder is one the MANIFEST references (a
+  // damaged MANIFEST would otherwise make RocksDB delete the others as obsolete), that the
+  // write-ahead log has no corruption before its tail, and that the codes hold as many items as
+  // the store's own item-count record says.
   // Errors: InvalidArgument (bad bits, or a D / format version / fingerprint that differs from
-  // the store's), NotFound (missing and !create_if_missing), Corruption (damaged database),
-  // IOError.
+  // the store's), NotFound (missing and !create_if_missing), Corruption (damaged database, naming
+  // the file or the discrepancy), IOError.
   static Result<std::unique_ptr<CodeStore>> open(const std::string& path,
                                                  const StoreOptions& options);
   ~CodeStore();

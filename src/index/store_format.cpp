@@ -2,7 +2,8 @@
 //
 // Column families (keys big-endian so that iteration follows ids):
 //   schema   "schema" -> text lines (format_version, bits, tables, model_fingerprint);
-//            "next_id" -> u64; "bulk:<job>" -> u64 source items committed by a bulk load
+//            "next_id" -> u64; "items" -> u64 live items (written in the same batch as every
+//            change, checked at open); "bulk:<job>" -> u64 source items committed by a bulk load
 //   codes    id (u64) -> code bytes | i32 tag (little-endian) | external key
 //   meta     id -> metadata bytes (absent when empty)
 //   keys     external key -> id

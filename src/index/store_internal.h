@@ -104,10 +104,19 @@ struct CodeStore::Impl {
   std::mutex writer_mutex;  // one writer at a time
 
   ~Impl() {
+    // A clean close leaves nothing only in the write-ahead log.
+    if (db && !options.read_only) db->Flush(rocksdb::FlushOptions(), cf).PermitUncheckedError();
     for (auto* h : cf) {
       if (h != nullptr && db) db->DestroyColumnFamilyHandle(h);
     }
     if (db) db->Close().PermitUncheckedError();
+  }
+  // InvalidArgument when the store was opened read-only.
+  Status check_writable() const {
+    if (options.read_only) {
+      return Status::invalid_argument(path + ": the store is open read-only; nothing was written");
+    }
+    return Status::ok();
   }
 
   std::string key_of(uint32_t slot) const {
@@ -151,6 +160,7 @@ struct CodeStore::Impl {
     std::vector<Record> records[kCfCount];
     std::vector<std::pair<uint32_t, uint64_t>> replaced;  // (slot, old id) of upserted keys
     uint64_t next_id = 0;
+    size_t live_after = 0;  // live items once the batch is applied (the "items" record)
   };
 
   // One MultiGet of `keys` in column family `c`; values and found get one entry per key.

@@ -6,10 +6,69 @@
 
 #include <cstring>
 #include <filesystem>
+#include <regex>
+#include <set>
 
 #include "index/store_internal.h"
 
 namespace imsat::index {
+
+namespace {
+
+// RocksDB looks for a missing table file under its old ".ldb" name too and reports that one;
+// name the file the store really lacks.
+Status explain_missing_table(Status s, const std::string& path) {
+  static const std::regex ldb("([0-9]+)\\.ldb");
+  std::smatch m;
+  const std::string& msg = s.message();
+  if (s.is_ok() || !std::regex_search(msg, m, ldb)) return s;
+  return Status::corruption(path + ": table file " + m[1].str() +
+                            ".sst is missing (the MANIFEST references it): " + msg);
+}
+
+// Every SST file in the folder must be one the MANIFEST references: a damaged MANIFEST that lost
+// some would otherwise make the store look smaller, and a read-write open would let RocksDB delete
+// them as obsolete.
+Status check_tables_referenced(rocksdb::DB* db, const std::string& path) {
+  std::vector<rocksdb::LiveFileMetaData> live;
+  db->GetLiveFilesMetaData(&live);
+  std::set<std::string> referenced;
+  for (const rocksdb::LiveFileMetaData& f : live) {
+    referenced.insert(std::filesystem::path(f.name).filename().string());
+  }
+  size_t unreferenced = 0;
+  std::string first;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(path, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (entry.path().extension() != ".sst" || referenced.count(name) > 0) continue;
+    if (unreferenced++ == 0) first = name;
+  }
+  if (unreferenced > 0) {
+    return Status::corruption(path + ": " + std::to_string(unreferenced) + " table file(s) (" +
+                              first +
+                              " ...) are not in the MANIFEST, which is damaged or truncated; "
+                              "nothing was changed (imsat repair --db recovers what it can)");
+  }
+  return Status::ok();
+}
+
+// The same check before a read-write open, through a read-only open that cannot delete anything.
+Status check_tables_before_writing(const std::string& path, const rocksdb::Options& db_options,
+                                   const std::vector<rocksdb::ColumnFamilyDescriptor>& descriptors) {
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  IMSAT_RETURN_IF_ERROR(explain_missing_table(
+      translate(rocksdb::DB::OpenForReadOnly(db_options, path, descriptors, &handles, &raw),
+                path + ": opening the code store"),
+      path));
+  const Status s = check_tables_referenced(raw, path);
+  for (auto* h : handles) raw->DestroyColumnFamilyHandle(h);
+  delete raw;
+  return s;
+}
+
+}  // namespace
 
 CodeStore::CodeStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 CodeStore::~CodeStore() = default;
@@ -19,7 +78,7 @@ Result<std::unique_ptr<CodeStore>> CodeStore::open(const std::string& path,
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::exists(fs::path(path) / "CURRENT", ec) && options.create_if_missing &&
-      options.bits != 0 && (!fs::exists(path, ec) || fs::is_empty(path, ec))) {
+      !options.read_only && options.bits != 0 && (!fs::exists(path, ec) || fs::is_empty(path, ec))) {
     // Creation is made atomic: the store is built complete (column families, schema) in a
     // sibling folder and renamed into place, so a crash never leaves a half-made store.
     IMSAT_RETURN_IF_ERROR(check_code_bits(options.bits));
@@ -45,7 +104,7 @@ Result<std::unique_ptr<CodeStore>> CodeStore::open_existing_or_new(const std::st
   if (options.bits != 0) IMSAT_RETURN_IF_ERROR(check_code_bits(options.bits));
   std::error_code ec;
   const bool exists = std::filesystem::exists(std::filesystem::path(path) / "CURRENT", ec);
-  if (!exists && !options.create_if_missing)
+  if (!exists && (!options.create_if_missing || options.read_only))
     return Status::not_found(path + ": no code store here");
   if (!exists && options.bits == 0) {
     return Status::invalid_argument(path + ": creating a store needs the code length (bits)");
@@ -64,6 +123,12 @@ Result<std::unique_ptr<CodeStore>> CodeStore::open_existing_or_new(const std::st
   db_options.create_if_missing = options.create_if_missing;
   db_options.create_missing_column_families = !exists;
   db_options.paranoid_checks = true;
+  // Refuse a write-ahead log that is corrupt before its tail instead of silently recovering only
+  // up to the damage (the default point-in-time mode); a torn last record, which a crash during an
+  // unacknowledged write leaves, is still tolerated. Closed logs are recorded in the MANIFEST, so
+  // a missing or shortened one is an error too.
+  db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
+  db_options.track_and_verify_wals_in_manifest = true;
   db_options.IncreaseParallelism(2);
   rocksdb::BlockBasedTableOptions table;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
@@ -94,11 +159,19 @@ Result<std::unique_ptr<CodeStore>> CodeStore::open_existing_or_new(const std::st
       }
     }
   }
+  if (exists && !options.read_only) {
+    IMSAT_RETURN_IF_ERROR(check_tables_before_writing(path, db_options, descriptors));
+  }
   rocksdb::DB* raw = nullptr;
-  Status s = translate(rocksdb::DB::Open(db_options, path, descriptors, &impl->cf, &raw),
-                       path + ": opening the code store");
+  Status s = explain_missing_table(
+      translate(options.read_only
+                    ? rocksdb::DB::OpenForReadOnly(db_options, path, descriptors, &impl->cf, &raw)
+                    : rocksdb::DB::Open(db_options, path, descriptors, &impl->cf, &raw),
+                path + ": opening the code store"),
+      path);
   if (!s.is_ok()) return s;
   impl->db.reset(raw);
+  if (exists && options.read_only) IMSAT_RETURN_IF_ERROR(check_tables_referenced(raw, path));
 
   std::string schema_text;
   rocksdb::Status gs =
@@ -115,6 +188,7 @@ Result<std::unique_ptr<CodeStore>> CodeStore::open_existing_or_new(const std::st
     rocksdb::WriteBatch batch;
     batch.Put(impl->cf[kSchema], "schema", impl->schema.encode());
     batch.Put(impl->cf[kSchema], "next_id", be64(1));
+    batch.Put(impl->cf[kSchema], "items", be64(0));
     s = translate(impl->db->Write(impl->write_options, &batch), path + ": writing the schema");
     if (!s.is_ok()) return s;
   } else {
@@ -183,6 +257,23 @@ Result<std::unique_ptr<CodeStore>> CodeStore::open_existing_or_new(const std::st
   }
   s = translate(it->status(), path + ": reading codes");
   if (!s.is_ok()) return s;
+  // The item count recorded with every batch must match what the codes hold (stores written
+  // before the record existed have none).
+  std::string recorded;
+  gs = impl->db->Get(rocksdb::ReadOptions(), impl->cf[kSchema], "items", &recorded);
+  if (gs.ok()) {
+    if (recorded.size() != 8) return Status::corruption(path + ": the items record is damaged");
+    const uint64_t expected = from_be64(recorded);
+    if (expected != impl->codes.size()) {
+      return Status::corruption(path + ": the store records " + std::to_string(expected) +
+                                " items but its codes hold " +
+                                std::to_string(impl->codes.size()) +
+                                " (damaged or missing files); nothing was changed (imsat repair "
+                                "--db recovers what it can)");
+    }
+  } else if (!gs.IsNotFound()) {
+    return translate(gs, path + ": reading the items record");
+  }
   impl->mih = MultiIndex(bits, impl->schema.tables, impl->codes.size());
   impl->mih.rebuild(impl->codes);
   return std::unique_ptr<CodeStore>(new CodeStore(std::move(impl)));

@@ -91,6 +91,8 @@ Result<CodeStore::Impl::BatchPlan> CodeStore::Impl::plan(const std::vector<Item>
   }
   p.next_id = id;
   p.records[kSchema].push_back({"next_id", be64(id)});
+  p.live_after = codes.live() - p.replaced.size() + items.size();
+  p.records[kSchema].push_back({"items", be64(p.live_after)});
   for (auto& r : p.records) std::sort(r.begin(), r.end());
   return p;
 }
@@ -148,6 +150,7 @@ void CodeStore::Impl::apply(const BatchPlan& p, const std::vector<Item>& items) 
 
 Status CodeStore::put(const std::vector<Item>& items) {
   if (items.empty()) return Status::ok();
+  IMSAT_RETURN_IF_ERROR(impl_->check_writable());
   std::lock_guard writer(impl_->writer_mutex);
   IMSAT_ASSIGN_OR_RETURN(Impl::BatchPlan plan, impl_->plan(items));
   IMSAT_RETURN_IF_ERROR(impl_->commit_write_batch(plan));
@@ -156,6 +159,7 @@ Status CodeStore::put(const std::vector<Item>& items) {
 }
 
 Status CodeStore::erase(const std::vector<std::string>& keys) {
+  IMSAT_RETURN_IF_ERROR(impl_->check_writable());
   std::lock_guard writer(impl_->writer_mutex);
   rocksdb::WriteBatch batch;
   std::vector<uint32_t> slots;
@@ -175,6 +179,7 @@ Status CodeStore::erase(const std::vector<std::string>& keys) {
     }
     slots.push_back(static_cast<uint32_t>(slot));
   }
+  batch.Put(impl_->cf[kSchema], "items", be64(impl_->codes.live() - slots.size()));
   IMSAT_RETURN_IF_ERROR(translate(impl_->db->Write(impl_->write_options, &batch), "deleting"));
   std::unique_lock lock(impl_->state_mutex);
   for (uint32_t s : slots) impl_->codes.erase(s);
@@ -194,6 +199,7 @@ Status CodeStore::bulk_load(const std::string& job, const std::function<bool(siz
                             size_t batch_items, const std::function<void(size_t)>& progress) {
   if (job.empty()) return Status::invalid_argument("bulk load needs a job name");
   if (batch_items == 0) return Status::invalid_argument("batch size must be positive");
+  IMSAT_RETURN_IF_ERROR(impl_->check_writable());
   std::lock_guard writer(impl_->writer_mutex);
   IMSAT_ASSIGN_OR_RETURN(size_t done, bulk_progress(job));
   size_t position = done;

@@ -59,7 +59,8 @@ Result<std::unique_ptr<QueryEngine>> QueryEngine::create(std::unique_ptr<index::
 }
 
 Result<std::unique_ptr<QueryEngine>> QueryEngine::open(const std::string& db,
-                                                       const std::string& model_path) {
+                                                       const std::string& model_path,
+                                                       bool read_only) {
   std::unique_ptr<learn::Model> model;
   if (!model_path.empty()) {
     IMSAT_ASSIGN_OR_RETURN(learn::Model m, learn::Model::load(model_path));
@@ -67,6 +68,7 @@ Result<std::unique_ptr<QueryEngine>> QueryEngine::open(const std::string& db,
   }
   index::StoreOptions options;
   options.create_if_missing = false;
+  options.read_only = read_only;
   IMSAT_ASSIGN_OR_RETURN(std::unique_ptr<index::CodeStore> store,
                          index::CodeStore::open(db, options));
   return create(std::move(store), std::move(model));

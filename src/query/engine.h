@@ -103,8 +103,11 @@ class QueryEngine {
   // Opens an existing store. With a model, its code length must equal the store's and its
   // fingerprint the one recorded in the store (when the store recorded one): else
   // InvalidArgument naming both.
+  // `read_only` opens the store so that nothing in its folder can be written or deleted (search,
+  // inspection, evaluation); item writes then fail with InvalidArgument.
   static Result<std::unique_ptr<QueryEngine>> open(const std::string& db,
-                                                   const std::string& model_path = "");
+                                                   const std::string& model_path = "",
+                                                   bool read_only = false);
   // Over an already open store and loaded model (e.g. for tests).
   static Result<std::unique_ptr<QueryEngine>> create(std::unique_ptr<index::CodeStore> store,
                                                      std::unique_ptr<learn::Model> model);
