@@ -55,6 +55,7 @@ void add_eval(CLI::App& app);
 void add_cluster(CLI::App& app);
 void add_inspect(CLI::App& app);
 void add_serve(CLI::App& app);
+void add_repair(CLI::App& app);
 
 // A precision-recall plot (SVG) of several curves: one (label, recall[], precision[]) each.
 struct PlotCurve {

@@ -108,7 +108,8 @@ void write_file(const std::string& path, const std::string& text) {
 
 // --db: the store's labelled items, through the query layer.
 void evaluate_store(const EvalArgs& args) {
-  std::unique_ptr<query::QueryEngine> engine = take(query::QueryEngine::open(args.db, "", /*read_only=*/true));
+  std::unique_ptr<query::QueryEngine> engine =
+      take(query::QueryEngine::open(args.db, "", /*read_only=*/true));
   query::EvaluateRequest request;
   request.queries_per_class = args.per_class;
   request.seed = args.seed;

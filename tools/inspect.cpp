@@ -24,7 +24,8 @@ void add_inspect(CLI::App& app) {
   cmd->add_flag("--verify", a->verify, "Also check that the store's records agree (reads it all)");
   cmd->add_flag("--json", a->json, "JSON on stdout");
   cmd->callback([a] {
-    std::unique_ptr<query::QueryEngine> engine = take(query::QueryEngine::open(a->db, "", /*read_only=*/true));
+    std::unique_ptr<query::QueryEngine> engine =
+        take(query::QueryEngine::open(a->db, "", /*read_only=*/true));
     if (a->verify) check(engine->verify());
     const index::StoreInfo info = engine->info();
     const query::StoreHealth health = take(engine->health(100000, a->samples));

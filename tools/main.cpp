@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   cli::add_cluster(app);
   cli::add_inspect(app);
   cli::add_serve(app);
+  cli::add_repair(app);
 #endif
   try {
     app.parse(argc, argv);

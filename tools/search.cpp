@@ -82,7 +82,8 @@ void add_search(CLI::App& app) {
       throw UsageError(std::string(a->image.empty() ? "--query-file" : "--image") +
                        " needs --model to encode the query");
     }
-    std::unique_ptr<query::QueryEngine> engine = take(query::QueryEngine::open(a->db, a->model, /*read_only=*/true));
+    std::unique_ptr<query::QueryEngine> engine =
+        take(query::QueryEngine::open(a->db, a->model, /*read_only=*/true));
     query::SearchRequest r;
     r.k = a->k;
     r.radius = cmd->count("--radius") > 0 ? a->radius : -1;

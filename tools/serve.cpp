@@ -5,7 +5,7 @@
 #include "cli.h"
 #include "http/http.h"
 #include "query/engine.h"
-#include "query/indexing.h"
+#include "query/store_admin.h"
 
 namespace imsat::cli {
 

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -142,6 +143,18 @@ class CodeStore {
   // Checks that the codes, keys and bucket column families agree with each other. Corruption
   // when they do not. Reads the whole database: for tests and `imsat` diagnostics.
   Status verify() const;
+
+  // Offline repair of a damaged store, only when asked: copies the whole folder to
+  // `<path>.damaged-<unix time>` first, lets RocksDB salvage every readable record (RepairDB),
+  // keeps the items whose code records survived, rebuilds the keys and multi-index records from
+  // them, and drops records of items that are gone. The result opens and verifies cleanly.
+  // Errors: NotFound (no store), Corruption (the schema record itself is lost), IOError.
+  struct RepairReport {
+    std::string backup;                    // the copy of the damaged files
+    std::optional<uint64_t> items_before;  // from the acknowledged-write watermark, when readable
+    uint64_t items_after = 0;
+  };
+  static Result<RepairReport> repair(const std::string& path);
 
   struct Impl;
 

@@ -8,8 +8,14 @@
 //   meta     id -> metadata bytes (absent when empty)
 //   keys     external key -> id
 //   buckets  u8 table | u32 substring | u64 id -> ""   (the multi-index entries)
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
 #include <sstream>
 
+#include "common/checksum.h"
 #include "index/store_internal.h"
 
 namespace imsat::index {
@@ -71,6 +77,73 @@ Result<Schema> Schema::decode(const std::string& text) {
     return Status::corruption("schema record is incomplete");
   }
   return s;
+}
+
+std::optional<Watermark> read_watermark(const std::string& store_path) {
+  const std::string file = store_path + "/" + kWatermarkFile;
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  char buf[32];
+  const ssize_t n = ::pread(fd, buf, sizeof(buf), 0);
+  ::close(fd);
+  if (n != static_cast<ssize_t>(sizeof(buf)) || std::memcmp(buf + 24, "IMSATWM1", 8) != 0) {
+    return std::nullopt;
+  }
+  uint64_t sum = 0;
+  std::memcpy(&sum, buf + 16, 8);
+  if (sum != fnv1a64_bytes(buf, 16)) return std::nullopt;
+  Watermark w;
+  std::memcpy(&w.generation, buf, 8);
+  std::memcpy(&w.items, buf + 8, 8);
+  return w;
+}
+
+Status write_watermark(const std::string& store_path, const Watermark& w) {
+  char buf[32];
+  std::memcpy(buf, &w.generation, 8);
+  std::memcpy(buf + 8, &w.items, 8);
+  const uint64_t sum = fnv1a64_bytes(buf, 16);
+  std::memcpy(buf + 16, &sum, 8);
+  std::memcpy(buf + 24, "IMSATWM1", 8);
+  const std::string file = store_path + "/" + kWatermarkFile;
+  const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::io_error(file + ": cannot open: " + std::strerror(errno));
+  const ssize_t n = ::pwrite(fd, buf, sizeof(buf), 0);
+  ::close(fd);
+  if (n != static_cast<ssize_t>(sizeof(buf))) {
+    return Status::io_error(file + ": cannot write: " + std::strerror(errno));
+  }
+  return Status::ok();
+}
+
+Result<uint64_t> recorded_generation(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* schema) {
+  std::string v;
+  const rocksdb::Status s = db->Get(rocksdb::ReadOptions(), schema, "generation", &v);
+  if (s.IsNotFound()) return uint64_t{0};
+  IMSAT_RETURN_IF_ERROR(translate(s, "reading the generation record"));
+  if (v.size() != 8) return Status::corruption("the generation record is damaged");
+  return from_be64(v);
+}
+
+Status check_watermark(const std::string& store_path, uint64_t recovered) {
+  const std::optional<Watermark> w = read_watermark(store_path);
+  if (!w || recovered >= w->generation) return Status::ok();
+  std::string logs;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(store_path, ec)) {
+    if (entry.path().extension() != ".log") continue;
+    logs += (logs.empty() ? "" : ", ") + entry.path().filename().string() + " (" +
+            std::to_string(std::filesystem::file_size(entry.path(), ec)) + " bytes)";
+  }
+  return Status::corruption(store_path + ": acknowledged writes are missing: write " +
+                            std::to_string(w->generation) + " (" + std::to_string(w->items) +
+                            " items) was acknowledged but the store recovers only up "
+                            "to write " +
+                            std::to_string(recovered) +
+                            "; the write-ahead log is truncated, damaged or "
+                            "deleted (" +
+                            (logs.empty() ? std::string("no .log file is there") : logs) +
+                            "); nothing was changed (imsat repair --db recovers what it can)");
 }
 
 }  // namespace imsat::index

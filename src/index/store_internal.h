@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <vector>
@@ -35,6 +36,26 @@ uint64_t from_be64(const rocksdb::Slice& s);
 // item's metadata record, be64(id)).
 std::string vector_key(uint64_t id);
 std::string bucket_key(int table, uint32_t sub, uint64_t id);
+
+// The acknowledged-write watermark, a 32-byte file beside RocksDB's (kWatermarkFile): the
+// generation (a counter every write batch increments, also stored in the schema column family)
+// and the live item count of the last batch acknowledged to a caller, with a checksum. It is
+// rewritten in place after each batch is durable, without fsync: a process crash keeps it (the
+// page cache survives), and after a power cut it can only lag behind the log, never lead it. At
+// open, a store whose recovered generation is below the watermark has lost acknowledged writes
+// (a truncated, damaged or deleted write-ahead log) and is refused.
+constexpr const char* kWatermarkFile = "IMSAT-WATERMARK";
+struct Watermark {
+  uint64_t generation = 0;
+  uint64_t items = 0;
+};
+// Nullopt when the file is absent or damaged (then nothing is checked).
+std::optional<Watermark> read_watermark(const std::string& store_path);
+Status write_watermark(const std::string& store_path, const Watermark& w);
+// The generation a store's schema column family records (0 when it has none).
+Result<uint64_t> recorded_generation(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* schema);
+// Corruption naming the write-ahead log files when `recovered` is below the watermark.
+Status check_watermark(const std::string& store_path, uint64_t recovered);
 
 // The schema record: format version, code length, multi-index tables, model fingerprint.
 struct Schema {
@@ -100,6 +121,7 @@ struct CodeStore::Impl {
   std::vector<uint64_t> key_offsets{0};  // slot s: [key_offsets[s], key_offsets[s + 1]) in key_blob
   std::string key_blob;
   uint64_t next_id = 1;
+  uint64_t generation = 0;  // of the last committed batch (see Watermark)
 
   std::mutex writer_mutex;  // one writer at a time
 
@@ -110,6 +132,12 @@ struct CodeStore::Impl {
       if (h != nullptr && db) db->DestroyColumnFamilyHandle(h);
     }
     if (db) db->Close().PermitUncheckedError();
+  }
+  // After a batch is durable: the new generation in memory and in the watermark file.
+  void acknowledge(uint64_t new_generation, size_t live_items) {
+    generation = new_generation;
+    // A failed watermark write only weakens the next open's check; the batch itself is durable.
+    write_watermark(path, {new_generation, live_items}).ignore();
   }
   // InvalidArgument when the store was opened read-only.
   Status check_writable() const {
@@ -160,6 +188,7 @@ struct CodeStore::Impl {
     std::vector<Record> records[kCfCount];
     std::vector<std::pair<uint32_t, uint64_t>> replaced;  // (slot, old id) of upserted keys
     uint64_t next_id = 0;
+    uint64_t generation = 0;
     size_t live_after = 0;  // live items once the batch is applied (the "items" record)
   };
 

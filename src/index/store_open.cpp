@@ -4,8 +4,12 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <cstdarg>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <memory>
+#include <mutex>
 #include <regex>
 #include <set>
 
@@ -14,6 +18,42 @@
 namespace imsat::index {
 
 namespace {
+
+// Keeps RocksDB's warnings about damaged write-ahead logs ("<file>.log: dropping N bytes; ...")
+// so that an open refused for corruption can name the file.
+class WalDamageLog : public rocksdb::Logger {
+ public:
+  WalDamageLog() : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    char buf[1024];
+    std::vsnprintf(buf, sizeof(buf), format, ap);
+    const std::string line(buf);
+    if (line.find(".log") == std::string::npos || line.find("dropping") == std::string::npos) {
+      return;
+    }
+    std::lock_guard lock(mutex_);
+    if (first_.empty()) first_ = line;
+  }
+  std::string first() const {
+    std::lock_guard lock(mutex_);
+    return first_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::string first_;
+};
+
+// Adds what the log recorded about a damaged write-ahead log to a failed open's status.
+Status with_wal_detail(Status s, const WalDamageLog& log) {
+  if (s.is_ok() || s.code() != Status::Code::kCorruption || log.first().empty()) return s;
+  std::string detail = log.first();
+  const size_t slash = detail.rfind('/', detail.find(".log"));
+  if (slash != std::string::npos) detail = detail.substr(slash + 1);
+  return Status::corruption(s.message() + " (write-ahead log " + detail +
+                            "); nothing was changed (imsat repair --db recovers what it can)");
+}
 
 // RocksDB looks for a missing table file under its old ".ldb" name too and reports that one;
 // name the file the store really lacks.
@@ -54,15 +94,24 @@ Status check_tables_referenced(rocksdb::DB* db, const std::string& path) {
 }
 
 // The same check before a read-write open, through a read-only open that cannot delete anything.
-Status check_tables_before_writing(const std::string& path, const rocksdb::Options& db_options,
-                                   const std::vector<rocksdb::ColumnFamilyDescriptor>& descriptors) {
+Status check_tables_before_writing(
+    const std::string& path, rocksdb::Options db_options,
+    const std::vector<rocksdb::ColumnFamilyDescriptor>& descriptors) {
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
-  IMSAT_RETURN_IF_ERROR(explain_missing_table(
-      translate(rocksdb::DB::OpenForReadOnly(db_options, path, descriptors, &handles, &raw),
-                path + ": opening the code store"),
-      path));
-  const Status s = check_tables_referenced(raw, path);
+  auto log = std::make_shared<WalDamageLog>();
+  db_options.info_log = log;
+  IMSAT_RETURN_IF_ERROR(with_wal_detail(
+      explain_missing_table(
+          translate(rocksdb::DB::OpenForReadOnly(db_options, path, descriptors, &handles, &raw),
+                    path + ": opening the code store"),
+          path),
+      *log));
+  Status s = check_tables_referenced(raw, path);
+  if (s.is_ok()) {
+    Result<uint64_t> generation = recorded_generation(raw, handles[kSchema]);
+    s = generation.is_ok() ? check_watermark(path, *generation) : generation.status();
+  }
   for (auto* h : handles) raw->DestroyColumnFamilyHandle(h);
   delete raw;
   return s;
@@ -78,7 +127,8 @@ Result<std::unique_ptr<CodeStore>> CodeStore::open(const std::string& path,
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::exists(fs::path(path) / "CURRENT", ec) && options.create_if_missing &&
-      !options.read_only && options.bits != 0 && (!fs::exists(path, ec) || fs::is_empty(path, ec))) {
+      !options.read_only && options.bits != 0 &&
+      (!fs::exists(path, ec) || fs::is_empty(path, ec))) {
     // Creation is made atomic: the store is built complete (column families, schema) in a
     // sibling folder and renamed into place, so a crash never leaves a half-made store.
     IMSAT_RETURN_IF_ERROR(check_code_bits(options.bits));
@@ -104,6 +154,13 @@ Result<std::unique_ptr<CodeStore>> CodeStore::open_existing_or_new(const std::st
   if (options.bits != 0) IMSAT_RETURN_IF_ERROR(check_code_bits(options.bits));
   std::error_code ec;
   const bool exists = std::filesystem::exists(std::filesystem::path(path) / "CURRENT", ec);
+  if (!exists && (std::filesystem::exists(std::filesystem::path(path) / "IDENTITY", ec) ||
+                  std::filesystem::exists(std::filesystem::path(path) / kWatermarkFile, ec))) {
+    // The folder held a store: never treat it as new.
+    return Status::corruption(path +
+                              ": the CURRENT file is missing from a code store; nothing "
+                              "was changed (imsat repair --db recovers what it can)");
+  }
   if (!exists && (!options.create_if_missing || options.read_only))
     return Status::not_found(path + ": no code store here");
   if (!exists && options.bits == 0) {
@@ -163,15 +220,23 @@ Result<std::unique_ptr<CodeStore>> CodeStore::open_existing_or_new(const std::st
     IMSAT_RETURN_IF_ERROR(check_tables_before_writing(path, db_options, descriptors));
   }
   rocksdb::DB* raw = nullptr;
-  Status s = explain_missing_table(
-      translate(options.read_only
-                    ? rocksdb::DB::OpenForReadOnly(db_options, path, descriptors, &impl->cf, &raw)
-                    : rocksdb::DB::Open(db_options, path, descriptors, &impl->cf, &raw),
-                path + ": opening the code store"),
-      path);
+  auto wal_log = std::make_shared<WalDamageLog>();
+  rocksdb::Options read_only_options = db_options;
+  read_only_options.info_log = wal_log;
+  Status s = with_wal_detail(
+      explain_missing_table(
+          translate(options.read_only
+                        ? rocksdb::DB::OpenForReadOnly(read_only_options, path, descriptors,
+                                                       &impl->cf, &raw)
+                        : rocksdb::DB::Open(db_options, path, descriptors, &impl->cf, &raw),
+                    path + ": opening the code store"),
+          path),
+      *wal_log);
   if (!s.is_ok()) return s;
   impl->db.reset(raw);
   if (exists && options.read_only) IMSAT_RETURN_IF_ERROR(check_tables_referenced(raw, path));
+  IMSAT_ASSIGN_OR_RETURN(impl->generation, recorded_generation(raw, impl->cf[kSchema]));
+  if (exists && options.read_only) IMSAT_RETURN_IF_ERROR(check_watermark(path, impl->generation));
 
   std::string schema_text;
   rocksdb::Status gs =
@@ -189,8 +254,10 @@ Result<std::unique_ptr<CodeStore>> CodeStore::open_existing_or_new(const std::st
     batch.Put(impl->cf[kSchema], "schema", impl->schema.encode());
     batch.Put(impl->cf[kSchema], "next_id", be64(1));
     batch.Put(impl->cf[kSchema], "items", be64(0));
+    batch.Put(impl->cf[kSchema], "generation", be64(0));
     s = translate(impl->db->Write(impl->write_options, &batch), path + ": writing the schema");
     if (!s.is_ok()) return s;
+    IMSAT_RETURN_IF_ERROR(write_watermark(path, {0, 0}));
   } else {
     s = translate(gs, path + ": reading the schema");
     if (!s.is_ok()) return s;
@@ -266,8 +333,7 @@ Result<std::unique_ptr<CodeStore>> CodeStore::open_existing_or_new(const std::st
     const uint64_t expected = from_be64(recorded);
     if (expected != impl->codes.size()) {
       return Status::corruption(path + ": the store records " + std::to_string(expected) +
-                                " items but its codes hold " +
-                                std::to_string(impl->codes.size()) +
+                                " items but its codes hold " + std::to_string(impl->codes.size()) +
                                 " (damaged or missing files); nothing was changed (imsat repair "
                                 "--db recovers what it can)");
     }

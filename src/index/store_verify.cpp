@@ -27,15 +27,24 @@ Status CodeStore::verify() const {
     }
     const std::string key = x.key_of(static_cast<uint32_t>(slot));
     Result<uint64_t> mapped = x.lookup_id(key);
-    if (!mapped.is_ok() || *mapped != id)
-      return Status::corruption("key '" + key + "' does not map to its item");
+    if (!mapped.is_ok() && mapped.status().code() != Status::Code::kNotFound) {
+      return mapped.status();  // a damaged table: RocksDB's message names the file
+    }
+    if (!mapped.is_ok() || *mapped != id) {
+      return Status::corruption(x.path + ": key '" + key +
+                                "' does not map to its item (the multi-index and keys can be "
+                                "rebuilt with imsat repair)");
+    }
     for (int t = 0; t < x.mih.tables(); ++t) {
       std::string v;
       const std::string bk =
           bucket_key(t, x.mih.substring(t, x.codes.code(static_cast<uint32_t>(slot))), id);
-      if (!x.db->Get(rocksdb::ReadOptions(), x.cf[kBuckets], bk, &v).ok()) {
-        return Status::corruption("bucket entry of item " + std::to_string(id) + " in table " +
-                                  std::to_string(t) + " is missing");
+      const rocksdb::Status got = x.db->Get(rocksdb::ReadOptions(), x.cf[kBuckets], bk, &v);
+      if (!got.ok() && !got.IsNotFound()) return translate(got, x.path + ": reading buckets");
+      if (!got.ok()) {
+        return Status::corruption(x.path + ": bucket entry of item " + std::to_string(id) +
+                                  " in table " + std::to_string(t) +
+                                  " is missing (imsat repair rebuilds the multi-index)");
       }
     }
   }

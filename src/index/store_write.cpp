@@ -93,6 +93,8 @@ Result<CodeStore::Impl::BatchPlan> CodeStore::Impl::plan(const std::vector<Item>
   p.records[kSchema].push_back({"next_id", be64(id)});
   p.live_after = codes.live() - p.replaced.size() + items.size();
   p.records[kSchema].push_back({"items", be64(p.live_after)});
+  p.generation = generation + 1;
+  p.records[kSchema].push_back({"generation", be64(p.generation)});
   for (auto& r : p.records) std::sort(r.begin(), r.end());
   return p;
 }
@@ -155,6 +157,7 @@ Status CodeStore::put(const std::vector<Item>& items) {
   IMSAT_ASSIGN_OR_RETURN(Impl::BatchPlan plan, impl_->plan(items));
   IMSAT_RETURN_IF_ERROR(impl_->commit_write_batch(plan));
   impl_->apply(plan, items);
+  impl_->acknowledge(plan.generation, plan.live_after);
   return Status::ok();
 }
 
@@ -179,10 +182,15 @@ Status CodeStore::erase(const std::vector<std::string>& keys) {
     }
     slots.push_back(static_cast<uint32_t>(slot));
   }
-  batch.Put(impl_->cf[kSchema], "items", be64(impl_->codes.live() - slots.size()));
+  const size_t live_after = impl_->codes.live() - slots.size();
+  batch.Put(impl_->cf[kSchema], "items", be64(live_after));
+  batch.Put(impl_->cf[kSchema], "generation", be64(impl_->generation + 1));
   IMSAT_RETURN_IF_ERROR(translate(impl_->db->Write(impl_->write_options, &batch), "deleting"));
-  std::unique_lock lock(impl_->state_mutex);
-  for (uint32_t s : slots) impl_->codes.erase(s);
+  {
+    std::unique_lock lock(impl_->state_mutex);
+    for (uint32_t s : slots) impl_->codes.erase(s);
+  }
+  impl_->acknowledge(impl_->generation + 1, live_after);
   return Status::ok();
 }
 
@@ -223,6 +231,7 @@ Status CodeStore::bulk_load(const std::string& job, const std::function<bool(siz
     std::sort(schema.begin(), schema.end());
     IMSAT_RETURN_IF_ERROR(impl_->commit_ingest(plan));
     impl_->apply(plan, items);
+    impl_->acknowledge(plan.generation, plan.live_after);
     position += items.size();
     if (progress) progress(position);
   }

@@ -89,20 +89,6 @@ std::vector<index::Item> dataset_items(const learn::Dataset& data,
   return items;
 }
 
-Status create_store(const std::string& db, int bits, const std::string& model_path) {
-  index::StoreOptions o;
-  o.bits = bits;
-  if (!model_path.empty()) {
-    IMSAT_ASSIGN_OR_RETURN(const learn::Model model, learn::Model::load(model_path));
-    if (model.is_clustering()) {
-      return Status::invalid_argument(model_path + ": a clustering model; a hash model is needed");
-    }
-    o.model_fingerprint = model.fingerprint();
-  }
-  IMSAT_ASSIGN_OR_RETURN(std::unique_ptr<index::CodeStore> store, index::CodeStore::open(db, o));
-  return Status::ok();  // created, and closed again
-}
-
 Result<IndexReport> index_dataset(const IndexRequest& request) {
   const auto t0 = std::chrono::steady_clock::now();
   IndexReport report;

@@ -39,10 +39,6 @@ Result<std::vector<uint8_t>> encode_dataset(
     const learn::Model& model, const learn::Dataset& data,
     const std::function<void(size_t done, size_t total)>& progress = nullptr);
 
-// Creates an empty store of `bits`-bit codes at `db` (recording the model's fingerprint when a
-// model path is given). InvalidArgument when something other than an empty folder is there.
-Status create_store(const std::string& db, int bits, const std::string& model_path = "");
-
 struct IndexRequest {
   std::string db;
   std::string model;   // needed for raw data; empty for a codes file

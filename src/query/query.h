@@ -7,6 +7,7 @@
 //   clustering_metrics.h  clustering accuracy (Hungarian) and NMI
 //   codes_file.h          codes files and hex codes
 //   image.h               uploaded images to model inputs, stored vectors to PNG
+//   store_admin.h         creating and repairing stores
 //   json_format.h         the JSON shapes of hits, items and errors (HTTP and `--json`)
 // This header includes them all, for callers that use several.
 #pragma once
@@ -20,3 +21,4 @@
 #include "query/json_format.h"
 #include "query/protocol.h"
 #include "query/recall.h"
+#include "query/store_admin.h"

@@ -1,0 +1,24 @@
+// Store administration both front-ends offer: creating an empty store and repairing a damaged one.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "common/status.h"
+
+namespace imsat::query {
+
+// Creates an empty store of `bits`-bit codes at `db` (recording the model's fingerprint when a
+// model path is given). InvalidArgument when something other than an empty folder is there.
+Status create_store(const std::string& db, int bits, const std::string& model_path = "");
+
+struct RepairReport {
+  std::string backup;                    // where the damaged files were copied first
+  std::optional<uint64_t> items_before;  // acknowledged items before the damage, when known
+  uint64_t items_after = 0;              // items the repaired store holds
+};
+// Repairs a damaged store (index::CodeStore::repair): only when asked, after copying it.
+Result<RepairReport> repair_store(const std::string& db);
+
+}  // namespace imsat::query
