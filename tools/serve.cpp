@@ -30,6 +30,32 @@ void add_serve(CLI::App& app) {
                   "Require 'Authorization: Bearer TOKEN' for writes and evaluation (or set "
                   "IMSAT_TOKEN, which keeps it out of the process list)")
       ->envname("IMSAT_TOKEN");
+  cmd->add_option("--read-token", a->server.read_token,
+                  "Also require a bearer token (this one or --token) for searches, item reads "
+                  "and store reports (or set IMSAT_READ_TOKEN)")
+      ->envname("IMSAT_READ_TOKEN");
+  cmd->add_option("--max-hits", a->server.limits.max_hits, "Most hits per radius query")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--max-results", a->server.limits.max_results,
+                  "Most results (queries x k) per request")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--max-rerank-values", a->server.limits.max_rerank_values,
+                  "Most values (queries x candidates x dimension) exact re-ranking may read")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--max-response-bytes", a->server.limits.max_response_bytes, "Largest answer")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--max-image-pixels", a->server.limits.max_image_pixels,
+                  "Largest uploaded image (declared width x height)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--heavy-slots", a->server.limits.heavy_slots,
+                  "Evaluations and code-health reports at once (more: 503 and Retry-After)")
+      ->check(CLI::Range(0, 64))
+      ->capture_default_str();
   cmd->add_option("--max-body-bytes", a->server.limits.max_body_bytes, "Largest request body")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();

@@ -51,13 +51,18 @@ Response handle_search(Call& call) {
   if (!body.is_object()) throw HttpError{400, "the body must be a JSON object"};
   const query::SearchRequest sr = parse_search_options(body, call.limits);
   const bool explain = body.value("explain", false) || call.params.count("explain") > 0;
-  if (!body.contains("queries")) return json_response(200, one_query(call, body, sr, explain));
+  const size_t dim = call.engine.model() != nullptr ? call.engine.model()->input_dim() : 0;
+  if (!body.contains("queries")) {
+    check_search_budget(sr, 1, dim, call.limits);
+    return json_response(200, one_query(call, body, sr, explain));
+  }
   const json& qs = body["queries"];
   if (!qs.is_array() || qs.empty()) throw HttpError{400, "'queries' must be a non-empty array"};
   if (qs.size() > call.limits.max_batch) {
     throw HttpError{400, "'queries' holds " + std::to_string(qs.size()) +
                              " queries; the limit is " + std::to_string(call.limits.max_batch)};
   }
+  check_search_budget(sr, qs.size(), dim, call.limits);
   json results = json::array();
   for (const json& q : qs) results.push_back(one_query(call, q, sr, explain));
   return json_response(200, {{"results", results}});
@@ -82,9 +87,12 @@ Response handle_search_image(Call& call) {
     sr.label = get_label(label, "label");
   }
   const bool invert = call.params.count("invert") && call.params["invert"] != "0";
+  const size_t dim = call.engine.model() != nullptr ? call.engine.model()->input_dim() : 0;
+  check_search_budget(sr, 1, dim, call.limits);
   return json_response(
-      200, query::search_json(take(call.engine.search_image(call.request.body, sr, invert)), sr,
-                              call.params.count("explain") > 0));
+      200, query::search_json(take(call.engine.search_image(call.request.body, sr, invert,
+                                                            call.limits.max_image_pixels)),
+                              sr, call.params.count("explain") > 0));
 }
 
 }  // namespace imsat::http::internal

@@ -28,6 +28,13 @@ struct Limits {
   size_t max_batch = 10000;             // items per POST /v1/items, queries per search
   size_t max_k = 1000;                  // k and candidates per query
   int read_timeout_seconds = 30;        // a client that sends nothing for this long is dropped
+  // The cost budget of one request, checked before the work (each refusal is a 4xx naming it):
+  size_t max_hits = 10000;                  // hits per radius query (more: 'truncated': true)
+  size_t max_results = 100000;              // queries x k (or x max_hits) per request
+  size_t max_rerank_values = 50000000;      // queries x candidates x vector dimension
+  size_t max_response_bytes = 64u << 20;    // larger answers: 413
+  size_t max_image_pixels = 4096u * 4096u;  // declared width x height of an upload
+  int heavy_slots = 1;  // evaluations and code-health reports at once; more get 503 + Retry-After
 };
 
 struct Request {
@@ -41,6 +48,7 @@ struct Response {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
+  std::map<std::string, std::string> headers;  // extra headers (e.g. Retry-After)
 };
 
 // Request counters and latency histograms for GET /metrics (Prometheus text format).
@@ -59,8 +67,9 @@ class Metrics {
 class Router {
  public:
   // `token` empty: no authentication. Otherwise writes and evaluation need
-  // "Authorization: Bearer <token>".
-  Router(query::QueryEngine& engine, Limits limits, std::string token);
+  // "Authorization: Bearer <token>". `read_token` non-empty: every search, item read and store
+  // report needs it (or `token`) too; /healthz, /metrics, /openapi.json and the page stay open.
+  Router(query::QueryEngine& engine, Limits limits, std::string token, std::string read_token = "");
   // Handles one request. Never throws: errors are 4xx/5xx responses with {"error": "..."}.
   Response handle(const Request& request);
   Metrics& metrics() { return metrics_; }
@@ -70,7 +79,9 @@ class Router {
   query::QueryEngine& engine_;
   Limits limits_;
   std::string token_;
+  std::string read_token_;
   Metrics metrics_;
+  std::atomic<int> heavy_running_{0};
 };
 
 struct ServerOptions {
@@ -79,6 +90,7 @@ struct ServerOptions {
   int threads = 2;
   Limits limits;
   std::string token;
+  std::string read_token;
 };
 
 class Server {

@@ -44,12 +44,15 @@ struct Call {
   json json_body() const;  // parsed with the depth limit; 400 when malformed
 };
 
-enum class Auth { kNone, kToken };
+// kNone: open to all. kRead: needs the read token when the server has one (or the write token).
+// kToken: needs the write token when the server has one.
+enum class Auth { kNone, kRead, kToken };
 
 struct Route {
   const char* method;   // "GET", "POST", "DELETE"
   const char* pattern;  // "/v1/items/{key}": a {name} matches one path segment
   Auth auth;
+  bool heavy;  // whole-store work: at most Limits::heavy_slots at once, else 503 + Retry-After
   Response (*handler)(Call& call);
   const char* name;     // the route label in /metrics
   const char* summary;  // one line for /openapi.json
@@ -70,8 +73,12 @@ size_t get_size(const json& j, const char* name, size_t fallback, size_t max);
 int32_t get_label(const json& v, const std::string& name);
 // An array of `dim` finite floats; 400 naming the first bad value.
 std::vector<float> get_vector(const json& v, size_t dim);
-// The shared search options of POST /v1/search (k, radius, candidates, rerank, filter, scan).
+// The shared search options of POST /v1/search (k, radius, limit, candidates, rerank, filter,
+// scan).
 query::SearchRequest parse_search_options(const json& body, const Limits& limits);
+// The request's cost budget (Limits), checked before any search runs: 400 naming the limit.
+void check_search_budget(const query::SearchRequest& sr, size_t queries, size_t dim,
+                         const Limits& limits);
 
 // Handlers, one per endpoint (handlers_*.cpp).
 Response handle_healthz(Call& call);

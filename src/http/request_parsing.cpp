@@ -1,5 +1,6 @@
 // Parsing of requests: JSON bodies with a depth limit, query strings, typed fields with clear
 // errors, and the search options every search endpoint shares.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <sstream>
@@ -162,11 +163,36 @@ std::vector<float> get_vector(const json& v, size_t dim) {
   return out;
 }
 
+void check_search_budget(const query::SearchRequest& sr, size_t queries, size_t dim,
+                         const Limits& limits) {
+  const size_t per_query = sr.radius >= 0 ? sr.max_hits : sr.k;
+  if (queries * per_query > limits.max_results) {
+    throw HttpError{400, std::to_string(queries) + " queries x " + std::to_string(per_query) +
+                             (sr.radius >= 0 ? " hits ('limit')" : " neighbours ('k')") +
+                             " exceed the budget of " + std::to_string(limits.max_results) +
+                             " results per request"};
+  }
+  if (sr.rerank == query::Rerank::kExact) {
+    const size_t candidates = sr.candidates > 0 ? sr.candidates : std::max<size_t>(10 * sr.k, 100);
+    const size_t values = queries * std::max(candidates, sr.k) * dim;
+    if (values > limits.max_rerank_values) {
+      throw HttpError{400, "exact re-ranking of " + std::to_string(queries) + " queries x " +
+                               std::to_string(candidates) + " candidates x " + std::to_string(dim) +
+                               " values exceeds the budget of " +
+                               std::to_string(limits.max_rerank_values) + " values per request"};
+    }
+  }
+}
+
 query::SearchRequest parse_search_options(const json& body, const Limits& limits) {
   query::SearchRequest sr;
   sr.k = get_size(body, "k", 10, limits.max_k);
   if (sr.k == 0) throw HttpError{400, "'k' must be at least 1"};
-  if (body.contains("radius")) sr.radius = static_cast<int>(get_size(body, "radius", 0, 1024));
+  if (body.contains("radius")) {
+    sr.radius = static_cast<int>(get_size(body, "radius", 0, 1024));
+    sr.max_hits = get_size(body, "limit", limits.max_hits, limits.max_hits);
+    if (sr.max_hits == 0) throw HttpError{400, "'limit' must be at least 1"};
+  }
   sr.candidates = get_size(body, "candidates", 0, 10 * limits.max_k);
   if (body.contains("rerank")) {
     if (!body["rerank"].is_string()) throw HttpError{400, "'rerank' must be a string"};

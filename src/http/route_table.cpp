@@ -1,5 +1,7 @@
 // The route table and the dispatch that reads it: method, path pattern, authentication, handler,
 // metrics label and summary of every endpoint. /openapi.json is generated from the same table.
+#include <malloc.h>
+
 #include <chrono>
 
 #include "http/http_internal.h"
@@ -46,44 +48,56 @@ bool constant_time_equal(const std::string& a, const std::string& b) {
   return diff == 0 && !b.empty();
 }
 
-void require_token(const Call& call, const std::string& token) {
-  if (token.empty()) return;
+// Accepts any of the non-empty `tokens`; nothing is required when all are empty.
+void require_token(const Call& call, std::initializer_list<const std::string*> tokens) {
+  bool needed = false;
+  for (const std::string* t : tokens) needed = needed || !t->empty();
+  if (!needed) return;
   const std::string auth = call.header("authorization");
   const std::string prefix = "Bearer ";
   if (auth.compare(0, prefix.size(), prefix) != 0) {
     throw HttpError{401, "this endpoint needs 'Authorization: Bearer <token>'"};
   }
-  if (!constant_time_equal(auth.substr(prefix.size()), token)) throw HttpError{401, "wrong token"};
+  bool match = false;
+  for (const std::string* t : tokens) {
+    match = constant_time_equal(auth.substr(prefix.size()), *t) || match;
+  }
+  if (!match) throw HttpError{401, "wrong token"};
+}
+
+// Gives freed memory back to the system after a large answer (glibc keeps it otherwise).
+void release_memory_after(const Response& r, bool heavy) {
+  if (heavy || r.body.size() > (4u << 20)) malloc_trim(0);
 }
 
 }  // namespace
 
 const std::vector<Route>& route_table() {
   static const std::vector<Route> routes = {
-      {"POST", "/v1/search", Auth::kNone, handle_search, "search",
+      {"POST", "/v1/search", Auth::kRead, false, handle_search, "search",
        "kNN or radius search by vector, code or stored key; several queries with 'queries'"},
-      {"POST", "/v1/search/image", Auth::kNone, handle_search_image, "search_image",
+      {"POST", "/v1/search/image", Auth::kRead, false, handle_search_image, "search_image",
        "search by an uploaded PNG or JPEG"},
-      {"POST", "/v1/items", Auth::kToken, handle_items_add, "items_add",
+      {"POST", "/v1/items", Auth::kToken, false, handle_items_add, "items_add",
        "add or replace items (one atomic, durable batch)"},
-      {"GET", "/v1/items", Auth::kNone, handle_items_scroll, "items_scroll",
+      {"GET", "/v1/items", Auth::kRead, false, handle_items_scroll, "items_scroll",
        "page through stored items in insertion order (limit, cursor)"},
-      {"GET", "/v1/items/{key}", Auth::kNone, handle_item_get, "item_get", "a stored item"},
-      {"DELETE", "/v1/items/{key}", Auth::kToken, handle_item_delete, "item_delete",
+      {"GET", "/v1/items/{key}", Auth::kRead, false, handle_item_get, "item_get", "a stored item"},
+      {"DELETE", "/v1/items/{key}", Auth::kToken, false, handle_item_delete, "item_delete",
        "delete an item"},
-      {"GET", "/v1/items/{key}/image", Auth::kNone, handle_item_image, "item_image",
+      {"GET", "/v1/items/{key}/image", Auth::kRead, false, handle_item_image, "item_image",
        "a stored image item as PNG"},
-      {"POST", "/v1/evaluate", Auth::kToken, handle_evaluate, "evaluate",
+      {"POST", "/v1/evaluate", Auth::kToken, true, handle_evaluate, "evaluate",
        "the paper's protocol over the labelled items of the index"},
-      {"GET", "/v1/info", Auth::kNone, handle_info, "info",
+      {"GET", "/v1/info", Auth::kNone, false, handle_info, "info",
        "model, bits, item count, index settings, limits"},
-      {"GET", "/v1/health/codes", Auth::kNone, handle_health_codes, "health_codes",
+      {"GET", "/v1/health/codes", Auth::kRead, true, handle_health_codes, "health_codes",
        "bit balance and entropy, pairwise bit MI, distance histogram, bucket occupancy"},
-      {"GET", "/healthz", Auth::kNone, handle_healthz, "healthz", "liveness"},
-      {"GET", "/metrics", Auth::kNone, handle_metrics, "metrics", "Prometheus metrics"},
-      {"GET", "/openapi.json", Auth::kNone, handle_openapi, "openapi", "this document"},
-      {"GET", "/", Auth::kNone, handle_page, "page", "the web page"},
-      {"GET", "/index.html", Auth::kNone, handle_page, "page", "the web page"},
+      {"GET", "/healthz", Auth::kNone, false, handle_healthz, "healthz", "liveness"},
+      {"GET", "/metrics", Auth::kNone, false, handle_metrics, "metrics", "Prometheus metrics"},
+      {"GET", "/openapi.json", Auth::kNone, false, handle_openapi, "openapi", "this document"},
+      {"GET", "/", Auth::kNone, false, handle_page, "page", "the web page"},
+      {"GET", "/index.html", Auth::kNone, false, handle_page, "page", "the web page"},
   };
   return routes;
 }
@@ -92,8 +106,11 @@ const std::vector<Route>& route_table() {
 
 using internal::HttpError;
 
-Router::Router(query::QueryEngine& engine, Limits limits, std::string token)
-    : engine_(engine), limits_(limits), token_(std::move(token)) {}
+Router::Router(query::QueryEngine& engine, Limits limits, std::string token, std::string read_token)
+    : engine_(engine),
+      limits_(limits),
+      token_(std::move(token)),
+      read_token_(std::move(read_token)) {}
 
 Response Router::handle(const Request& request) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -126,8 +143,40 @@ Response Router::handle(const Request& request) {
       throw HttpError{404, "no such endpoint: " + request.method + " " + call.path};
     }
     route_name = chosen->name;
-    if (chosen->auth == internal::Auth::kToken) internal::require_token(call, token_);
-    r = chosen->handler(call);
+    if (chosen->auth == internal::Auth::kToken) internal::require_token(call, {&token_});
+    if (chosen->auth == internal::Auth::kRead && !read_token_.empty()) {
+      internal::require_token(call, {&read_token_, &token_});
+    }
+    if (chosen->heavy) {
+      // Whole-store work runs at most heavy_slots at a time so ordinary searches keep their
+      // latency; the rest are told to come back.
+      if (heavy_running_.fetch_add(1) >= limits_.heavy_slots) {
+        heavy_running_.fetch_sub(1);
+        Response busy = internal::json_response(
+            503,
+            query::error_json("the server is busy with " + std::to_string(limits_.heavy_slots) +
+                              " evaluation or health request(s); retry shortly"));
+        busy.headers["Retry-After"] = "2";
+        r = std::move(busy);
+      } else {
+        try {
+          r = chosen->handler(call);
+        } catch (...) {
+          heavy_running_.fetch_sub(1);
+          throw;
+        }
+        heavy_running_.fetch_sub(1);
+      }
+    } else {
+      r = chosen->handler(call);
+    }
+    if (r.body.size() > limits_.max_response_bytes) {
+      throw HttpError{413, "the answer would be " + std::to_string(r.body.size()) +
+                               " bytes; the limit is " +
+                               std::to_string(limits_.max_response_bytes) +
+                               " (ask for fewer queries, a smaller k or a smaller radius limit)"};
+    }
+    internal::release_memory_after(r, chosen->heavy);
   } catch (const HttpError& e) {
     r = internal::json_response(e.status, query::error_json(e.message));
   } catch (const nlohmann::json::exception& e) {

@@ -142,6 +142,7 @@ class Session : public std::enable_shared_from_this<Session> {
         static_cast<bhttp::status>(r.status), 11);
     res->set(bhttp::field::server, "imsat");
     res->set(bhttp::field::content_type, r.content_type);
+    for (const auto& [name, value] : r.headers) res->set(name, value);
     res->keep_alive(keep_alive);
     res->body() = std::move(r.body);
     res->prepare_payload();
@@ -206,7 +207,8 @@ Result<std::unique_ptr<Server>> Server::start(query::QueryEngine& engine,
                                               const ServerOptions& options) {
   auto impl = std::make_unique<Impl>();
   impl->limits = options.limits;
-  impl->router = std::make_unique<Router>(engine, options.limits, options.token);
+  impl->router =
+      std::make_unique<Router>(engine, options.limits, options.token, options.read_token);
   beast::error_code ec;
   const asio::ip::address address = asio::ip::make_address(options.bind, ec);
   if (ec) return Status::invalid_argument("bad bind address '" + options.bind + "'");

@@ -97,6 +97,11 @@ class CodeStore {
   // Errors: NotFound when an item is gone or was stored without a vector, InvalidArgument when a
   // stored vector is not `dim` long.
   Result<std::vector<float>> vectors(const std::vector<uint64_t>& ids, size_t dim) const;
+  // Like vectors(), but an item without a stored vector (or gone) is not an error: result[i] is the
+  // row of ids[i] in *values, or nullopt. InvalidArgument when a stored vector is not `dim` long.
+  Result<std::vector<std::optional<size_t>>> vectors_if_present(const std::vector<uint64_t>& ids,
+                                                                size_t dim,
+                                                                std::vector<float>* values) const;
   // The metadata of items by internal id (Hit::id), one MultiGet; "" for items without any.
   Result<std::vector<std::string>> metadata(const std::vector<uint64_t>& ids) const;
   // Up to `limit` live items with internal id > after_id, in id order (codes, tags and metadata;
@@ -128,10 +133,12 @@ class CodeStore {
     std::function<bool(int32_t)> tag_predicate;              // optional filter on tags
     const std::vector<std::string>* allowed_keys = nullptr;  // optional allow-list
     bool with_codes = false;                                 // fill Hit::code
+    size_t max_hits = 0;  // > 0: keep only the nearest this many (radius searches may find more)
   };
   // Errors: InvalidArgument (wrong code length, k out of [1, kMaxK], radius > bits).
+  // With max_hits, *truncated (when given) says whether more items were within the radius.
   Result<std::vector<Hit>> search(const std::vector<uint8_t>& code, const SearchOptions& options,
-                                  SearchStats* stats = nullptr) const;
+                                  SearchStats* stats = nullptr, bool* truncated = nullptr) const;
 
   std::vector<std::vector<uint64_t>> occupancy_histograms(size_t max_count = 64) const;
   std::vector<uint64_t> distance_histogram(size_t sample_queries, uint64_t seed) const;

@@ -124,6 +124,31 @@ Status CodeStore::for_each_vector(
   return translate(it->status(), "reading stored vectors");
 }
 
+Result<std::vector<std::optional<size_t>>> CodeStore::vectors_if_present(
+    const std::vector<uint64_t>& ids, size_t dim, std::vector<float>* out) const {
+  std::vector<std::string> keys;
+  keys.reserve(ids.size());
+  for (uint64_t id : ids) keys.push_back(vector_key(id));
+  std::vector<rocksdb::PinnableSlice> values;
+  std::vector<rocksdb::Status> found;
+  impl_->multi_get(kMeta, std::vector<rocksdb::Slice>(keys.begin(), keys.end()), &values, &found);
+  std::vector<std::optional<size_t>> at(ids.size());
+  out->clear();
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (found[i].IsNotFound()) continue;
+    IMSAT_RETURN_IF_ERROR(translate(found[i], "reading stored vectors"));
+    if (values[i].size() != dim * sizeof(float)) {
+      return Status::invalid_argument("stored vector of item " + std::to_string(ids[i]) + " has " +
+                                      std::to_string(values[i].size() / sizeof(float)) +
+                                      " values, expected " + std::to_string(dim));
+    }
+    at[i] = out->size() / dim;
+    out->resize(out->size() + dim);
+    std::memcpy(out->data() + out->size() - dim, values[i].data(), dim * sizeof(float));
+  }
+  return at;
+}
+
 Result<std::vector<float>> CodeStore::vectors(const std::vector<uint64_t>& ids, size_t dim) const {
   std::vector<std::string> keys;
   keys.reserve(ids.size());
@@ -149,7 +174,7 @@ Result<std::vector<float>> CodeStore::vectors(const std::vector<uint64_t>& ids, 
 }
 
 Result<std::vector<Hit>> CodeStore::search(const std::vector<uint8_t>& code, const SearchOptions& o,
-                                           SearchStats* stats) const {
+                                           SearchStats* stats, bool* truncated) const {
   const int bits = impl_->schema.bits;
   if (code.size() != static_cast<size_t>(bits) / 8) {
     return Status::invalid_argument("query code has " + std::to_string(code.size() * 8) +
@@ -196,6 +221,9 @@ Result<std::vector<Hit>> CodeStore::search(const std::vector<uint8_t>& code, con
     found = o.use_multi_index ? impl_->mih.knn(codes, query.data(), o.k, filter, stats)
                               : scan_knn(codes, query.data(), o.k, filter, stats, o.threads);
   }
+  if (truncated != nullptr) *truncated = o.max_hits > 0 && found.size() > o.max_hits;
+  if (o.max_hits > 0 && found.size() > o.max_hits)
+    found.resize(o.max_hits);  // sorted nearest first
   std::vector<Hit> hits;
   hits.reserve(found.size());
   for (const Neighbor& n : found) {

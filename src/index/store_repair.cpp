@@ -92,8 +92,8 @@ Result<CodeStore::RepairReport> CodeStore::repair(const std::string& path) {
       for (auto* h : handles) probe->DestroyColumnFamilyHandle(h);
       delete probe;
     } else {
-      need_repair_db = !opened.IsCorruption() || opened.ToString().find("MANIFEST") !=
-                                                     std::string::npos;
+      need_repair_db =
+          !opened.IsCorruption() || opened.ToString().find("MANIFEST") != std::string::npos;
     }
   }
   if (need_repair_db) {
@@ -120,8 +120,10 @@ Result<CodeStore::RepairReport> CodeStore::repair(const std::string& path) {
   std::string text;
   if (!db->Get(rocksdb::ReadOptions(), cf[kSchema], "schema", &text).ok()) {
     close();
-    return Status::corruption(path + ": the schema record is lost; the store cannot be rebuilt "
-                              "(the damaged files are in " + report.backup + ")");
+    return Status::corruption(path +
+                              ": the schema record is lost; the store cannot be rebuilt "
+                              "(the damaged files are in " +
+                              report.backup + ")");
   }
   IMSAT_ASSIGN_OR_RETURN(const Schema schema, Schema::decode(text));
   const MultiIndex mih(schema.bits, schema.tables);

@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
+#include <optional>
 
 #include "query/codes_file.h"
 #include "query/image.h"
@@ -125,11 +127,13 @@ Result<SearchResponse> QueryEngine::search_vector(const float* vector, size_t di
 }
 
 Result<SearchResponse> QueryEngine::search_image(const std::string& encoded,
-                                                 const SearchRequest& request, bool invert) const {
+                                                 const SearchRequest& request, bool invert,
+                                                 size_t max_pixels) const {
   if (model_ == nullptr) {
     return Status::invalid_argument("searching by image needs a model (this engine has none)");
   }
-  IMSAT_ASSIGN_OR_RETURN(std::vector<float> input, image_to_input(encoded, *model_, invert));
+  IMSAT_ASSIGN_OR_RETURN(std::vector<float> input,
+                         image_to_input(encoded, *model_, invert, max_pixels));
   return search_vector(input.data(), input.size(), request);
 }
 
@@ -206,6 +210,7 @@ Result<SearchResponse> QueryEngine::run(const std::vector<uint8_t>& code, const 
     o.k = std::min(index::kMaxK, std::max(wanted, request.k));
   }
   o.use_multi_index = request.use_multi_index;
+  o.max_hits = request.radius >= 0 ? request.max_hits : 0;
   o.with_codes = request.rerank == Rerank::kAsymmetric;
   if (request.label) {
     const int32_t label = *request.label;
@@ -213,7 +218,8 @@ Result<SearchResponse> QueryEngine::run(const std::vector<uint8_t>& code, const 
   }
   SearchResponse response;
   response.query_code = to_hex(code.data(), code.size());
-  IMSAT_ASSIGN_OR_RETURN(std::vector<index::Hit> hits, store_->search(code, o, &response.stats));
+  IMSAT_ASSIGN_OR_RETURN(std::vector<index::Hit> hits,
+                         store_->search(code, o, &response.stats, &response.truncated));
 
   std::vector<double> score(hits.size());
   for (size_t i = 0; i < hits.size(); ++i) score[i] = hits[i].distance;
@@ -233,11 +239,22 @@ Result<SearchResponse> QueryEngine::run(const std::vector<uint8_t>& code, const 
     }
     std::vector<float> fetched;
     if (!missing.empty()) {
-      IMSAT_ASSIGN_OR_RETURN(fetched, store_->vectors(missing, dim));
-      for (size_t j = 0; j < missing.size(); ++j) rows[missing_at[j]] = fetched.data() + j * dim;
+      IMSAT_ASSIGN_OR_RETURN(std::vector<std::optional<size_t>> at,
+                             store_->vectors_if_present(missing, dim, &fetched));
+      for (size_t j = 0; j < missing.size(); ++j) {
+        if (at[j]) rows[missing_at[j]] = fetched.data() + *at[j] * dim;
+      }
     }
+    // Candidates without a stored vector rank after every one that has one, by Hamming distance
+    // (their hits arrive in Hamming order, so a stable sort keeps it).
+    const double beyond = std::numeric_limits<double>::max() / 2;
     for (size_t i = 0; i < hits.size(); ++i) {
-      score[i] = std::sqrt(squared_distance(vector, rows[i], dim));
+      if (rows[i] == nullptr) {
+        ++response.candidates_without_vector;
+        score[i] = beyond + hits[i].distance;
+      } else {
+        score[i] = std::sqrt(squared_distance(vector, rows[i], dim));
+      }
     }
   } else if (request.rerank == Rerank::kAsymmetric) {
     for (size_t i = 0; i < hits.size(); ++i) {

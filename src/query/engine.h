@@ -36,6 +36,8 @@ struct SearchRequest {
   std::optional<int32_t> label;  // filter: only items with this tag (label)
   bool use_multi_index = true;
   bool with_metadata = true;
+  size_t max_hits =
+      0;  // radius searches: > 0 keeps the nearest this many (SearchResponse::truncated)
 };
 
 struct SearchHit {
@@ -51,6 +53,10 @@ struct SearchResponse {
   std::string query_code;  // hex
   index::SearchStats stats;
   size_t candidates_reranked = 0;
+  bool truncated = false;  // a radius search found more than max_hits items
+  // Exact re-ranking: candidates without a stored vector (added by code, or deleted meanwhile) are
+  // ranked by Hamming distance after every candidate that has one.
+  size_t candidates_without_vector = 0;
 };
 
 // An item to add: exactly one of `code` (code_bytes() bytes) and `vector` (the model's input).
@@ -130,14 +136,15 @@ class QueryEngine {
   Result<std::vector<uint8_t>> encode(const float* raw, size_t rows, size_t dim) const;
 
   // Errors: InvalidArgument (no model, wrong dimension, NaN, bad k/radius, re-ranking that the
-  // query or store cannot support), NotFound (stored vectors missing for exact re-ranking).
+  // query or store cannot support).
   Result<SearchResponse> search_vector(const float* vector, size_t dim,
                                        const SearchRequest& request) const;
   Result<SearchResponse> search_code(const std::vector<uint8_t>& code,
                                      const SearchRequest& request) const;
   // Decodes an uploaded image (image_to_input) and searches by the resulting vector.
+  // `max_pixels` > 0: images declaring more pixels are refused before decoding.
   Result<SearchResponse> search_image(const std::string& encoded, const SearchRequest& request,
-                                      bool invert = false) const;
+                                      bool invert = false, size_t max_pixels = 0) const;
   // Uses the stored item's code (and its stored vector for exact re-ranking). NotFound for an
   // unknown key.
   Result<SearchResponse> search_key(const std::string& key, const SearchRequest& request) const;

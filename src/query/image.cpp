@@ -12,7 +12,7 @@
 namespace imsat::query {
 
 Result<std::vector<float>> image_to_input(const std::string& encoded, const learn::Model& model,
-                                          bool invert) {
+                                          bool invert, size_t max_pixels) {
   const std::vector<size_t> shape = model.input_shape();
   if (!model.takes_pixels() || shape.size() != 2) {
     return Status::invalid_argument("the model was not trained on images (input shape " +
@@ -23,6 +23,14 @@ Result<std::vector<float>> image_to_input(const std::string& encoded, const lear
     return Status::invalid_argument("image is too large");
   }
   int w = 0, h = 0, channels = 0;
+  if (max_pixels > 0 &&
+      stbi_info_from_memory(reinterpret_cast<const stbi_uc*>(encoded.data()),
+                            static_cast<int>(encoded.size()), &w, &h, &channels) != 0 &&
+      static_cast<uint64_t>(w) * static_cast<uint64_t>(h) > max_pixels) {
+    return Status::invalid_argument("the image declares " + std::to_string(w) + " x " +
+                                    std::to_string(h) + " pixels; the limit is " +
+                                    std::to_string(max_pixels) + " pixels");
+  }
   std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
       stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(encoded.data()),
                             static_cast<int>(encoded.size()), &w, &h, &channels, 1),

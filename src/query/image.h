@@ -13,8 +13,10 @@ namespace imsat::query {
 // resized to the model's item shape (H x W) when it differs, values 0..255 in row-major order.
 // `invert` turns dark-on-light pictures into the light-on-dark style of MNIST-like data.
 // Errors: InvalidArgument for undecodable or empty data, or a model that does not take images.
+// `max_pixels` > 0 refuses (InvalidArgument) an image whose header declares more pixels, before
+// it is decoded.
 Result<std::vector<float>> image_to_input(const std::string& encoded, const learn::Model& model,
-                                          bool invert = false);
+                                          bool invert = false, size_t max_pixels = 0);
 
 // A model input (pixel intensities 0..255 in the model's H x W shape) drawn as a grayscale PNG.
 // InvalidArgument when the model does not take images or the sizes differ.

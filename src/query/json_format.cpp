@@ -26,10 +26,12 @@ json search_json(const SearchResponse& r, const SearchRequest& req, bool explain
   const bool reranked = req.rerank != Rerank::kNone;
   for (const SearchHit& h : r.hits) hits.push_back(hit_json(h, reranked));
   json out = {{"code", r.query_code}, {"hits", hits}};
+  if (r.truncated) out["truncated"] = true;
   if (explain) {
     out["explain"] = {{"buckets_probed", r.stats.buckets_probed},
                       {"candidates_verified", r.stats.candidates_verified},
                       {"candidates_reranked", r.candidates_reranked},
+                      {"candidates_without_vector", r.candidates_without_vector},
                       {"rerank", rerank_name(req.rerank)},
                       {"multi_index", req.use_multi_index}};
   }

@@ -494,4 +494,107 @@ TEST_F(ServerTest, OpenApiListsEveryRouteOfTheTable) {
   }
 }
 
+// Issue 11: what one request may cost is bounded before the work; heavy requests beyond the slots
+// are told to come back; a read token can guard the read endpoints. Through the Router directly.
+class RouterBudgetTest : public ServerTest {
+ protected:
+  imsat::http::Response route(imsat::http::Router& router, const std::string& method,
+                              const std::string& target, const std::string& body = "",
+                              const std::string& type = "application/json",
+                              const std::string& token = "") {
+    imsat::http::Request r;
+    r.method = method;
+    r.target = target;
+    r.body = body;
+    r.headers["content-type"] = type;
+    if (!token.empty()) r.headers["authorization"] = "Bearer " + token;
+    return router.handle(r);
+  }
+  static void expect_refusal(const imsat::http::Response& r, int status,
+                             const std::string& needle) {
+    EXPECT_EQ(r.status, status) << r.body;
+    EXPECT_NE(json::parse(r.body, nullptr, false).value("error", "").find(needle),
+              std::string::npos)
+        << r.body;
+  }
+};
+
+TEST_F(RouterBudgetTest, RadiusSearchesStopAtTheLimitAndSayTheyWereTruncated) {
+  imsat::http::Limits limits;
+  limits.max_hits = 50;
+  imsat::http::Router router(*engine_, limits, "");
+  const auto r = route(router, "POST", "/v1/search", R"({"key": "4", "radius": 16, "limit": 7})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json j = json::parse(r.body);
+  EXPECT_EQ(j["hits"].size(), 7u);
+  EXPECT_EQ(j["truncated"], true);
+  for (size_t i = 1; i < j["hits"].size(); ++i) {
+    EXPECT_LE(j["hits"][i - 1]["distance"], j["hits"][i]["distance"]);  // the nearest are kept
+  }
+  const auto all =
+      json::parse(route(router, "POST", "/v1/search", R"({"key": "4", "radius": 16})").body);
+  EXPECT_EQ(all["hits"].size(), 50u);  // radius 16 of 16 bits holds all 300: capped at max_hits
+  expect_refusal(route(router, "POST", "/v1/search", R"({"key": "4", "radius": 2, "limit": 51})"),
+                 400, "limit");
+}
+
+TEST_F(RouterBudgetTest, BudgetsAreCheckedBeforeTheWork) {
+  imsat::http::Limits limits;
+  limits.max_results = 50;
+  limits.max_rerank_values = 1000;
+  limits.max_response_bytes = 2000;
+  imsat::http::Router router(*engine_, limits, "");
+  std::string queries = R"({"k": 10, "queries": [)";
+  for (int i = 0; i < 10; ++i)
+    queries += std::string(i ? "," : "") + R"({"key": ")" + std::to_string(i) + R"("})";
+  queries += "]}";
+  expect_refusal(route(router, "POST", "/v1/search", queries), 400, "budget of 50 results");
+  expect_refusal(
+      route(router, "POST", "/v1/search", R"({"key": "1", "rerank": "exact", "candidates": 100})"),
+      400, "budget of 1000 values");
+  expect_refusal(route(router, "POST", "/v1/search", R"({"key": "1", "k": 40})"), 413,
+                 "limit is 2000");
+  EXPECT_EQ(route(router, "POST", "/v1/search", R"({"key": "1", "k": 3})").status, 200);
+}
+
+TEST_F(RouterBudgetTest, AnOversizedImageIsRefusedFromItsHeader) {
+  imsat::http::Limits limits;
+  limits.max_image_pixels = 1000;
+  imsat::http::Router router(*engine_, limits, "");
+  // A real 40 x 30 PNG: 1,200 declared pixels, over the limit, refused before decoding.
+  const std::string big = imsat::testing::png(40, 30, 1, std::vector<unsigned char>(1200, 7));
+  expect_refusal(route(router, "POST", "/v1/search/image", big, "image/png"), 400,
+                 "40 x 30 pixels");
+}
+
+TEST_F(RouterBudgetTest, HeavyRequestsBeyondTheSlotsGet503WithRetryAfter) {
+  imsat::http::Limits limits;
+  limits.heavy_slots = 0;
+  imsat::http::Router router(*engine_, limits, "");
+  const auto r = route(router, "GET", "/v1/health/codes");
+  EXPECT_EQ(r.status, 503) << r.body;
+  ASSERT_EQ(r.headers.count("Retry-After"), 1u);
+  EXPECT_EQ(route(router, "POST", "/v1/evaluate", "{}").status, 503);
+  EXPECT_EQ(route(router, "POST", "/v1/search", R"({"key": "1"})").status, 200);  // not heavy
+  limits.heavy_slots = 1;
+  imsat::http::Router open(*engine_, limits, "");
+  EXPECT_EQ(route(open, "GET", "/v1/health/codes").status, 200);
+}
+
+TEST_F(RouterBudgetTest, AReadTokenGuardsTheReadEndpoints) {
+  imsat::http::Router router(*engine_, imsat::http::Limits{}, "writer", "reader");
+  const std::string q = R"({"key": "1"})";
+  expect_refusal(route(router, "POST", "/v1/search", q), 401, "Bearer");
+  expect_refusal(route(router, "POST", "/v1/search", q, "application/json", "nope"), 401, "wrong");
+  EXPECT_EQ(route(router, "POST", "/v1/search", q, "application/json", "reader").status, 200);
+  EXPECT_EQ(route(router, "POST", "/v1/search", q, "application/json", "writer").status, 200);
+  EXPECT_EQ(route(router, "GET", "/v1/items/1").status, 401);
+  EXPECT_EQ(route(router, "GET", "/healthz").status, 200);
+  EXPECT_EQ(route(router, "GET", "/metrics").status, 200);
+  // The read token does not allow writes.
+  expect_refusal(route(router, "POST", "/v1/items", R"([{"key": "z", "code": "0000"}])",
+                       "application/json", "reader"),
+                 401, "wrong token");
+}
+
 }  // namespace

@@ -117,13 +117,14 @@ class StoreDamageTest : public imsat::testing::TempDirTest {
       for (Item& it : batch(b)) all.push_back(std::move(it));
     }
     ASSERT_TRUE((*store)
-                    ->bulk_load("load",
-                                [&](size_t i, Item* it) {
-                                  if (i >= all.size()) return false;
-                                  *it = all[i];
-                                  return true;
-                                },
-                                kPerBatch)
+                    ->bulk_load(
+                        "load",
+                        [&](size_t i, Item* it) {
+                          if (i >= all.size()) return false;
+                          *it = all[i];
+                          return true;
+                        },
+                        kPerBatch)
                     .is_ok());
   }
   // Opens read-only and read-write; both must fail with Corruption naming `needle`, and leave
@@ -246,8 +247,7 @@ TEST_F(StoreDamageTest, FlippedByteInAnyTableIsFoundAtOpenOrByVerify) {
     auto store = CodeStore::open(db(), o);
     Status s = store.is_ok() ? (*store)->verify() : store.status();
     EXPECT_EQ(s.code(), Status::Code::kCorruption) << tables[t] << ": " << s.to_string();
-    EXPECT_NE(s.message().find(tables[t].filename().string()), std::string::npos)
-        << s.message();
+    EXPECT_NE(s.message().find(tables[t].filename().string()), std::string::npos) << s.message();
   }
 }
 

@@ -421,4 +421,24 @@ TEST_F(EngineTest, EvaluateMatchesTheProtocolOnTheSameCodes) {
   EXPECT_EQ(health->bucket_occupancy.size(), static_cast<size_t>(e->info().tables));
 }
 
+// Issue 11: exact re-ranking answered 404 when a candidate had no stored vector (items added by
+// code, or deleted while the query ran); such candidates now rank after the others.
+TEST_F(EngineTest, ExactRerankRanksCandidatesWithoutVectorsLast) {
+  auto e = engine(model_->fingerprint());
+  ASSERT_NE(e, nullptr);
+  std::vector<Q::NewItem> items(1);
+  items[0].key = "code-only";
+  items[0].code.assign(codes_.begin() + 2 * 17, codes_.begin() + 2 * 17 + 2);  // row 17's code
+  ASSERT_TRUE(e->add_items(items).is_ok());
+  Q::SearchRequest r;
+  r.k = 400;
+  r.rerank = Q::Rerank::kExact;
+  r.candidates = 1000;
+  auto res = e->search_vector(data_.row(17), data_.cols, r);
+  ASSERT_TRUE(res.is_ok()) << res.status().to_string();
+  EXPECT_EQ(res->candidates_without_vector, 1u);
+  EXPECT_EQ(res->hits.front().key, "17");
+  EXPECT_EQ(res->hits.back().key, "code-only");  // Hamming distance 0, but no vector: last
+}
+
 }  // namespace
