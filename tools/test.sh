@@ -2,7 +2,9 @@
 # The test command: sets up (tools/setup.sh), checks the formatting (tools/check_format.sh), runs
 # the whole suite on the Release build, then
 # builds everything that does not link LibTorch with AddressSanitizer and
-# UndefinedBehaviorSanitizer under build-asan/ and runs that suite too, and finally builds the
+# UndefinedBehaviorSanitizer under build-asan/ and runs that suite too, then the same with clang's
+# ThreadSanitizer under build-tsan/ (tests/tsan.supp silences the uninstrumented RocksDB library),
+# and finally builds the
 # libFuzzer targets with clang (ASan + UBSan, build-fuzz/) and runs each one for
 # IMSAT_FUZZ_SECONDS (default 30) from its seed corpus.
 set -euo pipefail
@@ -27,6 +29,15 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 ctest --test-dir "$root/build-asan" --output-on-failure -j "$jobs"
 t3=$(date +%s)
 
+echo "test.sh: ThreadSanitizer build (clang, no LibTorch: store, index and common tests)" >&2
+CC=clang CXX=clang++ cmake -S "$root" -B "$root/build-tsan" -G Ninja \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIMSAT_WITH_TORCH=OFF -DIMSAT_TSAN=ON \
+  -DIMSAT_BUILD_BENCH=OFF >/dev/null
+cmake --build "$root/build-tsan" -j "$jobs"
+TSAN_OPTIONS="halt_on_error=1 suppressions=$root/tests/tsan.supp" \
+  ctest --test-dir "$root/build-tsan" --output-on-failure -j "$jobs"
+t3b=$(date +%s)
+
 echo "test.sh: fuzz targets (clang, libFuzzer, ASan + UBSan)" >&2
 CC=clang CXX=clang++ cmake -S "$root" -B "$root/build-fuzz" -G Ninja \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIMSAT_FUZZ=ON -DIMSAT_SANITIZE=ON \
@@ -42,4 +53,5 @@ for target in fuzz_router fuzz_readers; do
 done
 t4=$(date +%s)
 echo "test.sh: all passed (setup+build $((t1 - t0)) s, tests $((t2 - t1)) s," \
-     "sanitizer build+tests $((t3 - t2)) s, fuzzing $((t4 - t3)) s)" >&2
+     "ASan build+tests $((t3 - t2)) s, TSan build+tests $((t3b - t3)) s," \
+     "fuzzing $((t4 - t3b)) s)" >&2

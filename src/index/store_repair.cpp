@@ -110,6 +110,18 @@ Result<CodeStore::RepairReport> CodeStore::repair(const std::string& path) {
     opened = rocksdb::DB::Open(options, path, descriptors, &cf, &raw);
   }
   IMSAT_RETURN_IF_ERROR(translate(opened, path + ": opening the repaired store"));
+  if (!need_repair_db && !raw->VerifyChecksum().ok()) {
+    // A table with a damaged block: RepairDB scans every table and sets aside the unreadable.
+    for (auto* h : cf) raw->DestroyColumnFamilyHandle(h);
+    cf.clear();
+    raw->Close().PermitUncheckedError();
+    delete raw;
+    raw = nullptr;
+    IMSAT_RETURN_IF_ERROR(
+        translate(rocksdb::RepairDB(path, options, descriptors), path + ": repairing"));
+    IMSAT_RETURN_IF_ERROR(translate(rocksdb::DB::Open(options, path, descriptors, &cf, &raw),
+                                    path + ": opening the repaired store"));
+  }
   std::unique_ptr<rocksdb::DB> db(raw);
   auto close = [&] {
     for (auto* h : cf) db->DestroyColumnFamilyHandle(h);
@@ -154,6 +166,7 @@ Result<CodeStore::RepairReport> CodeStore::repair(const std::string& path) {
       live.insert(id);
       max_id = std::max(max_id, id);
     }
+    IMSAT_RETURN_IF_ERROR(translate(it->status(), path + ": reading codes"));
   }
   // Keys, buckets and metadata are rebuilt from (or checked against) the surviving codes.
   for (int c : {kKeys, kBuckets}) {

@@ -324,6 +324,9 @@ Status Model::save(const std::string& path) const {
 Result<Model> Model::load(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) return Status::not_found(path + ": no such model file");
+  if (std::filesystem::is_directory(path, ec)) {
+    return Status::invalid_argument(path + ": is a folder, not a model file");
+  }
   std::ifstream f(path, std::ios::binary);
   if (!f) return Status::io_error(path + ": cannot open: " + std::strerror(errno));
   std::string b((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());

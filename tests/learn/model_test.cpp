@@ -237,4 +237,14 @@ TEST_F(ModelTest, AutomaticLambdaDependsOnCodeLengthAndIsRecorded) {
       << model->header_json();
 }
 
+// Issue 11: a model path that is a folder failed with "basic_filebuf::underflow error reading the
+// file: Is a directory" and no path.
+TEST_F(ModelTest, AFolderGivenAsAModelIsNamed) {
+  auto m = imsat::learn::Model::load(dir_.string());
+  ASSERT_FALSE(m.is_ok());
+  EXPECT_EQ(m.status().code(), imsat::Status::Code::kInvalidArgument);
+  EXPECT_NE(m.status().message().find(dir_.string()), std::string::npos) << m.status().message();
+  EXPECT_NE(m.status().message().find("folder"), std::string::npos) << m.status().message();
+}
+
 }  // namespace
