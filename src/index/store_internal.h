@@ -57,6 +57,10 @@ Result<uint64_t> recorded_generation(rocksdb::DB* db, rocksdb::ColumnFamilyHandl
 // Corruption naming the write-ahead log files when `recovered` is below the watermark.
 Status check_watermark(const std::string& store_path, uint64_t recovered);
 
+// Corruption when the folder holds SST files that the open `db`'s MANIFEST does not reference (a
+// damaged MANIFEST: a read-write open would delete them as obsolete).
+Status check_tables_referenced(rocksdb::DB* db, const std::string& path);
+
 // The schema record: format version, code length, multi-index tables, model fingerprint.
 struct Schema {
   uint32_t format_version = kStoreFormatVersion;

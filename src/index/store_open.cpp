@@ -66,6 +66,32 @@ Status explain_missing_table(Status s, const std::string& path) {
                             ".sst is missing (the MANIFEST references it): " + msg);
 }
 
+// The same check before a read-write open, through a read-only open that cannot delete anything.
+Status check_tables_before_writing(
+    const std::string& path, rocksdb::Options db_options,
+    const std::vector<rocksdb::ColumnFamilyDescriptor>& descriptors) {
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  auto log = std::make_shared<WalDamageLog>();
+  db_options.info_log = log;
+  IMSAT_RETURN_IF_ERROR(with_wal_detail(
+      explain_missing_table(
+          translate(rocksdb::DB::OpenForReadOnly(db_options, path, descriptors, &handles, &raw),
+                    path + ": opening the code store"),
+          path),
+      *log));
+  Status s = check_tables_referenced(raw, path);
+  if (s.is_ok()) {
+    Result<uint64_t> generation = recorded_generation(raw, handles[kSchema]);
+    s = generation.is_ok() ? check_watermark(path, *generation) : generation.status();
+  }
+  for (auto* h : handles) raw->DestroyColumnFamilyHandle(h);
+  delete raw;
+  return s;
+}
+
+}  // namespace
+
 // Every SST file in the folder must be one the MANIFEST references: a damaged MANIFEST that lost
 // some would otherwise make the store look smaller, and a read-write open would let RocksDB delete
 // them as obsolete.
@@ -92,32 +118,6 @@ Status check_tables_referenced(rocksdb::DB* db, const std::string& path) {
   }
   return Status::ok();
 }
-
-// The same check before a read-write open, through a read-only open that cannot delete anything.
-Status check_tables_before_writing(
-    const std::string& path, rocksdb::Options db_options,
-    const std::vector<rocksdb::ColumnFamilyDescriptor>& descriptors) {
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::DB* raw = nullptr;
-  auto log = std::make_shared<WalDamageLog>();
-  db_options.info_log = log;
-  IMSAT_RETURN_IF_ERROR(with_wal_detail(
-      explain_missing_table(
-          translate(rocksdb::DB::OpenForReadOnly(db_options, path, descriptors, &handles, &raw),
-                    path + ": opening the code store"),
-          path),
-      *log));
-  Status s = check_tables_referenced(raw, path);
-  if (s.is_ok()) {
-    Result<uint64_t> generation = recorded_generation(raw, handles[kSchema]);
-    s = generation.is_ok() ? check_watermark(path, *generation) : generation.status();
-  }
-  for (auto* h : handles) raw->DestroyColumnFamilyHandle(h);
-  delete raw;
-  return s;
-}
-
-}  // namespace
 
 CodeStore::CodeStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 CodeStore::~CodeStore() = default;

@@ -150,27 +150,16 @@ Result<std::vector<std::optional<size_t>>> CodeStore::vectors_if_present(
 }
 
 Result<std::vector<float>> CodeStore::vectors(const std::vector<uint64_t>& ids, size_t dim) const {
-  std::vector<std::string> keys;
-  keys.reserve(ids.size());
-  for (uint64_t id : ids) keys.push_back(vector_key(id));
-  std::vector<rocksdb::PinnableSlice> values;
-  std::vector<rocksdb::Status> found;
-  impl_->multi_get(kMeta, std::vector<rocksdb::Slice>(keys.begin(), keys.end()), &values, &found);
-  std::vector<float> out(ids.size() * dim);
+  std::vector<float> values;
+  IMSAT_ASSIGN_OR_RETURN(const std::vector<std::optional<size_t>> at,
+                         vectors_if_present(ids, dim, &values));
   for (size_t i = 0; i < ids.size(); ++i) {
-    if (found[i].IsNotFound()) {
+    if (!at[i]) {
       return Status::not_found("item " + std::to_string(ids[i]) +
                                " has no stored vector (index with vectors to re-rank exactly)");
     }
-    if (!found[i].ok()) return translate(found[i], "reading stored vectors");
-    if (values[i].size() != dim * sizeof(float)) {
-      return Status::invalid_argument("stored vector of item " + std::to_string(ids[i]) + " has " +
-                                      std::to_string(values[i].size() / sizeof(float)) +
-                                      " values, expected " + std::to_string(dim));
-    }
-    std::memcpy(out.data() + i * dim, values[i].data(), dim * sizeof(float));
   }
-  return out;
+  return values;  // every id present: rows in the order of ids
 }
 
 Result<std::vector<Hit>> CodeStore::search(const std::vector<uint8_t>& code, const SearchOptions& o,

@@ -79,16 +79,7 @@ Result<CodeStore::RepairReport> CodeStore::repair(const std::string& path) {
     const rocksdb::Status opened =
         rocksdb::DB::OpenForReadOnly(options, path, descriptors, &handles, &probe);
     if (opened.ok()) {
-      std::vector<rocksdb::LiveFileMetaData> files;
-      probe->GetLiveFilesMetaData(&files);
-      std::unordered_set<std::string> referenced;
-      for (const auto& f : files) referenced.insert(fs::path(f.name).filename().string());
-      for (const auto& entry : fs::directory_iterator(path, ec)) {
-        if (entry.path().extension() == ".sst" &&
-            referenced.count(entry.path().filename().string()) == 0) {
-          need_repair_db = true;
-        }
-      }
+      need_repair_db = !check_tables_referenced(probe, path).is_ok();
       for (auto* h : handles) probe->DestroyColumnFamilyHandle(h);
       delete probe;
     } else {
