@@ -57,9 +57,11 @@ Result<uint64_t> recorded_generation(rocksdb::DB* db, rocksdb::ColumnFamilyHandl
 // Corruption naming the write-ahead log files when `recovered` is below the watermark.
 Status check_watermark(const std::string& store_path, uint64_t recovered);
 
-// Corruption when the folder holds SST files that the open `db`'s MANIFEST does not reference (a
-// damaged MANIFEST: a read-write open would delete them as obsolete).
-Status check_tables_referenced(rocksdb::DB* db, const std::string& path);
+// Corruption when the folder holds SST files that the open `db`'s MANIFEST does not reference and
+// the store it describes holds fewer or more items than recorded (a damaged MANIFEST: a read-write
+// open would delete the tables as obsolete). Unreferenced tables alone are a crash's leftovers.
+Status check_tables_referenced(rocksdb::DB* db, const std::vector<rocksdb::ColumnFamilyHandle*>& cf,
+                               const std::string& path);
 
 // The schema record: format version, code length, multi-index tables, model fingerprint.
 struct Schema {

@@ -80,7 +80,7 @@ Status check_tables_before_writing(
                     path + ": opening the code store"),
           path),
       *log));
-  Status s = check_tables_referenced(raw, path);
+  Status s = check_tables_referenced(raw, handles, path);
   if (s.is_ok()) {
     Result<uint64_t> generation = recorded_generation(raw, handles[kSchema]);
     s = generation.is_ok() ? check_watermark(path, *generation) : generation.status();
@@ -92,10 +92,12 @@ Status check_tables_before_writing(
 
 }  // namespace
 
-// Every SST file in the folder must be one the MANIFEST references: a damaged MANIFEST that lost
-// some would otherwise make the store look smaller, and a read-write open would let RocksDB delete
-// them as obsolete.
-Status check_tables_referenced(rocksdb::DB* db, const std::string& path) {
+// Table files the MANIFEST does not reference are normal after a crash (a flush or an ingestion
+// that never committed; a read-write open deletes them) but are also what a damaged or truncated
+// MANIFEST leaves behind, and then deleting them destroys data. They are refused only when the
+// store, as the MANIFEST describes it, holds a different number of items than its own record says.
+Status check_tables_referenced(rocksdb::DB* db, const std::vector<rocksdb::ColumnFamilyHandle*>& cf,
+                               const std::string& path) {
   std::vector<rocksdb::LiveFileMetaData> live;
   db->GetLiveFilesMetaData(&live);
   std::set<std::string> referenced;
@@ -110,13 +112,26 @@ Status check_tables_referenced(rocksdb::DB* db, const std::string& path) {
     if (entry.path().extension() != ".sst" || referenced.count(name) > 0) continue;
     if (unreferenced++ == 0) first = name;
   }
-  if (unreferenced > 0) {
-    return Status::corruption(path + ": " + std::to_string(unreferenced) + " table file(s) (" +
-                              first +
-                              " ...) are not in the MANIFEST, which is damaged or truncated; "
-                              "nothing was changed (imsat repair --db recovers what it can)");
+  if (unreferenced == 0) return Status::ok();
+  std::string recorded;
+  const rocksdb::Status got = db->Get(rocksdb::ReadOptions(), cf[kSchema], "items", &recorded);
+  uint64_t held = 0;
+  bool readable = true;
+  if (got.ok() && recorded.size() == 8) {
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cf[kCodes]));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) ++held;
+    readable = it->status().ok();
+    if (readable && held == from_be64(recorded)) return Status::ok();  // crash leftovers
+  } else if (got.IsNotFound()) {
+    return Status::ok();  // a store from before the record: nothing to compare with
   }
-  return Status::ok();
+  return Status::corruption(path + ": " + std::to_string(unreferenced) + " table file(s) (" +
+                            first + " ...) are not in the MANIFEST, which is damaged or truncated" +
+                            (got.ok() && readable
+                                 ? " (it describes " + std::to_string(held) + " of " +
+                                       std::to_string(from_be64(recorded)) + " items)"
+                                 : std::string()) +
+                            "; nothing was changed (imsat repair --db recovers what it can)");
 }
 
 CodeStore::CodeStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -234,7 +249,9 @@ Result<std::unique_ptr<CodeStore>> CodeStore::open_existing_or_new(const std::st
       *wal_log);
   if (!s.is_ok()) return s;
   impl->db.reset(raw);
-  if (exists && options.read_only) IMSAT_RETURN_IF_ERROR(check_tables_referenced(raw, path));
+  if (exists && options.read_only) {
+    IMSAT_RETURN_IF_ERROR(check_tables_referenced(raw, impl->cf, path));
+  }
   IMSAT_ASSIGN_OR_RETURN(impl->generation, recorded_generation(raw, impl->cf[kSchema]));
   if (exists && options.read_only) IMSAT_RETURN_IF_ERROR(check_watermark(path, impl->generation));
 

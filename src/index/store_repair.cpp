@@ -79,7 +79,7 @@ Result<CodeStore::RepairReport> CodeStore::repair(const std::string& path) {
     const rocksdb::Status opened =
         rocksdb::DB::OpenForReadOnly(options, path, descriptors, &handles, &probe);
     if (opened.ok()) {
-      need_repair_db = !check_tables_referenced(probe, path).is_ok();
+      need_repair_db = !check_tables_referenced(probe, handles, path).is_ok();
       for (auto* h : handles) probe->DestroyColumnFamilyHandle(h);
       delete probe;
     } else {
