@@ -140,7 +140,7 @@ Status check_watermark(const std::string& store_path, uint64_t recovered) {
                             " items) was acknowledged but the store recovers only up "
                             "to write " +
                             std::to_string(recovered) +
-                            "; the write-ahead log is truncated, damaged or "
+                            "; the write-ahead log (or the MANIFEST) is truncated, damaged or "
                             "deleted (" +
                             (logs.empty() ? std::string("no .log file is there") : logs) +
                             "); nothing was changed (imsat repair --db recovers what it can)");

@@ -113,24 +113,32 @@ Status check_tables_referenced(rocksdb::DB* db, const std::vector<rocksdb::Colum
     if (unreferenced++ == 0) first = name;
   }
   if (unreferenced == 0) return Status::ok();
+  // Consistent means: every acknowledged write is there and the codes hold the recorded count.
+  std::string detail;
+  const std::optional<Watermark> mark = read_watermark(path);
+  Result<uint64_t> generation = recorded_generation(db, cf[kSchema]);
+  if (mark && (!generation.is_ok() || *generation < mark->generation)) {
+    detail = " (it describes the store as of write " +
+             (generation.is_ok() ? std::to_string(*generation) : std::string("?")) +
+             ", but write " + std::to_string(mark->generation) + " was acknowledged)";
+  }
   std::string recorded;
   const rocksdb::Status got = db->Get(rocksdb::ReadOptions(), cf[kSchema], "items", &recorded);
-  uint64_t held = 0;
-  bool readable = true;
-  if (got.ok() && recorded.size() == 8) {
+  if (detail.empty() && got.ok() && recorded.size() == 8) {
+    uint64_t held = 0;
     std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cf[kCodes]));
     for (it->SeekToFirst(); it->Valid(); it->Next()) ++held;
-    readable = it->status().ok();
-    if (readable && held == from_be64(recorded)) return Status::ok();  // crash leftovers
-  } else if (got.IsNotFound()) {
-    return Status::ok();  // a store from before the record: nothing to compare with
+    if (!it->status().ok() || held != from_be64(recorded)) {
+      detail = " (it describes " + std::to_string(held) + " of " +
+               std::to_string(from_be64(recorded)) + " recorded items)";
+    }
+  } else if (detail.empty() && !got.ok() && mark) {
+    detail = " (the item record is gone)";
   }
+  if (detail.empty()) return Status::ok();  // a crash's leftovers (or a store without records)
   return Status::corruption(path + ": " + std::to_string(unreferenced) + " table file(s) (" +
                             first + " ...) are not in the MANIFEST, which is damaged or truncated" +
-                            (got.ok() && readable
-                                 ? " (it describes " + std::to_string(held) + " of " +
-                                       std::to_string(from_be64(recorded)) + " items)"
-                                 : std::string()) +
+                            detail +
                             "; nothing was changed (imsat repair --db recovers what it can)");
 }
 
