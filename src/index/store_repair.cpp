@@ -57,6 +57,10 @@ Result<CodeStore::RepairReport> CodeStore::repair(const std::string& path) {
   const std::optional<Watermark> mark = read_watermark(path);
   if (mark) report.items_before = mark->items;
   report.backup = path + ".damaged-" + std::to_string(std::time(nullptr));
+  for (int n = 1; fs::exists(report.backup, ec); ++n) {  // two repairs within one second
+    report.backup =
+        path + ".damaged-" + std::to_string(std::time(nullptr)) + "-" + std::to_string(n);
+  }
   fs::copy(path, report.backup, fs::copy_options::recursive, ec);
   if (ec) {
     return Status::io_error(path + ": cannot copy the damaged files to " + report.backup + ": " +

@@ -222,6 +222,10 @@ TEST_F(StoreDamageTest, DeletedOrDamagedCurrentIsRefused) {
   o.bits = 16;
   EXPECT_FALSE(CodeStore::open(db(), o).is_ok());
   expect_repair(kBatches * kPerBatch, true);
+  // A second repair in the same second keeps its own copy (it failed on the first one's name).
+  auto again = CodeStore::repair(db());
+  ASSERT_TRUE(again.is_ok()) << again.status().to_string();
+  EXPECT_EQ(again->items_after, kBatches * kPerBatch + kPerBatch);
 }
 
 TEST_F(StoreDamageTest, DeletedTableIsNamedAsItsSstFile) {
