@@ -24,7 +24,12 @@ const char* const kCfNames[] = {"default", "schema", "codes", "meta", "keys", "b
 
 Status translate(const rocksdb::Status& s, const std::string& what) {
   if (s.ok()) return Status::ok();
-  const std::string msg = what + ": " + s.ToString();
+  std::string msg = what + ": " + s.ToString();
+  // RocksDB glues a file name to some messages ("... to be an sstable/path/000030.sst").
+  for (const char* glued : {"sstable/", "table/"}) {
+    const size_t at = msg.find(glued);
+    if (at != std::string::npos) msg.insert(at + std::string(glued).size() - 1, ": ");
+  }
   if (s.IsNotFound()) return Status::not_found(msg);
   if (s.IsCorruption()) return Status::corruption(msg);
   if (s.IsInvalidArgument()) return Status::invalid_argument(msg);

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
@@ -242,6 +243,54 @@ TEST_F(CliTest, IndexingAnotherSourceOverExistingKeysNeedsOverwrite) {
   Outcome info = imsat("inspect --db " + path("db") + " --json");
   ASSERT_EQ(info.code, 0) << info.err;
   EXPECT_EQ(nlohmann::json::parse(info.out)["items"], 120 + 90);
+}
+
+// Issue 11: a truncated MANIFEST opened as an empty store and a read-only search deleted every
+// table file. Now every command refuses it with one line and exit 1, changes no file, and
+// `imsat repair` recovers the items and says how many were lost.
+TEST_F(CliTest, ADamagedStoreIsRefusedUnchangedAndRepaired) {
+  const std::string data = csv("items.csv", 600, 6);
+  ASSERT_EQ(
+      imsat("train --data " + data + " --method lsh --bits 8 --quiet --out " + path("m.model"))
+          .code,
+      0);
+  ASSERT_EQ(imsat("index --model " + path("m.model") + " --data " + data + " --db " + path("db") +
+                  " --quiet")
+                .code,
+            0);
+  std::string manifest;
+  for (const auto& e : std::filesystem::directory_iterator(path("db"))) {
+    if (e.path().filename().string().rfind("MANIFEST-", 0) == 0) manifest = e.path().string();
+  }
+  ASSERT_FALSE(manifest.empty());
+  std::filesystem::resize_file(manifest, std::filesystem::file_size(manifest) / 2);
+  auto listing = [&] {
+    std::map<std::string, uintmax_t> files;
+    for (const auto& e : std::filesystem::directory_iterator(path("db"))) {
+      files[e.path().filename().string()] = std::filesystem::file_size(e.path());
+    }
+    return files;
+  };
+  const auto before = listing();
+  for (const std::string& cmd : {"search --db " + path("db") + " --key 0",
+                                 "inspect --db " + path("db"), "eval --db " + path("db"),
+                                 "index --model " + path("m.model") + " --data " + data + " --db " +
+                                     path("db") + " --key-prefix x --quiet"}) {
+    Outcome r = imsat(cmd);
+    EXPECT_EQ(r.code, 1) << cmd;
+    expect_clear_error(r, "MANIFEST");
+    EXPECT_EQ(listing(), before) << cmd << " changed the store's files";
+  }
+  Outcome repaired = imsat("repair --db " + path("db") + " --json");
+  ASSERT_EQ(repaired.code, 0) << repaired.err;
+  const nlohmann::json r = nlohmann::json::parse(repaired.out);
+  EXPECT_EQ(r["items_before"], 600);
+  EXPECT_EQ(r["items_after"], 600);
+  EXPECT_EQ(r["items_lost"], 0);
+  EXPECT_TRUE(std::filesystem::exists(r["backup"].get<std::string>()));
+  Outcome ok = imsat("inspect --db " + path("db") + " --verify --json");
+  ASSERT_EQ(ok.code, 0) << ok.err;
+  EXPECT_EQ(nlohmann::json::parse(ok.out)["items"], 600);
 }
 
 }  // namespace
