@@ -23,11 +23,10 @@ std::vector<std::string> split_path(const std::string& path) {
   return parts;
 }
 
-// Matches the raw (still percent-encoded) path against a pattern, so an encoded '/' stays inside
-// its segment; captures are decoded afterwards.
-bool match(const char* pattern, const std::vector<std::string>& raw,
+// Matches the raw (still percent-encoded) path's segments against a pattern's (split once, see
+// route_segments), so an encoded '/' stays inside its segment; captures are decoded afterwards.
+bool match(const std::vector<std::string>& want, const std::vector<std::string>& raw,
            std::vector<std::string>* captures) {
-  const std::vector<std::string> want = split_path(pattern);
   if (want.size() != raw.size()) return false;
   std::vector<std::string> found;
   for (size_t i = 0; i < want.size(); ++i) {
@@ -102,6 +101,16 @@ const std::vector<Route>& route_table() {
   return routes;
 }
 
+// Each route's pattern split into segments, in table order, computed once.
+const std::vector<std::vector<std::string>>& route_segments() {
+  static const std::vector<std::vector<std::string>> segments = [] {
+    std::vector<std::vector<std::string>> out;
+    for (const Route& route : route_table()) out.push_back(split_path(route.pattern));
+    return out;
+  }();
+  return segments;
+}
+
 }  // namespace internal
 
 using internal::HttpError;
@@ -127,9 +136,11 @@ Response Router::handle(const Request& request) {
     const std::vector<std::string> raw = internal::split_path(raw_path);
     const internal::Route* chosen = nullptr;
     bool path_known = false;
-    for (const internal::Route& route : internal::route_table()) {
+    const std::vector<internal::Route>& routes = internal::route_table();
+    for (size_t i = 0; i < routes.size(); ++i) {
+      const internal::Route& route = routes[i];
       std::vector<std::string> captures;
-      if (!internal::match(route.pattern, raw, &captures)) continue;
+      if (!internal::match(internal::route_segments()[i], raw, &captures)) continue;
       path_known = true;
       if (request.method != route.method) continue;
       chosen = &route;
