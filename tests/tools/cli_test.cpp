@@ -56,6 +56,15 @@ class CliTest : public imsat::testing::TempDirTest {
     return path;
   }
   std::string path(const std::string& name) { return (dir_ / name).string(); }
+  // Trains an 8-bit `method` model on `data` (path("m.model")) and indexes it into path("db").
+  void train_and_index(const std::string& data, const std::string& method) {
+    Outcome t = imsat("train --data " + data + " --method " + method + " --bits 8 --quiet --out " +
+                      path("m.model"));
+    ASSERT_EQ(t.code, 0) << t.err;
+    Outcome i = imsat("index --model " + path("m.model") + " --data " + data + " --db " +
+                      path("db") + " --quiet");
+    ASSERT_EQ(i.code, 0) << i.err;
+  }
 };
 
 // One error line naming the problem, last on stderr, and a non-zero exit.
@@ -176,14 +185,7 @@ TEST_F(CliTest, VersionExitCodesAndJsonOnStdout) {
 
 TEST_F(CliTest, EvalOfAStoreAndInspectAndClusterAsJson) {
   const std::string data = csv("items.csv", 300, 10);
-  ASSERT_EQ(
-      imsat("train --data " + data + " --method itq --bits 8 --quiet --out " + path("m.model"))
-          .code,
-      0);
-  ASSERT_EQ(imsat("index --model " + path("m.model") + " --data " + data + " --db " + path("db") +
-                  " --quiet")
-                .code,
-            0);
+  ASSERT_NO_FATAL_FAILURE(train_and_index(data, "itq"));
   Outcome e = imsat("eval --db " + path("db") + " --queries-per-class 10 --precision-at 50 " +
                     "--radius 1 --json");
   ASSERT_EQ(e.code, 0) << e.err;
@@ -250,14 +252,7 @@ TEST_F(CliTest, IndexingAnotherSourceOverExistingKeysNeedsOverwrite) {
 // `imsat repair` recovers the items and says how many were lost.
 TEST_F(CliTest, ADamagedStoreIsRefusedUnchangedAndRepaired) {
   const std::string data = csv("items.csv", 600, 6);
-  ASSERT_EQ(
-      imsat("train --data " + data + " --method lsh --bits 8 --quiet --out " + path("m.model"))
-          .code,
-      0);
-  ASSERT_EQ(imsat("index --model " + path("m.model") + " --data " + data + " --db " + path("db") +
-                  " --quiet")
-                .code,
-            0);
+  ASSERT_NO_FATAL_FAILURE(train_and_index(data, "lsh"));
   std::string manifest;
   for (const auto& e : std::filesystem::directory_iterator(path("db"))) {
     if (e.path().filename().string().rfind("MANIFEST-", 0) == 0) manifest = e.path().string();
