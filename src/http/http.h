@@ -71,7 +71,16 @@ class Router {
   // report needs it (or `token`) too; /healthz, /metrics, /openapi.json and the page stay open.
   Router(query::QueryEngine& engine, Limits limits, std::string token, std::string read_token = "");
   // Handles one request. Never throws: errors are 4xx/5xx responses with {"error": "..."}.
-  Response handle(const Request& request);
+  // A heavy request (whole-store work: evaluation, code health) takes one of
+  // Limits::heavy_slots for its duration, or is answered 503 with Retry-After when none is free;
+  // with `heavy_slot_reserved` the caller already holds one (try_reserve_heavy) and releases it.
+  Response handle(const Request& request, bool heavy_slot_reserved = false);
+  // Whether `request` goes to a heavy endpoint: the Server runs those on its own small pool so
+  // that they never occupy the threads that answer ordinary searches.
+  bool is_heavy(const Request& request) const;
+  bool try_reserve_heavy();
+  void release_heavy();
+  Response busy_response() const;
   Metrics& metrics() { return metrics_; }
   const Limits& limits() const { return limits_; }
 

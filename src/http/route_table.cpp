@@ -121,7 +121,37 @@ Router::Router(query::QueryEngine& engine, Limits limits, std::string token, std
       token_(std::move(token)),
       read_token_(std::move(read_token)) {}
 
-Response Router::handle(const Request& request) {
+bool Router::try_reserve_heavy() {
+  if (heavy_running_.fetch_add(1) < limits_.heavy_slots) return true;
+  heavy_running_.fetch_sub(1);
+  return false;
+}
+
+void Router::release_heavy() { heavy_running_.fetch_sub(1); }
+
+Response Router::busy_response() const {
+  Response busy = internal::json_response(
+      503, query::error_json("the server is busy with " + std::to_string(limits_.heavy_slots) +
+                             " evaluation or health request(s); retry shortly"));
+  busy.headers["Retry-After"] = "2";
+  return busy;
+}
+
+bool Router::is_heavy(const Request& request) const {
+  const std::vector<std::string> raw =
+      internal::split_path(request.target.substr(0, request.target.find('?')));
+  const std::vector<internal::Route>& routes = internal::route_table();
+  for (size_t i = 0; i < routes.size(); ++i) {
+    std::vector<std::string> captures;
+    if (request.method == routes[i].method &&
+        internal::match(internal::route_segments()[i], raw, &captures)) {
+      return routes[i].heavy;
+    }
+  }
+  return false;
+}
+
+Response Router::handle(const Request& request, bool heavy_slot_reserved) {
   const auto t0 = std::chrono::steady_clock::now();
   const char* route_name = "unknown";
   Response r;
@@ -158,25 +188,19 @@ Response Router::handle(const Request& request) {
     if (chosen->auth == internal::Auth::kRead && !read_token_.empty()) {
       internal::require_token(call, {&read_token_, &token_});
     }
-    if (chosen->heavy) {
+    if (chosen->heavy && !heavy_slot_reserved) {
       // Whole-store work runs at most heavy_slots at a time so ordinary searches keep their
       // latency; the rest are told to come back.
-      if (heavy_running_.fetch_add(1) >= limits_.heavy_slots) {
-        heavy_running_.fetch_sub(1);
-        Response busy = internal::json_response(
-            503,
-            query::error_json("the server is busy with " + std::to_string(limits_.heavy_slots) +
-                              " evaluation or health request(s); retry shortly"));
-        busy.headers["Retry-After"] = "2";
-        r = std::move(busy);
+      if (!try_reserve_heavy()) {
+        r = busy_response();
       } else {
         try {
           r = chosen->handler(call);
         } catch (...) {
-          heavy_running_.fetch_sub(1);
+          release_heavy();
           throw;
         }
-        heavy_running_.fetch_sub(1);
+        release_heavy();
       }
     } else {
       r = chosen->handler(call);

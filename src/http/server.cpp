@@ -2,8 +2,10 @@
 // requests with header and body limits and an idle timeout, answering through the Router.
 #include <algorithm>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
@@ -32,6 +34,9 @@ struct Server::Impl {
   std::mutex sessions_mutex;
   std::vector<std::weak_ptr<beast::tcp_stream>> sessions;  // to close idle ones on stop
   bool stopped = false;
+  // Heavy requests (Router::is_heavy) run here, never on the I/O threads (declared after ioc so
+  // that it is destroyed, and joined, before the io_context).
+  std::unique_ptr<asio::thread_pool> heavy_pool;
 
   void accept();
 };
@@ -132,7 +137,25 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     r.body = std::move(req.body());
     const bool keep_alive = req.keep_alive() && !server_.stopping.load();
-    Response out = server_.router->handle(r);
+    Router& router = *server_.router;
+    if (router.is_heavy(r)) {
+      counted_ = true;
+      if (!router.try_reserve_heavy()) {
+        respond(router.busy_response(), keep_alive);
+        return;
+      }
+      asio::post(*server_.heavy_pool,
+                 [self = shared_from_this(), r = std::move(r), keep_alive]() mutable {
+                   Response out = self->server_.router->handle(r, /*heavy_slot_reserved=*/true);
+                   self->server_.router->release_heavy();
+                   asio::post(self->stream_->get_executor(),
+                              [self, out = std::move(out), keep_alive]() mutable {
+                                self->respond(std::move(out), keep_alive);
+                              });
+                 });
+      return;
+    }
+    Response out = router.handle(r);
     counted_ = true;
     respond(std::move(out), keep_alive);
   }
@@ -221,6 +244,8 @@ Result<std::unique_ptr<Server>> Server::start(query::QueryEngine& engine,
     return Status::io_error("cannot listen on " + options.bind + ":" +
                             std::to_string(options.port) + ": " + ec.message());
   }
+  impl->heavy_pool = std::make_unique<asio::thread_pool>(
+      static_cast<size_t>(std::max(1, options.limits.heavy_slots)));
   impl->accept();
   const int threads = std::max(1, options.threads);
   for (int i = 0; i < threads; ++i) {
@@ -271,6 +296,7 @@ void Server::stop(double grace_seconds) {
   for (std::thread& t : impl_->threads) {
     if (t.joinable()) t.join();
   }
+  if (impl_->heavy_pool) impl_->heavy_pool->join();
 }
 
 void Server::wait_for_signal() {
