@@ -111,6 +111,21 @@ const std::vector<std::vector<std::string>>& route_segments() {
   return segments;
 }
 
+// The route for `method` on the raw path `target` (query string ignored), with its decoded
+// captures; nullptr when none matches, with *path_known saying whether another method would.
+const Route* find_route(const std::string& method, const std::string& target,
+                        std::vector<std::string>* captures, bool* path_known) {
+  const std::vector<std::string> raw = split_path(target.substr(0, target.find('?')));
+  const std::vector<Route>& routes = route_table();
+  *path_known = false;
+  for (size_t i = 0; i < routes.size(); ++i) {
+    if (!match(route_segments()[i], raw, captures)) continue;
+    *path_known = true;
+    if (method == routes[i].method) return &routes[i];
+  }
+  return nullptr;
+}
+
 }  // namespace internal
 
 using internal::HttpError;
@@ -138,17 +153,11 @@ Response Router::busy_response() const {
 }
 
 bool Router::is_heavy(const Request& request) const {
-  const std::vector<std::string> raw =
-      internal::split_path(request.target.substr(0, request.target.find('?')));
-  const std::vector<internal::Route>& routes = internal::route_table();
-  for (size_t i = 0; i < routes.size(); ++i) {
-    std::vector<std::string> captures;
-    if (request.method == routes[i].method &&
-        internal::match(internal::route_segments()[i], raw, &captures)) {
-      return routes[i].heavy;
-    }
-  }
-  return false;
+  std::vector<std::string> captures;
+  bool path_known = false;
+  const internal::Route* route =
+      internal::find_route(request.method, request.target, &captures, &path_known);
+  return route != nullptr && route->heavy;
 }
 
 Response Router::handle(const Request& request, bool heavy_slot_reserved) {
@@ -163,20 +172,9 @@ Response Router::handle(const Request& request, bool heavy_slot_reserved) {
         !token_.empty()};
     if (q != std::string::npos)
       call.params = internal::parse_query_string(request.target.substr(q + 1));
-    const std::vector<std::string> raw = internal::split_path(raw_path);
-    const internal::Route* chosen = nullptr;
     bool path_known = false;
-    const std::vector<internal::Route>& routes = internal::route_table();
-    for (size_t i = 0; i < routes.size(); ++i) {
-      const internal::Route& route = routes[i];
-      std::vector<std::string> captures;
-      if (!internal::match(internal::route_segments()[i], raw, &captures)) continue;
-      path_known = true;
-      if (request.method != route.method) continue;
-      chosen = &route;
-      call.captures = std::move(captures);
-      break;
-    }
+    const internal::Route* chosen =
+        internal::find_route(request.method, request.target, &call.captures, &path_known);
     if (chosen == nullptr) {
       if (path_known) {
         throw HttpError{405, "method " + request.method + " is not allowed on " + call.path};

@@ -10,11 +10,12 @@
 #include <boost/beast/http.hpp>
 #include <chrono>
 #include <future>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
 
 #include "http/http.h"
+#include "http/http_internal.h"
+#include "query/json_format.h"
 
 namespace imsat::http {
 
@@ -44,11 +45,7 @@ struct Server::Impl {
 namespace {
 
 Response to_error(int status, const std::string& message) {
-  Response r;
-  r.status = status;
-  r.body = nlohmann::json{{"error", message}}.dump(-1, ' ', false,
-                                                   nlohmann::json::error_handler_t::replace);
-  return r;
+  return internal::json_response(status, query::error_json(message));
 }
 
 class Session : public std::enable_shared_from_this<Session> {
