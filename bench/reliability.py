@@ -275,11 +275,79 @@ def abuse(imsat, work, data, model):
     return tried, passed, notes
 
 
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def search_latencies(port, n, rng):
+    out = []
+    for _ in range(n):
+        body = json.dumps({"key": str(rng.randrange(6000)), "k": 10}).encode()
+        t0 = time.time()
+        status, _ = post(port, "/v1/search", body)
+        out.append((time.time() - t0) * 1000 if status == 200 else float("inf"))
+    out.sort()
+    return out[len(out) // 2], out[min(len(out) - 1, int(len(out) * 0.99))]
+
+
+def load(imsat, work, data, model, rng):
+    """Ordinary search latency while heavy requests run, and memory after large requests."""
+    db = os.path.join(work, "load-db")
+    run([imsat, "index", "--model", model, "--data", data, "--db", db, "--with-vectors",
+         "--quiet"])
+    port = free_port()
+    proc = subprocess.Popen([imsat, "serve", "--db", db, "--model", model, "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_server(port, proc)
+    notes = []
+    search_latencies(port, 50, rng)  # warm up
+    p50_idle, p99_idle = search_latencies(port, 300, rng)
+    rss_idle = rss_mib(proc.pid)
+    stop = threading.Event()
+    heavy = {"done": 0, "refused": 0}
+
+    def hammer(path, body):
+        while not stop.is_set():
+            status, _ = post(port, path, body, timeout=60)
+            heavy["done" if status == 200 else "refused"] += 1
+
+    big = json.dumps({"k": 1000, "queries": [{"key": str(i)} for i in range(100)]}).encode()
+    threads = [threading.Thread(target=hammer, args=("/v1/evaluate", b"{}")) for _ in range(4)]
+    threads += [threading.Thread(target=hammer, args=("/v1/search", big)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    p50_busy, p99_busy = search_latencies(port, 300, rng)
+    rss_peak = rss_mib(proc.pid)
+    stop.set()
+    for t in threads:
+        t.join()
+    time.sleep(1.0)
+    rss_after = rss_mib(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait()
+    latency_ok = p99_busy < max(10 * p99_idle, 50.0)
+    memory_ok = rss_after < rss_idle + 64
+    notes.append(f"{'ok  ' if latency_ok else 'FAIL'} k=10 search alone p50 {p50_idle:.1f} ms, "
+                 f"p99 {p99_idle:.1f} ms; beside 4 evaluate and 2 (100 x k 1,000) clients "
+                 f"p50 {p50_busy:.1f} ms, p99 {p99_busy:.1f} ms ({heavy['done']} heavy requests "
+                 f"answered, {heavy['refused']} refused with 503)")
+    notes.append(f"{'ok  ' if memory_ok else 'FAIL'} server RSS {rss_idle:.0f} MiB idle, "
+                 f"{rss_peak:.0f} MiB under load, {rss_after:.0f} MiB 1 s after the load")
+    return 2, int(latency_ok) + int(memory_ok), notes
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--imsat", default=os.path.join(ROOT, "build", "tools", "imsat"))
+    ap.add_argument("--only", choices=["kill", "damage", "abuse", "load"],
+                    help="run one group of checks")
     a = ap.parse_args()
     rng = random.Random(a.seed)
     work = tempfile.mkdtemp(prefix="imsat-reliability-")
@@ -294,26 +362,33 @@ def main():
     run([a.imsat, "train", "--data", data, "--method", "lsh", "--bits", "16", "--quiet",
          "--out", model])
     rows = []
-    p, notes_http = http_trials(a.imsat, work, a.trials, rng)
-    rows.append(("kill -9 during HTTP writes", a.trials, p))
-    p, notes_bulk = bulk_trials(a.imsat, work, data, model, a.trials, rng)
-    rows.append(("kill -9 during imsat index", a.trials, p))
+    notes_http = notes_bulk = notes_damage = notes_abuse = notes_load = []
+    if a.only in (None, "kill"):
+        p, notes_http = http_trials(a.imsat, work, a.trials, rng)
+        rows.append(("kill -9 during HTTP writes", a.trials, p))
+        p, notes_bulk = bulk_trials(a.imsat, work, data, model, a.trials, rng)
+        rows.append(("kill -9 during imsat index", a.trials, p))
     small = os.path.join(work, "small.csv")
     with open(data) as src, open(small, "w") as dst:
         for n, line in enumerate(src):
             if n > 6000:
                 break
             dst.write(line)
-    t, p, notes_damage = damage_matrix(a.imsat, work, small, model)
-    rows.append(("damaged files (MANIFEST, CURRENT, table, WAL)", t, p))
-    t, p, notes_abuse = abuse(a.imsat, work, small, model)
-    rows.append(("expensive requests", t, p))
+    if a.only in (None, "damage"):
+        t, p, notes_damage = damage_matrix(a.imsat, work, small, model)
+        rows.append(("damaged files (MANIFEST, CURRENT, table, WAL)", t, p))
+    if a.only in (None, "abuse"):
+        t, p, notes_abuse = abuse(a.imsat, work, small, model)
+        rows.append(("expensive requests", t, p))
+    if a.only in (None, "load"):
+        t, p, notes_load = load(a.imsat, work, small, model, rng)
+        rows.append(("search p99 and RSS beside heavy requests", t, p))
     print(f"seed {a.seed}, {a.trials} kill trials each, imsat {a.imsat}")
     print(f"{'check':48} {'tried':>6} {'passed':>7} {'failed':>7}")
     for name, tried, passed in rows:
         print(f"{name:48} {tried:6d} {passed:7d} {tried - passed:7d}")
     print()
-    for line in notes_http + notes_bulk + notes_damage + notes_abuse:
+    for line in notes_http + notes_bulk + notes_damage + notes_abuse + notes_load:
         print(line)
     shutil.rmtree(work, ignore_errors=True)
     return 0 if all(t == p for _, t, p in rows) else 1

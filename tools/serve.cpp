@@ -53,8 +53,13 @@ void add_serve(CLI::App& app) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   cmd->add_option("--heavy-slots", a->server.limits.heavy_slots,
-                  "Evaluations and code-health reports at once (more: 503 and Retry-After)")
+                  "Heavy requests at once: evaluations, code-health reports, searches over "
+                  "--heavy-results (more: 503 and Retry-After)")
       ->check(CLI::Range(0, 64))
+      ->capture_default_str();
+  cmd->add_option("--heavy-results", a->server.limits.heavy_results,
+                  "A search asking for more results (queries x k) runs as a heavy request")
+      ->check(CLI::PositiveNumber)
       ->capture_default_str();
   cmd->add_option("--max-body-bytes", a->server.limits.max_body_bytes, "Largest request body")
       ->check(CLI::PositiveNumber)

@@ -45,6 +45,27 @@ size_t param_size(const Call& call, const char* name, size_t fallback) {
 
 }  // namespace
 
+bool search_is_heavy(const Request& request, const Limits& limits) {
+  json body;
+  try {
+    body = parse_json(request.body, limits.max_json_depth);
+  } catch (const std::exception&) {
+    return false;
+  } catch (const HttpError&) {
+    return false;
+  }
+  if (!body.is_object()) return false;
+  const auto number = [&](const char* name, size_t fallback) -> size_t {
+    const auto it = body.find(name);
+    return it != body.end() && it->is_number_unsigned() ? it->get<size_t>() : fallback;
+  };
+  const auto qs = body.find("queries");
+  const size_t queries = qs != body.end() && qs->is_array() ? qs->size() : 1;
+  const size_t per_query =
+      body.contains("radius") ? number("limit", limits.max_hits) : number("k", 10);
+  return queries * std::min(per_query, limits.max_results) > limits.heavy_results;
+}
+
 Response handle_search(Call& call) {
   call.require_json_content();
   const json body = call.json_body();

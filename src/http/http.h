@@ -34,7 +34,10 @@ struct Limits {
   size_t max_rerank_values = 50000000;      // queries x candidates x vector dimension
   size_t max_response_bytes = 64u << 20;    // larger answers: 413
   size_t max_image_pixels = 4096u * 4096u;  // declared width x height of an upload
-  int heavy_slots = 1;  // evaluations and code-health reports at once; more get 503 + Retry-After
+  int heavy_slots = 1;                      // heavy requests at once; more get 503 + Retry-After
+  // A search asking for more results than this (queries x k, or x the radius 'limit') is heavy:
+  // it runs on the heavy pool like an evaluation, so it cannot hold up ordinary searches.
+  size_t heavy_results = 10000;
 };
 
 struct Request {
@@ -71,7 +74,7 @@ class Router {
   // report needs it (or `token`) too; /healthz, /metrics, /openapi.json and the page stay open.
   Router(query::QueryEngine& engine, Limits limits, std::string token, std::string read_token = "");
   // Handles one request. Never throws: errors are 4xx/5xx responses with {"error": "..."}.
-  // A heavy request (whole-store work: evaluation, code health) takes one of
+  // A heavy request (whole-store work: evaluation, code health; large search batches) takes one of
   // Limits::heavy_slots for its duration, or is answered 503 with Retry-After when none is free;
   // with `heavy_slot_reserved` the caller already holds one (try_reserve_heavy) and releases it.
   Response handle(const Request& request, bool heavy_slot_reserved = false);

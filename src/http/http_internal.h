@@ -56,6 +56,8 @@ struct Route {
   Response (*handler)(Call& call);
   const char* name;     // the route label in /metrics
   const char* summary;  // one line for /openapi.json
+  // Heavy for some requests only (a large search batch); read before the handler runs.
+  bool (*heavy_when)(const Request& request, const Limits& limits) = nullptr;
 };
 
 // Every endpoint, in the order /openapi.json lists them (route_table.cpp).
@@ -87,6 +89,9 @@ Response handle_openapi(Call& call);
 Response handle_metrics(Call& call);
 Response handle_info(Call& call);
 Response handle_search(Call& call);
+// Whether a search body asks for more than Limits::heavy_results results (or cannot be sized
+// cheaply: an unparsable body is not heavy, its handler answers 400).
+bool search_is_heavy(const Request& request, const Limits& limits);
 Response handle_search_image(Call& call);
 Response handle_items_add(Call& call);
 Response handle_items_scroll(Call& call);

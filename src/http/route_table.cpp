@@ -74,7 +74,8 @@ void release_memory_after(const Response& r, bool heavy) {
 const std::vector<Route>& route_table() {
   static const std::vector<Route> routes = {
       {"POST", "/v1/search", Auth::kRead, false, handle_search, "search",
-       "kNN or radius search by vector, code or stored key; several queries with 'queries'"},
+       "kNN or radius search by vector, code or stored key; several queries with 'queries'",
+       search_is_heavy},
       {"POST", "/v1/search/image", Auth::kRead, false, handle_search_image, "search_image",
        "search by an uploaded PNG or JPEG"},
       {"POST", "/v1/items", Auth::kToken, false, handle_items_add, "items_add",
@@ -147,7 +148,8 @@ void Router::release_heavy() { heavy_running_.fetch_sub(1); }
 Response Router::busy_response() const {
   Response busy = internal::json_response(
       503, query::error_json("the server is busy with " + std::to_string(limits_.heavy_slots) +
-                             " evaluation or health request(s); retry shortly"));
+                             " heavy request(s) (evaluation, code health, large search "
+                             "batches); retry shortly"));
   busy.headers["Retry-After"] = "2";
   return busy;
 }
@@ -157,7 +159,8 @@ bool Router::is_heavy(const Request& request) const {
   bool path_known = false;
   const internal::Route* route =
       internal::find_route(request.method, request.target, &captures, &path_known);
-  return route != nullptr && route->heavy;
+  return route != nullptr &&
+         (route->heavy || (route->heavy_when != nullptr && route->heavy_when(request, limits_)));
 }
 
 Response Router::handle(const Request& request, bool heavy_slot_reserved) {
@@ -186,7 +189,9 @@ Response Router::handle(const Request& request, bool heavy_slot_reserved) {
     if (chosen->auth == internal::Auth::kRead && !read_token_.empty()) {
       internal::require_token(call, {&read_token_, &token_});
     }
-    if (chosen->heavy && !heavy_slot_reserved) {
+    const bool heavy =
+        chosen->heavy || (chosen->heavy_when != nullptr && chosen->heavy_when(request, limits_));
+    if (heavy && !heavy_slot_reserved) {
       // Whole-store work runs at most heavy_slots at a time so ordinary searches keep their
       // latency; the rest are told to come back.
       if (!try_reserve_heavy()) {
@@ -209,7 +214,7 @@ Response Router::handle(const Request& request, bool heavy_slot_reserved) {
                                std::to_string(limits_.max_response_bytes) +
                                " (ask for fewer queries, a smaller k or a smaller radius limit)"};
     }
-    internal::release_memory_after(r, chosen->heavy);
+    internal::release_memory_after(r, heavy);
   } catch (const HttpError& e) {
     r = internal::json_response(e.status, query::error_json(e.message));
   } catch (const nlohmann::json::exception& e) {

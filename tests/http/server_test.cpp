@@ -576,6 +576,16 @@ TEST_F(RouterBudgetTest, HeavyRequestsBeyondTheSlotsGet503WithRetryAfter) {
   ASSERT_EQ(r.headers.count("Retry-After"), 1u);
   EXPECT_EQ(route(router, "POST", "/v1/evaluate", "{}").status, 503);
   EXPECT_EQ(route(router, "POST", "/v1/search", R"({"key": "1"})").status, 200);  // not heavy
+  // A search batch asking for more than heavy_results results is heavy too.
+  std::string batch = R"({"k": 100, "queries": [)";
+  for (int i = 0; i < 101; ++i) batch += std::string(i ? "," : "") + R"({"key": "1"})";
+  batch += "]}";
+  imsat::http::Request large{"POST", "/v1/search", {{"content-type", "application/json"}}, batch};
+  EXPECT_TRUE(router.is_heavy(large));
+  EXPECT_EQ(router.handle(large).status, 503);
+  imsat::http::Request small = large;
+  small.body = R"({"k": 100, "queries": [{"key": "1"}, {"key": "2"}]})";
+  EXPECT_FALSE(router.is_heavy(small));
   limits.heavy_slots = 1;
   imsat::http::Router open(*engine_, limits, "");
   EXPECT_EQ(route(open, "GET", "/v1/health/codes").status, 200);
