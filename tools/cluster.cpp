@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "cli.h"
+#include "data_options.h"
 #include "progress.h"
 #include "query/clustering_metrics.h"
 #include "query/json_format.h"
@@ -12,7 +13,8 @@ namespace imsat::cli {
 
 void add_cluster(CLI::App& app) {
   struct ClusterArgs {
-    std::string data, labels, method = "imsat-vat", model, out;
+    DataOptions data;
+    std::string method = "imsat-vat", model, out;
     TrainingOptions training;
     int clusters = 10;
     uint64_t seed = 0;
@@ -21,8 +23,10 @@ void add_cluster(CLI::App& app) {
   auto args = std::make_shared<ClusterArgs>();
   CLI::App* cmd =
       app.add_subcommand("cluster", "Train or apply a clustering model; print ACC and NMI");
-  cmd->add_option("--data", args->data, "Dataset (IDX file or folder, fvecs, CSV)")->required();
-  cmd->add_option("--labels", args->labels, "IDX labels for an IDX image file");
+  cmd->add_option("--data", args->data.data,
+                  "Dataset (IDX file or folder, fvecs, CSV, or a folder of image files)");
+  cmd->add_option("--labels", args->data.labels, "IDX labels for an IDX image file");
+  add_image_options(cmd, &args->data, /*pipeline_flags=*/true);
   cmd->add_option("--method", args->method,
                   "imsat-vat, imsat-rpt, deep-rim, linear-imsat, linear-rim or kmeans")
       ->check(CLI::IsMember(
@@ -38,15 +42,17 @@ void add_cluster(CLI::App& app) {
   cmd->add_flag("--json", args->json, "JSON on stdout");
   cmd->add_flag("--quiet", args->quiet, "No progress output");
   cmd->callback([args, cmd] {
-    learn::Dataset data = take(learn::load_dataset(args->data, args->labels));
-    ProgressBar bar("train", args->quiet);
     learn::Model model;
     if (!args->model.empty()) {
       model = take(learn::Model::load(args->model));
       if (!model.is_clustering()) {
         throw std::runtime_error(args->model + ": not a clustering model");
       }
-    } else {
+    }
+    learn::Dataset data =
+        load_data(args->data, args->model.empty() ? nullptr : &model, args->quiet);
+    ProgressBar bar("train", args->quiet);
+    if (args->model.empty()) {
       learn::TrainConfig c;
       c.method = take(learn::parse_method(args->method));
       c.clusters = args->clusters;

@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "cli.h"
+#include "data_options.h"
 #include "progress.h"
 #include "query/codes_file.h"
 #include "query/indexing.h"
@@ -10,14 +11,18 @@ namespace imsat::cli {
 
 void add_encode(CLI::App& app) {
   struct EncodeArgs {
-    std::string model, data, labels, out;
+    std::string model, out;
+    DataOptions data;
     bool quiet = false;
   };
   auto a = std::make_shared<EncodeArgs>();
   CLI::App* cmd = app.add_subcommand("encode", "Encode a dataset to a codes file");
   cmd->add_option("--model", a->model, "Trained hash model")->required();
-  cmd->add_option("--data", a->data, "Dataset: IDX file or folder, fvecs/bvecs, CSV")->required();
-  cmd->add_option("--labels", a->labels, "IDX labels for an IDX image file (kept in the file)");
+  cmd->add_option("--data", a->data.data,
+                  "Dataset: IDX file or folder, fvecs/bvecs, CSV, or a folder of image files");
+  cmd->add_option("--labels", a->data.labels,
+                  "IDX labels for an IDX image file (kept in the file)");
+  add_image_options(cmd, &a->data, /*pipeline_flags=*/false);
   cmd->add_option("--out", a->out, "Codes file to write")->required();
   cmd->add_flag("--quiet", a->quiet, "No progress output");
   cmd->callback([a] {
@@ -25,7 +30,7 @@ void add_encode(CLI::App& app) {
     if (model.is_clustering()) {
       throw std::runtime_error(a->model + ": a clustering model; a hash model is needed");
     }
-    learn::Dataset data = take(learn::load_dataset(a->data, a->labels));
+    learn::Dataset data = load_data(a->data, &model, a->quiet);
     query::CodesFile f;
     f.bits = model.bits();
     f.rows = data.rows;

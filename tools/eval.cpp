@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "cli.h"
+#include "data_options.h"
 #include "progress.h"
 #include "query/engine.h"
 #include "query/json_format.h"
@@ -18,13 +19,14 @@ namespace imsat::cli {
 namespace {
 
 struct EvalArgs {
-  std::string data, labels, db, json_out, csv_out, plot, split = "per-class";
+  DataOptions source;
+  std::string db, json_out, csv_out, plot, split = "per-class";
   std::vector<std::string> methods = {"imsat-vat", "itq", "lsh"};
   std::vector<int> bits = {16};
   size_t map_at = 0;
   TrainingOptions training;
   std::vector<std::string> models;
-  size_t per_class = 100, precision_at = 500;
+  size_t per_class = 100, precision_at = 500, queries = 0;
   int radius = 2;
   uint64_t seed = 0;
   int seeds = 1;
@@ -130,6 +132,33 @@ void evaluate_store(const EvalArgs& args) {
               e.metrics.precision_at_r, e.metrics.empty_r_share);
 }
 
+std::string label_text(int32_t label, const std::vector<std::string>& names) {
+  if (label >= 0 && static_cast<size_t>(label) < names.size()) {
+    return std::to_string(label) + " (" + names[static_cast<size_t>(label)] + ")";
+  }
+  return std::to_string(label);
+}
+
+// On uneven data: how many queries each label gave, and which labels were too small.
+void print_split(const query::Split& split, const std::vector<std::string>& names) {
+  bool even = split.too_small.empty();
+  for (const auto& [label, n] : split.queries_per_label) {
+    even = even && n == split.queries_per_label.begin()->second;
+  }
+  if (even && names.empty()) return;
+  std::string line = "imsat: queries per label:";
+  for (const auto& [label, n] : split.queries_per_label) {
+    line += " " + label_text(label, names) + " " + std::to_string(n) + ",";
+  }
+  line.pop_back();
+  std::fprintf(stderr, "%s\n", line.c_str());
+  if (!split.too_small.empty()) {
+    line = "imsat: labels too small to give a query (1 item):";
+    for (int32_t label : split.too_small) line += " " + label_text(label, names);
+    std::fprintf(stderr, "%s\n", line.c_str());
+  }
+}
+
 }  // namespace
 
 void add_eval(CLI::App& app) {
@@ -138,11 +167,14 @@ void add_eval(CLI::App& app) {
       "eval",
       "Train each method on all items (no labels), then evaluate retrieval by label; or evaluate "
       "the labelled items of a store (--db)");
-  auto* data =
-      cmd->add_option("--data", args->data, "Labelled dataset (IDX folder or file, fvecs, CSV)");
+  auto* data = cmd->add_option(
+      "--data", args->source.data,
+      "Labelled dataset (IDX folder or file, fvecs, CSV, or a folder of images, one subfolder per "
+      "label)");
   auto* db = cmd->add_option("--db", args->db, "Evaluate the labelled items of this code store");
   data->excludes(db);
-  cmd->add_option("--labels", args->labels, "IDX labels for an IDX image file");
+  cmd->add_option("--labels", args->source.labels, "IDX labels for an IDX image file");
+  add_image_options(cmd, &args->source, /*pipeline_flags=*/true);
   cmd->add_option("--methods", args->methods, "Comma-separated methods")
       ->delimiter(',')
       ->check(CLI::IsMember(method_names(false)))
@@ -151,9 +183,15 @@ void add_eval(CLI::App& app) {
       ->delimiter(',')
       ->check(code_bits_validator())
       ->capture_default_str();
-  cmd->add_option("--queries-per-class", args->per_class, "Queries drawn per label")
+  auto* per_class =
+      cmd->add_option("--queries-per-class", args->per_class,
+                      "Queries drawn per label (a cap: a label gives at most half its items)")
+          ->check(CLI::PositiveNumber)
+          ->capture_default_str();
+  cmd->add_option("--queries", args->queries,
+                  "Instead: this many queries drawn at random over all items")
       ->check(CLI::PositiveNumber)
-      ->capture_default_str();
+      ->excludes(per_class);
   cmd->add_option("--precision-at", args->precision_at, "N of precision@N")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
@@ -189,15 +227,26 @@ void add_eval(CLI::App& app) {
       evaluate_store(*args);
       return;
     }
-    if (args->data.empty()) throw UsageError("give --data (train and evaluate) or --db (a store)");
-    learn::Dataset data = take(learn::load_dataset(args->data, args->labels));
-    if (data.labels.empty()) throw std::runtime_error(args->data + ": evaluation needs labels");
+    if (args->source.data.empty() && args->source.manifest.empty()) {
+      throw UsageError("give --data (train and evaluate) or --db (a store)");
+    }
+    // Loaded models read image files through their own recorded pipeline (the first model's;
+    // the others must record the same).
+    std::unique_ptr<learn::Model> first;
+    if (!args->models.empty()) {
+      first = std::make_unique<learn::Model>(take(learn::Model::load(args->models.front())));
+    }
+    learn::Dataset data = load_data(args->source, first.get(), args->quiet);
+    if (data.labels.empty())
+      throw std::runtime_error(args->source.data + ": evaluation needs labels");
     query::Split split;
-    if (args->split == "per-class") {
+    if (args->split == "per-class" && args->queries > 0) {
+      split = take(query::split_random(data.labels, args->queries, args->seed));
+    } else if (args->split == "per-class") {
       split = take(query::split_per_class(data.labels, args->per_class, args->seed));
     } else {
       if (data.train_rows == 0 || data.train_rows >= data.rows) {
-        throw std::runtime_error(args->data +
+        throw std::runtime_error(args->source.data +
                                  ": --split dataset needs a folder with both train and test files");
       }
       std::vector<size_t> q, g;
@@ -207,6 +256,7 @@ void add_eval(CLI::App& app) {
     if (!args->quiet) {
       std::fprintf(stderr, "imsat: %zu items, %zu queries, %zu gallery\n", data.rows,
                    split.queries.size(), split.gallery.size());
+      print_split(split, data.label_names);
     }
     query::RetrievalOptions options;
     options.precision_at = args->precision_at;
@@ -243,6 +293,10 @@ void add_eval(CLI::App& app) {
     for (const std::string& path : args->models) {
       learn::Model model = take(learn::Model::load(path));
       if (model.is_clustering()) throw std::runtime_error(path + ": a clustering model");
+      if (model.image_pipeline() != first->image_pipeline()) {
+        throw std::runtime_error(path + ": reads images through another pipeline than " +
+                                 args->models.front() + "; evaluate them separately");
+      }
       const std::string name = learn::method_name(model.method());
       if (!args->quiet) {
         std::fprintf(stderr, "imsat: %s (%s, %d bits)\n", path.c_str(), name.c_str(), model.bits());
@@ -293,15 +347,22 @@ void add_eval(CLI::App& app) {
         }
       }
     }
-    nlohmann::json out = {{"data", args->data},
-                          {"split", args->split},
-                          {"split_seed", args->seed},
-                          {"queries_per_class", args->per_class},
-                          {"precision_at", args->precision_at},
-                          {"radius", args->radius},
-                          {"queries", split.queries.size()},
-                          {"gallery", split.gallery.size()},
-                          {"results", nlohmann::json::array()}};
+    nlohmann::json out = {
+        {"data", args->source.data},          {"split", args->split},
+        {"split_seed", args->seed},           {"queries_per_class", args->per_class},
+        {"precision_at", args->precision_at}, {"radius", args->radius},
+        {"queries", split.queries.size()},    {"gallery", split.gallery.size()},
+        {"results", nlohmann::json::array()}};
+    if (args->queries > 0) out["random_queries"] = args->queries;
+    if (!split.queries_per_label.empty()) {
+      nlohmann::json per = nlohmann::json::object();
+      for (const auto& [label, n] : split.queries_per_label) {
+        per[label_text(label, data.label_names)] = n;
+      }
+      out["queries_per_label"] = per;
+      out["labels_too_small"] = split.too_small;
+    }
+    if (!data.label_names.empty()) out["label_names"] = data.label_names;
     for (const EvalRow& row : rows) out["results"].push_back(row_json(row, *args));
     if (!args->json_out.empty()) write_file(args->json_out, out.dump(2) + "\n");
     if (args->json) {
@@ -351,7 +412,7 @@ void add_eval(CLI::App& app) {
       }
       write_pr_svg(args->plot,
                    "Precision-recall of Hamming ranking, " +
-                       std::filesystem::path(args->data).filename().string(),
+                       std::filesystem::path(args->source.data).filename().string(),
                    curves);
       if (!args->quiet) std::fprintf(stderr, "imsat: wrote %s\n", args->plot.c_str());
     }

@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "cli.h"
+#include "data_options.h"
 #include "progress.h"
 #include "query/indexing.h"
 
@@ -11,6 +12,8 @@ namespace imsat::cli {
 void add_index(CLI::App& app) {
   struct IndexArgs {
     query::IndexRequest request;
+    DataOptions images;
+    io::ImportReport import_report;
     bool quiet = false;
   };
   auto a = std::make_shared<IndexArgs>();
@@ -18,8 +21,9 @@ void add_index(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "index", "Bulk-index a dataset (with --model) or a codes file into a code store");
   cmd->add_option("--model", r.model, "Hash model that encodes --data (not for a codes file)");
-  cmd->add_option("--data", r.data, "Dataset (IDX file or folder, fvecs/bvecs, CSV) or codes file")
-      ->required();
+  cmd->add_option("--data", r.data,
+                  "Dataset (IDX file or folder, fvecs/bvecs, CSV, a folder of image files) or "
+                  "codes file");
   cmd->add_option("--labels", r.labels, "IDX labels for an IDX image file");
   cmd->add_option("--db", r.db, "Code store folder (created when missing)")->required();
   cmd->add_option("--key-prefix", r.items.key_prefix,
@@ -36,13 +40,35 @@ void add_index(CLI::App& app) {
                 "Also store the raw vectors (for --rerank exact; needs --model)");
   cmd->add_flag("--overwrite", r.overwrite,
                 "Replace items whose keys the store already holds from another source");
+  add_image_options(cmd, &a->images, /*pipeline_flags=*/false);
   cmd->add_flag("--quiet", a->quiet, "No progress output");
   cmd->callback([a] {
+    if (a->request.data.empty() && a->images.manifest.empty()) {
+      throw UsageError("give --data or --manifest");
+    }
+    a->request.images = image_import(a->images, nullptr);
+    a->request.import_report = &a->import_report;
+    auto read_bar = std::make_unique<ProgressBar>("read images", a->quiet);
+    bool reading = false;
     const ProgressBar total("imsat", true);  // only its clock
     auto encode_bar = std::make_unique<ProgressBar>("encode", a->quiet);
     auto index_bar = std::make_unique<ProgressBar>("index", a->quiet);
     size_t encoded = 0;
     a->request.progress = [&](const char* stage, size_t done, size_t total) {
+      if (std::string(stage) == "read") {
+        read_bar->items(done, total);
+        reading = true;
+        return;
+      }
+      if (reading) {
+        reading = false;
+        read_bar->finish_items(a->import_report.read + a->import_report.skipped_total());
+        for (const std::string& line : a->import_report.skip_lines) {
+          std::fprintf(stderr, "imsat: skipped %s\n", line.c_str());
+        }
+        std::fprintf(stderr, "imsat: %s\n", a->import_report.summary().c_str());
+        encode_bar = std::make_unique<ProgressBar>("encode", a->quiet);
+      }
       if (std::string(stage) == "encode") {
         encode_bar->items(done, total);
         encoded = done;

@@ -6,6 +6,7 @@
 #include <iterator>
 
 #include "cli.h"
+#include "data_options.h"
 #include "query/codes_file.h"
 #include "query/engine.h"
 #include "query/json_format.h"
@@ -113,10 +114,14 @@ void add_search(CLI::App& app) {
                               std::istreambuf_iterator<char>());
       answer("image " + a->image, take(engine->search_image(bytes, r, a->invert)));
     } else {
-      const learn::Dataset q = take(learn::load_dataset(a->query_file, a->labels));
+      DataOptions source;
+      source.data = a->query_file;
+      source.labels = a->labels;
+      const learn::Dataset q = load_data(source, engine->model(), /*quiet=*/true);
       const size_t n = std::min(q.rows, a->limit);
       for (size_t i = 0; i < n; ++i) {
-        answer("row " + std::to_string(i), take(engine->search_vector(q.row(i), q.cols, r)));
+        answer(q.keys.empty() ? "row " + std::to_string(i) : "file " + q.keys[i],
+               take(engine->search_vector(q.row(i), q.cols, r)));
       }
     }
   });

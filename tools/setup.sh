@@ -17,9 +17,9 @@ packages=(
   build-essential cmake ninja-build pkg-config git curl clang clang-format libclang-rt-14-dev wrk
   chromium
   libtorch-dev libopenblas0-pthread
-  librocksdb-dev libboost-dev nlohmann-json3-dev zlib1g-dev libcli11-dev libstb-dev
+  librocksdb-dev libboost-dev nlohmann-json3-dev zlib1g-dev libcli11-dev libstb-dev libfftw3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libfaiss-dev
+  libfaiss-dev python3-numpy
   dataset-fashion-mnist
 )
 

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "cli.h"
+#include "data_options.h"
 #include "learn/learn.h"
 #include "progress.h"
 #include "training_options.h"
@@ -12,7 +13,8 @@ namespace imsat::cli {
 namespace {
 
 struct TrainArgs {
-  std::string data, labels, method = "imsat-vat", out;
+  DataOptions data;
+  std::string method = "imsat-vat", out;
   TrainingOptions training;
   int bits = 16, clusters = 0, batch = 250;
   double lambda = 0.0, eps_scale = 0.25, lr = 0.002;
@@ -25,9 +27,12 @@ struct TrainArgs {
 void add_train(CLI::App& app) {
   auto args = std::make_shared<TrainArgs>();
   CLI::App* cmd = app.add_subcommand("train", "Train a hash function (or clustering model)");
-  cmd->add_option("--data", args->data, "Dataset: IDX file or MNIST-style folder, fvecs/bvecs, CSV")
-      ->required();
-  cmd->add_option("--labels", args->labels, "IDX labels for an IDX image file (not used to train)");
+  cmd->add_option("--data", args->data.data,
+                  "Dataset: IDX file or MNIST-style folder, fvecs/bvecs, CSV, or a folder of "
+                  "image files");
+  cmd->add_option("--labels", args->data.labels,
+                  "IDX labels for an IDX image file (not used to train)");
+  add_image_options(cmd, &args->data, /*pipeline_flags=*/true);
   cmd->add_option("--method", args->method, "Training method")
       ->check(CLI::IsMember(method_names(true)))
       ->capture_default_str();
@@ -72,7 +77,7 @@ void add_train(CLI::App& app) {
     c.lr = args->lr;
     ProgressBar bar("train", args->quiet);
     c.on_progress = bar.training_callback(c.clusters > 0);
-    learn::Dataset data = take(learn::load_dataset(args->data, args->labels));
+    learn::Dataset data = load_data(args->data, nullptr, args->quiet);
     std::fprintf(stderr, "imsat: training %s on %zu items of %zu values (%s)\n",
                  args->method.c_str(), data.rows, data.cols, data.source.c_str());
     learn::Model model = take(learn::train(data, c));

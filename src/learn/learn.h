@@ -155,6 +155,16 @@ class Model {
   // inputs are 8-bit pixel intensities (scaled x/128 - 1) rather than standardised features.
   std::vector<size_t> input_shape() const;
   bool takes_pixels() const;
+  // The io::ImagePipeline (JSON) that turns an image file into this model's input, when it was
+  // trained on image files; empty otherwise (IDX-style pixel models take grey images resized to
+  // input_shape()).
+  const std::string& image_pipeline() const;
+  // How an image file becomes this model's input: the recorded pipeline, or for a model trained
+  // on square grey IDX images, grey pixels stretched to its size. InvalidArgument for a model
+  // that does not take images.
+  Result<io::ImagePipeline> image_input() const;
+  // The training data's label names (image folders, manifests), for showing labels; may be empty.
+  const std::vector<std::string>& label_names() const;
   int code_bytes() const { return bits() / 8; }
   // Hex digest of the weights and configuration: identical models have identical fingerprints.
   std::string fingerprint() const;

@@ -118,6 +118,8 @@ struct Model::Impl {
   int clusters = 0;
   size_t input_dim = 0;
   std::vector<size_t> input_shape;
+  std::string image_pipeline;  // io::ImagePipeline JSON; empty unless trained on image files
+  std::vector<std::string> label_names;  // the training data's label names, when it had them
   std::vector<int> hidden;
   internal::Preprocess pre;
   mutable internal::Mlp net{nullptr};  // kMlp; forward is not const in LibTorch

@@ -62,6 +62,8 @@ json header_of(const Model::Impl& m) {
   h["clusters"] = m.clusters;
   h["input_dim"] = m.input_dim;
   h["input_shape"] = m.input_shape;
+  if (!m.image_pipeline.empty()) h["image_pipeline"] = json::parse(m.image_pipeline);
+  if (!m.label_names.empty()) h["label_names"] = m.label_names;
   h["preprocessing"] = m.pre.pixels ? json{{"kind", "pixels"}, {"formula", "x/128-1"}}
                                     : json{{"kind", "standardize"}};
   h["architecture"] = {{"hidden", m.hidden},
@@ -167,7 +169,8 @@ std::vector<std::pair<std::string, torch::Tensor>> Model::Impl::tensors() const 
 std::string Model::Impl::compute_fingerprint() const {
   std::string id = method_name(method) + "|" + std::to_string(bits) + "|" +
                    std::to_string(clusters) + "|" + std::to_string(input_dim) + "|" +
-                   (pre.pixels ? "pixels" : "standardize");
+                   (pre.pixels ? "pixels" : "standardize") +
+                   (image_pipeline.empty() ? std::string() : "|" + image_pipeline);
   uint64_t h = fnv1a64_bytes(id.data(), id.size());
   for (const auto& [name, t] : tensors()) {
     h = fnv1a64_bytes(name.data(), name.size(), h);
@@ -197,6 +200,22 @@ int Model::bits() const { return impl_->bits; }
 int Model::clusters() const { return impl_->clusters; }
 size_t Model::input_dim() const { return impl_->input_dim; }
 std::vector<size_t> Model::input_shape() const { return impl_->input_shape; }
+const std::string& Model::image_pipeline() const { return impl_->image_pipeline; }
+const std::vector<std::string>& Model::label_names() const { return impl_->label_names; }
+
+Result<io::ImagePipeline> Model::image_input() const {
+  if (!impl_->image_pipeline.empty()) return io::ImagePipeline::from_json(impl_->image_pipeline);
+  const std::vector<size_t>& shape = impl_->input_shape;
+  if (!impl_->pre.pixels || shape.size() != 2 || shape[0] != shape[1] || shape[0] < 1 ||
+      shape[0] > 1024) {
+    return Status::invalid_argument("the model was not trained on images (it takes " +
+                                    std::to_string(impl_->input_dim) + " features)");
+  }
+  io::ImagePipeline p;
+  p.size = static_cast<int>(shape[0]);
+  p.fit = io::Fit::kStretch;
+  return p;
+}
 bool Model::takes_pixels() const { return impl_->pre.pixels; }
 std::string Model::fingerprint() const { return impl_->fingerprint; }
 std::string Model::header_json() const { return header_of(*impl_).dump(2); }
@@ -371,6 +390,19 @@ Result<Model> Model::load(const std::string& path) {
     impl->clusters = h.at("clusters").get<int>();
     impl->input_dim = h.at("input_dim").get<size_t>();
     impl->input_shape = h.at("input_shape").get<std::vector<size_t>>();
+    if (h.contains("image_pipeline")) {
+      impl->image_pipeline = h["image_pipeline"].dump();
+      Result<io::ImagePipeline> p = io::ImagePipeline::from_json(impl->image_pipeline);
+      if (!p.is_ok()) return Status::corruption(path + ": " + p.status().message());
+      if (p->output_dim() != impl->input_dim) {
+        return Status::corruption(path + ": the image pipeline makes " +
+                                  std::to_string(p->output_dim()) + " values, the model takes " +
+                                  std::to_string(impl->input_dim));
+      }
+    }
+    if (h.contains("label_names")) {
+      impl->label_names = h["label_names"].get<std::vector<std::string>>();
+    }
     impl->hidden = h.at("architecture").at("hidden").get<std::vector<int>>();
     impl->pre.pixels = h.at("preprocessing").at("kind").get<std::string>() == "pixels";
     impl->training_json = h.at("training").dump();

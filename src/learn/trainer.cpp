@@ -371,6 +371,8 @@ Result<Model> train(const Dataset& data, const TrainConfig& config,
     m->bits = clustering ? 0 : config.bits;
     m->input_dim = data.cols;
     m->input_shape = data.item_shape.empty() ? std::vector<size_t>{data.cols} : data.item_shape;
+    m->image_pipeline = data.image_pipeline;
+    m->label_names = data.label_names;
     m->pre = internal::Preprocess::fit(data);
     const torch::Tensor x = features(data, m->pre);
 

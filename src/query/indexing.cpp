@@ -45,18 +45,23 @@ namespace {
 // The resumable job's name: the model, the source file (path, size, modification time) and every
 // option that changes what is written, so a changed source or setting starts a new job.
 std::string job_name(const IndexRequest& r, const std::string& fingerprint) {
-  std::string identity = fs::absolute(r.data).string();
+  const std::string& source = r.images.manifest.empty() ? r.data : r.images.manifest;
+  std::string identity = fs::absolute(source).string();
   struct stat st {};
-  if (::stat(r.data.c_str(), &st) == 0) {
+  if (::stat(source.c_str(), &st) == 0) {
     identity += "|" + std::to_string(st.st_size) + "|" + std::to_string(st.st_mtim.tv_sec) + "." +
                 std::to_string(st.st_mtim.tv_nsec);
   }
   identity += "|labels=" + (r.labels.empty() ? std::string() : fs::absolute(r.labels).string());
   identity += "|prefix=" + r.items.key_prefix;
   identity += "|vectors=" + std::string(r.items.with_vectors ? "1" : "0");
+  if (!r.images.manifest.empty() || io::is_image_folder(r.data)) {
+    identity += "|images=" + std::string(r.images.keep_duplicates ? "all" : "unique") + "|" +
+                std::to_string(r.images.max_pixels);
+  }
   char hash[17];
   std::snprintf(hash, sizeof(hash), "%016llx", static_cast<unsigned long long>(fnv1a64(identity)));
-  return "index:" + fingerprint + ":" + fs::absolute(r.data).string() + ":" + hash;
+  return "index:" + fingerprint + ":" + fs::absolute(source).string() + ":" + hash;
 }
 
 }  // namespace
@@ -65,11 +70,15 @@ void make_item(const std::vector<uint8_t>& codes, int bits, const std::vector<in
                const learn::Dataset* data, size_t train_rows, const ItemOptions& options,
                size_t row, index::Item* out) {
   const size_t bytes = static_cast<size_t>(bits) / 8;
-  out->key = options.key_prefix + std::to_string(row);
+  out->key = options.key_prefix +
+             (data != nullptr && !data->keys.empty() ? data->keys[row] : std::to_string(row));
   out->code.assign(codes.begin() + static_cast<std::ptrdiff_t>(row * bytes),
                    codes.begin() + static_cast<std::ptrdiff_t>((row + 1) * bytes));
   out->tag = labels.empty() ? index::kNoTag : labels[row];
-  nlohmann::json meta = {{"source", options.source}, {"row", row}};
+  nlohmann::json meta = nlohmann::json::object();
+  if (data != nullptr && !data->metadata.empty()) meta = nlohmann::json::parse(data->metadata[row]);
+  meta["source"] = options.source;
+  meta["row"] = row;
   if (!labels.empty()) meta["label"] = labels[row];
   if (train_rows > 0) meta["split"] = row < train_rows ? "train" : "test";
   out->metadata = meta.dump();
@@ -115,7 +124,21 @@ Result<IndexReport> index_dataset(const IndexRequest& request) {
                                       ": a clustering model; a hash model is needed");
     }
     model = std::make_unique<learn::Model>(std::move(m));
-    IMSAT_ASSIGN_OR_RETURN(data, learn::load_dataset(request.data, request.labels));
+    if (!request.images.manifest.empty() || io::is_image_folder(request.data)) {
+      io::ImageImport images = request.images;
+      Result<io::ImagePipeline> pipeline = model->image_input();
+      if (!pipeline.is_ok()) {
+        return Status::invalid_argument(request.model + ": " + pipeline.status().message());
+      }
+      images.pipeline = *pipeline;
+      images.on_progress = [&](size_t done, size_t total) {
+        if (request.progress) request.progress("read", done, total);
+      };
+      IMSAT_ASSIGN_OR_RETURN(
+          data, learn::load_dataset(request.data, request.labels, images, request.import_report));
+    } else {
+      IMSAT_ASSIGN_OR_RETURN(data, learn::load_dataset(request.data, request.labels));
+    }
     if (data.cols != model->input_dim()) {  // checked before the store is created or touched
       return Status::invalid_argument(data.source + ": items have " + std::to_string(data.cols) +
                                       " values, the model expects " +
@@ -154,7 +177,7 @@ Result<IndexReport> index_dataset(const IndexRequest& request) {
     for (size_t start = 0; start < f.rows; start += chunk) {
       std::vector<std::string> keys;
       for (size_t i = start; i < std::min(f.rows, start + chunk); ++i) {
-        keys.push_back(items.key_prefix + std::to_string(i));
+        keys.push_back(items.key_prefix + (data.keys.empty() ? std::to_string(i) : data.keys[i]));
       }
       std::string first;
       IMSAT_ASSIGN_OR_RETURN(const size_t held, store->count_existing(keys, &first));

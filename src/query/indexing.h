@@ -14,9 +14,10 @@
 
 namespace imsat::query {
 
-// How rows become items: key = key_prefix + row number, tag = the row's label, metadata
-// {"source", "row", "label", "split"} (split when the dataset has its own train/test), and the raw
-// vector when with_vectors.
+// How rows become items: key = key_prefix + the row's key (image files: the relative path or the
+// manifest's key) or row number, tag = the row's label, metadata {"source", "row", "label",
+// "split"} (split when the dataset has its own train/test) with the row's own metadata (image
+// files: path, label_name, manifest columns), and the raw vector when with_vectors.
 struct ItemOptions {
   std::string key_prefix;
   std::string source;  // recorded in the metadata (a file name)
@@ -44,13 +45,17 @@ struct IndexRequest {
   std::string model;   // needed for raw data; empty for a codes file
   std::string data;    // dataset path or codes file
   std::string labels;  // IDX labels for an IDX image file
+  // For a folder of image files or a manifest (images.manifest): the import settings; the
+  // pipeline is always the model's. `import_report` (may be null) receives what was skipped.
+  io::ImageImport images;
+  io::ImportReport* import_report = nullptr;
   ItemOptions items;
   std::string job;  // resumable job name; empty: derived from everything that changes the result
   size_t batch = 50000;
   int tables = 0;  // multi-index tables when the store is created (0 = automatic)
   // Writing over keys the store already holds from another source replaces them only when set.
   bool overwrite = false;
-  // Called with (stage, done, total): stage is "encode" or "index".
+  // Called with (stage, done, total): stage is "read" (image files), "encode" or "index".
   std::function<void(const char* stage, size_t done, size_t total)> progress;
 };
 

@@ -26,15 +26,44 @@ Result<Split> split_per_class(const std::vector<int32_t>& labels, size_t per_cla
   Split s;
   std::vector<bool> is_query(labels.size(), false);
   for (auto& [label, items] : by_label) {
-    if (items.size() <= per_class) {
-      return Status::invalid_argument("label " + std::to_string(label) + " has " +
-                                      std::to_string(items.size()) + " items; " +
-                                      std::to_string(per_class) + " queries per class need more");
+    const size_t take = std::min(per_class, items.size() / 2);
+    s.queries_per_label[label] = take;
+    if (take == 0) {
+      s.too_small.push_back(label);
+      continue;
     }
     std::shuffle(items.begin(), items.end(), rng);
-    for (size_t i = 0; i < per_class; ++i) is_query[items[i]] = true;
+    for (size_t i = 0; i < take; ++i) is_query[items[i]] = true;
   }
   for (size_t i = 0; i < labels.size(); ++i) (is_query[i] ? s.queries : s.gallery).push_back(i);
+  if (s.queries.empty()) {
+    return Status::invalid_argument("no label has the 2 items that one query needs");
+  }
+  return s;
+}
+
+Result<Split> split_random(const std::vector<int32_t>& labels, size_t count, uint64_t seed) {
+  if (labels.empty()) return Status::invalid_argument("the protocol needs labels; none were given");
+  if (count == 0 || count >= labels.size()) {
+    return Status::invalid_argument(std::to_string(count) + " queries from " +
+                                    std::to_string(labels.size()) +
+                                    " items: at least 1 and fewer than the items are needed");
+  }
+  std::vector<size_t> order(labels.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::mt19937_64 rng(seed);
+  std::shuffle(order.begin(), order.end(), rng);
+  std::vector<bool> is_query(labels.size(), false);
+  for (size_t i = 0; i < count; ++i) is_query[order[i]] = true;
+  Split s;
+  for (size_t i = 0; i < labels.size(); ++i) {
+    if (is_query[i]) {
+      s.queries.push_back(i);
+      s.queries_per_label[labels[i]]++;
+    } else {
+      s.gallery.push_back(i);
+    }
+  }
   return s;
 }
 

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <vector>
 
 #include "common/status.h"
@@ -16,12 +17,21 @@ namespace imsat::query {
 struct Split {
   std::vector<size_t> queries;
   std::vector<size_t> gallery;
+  // Per-label splits only: how many queries each label gave, and the labels too small to give
+  // any (a single item).
+  std::map<int32_t, size_t> queries_per_label;
+  std::vector<int32_t> too_small;
 };
 
 // The paper's protocol: `per_class` random items of each label (fixed `seed`) are queries, the
-// rest is the gallery. Errors: InvalidArgument when a label has fewer than per_class + 1 items
-// or labels are missing.
+// rest is the gallery. On uneven data `per_class` is a cap: a label gives at most half its items
+// (rounded down) as queries, so a label of 1 item gives none (listed in too_small). Balanced
+// data with more than 2 x per_class items per label is split exactly as before the cap.
+// Errors: InvalidArgument when labels are missing or no label can give a query.
 Result<Split> split_per_class(const std::vector<int32_t>& labels, size_t per_class, uint64_t seed);
+// `count` queries drawn at random over all items (fixed `seed`); the rest is the gallery.
+// InvalidArgument when count is 0 or not below the number of items.
+Result<Split> split_random(const std::vector<int32_t>& labels, size_t count, uint64_t seed);
 // A given split (e.g. a dataset's own train/test): errors when the two overlap or an index is out
 // of range.
 Result<Split> given_split(std::vector<size_t> queries, std::vector<size_t> gallery,

@@ -75,8 +75,36 @@ TEST(Splits, PerClassDrawsExactlyNPerLabelDisjointAndSeeded) {
   EXPECT_EQ(all.size(), 30u);
   EXPECT_EQ(a->queries, b->queries);
   EXPECT_NE(a->queries, c->queries);
-  EXPECT_FALSE(Q::split_per_class(labels, 10, 7).is_ok());
   EXPECT_FALSE(Q::split_per_class({}, 1, 7).is_ok());
+}
+
+// Issue 12: on uneven classes the per-class count is a cap (at most half a class), a single-item
+// class gives no query and is listed; --queries N draws N over all items.
+TEST(Splits, PerClassIsACapOnUnevenClasses) {
+  std::vector<int32_t> labels;
+  for (int i = 0; i < 40; ++i) labels.push_back(0);
+  for (int i = 0; i < 5; ++i) labels.push_back(1);
+  labels.push_back(2);
+  auto s = Q::split_per_class(labels, 10, 7);
+  ASSERT_TRUE(s.is_ok()) << s.status().message();
+  EXPECT_EQ(s->queries_per_label.at(0), 10u);
+  EXPECT_EQ(s->queries_per_label.at(1), 2u);
+  EXPECT_EQ(s->queries_per_label.at(2), 0u);
+  EXPECT_EQ(s->too_small, (std::vector<int32_t>{2}));
+  EXPECT_EQ(s->queries.size(), 12u);
+  EXPECT_EQ(s->gallery.size(), 34u);
+  EXPECT_FALSE(Q::split_per_class({4, 5, 6}, 10, 7).is_ok());  // no class has 2 items
+
+  auto r = Q::split_random(labels, 9, 3);
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r->queries.size(), 9u);
+  EXPECT_EQ(r->gallery.size(), 37u);
+  size_t counted = 0;
+  for (const auto& [label, n] : r->queries_per_label) counted += n;
+  EXPECT_EQ(counted, 9u);
+  EXPECT_EQ(r->queries, Q::split_random(labels, 9, 3)->queries);
+  EXPECT_FALSE(Q::split_random(labels, 46, 3).is_ok());
+  EXPECT_FALSE(Q::split_random(labels, 0, 3).is_ok());
 }
 
 TEST(Hungarian, FindsTheKnownOptimum) {

@@ -420,8 +420,23 @@ Result<Dataset> read_csv(const std::string& path) {
   return d;
 }
 
+Result<Dataset> load_dataset(const std::string& path, const std::string& labels_path,
+                             const ImageImport& images, ImportReport* report) {
+  if (!images.manifest.empty()) return read_image_manifest(images, report);
+  if (is_image_folder(path)) {
+    if (!labels_path.empty()) {
+      return Status::invalid_argument(path +
+                                      ": a folder of images takes its labels from its "
+                                      "subfolders (or a --manifest), not --labels");
+    }
+    return read_image_folder(path, images, report);
+  }
+  return load_dataset(path, labels_path);
+}
+
 Result<Dataset> load_dataset(const std::string& path, const std::string& labels_path) {
   std::error_code ec;
+  if (is_image_folder(path)) return read_image_folder(path, ImageImport{}, nullptr);
   if (fs::is_directory(path, ec)) {
     const fs::path dir(path);
     Dataset all;

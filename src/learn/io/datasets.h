@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "learn/io/images.h"
 
 namespace imsat::io {
 
@@ -22,6 +23,11 @@ struct Dataset {
   bool uint8_pixels = false;       // values are 8-bit image intensities in [0, 255]
   size_t train_rows = 0;           // rows that came from a "train" file (a folder's own split)
   std::string source;              // file or folder it was read from
+  // Image folders and manifests only (empty otherwise):
+  std::vector<std::string> keys;         // one per row: the relative path or the manifest's key
+  std::vector<std::string> label_names;  // label i's name (the subfolder or manifest value)
+  std::vector<std::string> metadata;     // one JSON object per row (path, label name, columns)
+  std::string image_pipeline;            // the ImagePipeline that made the rows, as JSON
 
   const float* row(size_t i) const { return values.data() + i * cols; }
 };
@@ -45,5 +51,10 @@ Result<Dataset> read_csv(const std::string& path);
 // labels found automatically), *.idx / *-ubyte[.gz] (labels from `labels_path`), *.fvecs,
 // *.bvecs, *.ivecs, *.csv. NaN or infinite values are an error.
 Result<Dataset> load_dataset(const std::string& path, const std::string& labels_path = "");
+// The same, where `path` may also be a folder of image files (read_image_folder) or, with
+// `images.manifest` set, is ignored for the manifest's images; `report` (may be null) receives
+// what an image import read and skipped.
+Result<Dataset> load_dataset(const std::string& path, const std::string& labels_path,
+                             const ImageImport& images, ImportReport* report);
 
 }  // namespace imsat::io
