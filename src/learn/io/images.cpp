@@ -730,7 +730,6 @@ Result<Dataset> read_image_folder(const std::string& folder, const ImageImport& 
   }
   std::sort(files.begin(), files.end());
   std::vector<Source> sources;
-  std::set<std::pair<dev_t, ino_t>> seen_files;
   for (auto& [relative, path] : files) {
     Source s;
     s.file = path;
@@ -738,11 +737,24 @@ Result<Dataset> read_image_folder(const std::string& folder, const ImageImport& 
     s.key = s.relative;
     const size_t slash = relative.find('/');
     if (slash != std::string::npos) s.label_name = printable(relative.substr(0, slash));
-    struct stat st {};
-    if (!import.keep_duplicates && ::stat(path.c_str(), &st) == 0) {
-      s.duplicate = !seen_files.insert({st.st_dev, st.st_ino}).second;
-    }
     sources.push_back(std::move(s));
+  }
+  if (!import.keep_duplicates) {
+    // A file reached by several paths is read once: by its own path when the folder holds it
+    // (not through a symbolic link), otherwise by the first link in path order.
+    std::set<std::pair<dev_t, ino_t>> seen;
+    std::vector<char> direct(sources.size());
+    for (size_t i = 0; i < sources.size(); ++i) {
+      const fs::path p = fs::absolute(sources[i].file, ec).lexically_normal();
+      direct[i] = fs::canonical(p, ec) == p;
+    }
+    for (int pass = 0; pass < 2; ++pass) {
+      for (size_t i = 0; i < sources.size(); ++i) {
+        struct stat st {};
+        if (direct[i] != (pass == 0) || ::stat(sources[i].file.c_str(), &st) != 0) continue;
+        sources[i].duplicate = !seen.insert({st.st_dev, st.st_ino}).second;
+      }
+    }
   }
   if (sources.empty()) return Status::invalid_argument(folder + ": holds no files");
   return decode_all(std::move(sources), folder, import, report);
