@@ -1,6 +1,8 @@
 // Image files as datasets (issue 12): the pipeline (compositing, grey/RGB, pad/crop/stretch),
 // GIST against an independent NumPy implementation, folders of every format stb reads with bad
 // files skipped and counted, --strict, symbolic links, non-UTF-8 names, and manifests.
+#include "learn/io/images.h"
+
 #include <gtest/gtest.h>
 #include <stb/stb_image_write.h>
 
@@ -14,7 +16,6 @@
 #include <vector>
 
 #include "learn/io/datasets.h"
-#include "learn/io/images.h"
 #include "support/png.h"
 #include "support/temp_dir_test.h"
 
@@ -124,7 +125,8 @@ TEST(ImagePipeline, PadsCropsAndStretches) {
 
 TEST(ImagePipeline, CompositesTransparencyOverTheBackground) {
   // RGBA: transparent red, half-transparent red, opaque blue, opaque white.
-  const std::vector<uint8_t> px = {255, 0, 0, 0, 255, 0, 0, 128, 0, 0, 255, 255, 255, 255, 255, 255};
+  const std::vector<uint8_t> px = {255, 0, 0,   0,   255, 0,   0,   128,
+                                   0,   0, 255, 255, 255, 255, 255, 255};
   io::ImagePipeline p;
   p.size = 2;
   p.channels = 3;
@@ -139,9 +141,9 @@ TEST(ImagePipeline, CompositesTransparencyOverTheBackground) {
   p.background[0] = p.background[1] = p.background[2] = 0;
   p.channels = 1;
   out = io::fit_pixels(px.data(), 2, 2, 4, p);
-  EXPECT_EQ(out[0], 0);                                  // transparent over black
-  EXPECT_NEAR(out[1], std::lround(0.299 * 128), 1);      // half red over black, as luma
-  EXPECT_NEAR(out[2], std::lround(0.114 * 255), 1);      // blue as luma
+  EXPECT_EQ(out[0], 0);                              // transparent over black
+  EXPECT_NEAR(out[1], std::lround(0.299 * 128), 1);  // half red over black, as luma
+  EXPECT_NEAR(out[2], std::lround(0.114 * 255), 1);  // blue as luma
   EXPECT_EQ(out[3], 255);
 
   // The GIF's one transparent pixel takes the background's colour.
@@ -242,71 +244,70 @@ TEST_F(ImageFolderTest, ReadsEveryFormatLabelsBySubfolderAndCountsSkips) {
   import.pipeline.size = 8;
   import.threads = 2;
   size_t last_done = 0, last_total = 0;
-  import.on_progress = [&](size_t done, size_t total) {
-    last_done = done;
-    last_total = total;
-  };
-  io::ImportReport report;
-  auto d = io::read_image_folder(dir_.string(), import, &report);
-  ASSERT_TRUE(d.is_ok()) << d.status().to_string();
-  EXPECT_EQ(last_done, last_total);
-  EXPECT_EQ(d->rows, 10u) << report.summary();
-  EXPECT_EQ(report.read, 10u);
-  EXPECT_EQ(report.skipped_total(), 4u);
-  EXPECT_EQ(report.skipped.at(io::SkipReason::kTruncated), 1u);
-  EXPECT_EQ(report.skipped.at(io::SkipReason::kEmpty), 1u);
-  EXPECT_EQ(report.skipped.at(io::SkipReason::kNotImage), 1u);
-  EXPECT_EQ(report.skipped.at(io::SkipReason::kDuplicate), 1u);
-  EXPECT_EQ(report.summary(),
-            "read 10, skipped 4 (not an image: 1, truncated or damaged: 1, empty: 1, "
-            "duplicate: 1)");
-  ASSERT_EQ(report.skip_lines.size(), 4u);
-  EXPECT_EQ(report.skip_lines[0].rfind("birds/broken.png: truncated", 0), 0u);
-  EXPECT_EQ(report.skip_lines[2].rfind("birds/link.png: duplicate", 0), 0u);
-  EXPECT_EQ(d->cols, 64u);
-  EXPECT_EQ(d->item_shape, (std::vector<size_t>{8, 8}));
-  EXPECT_TRUE(d->uint8_pixels);
-  EXPECT_EQ(d->label_names, (std::vector<std::string>{"birds", "cats", "dogs"}));
-  // Sorted by path bytes; the non-UTF-8 name is escaped.
-  const std::vector<std::string> keys = {"birds/\xff odd.png", "birds/i.png", "cats/a.png",
-                                         "cats/b.jpg", "cats/deeper/c.bmp", "dogs/d.tga",
-                                         "dogs/e.pgm", "dogs/f.ppm", "dogs/g.gif", "dogs/h.png"};
-  std::vector<std::string> escaped = keys;
-  escaped[0] = "birds/%FF odd.png";
-  std::vector<std::string> sorted_keys = keys;
-  std::sort(sorted_keys.begin(), sorted_keys.end());
-  std::vector<std::string> expect;
-  for (const std::string& k : sorted_keys) {
-    expect.push_back(k == keys[0] ? escaped[0] : k);
-  }
-  EXPECT_EQ(d->keys, expect);
-  ASSERT_EQ(d->labels.size(), 10u);
-  for (size_t i = 0; i < d->rows; ++i) {
-    const std::string first = d->keys[i].substr(0, d->keys[i].find('/'));
-    EXPECT_EQ(d->label_names[static_cast<size_t>(d->labels[i])], first) << d->keys[i];
-    EXPECT_NE(d->metadata[i].find("\"label_name\":\"" + first + "\""), std::string::npos);
-  }
-  EXPECT_EQ(d->image_pipeline, import.pipeline.to_json());
-
-  // The same folder gives the same rows on one thread.
-  import.threads = 1;
-  auto again = io::read_image_folder(dir_.string(), import, nullptr);
-  ASSERT_TRUE(again.is_ok());
-  EXPECT_EQ(again->values, d->values);
-
-  // Duplicates read again when asked.
-  import.keep_duplicates = true;
-  auto all = io::read_image_folder(dir_.string(), import, nullptr);
-  ASSERT_TRUE(all.is_ok());
-  EXPECT_EQ(all->rows, 11u);
-
-  // --strict: the first unusable file (in path order) is an error naming it.
-  import.strict = true;
-  auto strict = io::read_image_folder(dir_.string(), import, nullptr);
-  ASSERT_FALSE(strict.is_ok());
-  EXPECT_EQ(strict.status().message().rfind("birds/broken.png: truncated", 0), 0u)
-      << strict.status().message();
+  import.on_progress = [&](size_t done, size_t total) { last_done = done;
+  last_total = total;
+};
+io::ImportReport report;
+auto d = io::read_image_folder(dir_.string(), import, &report);
+ASSERT_TRUE(d.is_ok()) << d.status().to_string();
+EXPECT_EQ(last_done, last_total);
+EXPECT_EQ(d->rows, 10u) << report.summary();
+EXPECT_EQ(report.read, 10u);
+EXPECT_EQ(report.skipped_total(), 4u);
+EXPECT_EQ(report.skipped.at(io::SkipReason::kTruncated), 1u);
+EXPECT_EQ(report.skipped.at(io::SkipReason::kEmpty), 1u);
+EXPECT_EQ(report.skipped.at(io::SkipReason::kNotImage), 1u);
+EXPECT_EQ(report.skipped.at(io::SkipReason::kDuplicate), 1u);
+EXPECT_EQ(report.summary(),
+          "read 10, skipped 4 (not an image: 1, truncated or damaged: 1, empty: 1, "
+          "duplicate: 1)");
+ASSERT_EQ(report.skip_lines.size(), 4u);
+EXPECT_EQ(report.skip_lines[0].rfind("birds/broken.png: truncated", 0), 0u);
+EXPECT_EQ(report.skip_lines[2].rfind("birds/link.png: duplicate", 0), 0u);
+EXPECT_EQ(d->cols, 64u);
+EXPECT_EQ(d->item_shape, (std::vector<size_t>{8, 8}));
+EXPECT_TRUE(d->uint8_pixels);
+EXPECT_EQ(d->label_names, (std::vector<std::string>{"birds", "cats", "dogs"}));
+// Sorted by path bytes; the non-UTF-8 name is escaped.
+const std::vector<std::string> keys = {
+    "birds/\xff odd.png", "birds/i.png", "cats/a.png", "cats/b.jpg", "cats/deeper/c.bmp",
+    "dogs/d.tga",         "dogs/e.pgm",  "dogs/f.ppm", "dogs/g.gif", "dogs/h.png"};
+std::vector<std::string> escaped = keys;
+escaped[0] = "birds/%FF odd.png";
+std::vector<std::string> sorted_keys = keys;
+std::sort(sorted_keys.begin(), sorted_keys.end());
+std::vector<std::string> expect;
+for (const std::string& k : sorted_keys) {
+  expect.push_back(k == keys[0] ? escaped[0] : k);
 }
+EXPECT_EQ(d->keys, expect);
+ASSERT_EQ(d->labels.size(), 10u);
+for (size_t i = 0; i < d->rows; ++i) {
+  const std::string first = d->keys[i].substr(0, d->keys[i].find('/'));
+  EXPECT_EQ(d->label_names[static_cast<size_t>(d->labels[i])], first) << d->keys[i];
+  EXPECT_NE(d->metadata[i].find("\"label_name\":\"" + first + "\""), std::string::npos);
+}
+EXPECT_EQ(d->image_pipeline, import.pipeline.to_json());
+
+// The same folder gives the same rows on one thread.
+import.threads = 1;
+auto again = io::read_image_folder(dir_.string(), import, nullptr);
+ASSERT_TRUE(again.is_ok());
+EXPECT_EQ(again->values, d->values);
+
+// Duplicates read again when asked.
+import.keep_duplicates = true;
+auto all = io::read_image_folder(dir_.string(), import, nullptr);
+ASSERT_TRUE(all.is_ok());
+EXPECT_EQ(all->rows, 11u);
+
+// --strict: the first unusable file (in path order) is an error naming it.
+import.strict = true;
+auto strict = io::read_image_folder(dir_.string(), import, nullptr);
+ASSERT_FALSE(strict.is_ok());
+EXPECT_EQ(strict.status().message().rfind("birds/broken.png: truncated", 0), 0u)
+    << strict.status().message();
+}  // namespace
 
 TEST_F(ImageFolderTest, FilesAtTheTopLevelLeaveTheDataUnlabelledAndLoadDatasetDispatches) {
   write(dir_ / "one.png", imsat::testing::png(4, 4, 3, pattern(4, 4, 3, 1)));

@@ -15,6 +15,7 @@
 #include <sstream>
 #include <string>
 
+#include "support/png.h"
 #include "support/temp_dir_test.h"
 
 namespace {
@@ -286,6 +287,78 @@ TEST_F(CliTest, ADamagedStoreIsRefusedUnchangedAndRepaired) {
   Outcome ok = imsat("inspect --db " + path("db") + " --verify --json");
   ASSERT_EQ(ok.code, 0) << ok.err;
   EXPECT_EQ(nlohmann::json::parse(ok.out)["items"], 600);
+}
+
+}  // namespace
+
+namespace {
+
+// Issue 12: a folder of image files through train, index, search by image and eval; the model
+// records the pipeline, so the query image is transformed exactly as the indexed files were.
+TEST_F(CliTest, AFolderOfImagesTrainsIndexesAndAnswersImageQueries) {
+  std::mt19937 rng(3);
+  const char* classes[] = {"boots", "cats", "maps"};
+  for (int c = 0; c < 3; ++c) {
+    std::filesystem::create_directories(dir_ / "photos" / classes[c]);
+    for (int i = 0; i < 12; ++i) {
+      const int w = 20 + i % 3, h = 14 + i % 5;
+      std::vector<unsigned char> px(static_cast<size_t>(w * h * 3));
+      for (int y = 0; y < h; ++y) {
+        for (int x = 0; x < w; ++x) {
+          for (int k = 0; k < 3; ++k) {
+            const int base = (c == 0 ? x * 12 : c == 1 ? y * 16 : (x + y) % 2 * 255) + k * 20;
+            px[static_cast<size_t>((y * w + x) * 3 + k)] =
+                static_cast<unsigned char>(std::clamp(base + int(rng() % 40) - 20, 0, 255));
+          }
+        }
+      }
+      std::ofstream(dir_ / "photos" / classes[c] / (std::to_string(i) + ".png"), std::ios::binary)
+          << imsat::testing::png(w, h, 3, px);
+    }
+  }
+  std::ofstream(dir_ / "photos" / "cats" / "notes.txt") << "not an image";
+  const std::string photos = path("photos");
+  Outcome t = imsat("train --data " + photos +
+                    " --method itq --bits 8 --channels 3 --image-size 12 --fit crop --quiet "
+                    "--out " +
+                    path("m.model"));
+  ASSERT_EQ(t.code, 0) << t.err;
+  EXPECT_NE(t.err.find("skipped cats/notes.txt: not an image"), std::string::npos) << t.err;
+  EXPECT_NE(t.err.find("read 36, skipped 1 (not an image: 1)"), std::string::npos) << t.err;
+  EXPECT_NE(t.err.find("on 36 items of 432 values"), std::string::npos) << t.err;
+
+  Outcome i = imsat("index --model " + path("m.model") + " --data " + photos + " --db " +
+                    path("db") + " --quiet");
+  ASSERT_EQ(i.code, 0) << i.err;
+  Outcome by_key = imsat("search --db " + path("db") + " --key cats/3.png -k 1 --json");
+  ASSERT_EQ(by_key.code, 0) << by_key.err;
+  const nlohmann::json k = nlohmann::json::parse(by_key.out);
+  EXPECT_EQ(k["hits"][0]["metadata"]["label_name"], "cats");
+  Outcome by_image = imsat("search --db " + path("db") + " --model " + path("m.model") +
+                           " --image " + path("photos/cats/3.png") + " -k 36 --json");
+  ASSERT_EQ(by_image.code, 0) << by_image.err;
+  const nlohmann::json j = nlohmann::json::parse(by_image.out);
+  EXPECT_EQ(j["code"], k["code"]);  // the same code as the indexed file
+  bool found = false;
+  for (const auto& h : j["hits"]) found |= h["key"] == "cats/3.png" && h["distance"] == 0;
+  EXPECT_TRUE(found) << by_image.out;
+
+  // Uneven data: the per-class count is a cap (half of 12), and label names are shown.
+  Outcome e = imsat("eval --data " + photos + " --model " + path("m.model") + " --json");
+  ASSERT_EQ(e.code, 0) << e.err;
+  EXPECT_NE(e.err.find("0 (boots) 6, 1 (cats) 6, 2 (maps) 6"), std::string::npos) << e.err;
+  const nlohmann::json ev = nlohmann::json::parse(e.out);
+  EXPECT_EQ(ev["queries"], 18);
+  EXPECT_EQ(ev["label_names"], nlohmann::json({"boots", "cats", "maps"}));
+  // A features model refuses a folder of images with a clear error.
+  const std::string data = csv("items.csv", 60, 5);
+  ASSERT_EQ(
+      imsat("train --data " + data + " --method lsh --bits 8 --quiet --out " + path("f.model"))
+          .code,
+      0);
+  expect_clear_error(imsat("encode --model " + path("f.model") + " --data " + photos + " --out " +
+                           path("x.codes") + " --quiet"),
+                     "not trained on images");
 }
 
 }  // namespace

@@ -441,9 +441,9 @@ Result<std::vector<float>> preprocess_image(const std::string& encoded, const Im
   int w = 0, h = 0, comp = 0;
   if (stbi_info_from_memory(bytes, len, &w, &h, &comp) == 0) {
     if (has_image_signature(encoded)) {
-      return fail(
-          SkipReason::kTruncated,
-          std::string("cannot decode the image: its header is cut short or damaged (") + stbi_failure_reason() + ")");
+      return fail(SkipReason::kTruncated,
+                  std::string("cannot decode the image: its header is cut short or damaged (") +
+                      stbi_failure_reason() + ")");
     }
     return fail(SkipReason::kNotImage,
                 std::string("not an image stb can read (") + stbi_failure_reason() + ")");
