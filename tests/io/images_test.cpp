@@ -4,6 +4,7 @@
 #include "learn/io/images.h"
 
 #include <gtest/gtest.h>
+#include <stb/stb_image.h>
 #include <stb/stb_image_write.h>
 
 #include <cmath>
@@ -169,6 +170,48 @@ TEST(ImagePipeline, RefusesBadImagesWithAReason) {
   auto big = io::preprocess_image(good, io::ImagePipeline{}, 15, &why);
   EXPECT_EQ(why, io::SkipReason::kTooLarge);
   EXPECT_NE(big.status().message().find("4 x 4 pixels"), std::string::npos);
+}
+
+// JPEG files are decoded by libjpeg-turbo at a reduced DCT scale; the result must match a full
+// decode (stb) resized by area averaging, and a cut-off JPEG is refused as damaged.
+TEST(ImagePipeline, JpegAtAReducedScaleMatchesAFullDecode) {
+  const int w = 256, h = 200;
+  std::vector<unsigned char> px(static_cast<size_t>(w * h * 3));
+  for (int y = 0; y < h; ++y) {
+    for (int x = 0; x < w; ++x) {
+      px[static_cast<size_t>((y * w + x) * 3)] = static_cast<unsigned char>(x);
+      px[static_cast<size_t>((y * w + x) * 3 + 1)] = static_cast<unsigned char>(y);
+      px[static_cast<size_t>((y * w + x) * 3 + 2)] =
+          static_cast<unsigned char>((x / 32 + y / 32) % 2 * 200);
+    }
+  }
+  const std::string file = jpeg(w, h, 3, px);
+  for (const io::Fit fit : {io::Fit::kStretch, io::Fit::kPad, io::Fit::kCrop}) {
+    for (const int channels : {1, 3}) {
+      io::ImagePipeline p;
+      p.size = 32;
+      p.channels = channels;
+      p.fit = fit;
+      auto ours = io::preprocess_image(file, p);
+      ASSERT_TRUE(ours.is_ok()) << ours.status().to_string();
+      int fw = 0, fh = 0, comp = 0;
+      std::unique_ptr<stbi_uc, void (*)(void*)> full(
+          stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(file.data()),
+                                static_cast<int>(file.size()), &fw, &fh, &comp, 0),
+          stbi_image_free);
+      ASSERT_NE(full, nullptr);
+      const std::vector<uint8_t> ref = io::fit_pixels(full.get(), fw, fh, comp, p);
+      ASSERT_EQ(ours->size(), ref.size());
+      double sum = 0;
+      for (size_t i = 0; i < ref.size(); ++i) sum += std::abs((*ours)[i] - ref[i]);
+      EXPECT_LT(sum / static_cast<double>(ref.size()), 4.0)
+          << "fit " << static_cast<int>(fit) << ", channels " << channels;
+    }
+  }
+  io::SkipReason why{};
+  auto cut = io::preprocess_image(file.substr(0, file.size() / 2), io::ImagePipeline{}, 0, &why);
+  ASSERT_FALSE(cut.is_ok());
+  EXPECT_EQ(why, io::SkipReason::kTruncated) << cut.status().message();
 }
 
 // GIST against tests/io/gist_reference.py (NumPy, written from the LMgist reference separately).
