@@ -4,9 +4,9 @@
 
 #include <fftw3.h>
 #include <stb/stb_image.h>
-#include <turbojpeg.h>
 #include <stb/stb_image_resize.h>
 #include <sys/stat.h>
+#include <turbojpeg.h>
 
 #include <algorithm>
 #include <atomic>
