@@ -14,6 +14,7 @@ void add_index(CLI::App& app) {
     query::IndexRequest request;
     DataOptions images;
     io::ImportReport import_report;
+    int thumbnail_side = 96;
     bool quiet = false;
   };
   auto a = std::make_shared<IndexArgs>();
@@ -41,12 +42,18 @@ void add_index(CLI::App& app) {
   cmd->add_flag("--overwrite", r.overwrite,
                 "Replace items whose keys the store already holds from another source");
   add_image_options(cmd, &a->images, /*pipeline_flags=*/false);
+  cmd->add_option("--thumbnail-size", a->thumbnail_side,
+                  "Image files: keep a JPEG thumbnail this many pixels on its longest side (0: "
+                  "none), shown by the web page and GET /v1/items/{key}/image")
+      ->check(CLI::Range(0, 512))
+      ->capture_default_str();
   cmd->add_flag("--quiet", a->quiet, "No progress output");
   cmd->callback([a] {
     if (a->request.data.empty() && a->images.manifest.empty()) {
       throw UsageError("give --data or --manifest");
     }
     a->request.images = image_import(a->images, nullptr);
+    a->request.images.thumbnail_side = a->thumbnail_side;
     a->request.import_report = &a->import_report;
     auto read_bar = std::make_unique<ProgressBar>("read images", a->quiet);
     bool reading = false;

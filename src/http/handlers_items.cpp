@@ -33,7 +33,9 @@ std::vector<json> item_documents(const Call& call) {
     }
     for (json& d : body) docs.push_back(std::move(d));
   } else {
-    throw HttpError{415, "expected Content-Type application/json or application/x-ndjson"};
+    throw HttpError{415,
+                    "expected Content-Type application/json, application/x-ndjson, image/* or "
+                    "multipart/form-data"};
   }
   if (docs.empty()) throw HttpError{400, "no items given"};
   if (docs.size() > call.limits.max_batch) {
@@ -66,9 +68,97 @@ query::NewItem new_item(const Call& call, const json& d) {
   return item;
 }
 
+// Optional label and metadata given as text (a query-string value or a form field).
+void apply_text_fields(const std::string& label, const std::string& metadata,
+                       query::NewItem* item) {
+  if (!label.empty()) {
+    item->label = get_label(parse_json(label, 2), "label");
+  }
+  if (!metadata.empty()) {
+    json m;
+    try {
+      m = parse_json(metadata, 16);
+    } catch (const HttpError& e) {
+      throw HttpError{400, "'metadata' is not JSON: " + e.message};
+    }
+    item->metadata = m.dump();
+  }
+}
+
+// Image uploads: a raw image body (key, label, metadata in the query string), or a
+// multipart/form-data body with one or more files and optional key/label/metadata fields (one
+// value for every file, or one per file in order; keys default to the file names).
+std::vector<query::NewItem> image_items(Call& call) {
+  const std::string ct = call.header("content-type");
+  std::vector<query::NewItem> items;
+  if (ct.rfind("image/", 0) == 0) {
+    if (!call.params.count("key") || call.params["key"].empty()) {
+      throw HttpError{400, "an image body needs its key in the query string (?key=...)"};
+    }
+    query::NewItem item;
+    item.key = call.params["key"];
+    item.image = call.request.body;
+    apply_text_fields(call.params.count("label") ? call.params["label"] : "",
+                      call.params.count("metadata") ? call.params["metadata"] : "", &item);
+    items.push_back(std::move(item));
+    return items;
+  }
+  const std::vector<FormPart> parts = parse_multipart(ct, call.request.body);
+  std::vector<const FormPart*> files;
+  std::map<std::string, std::vector<std::string>> fields;
+  for (const FormPart& p : parts) {
+    if (!p.filename.empty() || p.content_type.rfind("image/", 0) == 0) {
+      files.push_back(&p);
+    } else if (p.name == "key" || p.name == "label" || p.name == "metadata") {
+      fields[p.name].push_back(p.body);
+    } else {
+      throw HttpError{400, "unknown form field '" + p.name + "' (key, label, metadata, files)"};
+    }
+  }
+  if (files.empty()) throw HttpError{400, "the form holds no image file"};
+  if (files.size() > call.limits.max_batch) {
+    throw HttpError{400, std::to_string(files.size()) + " files in one request; the limit is " +
+                             std::to_string(call.limits.max_batch)};
+  }
+  auto value = [&](const std::string& name, size_t i) -> std::string {
+    const auto it = fields.find(name);
+    if (it == fields.end()) return "";
+    if (it->second.size() == 1 && name != "key") return it->second[0];
+    if (it->second.size() != files.size()) {
+      throw HttpError{400, std::to_string(it->second.size()) + " '" + name + "' fields for " +
+                               std::to_string(files.size()) + " files (give one per file" +
+                               (name == "key" ? ")" : ", or one for all)")};
+    }
+    return it->second[i];
+  };
+  for (size_t i = 0; i < files.size(); ++i) {
+    query::NewItem item;
+    item.key = value("key", i);
+    if (item.key.empty()) item.key = files[i]->filename;
+    if (item.key.empty()) throw HttpError{400, "file " + std::to_string(i) + " has no key or name"};
+    item.image = files[i]->body;
+    try {
+      apply_text_fields(value("label", i), value("metadata", i), &item);
+    } catch (const HttpError& e) {
+      throw HttpError{e.status, "file " + std::to_string(i) + ": " + e.message};
+    }
+    items.push_back(std::move(item));
+  }
+  return items;
+}
+
 }  // namespace
 
 Response handle_items_add(Call& call) {
+  const std::string ct = call.header("content-type");
+  if (ct.rfind("image/", 0) == 0 || ct.rfind("multipart/form-data", 0) == 0) {
+    std::vector<query::NewItem> items = image_items(call);
+    const size_t added = items.size();
+    // Decoded, checked and encoded before anything is written: a bad file rejects the request.
+    const size_t total =
+        take(call.engine.add_items(std::move(items), call.limits.max_image_pixels));
+    return json_response(200, {{"added", added}, {"items", total}});
+  }
   const std::vector<json> docs = item_documents(call);
   // Everything is parsed and validated before anything is written: a bad item rejects the whole
   // request unchanged.
@@ -106,9 +196,10 @@ Response handle_item_delete(Call& call) {
 }
 
 Response handle_item_image(Call& call) {
+  query::QueryEngine::Picture picture = take(call.engine.item_image(call.captures[0]));
   Response r;
-  r.content_type = "image/png";
-  r.body = take(call.engine.item_png(call.captures[0]));
+  r.content_type = picture.content_type;
+  r.body = std::move(picture.bytes);
   return r;
 }
 

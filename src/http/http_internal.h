@@ -69,6 +69,13 @@ json parse_json(const std::string& text, int max_depth);
 // Percent-decodes; `plus_is_space` only for query strings (in paths '+' is a plus).
 std::string url_decode(const std::string& s, bool plus_is_space);
 std::map<std::string, std::string> parse_query_string(const std::string& query);
+// One part of a multipart/form-data body (RFC 7578).
+struct FormPart {
+  std::string name, filename, content_type, body;
+};
+// The parts of a multipart/form-data body, given the request's Content-Type (which names the
+// boundary). 400 naming what is malformed.
+std::vector<FormPart> parse_multipart(const std::string& content_type, const std::string& body);
 // Optional non-negative integer field, at most `max`; 400 naming the field otherwise.
 size_t get_size(const json& j, const char* name, size_t fallback, size_t max);
 // A 32-bit label; 400 when not an integer or out of range.

@@ -103,6 +103,88 @@ std::string url_decode(const std::string& s, bool plus_is_space) {
   return out;
 }
 
+namespace {
+
+// The value of `name`="..." (or name=token) in a header's parameters, "" when absent.
+std::string header_parameter(const std::string& header, const std::string& name) {
+  size_t at = 0;
+  while ((at = header.find(name + "=", at)) != std::string::npos) {
+    const bool starts =
+        at == 0 || header[at - 1] == ';' || header[at - 1] == ' ' || header[at - 1] == '\t';
+    at += name.size() + 1;
+    if (!starts) continue;
+    if (at < header.size() && header[at] == '"') {
+      std::string value;
+      for (size_t i = at + 1; i < header.size() && header[i] != '"'; ++i) {
+        if (header[i] == '\\' && i + 1 < header.size()) ++i;
+        value += header[i];
+      }
+      return value;
+    }
+    return header.substr(at, header.find(';', at) - at);
+  }
+  return "";
+}
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+}  // namespace
+
+std::vector<FormPart> parse_multipart(const std::string& content_type, const std::string& body) {
+  const std::string boundary = header_parameter(content_type, "boundary");
+  if (boundary.empty() || boundary.size() > 200) {
+    throw HttpError{400, "multipart/form-data without a usable boundary parameter"};
+  }
+  const std::string delimiter = "--" + boundary;
+  size_t at = body.find(delimiter);
+  if (at == std::string::npos) throw HttpError{400, "malformed multipart body: no boundary"};
+  std::vector<FormPart> parts;
+  while (true) {
+    at += delimiter.size();
+    if (body.compare(at, 2, "--") == 0) break;  // the closing delimiter
+    if (body.compare(at, 2, "\r\n") != 0) {
+      throw HttpError{400, "malformed multipart body: a boundary is not followed by a line end"};
+    }
+    at += 2;
+    const size_t headers_end = body.find("\r\n\r\n", at);
+    if (headers_end == std::string::npos) {
+      throw HttpError{400, "malformed multipart body: part " + std::to_string(parts.size()) +
+                               " has no end of headers"};
+    }
+    FormPart part;
+    size_t line = at;
+    while (line < headers_end) {
+      const size_t end = body.find("\r\n", line);
+      const std::string h = body.substr(line, end - line);
+      line = end + 2;
+      const size_t colon = h.find(':');
+      if (colon == std::string::npos) continue;
+      const std::string name = lower(h.substr(0, colon));
+      std::string value = h.substr(colon + 1);
+      value.erase(0, value.find_first_not_of(" \t"));
+      if (name == "content-disposition") {
+        part.name = header_parameter(value, "name");
+        part.filename = header_parameter(value, "filename");
+      } else if (name == "content-type") {
+        part.content_type = lower(value);
+      }
+    }
+    const size_t body_start = headers_end + 4;
+    const size_t next = body.find("\r\n" + delimiter, body_start);
+    if (next == std::string::npos) {
+      throw HttpError{400, "malformed multipart body: part " + std::to_string(parts.size()) +
+                               " is not closed by the boundary (truncated?)"};
+    }
+    part.body = body.substr(body_start, next - body_start);
+    parts.push_back(std::move(part));
+    at = next + 2;
+  }
+  return parts;
+}
+
 std::map<std::string, std::string> parse_query_string(const std::string& query) {
   std::map<std::string, std::string> params;
   std::stringstream in(query);

@@ -36,12 +36,17 @@ struct StoreOptions {
 };
 
 // One item of an add/upsert batch.
+constexpr size_t kMaxThumbnailBytes = 1u << 20;
+
 struct Item {
   std::string key;            // external key, unique in the store; non-empty
   std::vector<uint8_t> code;  // code_bytes() bytes
   int32_t tag = kNoTag;       // small integer for filters, e.g. a label
   std::string metadata;       // opaque bytes (often JSON)
   std::vector<float> vector;  // optional raw features, kept for exact re-ranking; finite values
+  // Optional small picture (an encoded PNG or JPEG of a few KiB) for showing the item; written
+  // with the item, read only by CodeStore::thumbnail (get() leaves it empty).
+  std::string thumbnail;
 };
 
 // A search result in store terms.
@@ -93,6 +98,8 @@ class CodeStore {
   Status erase(const std::vector<std::string>& keys);
   // The stored item (its vector too, when one was stored), or NotFound.
   Result<Item> get(const std::string& key) const;
+  // The item's stored thumbnail: NotFound when the item is unknown or was stored without one.
+  Result<std::string> thumbnail(const std::string& key) const;
   // The stored raw vectors of items by internal id (Hit::id), concatenated (ids.size() * dim).
   // Errors: NotFound when an item is gone or was stored without a vector, InvalidArgument when a
   // stored vector is not `dim` long.

@@ -42,6 +42,7 @@ std::string be64(uint64_t v) {
   return s;
 }
 std::string vector_key(uint64_t id) { return be64(id) + "v"; }
+std::string thumbnail_key(uint64_t id) { return be64(id) + "t"; }
 uint64_t from_be64(const rocksdb::Slice& s) {
   uint64_t v = 0;
   for (size_t i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(s[i]);

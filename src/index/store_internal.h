@@ -4,7 +4,8 @@
 //   schema   "schema" -> text lines (format_version, bits, tables, model_fingerprint);
 //            "next_id" -> u64; "bulk:<job>" -> u64 source items committed by a bulk load
 //   codes    id (u64) -> code bytes | i32 tag (little-endian) | external key
-//   meta     id -> metadata bytes (absent when empty)
+//   meta     id -> metadata bytes (absent when empty); id 'v' -> raw vector (float32);
+//            id 't' -> thumbnail (encoded image)
 //   keys     external key -> id
 //   buckets  u8 table | u32 substring | u64 id -> ""   (the multi-index entries)
 #pragma once
@@ -35,6 +36,8 @@ uint64_t from_be64(const rocksdb::Slice& s);
 // Meta column family key of an item's raw vector: its id followed by 'v' (sorts right after the
 // item's metadata record, be64(id)).
 std::string vector_key(uint64_t id);
+// Meta column family key of an item's thumbnail: its id followed by 't'.
+std::string thumbnail_key(uint64_t id);
 std::string bucket_key(int table, uint32_t sub, uint64_t id);
 
 // The acknowledged-write watermark, a 32-byte file beside RocksDB's (kWatermarkFile): the

@@ -45,6 +45,16 @@ Result<Item> CodeStore::get(const std::string& key) const {
   return item;
 }
 
+Result<std::string> CodeStore::thumbnail(const std::string& key) const {
+  IMSAT_ASSIGN_OR_RETURN(uint64_t id, impl_->lookup_id(key));
+  std::string out;
+  const rocksdb::Status s =
+      impl_->db->Get(rocksdb::ReadOptions(), impl_->cf[kMeta], thumbnail_key(id), &out);
+  if (s.IsNotFound()) return Status::not_found("item '" + key + "' has no stored thumbnail");
+  if (!s.ok()) return translate(s, "reading the thumbnail of '" + key + "'");
+  return out;
+}
+
 Result<std::vector<Item>> CodeStore::scroll(uint64_t after_id, size_t limit,
                                             uint64_t* last_id) const {
   std::vector<Item> out;

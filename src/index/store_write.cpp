@@ -28,6 +28,11 @@ Status CodeStore::Impl::validate(const std::vector<Item>& items) const {
     if (!seen.insert(it.key).second) {
       return Status::invalid_argument("key '" + it.key + "' appears twice in one batch");
     }
+    if (it.thumbnail.size() > kMaxThumbnailBytes) {
+      return Status::invalid_argument(
+          "item '" + it.key + "' has a " + std::to_string(it.thumbnail.size()) +
+          "-byte thumbnail; the limit is " + std::to_string(kMaxThumbnailBytes));
+    }
     for (float v : it.vector) {
       if (!std::isfinite(v)) {
         return Status::invalid_argument("item '" + it.key + "' has a NaN or infinite value");
@@ -60,6 +65,7 @@ Result<CodeStore::Impl::BatchPlan> CodeStore::Impl::plan(const std::vector<Item>
       p.records[kCodes].push_back({be64(old), "", true});
       p.records[kMeta].push_back({be64(old), "", true});
       p.records[kMeta].push_back({vector_key(old), "", true});
+      p.records[kMeta].push_back({thumbnail_key(old), "", true});
       for (int t = 0; t < mih.tables(); ++t) {
         p.records[kBuckets].push_back(
             {bucket_key(t, mih.substring(t, codes.code(static_cast<uint32_t>(slot))), old), "",
@@ -82,6 +88,7 @@ Result<CodeStore::Impl::BatchPlan> CodeStore::Impl::plan(const std::vector<Item>
           {vector_key(id), std::string(reinterpret_cast<const char*>(item.vector.data()),
                                        item.vector.size() * sizeof(float))});
     }
+    if (!item.thumbnail.empty()) p.records[kMeta].push_back({thumbnail_key(id), item.thumbnail});
     p.records[kKeys].push_back({item.key, idk});
     codes.pack(item.code.data(), packed.data());
     for (int t = 0; t < mih.tables(); ++t) {
@@ -175,6 +182,7 @@ Status CodeStore::erase(const std::vector<std::string>& keys) {
     batch.Delete(impl_->cf[kCodes], be64(id));
     batch.Delete(impl_->cf[kMeta], be64(id));
     batch.Delete(impl_->cf[kMeta], vector_key(id));
+    batch.Delete(impl_->cf[kMeta], thumbnail_key(id));
     batch.Delete(impl_->cf[kKeys], key);
     for (int t = 0; t < impl_->mih.tables(); ++t) {
       const uint64_t* code = impl_->codes.code(static_cast<uint32_t>(slot));

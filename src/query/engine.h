@@ -59,11 +59,14 @@ struct SearchResponse {
   size_t candidates_without_vector = 0;
 };
 
-// An item to add: exactly one of `code` (code_bytes() bytes) and `vector` (the model's input).
+// An item to add: exactly one of `code` (code_bytes() bytes), `vector` (the model's input) and
+// `image` (an encoded image file, turned into the model's input by the pipeline the model
+// records; the item keeps that input and a thumbnail).
 struct NewItem {
   std::string key;
   std::vector<uint8_t> code;
   std::vector<float> vector;
+  std::string image;
   std::optional<int32_t> label;
   std::string metadata;  // opaque (JSON by convention)
 };
@@ -78,6 +81,8 @@ struct StoredItem {
 };
 
 constexpr size_t kMaxScroll = 10000;
+// Longest side of the thumbnails kept for items added as images.
+constexpr int kThumbnailSide = 96;
 struct ScrollPage {
   std::vector<StoredItem> items;  // without vectors
   std::string next_cursor;        // empty at the end
@@ -156,7 +161,8 @@ class QueryEngine {
   // call, naming the item by position. Returns the number of live items afterwards. Errors:
   // InvalidArgument (empty or duplicate key, both or neither of code and vector, wrong code
   // length or dimension, NaN, a vector without a model), IOError.
-  Result<size_t> add_items(std::vector<NewItem> items);
+  // `max_image_pixels` > 0 refuses images that declare more pixels.
+  Result<size_t> add_items(std::vector<NewItem> items, size_t max_image_pixels = 0);
   // The stored item, or NotFound.
   Result<StoredItem> get_item(const std::string& key) const;
   // Deletes items by key; an unknown key is NotFound and nothing is deleted.
@@ -164,9 +170,13 @@ class QueryEngine {
   // Up to `limit` items (1..kMaxScroll) in insertion order after `cursor` (empty: from the
   // first); the page's next_cursor continues. Vectors are not returned.
   Result<ScrollPage> scroll(const std::string& cursor, size_t limit) const;
-  // The stored raw vector of an item drawn as a PNG image of the model's input shape. NotFound
-  // when the item is unknown, has no stored vector, or the model does not take images.
-  Result<std::string> item_png(const std::string& key) const;
+  // A picture of the item: its stored thumbnail (JPEG), or else its stored raw vector drawn as a
+  // PNG of the model's input shape. NotFound when the item is unknown or has neither.
+  struct Picture {
+    std::string content_type;
+    std::string bytes;
+  };
+  Result<Picture> item_image(const std::string& key) const;
 
   // ---- Whole-store operations
 

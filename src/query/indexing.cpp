@@ -57,7 +57,7 @@ std::string job_name(const IndexRequest& r, const std::string& fingerprint) {
   identity += "|vectors=" + std::string(r.items.with_vectors ? "1" : "0");
   if (!r.images.manifest.empty() || io::is_image_folder(r.data)) {
     identity += "|images=" + std::string(r.images.keep_duplicates ? "all" : "unique") + "|" +
-                std::to_string(r.images.max_pixels);
+                std::to_string(r.images.max_pixels) + "|" + std::to_string(r.images.thumbnail_side);
   }
   char hash[17];
   std::snprintf(hash, sizeof(hash), "%016llx", static_cast<unsigned long long>(fnv1a64(identity)));
@@ -82,6 +82,8 @@ void make_item(const std::vector<uint8_t>& codes, int bits, const std::vector<in
   if (!labels.empty()) meta["label"] = labels[row];
   if (train_rows > 0) meta["split"] = row < train_rows ? "train" : "test";
   out->metadata = meta.dump();
+  out->thumbnail.clear();
+  if (data != nullptr && !data->thumbnails.empty()) out->thumbnail = data->thumbnails[row];
   out->vector.clear();
   if (options.with_vectors && data != nullptr) {
     out->vector.assign(data->row(row), data->row(row) + data->cols);

@@ -17,7 +17,8 @@ namespace imsat::query {
 // How rows become items: key = key_prefix + the row's key (image files: the relative path or the
 // manifest's key) or row number, tag = the row's label, metadata {"source", "row", "label",
 // "split"} (split when the dataset has its own train/test) with the row's own metadata (image
-// files: path, label_name, manifest columns), and the raw vector when with_vectors.
+// files: path, label_name, manifest columns), the raw vector when with_vectors, and the row's
+// thumbnail when the dataset kept one.
 struct ItemOptions {
   std::string key_prefix;
   std::string source;  // recorded in the metadata (a file name)

@@ -22,19 +22,30 @@ StoredItem stored_item(index::Item item) {
 
 }  // namespace
 
-Result<size_t> QueryEngine::add_items(std::vector<NewItem> items) {
+Result<size_t> QueryEngine::add_items(std::vector<NewItem> items, size_t max_image_pixels) {
   if (items.empty()) return Status::invalid_argument("no items given");
   const size_t code_bytes = static_cast<size_t>(bits()) / 8;
   // Validate everything first and gather the vectors to encode in one batch.
   std::vector<float> raw;
   std::vector<size_t> by_vector;
   size_t dim = model_ != nullptr ? model_->input_dim() : 0;
+  std::vector<std::string> thumbnails(items.size());
   for (size_t i = 0; i < items.size(); ++i) {
-    const NewItem& it = items[i];
+    NewItem& it = items[i];
     const std::string where = "item " + std::to_string(i) + ": ";
     if (it.key.empty()) return Status::invalid_argument(where + "needs a non-empty key");
-    if (it.vector.empty() == it.code.empty()) {
-      return Status::invalid_argument(where + "give exactly one of a code or a vector");
+    if (!it.vector.empty() + !it.code.empty() + !it.image.empty() != 1) {
+      return Status::invalid_argument(where + "give exactly one of a code, a vector or an image");
+    }
+    if (!it.image.empty()) {
+      if (model_ == nullptr) return Status::invalid_argument(where + "adding images needs a model");
+      Result<std::vector<float>> input = image_to_input(it.image, *model_, false, max_image_pixels);
+      if (!input.is_ok()) return Status::invalid_argument(where + input.status().message());
+      it.vector = std::move(input).value();
+      Result<std::string> thumbnail =
+          io::make_thumbnail(it.image, kThumbnailSide, max_image_pixels);
+      if (thumbnail.is_ok()) thumbnails[i] = std::move(thumbnail).value();
+      it.image.clear();
     }
     if (it.label && *it.label < 0) {
       return Status::invalid_argument(where + "labels are non-negative integers");
@@ -77,6 +88,7 @@ Result<size_t> QueryEngine::add_items(std::vector<NewItem> items) {
     item.tag = it.label.value_or(index::kNoTag);
     item.metadata = std::move(it.metadata);
     item.vector = std::move(it.vector);
+    item.thumbnail = std::move(thumbnails[i]);
   }
   IMSAT_RETURN_IF_ERROR(store_->put(out));  // one atomic, synced batch
   return store_->info().items;
@@ -118,18 +130,21 @@ Result<ScrollPage> QueryEngine::scroll(const std::string& cursor, size_t limit) 
   return page;
 }
 
-Result<std::string> QueryEngine::item_png(const std::string& key) const {
+Result<QueryEngine::Picture> QueryEngine::item_image(const std::string& key) const {
+  Result<std::string> thumbnail = store_->thumbnail(key);
+  if (thumbnail.is_ok()) return Picture{"image/jpeg", std::move(thumbnail).value()};
+  if (thumbnail.status().code() != Status::Code::kNotFound) return thumbnail.status();
   IMSAT_ASSIGN_OR_RETURN(index::Item item, store_->get(key));
   if (item.vector.empty()) {
     return Status::not_found("item '" + key +
-                             "' has no stored vector to draw (index with vectors)");
+                             "' has no thumbnail or stored vector to draw (index with vectors)");
   }
   if (model_ == nullptr || model_->input_dim() != item.vector.size()) {
     return Status::not_found("item '" + key + "' is not an image of the model's shape");
   }
   Result<std::string> png = input_to_png(item.vector, *model_);
   if (!png.is_ok()) return Status::not_found("item '" + key + "': " + png.status().message());
-  return png;
+  return Picture{"image/png", std::move(png).value()};
 }
 
 }  // namespace imsat::query

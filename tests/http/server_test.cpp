@@ -243,6 +243,76 @@ TEST_F(ServerTest, EveryEndpointAnswers) {
   EXPECT_NE(page.body.find("<canvas"), std::string::npos);
 }
 
+// Issue 12: images are added as a raw body or a multipart form, encoded through the model's
+// pipeline (the same code as a search by that image), keep a thumbnail, and bad uploads change
+// nothing.
+TEST_F(ServerTest, ImagesAreAddedRawOrAsAFormAndKeepAThumbnail) {
+  std::vector<unsigned char> mid(16);
+  for (int p = 0; p < 16; ++p) mid[static_cast<size_t>(p)] = (p % 2) ? 220 : 30;
+  const std::string picture = png(4, 4, 1, mid);
+  const size_t before = items();
+  Reply raw = post("/v1/items?key=photo%201&label=1&metadata=%7B%22shop%22%3A%22x%22%7D", picture,
+                   "image/png", "secret");
+  ASSERT_EQ(raw.status, 200) << raw.body;
+  EXPECT_EQ(items(), before + 1);
+  Reply stored = get("/v1/items/photo%201");
+  ASSERT_EQ(stored.status, 200) << stored.body;
+  EXPECT_EQ(stored.js()["label"], 1);
+  EXPECT_EQ(stored.js()["metadata"]["shop"], "x");
+  Reply same = post("/v1/search/image?k=1", picture, "image/png");
+  ASSERT_EQ(same.status, 200) << same.body;
+  EXPECT_EQ(same.js()["code"], stored.js()["code"]);
+  Reply thumb = get("/v1/items/photo%201/image");
+  ASSERT_EQ(thumb.status, 200);
+  EXPECT_EQ(thumb.content_type, "image/jpeg");
+  EXPECT_EQ(thumb.body.substr(0, 3), "\xff\xd8\xff");
+
+  const std::string boundary = "b0UnDaRy";
+  auto part = [&](const std::string& headers, const std::string& body) {
+    return "--" + boundary + "\r\n" + headers + "\r\n\r\n" + body + "\r\n";
+  };
+  const std::string form =
+      part(
+          "Content-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n"
+          "Content-Type: image/png",
+          picture) +
+      part("Content-Disposition: form-data; name=\"file\"; filename=\"b.png\"",
+           png(4, 4, 1, std::vector<unsigned char>(16, 225))) +
+      part("Content-Disposition: form-data; name=\"label\"", "2") + "--" + boundary + "--\r\n";
+  const std::string multipart = "multipart/form-data; boundary=" + boundary;
+  Reply added = post("/v1/items", form, multipart, "secret");
+  ASSERT_EQ(added.status, 200) << added.body;
+  EXPECT_EQ(added.js()["added"], 2);
+  EXPECT_EQ(get("/v1/items/a.png").js()["label"], 2);
+  EXPECT_EQ(get("/v1/items/b.png").js()["label"], 2);
+  const size_t after = items();
+
+  auto refused = [&](const std::string& body, const std::string& type, int status,
+                     const std::string& needle) {
+    Reply r = post("/v1/items?key=bad", body, type, "secret");
+    EXPECT_EQ(r.status, status) << r.body;
+    EXPECT_NE(r.js().value("error", "").find(needle), std::string::npos) << r.body;
+    EXPECT_EQ(items(), after);
+  };
+  refused("plain words", "image/png", 400, "not an image");
+  refused(picture.substr(0, picture.size() / 2), "image/png", 400, "cannot decode");
+  refused(picture, "text/plain", 415, "multipart/form-data");
+  refused(form, "multipart/form-data", 400, "boundary");
+  refused(form.substr(0, form.size() / 2), multipart, 400, "malformed multipart body");
+  const std::string two_keys =
+      part("Content-Disposition: form-data; name=\"file\"; filename=\"c.png\"", picture) +
+      part("Content-Disposition: form-data; name=\"key\"", "k1") +
+      part("Content-Disposition: form-data; name=\"key\"", "k2") + "--" + boundary + "--\r\n";
+  refused(two_keys, multipart, 400, "2 'key' fields for 1 files");
+  // A good file beside a bad one: nothing is written.
+  const std::string mixed =
+      part("Content-Disposition: form-data; name=\"file\"; filename=\"ok.png\"", picture) +
+      part("Content-Disposition: form-data; name=\"file\"; filename=\"no.png\"", "junk") + "--" +
+      boundary + "--\r\n";
+  refused(mixed, multipart, 400, "item 1");
+  EXPECT_EQ(get("/v1/items/ok.png").status, 404);
+}
+
 TEST_F(ServerTest, BadRequestsGetAJsonErrorAndChangeNothing) {
   const std::string probe = R"({"key": "10", "k": 8})";
   const std::string before = post("/v1/search", probe).body;

@@ -28,6 +28,7 @@ struct Dataset {
   std::vector<std::string> label_names;  // label i's name (the subfolder or manifest value)
   std::vector<std::string> metadata;     // one JSON object per row (path, label name, columns)
   std::string image_pipeline;            // the ImagePipeline that made the rows, as JSON
+  std::vector<std::string> thumbnails;   // one JPEG per row when asked for (ImageImport)
 
   const float* row(size_t i) const { return values.data() + i * cols; }
 };

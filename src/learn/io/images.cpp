@@ -5,6 +5,7 @@
 #include <fftw3.h>
 #include <stb/stb_image.h>
 #include <stb/stb_image_resize.h>
+#include <stb/stb_image_write.h>
 #include <sys/stat.h>
 #include <turbojpeg.h>
 
@@ -15,6 +16,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -183,10 +185,12 @@ void resize_into(const uint8_t* in, int w, int h, int stride, uint8_t* out, int 
 
 }  // namespace
 
-std::vector<uint8_t> fit_pixels(const uint8_t* pixels, int width, int height, int in_channels,
-                                const ImagePipeline& p) {
-  const int c = p.channels;
-  // Composite over the background and convert to the output's channels.
+namespace {
+
+// Pixels with `in_channels` (1 to 4; 2 and 4 with alpha) as `c` channels (1: luma, 3: RGB),
+// composited over `background`.
+std::vector<uint8_t> to_channels(const uint8_t* pixels, int width, int height, int in_channels,
+                                 int c, const uint8_t background[3]) {
   const size_t n = static_cast<size_t>(width) * static_cast<size_t>(height);
   std::vector<uint8_t> flat;
   if (in_channels == c) {
@@ -204,7 +208,7 @@ std::vector<uint8_t> fit_pixels(const uint8_t* pixels, int width, int height, in
       for (int k = 0; k < 3; ++k) rgb[k] = colour ? px[k] : px[0];
       if (alpha) {
         const float a = px[in_channels - 1] / 255.0f;
-        for (int k = 0; k < 3; ++k) rgb[k] = a * rgb[k] + (1 - a) * p.background[k];
+        for (int k = 0; k < 3; ++k) rgb[k] = a * rgb[k] + (1 - a) * background[k];
       }
       if (c == 1) {
         const float y = colour ? 0.299f * rgb[0] + 0.587f * rgb[1] + 0.114f * rgb[2] : rgb[0];
@@ -216,6 +220,16 @@ std::vector<uint8_t> fit_pixels(const uint8_t* pixels, int width, int height, in
       }
     }
   }
+  return flat;
+}
+
+}  // namespace
+
+std::vector<uint8_t> fit_pixels(const uint8_t* pixels, int width, int height, int in_channels,
+                                const ImagePipeline& p) {
+  const int c = p.channels;
+  const std::vector<uint8_t> flat =
+      to_channels(pixels, width, height, in_channels, c, p.background);
   const int s = p.size;
   std::vector<uint8_t> out(static_cast<size_t>(s) * s * c);
   const int stride = width * c;
@@ -439,8 +453,9 @@ enum class Turbo { kDecoded, kNotForTurbo, kDamaged };
 // that still covers the output: at 1/8 each 8 x 8 block becomes its average, area averaging at a
 // fraction of a full decode's cost. kNotForTurbo (stb decodes the file) for other files and
 // colour spaces turbo does not convert (CMYK); kDamaged for a JPEG it accepted but cannot decode.
-Turbo decode_jpeg(const std::string& encoded, const ImagePipeline& p, std::vector<uint8_t>* out,
-                  int* w, int* h, std::string* error) {
+Turbo decode_jpeg(const std::string& encoded, int channels,
+                  const std::function<bool(int, int)>& covers, std::vector<uint8_t>* out, int* w,
+                  int* h, std::string* error) {
   if (encoded.size() < 3 || std::memcmp(encoded.data(), "\xff\xd8\xff", 3) != 0) {
     return Turbo::kNotForTurbo;
   }
@@ -453,18 +468,6 @@ Turbo decode_jpeg(const std::string& encoded, const ImagePipeline& p, std::vecto
       colorspace == TJCS_CMYK || colorspace == TJCS_YCCK || width <= 0 || height <= 0) {
     return Turbo::kNotForTurbo;
   }
-  const int s = p.size;
-  auto covers = [&](int sw, int sh) {
-    switch (p.fit) {
-      case Fit::kStretch:
-        return sw >= s && sh >= s;
-      case Fit::kCrop:
-        return std::min(sw, sh) >= s;
-      case Fit::kPad:
-        return std::max(sw, sh) >= s;
-    }
-    return true;
-  };
   int count = 0;
   const tjscalingfactor* factors = tjGetScalingFactors(&count);
   int best_w = width, best_h = height;
@@ -476,9 +479,9 @@ Turbo decode_jpeg(const std::string& encoded, const ImagePipeline& p, std::vecto
       best_h = sh;
     }
   }
-  out->resize(static_cast<size_t>(best_w) * best_h * p.channels);
+  out->resize(static_cast<size_t>(best_w) * best_h * channels);
   if (tjDecompress2(handle.get(), buf, len, out->data(), best_w, 0, best_h,
-                    p.channels == 1 ? TJPF_GRAY : TJPF_RGB, 0) != 0) {
+                    channels == 1 ? TJPF_GRAY : TJPF_RGB, 0) != 0) {
     *error = tjGetErrorStr2(handle.get());
     return Turbo::kDamaged;
   }
@@ -520,7 +523,19 @@ Result<std::vector<float>> preprocess_image(const std::string& encoded, const Im
   std::vector<uint8_t> fitted;
   std::vector<uint8_t> jpeg;
   std::string error;
-  switch (decode_jpeg(encoded, p, &jpeg, &w, &h, &error)) {
+  const int s = p.size;
+  auto covers = [&](int sw, int sh) {
+    switch (p.fit) {
+      case Fit::kStretch:
+        return sw >= s && sh >= s;
+      case Fit::kCrop:
+        return std::min(sw, sh) >= s;
+      case Fit::kPad:
+        return std::max(sw, sh) >= s;
+    }
+    return true;
+  };
+  switch (decode_jpeg(encoded, p.channels, covers, &jpeg, &w, &h, &error)) {
     case Turbo::kDecoded:
       fitted = fit_pixels(jpeg.data(), w, h, p.channels, p);
       break;
@@ -550,6 +565,55 @@ Result<std::vector<float>> preprocess_image(const std::string& encoded, const Im
     const std::vector<float> g = gist_descriptor(channel.data(), p.size);
     out.insert(out.end(), g.begin(), g.end());
   }
+  return out;
+}
+
+Result<std::string> make_thumbnail(const std::string& encoded, int side, size_t max_pixels) {
+  if (side <= 0) return Status::invalid_argument("a thumbnail needs a positive side");
+  const auto* bytes = reinterpret_cast<const stbi_uc*>(encoded.data());
+  const int len = static_cast<int>(std::min<size_t>(encoded.size(), INT32_MAX));
+  int w = 0, h = 0, comp = 0;
+  if (encoded.empty() || stbi_info_from_memory(bytes, len, &w, &h, &comp) == 0) {
+    return Status::invalid_argument("not an image");
+  }
+  if (max_pixels > 0 && static_cast<uint64_t>(w) * static_cast<uint64_t>(h) > max_pixels) {
+    return Status::invalid_argument("the image has too many pixels");
+  }
+  std::vector<uint8_t> rgb;
+  std::string error;
+  std::vector<uint8_t> jpeg;
+  const auto covers = [side](int sw, int sh) { return std::max(sw, sh) >= side; };
+  const Turbo t = decode_jpeg(encoded, 3, covers, &jpeg, &w, &h, &error);
+  if (t == Turbo::kDamaged) return Status::invalid_argument(error);
+  if (t == Turbo::kDecoded) {
+    rgb = std::move(jpeg);
+  } else {
+    std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
+        stbi_load_from_memory(bytes, len, &w, &h, &comp, 0), stbi_image_free);
+    if (pixels == nullptr) return Status::invalid_argument(stbi_failure_reason());
+    const uint8_t white[3] = {255, 255, 255};
+    rgb = to_channels(pixels.get(), w, h, comp, 3, white);
+  }
+  int tw = w, th = h;
+  if (std::max(w, h) > side) {
+    if (w >= h) {
+      tw = side;
+      th = std::max(1, static_cast<int>(std::lround(static_cast<double>(h) * side / w)));
+    } else {
+      th = side;
+      tw = std::max(1, static_cast<int>(std::lround(static_cast<double>(w) * side / h)));
+    }
+  }
+  std::vector<uint8_t> small(static_cast<size_t>(tw) * th * 3);
+  resize_into(rgb.data(), w, h, w * 3, small.data(), tw, th, tw * 3, 3);
+  std::string out;
+  stbi_write_jpg_to_func(
+      [](void* ctx, void* data, int size) {
+        static_cast<std::string*>(ctx)->append(static_cast<const char*>(data),
+                                               static_cast<size_t>(size));
+      },
+      &out, tw, th, 3, small.data(), 85);
+  if (out.empty()) return Status::internal("JPEG encoding of a thumbnail failed");
   return out;
 }
 
@@ -666,6 +730,7 @@ Result<Dataset> decode_all(std::vector<Source> sources, const std::string& origi
   std::vector<char> ok(total, 0);
   std::vector<SkipReason> reasons(total, SkipReason::kNotImage);
   std::vector<std::string> details(total);
+  std::vector<std::string> thumbs(import.thumbnail_side > 0 ? total : 0);
   std::atomic<size_t> next{0}, done{0};
   std::atomic<bool> stop{false};
   std::mutex progress_mutex;
@@ -685,6 +750,10 @@ Result<Dataset> decode_all(std::vector<Source> sources, const std::string& origi
         if (row.is_ok()) {
           std::copy(row->begin(), row->end(), values.begin() + static_cast<ptrdiff_t>(i * dim));
           ok[i] = 1;
+          if (import.thumbnail_side > 0) {
+            Result<std::string> t = make_thumbnail(*bytes, import.thumbnail_side);
+            if (t.is_ok()) thumbs[i] = std::move(t).value();
+          }
         } else {
           reasons[i] = reason;
           details[i] = row.status().message();
@@ -757,6 +826,7 @@ Result<Dataset> decode_all(std::vector<Source> sources, const std::string& origi
       d.labels.push_back(label);
     }
     d.keys.push_back(std::move(sources[i].key));
+    if (!thumbs.empty()) d.thumbnails.push_back(std::move(thumbs[i]));
     d.metadata.push_back(meta.dump());
     ++row;
   }

@@ -70,6 +70,10 @@ Result<std::vector<float>> preprocess_image(const std::string& encoded,
                                             const ImagePipeline& pipeline, size_t max_pixels = 0,
                                             SkipReason* reason = nullptr);
 
+// A thumbnail for showing the image: at most `side` pixels on its longest side (never enlarged),
+// transparency over white, as a JPEG (quality 85: a few KiB at 96 pixels).
+Result<std::string> make_thumbnail(const std::string& encoded, int side, size_t max_pixels = 0);
+
 // The pipeline's geometric part on already decoded 8-bit pixels (`in_channels` 1 to 4, 2 and 4
 // with alpha): composite, convert, fit and resize. Returns size * size * channels values.
 std::vector<uint8_t> fit_pixels(const uint8_t* pixels, int width, int height, int in_channels,
@@ -92,7 +96,8 @@ struct ImageImport {
   bool strict = false;           // the first unusable file is an error instead of a skip
   bool keep_duplicates = false;  // a file reached twice (symbolic links) is read twice
   size_t max_pixels = 8192u * 8192u;
-  int threads = 0;  // <= 0: all cores
+  int thumbnail_side = 0;  // > 0: keep a thumbnail of each image (Dataset::thumbnails)
+  int threads = 0;         // <= 0: all cores
   // Called from the reading threads' coordinator with (files done, total files).
   std::function<void(size_t done, size_t total)> on_progress;
 };
