@@ -15,7 +15,7 @@ const char* web_page() {
  section { margin-bottom: 1.2em; }
  .row { display: flex; gap: 1em; align-items: flex-start; flex-wrap: wrap; }
  .hit { text-align: center; font-size: 0.8em; }
- .hit img, #query-image { width: 84px; height: 84px; image-rendering: pixelated; border: 1px solid #999; background: #000; }
+ .hit img, #query-image { width: 84px; height: 84px; object-fit: contain; image-rendering: pixelated; border: 1px solid #999; background: #000; }
  canvas { border: 1px solid #999; background: #000; cursor: crosshair; touch-action: none; }
  #error { color: #b00; }
  table { border-collapse: collapse; } td, th { padding: 0.2em 0.6em; border: 1px solid #ccc; }
@@ -77,7 +77,8 @@ function showHits(result) {
     img.alt = h.key;
     d.appendChild(img);
     d.appendChild(document.createElement("br"));
-    const label = h.label === undefined ? "-" : h.label;
+    let label = h.label === undefined ? "-" : String(h.label);
+    if (h.metadata && typeof h.metadata.label_name === "string") label += " (" + h.metadata.label_name + ")";
     const score = h.score === undefined ? "" : " score " + h.score.toFixed(1);
     d.appendChild(document.createTextNode("key " + h.key + " · d " + h.distance + score + " · label " + label));
     hits.appendChild(d);
@@ -196,7 +197,9 @@ const char* openapi_json() {
   "/v1/items": {"post": {"summary": "add or replace items (one atomic, durable batch)", "security": [{"bearer": []}],
    "requestBody": {"required": true, "content": {
     "application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Item"}}},
-    "application/x-ndjson": {"schema": {"$ref": "#/components/schemas/Item"}}}},
+    "application/x-ndjson": {"schema": {"$ref": "#/components/schemas/Item"}},
+    "image/*": {"description": "one image; key, label and metadata (JSON) in the query string"},
+    "multipart/form-data": {"description": "image files with optional key, label and metadata fields (one for all, or one per file; keys default to the file names)"}}},
    "responses": {"200": {"description": "{added, items}"}, "400": {"description": "bad item; nothing written"},
     "401": {"description": "missing or wrong token"}}}},
   "/v1/items/{key}": {
@@ -204,9 +207,9 @@ const char* openapi_json() {
    "get": {"summary": "a stored item", "responses": {"200": {"description": "{key, code, label, metadata, has_vector}"}, "404": {"description": "unknown key"}}},
    "delete": {"summary": "delete an item", "security": [{"bearer": []}],
     "responses": {"200": {"description": "{deleted}"}, "401": {"description": "missing or wrong token"}, "404": {"description": "unknown key"}}}},
-  "/v1/items/{key}/image": {"get": {"summary": "a stored image item as PNG",
+  "/v1/items/{key}/image": {"get": {"summary": "a stored item's thumbnail (JPEG), or its stored pixels drawn as PNG",
    "parameters": [{"name": "key", "in": "path", "required": true, "schema": {"type": "string"}}],
-   "responses": {"200": {"description": "PNG", "content": {"image/png": {}}}, "404": {"description": "unknown key or no stored image"}}}},
+   "responses": {"200": {"description": "JPEG or PNG", "content": {"image/jpeg": {}, "image/png": {}}}, "404": {"description": "unknown key or no stored image"}}}},
   "/v1/evaluate": {"post": {"summary": "the paper's protocol over the labelled items of the index", "security": [{"bearer": []}],
    "requestBody": {"content": {"application/json": {"schema": {"type": "object",
     "properties": {"queries_per_class": {"type": "integer", "default": 100}, "seed": {"type": "integer", "default": 0}}}}}},

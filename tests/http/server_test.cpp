@@ -414,35 +414,59 @@ TEST_F(ServerTest, InvalidUtf8InTheRequestIsEscapedNotFatal) {
 
 // The web page in Debian's headless Chromium: the page loads, a search is clicked (the page's
 // #key= link does what the Search button does), and the neighbours appear as loaded images.
-TEST_F(ServerTest, WebPageShowsNeighbourImagesInHeadlessChromium) {
+// The page after `fragment` (e.g. "#key=4"), as headless Chromium leaves its DOM.
+std::string page_dom(const std::filesystem::path& dir, uint16_t port, const std::string& fragment) {
   const std::string chromium = "/usr/bin/chromium";
-  ASSERT_TRUE(std::filesystem::exists(chromium)) << "tools/setup.sh installs Debian's chromium";
+  EXPECT_TRUE(std::filesystem::exists(chromium)) << "tools/setup.sh installs Debian's chromium";
   const std::string cmd =
       chromium + " --headless --no-sandbox --disable-gpu --disable-background-networking " +
-      "--disable-extensions --no-first-run --user-data-dir=" + (dir_ / "chromium").string() +
-      " --virtual-time-budget=15000 --dump-dom 'http://127.0.0.1:" + std::to_string(port_) +
-      "/#key=4' 2>/dev/null";
+      "--disable-extensions --no-first-run --user-data-dir=" + (dir / "chromium").string() +
+      " --virtual-time-budget=15000 --dump-dom 'http://127.0.0.1:" + std::to_string(port) + "/" +
+      fragment + "' 2>/dev/null";
   FILE* pipe = popen(cmd.c_str(), "r");
-  ASSERT_NE(pipe, nullptr);
+  EXPECT_NE(pipe, nullptr);
+  if (pipe == nullptr) return "";
   std::string dom;
   char buf[4096];
   size_t n;
   while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) dom.append(buf, n);
   EXPECT_EQ(pclose(pipe), 0);
+  return dom;
+}
+
+size_t occurrences(const std::string& text, const std::string& needle) {
+  size_t count = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) {
+    ++count;
+  }
+  return count;
+}
+
+TEST_F(ServerTest, WebPageShowsNeighbourImagesInHeadlessChromium) {
+  const std::string dom = page_dom(dir_, port_, "#key=4");
   EXPECT_NE(dom.find("300 items, 16-bit codes"), std::string::npos) << dom.substr(0, 2000);
-  size_t neighbours = 0, loaded = 0;
-  for (size_t at = dom.find("class=\"hit neighbour\""); at != std::string::npos;
-       at = dom.find("class=\"hit neighbour\"", at + 1)) {
-    ++neighbours;
-  }
-  for (size_t at = dom.find("data-loaded=\"1\""); at != std::string::npos;
-       at = dom.find("data-loaded=\"1\"", at + 1)) {
-    ++loaded;
-  }
-  EXPECT_EQ(neighbours, 12u) << dom.substr(0, 4000);  // the page's default k
-  EXPECT_EQ(loaded, 12u) << "neighbour images not loaded";
+  // The page's default k, every neighbour image loaded.
+  EXPECT_EQ(occurrences(dom, "class=\"hit neighbour\""), 12u) << dom.substr(0, 4000);
+  EXPECT_EQ(occurrences(dom, "data-loaded=\"1\""), 12u) << "neighbour images not loaded";
   EXPECT_EQ(dom.find("data-loaded=\"error\""), std::string::npos);
   EXPECT_NE(dom.find("label 1"), std::string::npos);  // item 4's group
+}
+
+// Issue 12: uploaded pictures show as their thumbnails, with label names.
+TEST_F(ServerTest, WebPageShowsThumbnailsAndLabelNames) {
+  std::vector<unsigned char> px(16 * 16 * 3);
+  for (size_t i = 0; i < px.size(); ++i) px[i] = (i / 3) % 2 ? 230 : 20;
+  for (int n = 0; n < 3; ++n) {
+    Reply r = post("/v1/items?key=pic" + std::to_string(n) +
+                       "&label=1&metadata=%7B%22label_name%22%3A%22stripes%22%7D",
+                   png(16, 16, 3, px), "image/png", "secret");
+    ASSERT_EQ(r.status, 200) << r.body;
+  }
+  EXPECT_EQ(get("/v1/items/pic0/image").content_type, "image/jpeg");
+  const std::string dom = page_dom(dir_, port_, "#key=pic0");
+  EXPECT_EQ(occurrences(dom, "data-loaded=\"1\""), 12u) << dom.substr(0, 4000);
+  EXPECT_EQ(dom.find("data-loaded=\"error\""), std::string::npos);
+  EXPECT_GE(occurrences(dom, "label 1 (stripes)"), 3u) << dom.substr(0, 4000);
 }
 
 TEST_F(ServerTest, ConcurrentWritersAndReaders) {
