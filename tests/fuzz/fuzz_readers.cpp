@@ -1,6 +1,7 @@
 // libFuzzer target over every file reader: byte 0 picks the format (IDX images, IDX labels,
-// fvecs, bvecs, ivecs, CSV, codes file, model file); the rest is written to a file of that kind
-// and read back. Readers must return an error, never crash, on any input.
+// fvecs, bvecs, ivecs, CSV, codes file, model file, an image file through the image pipeline and
+// the thumbnail maker, an image manifest); the rest is written to a file of that kind and read
+// back. Readers must return an error, never crash, on any input.
 #include <unistd.h>
 
 #include <filesystem>
@@ -23,11 +24,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         .write(reinterpret_cast<const char*>(idx), sizeof(idx));
     return d.string();
   }();
-  static const char* names[] = {"images-idx3-ubyte", "labels-idx1-ubyte",
-                                "x.fvecs",           "x.bvecs",
-                                "x.ivecs",           "x.csv",
-                                "x.codes",           "x.model"};
-  const int kind = data[0] % 8;
+  static const char* names[] = {
+      "images-idx3-ubyte", "labels-idx1-ubyte", "x.fvecs", "x.bvecs",     "x.ivecs", "x.csv",
+      "x.codes",           "x.model",           "x.image", "manifest.csv"};
+  const int kind = data[0] % 10;
   const std::string path = dir + "/" + names[kind];
   {
     std::ofstream f(path, std::ios::binary | std::ios::trunc);
@@ -46,6 +46,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 7:
       (void)imsat::learn::Model::load(path).is_ok();
       break;
+    case 8: {
+      const std::string bytes(reinterpret_cast<const char*>(data + 1), size - 1);
+      imsat::io::ImagePipeline p;
+      p.size = 16;
+      p.channels = 3;
+      p.fit = static_cast<imsat::io::Fit>(data[0] / 10 % 3);
+      (void)imsat::io::preprocess_image(bytes, p, 1 << 20).is_ok();
+      (void)imsat::io::make_thumbnail(bytes, 24, 1 << 20).is_ok();
+      break;
+    }
+    case 9: {
+      imsat::io::ImageImport import;
+      import.manifest = path;
+      import.threads = 1;
+      (void)imsat::io::read_image_manifest(import, nullptr).is_ok();
+      break;
+    }
     default:
       (void)imsat::learn::load_dataset(path).is_ok();
   }

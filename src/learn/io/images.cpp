@@ -274,11 +274,19 @@ using cplx = std::complex<double>;
 
 // FFTW plans for n x n transforms, made once per size and direction (planning is not thread-safe;
 // executing a plan on other arrays is).
+struct PlanCache {
+  std::mutex mutex;
+  std::map<std::pair<int, int>, fftw_plan> plans;
+  ~PlanCache() {
+    for (auto& [key, plan] : plans) fftw_destroy_plan(plan);
+    fftw_cleanup();  // FFTW's own planner memory, so leak checkers see none
+  }
+};
+
 fftw_plan plan_for(int n, int direction) {
-  static std::mutex mutex;
-  static std::map<std::pair<int, int>, fftw_plan> plans;
-  std::lock_guard lock(mutex);
-  auto& plan = plans[{n, direction}];
+  static PlanCache cache;
+  std::lock_guard lock(cache.mutex);
+  auto& plan = cache.plans[{n, direction}];
   if (plan == nullptr) {
     std::vector<cplx> a(static_cast<size_t>(n) * n), b(a.size());
     plan = fftw_plan_dft_2d(n, n, reinterpret_cast<fftw_complex*>(a.data()),
