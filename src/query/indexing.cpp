@@ -44,7 +44,8 @@ namespace {
 
 // The resumable job's name: the model, the source file (path, size, modification time) and every
 // option that changes what is written, so a changed source or setting starts a new job.
-std::string job_name(const IndexRequest& r, const std::string& fingerprint) {
+std::string job_name(const IndexRequest& r, const std::string& fingerprint,
+                     const learn::Dataset& data) {
   const std::string& source = r.images.manifest.empty() ? r.data : r.images.manifest;
   std::string identity = fs::absolute(source).string();
   struct stat st {};
@@ -58,6 +59,12 @@ std::string job_name(const IndexRequest& r, const std::string& fingerprint) {
   if (!r.images.manifest.empty() || io::is_image_folder(r.data)) {
     identity += "|images=" + std::string(r.images.keep_duplicates ? "all" : "unique") + "|" +
                 std::to_string(r.images.max_pixels) + "|" + std::to_string(r.images.thumbnail_side);
+    // A folder's own modification time misses files changed in its subfolders: the job is also
+    // named after what was read (every key and value), so any change starts a new job.
+    uint64_t h = fnv1a64(identity);
+    for (const std::string& key : data.keys) h = fnv1a64_bytes(key.data(), key.size() + 1, h);
+    h = fnv1a64_bytes(data.values.data(), data.values.size() * sizeof(float), h);
+    identity += "|content=" + std::to_string(h);
   }
   char hash[17];
   std::snprintf(hash, sizeof(hash), "%016llx", static_cast<unsigned long long>(fnv1a64(identity)));
@@ -163,7 +170,7 @@ Result<IndexReport> index_dataset(const IndexRequest& request) {
   o.model_fingerprint = f.fingerprint;
   IMSAT_ASSIGN_OR_RETURN(std::unique_ptr<index::CodeStore> store,
                          index::CodeStore::open(request.db, o));
-  report.job = !request.job.empty() ? request.job : job_name(request, f.fingerprint);
+  report.job = !request.job.empty() ? request.job : job_name(request, f.fingerprint, data);
   IMSAT_ASSIGN_OR_RETURN(report.done_before, store->bulk_progress(report.job));
   if (report.done_before >= f.rows) {
     report.already_done = true;

@@ -167,6 +167,14 @@ TEST(ImagePipeline, RefusesBadImagesWithAReason) {
   EXPECT_EQ(why, io::SkipReason::kNotImage);
   EXPECT_FALSE(io::preprocess_image(good.substr(0, 20), io::ImagePipeline{}, 0, &why).is_ok());
   EXPECT_EQ(why, io::SkipReason::kTruncated);
+  // A binary PNM cut short (stb would leave the missing pixels uninitialised).
+  const std::string pgm = pnm(8, 8, 1, pattern(8, 8, 1, 3));
+  EXPECT_TRUE(io::preprocess_image(pgm, io::ImagePipeline{}).is_ok());
+  EXPECT_FALSE(
+      io::preprocess_image(pgm.substr(0, pgm.size() - 5), io::ImagePipeline{}, 0, &why).is_ok());
+  EXPECT_EQ(why, io::SkipReason::kTruncated);
+  EXPECT_TRUE(
+      io::preprocess_image("P5\n# a comment\n2 1\n255\n\x01\x02", io::ImagePipeline{}).is_ok());
   auto big = io::preprocess_image(good, io::ImagePipeline{}, 15, &why);
   EXPECT_EQ(why, io::SkipReason::kTooLarge);
   EXPECT_NE(big.status().message().find("4 x 4 pixels"), std::string::npos);

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cmath>
 #include <complex>
 #include <cstring>
@@ -455,6 +456,31 @@ bool has_image_signature(const std::string& b) {
          starts("BM", 2) || (b.size() >= 2 && b[0] == 'P' && b[1] >= '1' && b[1] <= '7');
 }
 
+// Debian's stb reads a binary PNM (P5, P6) whose pixel data is cut short without noticing and
+// leaves the rest of the image uninitialised: check the data's length against the header.
+bool pnm_is_short(const std::string& b) {
+  if (b.size() < 2 || b[0] != 'P' || (b[1] != '5' && b[1] != '6')) return false;
+  size_t at = 2;
+  uint64_t fields[3] = {0, 0, 0};  // width, height, maxval
+  for (uint64_t& field : fields) {
+    while (at < b.size() && (std::isspace(static_cast<unsigned char>(b[at])) || b[at] == '#')) {
+      if (b[at] == '#') {
+        while (at < b.size() && b[at] != '\n') ++at;
+      } else {
+        ++at;
+      }
+    }
+    if (at >= b.size() || !std::isdigit(static_cast<unsigned char>(b[at]))) return true;
+    while (at < b.size() && std::isdigit(static_cast<unsigned char>(b[at])) && field < (1u << 30)) {
+      field = field * 10 + static_cast<uint64_t>(b[at++] - '0');
+    }
+  }
+  ++at;  // the single whitespace before the data
+  const uint64_t samples = fields[0] * fields[1] * (b[1] == '6' ? 3 : 1);
+  const uint64_t need = samples * (fields[2] > 255 ? 2 : 1);
+  return at > b.size() || b.size() - at < need;
+}
+
 enum class Turbo { kDecoded, kNotForTurbo, kDamaged };
 
 // JPEG files through libjpeg-turbo, decoded directly at the smallest of its DCT scales (1/8 to 1)
@@ -550,6 +576,9 @@ Result<std::vector<float>> preprocess_image(const std::string& encoded, const Im
     case Turbo::kDamaged:
       return fail(SkipReason::kTruncated, "cannot decode the JPEG: " + error);
     case Turbo::kNotForTurbo: {
+      if (pnm_is_short(encoded)) {
+        return fail(SkipReason::kTruncated, "cannot decode the image: its pixel data is cut short");
+      }
       std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
           stbi_load_from_memory(bytes, len, &w, &h, &comp, 0), stbi_image_free);
       if (pixels == nullptr) {
@@ -596,6 +625,7 @@ Result<std::string> make_thumbnail(const std::string& encoded, int side, size_t 
   if (t == Turbo::kDecoded) {
     rgb = std::move(jpeg);
   } else {
+    if (pnm_is_short(encoded)) return Status::invalid_argument("the pixel data is cut short");
     std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
         stbi_load_from_memory(bytes, len, &w, &h, &comp, 0), stbi_image_free);
     if (pixels == nullptr) return Status::invalid_argument(stbi_failure_reason());
