@@ -4,7 +4,8 @@
 # builds everything that does not link LibTorch with AddressSanitizer and
 # UndefinedBehaviorSanitizer under build-asan/ and runs that suite too, then the same with clang's
 # ThreadSanitizer under build-tsan/ (tests/tsan.supp silences the uninstrumented RocksDB library),
-# and finally builds the
+# then the HTTP server tests with LibTorch under clang's ThreadSanitizer (build-tsan-http/;
+# tests/tsan-torch.supp also silences OpenBLAS, LibTorch and libgomp), and finally builds the
 # libFuzzer targets with clang (ASan + UBSan, build-fuzz/) and runs each one for
 # IMSAT_FUZZ_SECONDS (default 30) from its seed corpus.
 set -euo pipefail
@@ -36,6 +37,13 @@ CC=clang CXX=clang++ cmake -S "$root" -B "$root/build-tsan" -G Ninja \
 cmake --build "$root/build-tsan" -j "$jobs"
 TSAN_OPTIONS="halt_on_error=1 suppressions=$root/tests/tsan.supp" \
   ctest --test-dir "$root/build-tsan" --output-on-failure -j "$jobs"
+echo "test.sh: ThreadSanitizer build of the HTTP tests (clang, with LibTorch)" >&2
+CC=clang CXX=clang++ cmake -S "$root" -B "$root/build-tsan-http" -G Ninja \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIMSAT_WITH_TORCH=ON -DIMSAT_TSAN=ON \
+  -DIMSAT_BUILD_BENCH=OFF >/dev/null
+cmake --build "$root/build-tsan-http" -j "$jobs" --target server_test
+OMP_NUM_THREADS=1 TSAN_OPTIONS="halt_on_error=1 suppressions=$root/tests/tsan-torch.supp" \
+  "$root/build-tsan-http/tests/http/server_test"
 t3b=$(date +%s)
 
 echo "test.sh: fuzz targets (clang, libFuzzer, ASan + UBSan)" >&2

@@ -169,7 +169,8 @@ TEST_F(ServerTest, EveryEndpointAnswers) {
 
   Reply by_code = post("/v1/search", json{{"code", r["code"]}, {"radius", 0}}.dump());
   ASSERT_EQ(by_code.status, 200);
-  for (const auto& h : by_code.js()["hits"]) EXPECT_EQ(h["distance"], 0);
+  const json code_hits = by_code.js()["hits"];  // a range-for over js()[...] would dangle
+  for (const auto& h : code_hits) EXPECT_EQ(h["distance"], 0);
 
   Reply by_vector =
       post("/v1/search", R"({"vector": )" + vector_json(7) +
@@ -185,7 +186,8 @@ TEST_F(ServerTest, EveryEndpointAnswers) {
   std::vector<unsigned char> bright(16, 230);
   Reply by_image = post("/v1/search/image?k=4", png(4, 4, 1, bright), "image/png");
   ASSERT_EQ(by_image.status, 200) << by_image.body;
-  for (const auto& h : by_image.js()["hits"]) EXPECT_EQ(h["label"], 2);
+  const json image_hits = by_image.js()["hits"];
+  for (const auto& h : image_hits) EXPECT_EQ(h["label"], 2);
 
   Reply item = get("/v1/items/9");
   ASSERT_EQ(item.status, 200);
