@@ -20,6 +20,7 @@ namespace {
 
 struct EvalArgs {
   DataOptions source;
+  std::string rank = "hamming";
   std::string db, json_out, csv_out, plot, split = "per-class";
   std::vector<std::string> methods = {"imsat-vat", "itq", "lsh"};
   std::vector<int> bits = {16};
@@ -40,7 +41,8 @@ struct EvalRow {
   std::optional<uint64_t> seed;  // unknown for a loaded model without one in its header
   std::optional<double> lambda;  // the information weight it trained with, when it has one
   query::RetrievalMetrics m;
-  double train_seconds = -1;  // < 0: trained elsewhere
+  std::optional<query::RetrievalMetrics> asymmetric;  // mAP and P@N of asymmetric ranking
+  double train_seconds = -1;                          // < 0: trained elsewhere
   double eval_seconds = 0;
   double map_at_k = -1;  // < 0: not asked for
   query::Curves curves;
@@ -91,6 +93,9 @@ nlohmann::json row_json(const EvalRow& row, const EvalArgs& args) {
       {"train_seconds",
        row.train_seconds < 0 ? nlohmann::json(nullptr) : nlohmann::json(row.train_seconds)},
       {"eval_seconds", row.eval_seconds}};
+  if (row.asymmetric) {
+    j["asymmetric"] = {{"map", row.asymmetric->map}, {p_at, row.asymmetric->precision_at_n}};
+  }
   if (row.map_at_k >= 0) {
     j["map_at_k"] = row.map_at_k;
     j["k"] = args.map_at;
@@ -216,6 +221,11 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--plot", args->plot,
                   "Write a precision-recall plot (SVG) of the first run of each method and length");
   cmd->add_option("--map-at", args->map_at, "Also report mAP@k for this k");
+  cmd->add_option("--rank", args->rank,
+                  "Ranking the table's mAP and P@N use: hamming, or asymmetric (the query's bit "
+                  "probabilities against the stored codes); JSON and CSV carry both")
+      ->check(CLI::IsMember({"hamming", "asymmetric"}))
+      ->capture_default_str();
   cmd->add_option("--split", args->split,
                   "per-class: --queries-per-class random queries per label, the rest the gallery; "
                   "dataset: the dataset's own test items query its train items")
@@ -266,6 +276,13 @@ void add_eval(CLI::App& app) {
       ProgressBar clock("eval", true);
       const std::vector<uint8_t> codes = take(model.encode(data));
       row.m = take(query::evaluate_retrieval(codes, model.bits(), data.labels, split, options));
+      if (args->rank == "asymmetric" || args->json || !args->json_out.empty() ||
+          !args->csv_out.empty()) {
+        const std::vector<float> probabilities =
+            take(model.bit_probabilities(data.values.data(), data.rows, data.cols));
+        row.asymmetric = take(query::evaluate_asymmetric(probabilities, codes, model.bits(),
+                                                         data.labels, split, options));
+      }
       row.eval_seconds = clock.seconds();
       if (args->map_at > 0) {
         row.map_at_k = take(query::map_at_k(codes, model.bits(), data.labels, split, args->map_at));
@@ -282,6 +299,10 @@ void add_eval(CLI::App& app) {
         std::fprintf(stderr, "imsat:   mAP %.4f P@%zu %.4f P@r%d %.4f (empty %.3f) %s\n", row.m.map,
                      args->precision_at, row.m.precision_at_n, args->radius, row.m.precision_at_r,
                      row.m.empty_r_share, trained);
+        if (row.asymmetric) {
+          std::fprintf(stderr, "imsat:   asymmetric ranking: mAP %.4f P@%zu %.4f\n",
+                       row.asymmetric->map, args->precision_at, row.asymmetric->precision_at_n);
+        }
       }
       rows.push_back(std::move(row));
     };
@@ -372,6 +393,13 @@ void add_eval(CLI::App& app) {
       const std::string p_at = "P@" + std::to_string(args->precision_at);
       const std::string p_r = "P@r=" + std::to_string(args->radius);
       const std::string map_k = "mAP@" + std::to_string(args->map_at);
+      const bool asym = args->rank == "asymmetric";
+      if (asym) {
+        std::printf(
+            "(mAP and %s by asymmetric ranking: the query's bit probabilities against the "
+            "stored codes; %s by Hamming distance)\n",
+            p_at.c_str(), p_r.c_str());
+      }
       std::printf("%-13s %5s %5s %16s %16s %16s", "method", "bits", "runs", "mAP", p_at.c_str(),
                   p_r.c_str());
       if (args->map_at > 0) std::printf(" %16s", map_k.c_str());
@@ -382,8 +410,9 @@ void add_eval(CLI::App& app) {
           for (const EvalRow& row : rows) {
             if (row.bits != bits || row.method != method) continue;
             mk.push_back(row.map_at_k * 100);
-            a.push_back(row.m.map * 100);
-            p.push_back(row.m.precision_at_n * 100);
+            const query::RetrievalMetrics& ranked = asym ? *row.asymmetric : row.m;
+            a.push_back(ranked.map * 100);
+            p.push_back(ranked.precision_at_n * 100);
             r.push_back(row.m.precision_at_r * 100);
             if (row.train_seconds >= 0) trained.push_back(row.train_seconds);
           }
@@ -417,10 +446,12 @@ void add_eval(CLI::App& app) {
       if (!args->quiet) std::fprintf(stderr, "imsat: wrote %s\n", args->plot.c_str());
     }
     if (!args->csv_out.empty()) {
-      std::string csv = "method,bits,seed,lambda,map,precision_at_" +
-                        std::to_string(args->precision_at) + ",precision_at_r" +
-                        std::to_string(args->radius) + ",empty_r" + std::to_string(args->radius) +
-                        "_share,train_seconds,eval_seconds\n";
+      std::string csv =
+          "method,bits,seed,lambda,map,precision_at_" + std::to_string(args->precision_at) +
+          ",precision_at_r" + std::to_string(args->radius) + ",empty_r" +
+          std::to_string(args->radius) +
+          "_share,train_seconds,eval_seconds,asymmetric_map,asymmetric_precision_at_" +
+          std::to_string(args->precision_at) + "\n";
       for (const EvalRow& row : rows) {
         csv += row.method + ',' + std::to_string(row.bits) + ',' +
                (row.seed ? std::to_string(*row.seed) : std::string()) + ',' +
@@ -428,7 +459,11 @@ void add_eval(CLI::App& app) {
                std::to_string(row.m.map) + ',' + std::to_string(row.m.precision_at_n) + ',' +
                std::to_string(row.m.precision_at_r) + ',' + std::to_string(row.m.empty_r_share) +
                ',' + (row.train_seconds < 0 ? std::string() : std::to_string(row.train_seconds)) +
-               ',' + std::to_string(row.eval_seconds) + '\n';
+               ',' + std::to_string(row.eval_seconds) + ',' +
+               (row.asymmetric ? std::to_string(row.asymmetric->map) + ',' +
+                                     std::to_string(row.asymmetric->precision_at_n)
+                               : std::string(",")) +
+               '\n';
       }
       write_file(args->csv_out, csv);
     }

@@ -42,8 +42,9 @@ class ProgressBar {
     if (done < total && now - last_ < 0.25) return;
     last_ = now;
     const double frac = total > 0 ? double(done) / double(total) : 1.0;
-    char detail[64];
-    std::snprintf(detail, sizeof(detail), "%zu/%zu items", done, total);
+    char detail[96];
+    std::snprintf(detail, sizeof(detail), "%zu/%zu items  %.0f/s", done, total,
+                  now > 0 ? double(done) / now : 0.0);
     draw(frac, detail, now);
   }
   void finish_items(size_t done) {

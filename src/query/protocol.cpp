@@ -262,6 +262,73 @@ Result<RetrievalMetrics> evaluate_retrieval(const std::vector<uint8_t>& codes, i
   return m;
 }
 
+Result<RetrievalMetrics> evaluate_asymmetric(const std::vector<float>& probabilities,
+                                             const std::vector<uint8_t>& codes, int bits,
+                                             const std::vector<int32_t>& labels, const Split& split,
+                                             const RetrievalOptions& options) {
+  IMSAT_RETURN_IF_ERROR(check_code_bits(bits));
+  const size_t n = labels.size(), bytes = static_cast<size_t>(bits) / 8;
+  if (codes.size() != n * bytes || probabilities.size() != n * static_cast<size_t>(bits)) {
+    return Status::invalid_argument("asymmetric evaluation: " + std::to_string(n) +
+                                    " labels, but codes or probabilities of another count");
+  }
+  for (size_t i : split.queries) {
+    if (i >= n) return Status::invalid_argument("query index out of range");
+  }
+  for (size_t i : split.gallery) {
+    if (i >= n) return Status::invalid_argument("gallery index out of range");
+  }
+  const size_t g = split.gallery.size();
+  const size_t top_n = std::min(options.precision_at, g);
+  // score(q, x) = sum_d p_d + sum_{d: x_d = 1} (1 - 2 p_d): one 256-entry table per code byte.
+  std::vector<double> table(bytes * 256);
+  std::vector<std::pair<double, size_t>> scored(g);  // (score, gallery position)
+  std::vector<uint64_t> rel_at, all_at;
+  double sum_ap = 0, sum_pn = 0;
+  for (size_t q : split.queries) {
+    const float* p = probabilities.data() + q * static_cast<size_t>(bits);
+    double base = 0;
+    for (int d = 0; d < bits; ++d) base += p[d];
+    for (size_t b = 0; b < bytes; ++b) {
+      for (int v = 0; v < 256; ++v) {
+        double w = 0;
+        for (int k = 0; k < 8; ++k) {
+          if (v >> k & 1) w += 1.0 - 2.0 * p[b * 8 + static_cast<size_t>(k)];
+        }
+        table[b * 256 + static_cast<size_t>(v)] = w;
+      }
+    }
+    for (size_t j = 0; j < g; ++j) {
+      const uint8_t* c = codes.data() + split.gallery[j] * bytes;
+      double s = base;
+      for (size_t b = 0; b < bytes; ++b) s += table[b * 256 + c[b]];
+      scored[j] = {s, j};
+    }
+    std::sort(scored.begin(), scored.end());  // by score, ties by gallery order
+    rel_at.clear();
+    all_at.clear();
+    size_t relevant_top = 0;
+    for (size_t j = 0; j < g; ++j) {
+      if (j == 0 || scored[j].first != scored[j - 1].first) {
+        rel_at.push_back(0);
+        all_at.push_back(0);
+      }
+      const bool relevant = labels[split.gallery[scored[j].second]] == labels[q];
+      rel_at.back() += relevant;
+      all_at.back() += 1;
+      if (j < top_n) relevant_top += relevant;
+    }
+    sum_ap += grouped_average_precision(rel_at, all_at);
+    if (top_n > 0) sum_pn += static_cast<double>(relevant_top) / static_cast<double>(top_n);
+  }
+  RetrievalMetrics m;
+  m.queries = split.queries.size();
+  const double nq = std::max<double>(1, static_cast<double>(m.queries));
+  m.map = sum_ap / nq;
+  m.precision_at_n = sum_pn / nq;
+  return m;
+}
+
 Result<double> map_at_k(const std::vector<uint8_t>& codes, int bits,
                         const std::vector<int32_t>& labels, const Split& split, size_t k) {
   if (k == 0) return Status::invalid_argument("mAP@k needs k >= 1");

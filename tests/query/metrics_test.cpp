@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <random>
 #include <set>
 #include <vector>
 
@@ -105,6 +106,53 @@ TEST(Splits, PerClassIsACapOnUnevenClasses) {
   EXPECT_EQ(r->queries, Q::split_random(labels, 9, 3)->queries);
   EXPECT_FALSE(Q::split_random(labels, 46, 3).is_ok());
   EXPECT_FALSE(Q::split_random(labels, 0, 3).is_ok());
+}
+
+// Issue 16: asymmetric ranking by expected Hamming distance. With 0/1 probabilities it is exactly
+// Hamming ranking; with soft ones it can reorder, as computed by hand here.
+TEST(Asymmetric, EqualsHammingForHardBitsAndReordersForSoftOnes) {
+  std::mt19937 rng(4);
+  const int bits = 16;
+  const size_t n = 300;
+  std::vector<uint8_t> codes(n * 2);
+  std::vector<int32_t> labels(n);
+  std::vector<float> hard(n * bits);
+  for (size_t i = 0; i < n; ++i) {
+    labels[i] = static_cast<int32_t>(i % 3);
+    // Codes near one centre per label, with noise, so the ranking is not trivial.
+    const uint16_t centre = labels[i] == 0 ? 0x00ff : labels[i] == 1 ? 0xf0f0 : 0x3c3c;
+    const uint16_t code = centre ^ static_cast<uint16_t>(1u << (rng() % 16)) ^
+                          static_cast<uint16_t>(rng() % 4 == 0 ? 1u << (rng() % 16) : 0);
+    codes[2 * i] = static_cast<uint8_t>(code & 0xff);
+    codes[2 * i + 1] = static_cast<uint8_t>(code >> 8);
+    for (int d = 0; d < bits; ++d) hard[i * bits + static_cast<size_t>(d)] = float(code >> d & 1);
+  }
+  auto split = Q::split_per_class(labels, 10, 1);
+  ASSERT_TRUE(split.is_ok());
+  Q::RetrievalOptions options;
+  options.precision_at = 50;
+  auto hamming = Q::evaluate_retrieval(codes, bits, labels, *split, options);
+  auto asym = Q::evaluate_asymmetric(hard, codes, bits, labels, *split, options);
+  ASSERT_TRUE(hamming.is_ok() && asym.is_ok()) << asym.status().to_string();
+  EXPECT_DOUBLE_EQ(asym->map, hamming->map);
+  EXPECT_DOUBLE_EQ(asym->precision_at_n, hamming->precision_at_n);
+
+  // One query (item 0, p_0 = 0.9, the other bits 0) and a gallery of three 8-bit codes:
+  // A = 0x01 (score 0.1, other label), B = 0x00 (0.9), C = 0x03 (1.1). Asymmetric order A, B, C:
+  // AP = (1/2 + 2/3) / 2; Hamming ranks B (distance 0), A (1), C (2): AP = (1 + 2/3) / 2.
+  const std::vector<uint8_t> small = {0x00, 0x01, 0x00, 0x03};
+  const std::vector<int32_t> small_labels = {0, 1, 0, 0};
+  std::vector<float> p(4 * 8, 0.0f);
+  p[0] = 0.9f;
+  const Q::Split one{{0}, {1, 2, 3}, {}, {}};
+  auto a = Q::evaluate_asymmetric(p, small, 8, small_labels, one, options);
+  ASSERT_TRUE(a.is_ok());
+  EXPECT_NEAR(a->map, (0.5 + 2.0 / 3.0) / 2, 1e-12);
+  auto h = Q::evaluate_retrieval(small, 8, small_labels, one, options);
+  ASSERT_TRUE(h.is_ok());
+  EXPECT_NEAR(h->map, (1.0 + 2.0 / 3.0) / 2, 1e-12);
+  EXPECT_FALSE(
+      Q::evaluate_asymmetric(std::vector<float>(3), small, 8, small_labels, one, options).is_ok());
 }
 
 TEST(Hungarian, FindsTheKnownOptimum) {
