@@ -6,7 +6,9 @@
 // reports queries/s as items_per_second, single thread. Also MemoryBandwidth (one core reading a
 // large buffer) and BulkLoad (codes/s into the durable store, write-ahead log on).
 #include <benchmark/benchmark.h>
+#include <immintrin.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -281,6 +283,108 @@ void BM_MemoryBandwidth(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * words * 8));
 }
 
+// The same buffer read with 512-bit loads (four independent accumulators): the streaming-read
+// ceiling of one core, against which a vectorised scan out of cache is compared.
+__attribute__((target("avx512f"))) uint64_t read_avx512(const uint64_t* data, size_t words) {
+  __m512i a = _mm512_setzero_si512(), b = a, c = a, e = a;
+  for (size_t i = 0; i + 32 <= words; i += 32) {
+    a = _mm512_add_epi64(a, _mm512_load_si512(data + i));
+    b = _mm512_add_epi64(b, _mm512_load_si512(data + i + 8));
+    c = _mm512_add_epi64(c, _mm512_load_si512(data + i + 16));
+    e = _mm512_add_epi64(e, _mm512_load_si512(data + i + 24));
+  }
+  alignas(64) uint64_t lanes[8];
+  _mm512_store_si512(lanes, _mm512_add_epi64(_mm512_add_epi64(a, b), _mm512_add_epi64(c, e)));
+  uint64_t sum = 0;
+  for (uint64_t v : lanes) sum += v;
+  return sum;
+}
+
+void BM_MemoryBandwidthAvx512(benchmark::State& state) {
+  if (!__builtin_cpu_supports("avx512f")) {
+    state.SkipWithError("no AVX-512 on this CPU");
+    return;
+  }
+  const size_t words = (512u << 20) / 8;
+  uint64_t* buf = static_cast<uint64_t*>(std::aligned_alloc(64, words * 8));
+  std::fill(buf, buf + words, 1);
+  for (auto _ : state) benchmark::DoNotOptimize(read_avx512(buf, words));
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * words * 8));
+  std::free(buf);
+}
+
+// The reference for the single-query scan (issue 15): the simplest AVX-512 VPOPCNTDQ loop over
+// 64-bit codes that computes every distance and keeps a running k-th-distance threshold (a
+// max-heap of the k best, ties by position), with nothing else around it.
+// Adds (dist, i) to the max-heap of the k best; returns the new threshold: k-th distance + 1 once
+// k are held (strictly better than the k-th is needed; ties keep the earlier item), else 65.
+uint32_t offer(std::vector<std::pair<uint32_t, uint32_t>>* heap, size_t k, uint32_t dist,
+               uint32_t i) {
+  heap->emplace_back(dist, i);
+  std::push_heap(heap->begin(), heap->end());
+  if (heap->size() > k) {
+    std::pop_heap(heap->begin(), heap->end());
+    heap->pop_back();
+  }
+  return heap->size() == k ? heap->front().first + 1 : 65;
+}
+
+__attribute__((target("avx512f,avx512vpopcntdq"))) void bare_knn_avx512(
+    const uint64_t* codes, size_t n, uint64_t query, size_t k,
+    std::vector<std::pair<uint32_t, uint32_t>>* heap) {
+  heap->clear();
+  uint32_t threshold = 65;  // above any 64-bit distance until k items are held
+  const __m512i q = _mm512_set1_epi64(static_cast<long long>(query));
+  __m512i t = _mm512_set1_epi64(threshold);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m512i d = _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_load_si512(codes + i), q));
+    __mmask8 m = _mm512_cmplt_epu64_mask(d, t);
+    while (m != 0) {
+      const int lane = __builtin_ctz(m);
+      m &= static_cast<__mmask8>(m - 1);
+      const auto dist = static_cast<uint32_t>(__builtin_popcountll(codes[i + lane] ^ query));
+      if (dist < threshold) {
+        threshold = offer(heap, k, dist, static_cast<uint32_t>(i + lane));
+        t = _mm512_set1_epi64(threshold);
+      }
+    }
+  }
+  for (; i < n; ++i) {
+    const auto dist = static_cast<uint32_t>(__builtin_popcountll(codes[i] ^ query));
+    if (dist < threshold) threshold = offer(heap, k, dist, static_cast<uint32_t>(i));
+  }
+}
+
+void BM_KnnBareAvx512(benchmark::State& state, size_t n, size_t k, std::string kind) {
+  if (!__builtin_cpu_supports("avx512vpopcntdq")) {
+    state.SkipWithError("no AVX-512 VPOPCNTDQ on this CPU");
+    return;
+  }
+  Dataset& d = dataset(64, n, kind);
+  std::vector<std::pair<uint32_t, uint32_t>> heap;
+  for (size_t check = 0; check < 5; ++check) {  // the reference must answer as the scan does
+    bare_knn_avx512(d.codes->data(), n, *query(d, check), k, &heap);
+    std::sort(heap.begin(), heap.end());
+    const auto want = imsat::index::scan_knn(*d.codes, query(d, check), k);
+    for (size_t i = 0; i < want.size(); ++i) {
+      if (heap.size() != want.size() || heap[i].first != want[i].distance ||
+          heap[i].second != want[i].slot) {
+        state.SkipWithError("the bare AVX-512 reference disagrees with scan_knn");
+        return;
+      }
+    }
+  }
+  size_t q = 0;
+  for (auto _ : state) {
+    bare_knn_avx512(d.codes->data(), n, *query(d, q++), k, &heap);
+    benchmark::DoNotOptimize(heap.data());
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+  state.counters["bytes_per_s"] = benchmark::Counter(
+      static_cast<double>(state.iterations() * n * 8), benchmark::Counter::kIsRate);
+}
+
 void BM_BulkLoad(benchmark::State& state, int bits, size_t n) {
   Dataset& d = dataset(bits, n, "uniform");
   const size_t cb = static_cast<size_t>(bits) / 8;
@@ -322,6 +426,15 @@ std::string name(const std::string& op, const std::string& impl, int bits, size_
 int register_all() {
   benchmark::RegisterBenchmark("MemoryBandwidth/read", BM_MemoryBandwidth)
       ->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("MemoryBandwidth/read_avx512", BM_MemoryBandwidthAvx512)
+      ->Unit(benchmark::kMillisecond);
+  for (size_t n : {size_t{1000000}, size_t{10000000}}) {
+    for (const std::string kind : {"uniform", "clustered"}) {
+      benchmark::RegisterBenchmark(name("Knn", "bare_avx512", 64, n, 10, kind).c_str(),
+                                   BM_KnnBareAvx512, n, size_t{10}, kind)
+          ->UseRealTime();
+    }
+  }
   for (size_t n : {size_t{1000000}, size_t{10000000}}) {
     for (const std::string kind : {"uniform", "clustered"}) {
       for (int bits : {16, 32, 64, 128}) {
