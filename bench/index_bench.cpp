@@ -407,7 +407,7 @@ void BM_BulkLoad(benchmark::State& state, int bits, size_t n) {
       it->code.assign(d.bytes.data() + i * cb, d.bytes.data() + (i + 1) * cb);
       return true;
     };
-    imsat::Status s = (*store)->bulk_load("bench", next, 100000);
+    imsat::Status s = (*store)->bulk_load("bench", next, 100000, nullptr, /*new_keys=*/true);
     state.PauseTiming();
     if (!s.is_ok()) state.SkipWithError(s.to_string().c_str());
     store.value().reset();

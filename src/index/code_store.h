@@ -126,9 +126,12 @@ class CodeStore {
   // the same job after a crash and it skips what was committed (next(i) is asked for item i
   // starting at the recorded count). `next` returns false at the end. `progress(done)` is called
   // after every batch.
+  // `new_keys`: the caller guarantees that the job's keys are distinct from each other; when the
+  // job starts on an empty store, the per-key existence check (a MultiGet per batch) is then
+  // skipped. Otherwise it is ignored.
   Status bulk_load(const std::string& job, const std::function<bool(size_t, Item*)>& next,
                    size_t batch_items = 50000,
-                   const std::function<void(size_t)>& progress = nullptr);
+                   const std::function<void(size_t)>& progress = nullptr, bool new_keys = false);
   // How many source items job has committed (0 if never run).
   Result<size_t> bulk_progress(const std::string& job) const;
 

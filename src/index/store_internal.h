@@ -213,8 +213,9 @@ struct CodeStore::Impl {
   }
 
   // Plans a batch of upserts: one MultiGet finds the keys that already exist; their old records
-  // are deleted and every item gets a new id. Caller holds writer_mutex.
-  Result<BatchPlan> plan(const std::vector<Item>& items) const;
+  // are deleted and every item gets a new id. With `new_keys` the caller guarantees that none of
+  // the keys is stored, and the MultiGet is skipped. Caller holds writer_mutex.
+  Result<BatchPlan> plan(const std::vector<Item>& items, bool new_keys = false) const;
 
   // Commits a plan as one WriteBatch through the write-ahead log.
   Status commit_write_batch(const BatchPlan& p);

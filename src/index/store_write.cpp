@@ -42,15 +42,20 @@ Status CodeStore::Impl::validate(const std::vector<Item>& items) const {
   return Status::ok();
 }
 
-Result<CodeStore::Impl::BatchPlan> CodeStore::Impl::plan(const std::vector<Item>& items) const {
+Result<CodeStore::Impl::BatchPlan> CodeStore::Impl::plan(const std::vector<Item>& items,
+                                                         bool new_keys) const {
   IMSAT_RETURN_IF_ERROR(validate(items));
   BatchPlan p;
-  std::vector<rocksdb::Slice> keys;
-  keys.reserve(items.size());
-  for (const Item& item : items) keys.emplace_back(item.key);
   std::vector<rocksdb::PinnableSlice> values;
   std::vector<rocksdb::Status> found;
-  multi_get(kKeys, keys, &values, &found);
+  if (new_keys) {
+    found.assign(items.size(), rocksdb::Status::NotFound());
+  } else {
+    std::vector<rocksdb::Slice> keys;
+    keys.reserve(items.size());
+    for (const Item& item : items) keys.emplace_back(item.key);
+    multi_get(kKeys, keys, &values, &found);
+  }
   std::vector<uint64_t> packed(codes.words());
   uint64_t id = next_id;
   for (size_t i = 0; i < items.size(); ++i) {
@@ -212,12 +217,16 @@ Result<size_t> CodeStore::bulk_progress(const std::string& job) const {
 }
 
 Status CodeStore::bulk_load(const std::string& job, const std::function<bool(size_t, Item*)>& next,
-                            size_t batch_items, const std::function<void(size_t)>& progress) {
+                            size_t batch_items, const std::function<void(size_t)>& progress,
+                            bool new_keys) {
   if (job.empty()) return Status::invalid_argument("bulk load needs a job name");
   if (batch_items == 0) return Status::invalid_argument("batch size must be positive");
   IMSAT_RETURN_IF_ERROR(impl_->check_writable());
   std::lock_guard writer(impl_->writer_mutex);
   IMSAT_ASSIGN_OR_RETURN(size_t done, bulk_progress(job));
+  // Keys are taken as new only for a job that starts on an empty store; anything else (a resumed
+  // job, a store with items) checks every key.
+  new_keys = new_keys && done == 0 && impl_->codes.live() == 0;
   size_t position = done;
   std::vector<Item> items;
   bool more = true;
@@ -232,7 +241,7 @@ Status CodeStore::bulk_load(const std::string& job, const std::function<bool(siz
       items.push_back(std::move(item));
     }
     if (items.empty()) break;
-    IMSAT_ASSIGN_OR_RETURN(Impl::BatchPlan plan, impl_->plan(items));
+    IMSAT_ASSIGN_OR_RETURN(Impl::BatchPlan plan, impl_->plan(items, new_keys));
     // The progress record travels in the same atomic ingestion as the items.
     auto& schema = plan.records[kSchema];
     schema.push_back({"bulk:" + job, be64(position + items.size())});

@@ -209,9 +209,14 @@ Result<IndexReport> index_dataset(const IndexRequest& request) {
     make_item(f.codes, f.bits, f.labels, from_codes ? nullptr : &data, train_rows, items, i, item);
     return true;
   };
-  IMSAT_RETURN_IF_ERROR(store->bulk_load(report.job, next, request.batch, [&](size_t done) {
-    if (request.progress) request.progress("index", done, f.rows);
-  }));
+  // Rows, relative paths and manifest keys (checked) are distinct: a job that starts on an empty
+  // store needs no per-key existence check.
+  IMSAT_RETURN_IF_ERROR(store->bulk_load(
+      report.job, next, request.batch,
+      [&](size_t done) {
+        if (request.progress) request.progress("index", done, f.rows);
+      },
+      /*new_keys=*/true));
   report.indexed = f.rows - report.done_before;
   report.store_items = store->info().items;
   return report;

@@ -323,6 +323,24 @@ TEST_F(CodeStoreTest, BulkLoadResumesFromItsRecordedProgress) {
   EXPECT_TRUE(store->verify().is_ok());
 }
 
+TEST_F(CodeStoreTest, BulkLoadOfNewKeysIntoAnEmptyStoreSkipsNothingThatMatters) {
+  auto items = random_items(500, 7, "n");
+  auto store = open();
+  auto next = [&](size_t i, Item* out) {
+    if (i >= items.size()) return false;
+    *out = items[i];
+    return true;
+  };
+  ASSERT_TRUE(store->bulk_load("fresh", next, 128, nullptr, /*new_keys=*/true).is_ok());
+  EXPECT_EQ(store->info().items, 500u);
+  ASSERT_TRUE(store->verify().is_ok()) << store->verify().to_string();
+  store.reset();
+  store = open();
+  EXPECT_EQ(store->info().items, 500u);
+  ASSERT_TRUE(store->verify().is_ok());
+  EXPECT_EQ(store->get("n499")->code, items[499].code);
+}
+
 TEST_F(CodeStoreTest, BulkLoadUpsertsExistingKeysAndSurvivesReopen) {
   auto store = open();
   ASSERT_TRUE(store->put(random_items(200, 5, "u")).is_ok());
@@ -332,7 +350,8 @@ TEST_F(CodeStoreTest, BulkLoadUpsertsExistingKeysAndSurvivesReopen) {
     *out = fresh[i];
     return true;
   };
-  ASSERT_TRUE(store->bulk_load("upsert", next, 64).is_ok());
+  // new_keys is only a promise for a job on an empty store: here keys are still checked.
+  ASSERT_TRUE(store->bulk_load("upsert", next, 64, nullptr, /*new_keys=*/true).is_ok());
   EXPECT_EQ(store->info().items, 300u);
   ASSERT_TRUE(store->verify().is_ok()) << store->verify().to_string();
   store.reset();
