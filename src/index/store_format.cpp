@@ -58,6 +58,7 @@ std::string Schema::encode() const {
   std::ostringstream o;
   o << "format_version=" << format_version << "\nbits=" << bits << "\ntables=" << tables
     << "\nmodel_fingerprint=" << fingerprint << "\n";
+  if (!persist_buckets) o << "buckets=0\n";
   return o.str();
 }
 
@@ -78,6 +79,7 @@ Result<Schema> Schema::decode(const std::string& text) {
       return Status::corruption("schema field " + k + " is not a number: '" + v + "'");
     }
     if (k == "model_fingerprint") s.fingerprint = v;
+    if (k == "buckets") s.persist_buckets = v != "0";
   }
   if (s.format_version == 0 || s.bits == 0 || s.tables == 0) {
     return Status::corruption("schema record is incomplete");

@@ -7,7 +7,8 @@
 //   meta     id -> metadata bytes (absent when empty); id 'v' -> raw vector (float32);
 //            id 't' -> thumbnail (encoded image)
 //   keys     external key -> id
-//   buckets  u8 table | u32 substring | u64 id -> ""   (the multi-index entries)
+//   buckets  u8 table | u32 substring | u64 id -> ""   (the multi-index entries; only in stores
+//            whose schema says buckets=1, the stores made before session 4)
 #pragma once
 
 #include <pthread.h>
@@ -72,6 +73,11 @@ struct Schema {
   int bits = 0;
   int tables = 0;
   std::string fingerprint;
+  // Whether the buckets column family holds the multi-index entries. The in-memory multi-index
+  // is always rebuilt from the codes at open, so stores created since session 4 leave the family
+  // empty (a bulk load writes 2 records per item instead of 2 + tables); older stores (no
+  // "buckets" line) keep writing and verifying their entries.
+  bool persist_buckets = true;
 
   std::string encode() const;
   static Result<Schema> decode(const std::string& text);

@@ -273,6 +273,7 @@ Result<std::unique_ptr<CodeStore>> CodeStore::open_existing_or_new(const std::st
                               ? options.tables
                               : MultiIndex::default_tables(options.bits, options.expected_items);
     impl->schema.fingerprint = options.model_fingerprint;
+    impl->schema.persist_buckets = false;
     // Normalise through MultiIndex, which caps substrings at 32 bits.
     impl->schema.tables = MultiIndex(options.bits, impl->schema.tables).tables();
     rocksdb::WriteBatch batch;

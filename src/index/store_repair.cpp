@@ -189,7 +189,7 @@ Result<CodeStore::RepairReport> CodeStore::repair(const std::string& path) {
       const std::string key(v.data() + code_bytes + 4, v.size() - code_bytes - 4);
       IMSAT_RETURN_IF_ERROR(out.put(cf[kKeys], key, be64(id)));
       packer.pack(reinterpret_cast<const uint8_t*>(v.data()), packed.data());
-      for (int t = 0; t < mih.tables(); ++t) {
+      for (int t = 0; schema.persist_buckets && t < mih.tables(); ++t) {
         IMSAT_RETURN_IF_ERROR(
             out.put(cf[kBuckets], bucket_key(t, mih.substring(t, packed.data()), id), ""));
       }

@@ -35,7 +35,7 @@ Status CodeStore::verify() const {
                                 "' does not map to its item (the multi-index and keys can be "
                                 "rebuilt with imsat repair)");
     }
-    for (int t = 0; t < x.mih.tables(); ++t) {
+    for (int t = 0; x.schema.persist_buckets && t < x.mih.tables(); ++t) {
       std::string v;
       const std::string bk =
           bucket_key(t, x.mih.substring(t, x.codes.code(static_cast<uint32_t>(slot))), id);
@@ -62,7 +62,9 @@ Status CodeStore::verify() const {
     return Status::corruption(std::to_string(key_records) + " key records for " +
                               std::to_string(code_records) + " items");
   }
-  if (bucket_records != code_records * static_cast<size_t>(x.mih.tables())) {
+  const size_t expected_buckets =
+      x.schema.persist_buckets ? code_records * static_cast<size_t>(x.mih.tables()) : 0;
+  if (bucket_records != expected_buckets) {
     return Status::corruption(std::to_string(bucket_records) + " bucket entries for " +
                               std::to_string(code_records) + " items in " +
                               std::to_string(x.mih.tables()) + " tables");

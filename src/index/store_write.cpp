@@ -71,7 +71,7 @@ Result<CodeStore::Impl::BatchPlan> CodeStore::Impl::plan(const std::vector<Item>
       p.records[kMeta].push_back({be64(old), "", true});
       p.records[kMeta].push_back({vector_key(old), "", true});
       p.records[kMeta].push_back({thumbnail_key(old), "", true});
-      for (int t = 0; t < mih.tables(); ++t) {
+      for (int t = 0; schema.persist_buckets && t < mih.tables(); ++t) {
         p.records[kBuckets].push_back(
             {bucket_key(t, mih.substring(t, codes.code(static_cast<uint32_t>(slot))), old), "",
              true});
@@ -96,7 +96,7 @@ Result<CodeStore::Impl::BatchPlan> CodeStore::Impl::plan(const std::vector<Item>
     if (!item.thumbnail.empty()) p.records[kMeta].push_back({thumbnail_key(id), item.thumbnail});
     p.records[kKeys].push_back({item.key, idk});
     codes.pack(item.code.data(), packed.data());
-    for (int t = 0; t < mih.tables(); ++t) {
+    for (int t = 0; schema.persist_buckets && t < mih.tables(); ++t) {
       p.records[kBuckets].push_back({bucket_key(t, mih.substring(t, packed.data()), id), ""});
     }
     ++id;
@@ -189,7 +189,7 @@ Status CodeStore::erase(const std::vector<std::string>& keys) {
     batch.Delete(impl_->cf[kMeta], vector_key(id));
     batch.Delete(impl_->cf[kMeta], thumbnail_key(id));
     batch.Delete(impl_->cf[kKeys], key);
-    for (int t = 0; t < impl_->mih.tables(); ++t) {
+    for (int t = 0; impl_->schema.persist_buckets && t < impl_->mih.tables(); ++t) {
       const uint64_t* code = impl_->codes.code(static_cast<uint32_t>(slot));
       batch.Delete(impl_->cf[kBuckets], bucket_key(t, impl_->mih.substring(t, code), id));
     }

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <rocksdb/db.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -321,6 +322,68 @@ TEST_F(CodeStoreTest, BulkLoadResumesFromItsRecordedProgress) {
   EXPECT_EQ(reported.back(), 1000u);
   EXPECT_EQ(store->info().items, 1000u);
   EXPECT_TRUE(store->verify().is_ok());
+}
+
+// Stores made before session 4 record the multi-index entries in the buckets column family (their
+// schema has no "buckets=0" line): they keep writing, deleting and verifying them; new stores
+// leave the family empty.
+TEST_F(CodeStoreTest, OldStoresKeepTheirBucketEntriesNewOnesHaveNone) {
+  auto count_buckets = [&] {
+    rocksdb::Options options;
+    std::vector<std::string> names;
+    EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(options, path_, &names).ok());
+    std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+    for (const std::string& n : names) cfs.emplace_back(n, rocksdb::ColumnFamilyOptions());
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    EXPECT_TRUE(rocksdb::DB::OpenForReadOnly(options, path_, cfs, &handles, &raw).ok());
+    size_t n = 0;
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (names[i] != "buckets") continue;
+      std::unique_ptr<rocksdb::Iterator> it(raw->NewIterator(rocksdb::ReadOptions(), handles[i]));
+      for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
+    }
+    for (auto* h : handles) raw->DestroyColumnFamilyHandle(h);
+    delete raw;
+    return n;
+  };
+  {
+    auto store = open();
+    ASSERT_TRUE(store->put(random_items(50, 1, "a")).is_ok());
+  }
+  EXPECT_EQ(count_buckets(), 0u);
+  {
+    // Rewrite the schema record the way an older build wrote it (no "buckets" line).
+    rocksdb::Options options;
+    std::vector<std::string> names;
+    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(options, path_, &names).ok());
+    std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+    for (const std::string& n : names) cfs.emplace_back(n, rocksdb::ColumnFamilyOptions());
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(options, path_, cfs, &handles, &raw).ok());
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (names[i] != "schema") continue;
+      std::string text;
+      ASSERT_TRUE(raw->Get(rocksdb::ReadOptions(), handles[i], "schema", &text).ok());
+      const size_t at = text.find("buckets=0\n");
+      ASSERT_NE(at, std::string::npos) << text;
+      text.erase(at, 10);
+      ASSERT_TRUE(raw->Put(rocksdb::WriteOptions(), handles[i], "schema", text).ok());
+    }
+    for (auto* h : handles) raw->DestroyColumnFamilyHandle(h);
+    ASSERT_TRUE(raw->Close().ok());
+    delete raw;
+  }
+  auto store = open();
+  // The 50 items written without entries now fail the old stores' check, as they would have.
+  EXPECT_FALSE(store->verify().is_ok());
+  ASSERT_TRUE(store->erase({"a0"}).is_ok());
+  auto more = random_items(20, 2, "b");
+  ASSERT_TRUE(store->put(more).is_ok());
+  const int tables = store->info().tables;
+  store.reset();
+  EXPECT_EQ(count_buckets(), 20u * static_cast<size_t>(tables));
 }
 
 TEST_F(CodeStoreTest, BulkLoadOfNewKeysIntoAnEmptyStoreSkipsNothingThatMatters) {
