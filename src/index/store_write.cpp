@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <thread>
 #include <unordered_set>
 
 #include "index/store_internal.h"
@@ -132,20 +133,37 @@ Status CodeStore::Impl::commit_ingest(const BatchPlan& p) {
   fs::remove_all(dir, ec);
   fs::create_directories(dir, ec);
   if (ec) return Status::io_error(dir.string() + ": " + ec.message());
-  std::vector<rocksdb::IngestExternalFileArg> args;
+  // One SST file per column family, written in parallel (the families are independent).
+  std::vector<int> families;
   for (int c = 1; c < kCfCount; ++c) {
-    if (p.records[c].empty()) continue;
+    if (!p.records[c].empty()) families.push_back(c);
+  }
+  std::vector<Status> written(families.size(), Status::ok());
+  auto write_family = [&](size_t f) {
+    const int c = families[f];
     const std::string file = (dir / (std::string(kCfNames[c]) + ".sst")).string();
     rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), db_options, cf[c]);
-    IMSAT_RETURN_IF_ERROR(translate(writer.Open(file), file));
-    for (const Record& r : p.records[c]) {
-      IMSAT_RETURN_IF_ERROR(
-          translate(r.erase ? writer.Delete(r.key) : writer.Put(r.key, r.value), file));
+    Status s = translate(writer.Open(file), file);
+    for (size_t i = 0; s.is_ok() && i < p.records[c].size(); ++i) {
+      const Record& r = p.records[c][i];
+      s = translate(r.erase ? writer.Delete(r.key) : writer.Put(r.key, r.value), file);
     }
-    IMSAT_RETURN_IF_ERROR(translate(writer.Finish(), file));
+    if (s.is_ok()) s = translate(writer.Finish(), file);
+    written[f] = s;
+  };
+  std::vector<std::thread> threads;
+  for (size_t f = 1; f < families.size(); ++f) threads.emplace_back(write_family, f);
+  if (!families.empty()) write_family(0);
+  for (std::thread& t : threads) t.join();
+  std::vector<rocksdb::IngestExternalFileArg> args;
+  for (size_t f = 0; f < families.size(); ++f) {
+    if (!written[f].is_ok()) {
+      fs::remove_all(dir, ec);
+      return written[f];
+    }
     rocksdb::IngestExternalFileArg arg;
-    arg.column_family = cf[c];
-    arg.external_files = {file};
+    arg.column_family = cf[families[f]];
+    arg.external_files = {(dir / (std::string(kCfNames[families[f]]) + ".sst")).string()};
     arg.options.move_files = true;
     args.push_back(std::move(arg));
   }
