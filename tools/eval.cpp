@@ -384,6 +384,10 @@ void add_eval(CLI::App& app) {
       out["labels_too_small"] = split.too_small;
     }
     if (!data.label_names.empty()) out["label_names"] = data.label_names;
+    if (!data.image_pipeline.empty()) {
+      out["image_pipeline"] = nlohmann::json::parse(data.image_pipeline);
+      out["images_read"] = data.rows;
+    }
     for (const EvalRow& row : rows) out["results"].push_back(row_json(row, *args));
     if (!args->json_out.empty()) write_file(args->json_out, out.dump(2) + "\n");
     if (args->json) {
