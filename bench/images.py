@@ -4,8 +4,9 @@
 Writes --count JPEG files of --side x --side pixels (Fashion-MNIST pictures, upscaled, tinted
 and noised so that they are real photographs' size and compress like them) into 10 label
 subfolders, trains a PCA-ITQ model on them for each front-end, then times `imsat index` from the
-folder into a new store: reading, decoding and preprocessing on every core, encoding, and the
-durable bulk load. Prints a table (images/s end to end, and the reading stage alone).
+folder into a new store: reading, decoding and preprocessing on every core, a 96-pixel JPEG
+thumbnail of each file (the default; one row without), encoding, and the durable bulk load.
+Prints a table (images/s end to end, and the reading stage alone).
 
 Needs Debian's python3-pil and python3-numpy (tools/setup.sh installs both).
 
@@ -70,16 +71,20 @@ def main():
         print(f"wrote {a.count} JPEG files of {a.side} x {a.side} ({size / 1e6:.1f} MB, "
               f"{time.time() - t0:.1f} s), seed {a.seed}, {os.cpu_count()} cores")
         rows = []
-        for name, flags in [("raw pixels, grey 32 x 32", ["--channels", "1"]),
-                            ("raw pixels, RGB 32 x 32", ["--channels", "3"]),
-                            ("GIST, grey 32 x 32", ["--channels", "1", "--image-features", "gist"])]:
+        for name, flags, index_flags in [
+                ("raw pixels, grey 32 x 32", ["--channels", "1"], []),
+                ("raw pixels, grey 32 x 32, no thumbnails", ["--channels", "1"],
+                 ["--thumbnail-size", "0"]),
+                ("raw pixels, RGB 32 x 32", ["--channels", "3"], []),
+                ("GIST, grey 32 x 32", ["--channels", "1", "--image-features", "gist"], [])]:
             model = os.path.join(work, "m.model")
             run([a.imsat, "train", "--data", folder, "--method", "itq", "--bits", "16",
                  "--image-size", "32", "--quiet", "--out", model] + flags)
             db = os.path.join(work, "db")
             shutil.rmtree(db, ignore_errors=True)
             t0 = time.time()
-            r = run([a.imsat, "index", "--model", model, "--data", folder, "--db", db])
+            r = run([a.imsat, "index", "--model", model, "--data", folder, "--db", db] +
+                    index_flags)
             secs = time.time() - t0
             m = re.search(r"read images: (\d+) items in ([0-9.]+) s", r.stderr)
             read_rate = int(m.group(1)) / float(m.group(2)) if m else float("nan")
