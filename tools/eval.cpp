@@ -276,8 +276,14 @@ void add_eval(CLI::App& app) {
       ProgressBar clock("eval", true);
       const std::vector<uint8_t> codes = take(model.encode(data));
       row.m = take(query::evaluate_retrieval(codes, model.bits(), data.labels, split, options));
-      if (args->rank == "asymmetric" || args->json || !args->json_out.empty() ||
-          !args->csv_out.empty()) {
+      const learn::Method method = model.method();
+      const bool hard_bits = method == learn::Method::kLsh || method == learn::Method::kItq ||
+                             method == learn::Method::kSh;
+      if (hard_bits) {
+        // Probabilities of 0 or 1: asymmetric ranking is Hamming ranking (tests/query).
+        row.asymmetric = row.m;
+      } else if (args->rank == "asymmetric" || args->json || !args->json_out.empty() ||
+                 !args->csv_out.empty()) {
         const std::vector<float> probabilities =
             take(model.bit_probabilities(data.values.data(), data.rows, data.cols));
         row.asymmetric = take(query::evaluate_asymmetric(probabilities, codes, model.bits(),
