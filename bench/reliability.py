@@ -237,14 +237,20 @@ def damage_matrix(imsat, work, data, model):
     return tried, passed, notes
 
 
-def abuse(imsat, work, data, model):
-    db = os.path.join(work, "abuse-db")
+def serve_indexed(imsat, work, name, data, model):
+    """Indexes data (with vectors) into a new store and serves it; returns (port, process)."""
+    db = os.path.join(work, name)
     run([imsat, "index", "--model", model, "--data", data, "--db", db, "--with-vectors",
          "--quiet"])
     port = free_port()
     proc = subprocess.Popen([imsat, "serve", "--db", db, "--model", model, "--port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for_server(port, proc)
+    return port, proc
+
+
+def abuse(imsat, work, data, model):
+    port, proc = serve_indexed(imsat, work, "abuse-db", data, model)
     big_png = (b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\x0dIHDR" + (30000).to_bytes(4, "big") +
                (30000).to_bytes(4, "big") + b"\x08\x00\x00\x00\x00" + b"\x00" * 4 + b"\x00" * 64)
     cases = [
@@ -296,13 +302,7 @@ def search_latencies(port, n, rng):
 
 def load(imsat, work, data, model, rng):
     """Ordinary search latency while heavy requests run, and memory after large requests."""
-    db = os.path.join(work, "load-db")
-    run([imsat, "index", "--model", model, "--data", data, "--db", db, "--with-vectors",
-         "--quiet"])
-    port = free_port()
-    proc = subprocess.Popen([imsat, "serve", "--db", db, "--model", model, "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_server(port, proc)
+    port, proc = serve_indexed(imsat, work, "load-db", data, model)
     notes = []
     search_latencies(port, 50, rng)  # warm up
     p50_idle, p99_idle = search_latencies(port, 300, rng)

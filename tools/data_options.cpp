@@ -38,49 +38,49 @@ void add_image_options(CLI::App* cmd, DataOptions* o, bool pipeline_flags) {
 }
 
 io::ImageImport image_import(const DataOptions& o, const learn::Model* model) {
-  io::ImageImport import;
-  import.manifest = o.manifest;
-  import.strict = o.strict;
-  import.keep_duplicates = o.keep_duplicates;
-  import.max_pixels = o.max_pixels;
+  io::ImageImport settings;
+  settings.manifest = o.manifest;
+  settings.strict = o.strict;
+  settings.keep_duplicates = o.keep_duplicates;
+  settings.max_pixels = o.max_pixels;
   if (model != nullptr) {
+    // A model that does not take images keeps the default pipeline; load_data refuses images.
     Result<io::ImagePipeline> p = model->image_input();
-    if (p.is_ok())
-      import.pipeline = *p;
-    else
-      import.pipeline.size = 0;  // not an image model: refused below for image data
+    if (p.is_ok()) settings.pipeline = *p;
   } else {
-    io::ImagePipeline& p = import.pipeline;
+    io::ImagePipeline& p = settings.pipeline;
     p.channels = o.channels;
     p.size = o.image_size;
     p.fit = take(io::parse_fit(o.fit));
     check(io::parse_background(o.background, p.background));
     p.features = take(io::parse_features(o.features));
   }
-  return import;
+  return settings;
 }
 
 learn::Dataset load_data(const DataOptions& o, const learn::Model* model, bool quiet) {
   if (o.data.empty() && o.manifest.empty()) throw UsageError("give --data or --manifest");
-  io::ImageImport import = image_import(o, model);
+  io::ImageImport settings = image_import(o, model);
   const bool images = !o.manifest.empty() || io::is_image_folder(o.data);
-  if (images && import.pipeline.size == 0) {
-    throw std::runtime_error((o.manifest.empty() ? o.data : o.manifest) +
-                             ": a folder of images, but the model was not trained on images");
+  if (images && model != nullptr) {
+    const Status takes_images = model->image_input().status();
+    if (!takes_images.is_ok()) {
+      throw std::runtime_error((o.manifest.empty() ? o.data : o.manifest) +
+                               ": a folder of images, but " + takes_images.message());
+    }
   }
   ProgressBar bar("read images", quiet);
-  import.on_progress = [&bar](size_t done, size_t total) { bar.items(done, total);
-};
-io::ImportReport report;
-learn::Dataset data = take(learn::load_dataset(o.data, o.labels, import, &report));
-if (images) {
-  bar.finish_items(report.read + report.skipped_total());
-  for (const std::string& line : report.skip_lines) {
-    std::fprintf(stderr, "imsat: skipped %s\n", line.c_str());
+  settings.on_progress = [&bar](size_t done, size_t total) { bar.items(done, total); };
+  io::ImportReport report;
+  learn::Dataset data = take(learn::load_dataset(o.data, o.labels, settings, &report));
+  if (images) {
+    bar.finish_items(report.read + report.skipped_total());
+    for (const std::string& line : report.skip_lines) {
+      std::fprintf(stderr, "imsat: skipped %s\n", line.c_str());
+    }
+    std::fprintf(stderr, "imsat: %s: %s\n", data.source.c_str(), report.summary().c_str());
   }
-  std::fprintf(stderr, "imsat: %s: %s\n", data.source.c_str(), report.summary().c_str());
+  return data;
 }
-return data;
-}  // namespace imsat::cli
 
 }  // namespace imsat::cli

@@ -24,8 +24,8 @@ struct DataOptions {
 // --labels (their help differs per command).
 void add_image_options(CLI::App* cmd, DataOptions* o, bool pipeline_flags);
 
-// The import settings: the pipeline from `model` when it recorded one (an IDX-style grey pixel
-// model reads images as grey squares of its size), otherwise from the flags.
+// The import settings: the pipeline from `model` (learn::Model::image_input; an IDX-style grey
+// pixel model reads images as grey squares of its size), without a model from the flags.
 io::ImageImport image_import(const DataOptions& o, const learn::Model* model);
 
 // Loads --data (or --manifest): image imports show a progress bar and print each skipped file

@@ -67,17 +67,26 @@ class Metrics {
   std::map<std::string, double> latency_sum_;
 };
 
+namespace internal {
+struct Route;  // http_internal.h
+}  // namespace internal
+
 class Router {
  public:
   // `token` empty: no authentication. Otherwise writes and evaluation need
   // "Authorization: Bearer <token>". `read_token` non-empty: every search, item read and store
   // report needs it (or `token`) too; /healthz, /metrics, /openapi.json and the page stay open.
   Router(query::QueryEngine& engine, Limits limits, std::string token, std::string read_token = "");
+  // What the caller already knows of a request's heaviness (is_heavy).
+  enum class Heavy {
+    kCheck,     // nothing: handle() decides
+    kNo,        // is_heavy() said no
+    kReserved,  // heavy, and the caller holds a slot (try_reserve_heavy) and releases it
+  };
   // Handles one request. Never throws: errors are 4xx/5xx responses with {"error": "..."}.
   // A heavy request (whole-store work: evaluation, code health; large search batches) takes one of
-  // Limits::heavy_slots for its duration, or is answered 503 with Retry-After when none is free;
-  // with `heavy_slot_reserved` the caller already holds one (try_reserve_heavy) and releases it.
-  Response handle(const Request& request, bool heavy_slot_reserved = false);
+  // Limits::heavy_slots for its duration, or is answered 503 with Retry-After when none is free.
+  Response handle(const Request& request, Heavy heavy = Heavy::kCheck);
   // Whether `request` goes to a heavy endpoint: the Server runs those on its own small pool so
   // that they never occupy the threads that answer ordinary searches.
   bool is_heavy(const Request& request) const;
@@ -88,6 +97,8 @@ class Router {
   const Limits& limits() const { return limits_; }
 
  private:
+  bool route_is_heavy(const internal::Route& route, const Request& request) const;
+
   query::QueryEngine& engine_;
   Limits limits_;
   std::string token_;

@@ -159,11 +159,14 @@ bool Router::is_heavy(const Request& request) const {
   bool path_known = false;
   const internal::Route* route =
       internal::find_route(request.method, request.target, &captures, &path_known);
-  return route != nullptr &&
-         (route->heavy || (route->heavy_when != nullptr && route->heavy_when(request, limits_)));
+  return route != nullptr && route_is_heavy(*route, request);
 }
 
-Response Router::handle(const Request& request, bool heavy_slot_reserved) {
+bool Router::route_is_heavy(const internal::Route& route, const Request& request) const {
+  return route.heavy || (route.heavy_when != nullptr && route.heavy_when(request, limits_));
+}
+
+Response Router::handle(const Request& request, Heavy known) {
   const auto t0 = std::chrono::steady_clock::now();
   const char* route_name = "unknown";
   Response r;
@@ -189,9 +192,10 @@ Response Router::handle(const Request& request, bool heavy_slot_reserved) {
     if (chosen->auth == internal::Auth::kRead && !read_token_.empty()) {
       internal::require_token(call, {&read_token_, &token_});
     }
+    // The server has already decided (and parsed a search body to do so); others ask here.
     const bool heavy =
-        chosen->heavy || (chosen->heavy_when != nullptr && chosen->heavy_when(request, limits_));
-    if (heavy && !heavy_slot_reserved) {
+        known == Heavy::kReserved || (known == Heavy::kCheck && route_is_heavy(*chosen, request));
+    if (heavy && known != Heavy::kReserved) {
       // Whole-store work runs at most heavy_slots at a time so ordinary searches keep their
       // latency; the rest are told to come back.
       if (!try_reserve_heavy()) {

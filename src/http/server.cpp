@@ -143,7 +143,7 @@ class Session : public std::enable_shared_from_this<Session> {
       }
       asio::post(*server_.heavy_pool,
                  [self = shared_from_this(), r = std::move(r), keep_alive]() mutable {
-                   Response out = self->server_.router->handle(r, /*heavy_slot_reserved=*/true);
+                   Response out = self->server_.router->handle(r, Router::Heavy::kReserved);
                    self->server_.router->release_heavy();
                    asio::post(self->stream_->get_executor(),
                               [self, out = std::move(out), keep_alive]() mutable {
@@ -152,7 +152,7 @@ class Session : public std::enable_shared_from_this<Session> {
                  });
       return;
     }
-    Response out = router.handle(r);
+    Response out = router.handle(r, Router::Heavy::kNo);
     counted_ = true;
     respond(std::move(out), keep_alive);
   }

@@ -57,10 +57,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     }
     case 9: {
-      imsat::io::ImageImport import;
-      import.manifest = path;
-      import.threads = 1;
-      (void)imsat::io::read_image_manifest(import, nullptr).is_ok();
+      imsat::io::ImageImport settings;
+      settings.manifest = path;
+      settings.threads = 1;
+      (void)imsat::io::read_image_manifest(settings, nullptr).is_ok();
       break;
     }
     default:

@@ -291,90 +291,91 @@ void make_tree(const fs::path& root) {
 
 TEST_F(ImageFolderTest, ReadsEveryFormatLabelsBySubfolderAndCountsSkips) {
   make_tree(dir_);
-  io::ImageImport import;
-  import.pipeline.size = 8;
-  import.threads = 2;
+  io::ImageImport settings;
+  settings.pipeline.size = 8;
+  settings.threads = 2;
   size_t last_done = 0, last_total = 0;
-  import.on_progress = [&](size_t done, size_t total) { last_done = done;
-  last_total = total;
-};
-io::ImportReport report;
-auto d = io::read_image_folder(dir_.string(), import, &report);
-ASSERT_TRUE(d.is_ok()) << d.status().to_string();
-EXPECT_EQ(last_done, last_total);
-EXPECT_EQ(d->rows, 10u) << report.summary();
-EXPECT_EQ(report.read, 10u);
-EXPECT_EQ(report.skipped_total(), 4u);
-EXPECT_EQ(report.skipped.at(io::SkipReason::kTruncated), 1u);
-EXPECT_EQ(report.skipped.at(io::SkipReason::kEmpty), 1u);
-EXPECT_EQ(report.skipped.at(io::SkipReason::kNotImage), 1u);
-EXPECT_EQ(report.skipped.at(io::SkipReason::kDuplicate), 1u);
-EXPECT_EQ(report.summary(),
-          "read 10, skipped 4 (not an image: 1, truncated or damaged: 1, empty: 1, "
-          "duplicate: 1)");
-ASSERT_EQ(report.skip_lines.size(), 4u);
-EXPECT_EQ(report.skip_lines[0].rfind("birds/broken.png: truncated", 0), 0u);
-EXPECT_EQ(report.skip_lines[2].rfind("birds/link.png: duplicate", 0), 0u);
-EXPECT_EQ(d->cols, 64u);
-EXPECT_EQ(d->item_shape, (std::vector<size_t>{8, 8}));
-EXPECT_TRUE(d->uint8_pixels);
-EXPECT_EQ(d->label_names, (std::vector<std::string>{"birds", "cats", "dogs"}));
-// Sorted by path bytes; the non-UTF-8 name is escaped.
-const std::vector<std::string> keys = {
-    "birds/\xff odd.png", "birds/i.png", "cats/a.png", "cats/b.jpg", "cats/deeper/c.bmp",
-    "dogs/d.tga",         "dogs/e.pgm",  "dogs/f.ppm", "dogs/g.gif", "dogs/h.png"};
-std::vector<std::string> escaped = keys;
-escaped[0] = "birds/%FF odd.png";
-std::vector<std::string> sorted_keys = keys;
-std::sort(sorted_keys.begin(), sorted_keys.end());
-std::vector<std::string> expect;
-for (const std::string& k : sorted_keys) {
-  expect.push_back(k == keys[0] ? escaped[0] : k);
+  settings.on_progress = [&](size_t done, size_t total) {
+    last_done = done;
+    last_total = total;
+  };
+  io::ImportReport report;
+  auto d = io::read_image_folder(dir_.string(), settings, &report);
+  ASSERT_TRUE(d.is_ok()) << d.status().to_string();
+  EXPECT_EQ(last_done, last_total);
+  EXPECT_EQ(d->rows, 10u) << report.summary();
+  EXPECT_EQ(report.read, 10u);
+  EXPECT_EQ(report.skipped_total(), 4u);
+  EXPECT_EQ(report.skipped.at(io::SkipReason::kTruncated), 1u);
+  EXPECT_EQ(report.skipped.at(io::SkipReason::kEmpty), 1u);
+  EXPECT_EQ(report.skipped.at(io::SkipReason::kNotImage), 1u);
+  EXPECT_EQ(report.skipped.at(io::SkipReason::kDuplicate), 1u);
+  EXPECT_EQ(report.summary(),
+            "read 10, skipped 4 (not an image: 1, truncated or damaged: 1, empty: 1, "
+            "duplicate: 1)");
+  ASSERT_EQ(report.skip_lines.size(), 4u);
+  EXPECT_EQ(report.skip_lines[0].rfind("birds/broken.png: truncated", 0), 0u);
+  EXPECT_EQ(report.skip_lines[2].rfind("birds/link.png: duplicate", 0), 0u);
+  EXPECT_EQ(d->cols, 64u);
+  EXPECT_EQ(d->item_shape, (std::vector<size_t>{8, 8}));
+  EXPECT_TRUE(d->uint8_pixels);
+  EXPECT_EQ(d->label_names, (std::vector<std::string>{"birds", "cats", "dogs"}));
+  // Sorted by path bytes; the non-UTF-8 name is escaped.
+  const std::vector<std::string> keys = {
+      "birds/\xff odd.png", "birds/i.png", "cats/a.png", "cats/b.jpg", "cats/deeper/c.bmp",
+      "dogs/d.tga",         "dogs/e.pgm",  "dogs/f.ppm", "dogs/g.gif", "dogs/h.png"};
+  std::vector<std::string> escaped = keys;
+  escaped[0] = "birds/%FF odd.png";
+  std::vector<std::string> sorted_keys = keys;
+  std::sort(sorted_keys.begin(), sorted_keys.end());
+  std::vector<std::string> expect;
+  for (const std::string& k : sorted_keys) {
+    expect.push_back(k == keys[0] ? escaped[0] : k);
+  }
+  EXPECT_EQ(d->keys, expect);
+  ASSERT_EQ(d->labels.size(), 10u);
+  for (size_t i = 0; i < d->rows; ++i) {
+    const std::string first = d->keys[i].substr(0, d->keys[i].find('/'));
+    EXPECT_EQ(d->label_names[static_cast<size_t>(d->labels[i])], first) << d->keys[i];
+    EXPECT_NE(d->metadata[i].find("\"label_name\":\"" + first + "\""), std::string::npos);
+  }
+  EXPECT_EQ(d->image_pipeline, settings.pipeline.to_json());
+
+  // The same folder gives the same rows on one thread.
+  settings.threads = 1;
+  auto again = io::read_image_folder(dir_.string(), settings, nullptr);
+  ASSERT_TRUE(again.is_ok());
+  EXPECT_EQ(again->values, d->values);
+
+  // Duplicates read again when asked.
+  settings.keep_duplicates = true;
+  auto all = io::read_image_folder(dir_.string(), settings, nullptr);
+  ASSERT_TRUE(all.is_ok());
+  EXPECT_EQ(all->rows, 11u);
+
+  // --strict: the first unusable file (in path order) is an error naming it.
+  settings.strict = true;
+  auto strict = io::read_image_folder(dir_.string(), settings, nullptr);
+  ASSERT_FALSE(strict.is_ok());
+  EXPECT_EQ(strict.status().message().rfind("birds/broken.png: truncated", 0), 0u)
+      << strict.status().message();
 }
-EXPECT_EQ(d->keys, expect);
-ASSERT_EQ(d->labels.size(), 10u);
-for (size_t i = 0; i < d->rows; ++i) {
-  const std::string first = d->keys[i].substr(0, d->keys[i].find('/'));
-  EXPECT_EQ(d->label_names[static_cast<size_t>(d->labels[i])], first) << d->keys[i];
-  EXPECT_NE(d->metadata[i].find("\"label_name\":\"" + first + "\""), std::string::npos);
-}
-EXPECT_EQ(d->image_pipeline, import.pipeline.to_json());
-
-// The same folder gives the same rows on one thread.
-import.threads = 1;
-auto again = io::read_image_folder(dir_.string(), import, nullptr);
-ASSERT_TRUE(again.is_ok());
-EXPECT_EQ(again->values, d->values);
-
-// Duplicates read again when asked.
-import.keep_duplicates = true;
-auto all = io::read_image_folder(dir_.string(), import, nullptr);
-ASSERT_TRUE(all.is_ok());
-EXPECT_EQ(all->rows, 11u);
-
-// --strict: the first unusable file (in path order) is an error naming it.
-import.strict = true;
-auto strict = io::read_image_folder(dir_.string(), import, nullptr);
-ASSERT_FALSE(strict.is_ok());
-EXPECT_EQ(strict.status().message().rfind("birds/broken.png: truncated", 0), 0u)
-    << strict.status().message();
-}  // namespace
 
 TEST_F(ImageFolderTest, FilesAtTheTopLevelLeaveTheDataUnlabelledAndLoadDatasetDispatches) {
   write(dir_ / "one.png", imsat::testing::png(4, 4, 3, pattern(4, 4, 3, 1)));
   write(dir_ / "sub/two.png", imsat::testing::png(4, 4, 3, pattern(4, 4, 3, 2)));
-  io::ImageImport import;
-  import.pipeline.channels = 3;
-  import.pipeline.size = 4;
+  io::ImageImport settings;
+  settings.pipeline.channels = 3;
+  settings.pipeline.size = 4;
   io::ImportReport report;
-  auto d = io::load_dataset(dir_.string(), "", import, &report);
+  auto d = io::load_dataset(dir_.string(), "", settings, &report);
   ASSERT_TRUE(d.is_ok()) << d.status().to_string();
   EXPECT_EQ(d->rows, 2u);
   EXPECT_TRUE(d->labels.empty());
   EXPECT_EQ(d->cols, 48u);
   EXPECT_EQ(report.summary(), "read 2, skipped 0");
-  EXPECT_FALSE(io::load_dataset(dir_.string(), "labels.idx", import, nullptr).is_ok());
-  EXPECT_FALSE(io::read_image_folder((dir_ / "none").string(), import, nullptr).is_ok());
+  EXPECT_FALSE(io::load_dataset(dir_.string(), "labels.idx", settings, nullptr).is_ok());
+  EXPECT_FALSE(io::read_image_folder((dir_ / "none").string(), settings, nullptr).is_ok());
 }
 
 TEST_F(ImageFolderTest, ManifestsCarryKeysLabelsAndMetadata) {
@@ -386,10 +387,10 @@ TEST_F(ImageFolderTest, ManifestsCarryKeysLabelsAndMetadata) {
         "img/a.png,first,shoe,red,10\n"
         "img/b.png,second,bag,\"blue, dark\",12.5\n"
         "img/c.png,third,shoe,green,3\n");
-  io::ImageImport import;
-  import.pipeline.size = 4;
-  import.manifest = (dir_ / "list.csv").string();
-  auto d = io::read_image_manifest(import, nullptr);
+  io::ImageImport settings;
+  settings.pipeline.size = 4;
+  settings.manifest = (dir_ / "list.csv").string();
+  auto d = io::read_image_manifest(settings, nullptr);
   ASSERT_TRUE(d.is_ok()) << d.status().to_string();
   EXPECT_EQ(d->keys, (std::vector<std::string>{"first", "second", "third"}));
   EXPECT_EQ(d->label_names, (std::vector<std::string>{"bag", "shoe"}));
@@ -401,8 +402,8 @@ TEST_F(ImageFolderTest, ManifestsCarryKeysLabelsAndMetadata) {
         "{\"path\": \"img/a.png\", \"label\": 4, \"tags\": [\"x\"]}\n"
         "\n"
         "{\"path\": \"img/c.png\", \"label\": 7}\n");
-  import.manifest = (dir_ / "list.jsonl").string();
-  d = io::read_image_manifest(import, nullptr);
+  settings.manifest = (dir_ / "list.jsonl").string();
+  d = io::read_image_manifest(settings, nullptr);
   ASSERT_TRUE(d.is_ok()) << d.status().to_string();
   EXPECT_EQ(d->keys, (std::vector<std::string>{"img/a.png", "img/c.png"}));
   EXPECT_EQ(d->labels, (std::vector<int32_t>{4, 7}));
@@ -410,8 +411,8 @@ TEST_F(ImageFolderTest, ManifestsCarryKeysLabelsAndMetadata) {
 
   auto refused = [&](const std::string& text, const std::string& needle) {
     write(dir_ / "bad.csv", text);
-    import.manifest = (dir_ / "bad.csv").string();
-    auto r = io::read_image_manifest(import, nullptr);
+    settings.manifest = (dir_ / "bad.csv").string();
+    auto r = io::read_image_manifest(settings, nullptr);
     ASSERT_FALSE(r.is_ok()) << text;
     EXPECT_NE(r.status().message().find(needle), std::string::npos) << r.status().message();
   };

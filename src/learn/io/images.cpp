@@ -760,15 +760,15 @@ Result<std::string> read_file(const std::string& path, SkipReason* reason) {
 
 // Decodes every source on all cores; rows in source order, skipped sources reported.
 Result<Dataset> decode_all(std::vector<Source> sources, const std::string& origin,
-                           const ImageImport& import, ImportReport* report) {
-  IMSAT_RETURN_IF_ERROR(import.pipeline.validate());
-  const size_t dim = import.pipeline.output_dim();
+                           const ImageImport& settings, ImportReport* report) {
+  IMSAT_RETURN_IF_ERROR(settings.pipeline.validate());
+  const size_t dim = settings.pipeline.output_dim();
   const size_t total = sources.size();
   std::vector<float> values(total * dim);
   std::vector<char> ok(total, 0);
   std::vector<SkipReason> reasons(total, SkipReason::kNotImage);
   std::vector<std::string> details(total);
-  std::vector<std::string> thumbs(import.thumbnail_side > 0 ? total : 0);
+  std::vector<std::string> thumbs(settings.thumbnail_side > 0 ? total : 0);
   std::atomic<size_t> next{0}, done{0};
   std::atomic<bool> stop{false};
   std::mutex progress_mutex;
@@ -783,30 +783,31 @@ Result<Dataset> decode_all(std::vector<Source> sources, const std::string& origi
       } else {
         Result<std::string> bytes = read_file(sources[i].file, &reason);
         Result<std::vector<float>> row =
-            bytes.is_ok() ? preprocess_image(*bytes, import.pipeline, import.max_pixels, &reason)
-                          : Result<std::vector<float>>(bytes.status());
+            bytes.is_ok()
+                ? preprocess_image(*bytes, settings.pipeline, settings.max_pixels, &reason)
+                : Result<std::vector<float>>(bytes.status());
         if (row.is_ok()) {
           std::copy(row->begin(), row->end(), values.begin() + static_cast<ptrdiff_t>(i * dim));
           ok[i] = 1;
-          if (import.thumbnail_side > 0) {
-            Result<std::string> t = make_thumbnail(*bytes, import.thumbnail_side);
+          if (settings.thumbnail_side > 0) {
+            Result<std::string> t = make_thumbnail(*bytes, settings.thumbnail_side);
             if (t.is_ok()) thumbs[i] = std::move(t).value();
           }
         } else {
           reasons[i] = reason;
           details[i] = row.status().message();
-          if (import.strict) stop = true;
+          if (settings.strict) stop = true;
         }
       }
       const size_t d = done.fetch_add(1) + 1;
-      if (import.on_progress && (d % 64 == 0 || d == total)) {
+      if (settings.on_progress && (d % 64 == 0 || d == total)) {
         std::lock_guard lock(progress_mutex);
-        import.on_progress(d, total);
+        settings.on_progress(d, total);
       }
     }
   };
-  const int threads = import.threads > 0
-                          ? import.threads
+  const int threads = settings.threads > 0
+                          ? settings.threads
                           : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   std::vector<std::thread> pool;
   for (int t = 1; t < threads; ++t) pool.emplace_back(work);
@@ -816,9 +817,9 @@ Result<Dataset> decode_all(std::vector<Source> sources, const std::string& origi
   Dataset d;
   d.source = origin;
   d.cols = dim;
-  d.item_shape = import.pipeline.output_shape();
-  d.uint8_pixels = import.pipeline.outputs_pixels();
-  d.image_pipeline = import.pipeline.to_json();
+  d.item_shape = settings.pipeline.output_shape();
+  d.uint8_pixels = settings.pipeline.outputs_pixels();
+  d.image_pipeline = settings.pipeline.to_json();
   ImportReport local;
   ImportReport& r = report != nullptr ? *report : local;
   bool any_label = false, all_labelled = true;
@@ -837,7 +838,7 @@ Result<Dataset> decode_all(std::vector<Source> sources, const std::string& origi
   for (size_t i = 0; i < total; ++i) {
     if (!ok[i]) {
       if (details[i].empty()) continue;  // never reached after a strict stop
-      if (import.strict) {
+      if (settings.strict) {
         return Status::invalid_argument(sources[i].relative + ": " + skip_reason_name(reasons[i]) +
                                         ": " + details[i] + " (--strict)");
       }
@@ -882,7 +883,7 @@ Result<Dataset> decode_all(std::vector<Source> sources, const std::string& origi
 
 }  // namespace
 
-Result<Dataset> read_image_folder(const std::string& folder, const ImageImport& import,
+Result<Dataset> read_image_folder(const std::string& folder, const ImageImport& settings,
                                   ImportReport* report) {
   std::error_code ec;
   if (!fs::is_directory(folder, ec)) return Status::not_found(folder + ": no such folder");
@@ -923,7 +924,7 @@ Result<Dataset> read_image_folder(const std::string& folder, const ImageImport& 
     if (slash != std::string::npos) s.label_name = printable(relative.substr(0, slash));
     sources.push_back(std::move(s));
   }
-  if (!import.keep_duplicates) {
+  if (!settings.keep_duplicates) {
     // A file reached by several paths is read once: by its own path when the folder holds it
     // (not through a symbolic link), otherwise by the first link in path order.
     std::set<std::pair<dev_t, ino_t>> seen;
@@ -941,7 +942,7 @@ Result<Dataset> read_image_folder(const std::string& folder, const ImageImport& 
     }
   }
   if (sources.empty()) return Status::invalid_argument(folder + ": holds no files");
-  return decode_all(std::move(sources), folder, import, report);
+  return decode_all(std::move(sources), folder, settings, report);
 }
 
 namespace {
@@ -975,8 +976,8 @@ Result<std::vector<std::string>> csv_fields(const std::string& line) {
 
 }  // namespace
 
-Result<Dataset> read_image_manifest(const ImageImport& import, ImportReport* report) {
-  const std::string& manifest = import.manifest;
+Result<Dataset> read_image_manifest(const ImageImport& settings, ImportReport* report) {
+  const std::string& manifest = settings.manifest;
   std::ifstream in(manifest);
   if (!in) return Status::not_found(manifest + ": cannot open the manifest");
   const fs::path base = fs::path(manifest).parent_path();
@@ -1058,7 +1059,7 @@ Result<Dataset> read_image_manifest(const ImageImport& import, ImportReport* rep
       if (name != "path" && name != "key" && name != "label") s.metadata[name] = value;
     }
     struct stat st {};
-    if (!import.keep_duplicates && ::stat(s.file.c_str(), &st) == 0) {
+    if (!settings.keep_duplicates && ::stat(s.file.c_str(), &st) == 0) {
       s.duplicate = !seen_files.insert({st.st_dev, st.st_ino}).second;
     }
     sources.push_back(std::move(s));
@@ -1073,7 +1074,7 @@ Result<Dataset> read_image_manifest(const ImageImport& import, ImportReport* rep
     return Status::invalid_argument(manifest +
                                     ": labels mix numbers and names; use one or the other");
   }
-  return decode_all(std::move(sources), manifest, import, report);
+  return decode_all(std::move(sources), manifest, settings, report);
 }
 
 }  // namespace imsat::io

@@ -120,11 +120,11 @@ struct Dataset;
 // sorted order, names kept in label_names); files directly in `folder` have none (when every
 // file is in a subfolder every item is labelled). Keys are the relative paths; metadata records
 // the path and label name. Unusable files are skipped and reported (or an error with strict).
-Result<Dataset> read_image_folder(const std::string& folder, const ImageImport& import,
+Result<Dataset> read_image_folder(const std::string& folder, const ImageImport& settings,
                                   ImportReport* report);
-// The same from `import.manifest` (folder is where relative paths start; the manifest's folder
+// The same from `settings.manifest` (folder is where relative paths start; the manifest's folder
 // when empty).
-Result<Dataset> read_image_manifest(const ImageImport& import, ImportReport* report);
+Result<Dataset> read_image_manifest(const ImageImport& settings, ImportReport* report);
 // Whether `path` is a folder of images rather than an MNIST-style IDX folder.
 bool is_image_folder(const std::string& path);
 // Whether `path` names an image file by its extension.
