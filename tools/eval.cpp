@@ -317,10 +317,13 @@ void add_eval(CLI::App& app) {
     std::vector<std::string> table_methods = train_too ? args->methods : std::vector<std::string>{};
     std::vector<int> table_bits = train_too ? args->bits : std::vector<int>{};
     size_t loaded_methods = 0;
+    const std::string first_pipeline = first ? first->image_pipeline() : std::string();
     for (const std::string& path : args->models) {
-      learn::Model model = take(learn::Model::load(path));
+      // The first model was loaded above to read the data; the others are loaded here.
+      learn::Model model = first ? std::move(*first) : take(learn::Model::load(path));
+      first.reset();
       if (model.is_clustering()) throw std::runtime_error(path + ": a clustering model");
-      if (model.image_pipeline() != first->image_pipeline()) {
+      if (model.image_pipeline() != first_pipeline) {
         throw std::runtime_error(path + ": reads images through another pipeline than " +
                                  args->models.front() + "; evaluate them separately");
       }
