@@ -44,6 +44,11 @@ class [[nodiscard]] Status {
     return is_ok() ? std::string("OK") : std::string(code_name(code_)) + ": " + message_;
   }
 
+  // The same error with `prefix` before its message (context such as a file or collection name).
+  Status prefixed(const std::string& prefix) const {
+    return is_ok() ? *this : Status(code_, prefix + message_);
+  }
+
   // Explicitly drops a status; write the reason in a comment beside the call.
   void ignore() const {}
 

@@ -18,6 +18,7 @@
 #include "common/status.h"
 #include "index/code_array.h"
 #include "index/hamming.h"
+#include "index/metadata_filter.h"
 #include "index/multi_index.h"
 #include "index/scan.h"
 
@@ -69,6 +70,18 @@ struct StoreInfo {
 
 constexpr uint32_t kStoreFormatVersion = 1;
 
+// The live items that pass a metadata filter, evaluated once and consulted by searches, scrolls,
+// counts and deletes: a byte per slot (the layout scan.h's Filter takes).
+struct Selection {
+  std::vector<uint8_t> allowed;  // by slot; slots past the end are not selected
+  size_t count = 0;              // selected live items
+  // How it was evaluated, for `explain`: which fields came from the fields column family or
+  // memory, which had to be read from each candidate's metadata, and how many candidates that was.
+  std::vector<std::string> indexed, unindexed;
+  size_t metadata_read = 0;
+  uint64_t version = 0;  // the store state it describes
+};
+
 // The durable code store. RocksDB is the source of truth; on open the code array and the
 // multi-index buckets are rebuilt from it. Every write batch is one RocksDB WriteBatch, so it is
 // applied entirely or not at all, and is durable once the call returns OK (sync_writes).
@@ -96,6 +109,10 @@ class CodeStore {
   Status put(const std::vector<Item>& items);
   // Deletes items by key. Missing keys are NotFound and nothing is deleted.
   Status erase(const std::vector<std::string>& keys);
+  // Deletes, in one batch, those of `keys` the store holds; returns how many. The others are
+  // listed in *missing when given.
+  Result<size_t> erase_present(const std::vector<std::string>& keys,
+                               std::vector<std::string>* missing = nullptr);
   // The stored item (its vector too, when one was stored), or NotFound.
   Result<Item> get(const std::string& key) const;
   // The item's stored thumbnail: NotFound when the item is unknown or was stored without one.
@@ -112,8 +129,31 @@ class CodeStore {
   // The metadata of items by internal id (Hit::id), one MultiGet; "" for items without any.
   Result<std::vector<std::string>> metadata(const std::vector<uint64_t>& ids) const;
   // Up to `limit` live items with internal id > after_id, in id order (codes, tags and metadata;
-  // no vectors), and in *last_id the id of the last one returned (after_id when none).
-  Result<std::vector<Item>> scroll(uint64_t after_id, size_t limit, uint64_t* last_id) const;
+  // no vectors), and in *last_id the id of the last one returned (after_id when none). With a
+  // selection, only the items it selects.
+  Result<std::vector<Item>> scroll(uint64_t after_id, size_t limit, uint64_t* last_id,
+                                   const Selection* selection = nullptr) const;
+
+  // ---- Metadata filters (metadata_filter.h)
+
+  // The live items passing `filter`. Conditions on the label are answered from memory and those
+  // on indexed fields from the fields column family; any other condition reads the metadata of
+  // the items the answerable `must` conditions leave (every item when there are none). The last
+  // few results are cached until the store changes.
+  Result<std::shared_ptr<const Selection>> select(const MetadataFilter& filter) const;
+  // Declares a metadata field indexed: its values of every stored item are written to the fields
+  // column family (in batches), then the declaration; items written later are indexed with their
+  // batch. Indexing a field twice is a no-op. InvalidArgument for a bad name.
+  Status index_field(const std::string& field);
+  std::vector<std::string> indexed_fields() const;
+  // Deletes every live item passing `filter` in one atomic batch; returns how many.
+  Result<size_t> erase_where(const MetadataFilter& filter);
+
+  // A consistent point-in-time copy of the store in `dir` (which must not exist), made with
+  // RocksDB's checkpoint: SST files are hard-linked, the write-ahead log copied. Reads and
+  // writes go on meanwhile; the copy holds every batch acknowledged before the call and opens as
+  // a store of its own.
+  Status checkpoint(const std::string& dir) const;
   // How many of `keys` the store holds, and (when first_found is not null) the first of them.
   Result<size_t> count_existing(const std::vector<std::string>& keys,
                                 std::string* first_found = nullptr) const;
@@ -142,6 +182,7 @@ class CodeStore {
     int threads = 1;                                         // linear scan shards
     std::function<bool(int32_t)> tag_predicate;              // optional filter on tags
     const std::vector<std::string>* allowed_keys = nullptr;  // optional allow-list
+    std::shared_ptr<const Selection> selection;              // optional metadata filter (select)
     bool with_codes = false;                                 // fill Hit::code
     size_t max_hits = 0;  // > 0: keep only the nearest this many (radius searches may find more)
   };

@@ -20,7 +20,7 @@
 
 namespace imsat::index {
 
-const char* const kCfNames[] = {"default", "schema", "codes", "meta", "keys", "buckets"};
+const char* const kCfNames[] = {"default", "schema", "codes", "meta", "keys", "buckets", "fields"};
 
 Status translate(const rocksdb::Status& s, const std::string& what) {
   if (s.ok()) return Status::ok();
@@ -43,6 +43,34 @@ std::string be64(uint64_t v) {
 }
 std::string vector_key(uint64_t id) { return be64(id) + "v"; }
 std::string thumbnail_key(uint64_t id) { return be64(id) + "t"; }
+
+std::string terms_key(uint64_t id) { return be64(id) + "f"; }
+
+std::string encode_terms(const std::vector<std::string>& terms) {
+  std::string out;
+  for (const std::string& t : terms) {
+    const auto n = static_cast<uint32_t>(t.size());
+    char len[4];
+    std::memcpy(len, &n, 4);
+    out.append(len, 4);
+    out += t;
+  }
+  return out;
+}
+
+std::vector<std::string> decode_terms(const std::string& value) {
+  std::vector<std::string> terms;
+  size_t at = 0;
+  while (at + 4 <= value.size()) {
+    uint32_t n;
+    std::memcpy(&n, value.data() + at, 4);
+    at += 4;
+    if (n > value.size() - at) break;  // damaged: what was read so far
+    terms.push_back(value.substr(at, n));
+    at += n;
+  }
+  return terms;
+}
 uint64_t from_be64(const rocksdb::Slice& s) {
   uint64_t v = 0;
   for (size_t i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(s[i]);

@@ -9,6 +9,10 @@
 //   keys     external key -> id
 //   buckets  u8 table | u32 substring | u64 id -> ""   (the multi-index entries; only in stores
 //            whose schema says buckets=1, the stores made before session 4)
+//   fields   field term (metadata_filter.h) | u64 id -> ""   (indexed metadata fields; the
+//            schema's "fields" record lists them, one per line; meta id 'f' lists an item's terms
+//            so that replacing or deleting it removes them. Stores made before the family existed
+//            gain it when first opened for writing.)
 #pragma once
 
 #include <pthread.h>
@@ -22,11 +26,12 @@
 #include <vector>
 
 #include "index/code_store.h"
+#include "index/metadata_filter.h"
 
 namespace imsat::index {
 
 extern const char* const kCfNames[];
-enum Cf { kDefault = 0, kSchema, kCodes, kMeta, kKeys, kBuckets, kCfCount };
+enum Cf { kDefault = 0, kSchema, kCodes, kMeta, kKeys, kBuckets, kFields, kCfCount };
 
 // Translates a RocksDB status into the project's, prefixed with `what` (the file or operation).
 Status translate(const rocksdb::Status& s, const std::string& what);
@@ -40,6 +45,11 @@ std::string vector_key(uint64_t id);
 // Meta column family key of an item's thumbnail: its id followed by 't'.
 std::string thumbnail_key(uint64_t id);
 std::string bucket_key(int table, uint32_t sub, uint64_t id);
+// Meta column family key of the list of an item's field terms: its id followed by 'f'.
+std::string terms_key(uint64_t id);
+// The terms list's value: each term preceded by its length (u32 little-endian).
+std::string encode_terms(const std::vector<std::string>& terms);
+std::vector<std::string> decode_terms(const std::string& value);
 
 // The acknowledged-write watermark, a 32-byte file beside RocksDB's (kWatermarkFile): the
 // generation (a counter every write batch increments, also stored in the schema column family)
@@ -137,6 +147,14 @@ struct CodeStore::Impl {
   std::string key_blob;
   uint64_t next_id = 1;
   uint64_t generation = 0;  // of the last committed batch (see Watermark)
+  // Bumped under state_mutex whenever the live items or the indexed fields change: a cached
+  // Selection is valid while it is unchanged.
+  uint64_t version = 0;
+  std::vector<std::string> indexed_fields;  // guarded by state_mutex
+
+  // Recently evaluated filters (canonical text -> selection), for repeated filtered searches.
+  mutable std::mutex selection_mutex;
+  mutable std::vector<std::pair<std::string, std::shared_ptr<const Selection>>> selection_cache;
 
   std::mutex writer_mutex;  // one writer at a time
 
@@ -223,6 +241,10 @@ struct CodeStore::Impl {
   // the keys is stored, and the MultiGet is skipped. Caller holds writer_mutex.
   Result<BatchPlan> plan(const std::vector<Item>& items, bool new_keys = false) const;
 
+  // Deletions of the field terms of items `ids` (their terms lists and fields entries).
+  Status remove_terms(const std::vector<uint64_t>& ids, std::vector<Record>* meta,
+                      std::vector<Record>* fields) const;
+
   // Commits a plan as one WriteBatch through the write-ahead log.
   Status commit_write_batch(const BatchPlan& p);
 
@@ -233,6 +255,14 @@ struct CodeStore::Impl {
 
   // Applies a committed plan to the in-memory array and buckets.
   void apply(const BatchPlan& p, const std::vector<Item>& items);
+
+  // Deletes live items by key in one batch; caller holds writer_mutex. Returns how many.
+  Result<size_t> erase_locked(const std::vector<std::string>& keys);
+
+  // Filter evaluation (store_filter.cpp): the live slots passing `f`, as a byte map by slot.
+  Result<Selection> evaluate(const MetadataFilter& f) const;
+  // Whether every condition of `f` can be answered from memory (label) or the fields family.
+  bool resolvable(const MetadataFilter& f) const;
 };
 
 }  // namespace imsat::index

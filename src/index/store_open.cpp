@@ -227,17 +227,25 @@ Result<std::unique_ptr<CodeStore>> CodeStore::open_existing_or_new(const std::st
   for (int i = 0; i < kCfCount; ++i) {
     descriptors.emplace_back(kCfNames[i], i == kKeys ? keys_options : bulk_options);
   }
+  bool fields_missing = false;
   if (exists) {
     std::vector<std::string> present;
     Status s = translate(rocksdb::DB::ListColumnFamilies(db_options, path, &present),
                          path + ": reading column families");
     if (!s.is_ok()) return s;
+    fields_missing =
+        std::find(present.begin(), present.end(), kCfNames[kFields]) == present.end();
     for (int i = 1; i < kCfCount; ++i) {
+      if (i == kFields) continue;  // older stores gain it (below)
       if (std::find(present.begin(), present.end(), kCfNames[i]) == present.end()) {
         return Status::corruption(path + ": not an imsat code store (column family '" +
                                   std::string(kCfNames[i]) + "' is missing)");
       }
     }
+  }
+  if (fields_missing) {
+    // A store made before the fields family: opened without it; a writable open adds it below.
+    descriptors.pop_back();
   }
   if (exists && !options.read_only) {
     IMSAT_RETURN_IF_ERROR(check_tables_before_writing(path, db_options, descriptors));
@@ -257,6 +265,15 @@ Result<std::unique_ptr<CodeStore>> CodeStore::open_existing_or_new(const std::st
       *wal_log);
   if (!s.is_ok()) return s;
   impl->db.reset(raw);
+  if (fields_missing) {
+    rocksdb::ColumnFamilyHandle* handle = nullptr;
+    if (!options.read_only) {
+      IMSAT_RETURN_IF_ERROR(translate(raw->CreateColumnFamily(bulk_options, kCfNames[kFields],
+                                                              &handle),
+                                      path + ": adding the fields column family"));
+    }
+    impl->cf.push_back(handle);  // nullptr read-only: no field is indexed there
+  }
   if (exists && options.read_only) {
     IMSAT_RETURN_IF_ERROR(check_tables_referenced(raw, impl->cf, path));
   }
@@ -309,6 +326,15 @@ Result<std::unique_ptr<CodeStore>> CodeStore::open_existing_or_new(const std::st
                                       impl->schema.fingerprint + ", not " +
                                       options.model_fingerprint);
     }
+  }
+  std::string field_list;
+  gs = impl->db->Get(rocksdb::ReadOptions(), impl->cf[kSchema], "fields", &field_list);
+  if (!gs.ok() && !gs.IsNotFound()) return translate(gs, path + ": reading the indexed fields");
+  for (size_t at = 0; at < field_list.size();) {
+    const size_t nl = field_list.find('\n', at);
+    if (nl == std::string::npos) break;
+    impl->indexed_fields.push_back(field_list.substr(at, nl - at));
+    at = nl + 1;
   }
   const int bits = impl->schema.bits;
   impl->codes = CodeArray(bits);

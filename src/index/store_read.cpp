@@ -55,8 +55,8 @@ Result<std::string> CodeStore::thumbnail(const std::string& key) const {
   return out;
 }
 
-Result<std::vector<Item>> CodeStore::scroll(uint64_t after_id, size_t limit,
-                                            uint64_t* last_id) const {
+Result<std::vector<Item>> CodeStore::scroll(uint64_t after_id, size_t limit, uint64_t* last_id,
+                                            const Selection* selection) const {
   std::vector<Item> out;
   std::vector<uint64_t> ids;
   *last_id = after_id;
@@ -67,6 +67,10 @@ Result<std::vector<Item>> CodeStore::scroll(uint64_t after_id, size_t limit,
     for (auto slot = static_cast<uint32_t>(it - impl_->slot_ids.begin());
          slot < codes.size() && out.size() < limit; ++slot) {
       if (codes.is_deleted(slot)) continue;
+      if (selection != nullptr &&
+          (slot >= selection->allowed.size() || !selection->allowed[slot])) {
+        continue;
+      }
       Item item;
       item.key = impl_->key_of(slot);
       item.code.resize(codes.code_bytes());
@@ -207,6 +211,15 @@ Result<std::vector<Hit>> CodeStore::search(const std::vector<uint8_t>& code, con
   if (allowed.size() < codes.size() && o.allowed_keys != nullptr) allowed.resize(codes.size(), 0);
   Filter filter;
   if (o.allowed_keys != nullptr) filter.allowed_slots = &allowed;
+  if (o.selection != nullptr) {
+    if (o.allowed_keys != nullptr) {
+      for (size_t i = 0; i < allowed.size(); ++i) {
+        allowed[i] &= i < o.selection->allowed.size() ? o.selection->allowed[i] : 0;
+      }
+    } else {
+      filter.allowed_slots = &o.selection->allowed;
+    }
+  }
   filter.tag_predicate = o.tag_predicate;
   std::vector<uint64_t> query(codes.words());
   codes.pack(code.data(), query.data());

@@ -43,6 +43,25 @@ Status CodeStore::Impl::validate(const std::vector<Item>& items) const {
   return Status::ok();
 }
 
+Status CodeStore::Impl::remove_terms(const std::vector<uint64_t>& ids, std::vector<Record>* meta,
+                                     std::vector<Record>* fields) const {
+  if (ids.empty() || cf[kFields] == nullptr) return Status::ok();
+  std::vector<std::string> keys;
+  for (uint64_t id : ids) keys.push_back(terms_key(id));
+  std::vector<rocksdb::PinnableSlice> values;
+  std::vector<rocksdb::Status> found;
+  multi_get(kMeta, std::vector<rocksdb::Slice>(keys.begin(), keys.end()), &values, &found);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (found[i].IsNotFound()) continue;
+    IMSAT_RETURN_IF_ERROR(translate(found[i], "reading an item's field terms"));
+    for (const std::string& t : decode_terms(values[i].ToString())) {
+      fields->push_back({t + be64(ids[i]), "", true});
+    }
+    meta->push_back({keys[i], "", true});
+  }
+  return Status::ok();
+}
+
 Result<CodeStore::Impl::BatchPlan> CodeStore::Impl::plan(const std::vector<Item>& items,
                                                          bool new_keys) const {
   IMSAT_RETURN_IF_ERROR(validate(items));
@@ -58,6 +77,12 @@ Result<CodeStore::Impl::BatchPlan> CodeStore::Impl::plan(const std::vector<Item>
     multi_get(kKeys, keys, &values, &found);
   }
   std::vector<uint64_t> packed(codes.words());
+  std::vector<uint64_t> replaced_ids;  // whose field terms are removed with them
+  std::vector<std::string> fields;
+  {
+    std::shared_lock lock(state_mutex);
+    fields = indexed_fields;
+  }
   uint64_t id = next_id;
   for (size_t i = 0; i < items.size(); ++i) {
     const Item& item = items[i];
@@ -78,6 +103,7 @@ Result<CodeStore::Impl::BatchPlan> CodeStore::Impl::plan(const std::vector<Item>
              true});
       }
       p.replaced.emplace_back(static_cast<uint32_t>(slot), old);
+      if (!fields.empty()) replaced_ids.push_back(old);
     } else if (!found[i].IsNotFound()) {
       return translate(found[i], "reading key '" + item.key + "'");
     }
@@ -95,6 +121,11 @@ Result<CodeStore::Impl::BatchPlan> CodeStore::Impl::plan(const std::vector<Item>
                                        item.vector.size() * sizeof(float))});
     }
     if (!item.thumbnail.empty()) p.records[kMeta].push_back({thumbnail_key(id), item.thumbnail});
+    if (!fields.empty()) {
+      const std::vector<std::string> terms = metadata_terms(item.metadata, fields);
+      for (const std::string& t : terms) p.records[kFields].push_back({t + idk, ""});
+      if (!terms.empty()) p.records[kMeta].push_back({terms_key(id), encode_terms(terms)});
+    }
     p.records[kKeys].push_back({item.key, idk});
     codes.pack(item.code.data(), packed.data());
     for (int t = 0; schema.persist_buckets && t < mih.tables(); ++t) {
@@ -102,6 +133,7 @@ Result<CodeStore::Impl::BatchPlan> CodeStore::Impl::plan(const std::vector<Item>
     }
     ++id;
   }
+  IMSAT_RETURN_IF_ERROR(remove_terms(replaced_ids, &p.records[kMeta], &p.records[kFields]));
   p.next_id = id;
   p.records[kSchema].push_back({"next_id", be64(id)});
   p.live_after = codes.live() - p.replaced.size() + items.size();
@@ -178,6 +210,7 @@ void CodeStore::Impl::apply(const BatchPlan& p, const std::vector<Item>& items) 
   uint64_t id = next_id;
   for (const Item& item : items) append_memory(id++, item.key, item.code.data(), item.tag);
   next_id = p.next_id;
+  ++version;
 }
 
 Status CodeStore::put(const std::vector<Item>& items) {
@@ -194,35 +227,65 @@ Status CodeStore::put(const std::vector<Item>& items) {
 Status CodeStore::erase(const std::vector<std::string>& keys) {
   IMSAT_RETURN_IF_ERROR(impl_->check_writable());
   std::lock_guard writer(impl_->writer_mutex);
+  return impl_->erase_locked(keys).status();
+}
+
+Result<size_t> CodeStore::erase_present(const std::vector<std::string>& keys,
+                                        std::vector<std::string>* missing) {
+  IMSAT_RETURN_IF_ERROR(impl_->check_writable());
+  std::lock_guard writer(impl_->writer_mutex);
+  std::vector<std::string> present;
+  for (const std::string& key : keys) {
+    Result<uint64_t> id = impl_->lookup_id(key);
+    if (id.is_ok()) {
+      present.push_back(key);
+    } else if (id.status().code() == Status::Code::kNotFound) {
+      if (missing != nullptr) missing->push_back(key);
+    } else {
+      return id.status();
+    }
+  }
+  if (present.empty()) return size_t{0};
+  return impl_->erase_locked(present);
+}
+
+Result<size_t> CodeStore::Impl::erase_locked(const std::vector<std::string>& keys) {
   rocksdb::WriteBatch batch;
   std::vector<uint32_t> slots;
+  std::vector<uint64_t> ids;
   std::unordered_set<std::string> seen;
   for (const std::string& key : keys) {
     if (!seen.insert(key).second) continue;
-    IMSAT_ASSIGN_OR_RETURN(uint64_t id, impl_->lookup_id(key));
-    const int64_t slot = impl_->slot_of(id);
+    IMSAT_ASSIGN_OR_RETURN(uint64_t id, lookup_id(key));
+    const int64_t slot = slot_of(id);
     if (slot < 0) return Status::corruption("key '" + key + "' maps to a missing item");
-    batch.Delete(impl_->cf[kCodes], be64(id));
-    batch.Delete(impl_->cf[kMeta], be64(id));
-    batch.Delete(impl_->cf[kMeta], vector_key(id));
-    batch.Delete(impl_->cf[kMeta], thumbnail_key(id));
-    batch.Delete(impl_->cf[kKeys], key);
-    for (int t = 0; impl_->schema.persist_buckets && t < impl_->mih.tables(); ++t) {
-      const uint64_t* code = impl_->codes.code(static_cast<uint32_t>(slot));
-      batch.Delete(impl_->cf[kBuckets], bucket_key(t, impl_->mih.substring(t, code), id));
+    batch.Delete(cf[kCodes], be64(id));
+    batch.Delete(cf[kMeta], be64(id));
+    batch.Delete(cf[kMeta], vector_key(id));
+    batch.Delete(cf[kMeta], thumbnail_key(id));
+    batch.Delete(cf[kKeys], key);
+    for (int t = 0; schema.persist_buckets && t < mih.tables(); ++t) {
+      const uint64_t* code = codes.code(static_cast<uint32_t>(slot));
+      batch.Delete(cf[kBuckets], bucket_key(t, mih.substring(t, code), id));
     }
     slots.push_back(static_cast<uint32_t>(slot));
+    ids.push_back(id);
   }
-  const size_t live_after = impl_->codes.live() - slots.size();
-  batch.Put(impl_->cf[kSchema], "items", be64(live_after));
-  batch.Put(impl_->cf[kSchema], "generation", be64(impl_->generation + 1));
-  IMSAT_RETURN_IF_ERROR(translate(impl_->db->Write(impl_->write_options, &batch), "deleting"));
+  std::vector<Record> meta, fields;
+  IMSAT_RETURN_IF_ERROR(remove_terms(ids, &meta, &fields));
+  for (const Record& r : meta) batch.Delete(cf[kMeta], r.key);
+  for (const Record& r : fields) batch.Delete(cf[kFields], r.key);
+  const size_t live_after = codes.live() - slots.size();
+  batch.Put(cf[kSchema], "items", be64(live_after));
+  batch.Put(cf[kSchema], "generation", be64(generation + 1));
+  IMSAT_RETURN_IF_ERROR(translate(db->Write(write_options, &batch), "deleting"));
   {
-    std::unique_lock lock(impl_->state_mutex);
-    for (uint32_t s : slots) impl_->codes.erase(s);
+    std::unique_lock lock(state_mutex);
+    for (uint32_t s : slots) codes.erase(s);
+    ++version;
   }
-  impl_->acknowledge(impl_->generation + 1, live_after);
-  return Status::ok();
+  acknowledge(generation + 1, live_after);
+  return slots.size();
 }
 
 Result<size_t> CodeStore::bulk_progress(const std::string& job) const {

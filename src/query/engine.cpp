@@ -217,6 +217,10 @@ Result<SearchResponse> QueryEngine::run(const std::vector<uint8_t>& code, const 
     o.tag_predicate = [label](int32_t tag) { return tag == label; };
   }
   SearchResponse response;
+  if (request.filter != nullptr && !request.filter->empty()) {
+    IMSAT_ASSIGN_OR_RETURN(response.selection, store_->select(*request.filter));
+    o.selection = response.selection;
+  }
   response.query_code = to_hex(code.data(), code.size());
   IMSAT_ASSIGN_OR_RETURN(std::vector<index::Hit> hits,
                          store_->search(code, o, &response.stats, &response.truncated));

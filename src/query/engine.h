@@ -38,6 +38,9 @@ struct SearchRequest {
   bool with_metadata = true;
   size_t max_hits =
       0;  // radius searches: > 0 keeps the nearest this many (SearchResponse::truncated)
+  // Metadata filter (index/metadata_filter.h): only passing items are verified, so a kNN returns
+  // k passing items whenever k exist.
+  std::shared_ptr<const index::MetadataFilter> filter;
 };
 
 struct SearchHit {
@@ -57,6 +60,9 @@ struct SearchResponse {
   // Exact re-ranking: candidates without a stored vector (added by code, or deleted meanwhile) are
   // ranked by Hamming distance after every candidate that has one.
   size_t candidates_without_vector = 0;
+  // With a metadata filter: how it was evaluated (items matching, fields answered from memory or
+  // the fields index, fields read from candidates' metadata and how many candidates that was).
+  std::shared_ptr<const index::Selection> selection;
 };
 
 // An item to add: exactly one of `code` (code_bytes() bytes), `vector` (the model's input) and
@@ -168,8 +174,25 @@ class QueryEngine {
   // Deletes items by key; an unknown key is NotFound and nothing is deleted.
   Status erase_items(const std::vector<std::string>& keys);
   // Up to `limit` items (1..kMaxScroll) in insertion order after `cursor` (empty: from the
-  // first); the page's next_cursor continues. Vectors are not returned.
-  Result<ScrollPage> scroll(const std::string& cursor, size_t limit) const;
+  // first); the page's next_cursor continues. Vectors are not returned. A cursor is an insertion
+  // position, so it survives concurrent writes: every item present for the whole scroll is
+  // visited exactly once (an item replaced meanwhile moves to the end). With a filter, only
+  // passing items.
+  Result<ScrollPage> scroll(const std::string& cursor, size_t limit,
+                            const index::MetadataFilter* filter = nullptr) const;
+  // How many items pass `filter` (every item without one); exact.
+  Result<size_t> count(const index::MetadataFilter* filter = nullptr) const;
+  // Deletes, in one atomic batch, the items passing `filter`; returns how many.
+  Result<size_t> erase_where(const index::MetadataFilter& filter);
+  // Deletes, in one atomic batch, those of `keys` that exist; returns how many (unknown keys
+  // are skipped, their keys in *missing when given).
+  Result<size_t> erase_present(const std::vector<std::string>& keys,
+                               std::vector<std::string>* missing = nullptr);
+  // Declares a metadata field indexed (CodeStore::index_field) and lists the indexed fields.
+  Status index_field(const std::string& field);
+  std::vector<std::string> indexed_fields() const;
+  // A consistent copy of the store in `dir` (CodeStore::checkpoint).
+  Status checkpoint(const std::string& dir) const;
   // A picture of the item: its stored thumbnail (JPEG), or else its stored raw vector drawn as a
   // PNG of the model's input shape. NotFound when the item is unknown or has neither.
   struct Picture {

@@ -104,7 +104,8 @@ Status QueryEngine::erase_items(const std::vector<std::string>& keys) {
   return store_->erase(keys);
 }
 
-Result<ScrollPage> QueryEngine::scroll(const std::string& cursor, size_t limit) const {
+Result<ScrollPage> QueryEngine::scroll(const std::string& cursor, size_t limit,
+                                       const index::MetadataFilter* filter) const {
   if (limit < 1 || limit > kMaxScroll) {
     return Status::invalid_argument("limit must be from 1 to " + std::to_string(kMaxScroll) +
                                     ", got " + std::to_string(limit));
@@ -122,13 +123,40 @@ Result<ScrollPage> QueryEngine::scroll(const std::string& cursor, size_t limit) 
     }
   }
   uint64_t last = after;
-  IMSAT_ASSIGN_OR_RETURN(std::vector<index::Item> items, store_->scroll(after, limit, &last));
+  std::shared_ptr<const index::Selection> selection;
+  if (filter != nullptr && !filter->empty()) {
+    IMSAT_ASSIGN_OR_RETURN(selection, store_->select(*filter));
+  }
+  IMSAT_ASSIGN_OR_RETURN(std::vector<index::Item> items,
+                         store_->scroll(after, limit, &last, selection.get()));
   ScrollPage page;
   const bool full = items.size() == limit;
   for (index::Item& item : items) page.items.push_back(stored_item(std::move(item)));
   if (full) page.next_cursor = std::to_string(last);
   return page;
 }
+
+Result<size_t> QueryEngine::count(const index::MetadataFilter* filter) const {
+  if (filter == nullptr || filter->empty()) return store_->info().items;
+  IMSAT_ASSIGN_OR_RETURN(std::shared_ptr<const index::Selection> selection,
+                         store_->select(*filter));
+  return selection->count;
+}
+
+Result<size_t> QueryEngine::erase_where(const index::MetadataFilter& filter) {
+  return store_->erase_where(filter);
+}
+
+Result<size_t> QueryEngine::erase_present(const std::vector<std::string>& keys,
+                                          std::vector<std::string>* missing) {
+  return store_->erase_present(keys, missing);
+}
+
+Status QueryEngine::index_field(const std::string& field) { return store_->index_field(field); }
+
+std::vector<std::string> QueryEngine::indexed_fields() const { return store_->indexed_fields(); }
+
+Status QueryEngine::checkpoint(const std::string& dir) const { return store_->checkpoint(dir); }
 
 Result<QueryEngine::Picture> QueryEngine::item_image(const std::string& key) const {
   Result<std::string> thumbnail = store_->thumbnail(key);

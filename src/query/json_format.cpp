@@ -21,6 +21,17 @@ json hit_json(const SearchHit& h, bool reranked) {
   return j;
 }
 
+json selection_json(const index::Selection& s) {
+  json j = {{"matches", s.count}, {"indexed", s.indexed}, {"unindexed", s.unindexed}};
+  if (!s.unindexed.empty()) {
+    j["metadata_read"] = s.metadata_read;
+    j["note"] =
+        "fields without an index were evaluated on the metadata of every candidate the other "
+        "conditions left (slower; PUT /v1/collections/{name}/index/{field} indexes a field)";
+  }
+  return j;
+}
+
 json search_json(const SearchResponse& r, const SearchRequest& req, bool explain) {
   json hits = json::array();
   const bool reranked = req.rerank != Rerank::kNone;
@@ -34,6 +45,7 @@ json search_json(const SearchResponse& r, const SearchRequest& req, bool explain
                       {"candidates_without_vector", r.candidates_without_vector},
                       {"rerank", rerank_name(req.rerank)},
                       {"multi_index", req.use_multi_index}};
+    if (r.selection != nullptr) out["explain"]["filter"] = selection_json(*r.selection);
   }
   return out;
 }

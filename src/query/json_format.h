@@ -15,6 +15,8 @@ nlohmann::json hit_json(const SearchHit& hit, bool reranked);
 // multi_index}]}
 nlohmann::json search_json(const SearchResponse& response, const SearchRequest& request,
                            bool explain);
+// How a metadata filter was evaluated: {"matches", "indexed", "unindexed", ["metadata_read"]}
+nlohmann::json selection_json(const index::Selection& selection);
 // {"key", "code", "has_vector", ["label"], ["metadata"]}
 nlohmann::json item_json(const StoredItem& item);
 nlohmann::json scroll_json(const ScrollPage& page);

@@ -1,5 +1,6 @@
 // imsat::query — every operation both front-ends offer. One header per component:
 //   engine.h              QueryEngine: search, re-rank, items, store evaluation and health
+//   collections.h         Catalog: named collections in a data directory, snapshots
 //   indexing.h            bulk indexing of a dataset or codes file into a store
 //   protocol.h            the paper's evaluation protocol and retrieval metrics
 //   recall.h              recall@k against exact neighbours
@@ -15,6 +16,7 @@
 #include "query/clustering_metrics.h"
 #include "query/code_health.h"
 #include "query/codes_file.h"
+#include "query/collections.h"
 #include "query/engine.h"
 #include "query/image.h"
 #include "query/indexing.h"

@@ -1,0 +1,390 @@
+// The code store's metadata filters: evaluating a filter to a selection of slots (labels from
+// memory, indexed fields from the fields column family, other fields from the candidates'
+// metadata), declaring indexed fields, deleting by filter, and checkpoints.
+#include <rocksdb/utilities/checkpoint.h>
+#include <rocksdb/write_batch.h>
+
+#include <filesystem>
+
+#include "index/store_internal.h"
+
+namespace imsat::index {
+namespace {
+
+constexpr size_t kSelectionCacheEntries = 8;
+constexpr size_t kIndexBatchItems = 100000;
+
+using Bytes = std::vector<uint8_t>;
+
+bool label_holds(const Condition& c, int32_t tag) {
+  if (tag == kNoTag) return false;
+  if (c.kind == Condition::Kind::kRange) return c.holds_for_number(tag);
+  for (const FieldValue& v : c.values) {
+    if (v.kind == FieldValue::Kind::kNumber && v.number == tag) return true;
+  }
+  return false;
+}
+
+bool contains(const std::vector<std::string>& list, const std::string& s) {
+  return std::find(list.begin(), list.end(), s) != list.end();
+}
+
+}  // namespace
+
+bool CodeStore::Impl::resolvable(const MetadataFilter& f) const {
+  for (const auto* list : {&f.must, &f.should, &f.must_not}) {
+    for (const Condition& c : *list) {
+      switch (c.kind) {
+        case Condition::Kind::kNested:
+          if (!resolvable(*c.nested)) return false;
+          break;
+        case Condition::Kind::kHasKey:
+          for (const std::string& k : c.keys) {
+            if (k != kLabelField && !contains(indexed_fields, k)) return false;
+          }
+          break;
+        default:
+          if (c.key != kLabelField && !contains(indexed_fields, c.key)) return false;
+      }
+    }
+  }
+  return true;
+}
+
+namespace {
+
+// Evaluates resolvable filters to byte maps over the slots. The ids of indexed terms are read
+// from RocksDB first and mapped to slots under the state lock held by the caller.
+class Resolver {
+ public:
+  Resolver(const CodeStore::Impl& store, rocksdb::ColumnFamilyHandle* fields)
+      : s_(store), fields_(fields) {}
+
+  // Reads, without the state lock, the ids of every indexed condition of `f`.
+  Status prefetch(const MetadataFilter& f) {
+    for (const auto* list : {&f.must, &f.should, &f.must_not}) {
+      for (const Condition& c : *list) IMSAT_RETURN_IF_ERROR(prefetch(c));
+    }
+    return Status::ok();
+  }
+
+  // The byte map of `f` (n = codes.size()); caller holds the state lock.
+  Bytes map(const MetadataFilter& f) const {
+    const size_t n = s_.codes.size();
+    Bytes out(n, 1);
+    for (size_t slot = 0; slot < n; ++slot) {
+      if (s_.codes.is_deleted(static_cast<uint32_t>(slot))) out[slot] = 0;
+    }
+    for (const Condition& c : f.must) {
+      const Bytes m = map(c);
+      for (size_t i = 0; i < n; ++i) out[i] &= m[i];
+    }
+    for (const Condition& c : f.must_not) {
+      const Bytes m = map(c);
+      for (size_t i = 0; i < n; ++i) out[i] &= static_cast<uint8_t>(!m[i]);
+    }
+    if (!f.should.empty()) {
+      Bytes any(n, 0);
+      for (const Condition& c : f.should) {
+        const Bytes m = map(c);
+        for (size_t i = 0; i < n; ++i) any[i] |= m[i];
+      }
+      for (size_t i = 0; i < n; ++i) out[i] &= any[i];
+    }
+    return out;
+  }
+
+ private:
+  Status prefetch(const Condition& c) {
+    if (c.kind == Condition::Kind::kNested) return prefetch(*c.nested);
+    if (c.kind == Condition::Kind::kHasKey) {
+      for (const std::string& k : c.keys) {
+        if (k != kLabelField) IMSAT_RETURN_IF_ERROR(read(field_prefix(k), prefix_end(k)));
+      }
+      return Status::ok();
+    }
+    if (c.key == kLabelField) return Status::ok();
+    if (c.kind == Condition::Kind::kRange) {
+      const auto [begin, end] = number_term_range(c.key, c);
+      return read(begin, end);
+    }
+    for (const FieldValue& v : c.values) {
+      const std::string term = field_term(c.key, v);
+      IMSAT_RETURN_IF_ERROR(read(term, term + std::string(8, '\xff') + '\xff'));
+    }
+    return Status::ok();
+  }
+
+  static std::string prefix_end(const std::string& field) {
+    std::string end = field;
+    end += '\x01';  // field_prefix is field + '\0'
+    return end;
+  }
+
+  // The ids of every fields-family key in [begin, end), cached by range.
+  Status read(const std::string& begin, const std::string& end) {
+    const std::string range = begin + std::string(1, '\0') + end;
+    if (ids_.count(range)) return Status::ok();
+    std::vector<uint64_t>& ids = ids_[range];
+    if (begin >= end) return Status::ok();
+    rocksdb::ReadOptions ro;
+    const rocksdb::Slice upper(end);
+    ro.iterate_upper_bound = &upper;
+    std::unique_ptr<rocksdb::Iterator> it(s_.db->NewIterator(ro, fields_));
+    for (it->Seek(begin); it->Valid(); it->Next()) {
+      const rocksdb::Slice k = it->key();
+      if (k.size() < 8) continue;
+      ids.push_back(from_be64(rocksdb::Slice(k.data() + k.size() - 8, 8)));
+    }
+    return translate(it->status(), "reading indexed field values");
+  }
+
+  void mark(const std::string& begin, const std::string& end, Bytes* out) const {
+    const std::string range = begin + std::string(1, '\0') + end;
+    auto it = ids_.find(range);
+    if (it == ids_.end()) return;
+    for (uint64_t id : it->second) {
+      const int64_t slot = s_.slot_of(id);
+      if (slot >= 0) (*out)[static_cast<size_t>(slot)] = 1;
+    }
+  }
+
+  Bytes map(const Condition& c) const {
+    const size_t n = s_.codes.size();
+    if (c.kind == Condition::Kind::kNested) return map(*c.nested);
+    Bytes out(n, 0);
+    if (c.kind == Condition::Kind::kHasKey) {
+      std::fill(out.begin(), out.end(), 1);
+      for (const std::string& k : c.keys) {
+        Bytes m(n, 0);
+        if (k == kLabelField) {
+          for (size_t i = 0; i < n; ++i) m[i] = s_.codes.tag(static_cast<uint32_t>(i)) != kNoTag;
+        } else {
+          mark(field_prefix(k), prefix_end(k), &m);
+        }
+        for (size_t i = 0; i < n; ++i) out[i] &= m[i];
+      }
+      return out;
+    }
+    if (c.key == kLabelField) {
+      for (size_t i = 0; i < n; ++i) {
+        out[i] = label_holds(c, s_.codes.tag(static_cast<uint32_t>(i)));
+      }
+      return out;
+    }
+    if (c.kind == Condition::Kind::kRange) {
+      const auto [begin, end] = number_term_range(c.key, c);
+      mark(begin, end, &out);
+      return out;
+    }
+    for (const FieldValue& v : c.values) {
+      const std::string term = field_term(c.key, v);
+      mark(term, term + std::string(8, '\xff') + '\xff', &out);
+    }
+    return out;
+  }
+
+  const CodeStore::Impl& s_;
+  rocksdb::ColumnFamilyHandle* fields_;
+  std::map<std::string, std::vector<uint64_t>> ids_;
+};
+
+}  // namespace
+
+Result<Selection> CodeStore::Impl::evaluate(const MetadataFilter& f) const {
+  Selection sel;
+  std::vector<std::string> indexed;
+  {
+    std::shared_lock lock(state_mutex);
+    indexed = indexed_fields;
+  }
+  for (const std::string& field : f.fields()) {
+    (field == kLabelField || contains(indexed, field) ? sel.indexed : sel.unindexed)
+        .push_back(field);
+  }
+  Resolver resolver(*this, cf[kFields]);
+  // Fully answerable: one byte map from memory and the fields family.
+  MetadataFilter narrowing;  // the answerable `must` conditions, when some field is not indexed
+  const bool whole = sel.unindexed.empty();
+  if (whole) {
+    IMSAT_RETURN_IF_ERROR(resolver.prefetch(f));
+  } else {
+    for (const Condition& c : f.must) {
+      MetadataFilter one;
+      one.must.push_back(c);
+      std::shared_lock lock(state_mutex);
+      if (resolvable(one)) narrowing.must.push_back(c);
+    }
+    IMSAT_RETURN_IF_ERROR(resolver.prefetch(narrowing));
+  }
+  std::vector<uint64_t> candidate_ids;
+  std::vector<int32_t> candidate_tags;
+  {
+    std::shared_lock lock(state_mutex);
+    sel.allowed = resolver.map(whole ? f : narrowing);
+    sel.version = version;
+    if (whole) {
+      for (uint8_t a : sel.allowed) sel.count += a;
+      return sel;
+    }
+    for (size_t slot = 0; slot < sel.allowed.size(); ++slot) {
+      if (!sel.allowed[slot]) continue;
+      candidate_ids.push_back(slot_ids[slot]);
+      candidate_tags.push_back(codes.tag(static_cast<uint32_t>(slot)));
+    }
+  }
+  // The rest: each candidate's metadata, read in chunks (one MultiGet each).
+  std::vector<uint8_t> pass(candidate_ids.size(), 0);
+  constexpr size_t kChunk = 4096;
+  for (size_t start = 0; start < candidate_ids.size(); start += kChunk) {
+    const size_t end = std::min(candidate_ids.size(), start + kChunk);
+    std::vector<std::string> keys;
+    for (size_t i = start; i < end; ++i) keys.push_back(be64(candidate_ids[i]));
+    std::vector<rocksdb::PinnableSlice> values;
+    std::vector<rocksdb::Status> found;
+    multi_get(kMeta, std::vector<rocksdb::Slice>(keys.begin(), keys.end()), &values, &found);
+    for (size_t i = start; i < end; ++i) {
+      const rocksdb::Status& st = found[i - start];
+      if (!st.ok() && !st.IsNotFound()) return translate(st, "reading metadata for a filter");
+      const std::string meta = st.ok() ? values[i - start].ToString() : std::string();
+      pass[i] = filter_matches(f, meta, candidate_tags[i]);
+    }
+  }
+  sel.metadata_read = candidate_ids.size();
+  std::shared_lock lock(state_mutex);
+  // Slots of the candidates, found again: items deleted meanwhile drop out.
+  std::fill(sel.allowed.begin(), sel.allowed.end(), 0);
+  sel.allowed.resize(codes.size(), 0);
+  for (size_t i = 0; i < candidate_ids.size(); ++i) {
+    if (!pass[i]) continue;
+    const int64_t slot = slot_of(candidate_ids[i]);
+    if (slot >= 0) {
+      sel.allowed[static_cast<size_t>(slot)] = 1;
+      ++sel.count;
+    }
+  }
+  sel.version = version;
+  return sel;
+}
+
+Result<std::shared_ptr<const Selection>> CodeStore::select(const MetadataFilter& filter) const {
+  uint64_t version;
+  {
+    std::shared_lock lock(impl_->state_mutex);
+    version = impl_->version;
+  }
+  {
+    std::lock_guard lock(impl_->selection_mutex);
+    for (const auto& [text, sel] : impl_->selection_cache) {
+      if (text == filter.canonical && sel->version == version) return sel;
+    }
+  }
+  IMSAT_ASSIGN_OR_RETURN(Selection sel, impl_->evaluate(filter));
+  auto shared = std::make_shared<const Selection>(std::move(sel));
+  if (!filter.canonical.empty()) {
+    std::lock_guard lock(impl_->selection_mutex);
+    auto& cache = impl_->selection_cache;
+    cache.erase(std::remove_if(cache.begin(), cache.end(),
+                               [&](const auto& e) {
+                                 return e.first == filter.canonical ||
+                                        e.second->version != shared->version;
+                               }),
+                cache.end());
+    if (cache.size() >= kSelectionCacheEntries) cache.erase(cache.begin());
+    cache.emplace_back(filter.canonical, shared);
+  }
+  return shared;
+}
+
+std::vector<std::string> CodeStore::indexed_fields() const {
+  std::shared_lock lock(impl_->state_mutex);
+  return impl_->indexed_fields;
+}
+
+Status CodeStore::index_field(const std::string& field) {
+  IMSAT_RETURN_IF_ERROR(check_field_name(field));
+  IMSAT_RETURN_IF_ERROR(impl_->check_writable());
+  if (impl_->cf[kFields] == nullptr) {
+    return Status::invalid_argument(impl_->path + ": this store has no fields column family");
+  }
+  std::lock_guard writer(impl_->writer_mutex);
+  std::vector<std::string> fields = indexed_fields();
+  if (contains(fields, field)) return Status::ok();
+  // Every stored item's values of the field, with its terms list extended, in batches. An
+  // interrupted backfill leaves entries that nothing consults until the declaration is written
+  // (the last batch), and declaring the field again rewrites them.
+  std::unique_ptr<rocksdb::Iterator> it(
+      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->cf[kMeta]));
+  rocksdb::WriteBatch batch;
+  size_t in_batch = 0;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    const rocksdb::Slice key = it->key();
+    if (key.size() != 8) continue;  // metadata records only
+    const uint64_t id = from_be64(key);
+    const std::vector<std::string> terms = metadata_terms(it->value().ToString(), {field});
+    if (terms.empty()) continue;
+    std::string old;
+    const rocksdb::Status g =
+        impl_->db->Get(rocksdb::ReadOptions(), impl_->cf[kMeta], terms_key(id), &old);
+    if (!g.ok() && !g.IsNotFound()) return translate(g, "reading an item's field terms");
+    std::vector<std::string> all = decode_terms(old);
+    for (const std::string& t : terms) {
+      IMSAT_RETURN_IF_ERROR(
+          translate(batch.Put(impl_->cf[kFields], t + be64(id), ""), "indexing a field"));
+      if (!contains(all, t)) all.push_back(t);
+    }
+    IMSAT_RETURN_IF_ERROR(
+        translate(batch.Put(impl_->cf[kMeta], terms_key(id), encode_terms(all)), "indexing"));
+    if (++in_batch == kIndexBatchItems) {
+      IMSAT_RETURN_IF_ERROR(
+          translate(impl_->db->Write(impl_->write_options, &batch), "indexing a field"));
+      batch.Clear();
+      in_batch = 0;
+    }
+  }
+  IMSAT_RETURN_IF_ERROR(translate(it->status(), "reading metadata to index '" + field + "'"));
+  fields.push_back(field);
+  std::string list;
+  for (const std::string& f : fields) list += f + "\n";
+  IMSAT_RETURN_IF_ERROR(translate(batch.Put(impl_->cf[kSchema], "fields", list), "indexing"));
+  IMSAT_RETURN_IF_ERROR(
+      translate(impl_->db->Write(impl_->write_options, &batch), "declaring an indexed field"));
+  std::unique_lock lock(impl_->state_mutex);
+  impl_->indexed_fields = std::move(fields);
+  ++impl_->version;
+  return Status::ok();
+}
+
+Result<size_t> CodeStore::erase_where(const MetadataFilter& filter) {
+  IMSAT_RETURN_IF_ERROR(impl_->check_writable());
+  std::lock_guard writer(impl_->writer_mutex);
+  // Writers are held off, so the selection is exactly what the batch deletes.
+  IMSAT_ASSIGN_OR_RETURN(Selection sel, impl_->evaluate(filter));
+  std::vector<std::string> keys;
+  {
+    std::shared_lock lock(impl_->state_mutex);
+    for (size_t slot = 0; slot < sel.allowed.size(); ++slot) {
+      if (sel.allowed[slot] && !impl_->codes.is_deleted(static_cast<uint32_t>(slot))) {
+        keys.push_back(impl_->key_of(static_cast<uint32_t>(slot)));
+      }
+    }
+  }
+  if (keys.empty()) return size_t{0};
+  return impl_->erase_locked(keys);
+}
+
+Status CodeStore::checkpoint(const std::string& dir) const {
+  std::error_code ec;
+  if (std::filesystem::exists(dir, ec)) {
+    return Status::invalid_argument(dir + ": already exists; a checkpoint needs a new folder");
+  }
+  rocksdb::Checkpoint* raw = nullptr;
+  IMSAT_RETURN_IF_ERROR(
+      translate(rocksdb::Checkpoint::Create(impl_->db.get(), &raw), "creating a checkpoint"));
+  std::unique_ptr<rocksdb::Checkpoint> cp(raw);
+  // log_size_for_flush = 0: the memtables are flushed first, so the copy holds no log to replay.
+  IMSAT_RETURN_IF_ERROR(translate(cp->CreateCheckpoint(dir, 0), dir + ": writing a checkpoint"));
+  return Status::ok();
+}
+
+}  // namespace imsat::index

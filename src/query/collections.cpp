@@ -1,0 +1,470 @@
+// Collections in a data directory: opening, creating and dropping them, and their snapshots.
+#include "query/collections.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "common/atomic_file.h"
+#include "query/store_admin.h"
+
+namespace imsat::query {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr const char* kStoreFolder = "store";
+constexpr const char* kModelFile = "model";
+constexpr const char* kSnapshotFolder = "snapshots";
+constexpr const char* kDroppedMark = "DROPPED";
+constexpr const char* kPartial = ".partial";
+
+Status io_error(const std::string& what, const std::error_code& ec) {
+  return Status::io_error(what + ": " + ec.message());
+}
+
+void sync_folder(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+// Copies a file and syncs it (models are small).
+Status copy_file_synced(const std::string& from, const std::string& to) {
+  std::ifstream in(from, std::ios::binary);
+  if (!in) return Status::io_error(from + ": cannot read");
+  std::stringstream bytes;
+  bytes << in.rdbuf();
+  return write_file_atomically(to, bytes.str());
+}
+
+uint64_t folder_bytes(const fs::path& dir) {
+  uint64_t total = 0;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::end(it);
+       it.increment(ec)) {
+    if (it->is_regular_file(ec)) total += it->file_size(ec);
+  }
+  return total;
+}
+
+std::string snapshot_id(int64_t unix_seconds, unsigned sequence) {
+  const std::time_t t = static_cast<std::time_t>(unix_seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%04d%02d%02dT%02d%02d%02dZ-%03u", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, sequence);
+  return buf;
+}
+
+// "20261127T201500Z-000" -> unix seconds (0 when the id has another shape).
+int64_t snapshot_time(const std::string& id) {
+  std::tm tm{};
+  if (std::sscanf(id.c_str(), "%4d%2d%2dT%2d%2d%2dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6) {
+    return 0;
+  }
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return static_cast<int64_t>(timegm(&tm));
+}
+
+Status check_snapshot_id(const std::string& id) {
+  if (id.empty() || id.size() > 64 ||
+      id.find_first_not_of("0123456789TZ-") != std::string::npos) {
+    return Status::invalid_argument("'" + id + "' is not a snapshot id (e.g. 20261127T201500Z-000)");
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Status check_collection_name(const std::string& name) {
+  if (name.empty() || name.size() > kMaxCollectionName) {
+    return Status::invalid_argument("a collection name has 1 to 64 characters, got " +
+                                    std::to_string(name.size()));
+  }
+  for (unsigned char c : name) {
+    if (!std::isalnum(c) && c != '-' && c != '_') {
+      return Status::invalid_argument("collection name '" + name +
+                                      "' may hold only letters, digits, '-' and '_'");
+    }
+  }
+  return Status::ok();
+}
+
+Result<std::string> collection_folder(const std::string& data_dir, const std::string& name) {
+  IMSAT_RETURN_IF_ERROR(check_collection_name(name));
+  return (fs::path(data_dir) / name).string();
+}
+
+Collection::~Collection() {
+  if (!dropped_) return;
+  owned_.reset();  // closes the store before its files go
+  std::error_code ec;
+  fs::remove_all(folder_, ec);
+  if (ec) std::fprintf(stderr, "imsat: could not remove %s: %s\n", folder_.c_str(), ec.message().c_str());
+}
+
+Catalog::~Catalog() = default;
+
+Result<std::shared_ptr<Collection>> Catalog::load(const std::string& name,
+                                                  const std::string& folder) {
+  std::shared_ptr<Collection> c(new Collection());
+  c->name_ = name;
+  c->folder_ = folder;
+  c->store_path_ = (fs::path(folder) / kStoreFolder).string();
+  std::error_code ec;
+  const std::string model = (fs::path(folder) / kModelFile).string();
+  if (fs::exists(model, ec)) c->model_path_ = model;
+  c->snapshot_root_ = (fs::path(folder) / kSnapshotFolder).string();
+  Result<std::unique_ptr<QueryEngine>> engine = QueryEngine::open(c->store_path_, c->model_path_);
+  if (!engine.is_ok()) {
+    return engine.status().prefixed("collection '" + name + "': ");
+  }
+  c->owned_ = std::move(engine).value();
+  c->engine_ = c->owned_.get();
+  if (cache_vectors_) IMSAT_RETURN_IF_ERROR(c->owned_->cache_vectors());
+  return c;
+}
+
+Result<std::unique_ptr<Catalog>> Catalog::open(const std::string& data_dir, bool cache_vectors) {
+  std::unique_ptr<Catalog> cat(new Catalog());
+  cat->data_dir_ = data_dir;
+  cat->cache_vectors_ = cache_vectors;
+  std::error_code ec;
+  fs::create_directories(data_dir, ec);
+  if (ec) return io_error(data_dir + ": cannot create the data directory", ec);
+  if (!fs::is_directory(data_dir, ec)) {
+    return Status::invalid_argument(data_dir + ": not a directory");
+  }
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(data_dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!entry.is_directory() || !check_collection_name(name).is_ok()) continue;
+    if (fs::exists(entry.path() / kDroppedMark)) {
+      fs::remove_all(entry.path(), ec);  // a drop that was interrupted
+      continue;
+    }
+    if (!fs::exists(entry.path() / kStoreFolder)) continue;
+    names.push_back(name);
+  }
+  if (ec) return io_error(data_dir + ": cannot list", ec);
+  for (const std::string& name : names) {
+    IMSAT_ASSIGN_OR_RETURN(std::shared_ptr<Collection> c,
+                           cat->load(name, (fs::path(data_dir) / name).string()));
+    cat->collections_[name] = std::move(c);
+  }
+  return cat;
+}
+
+Result<std::unique_ptr<Catalog>> Catalog::single(const std::string& name,
+                                                 const std::string& store_path,
+                                                 const std::string& model_path,
+                                                 bool cache_vectors) {
+  IMSAT_RETURN_IF_ERROR(check_collection_name(name));
+  std::unique_ptr<Catalog> cat(new Catalog());
+  std::shared_ptr<Collection> c(new Collection());
+  c->name_ = name;
+  c->store_path_ = store_path;
+  c->model_path_ = model_path;
+  std::string root = store_path;
+  while (root.size() > 1 && root.back() == '/') root.pop_back();
+  c->snapshot_root_ = root + ".snapshots";
+  IMSAT_ASSIGN_OR_RETURN(c->owned_, QueryEngine::open(store_path, model_path));
+  c->engine_ = c->owned_.get();
+  if (cache_vectors) IMSAT_RETURN_IF_ERROR(c->owned_->cache_vectors());
+  cat->collections_[name] = std::move(c);
+  cat->default_ = name;
+  return cat;
+}
+
+std::unique_ptr<Catalog> Catalog::wrap(QueryEngine& engine, const std::string& name) {
+  std::unique_ptr<Catalog> cat(new Catalog());
+  std::shared_ptr<Collection> c(new Collection());
+  c->name_ = name;
+  c->engine_ = &engine;
+  cat->collections_[name] = std::move(c);
+  cat->default_ = name;
+  return cat;
+}
+
+std::vector<std::shared_ptr<Collection>> Catalog::list() const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::shared_ptr<Collection>> out;
+  for (const auto& [name, c] : collections_) out.push_back(c);
+  return out;
+}
+
+std::shared_ptr<Collection> Catalog::find(const std::string& name) const {
+  std::lock_guard lock(mutex_);
+  auto it = collections_.find(name);
+  return it == collections_.end() ? nullptr : it->second;
+}
+
+std::shared_ptr<Collection> Catalog::default_collection() const {
+  std::lock_guard lock(mutex_);
+  if (!default_.empty()) {
+    auto it = collections_.find(default_);
+    return it == collections_.end() ? nullptr : it->second;
+  }
+  return collections_.size() == 1 ? collections_.begin()->second : nullptr;
+}
+
+std::string Catalog::default_name() const {
+  std::shared_ptr<Collection> c = default_collection();
+  return c == nullptr ? "" : c->name();
+}
+
+Status Catalog::set_default(const std::string& name) {
+  std::lock_guard lock(mutex_);
+  if (!collections_.count(name)) {
+    return Status::not_found("no collection named '" + name + "' (--default-collection)");
+  }
+  default_ = name;
+  return Status::ok();
+}
+
+Result<std::shared_ptr<Collection>> Catalog::create(const std::string& name,
+                                                    const CollectionSpec& spec) {
+  IMSAT_RETURN_IF_ERROR(check_collection_name(name));
+  if (data_dir_.empty()) {
+    return Status::invalid_argument(
+        "collections can be created only when serving a data directory (--data-dir)");
+  }
+  std::lock_guard lock(mutex_);
+  if (collections_.count(name)) {
+    return Status::invalid_argument("collection '" + name + "' already exists");
+  }
+  const fs::path folder = fs::path(data_dir_) / name;
+  std::error_code ec;
+  if (fs::exists(folder, ec)) {
+    return Status::invalid_argument("collection '" + name +
+                                    "': its folder exists (a collection being dropped, or other "
+                                    "files); choose another name or remove " +
+                                    folder.string());
+  }
+  // Built in a partial folder and renamed into place, so a crash leaves no half collection.
+  const fs::path partial = fs::path(data_dir_) / ("." + name + kPartial);
+  fs::remove_all(partial, ec);
+  fs::create_directories(partial, ec);
+  if (ec) return io_error(partial.string(), ec);
+  auto fail = [&](const Status& s) {
+    std::error_code ignored;
+    fs::remove_all(partial, ignored);
+    return s;
+  };
+  int bits = spec.bits;
+  if (!spec.model_path.empty()) {
+    Result<learn::Model> model = learn::Model::load(spec.model_path);
+    if (!model.is_ok()) return fail(model.status());
+    if (bits != 0 && bits != model->bits()) {
+      return fail(Status::invalid_argument("'bits' is " + std::to_string(bits) +
+                                           " but the model makes " +
+                                           std::to_string(model->bits()) + "-bit codes"));
+    }
+    bits = model->bits();
+    Status s = copy_file_synced(spec.model_path, (partial / kModelFile).string());
+    if (!s.is_ok()) return fail(s);
+  }
+  index::StoreOptions o;
+  o.bits = bits;
+  o.tables = spec.tables;
+  o.expected_items = spec.expected_items;
+  if (!spec.model_path.empty()) {
+    Result<learn::Model> model = learn::Model::load((partial / kModelFile).string());
+    if (!model.is_ok()) return fail(model.status());
+    o.model_fingerprint = model->fingerprint();
+  }
+  if (bits == 0) return fail(Status::invalid_argument("give 'bits' or a model"));
+  {
+    Result<std::unique_ptr<index::CodeStore>> store =
+        index::CodeStore::open((partial / kStoreFolder).string(), o);
+    if (!store.is_ok()) return fail(store.status());
+  }
+  sync_folder(partial.string());
+  fs::rename(partial, folder, ec);
+  if (ec) return fail(io_error("cannot move the new collection into place", ec));
+  sync_folder(data_dir_);
+  IMSAT_ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, load(name, folder.string()));
+  collections_[name] = c;
+  return c;
+}
+
+Status Catalog::drop(const std::string& name) {
+  std::lock_guard lock(mutex_);
+  auto it = collections_.find(name);
+  if (it == collections_.end()) return Status::not_found("no collection named '" + name + "'");
+  if (!it->second->owns_files()) {
+    return Status::invalid_argument("collection '" + name +
+                                    "' is a store served with --db; it is not removed over HTTP");
+  }
+  // The mark makes the drop survive a crash: the next open removes the folder.
+  IMSAT_RETURN_IF_ERROR(write_file_atomically(
+      (fs::path(it->second->folder_) / kDroppedMark).string(), "dropped\n"));
+  it->second->dropped_ = true;
+  collections_.erase(it);  // the folder goes with the last reference (Collection::~Collection)
+  if (default_ == name) default_.clear();
+  return Status::ok();
+}
+
+Result<SnapshotInfo> Catalog::create_snapshot(const std::string& name) {
+  std::shared_ptr<Collection> c = find(name);
+  if (c == nullptr) return Status::not_found("no collection named '" + name + "'");
+  if (c->snapshot_root().empty()) {
+    return Status::invalid_argument("collection '" + name + "' has no folder for snapshots");
+  }
+  std::lock_guard lock(snapshot_mutex_);
+  std::error_code ec;
+  fs::create_directories(c->snapshot_root(), ec);
+  if (ec) return io_error(c->snapshot_root(), ec);
+  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  std::string id;
+  for (unsigned seq = 0; seq < 1000; ++seq) {
+    id = snapshot_id(now, seq);
+    if (!fs::exists(fs::path(c->snapshot_root()) / id, ec)) break;
+  }
+  const fs::path partial = fs::path(c->snapshot_root()) / (id + kPartial);
+  fs::remove_all(partial, ec);
+  fs::create_directories(partial, ec);
+  if (ec) return io_error(partial.string(), ec);
+  Status s = c->engine().checkpoint((partial / kStoreFolder).string());
+  if (s.is_ok() && !c->model_path().empty()) {
+    s = copy_file_synced(c->model_path(), (partial / kModelFile).string());
+  }
+  if (s.is_ok()) {
+    sync_folder(partial.string());
+    fs::rename(partial, fs::path(c->snapshot_root()) / id, ec);
+    if (ec) s = io_error("cannot move the snapshot into place", ec);
+  }
+  if (!s.is_ok()) {
+    fs::remove_all(partial, ec);
+    return s;
+  }
+  sync_folder(c->snapshot_root());
+  SnapshotInfo info;
+  info.id = id;
+  info.path = (fs::path(c->snapshot_root()) / id).string();
+  info.bytes = folder_bytes(info.path);
+  info.created_unix = now;
+  info.has_model = !c->model_path().empty();
+  return info;
+}
+
+Result<std::vector<SnapshotInfo>> list_snapshots(const std::string& root) {
+  std::vector<SnapshotInfo> out;
+  std::error_code ec;
+  if (!fs::exists(root, ec)) return out;
+  for (const auto& entry : fs::directory_iterator(root, ec)) {
+    const std::string id = entry.path().filename().string();
+    if (!entry.is_directory() || !check_snapshot_id(id).is_ok()) continue;  // skips .partial
+    SnapshotInfo info;
+    info.id = id;
+    info.path = entry.path().string();
+    info.bytes = folder_bytes(entry.path());
+    info.created_unix = snapshot_time(id);
+    info.has_model = fs::exists(entry.path() / kModelFile);
+    out.push_back(std::move(info));
+  }
+  if (ec) return io_error(root + ": cannot list snapshots", ec);
+  std::sort(out.begin(), out.end(),
+            [](const SnapshotInfo& a, const SnapshotInfo& b) { return a.id < b.id; });
+  return out;
+}
+
+Result<std::vector<SnapshotInfo>> Catalog::snapshots(const std::string& name) const {
+  std::shared_ptr<Collection> c = find(name);
+  if (c == nullptr) return Status::not_found("no collection named '" + name + "'");
+  return list_snapshots(c->snapshot_root());
+}
+
+Status Catalog::delete_snapshot(const std::string& name, const std::string& id) {
+  IMSAT_RETURN_IF_ERROR(check_snapshot_id(id));
+  std::shared_ptr<Collection> c = find(name);
+  if (c == nullptr) return Status::not_found("no collection named '" + name + "'");
+  const fs::path dir = fs::path(c->snapshot_root()) / id;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    return Status::not_found("collection '" + name + "' has no snapshot '" + id + "'");
+  }
+  fs::remove_all(dir, ec);
+  if (ec) return io_error(dir.string(), ec);
+  return Status::ok();
+}
+
+Status restore_snapshot(const std::string& data_dir, const std::string& from,
+                        const std::string& id, const std::string& to, bool force) {
+  IMSAT_RETURN_IF_ERROR(check_snapshot_id(id));
+  IMSAT_ASSIGN_OR_RETURN(const std::string source_folder, collection_folder(data_dir, from));
+  IMSAT_ASSIGN_OR_RETURN(const std::string target, collection_folder(data_dir, to));
+  const fs::path snapshot = fs::path(source_folder) / kSnapshotFolder / id;
+  std::error_code ec;
+  if (!fs::is_directory(snapshot / kStoreFolder, ec)) {
+    return Status::not_found("collection '" + from + "' has no snapshot '" + id + "' (" +
+                             snapshot.string() + ")");
+  }
+  if (fs::exists(target, ec) && !force) {
+    return Status::invalid_argument("collection '" + to +
+                                    "' exists; restore under another name, or replace it with "
+                                    "--force");
+  }
+  // Copied (not linked) into a partial folder, opened once to check it, then moved into place.
+  const fs::path partial = fs::path(data_dir) / ("." + to + kPartial);
+  fs::remove_all(partial, ec);
+  fs::create_directories(partial, ec);
+  if (ec) return io_error(partial.string(), ec);
+  fs::copy(snapshot / kStoreFolder, partial / kStoreFolder, fs::copy_options::recursive, ec);
+  if (!ec && fs::exists(snapshot / kModelFile)) {
+    fs::copy_file(snapshot / kModelFile, partial / kModelFile, ec);
+  }
+  if (ec) {
+    const Status s = io_error("copying the snapshot", ec);
+    fs::remove_all(partial, ec);
+    return s;
+  }
+  {
+    const std::string model =
+        fs::exists(partial / kModelFile) ? (partial / kModelFile).string() : "";
+    Result<std::unique_ptr<QueryEngine>> check =
+        QueryEngine::open((partial / kStoreFolder).string(), model);
+    if (!check.is_ok()) {
+      fs::remove_all(partial, ec);
+      return check.status().prefixed("the snapshot does not open: ");
+    }
+  }
+  sync_folder(partial.string());
+  if (fs::exists(target, ec)) {
+    const fs::path old = fs::path(data_dir) / ("." + to + ".replaced");
+    fs::remove_all(old, ec);
+    fs::rename(target, old, ec);
+    if (ec) return io_error("cannot move the replaced collection aside", ec);
+    fs::rename(partial, target, ec);
+    if (ec) return io_error("cannot move the restored collection into place", ec);
+    // The replaced collection's snapshots (the restored one among them) stay with the name.
+    if (fs::exists(old / kSnapshotFolder)) {
+      fs::rename(old / kSnapshotFolder, fs::path(target) / kSnapshotFolder, ec);
+      if (ec) return io_error("cannot keep the snapshots of the replaced collection", ec);
+    }
+    sync_folder(data_dir);
+    fs::remove_all(old, ec);
+  } else {
+    fs::rename(partial, target, ec);
+    if (ec) return io_error("cannot move the restored collection into place", ec);
+  }
+  sync_folder(data_dir);
+  return Status::ok();
+}
+
+}  // namespace imsat::query

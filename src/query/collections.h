@@ -1,0 +1,122 @@
+// imsat::query::Catalog — named collections in a data directory, each one code store with its
+// model (or none, for code-only collections), and their snapshots.
+//
+// Layout of a data directory (every name validated by check_collection_name, so no name reaches
+// outside it):
+//   DIR/NAME/store/               the code store (RocksDB)
+//   DIR/NAME/model                the collection's hash model (absent: code-only)
+//   DIR/NAME/snapshots/ID/        a snapshot: store/ (a RocksDB checkpoint) and model
+//   DIR/NAME/DROPPED              marks a collection being dropped (removed at the next open)
+// `imsat serve --db STORE` serves one collection over a store folder anywhere (Catalog::single);
+// its snapshots go to STORE.snapshots/.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "query/engine.h"
+
+namespace imsat::query {
+
+constexpr size_t kMaxCollectionName = 64;
+// InvalidArgument unless `name` is 1-64 letters, digits, '-' or '_'.
+Status check_collection_name(const std::string& name);
+
+// One collection: a query engine and where its files are. Shared by the requests using it; a
+// dropped collection's folder is removed when the last user lets go.
+class Collection {
+ public:
+  ~Collection();
+  const std::string& name() const { return name_; }
+  QueryEngine& engine() const { return *engine_; }
+  const std::string& store_path() const { return store_path_; }
+  const std::string& model_path() const { return model_path_; }  // "" without a model
+  const std::string& snapshot_root() const { return snapshot_root_; }
+  bool owns_files() const { return !folder_.empty(); }
+
+ private:
+  friend class Catalog;
+  Collection() = default;
+  std::string name_, folder_, store_path_, model_path_, snapshot_root_;
+  std::unique_ptr<QueryEngine> owned_;
+  QueryEngine* engine_ = nullptr;
+  bool dropped_ = false;  // set once, under the catalog's mutex, before the last reference goes
+};
+
+struct CollectionSpec {
+  int bits = 0;            // required without a model; must equal the model's with one
+  std::string model_path;  // a model file to copy into the collection ("" = code-only)
+  int tables = 0;          // multi-index tables (0 = chosen from bits and expected_items)
+  size_t expected_items = 1000000;
+};
+
+struct SnapshotInfo {
+  std::string id;          // sortable: UTC time of creation and a sequence number
+  std::string path;        // the snapshot's folder
+  uint64_t bytes = 0;      // files in the folder (SST files are hard links shared with the store)
+  int64_t created_unix = 0;
+  bool has_model = false;
+};
+
+class Catalog {
+ public:
+  // Opens every collection of a data directory (created when missing). Collections marked
+  // DROPPED are removed first. `cache_vectors`: load stored vectors for exact re-ranking.
+  static Result<std::unique_ptr<Catalog>> open(const std::string& data_dir,
+                                               bool cache_vectors = false);
+  // One collection named `name` over an existing store folder (and optional model file).
+  static Result<std::unique_ptr<Catalog>> single(const std::string& name,
+                                                 const std::string& store_path,
+                                                 const std::string& model_path,
+                                                 bool cache_vectors = false);
+  // Wraps an engine the caller keeps (tests, embedding): one collection, not removable.
+  static std::unique_ptr<Catalog> wrap(QueryEngine& engine, const std::string& name = "default");
+  ~Catalog();
+
+  const std::string& data_dir() const { return data_dir_; }
+  std::vector<std::shared_ptr<Collection>> list() const;  // sorted by name
+  std::shared_ptr<Collection> find(const std::string& name) const;  // nullptr when unknown
+  // The collection un-prefixed requests use: the one set, or the only one; nullptr otherwise.
+  std::shared_ptr<Collection> default_collection() const;
+  std::string default_name() const;
+  Status set_default(const std::string& name);  // NotFound for an unknown name
+
+  // Creates an empty collection (a data directory only). InvalidArgument for a bad name or
+  // spec, or a name in use.
+  Result<std::shared_ptr<Collection>> create(const std::string& name, const CollectionSpec& spec);
+  // Removes a collection: it disappears from the catalog now, its folder once no request uses
+  // it. InvalidArgument for a collection this catalog does not own the files of.
+  Status drop(const std::string& name);
+
+  // Snapshots of a collection (its store as a RocksDB checkpoint, and its model).
+  Result<SnapshotInfo> create_snapshot(const std::string& name);
+  Result<std::vector<SnapshotInfo>> snapshots(const std::string& name) const;
+  Status delete_snapshot(const std::string& name, const std::string& id);
+
+ private:
+  Catalog() = default;
+  Result<std::shared_ptr<Collection>> load(const std::string& name, const std::string& folder);
+  std::string data_dir_;  // "" for single() and wrap()
+  bool cache_vectors_ = false;
+  mutable std::mutex mutex_;
+  std::map<std::string, std::shared_ptr<Collection>> collections_;
+  std::string default_;
+  std::mutex snapshot_mutex_;  // one snapshot at a time
+};
+
+// Offline operations on a data directory (no server running on it).
+// Snapshots of a collection, newest last (`imsat snapshot list`).
+Result<std::vector<SnapshotInfo>> list_snapshots(const std::string& snapshot_root);
+// Restores snapshot `id` of collection `from` as collection `to` (a new one, or replacing `to`
+// with `force`). The copy opens with what the snapshot holds and nothing after.
+Status restore_snapshot(const std::string& data_dir, const std::string& from,
+                        const std::string& id, const std::string& to, bool force);
+// The folder of a collection in a data directory (its name checked first).
+Result<std::string> collection_folder(const std::string& data_dir, const std::string& name);
+
+}  // namespace imsat::query
