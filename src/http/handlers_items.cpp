@@ -27,7 +27,10 @@ std::vector<json> item_documents(const Call& call) {
     }
   } else if (ct.find("application/json") != std::string::npos) {
     json body = call.json_body();
-    if (body.is_object() && body.contains("items")) body = body["items"];
+    if (body.is_object()) {
+      check_fields(body, {"items"});
+      if (body.contains("items")) body = body["items"];
+    }
     if (!body.is_array()) {
       throw HttpError{400, "expected a JSON array of items (or {\"items\": [...]})"};
     }
@@ -47,6 +50,7 @@ std::vector<json> item_documents(const Call& call) {
 
 query::NewItem new_item(const Call& call, const json& d) {
   if (!d.is_object()) throw HttpError{400, "not a JSON object"};
+  check_fields(d, {"key", "vector", "code", "label", "metadata"}, "the item");
   if (!d.contains("key") || !d["key"].is_string() || d["key"].get<std::string>().empty()) {
     throw HttpError{400, "needs a non-empty string 'key'"};
   }
@@ -56,12 +60,12 @@ query::NewItem new_item(const Call& call, const json& d) {
     throw HttpError{400, "give exactly one of 'vector' or 'code'"};
   }
   if (d.contains("vector")) {
-    const learn::Model* model = call.engine.model();
+    const learn::Model* model = call.engine->model();
     if (model == nullptr) throw HttpError{400, "adding vectors needs a model"};
     item.vector = get_vector(d["vector"], model->input_dim());
   } else {
     if (!d["code"].is_string()) throw HttpError{400, "'code' must be a hex string"};
-    item.code = take(query::parse_hex_code(d["code"].get<std::string>(), call.engine.bits()));
+    item.code = take(query::parse_hex_code(d["code"].get<std::string>(), call.engine->bits()));
   }
   if (d.contains("label")) item.label = get_label(d["label"], "label");
   if (d.contains("metadata")) item.metadata = d["metadata"].dump();
@@ -156,7 +160,7 @@ Response handle_items_add(Call& call) {
     const size_t added = items.size();
     // Decoded, checked and encoded before anything is written: a bad file rejects the request.
     const size_t total =
-        take(call.engine.add_items(std::move(items), call.limits.max_image_pixels));
+        take(call.engine->add_items(std::move(items), call.limits.max_image_pixels));
     return json_response(200, {{"added", added}, {"items", total}});
   }
   const std::vector<json> docs = item_documents(call);
@@ -172,7 +176,7 @@ Response handle_items_add(Call& call) {
     }
   }
   const size_t added = items.size();
-  const size_t total = take(call.engine.add_items(std::move(items)));  // durable when we answer
+  const size_t total = take(call.engine->add_items(std::move(items)));  // durable when we answer
   return json_response(200, {{"added", added}, {"items", total}});
 }
 
@@ -183,20 +187,110 @@ Response handle_items_scroll(Call& call) {
     limit = get_size(json{{"limit", v}}, "limit", 100, query::kMaxScroll);
   }
   const std::string cursor = call.params.count("cursor") ? call.params["cursor"] : "";
-  return json_response(200, query::scroll_json(take(call.engine.scroll(cursor, limit))));
+  return json_response(200, query::scroll_json(take(call.engine->scroll(cursor, limit))));
+}
+
+namespace {
+
+// The optional JSON body of scroll, count and delete ({} when empty).
+json optional_body(const Call& call) {
+  if (call.request.body.empty()) return json::object();
+  call.require_json_content();
+  json body = call.json_body();
+  if (!body.is_object()) throw HttpError{400, "the body must be a JSON object"};
+  return body;
+}
+
+std::shared_ptr<const index::MetadataFilter> optional_filter(const json& body) {
+  if (!body.contains("filter") || body["filter"].is_null()) return nullptr;
+  return parse_filter(body["filter"]);
+}
+
+}  // namespace
+
+Response handle_items_scroll_post(Call& call) {
+  const json body = optional_body(call);
+  check_fields(body, {"filter", "limit", "offset", "cursor"});
+  const size_t limit = get_size(body, "limit", 100, query::kMaxScroll);
+  if (limit == 0) throw HttpError{400, "'limit' must be at least 1"};
+  std::string cursor;
+  for (const char* name : {"offset", "cursor"}) {
+    if (!body.contains(name) || body[name].is_null()) continue;
+    if (body[name].is_string()) {
+      cursor = body[name].get<std::string>();
+    } else if (body[name].is_number_unsigned()) {
+      cursor = std::to_string(body[name].get<uint64_t>());
+    } else {
+      throw HttpError{400, std::string("'") + name + "' must be the 'next_offset' of a page"};
+    }
+  }
+  const auto filter = optional_filter(body);
+  query::ScrollPage page = take(call.engine->scroll(cursor, limit, filter.get()));
+  json out = query::scroll_json(page);
+  out["next_offset"] = out["next_cursor"];
+  return json_response(200, out);
+}
+
+Response handle_items_count(Call& call) {
+  const json body = optional_body(call);
+  check_fields(body, {"filter"});
+  const auto filter = optional_filter(body);
+  return json_response(200, {{"count", take(call.engine->count(filter.get()))}});
+}
+
+Response handle_items_delete(Call& call) {
+  call.require_json_content();
+  const json body = call.json_body();
+  if (!body.is_object()) throw HttpError{400, "the body must be a JSON object"};
+  check_fields(body, {"keys", "filter"});
+  if (body.contains("keys") == body.contains("filter")) {
+    throw HttpError{400, "give exactly one of 'keys' or 'filter'"};
+  }
+  if (body.contains("filter")) {
+    const auto filter = optional_filter(body);
+    if (filter == nullptr || filter->empty()) {
+      throw HttpError{400,
+                      "an empty filter would delete every item; give at least one condition",
+                      "invalid_filter"};
+    }
+    return json_response(200, {{"deleted", take(call.engine->erase_where(*filter))}});
+  }
+  const json& keys = body["keys"];
+  if (!keys.is_array() || keys.empty()) {
+    throw HttpError{400, "'keys' must be a non-empty array of strings"};
+  }
+  if (keys.size() > call.limits.max_batch) {
+    throw HttpError{400, std::to_string(keys.size()) + " keys in one request; the limit is " +
+                             std::to_string(call.limits.max_batch)};
+  }
+  std::vector<std::string> list;
+  for (const json& k : keys) {
+    if (!k.is_string() || k.get<std::string>().empty()) {
+      throw HttpError{400, "'keys' must be a non-empty array of non-empty strings"};
+    }
+    list.push_back(k.get<std::string>());
+  }
+  std::vector<std::string> missing;
+  const size_t deleted = take(call.engine->erase_present(list, &missing));
+  return json_response(200, {{"deleted", deleted}, {"not_found", missing}});
+}
+
+Response handle_index_field(Call& call) {
+  check(call.engine->index_field(call.captures[0]));
+  return json_response(200, {{"indexed_fields", call.engine->indexed_fields()}});
 }
 
 Response handle_item_get(Call& call) {
-  return json_response(200, query::item_json(take(call.engine.get_item(call.captures[0]))));
+  return json_response(200, query::item_json(take(call.engine->get_item(call.captures[0]))));
 }
 
 Response handle_item_delete(Call& call) {
-  check(call.engine.erase_items({call.captures[0]}));
+  check(call.engine->erase_items({call.captures[0]}));
   return json_response(200, {{"deleted", call.captures[0]}});
 }
 
 Response handle_item_image(Call& call) {
-  query::QueryEngine::Picture picture = take(call.engine.item_image(call.captures[0]));
+  query::QueryEngine::Picture picture = take(call.engine->item_image(call.captures[0]));
   Response r;
   r.content_type = picture.content_type;
   r.body = std::move(picture.bytes);

@@ -1,4 +1,6 @@
 // POST /v1/search (by vector, code or key; one query or a batch) and POST /v1/search/image.
+#include <algorithm>
+
 #include "http/http_internal.h"
 #include "query/codes_file.h"
 #include "query/json_format.h"
@@ -6,11 +8,13 @@
 namespace imsat::http::internal {
 namespace {
 
-json one_query(Call& call, const json& q, const query::SearchRequest& sr, bool explain) {
+json one_query(Call& call, const json& q, const query::SearchRequest& sr, bool explain,
+               bool in_batch) {
   if (!q.is_object()) throw HttpError{400, "each query must be a JSON object"};
+  if (in_batch) check_fields(q, {"vector", "code", "key"}, "a query of 'queries'");
   const int given = q.contains("vector") + q.contains("code") + q.contains("key");
   if (given != 1) throw HttpError{400, "give exactly one of 'vector', 'code' or 'key' per query"};
-  query::QueryEngine& engine = call.engine;
+  query::QueryEngine& engine = *call.engine;
   if (q.contains("vector")) {
     const learn::Model* model = engine.model();
     if (model == nullptr) throw HttpError{400, "searching by vector needs a model"};
@@ -62,7 +66,8 @@ bool search_is_heavy(const Request& request, const Limits& limits) {
   const auto qs = body.find("queries");
   const size_t queries = qs != body.end() && qs->is_array() ? qs->size() : 1;
   const size_t per_query =
-      body.contains("radius") ? number("limit", limits.max_hits) : number("k", 10);
+      body.contains("radius") ? number("limit", std::min(kDefaultRadiusLimit, limits.max_hits))
+                              : number("k", number("limit", 10));
   return queries * std::min(per_query, limits.max_results) > limits.heavy_results;
 }
 
@@ -70,12 +75,14 @@ Response handle_search(Call& call) {
   call.require_json_content();
   const json body = call.json_body();
   if (!body.is_object()) throw HttpError{400, "the body must be a JSON object"};
+  check_fields(body, {"vector", "code", "key", "queries", "k", "limit", "radius", "candidates",
+                      "rerank", "filter", "scan", "explain"});
   const query::SearchRequest sr = parse_search_options(body, call.limits);
   const bool explain = body.value("explain", false) || call.params.count("explain") > 0;
-  const size_t dim = call.engine.model() != nullptr ? call.engine.model()->input_dim() : 0;
+  const size_t dim = call.engine->model() != nullptr ? call.engine->model()->input_dim() : 0;
   if (!body.contains("queries")) {
     check_search_budget(sr, 1, dim, call.limits);
-    return json_response(200, one_query(call, body, sr, explain));
+    return json_response(200, one_query(call, body, sr, explain, false));
   }
   const json& qs = body["queries"];
   if (!qs.is_array() || qs.empty()) throw HttpError{400, "'queries' must be a non-empty array"};
@@ -85,7 +92,10 @@ Response handle_search(Call& call) {
   }
   check_search_budget(sr, qs.size(), dim, call.limits);
   json results = json::array();
-  for (const json& q : qs) results.push_back(one_query(call, q, sr, explain));
+  if (body.contains("vector") || body.contains("code") || body.contains("key")) {
+    throw HttpError{400, "give 'queries' or one query ('vector', 'code' or 'key'), not both"};
+  }
+  for (const json& q : qs) results.push_back(one_query(call, q, sr, explain, true));
   return json_response(200, {{"results", results}});
 }
 
@@ -102,16 +112,31 @@ Response handle_search_image(Call& call) {
     throw HttpError{400, "'k' must be from 1 to " + std::to_string(call.limits.max_k)};
   }
   if (call.params.count("rerank")) sr.rerank = take(query::parse_rerank(call.params["rerank"]));
+  for (const auto& [name, value] : call.params) {
+    static const char* const known[] = {"k", "limit", "candidates", "rerank", "label",
+                                        "filter", "invert", "explain"};
+    if (std::find(std::begin(known), std::end(known), name) == std::end(known)) {
+      throw HttpError{400, "unknown parameter '" + name + "'", "unknown_field"};
+    }
+  }
+  if (call.params.count("limit") && !call.params.count("k")) {
+    sr.k = param_size(call, "limit", 10);
+  }
   if (call.params.count("label")) {
     const json label = json::parse(call.params["label"], nullptr, false);
     if (label.is_discarded()) throw HttpError{400, "'label' must be an integer"};
     sr.label = get_label(label, "label");
   }
+  if (call.params.count("filter")) {
+    const json filter = json::parse(call.params["filter"], nullptr, false);
+    if (filter.is_discarded()) throw HttpError{400, "'filter' is not JSON", "invalid_filter"};
+    sr.filter = parse_filter(filter);
+  }
   const bool invert = call.params.count("invert") && call.params["invert"] != "0";
-  const size_t dim = call.engine.model() != nullptr ? call.engine.model()->input_dim() : 0;
+  const size_t dim = call.engine->model() != nullptr ? call.engine->model()->input_dim() : 0;
   check_search_budget(sr, 1, dim, call.limits);
   return json_response(
-      200, query::search_json(take(call.engine.search_image(call.request.body, sr, invert,
+      200, query::search_json(take(call.engine->search_image(call.request.body, sr, invert,
                                                             call.limits.max_image_pixels)),
                               sr, call.params.count("explain") > 0));
 }

@@ -18,14 +18,33 @@ Response handle_page(Call&) {
 Response handle_openapi(Call&) {
   json doc = json::parse(openapi_json());
   // The route table names every operation: add any the hand-written part lacks, and keep each
-  // summary and security requirement in step with it.
-  for (const Route& route : route_table()) {
+  // summary, operationId and security requirement in step with it. An endpoint under
+  // /v1/collections/{collection} documents the same operation as its un-prefixed path.
+  for (const Endpoint& e : endpoints()) {
+    const Route& route = *e.route;
     std::string method = route.method;
     std::transform(method.begin(), method.end(), method.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    json& op = doc["paths"][route.pattern][method];
-    op["summary"] = route.summary;
-    op["operationId"] = route.name;
+    json& op = doc["paths"][e.pattern][method];
+    if (e.prefixed) {
+      const json* plain = doc["paths"].contains(route.pattern) &&
+                                  doc["paths"][route.pattern].contains(method)
+                              ? &doc["paths"][route.pattern][method]
+                              : nullptr;
+      if (plain != nullptr) op = *plain;
+      op["parameters"] = op.value("parameters", json::array());
+      op["parameters"].push_back({{"name", "collection"},
+                                  {"in", "path"},
+                                  {"required", true},
+                                  {"schema", {{"type", "string"}}}});
+      op["summary"] = std::string(route.summary) + " (in the named collection)";
+    } else {
+      op["summary"] = route.summary;
+      if (route.scope == Scope::kCollection) {
+        op["description"] = "Acts on the default collection (--default-collection).";
+      }
+    }
+    op["operationId"] = e.operation_id;
     if (route.auth == Auth::kToken) op["security"] = json::array({{{"bearer", json::array()}}});
     if (!op.contains("responses")) op["responses"] = {{"200", {{"description", "OK"}}}};
   }
@@ -35,8 +54,13 @@ Response handle_openapi(Call&) {
 Response handle_metrics(Call& call) {
   Response r;
   r.content_type = "text/plain; version=0.0.4";
-  const index::StoreInfo info = call.engine.info();
-  r.body = call.metrics.prometheus_text(info.items, info.memory_bytes);
+  size_t items = 0, memory = 0;
+  for (const auto& c : call.catalog.list()) {
+    const index::StoreInfo info = c->engine().info();
+    items += info.items;
+    memory += info.memory_bytes;
+  }
+  r.body = call.metrics.prometheus_text(items, memory);
   return r;
 }
 

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "query/collections.h"
 #include "query/query.h"
 
 namespace imsat::http {
@@ -76,7 +77,11 @@ class Router {
   // `token` empty: no authentication. Otherwise writes and evaluation need
   // "Authorization: Bearer <token>". `read_token` non-empty: every search, item read and store
   // report needs it (or `token`) too; /healthz, /metrics, /openapi.json and the page stay open.
+  // One engine, served as the only collection ("default").
   Router(query::QueryEngine& engine, Limits limits, std::string token, std::string read_token = "");
+  // Every collection of a catalog; un-prefixed endpoints act on its default collection.
+  Router(query::Catalog& catalog, Limits limits, std::string token, std::string read_token = "");
+  ~Router();
   // What the caller already knows of a request's heaviness (is_heavy).
   enum class Heavy {
     kCheck,     // nothing: handle() decides
@@ -94,12 +99,14 @@ class Router {
   void release_heavy();
   Response busy_response() const;
   Metrics& metrics() { return metrics_; }
+  query::Catalog& catalog() { return catalog_; }
   const Limits& limits() const { return limits_; }
 
  private:
   bool route_is_heavy(const internal::Route& route, const Request& request) const;
 
-  query::QueryEngine& engine_;
+  std::unique_ptr<query::Catalog> owned_catalog_;  // Router(QueryEngine&) only
+  query::Catalog& catalog_;
   Limits limits_;
   std::string token_;
   std::string read_token_;
@@ -122,6 +129,9 @@ class Server {
   // IOError (cannot bind).
   static Result<std::unique_ptr<Server>> start(query::QueryEngine& engine,
                                                const ServerOptions& options);
+  // Serves every collection of `catalog` (which must outlive the server).
+  static Result<std::unique_ptr<Server>> start(query::Catalog& catalog,
+                                               const ServerOptions& options);
   ~Server();  // stops as stop() does
   uint16_t port() const;
   // Stops accepting, lets requests in flight finish (up to `grace_seconds`), then closes every
@@ -135,6 +145,8 @@ class Server {
 
  private:
   explicit Server(std::unique_ptr<Impl> impl);
+  static Result<std::unique_ptr<Server>> start_with(std::unique_ptr<Router> router,
+                                                    const ServerOptions& options);
   std::unique_ptr<Impl> impl_;
 };
 

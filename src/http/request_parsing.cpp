@@ -44,16 +44,84 @@ int hex_value(char c) {
 
 }  // namespace
 
+const char* error_code_for(int status) {
+  switch (status) {
+    case 400:
+      return "bad_request";
+    case 401:
+      return "unauthorized";
+    case 403:
+      return "forbidden";
+    case 404:
+      return "not_found";
+    case 405:
+      return "method_not_allowed";
+    case 408:
+      return "timeout";
+    case 413:
+      return "too_large";
+    case 415:
+      return "unsupported_media_type";
+    case 431:
+      return "headers_too_large";
+    case 503:
+      return "busy";
+    default:
+      return status >= 500 ? "internal" : "error";
+  }
+}
+
 void check(const Status& s) {
   if (s.is_ok()) return;
   switch (s.code()) {
     case Status::Code::kInvalidArgument:
-      throw HttpError{400, s.message()};
+      throw HttpError{400, s.message(), "invalid_argument"};
     case Status::Code::kNotFound:
-      throw HttpError{404, s.message()};
+      throw HttpError{404, s.message(), "not_found"};
+    case Status::Code::kCorruption:
+      throw HttpError{500, s.message(), "corruption"};
+    case Status::Code::kIOError:
+      throw HttpError{500, s.message(), "io_error"};
     default:
-      throw HttpError{500, s.message()};
+      throw HttpError{500, s.message(), "internal"};
   }
+}
+
+void check_fields(const json& j, std::initializer_list<const char*> allowed,
+                  const std::string& where) {
+  if (!j.is_object()) return;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    bool known = false;
+    for (const char* a : allowed) known = known || it.key() == a;
+    if (!known) {
+      std::string list;
+      for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+      throw HttpError{400, "unknown field '" + it.key() + "' in " + where + " (known: " + list + ")",
+                      "unknown_field"};
+    }
+  }
+}
+
+std::shared_ptr<const index::MetadataFilter> parse_filter(const json& j) {
+  if (!j.is_object()) {
+    throw HttpError{400, "'filter' must be a JSON object", "invalid_filter"};
+  }
+  // The first filter form, {"label": 3}, stays accepted.
+  if (j.size() == 1 && j.contains("label")) {
+    const int32_t label = get_label(j["label"], "filter.label");
+    return parse_filter(json{{"must", {{{"key", "label"}, {"match", label}}}}});
+  }
+  Result<index::MetadataFilter> f = index::parse_metadata_filter(j.dump());
+  if (!f.is_ok()) throw HttpError{400, f.status().message(), "invalid_filter"};
+  return std::make_shared<const index::MetadataFilter>(std::move(f).value());
+}
+
+std::shared_ptr<query::Collection> Call::named_collection() const {
+  std::shared_ptr<query::Collection> c = catalog.find(collection_name);
+  if (c == nullptr) {
+    throw HttpError{404, "no collection named '" + collection_name + "'", "unknown_collection"};
+  }
+  return c;
 }
 
 std::string Call::header(const std::string& name) const {
@@ -268,27 +336,33 @@ void check_search_budget(const query::SearchRequest& sr, size_t queries, size_t 
 
 query::SearchRequest parse_search_options(const json& body, const Limits& limits) {
   query::SearchRequest sr;
-  sr.k = get_size(body, "k", 10, limits.max_k);
-  if (sr.k == 0) throw HttpError{400, "'k' must be at least 1"};
   if (body.contains("radius")) {
+    if (body.contains("k")) {
+      throw HttpError{400,
+                      "'k' does not apply to a radius search; cap the hits with 'limit' "
+                      "(default " +
+                          std::to_string(std::min(kDefaultRadiusLimit, limits.max_hits)) + ")"};
+    }
     sr.radius = static_cast<int>(get_size(body, "radius", 0, 1024));
-    sr.max_hits = get_size(body, "limit", limits.max_hits, limits.max_hits);
+    sr.max_hits = get_size(body, "limit", std::min(kDefaultRadiusLimit, limits.max_hits),
+                           limits.max_hits);
     if (sr.max_hits == 0) throw HttpError{400, "'limit' must be at least 1"};
+  } else {
+    // 'limit' is another name for k.
+    if (body.contains("k") && body.contains("limit") && body["k"] != body["limit"]) {
+      throw HttpError{400, "'k' and 'limit' name the same setting; give one"};
+    }
+    sr.k = get_size(body, body.contains("k") ? "k" : "limit", 10, limits.max_k);
+    if (sr.k == 0) throw HttpError{400, "'k' must be at least 1"};
   }
   sr.candidates = get_size(body, "candidates", 0, 10 * limits.max_k);
   if (body.contains("rerank")) {
     if (!body["rerank"].is_string()) throw HttpError{400, "'rerank' must be a string"};
     sr.rerank = take(query::parse_rerank(body["rerank"].get<std::string>()));
   }
-  if (body.contains("filter")) {
-    const json& f = body["filter"];
-    if (!f.is_object()) throw HttpError{400, "'filter' must be an object"};
-    for (auto it = f.begin(); it != f.end(); ++it) {
-      if (it.key() != "label") {
-        throw HttpError{400, "unknown filter '" + it.key() + "' (supported: label)"};
-      }
-      sr.label = get_label(it.value(), "filter.label");
-    }
+  if (body.contains("filter") && !body["filter"].is_null()) sr.filter = parse_filter(body["filter"]);
+  if (body.contains("scan") && !body["scan"].is_boolean()) {
+    throw HttpError{400, "'scan' must be true or false"};
   }
   sr.use_multi_index = !body.value("scan", false);
   return sr;

@@ -45,7 +45,8 @@ struct Server::Impl {
 namespace {
 
 Response to_error(int status, const std::string& message) {
-  return internal::json_response(status, query::error_json(message));
+  return internal::json_response(status,
+                                 query::error_json(message, internal::error_code_for(status)));
 }
 
 class Session : public std::enable_shared_from_this<Session> {
@@ -225,10 +226,23 @@ Server::~Server() { stop(); }
 
 Result<std::unique_ptr<Server>> Server::start(query::QueryEngine& engine,
                                               const ServerOptions& options) {
+  return start_with(
+      std::make_unique<Router>(engine, options.limits, options.token, options.read_token),
+      options);
+}
+
+Result<std::unique_ptr<Server>> Server::start(query::Catalog& catalog,
+                                              const ServerOptions& options) {
+  return start_with(
+      std::make_unique<Router>(catalog, options.limits, options.token, options.read_token),
+      options);
+}
+
+Result<std::unique_ptr<Server>> Server::start_with(std::unique_ptr<Router> router,
+                                                   const ServerOptions& options) {
   auto impl = std::make_unique<Impl>();
   impl->limits = options.limits;
-  impl->router =
-      std::make_unique<Router>(engine, options.limits, options.token, options.read_token);
+  impl->router = std::move(router);
   beast::error_code ec;
   const asio::ip::address address = asio::ip::make_address(options.bind, ec);
   if (ec) return Status::invalid_argument("bad bind address '" + options.bind + "'");

@@ -107,7 +107,11 @@ json store_info_json(const index::StoreInfo& info) {
           {"store_model_fingerprint", info.model_fingerprint}};
 }
 
-json error_json(const std::string& message) { return {{"error", message}}; }
+json error_json(const std::string& message, const std::string& code) {
+  json j = {{"error", message}};
+  if (!code.empty()) j["code"] = code;
+  return j;
+}
 
 std::string dump_json(const json& j, int indent) {
   return j.dump(indent, ' ', false, json::error_handler_t::replace);

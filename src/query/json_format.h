@@ -23,8 +23,8 @@ nlohmann::json scroll_json(const ScrollPage& page);
 nlohmann::json evaluation_json(const StoreEvaluation& evaluation, const EvaluateRequest& request);
 nlohmann::json health_json(const StoreHealth& health);
 nlohmann::json store_info_json(const index::StoreInfo& info);
-// {"error": message}
-nlohmann::json error_json(const std::string& message);
+// {"error": message, "code": code} (a stable machine-readable code; omitted when empty)
+nlohmann::json error_json(const std::string& message, const std::string& code = "");
 // Serialises without throwing: invalid UTF-8 from keys or requests is replaced. indent < 0: one
 // line.
 std::string dump_json(const nlohmann::json& j, int indent = -1);
