@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   cli::add_inspect(app);
   cli::add_serve(app);
   cli::add_repair(app);
+  cli::add_collections(app);
 #endif
   try {
     app.parse(argc, argv);

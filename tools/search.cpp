@@ -2,12 +2,14 @@
 // item of a dataset; a table, or with --json one JSON document per query (JSON lines).
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 
 #include "cli.h"
 #include "data_options.h"
 #include "query/codes_file.h"
+#include "query/collections.h"
 #include "query/engine.h"
 #include "query/json_format.h"
 
@@ -15,7 +17,8 @@ namespace imsat::cli {
 namespace {
 
 struct SearchArgs {
-  std::string db, model, key, code, query_file, image, labels, rerank = "none";
+  std::string db, model, key, code, query_file, image, labels, rerank = "none", filter;
+  std::string data_dir, collection;
   size_t k = 10, candidates = 0, limit = 10;
   int radius = -1, label = 0;
   bool json = false, scan = false, invert = false;
@@ -45,8 +48,17 @@ void print_table(const std::string& query, const query::SearchResponse& res, boo
 void add_search(CLI::App& app) {
   auto a = std::make_shared<SearchArgs>();
   CLI::App* cmd = app.add_subcommand("search", "Search a code store by key, code or query file");
-  cmd->add_option("--db", a->db, "Code store folder")->required();
-  cmd->add_option("--model", a->model, "Hash model (needed for --query-file and re-ranking)");
+  auto* db = cmd->add_option("--db", a->db, "Code store folder");
+  auto* data_dir = cmd->add_option("--data-dir", a->data_dir,
+                                   "Data directory (with --collection, instead of --db)");
+  db->excludes(data_dir);
+  cmd->add_option("--collection", a->collection, "Collection of --data-dir")->needs(data_dir);
+  cmd->add_option("--model", a->model,
+                  "Hash model (needed for --query-file and re-ranking; a collection's own model "
+                  "by default)");
+  cmd->add_option("--filter", a->filter,
+                  "Metadata filter (JSON, as in the HTTP API): "
+                  "'{\"must\": [{\"key\": \"color\", \"match\": \"red\"}]}'");
   auto* key = cmd->add_option("--key", a->key, "Query by a stored item's key");
   auto* code = cmd->add_option("--code", a->code, "Query by a hex code");
   auto* file = cmd->add_option("--query-file", a->query_file,
@@ -83,6 +95,21 @@ void add_search(CLI::App& app) {
       throw UsageError(std::string(a->image.empty() ? "--query-file" : "--image") +
                        " needs --model to encode the query");
     }
+    if (a->db.empty() && a->data_dir.empty()) throw UsageError("give --db or --data-dir");
+    if (!a->data_dir.empty()) {
+      if (a->collection.empty()) throw UsageError("--data-dir needs --collection");
+      const std::string folder = take(query::collection_folder(a->data_dir, a->collection));
+      a->db = folder + "/store";
+      if (a->model.empty() && std::filesystem::exists(folder + "/model")) {
+        a->model = folder + "/model";
+      }
+    }
+    std::shared_ptr<const index::MetadataFilter> filter;
+    if (!a->filter.empty()) {
+      Result<index::MetadataFilter> f = index::parse_metadata_filter(a->filter);
+      if (!f.is_ok()) throw UsageError("--filter: " + f.status().message());
+      filter = std::make_shared<const index::MetadataFilter>(std::move(f).value());
+    }
     std::unique_ptr<query::QueryEngine> engine =
         take(query::QueryEngine::open(a->db, a->model, /*read_only=*/true));
     query::SearchRequest r;
@@ -91,6 +118,7 @@ void add_search(CLI::App& app) {
     r.rerank = take(query::parse_rerank(a->rerank));
     r.candidates = a->candidates;
     if (cmd->count("--label") > 0) r.label = a->label;
+    r.filter = filter;
     r.use_multi_index = !a->scan;
     const bool reranked = r.rerank != query::Rerank::kNone;
     auto answer = [&](const std::string& query, const query::SearchResponse& res) {

@@ -4,6 +4,7 @@
 
 #include "cli.h"
 #include "http/http.h"
+#include "query/collections.h"
 #include "query/engine.h"
 #include "query/store_admin.h"
 
@@ -11,7 +12,7 @@ namespace imsat::cli {
 
 void add_serve(CLI::App& app) {
   struct ServeArgs {
-    std::string db, model;
+    std::string db, model, data_dir, default_collection;
     http::ServerOptions server;
     bool no_cache = false;
     int bits = 0;
@@ -19,8 +20,18 @@ void add_serve(CLI::App& app) {
   auto a = std::make_shared<ServeArgs>();
   CLI::App* cmd =
       app.add_subcommand("serve", "Serve a code store over HTTP (JSON API and web page)");
-  cmd->add_option("--db", a->db, "Code store folder")->required();
-  cmd->add_option("--model", a->model, "Hash model (for vector and image queries, adding vectors)");
+  auto* db = cmd->add_option("--db", a->db, "Code store folder (served as collection 'default')");
+  auto* data_dir = cmd->add_option(
+      "--data-dir", a->data_dir,
+      "Data directory of named collections (created when missing; each DIR/NAME/store with an "
+      "optional DIR/NAME/model)");
+  db->excludes(data_dir);
+  auto* model = cmd->add_option("--model", a->model,
+                                "Hash model (for vector and image queries, adding vectors)");
+  model->excludes(data_dir);
+  cmd->add_option("--default-collection", a->default_collection,
+                  "The collection the un-prefixed endpoints (/v1/search, ...) act on (default: "
+                  "the only one)");
   cmd->add_option("--bind", a->server.bind, "Address to listen on")->capture_default_str();
   cmd->add_option("--port", a->server.port, "Port (0 = any free port)")->capture_default_str();
   cmd->add_option("--threads", a->server.threads, "Worker threads")
@@ -80,22 +91,37 @@ void add_serve(CLI::App& app) {
   cmd->add_flag("--no-vector-cache", a->no_cache,
                 "Read stored vectors from RocksDB for exact re-ranking instead of memory");
   cmd->callback([a] {
-    if (a->bits > 0 && !std::filesystem::exists(a->db)) {
-      check(query::create_store(a->db, a->bits, a->model));
+    if (a->db.empty() && a->data_dir.empty()) throw UsageError("give --db or --data-dir");
+    std::unique_ptr<query::Catalog> catalog;
+    if (!a->data_dir.empty()) {
+      if (a->bits > 0) throw UsageError("--bits creates a store for --db; with --data-dir use "
+                                        "PUT /v1/collections/NAME or imsat collections create");
+      catalog = take(query::Catalog::open(a->data_dir, !a->no_cache));
+    } else {
+      if (a->bits > 0 && !std::filesystem::exists(a->db)) {
+        check(query::create_store(a->db, a->bits, a->model));
+      }
+      catalog = take(query::Catalog::single("default", a->db, a->model, !a->no_cache));
     }
-    std::unique_ptr<query::QueryEngine> engine = take(query::QueryEngine::open(a->db, a->model));
-    if (!a->no_cache) check(engine->cache_vectors());
-    auto server = take(http::Server::start(*engine, a->server));
-    const index::StoreInfo info = engine->info();
+    if (!a->default_collection.empty()) check(catalog->set_default(a->default_collection));
+    auto server = take(http::Server::start(*catalog, a->server));
+    size_t items = 0;
+    for (const auto& c : catalog->list()) items += c->engine().info().items;
+    const std::string fallback = catalog->default_name();
     std::fprintf(stderr,
-                 "imsat: serving %s (%zu items, %d bits%s) on http://%s:%u/ with %d threads%s\n",
-                 a->db.c_str(), info.items, info.bits, a->model.empty() ? ", no model" : "",
+                 "imsat: serving %s (%zu collection(s), %zu items%s) on http://%s:%u/ with %d "
+                 "threads%s\n",
+                 a->data_dir.empty() ? a->db.c_str() : a->data_dir.c_str(), catalog->list().size(),
+                 items, fallback.empty() ? ", no default collection" : "",
                  a->server.bind.c_str(), static_cast<unsigned>(server->port()), a->server.threads,
                  a->server.token.empty() ? "" : ", token required for writes");
-    std::fprintf(stderr, "imsat: try  curl -s http://%s:%u/v1/info  (SIGTERM or Ctrl-C stops)\n",
+    std::fprintf(stderr,
+                 "imsat: try  curl -s http://%s:%u/v1/collections  (SIGTERM or Ctrl-C stops)\n",
                  a->server.bind.c_str(), static_cast<unsigned>(server->port()));
     server->wait_for_signal();
-    std::fprintf(stderr, "imsat: stopped; the store is closed cleanly\n");
+    server.reset();
+    catalog.reset();
+    std::fprintf(stderr, "imsat: stopped; the stores are closed cleanly\n");
   });
 }
 
