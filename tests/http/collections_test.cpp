@@ -1,0 +1,362 @@
+// Collections, filters, scroll/count/delete, snapshots and request hygiene through the Router
+// (no sockets): every endpoint's success path and its bad inputs (unknown collection, bad name,
+// '../' in a name, bad filters, unknown fields, missing token), and the OpenAPI document against
+// the route table.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "http/http.h"
+#include "http/http_internal.h"
+#include "query/collections.h"
+#include "support/temp_dir_test.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+namespace H = imsat::http;
+namespace Q = imsat::query;
+
+class CollectionsTest : public imsat::testing::TempDirTest {
+ protected:
+  void SetUp() override {
+    TempDirTest::SetUp();
+    data_dir_ = (dir_ / "data").string();
+    auto catalog = Q::Catalog::open(data_dir_);
+    ASSERT_TRUE(catalog.is_ok()) << catalog.status().to_string();
+    catalog_ = std::move(catalog).value();
+    router_ = std::make_unique<H::Router>(*catalog_, H::Limits{}, "secret");
+  }
+  void TearDown() override {
+    router_.reset();
+    catalog_.reset();
+    TempDirTest::TearDown();
+  }
+
+  H::Response send(const std::string& method, const std::string& target, const json& body = {},
+                   bool token = true) {
+    H::Request r;
+    r.method = method;
+    r.target = target;
+    if (!body.is_null()) {
+      r.body = body.dump();
+      r.headers["content-type"] = "application/json";
+    }
+    if (token) r.headers["authorization"] = "Bearer secret";
+    return router_->handle(r);
+  }
+  static json js(const H::Response& r) { return json::parse(r.body, nullptr, false); }
+  static std::string code_of(const H::Response& r) {
+    const json j = js(r);
+    return j.is_object() ? j.value("code", "") : "";
+  }
+
+  // A code-only collection of n items with random metadata; returns the metadata by key.
+  std::map<std::string, json> fill(const std::string& name, size_t n, uint64_t seed) {
+    EXPECT_EQ(send("PUT", "/v1/collections/" + name, {{"bits", 32}}).status, 201);
+    std::mt19937_64 rng(seed);
+    json items = json::array();
+    std::map<std::string, json> meta;
+    const char* colors[] = {"red", "green", "blue"};
+    for (size_t i = 0; i < n; ++i) {
+      char code[9];
+      std::snprintf(code, sizeof(code), "%08x", static_cast<unsigned>(rng()));
+      const std::string key = name + "-" + std::to_string(i);
+      json m = {{"color", colors[rng() % 3]}, {"price", static_cast<int>(rng() % 50)}};
+      meta[key] = m;
+      items.push_back({{"key", key}, {"code", code}, {"label", i % 4}, {"metadata", m}});
+    }
+    EXPECT_EQ(send("POST", "/v1/collections/" + name + "/items", items).status, 200);
+    return meta;
+  }
+
+  std::string data_dir_;
+  std::unique_ptr<Q::Catalog> catalog_;
+  std::unique_ptr<H::Router> router_;
+};
+
+TEST_F(CollectionsTest, CreateListGetAndNames) {
+  auto r = send("PUT", "/v1/collections/shop", {{"bits", 64}});
+  ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(js(r)["bits"], 64);
+  EXPECT_EQ(send("PUT", "/v1/collections/shop", {{"bits", 64}}).status, 400);  // exists
+  r = send("GET", "/v1/collections");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(js(r)["collections"].size(), 1u);
+  EXPECT_EQ(js(r)["collections"][0]["name"], "shop");
+  EXPECT_EQ(js(r)["default"], "shop");  // the only one
+  r = send("GET", "/v1/collections/shop");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(js(r)["collection"], "shop");
+  // Names that could reach outside the data directory, or are not names at all.
+  for (const std::string& bad : std::vector<std::string>{"..%2Fescape", "%2E%2E", "a%20b", "x.y",
+                                                          std::string(65, 'a'), "%2Fetc"}) {
+    r = send("PUT", "/v1/collections/" + bad, {{"bits", 8}});
+    EXPECT_EQ(r.status, 400) << bad;
+    EXPECT_EQ(code_of(r), "bad_collection_name") << bad << " " << r.body;
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "escape"));
+  r = send("GET", "/v1/collections/nope/info");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(code_of(r), "unknown_collection");
+  EXPECT_EQ(send("PUT", "/v1/collections/c2", {{"bits", 12}}).status, 400);    // not x8
+  EXPECT_EQ(send("PUT", "/v1/collections/c2", {{"bitz", 16}}).status, 400);    // unknown field
+  EXPECT_EQ(send("PUT", "/v1/collections/c2", json::object()).status, 400);     // no bits
+  EXPECT_EQ(send("PUT", "/v1/collections/c2", {{"bits", 16}}, false).status, 401);
+  EXPECT_FALSE(fs::exists(fs::path(data_dir_) / "c2"));
+  // Created collections are there after a restart.
+  router_.reset();
+  catalog_.reset();
+  auto reopened = Q::Catalog::open(data_dir_);
+  ASSERT_TRUE(reopened.is_ok()) << reopened.status().to_string();
+  catalog_ = std::move(reopened).value();
+  router_ = std::make_unique<H::Router>(*catalog_, H::Limits{}, "secret");
+  EXPECT_NE(catalog_->find("shop"), nullptr);
+}
+
+TEST_F(CollectionsTest, UnprefixedEndpointsActOnTheDefaultCollection) {
+  fill("a", 20, 1);
+  auto r = send("POST", "/v1/search", {{"key", "a-3"}, {"k", 2}});
+  ASSERT_EQ(r.status, 200) << r.body;  // one collection: it is the default
+  fill("b", 20, 2);
+  r = send("POST", "/v1/search", {{"key", "a-3"}});
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(code_of(r), "no_default_collection");
+  ASSERT_TRUE(catalog_->set_default("b").is_ok());
+  r = send("POST", "/v1/search", {{"key", "b-3"}, {"k", 1}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(js(r)["hits"][0]["key"], "b-3");
+  // The same item through both paths.
+  EXPECT_EQ(send("GET", "/v1/items/b-3").body, send("GET", "/v1/collections/b/items/b-3").body);
+  EXPECT_EQ(send("GET", "/v1/collections/a/items/b-3").status, 404);
+}
+
+TEST_F(CollectionsTest, RequestHygiene) {
+  fill("c", 50, 3);
+  // Unknown fields are named.
+  auto r = send("POST", "/v1/collections/c/search", {{"key", "c-1"}, {"limt", 3}});
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(code_of(r), "unknown_field");
+  EXPECT_NE(js(r)["error"].get<std::string>().find("'limt'"), std::string::npos);
+  r = send("POST", "/v1/collections/c/items",
+           json::array({{{"key", "x"}, {"code", "00000000"}, {"labl", 1}}}));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("'labl'"), std::string::npos);
+  EXPECT_EQ(send("POST", "/v1/collections/c/items/count", {{"filtr", json::object()}}).status,
+            400);
+  EXPECT_EQ(send("POST", "/v1/collections/c/evaluate", {{"seeds", 1}}).status, 400);
+  // limit is another name for k.
+  r = send("POST", "/v1/collections/c/search", {{"key", "c-1"}, {"limit", 3}});
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(js(r)["hits"].size(), 3u);
+  EXPECT_EQ(send("POST", "/v1/collections/c/search", {{"key", "c-1"}, {"k", 3}, {"limit", 4}})
+                .status,
+            400);
+  // k with radius is refused; limit caps a radius search, 1,000 by default.
+  EXPECT_EQ(send("POST", "/v1/collections/c/search", {{"key", "c-1"}, {"k", 3}, {"radius", 32}})
+                .status,
+            400);
+  r = send("POST", "/v1/collections/c/search", {{"key", "c-1"}, {"radius", 32}, {"limit", 7}});
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(js(r)["hits"].size(), 7u);
+  EXPECT_EQ(js(r)["truncated"], true);
+  // 401 names the scheme; 405 lists the methods.
+  r = send("POST", "/v1/collections/c/items/delete", {{"keys", {"c-1"}}}, false);
+  EXPECT_EQ(r.status, 401);
+  EXPECT_EQ(r.headers["WWW-Authenticate"].rfind("Bearer", 0), 0u);
+  EXPECT_EQ(code_of(r), "missing_token");
+  r = send("PATCH", "/v1/collections/c/search");
+  EXPECT_EQ(r.status, 405);
+  EXPECT_EQ(r.headers["Allow"], "POST");
+  EXPECT_EQ(code_of(r), "method_not_allowed");
+  r = send("GET", "/v1/nothing");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(code_of(r), "unknown_endpoint");
+  // Every error carries a code.
+  for (const auto& [method, target] : std::vector<std::pair<std::string, std::string>>{
+           {"GET", "/v1/items/missing"}, {"POST", "/v1/search"}, {"DELETE", "/v1/items/x"}}) {
+    r = send(method, target);
+    EXPECT_GE(r.status, 400);
+    EXPECT_FALSE(code_of(r).empty()) << method << " " << target << " " << r.body;
+  }
+}
+
+TEST_F(CollectionsTest, FiltersCountScrollAndDelete) {
+  const auto meta = fill("f", 300, 4);
+  auto brute = [&](const std::string& color, int below) {
+    std::set<std::string> keys;
+    for (const auto& [key, m] : meta) {
+      if (m["color"] == color && m["price"].get<int>() < below) keys.insert(key);
+    }
+    return keys;
+  };
+  const json filter = {{"must",
+                        {{{"key", "color"}, {"match", "red"}},
+                         {{"key", "price"}, {"range", {{"lt", 25}}}}}}};
+  const std::set<std::string> want = brute("red", 25);
+  for (bool indexed : {false, true}) {
+    if (indexed) {
+      ASSERT_EQ(send("PUT", "/v1/collections/f/index/color").status, 200);
+      ASSERT_EQ(send("PUT", "/v1/collections/f/index/price", {}, false).status, 401);
+    }
+    auto r = send("POST", "/v1/collections/f/items/count", {{"filter", filter}});
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(js(r)["count"], want.size());
+    r = send("POST", "/v1/collections/f/search",
+             {{"key", "f-0"}, {"k", 1000}, {"filter", filter}, {"explain", true}});
+    ASSERT_EQ(r.status, 200) << r.body;
+    std::set<std::string> got;
+    const json answer = js(r);
+    for (const json& h : answer["hits"]) got.insert(h["key"].get<std::string>());
+    EXPECT_EQ(got, want) << r.body.substr(0, 300);
+    EXPECT_EQ(js(r)["explain"]["filter"]["unindexed"].size(), indexed ? 1u : 2u);
+    // Scroll through the filtered items, 7 at a time.
+    std::set<std::string> scrolled;
+    json offset = nullptr;
+    for (int pages = 0; pages < 100; ++pages) {
+      r = send("POST", "/v1/collections/f/items/scroll",
+               {{"filter", filter}, {"limit", 7}, {"offset", offset}});
+      ASSERT_EQ(r.status, 200) << r.body;
+      const json page = js(r);
+      for (const json& it : page["items"]) {
+        EXPECT_TRUE(scrolled.insert(it["key"].get<std::string>()).second);
+      }
+      offset = page["next_offset"];
+      if (offset.is_null()) break;
+    }
+    EXPECT_EQ(scrolled, want);
+  }
+  // Bad filters.
+  const std::vector<json> bad_filters = {
+      json("red"), json::parse(R"({"must": [{"key": "color", "matches": 1}]})"),
+      json::parse(R"({"must": [{"key": "price", "range": {"lt": "x"}}]})")};
+  for (const json& bad : bad_filters) {
+    auto r = send("POST", "/v1/collections/f/items/count", {{"filter", bad}});
+    EXPECT_EQ(r.status, 400) << bad.dump();
+    EXPECT_EQ(code_of(r), "invalid_filter") << r.body;
+  }
+  // Delete by keys (unknown ones reported) and by filter, each one batch.
+  auto r = send("POST", "/v1/collections/f/items/delete", {{"keys", {"f-0", "f-1", "zzz"}}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(js(r)["deleted"], 2);
+  EXPECT_EQ(js(r)["not_found"], json::array({"zzz"}));
+  std::set<std::string> red_cheap = brute("red", 25);
+  red_cheap.erase("f-0");
+  red_cheap.erase("f-1");
+  r = send("POST", "/v1/collections/f/items/delete", {{"filter", filter}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(js(r)["deleted"], red_cheap.size());
+  r = send("POST", "/v1/collections/f/items/count", {{"filter", filter}});
+  EXPECT_EQ(js(r)["count"], 0);
+  EXPECT_EQ(send("POST", "/v1/collections/f/items/delete", {{"filter", json::object()}}).status,
+            400);  // an empty filter would delete everything
+  EXPECT_EQ(send("POST", "/v1/collections/f/items/delete", {{"keys", {"f-5"}}}, false).status,
+            401);
+}
+
+TEST_F(CollectionsTest, SnapshotsAreConsistentAndRestorable) {
+  const auto meta = fill("s", 100, 5);
+  auto r = send("POST", "/v1/collections/s/snapshots");
+  ASSERT_EQ(r.status, 201) << r.body;
+  const std::string id = js(r)["id"];
+  EXPECT_GT(js(r)["bytes"].get<uint64_t>(), 0u);
+  // Writes after the snapshot are not in it.
+  ASSERT_EQ(send("POST", "/v1/collections/s/items",
+                 json::array({{{"key", "late"}, {"code", "ffffffff"}}}))
+                .status,
+            200);
+  ASSERT_EQ(send("POST", "/v1/collections/s/items/delete", {{"keys", {"s-0"}}}).status, 200);
+  r = send("GET", "/v1/collections/s/snapshots");
+  ASSERT_EQ(r.status, 200);
+  ASSERT_EQ(js(r)["snapshots"].size(), 1u);
+  EXPECT_EQ(js(r)["snapshots"][0]["id"], id);
+  EXPECT_EQ(send("DELETE", "/v1/collections/s/snapshots/..%2F..", {}, true).status, 400);
+  EXPECT_EQ(send("DELETE", "/v1/collections/s/snapshots/20990101T000000Z-000").status, 404);
+  // Restored (offline) as a new collection: exactly the items acknowledged before it.
+  ASSERT_TRUE(Q::restore_snapshot(data_dir_, "s", id, "s_restored", false).is_ok());
+  EXPECT_FALSE(Q::restore_snapshot(data_dir_, "s", id, "s_restored", false).is_ok());
+  EXPECT_FALSE(Q::restore_snapshot(data_dir_, "s", "20990101T000000Z-000", "x", false).is_ok());
+  {
+    auto restored =
+        Q::QueryEngine::open((fs::path(data_dir_) / "s_restored" / "store").string());
+    ASSERT_TRUE(restored.is_ok()) << restored.status().to_string();
+    Q::QueryEngine& c = **restored;
+    EXPECT_EQ(c.info().items, 100u);
+    EXPECT_FALSE(c.get_item("late").is_ok());
+    for (const auto& [key, m] : meta) {
+      auto item = c.get_item(key);
+      ASSERT_TRUE(item.is_ok()) << key;
+      EXPECT_EQ(json::parse(item->metadata), m);
+    }
+    // The snapshot folder is a store of its own: copied elsewhere, it opens.
+    const fs::path copy = dir_ / "elsewhere";
+    fs::copy(fs::path(data_dir_) / "s" / "snapshots" / id, copy, fs::copy_options::recursive);
+    auto engine = Q::QueryEngine::open((copy / "store").string());
+    ASSERT_TRUE(engine.is_ok()) << engine.status().to_string();
+    EXPECT_EQ((*engine)->info().items, 100u);
+  }
+  r = send("DELETE", "/v1/collections/s/snapshots/" + id);
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(js(send("GET", "/v1/collections/s/snapshots"))["snapshots"].size(), 0u);
+}
+
+TEST_F(CollectionsTest, ADroppedCollectionLeavesDiskWhenNoRequestUsesIt) {
+  fill("d", 10, 6);
+  const fs::path folder = fs::path(data_dir_) / "d";
+  std::shared_ptr<Q::Collection> in_use = catalog_->find("d");  // a request in flight
+  EXPECT_EQ(send("DELETE", "/v1/collections/d", {}, false).status, 401);
+  auto r = send("DELETE", "/v1/collections/d");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(send("GET", "/v1/collections/d").status, 404);
+  EXPECT_TRUE(fs::exists(folder));
+  EXPECT_EQ(in_use->engine().info().items, 10u);  // still answers
+  in_use.reset();
+  EXPECT_FALSE(fs::exists(folder));
+  EXPECT_EQ(send("DELETE", "/v1/collections/d").status, 404);
+  // The name can be used again.
+  EXPECT_EQ(send("PUT", "/v1/collections/d", {{"bits", 8}}).status, 201);
+}
+
+// /openapi.json is generated from the route table: every endpoint is described, and every
+// described operation is one the router dispatches.
+TEST_F(CollectionsTest, OpenApiDescribesExactlyTheRoutes) {
+  fill("o", 5, 7);
+  auto r = send("GET", "/openapi.json", {}, false);
+  ASSERT_EQ(r.status, 200);
+  const json doc = js(r);
+  std::set<std::string> described, ids;
+  for (auto p = doc["paths"].begin(); p != doc["paths"].end(); ++p) {
+    for (auto m = p->begin(); m != p->end(); ++m) {
+      if (m.key() == "parameters" || m.key() == "summary") continue;  // path-level fields
+      std::string method = m.key();
+      for (char& ch : method) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+      described.insert(method + " " + p.key());
+      ASSERT_TRUE(m->contains("operationId")) << p.key();
+      EXPECT_TRUE(ids.insert((*m)["operationId"].get<std::string>()).second)
+          << "duplicate operationId " << (*m)["operationId"];
+      // Dispatch it, with every {parameter} filled in: the router knows the path and method.
+      std::string target = p.key();
+      for (size_t at; (at = target.find('{')) != std::string::npos;) {
+        const size_t end = target.find('}', at);
+        const std::string param = target.substr(at + 1, end - at - 1);
+        target.replace(at, end - at + 1, param == "collection" ? "o" : "x");
+      }
+      const H::Response answer = send(method, target, {}, true);
+      EXPECT_NE(code_of(answer), "unknown_endpoint") << method << " " << target;
+      EXPECT_NE(answer.status, 405) << method << " " << target;
+    }
+  }
+  std::set<std::string> routes;
+  for (const auto& e : imsat::http::internal::endpoints()) {
+    routes.insert(std::string(e.route->method) + " " + e.pattern);
+  }
+  EXPECT_EQ(described, routes);
+}
+
+}  // namespace
