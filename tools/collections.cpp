@@ -1,10 +1,11 @@
 // `imsat collections list|create|drop` and `imsat snapshot create|list|restore`: managing the
 // collections of a data directory and their snapshots offline (no server running on it).
+#include "query/collections.h"
+
 #include <cstdio>
 #include <ctime>
 
 #include "cli.h"
-#include "query/collections.h"
 #include "query/json_format.h"
 
 namespace imsat::cli {
@@ -62,8 +63,8 @@ void add_collections_commands(CLI::App& app) {
       out.push_back({{"name", c->name()},
                      {"bits", info.bits},
                      {"items", info.items},
-                     {"model_fingerprint", m != nullptr ? nlohmann::json(m->fingerprint())
-                                                        : nlohmann::json()},
+                     {"model_fingerprint",
+                      m != nullptr ? nlohmann::json(m->fingerprint()) : nlohmann::json()},
                      {"indexed_fields", c->engine().indexed_fields()}});
       if (!a->json) {
         std::printf("%-24s %5d bits %12zu items  %s\n", c->name().c_str(), info.bits, info.items,
@@ -100,8 +101,8 @@ void add_snapshot_commands(CLI::App& app) {
     bool force = false, json = false;
   };
   auto a = std::make_shared<Args>();
-  CLI::App* cmd = app.add_subcommand(
-      "snapshot", "Create, list or restore snapshots of a collection (offline)");
+  CLI::App* cmd =
+      app.add_subcommand("snapshot", "Create, list or restore snapshots of a collection (offline)");
   cmd->require_subcommand(1);
   CLI::App* create = cmd->add_subcommand("create", "A consistent copy (RocksDB checkpoint)");
   CLI::App* list = cmd->add_subcommand("list", "The collection's snapshots");
@@ -146,8 +147,8 @@ void add_snapshot_commands(CLI::App& app) {
                        "' replaces it: give --force, or --as NAME for a new collection");
     }
     check(query::restore_snapshot(a->data_dir, a->collection, a->id, to, a->force));
-    std::fprintf(stderr, "imsat: restored snapshot %s of '%s' as collection '%s'\n",
-                 a->id.c_str(), a->collection.c_str(), to.c_str());
+    std::fprintf(stderr, "imsat: restored snapshot %s of '%s' as collection '%s'\n", a->id.c_str(),
+                 a->collection.c_str(), to.c_str());
   });
 }
 

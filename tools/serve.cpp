@@ -94,8 +94,10 @@ void add_serve(CLI::App& app) {
     if (a->db.empty() && a->data_dir.empty()) throw UsageError("give --db or --data-dir");
     std::unique_ptr<query::Catalog> catalog;
     if (!a->data_dir.empty()) {
-      if (a->bits > 0) throw UsageError("--bits creates a store for --db; with --data-dir use "
-                                        "PUT /v1/collections/NAME or imsat collections create");
+      if (a->bits > 0)
+        throw UsageError(
+            "--bits creates a store for --db; with --data-dir use "
+            "PUT /v1/collections/NAME or imsat collections create");
       catalog = take(query::Catalog::open(a->data_dir, !a->no_cache));
     } else {
       if (a->bits > 0 && !std::filesystem::exists(a->db)) {
@@ -112,8 +114,8 @@ void add_serve(CLI::App& app) {
                  "imsat: serving %s (%zu collection(s), %zu items%s) on http://%s:%u/ with %d "
                  "threads%s\n",
                  a->data_dir.empty() ? a->db.c_str() : a->data_dir.c_str(), catalog->list().size(),
-                 items, fallback.empty() ? ", no default collection" : "",
-                 a->server.bind.c_str(), static_cast<unsigned>(server->port()), a->server.threads,
+                 items, fallback.empty() ? ", no default collection" : "", a->server.bind.c_str(),
+                 static_cast<unsigned>(server->port()), a->server.threads,
                  a->server.token.empty() ? "" : ", token required for writes");
     std::fprintf(stderr,
                  "imsat: try  curl -s http://%s:%u/v1/collections  (SIGTERM or Ctrl-C stops)\n",

@@ -249,8 +249,7 @@ Response handle_items_delete(Call& call) {
   if (body.contains("filter")) {
     const auto filter = optional_filter(body);
     if (filter == nullptr || filter->empty()) {
-      throw HttpError{400,
-                      "an empty filter would delete every item; give at least one condition",
+      throw HttpError{400, "an empty filter would delete every item; give at least one condition",
                       "invalid_filter"};
     }
     return json_response(200, {{"deleted", take(call.engine->erase_where(*filter))}});

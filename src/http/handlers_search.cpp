@@ -65,9 +65,9 @@ bool search_is_heavy(const Request& request, const Limits& limits) {
   };
   const auto qs = body.find("queries");
   const size_t queries = qs != body.end() && qs->is_array() ? qs->size() : 1;
-  const size_t per_query =
-      body.contains("radius") ? number("limit", std::min(kDefaultRadiusLimit, limits.max_hits))
-                              : number("k", number("limit", 10));
+  const size_t per_query = body.contains("radius")
+                               ? number("limit", std::min(kDefaultRadiusLimit, limits.max_hits))
+                               : number("k", number("limit", 10));
   return queries * std::min(per_query, limits.max_results) > limits.heavy_results;
 }
 
@@ -113,8 +113,8 @@ Response handle_search_image(Call& call) {
   }
   if (call.params.count("rerank")) sr.rerank = take(query::parse_rerank(call.params["rerank"]));
   for (const auto& [name, value] : call.params) {
-    static const char* const known[] = {"k", "limit", "candidates", "rerank", "label",
-                                        "filter", "invert", "explain"};
+    static const char* const known[] = {"k",     "limit",  "candidates", "rerank",
+                                        "label", "filter", "invert",     "explain"};
     if (std::find(std::begin(known), std::end(known), name) == std::end(known)) {
       throw HttpError{400, "unknown parameter '" + name + "'", "unknown_field"};
     }
@@ -137,7 +137,7 @@ Response handle_search_image(Call& call) {
   check_search_budget(sr, 1, dim, call.limits);
   return json_response(
       200, query::search_json(take(call.engine->search_image(call.request.body, sr, invert,
-                                                            call.limits.max_image_pixels)),
+                                                             call.limits.max_image_pixels)),
                               sr, call.params.count("explain") > 0));
 }
 

@@ -27,10 +27,10 @@ Response handle_openapi(Call&) {
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     json& op = doc["paths"][e.pattern][method];
     if (e.prefixed) {
-      const json* plain = doc["paths"].contains(route.pattern) &&
-                                  doc["paths"][route.pattern].contains(method)
-                              ? &doc["paths"][route.pattern][method]
-                              : nullptr;
+      const json* plain =
+          doc["paths"].contains(route.pattern) && doc["paths"][route.pattern].contains(method)
+              ? &doc["paths"][route.pattern][method]
+              : nullptr;
       if (plain != nullptr) op = *plain;
       op["parameters"] = op.value("parameters", json::array());
       op["parameters"].push_back({{"name", "collection"},

@@ -1,8 +1,7 @@
 // The store as a whole: GET /v1/info, POST /v1/evaluate, GET /v1/health/codes; collections
 // (list, create, get, drop) and snapshots.
-#include <limits>
-
 #include <cstdio>
+#include <limits>
 
 #include "common/atomic_file.h"
 #include "http/http_internal.h"
@@ -71,8 +70,8 @@ Response handle_collections_list(Call& call) {
                     {"indexed_fields", c->engine().indexed_fields()}});
   }
   const std::string fallback = call.catalog.default_name();
-  return json_response(200, {{"collections", list},
-                             {"default", fallback.empty() ? json() : json(fallback)}});
+  return json_response(
+      200, {{"collections", list}, {"default", fallback.empty() ? json() : json(fallback)}});
 }
 
 Response handle_collection_create(Call& call) {
@@ -127,8 +126,8 @@ Response handle_collection_create(Call& call) {
 }
 
 Response handle_collection_get(Call& call) {
-  return json_response(
-      200, collection_info(*call.named_collection(), call.limits, call.token_required));
+  return json_response(200,
+                       collection_info(*call.named_collection(), call.limits, call.token_required));
 }
 
 Response handle_collection_drop(Call& call) {
@@ -146,8 +145,8 @@ json snapshot_json(const query::SnapshotInfo& s) {
 }
 
 Response handle_snapshot_create(Call& call) {
-  if (!call.request.body.empty() && call.request.body.find_first_not_of(" \t\r\n{}") !=
-                                        std::string::npos) {
+  if (!call.request.body.empty() &&
+      call.request.body.find_first_not_of(" \t\r\n{}") != std::string::npos) {
     throw HttpError{400, "a snapshot takes no options; send an empty body"};
   }
   return json_response(201,

@@ -45,8 +45,8 @@ struct Call {
   const Request& request;
   std::string path;                           // decoded
   std::map<std::string, std::string> params;  // query string, decoded ('+' is a space there)
-  std::vector<std::string> captures;  // path parameters ({key}), decoded, in order; without
-                                      // {collection}
+  std::vector<std::string> captures;          // path parameters ({key}), decoded, in order; without
+                                              // {collection}
   query::Catalog& catalog;
   // The collection the request acts on (routes of Scope::kCollection; nullptr otherwise), kept
   // alive for the request, and its engine.

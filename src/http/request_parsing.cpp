@@ -96,7 +96,8 @@ void check_fields(const json& j, std::initializer_list<const char*> allowed,
     if (!known) {
       std::string list;
       for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-      throw HttpError{400, "unknown field '" + it.key() + "' in " + where + " (known: " + list + ")",
+      throw HttpError{400,
+                      "unknown field '" + it.key() + "' in " + where + " (known: " + list + ")",
                       "unknown_field"};
     }
   }
@@ -344,8 +345,8 @@ query::SearchRequest parse_search_options(const json& body, const Limits& limits
                           std::to_string(std::min(kDefaultRadiusLimit, limits.max_hits)) + ")"};
     }
     sr.radius = static_cast<int>(get_size(body, "radius", 0, 1024));
-    sr.max_hits = get_size(body, "limit", std::min(kDefaultRadiusLimit, limits.max_hits),
-                           limits.max_hits);
+    sr.max_hits =
+        get_size(body, "limit", std::min(kDefaultRadiusLimit, limits.max_hits), limits.max_hits);
     if (sr.max_hits == 0) throw HttpError{400, "'limit' must be at least 1"};
   } else {
     // 'limit' is another name for k.
@@ -360,7 +361,8 @@ query::SearchRequest parse_search_options(const json& body, const Limits& limits
     if (!body["rerank"].is_string()) throw HttpError{400, "'rerank' must be a string"};
     sr.rerank = take(query::parse_rerank(body["rerank"].get<std::string>()));
   }
-  if (body.contains("filter") && !body["filter"].is_null()) sr.filter = parse_filter(body["filter"]);
+  if (body.contains("filter") && !body["filter"].is_null())
+    sr.filter = parse_filter(body["filter"]);
   if (body.contains("scan") && !body["scan"].is_boolean()) {
     throw HttpError{400, "'scan' must be true or false"};
   }

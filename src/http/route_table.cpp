@@ -100,8 +100,7 @@ const std::vector<Route>& route_table() {
       {"DELETE", "/v1/items/{key}", Auth::kToken, false, handle_item_delete, "item_delete",
        "delete an item", nullptr, kCollection},
       {"GET", "/v1/items/{key}/image", Auth::kRead, false, handle_item_image, "item_image",
-       "a stored item's thumbnail (JPEG), or its stored pixels drawn as PNG", nullptr,
-       kCollection},
+       "a stored item's thumbnail (JPEG), or its stored pixels drawn as PNG", nullptr, kCollection},
       {"PUT", "/v1/index/{field}", Auth::kToken, false, handle_index_field, "index_field",
        "index a metadata field (filters on it then select items from the index)", nullptr,
        kCollection},
@@ -250,11 +249,16 @@ Response Router::handle(const Request& request, Heavy known) {
   try {
     const size_t q = request.target.find('?');
     const std::string raw_path = request.target.substr(0, q);
-    internal::Call call{request,  internal::url_decode(raw_path, false),
-                        {},       {},
-                        catalog_, nullptr,
-                        nullptr,  {},
-                        limits_,  metrics_,
+    internal::Call call{request,
+                        internal::url_decode(raw_path, false),
+                        {},
+                        {},
+                        catalog_,
+                        nullptr,
+                        nullptr,
+                        {},
+                        limits_,
+                        metrics_,
                         !token_.empty()};
     if (q != std::string::npos)
       call.params = internal::parse_query_string(request.target.substr(q + 1));
@@ -285,8 +289,8 @@ Response Router::handle(const Request& request, Heavy known) {
       if (!name_ok.is_ok()) throw HttpError{400, name_ok.message(), "bad_collection_name"};
     }
     if (route.scope == internal::Scope::kCollection) {
-      call.collection = chosen->prefixed ? catalog_.find(call.collection_name)
-                                         : catalog_.default_collection();
+      call.collection =
+          chosen->prefixed ? catalog_.find(call.collection_name) : catalog_.default_collection();
       if (call.collection == nullptr && chosen->prefixed) {
         throw HttpError{404, "no collection named '" + call.collection_name + "'",
                         "unknown_collection"};

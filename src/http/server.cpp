@@ -227,8 +227,7 @@ Server::~Server() { stop(); }
 Result<std::unique_ptr<Server>> Server::start(query::QueryEngine& engine,
                                               const ServerOptions& options) {
   return start_with(
-      std::make_unique<Router>(engine, options.limits, options.token, options.read_token),
-      options);
+      std::make_unique<Router>(engine, options.limits, options.token, options.read_token), options);
 }
 
 Result<std::unique_ptr<Server>> Server::start(query::Catalog& catalog,

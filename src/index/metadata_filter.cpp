@@ -32,7 +32,8 @@ Result<FieldValue> scalar(const json& v, const std::string& where) {
     out.number = v.get<double>();
     if (!std::isfinite(out.number)) return bad(where, "the number is not finite");
   } else {
-    return bad(where, "expected a string, a number or a boolean, got " + std::string(v.type_name()));
+    return bad(where,
+               "expected a string, a number or a boolean, got " + std::string(v.type_name()));
   }
   return out;
 }

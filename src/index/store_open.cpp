@@ -233,8 +233,7 @@ Result<std::unique_ptr<CodeStore>> CodeStore::open_existing_or_new(const std::st
     Status s = translate(rocksdb::DB::ListColumnFamilies(db_options, path, &present),
                          path + ": reading column families");
     if (!s.is_ok()) return s;
-    fields_missing =
-        std::find(present.begin(), present.end(), kCfNames[kFields]) == present.end();
+    fields_missing = std::find(present.begin(), present.end(), kCfNames[kFields]) == present.end();
     for (int i = 1; i < kCfCount; ++i) {
       if (i == kFields) continue;  // older stores gain it (below)
       if (std::find(present.begin(), present.end(), kCfNames[i]) == present.end()) {
@@ -268,9 +267,9 @@ Result<std::unique_ptr<CodeStore>> CodeStore::open_existing_or_new(const std::st
   if (fields_missing) {
     rocksdb::ColumnFamilyHandle* handle = nullptr;
     if (!options.read_only) {
-      IMSAT_RETURN_IF_ERROR(translate(raw->CreateColumnFamily(bulk_options, kCfNames[kFields],
-                                                              &handle),
-                                      path + ": adding the fields column family"));
+      IMSAT_RETURN_IF_ERROR(
+          translate(raw->CreateColumnFamily(bulk_options, kCfNames[kFields], &handle),
+                    path + ": adding the fields column family"));
     }
     impl->cf.push_back(handle);  // nullptr read-only: no field is indexed there
   }

@@ -80,9 +80,9 @@ int64_t snapshot_time(const std::string& id) {
 }
 
 Status check_snapshot_id(const std::string& id) {
-  if (id.empty() || id.size() > 64 ||
-      id.find_first_not_of("0123456789TZ-") != std::string::npos) {
-    return Status::invalid_argument("'" + id + "' is not a snapshot id (e.g. 20261127T201500Z-000)");
+  if (id.empty() || id.size() > 64 || id.find_first_not_of("0123456789TZ-") != std::string::npos) {
+    return Status::invalid_argument("'" + id +
+                                    "' is not a snapshot id (e.g. 20261127T201500Z-000)");
   }
   return Status::ok();
 }
@@ -113,7 +113,8 @@ Collection::~Collection() {
   owned_.reset();  // closes the store before its files go
   std::error_code ec;
   fs::remove_all(folder_, ec);
-  if (ec) std::fprintf(stderr, "imsat: could not remove %s: %s\n", folder_.c_str(), ec.message().c_str());
+  if (ec)
+    std::fprintf(stderr, "imsat: could not remove %s: %s\n", folder_.c_str(), ec.message().c_str());
 }
 
 Catalog::~Catalog() = default;
@@ -270,8 +271,8 @@ Result<std::shared_ptr<Collection>> Catalog::create(const std::string& name,
     if (!model.is_ok()) return fail(model.status());
     if (bits != 0 && bits != model->bits()) {
       return fail(Status::invalid_argument("'bits' is " + std::to_string(bits) +
-                                           " but the model makes " +
-                                           std::to_string(model->bits()) + "-bit codes"));
+                                           " but the model makes " + std::to_string(model->bits()) +
+                                           "-bit codes"));
     }
     bits = model->bits();
     Status s = copy_file_synced(spec.model_path, (partial / kModelFile).string());
@@ -310,8 +311,8 @@ Status Catalog::drop(const std::string& name) {
                                     "' is a store served with --db; it is not removed over HTTP");
   }
   // The mark makes the drop survive a crash: the next open removes the folder.
-  IMSAT_RETURN_IF_ERROR(write_file_atomically(
-      (fs::path(it->second->folder_) / kDroppedMark).string(), "dropped\n"));
+  IMSAT_RETURN_IF_ERROR(
+      write_file_atomically((fs::path(it->second->folder_) / kDroppedMark).string(), "dropped\n"));
   it->second->dropped_ = true;
   collections_.erase(it);  // the folder goes with the last reference (Collection::~Collection)
   if (default_ == name) default_.clear();
@@ -404,8 +405,8 @@ Status Catalog::delete_snapshot(const std::string& name, const std::string& id) 
   return Status::ok();
 }
 
-Status restore_snapshot(const std::string& data_dir, const std::string& from,
-                        const std::string& id, const std::string& to, bool force) {
+Status restore_snapshot(const std::string& data_dir, const std::string& from, const std::string& id,
+                        const std::string& to, bool force) {
   IMSAT_RETURN_IF_ERROR(check_snapshot_id(id));
   IMSAT_ASSIGN_OR_RETURN(const std::string source_folder, collection_folder(data_dir, from));
   IMSAT_ASSIGN_OR_RETURN(const std::string target, collection_folder(data_dir, to));

@@ -56,9 +56,9 @@ struct CollectionSpec {
 };
 
 struct SnapshotInfo {
-  std::string id;          // sortable: UTC time of creation and a sequence number
-  std::string path;        // the snapshot's folder
-  uint64_t bytes = 0;      // files in the folder (SST files are hard links shared with the store)
+  std::string id;      // sortable: UTC time of creation and a sequence number
+  std::string path;    // the snapshot's folder
+  uint64_t bytes = 0;  // files in the folder (SST files are hard links shared with the store)
   int64_t created_unix = 0;
   bool has_model = false;
 };
@@ -79,7 +79,7 @@ class Catalog {
   ~Catalog();
 
   const std::string& data_dir() const { return data_dir_; }
-  std::vector<std::shared_ptr<Collection>> list() const;  // sorted by name
+  std::vector<std::shared_ptr<Collection>> list() const;            // sorted by name
   std::shared_ptr<Collection> find(const std::string& name) const;  // nullptr when unknown
   // The collection un-prefixed requests use: the one set, or the only one; nullptr otherwise.
   std::shared_ptr<Collection> default_collection() const;
@@ -114,8 +114,8 @@ class Catalog {
 Result<std::vector<SnapshotInfo>> list_snapshots(const std::string& snapshot_root);
 // Restores snapshot `id` of collection `from` as collection `to` (a new one, or replacing `to`
 // with `force`). The copy opens with what the snapshot holds and nothing after.
-Status restore_snapshot(const std::string& data_dir, const std::string& from,
-                        const std::string& id, const std::string& to, bool force);
+Status restore_snapshot(const std::string& data_dir, const std::string& from, const std::string& id,
+                        const std::string& to, bool force);
 // The folder of a collection in a data directory (its name checked first).
 Result<std::string> collection_folder(const std::string& data_dir, const std::string& name);
 

@@ -2,6 +2,8 @@
 // (no sockets): every endpoint's success path and its bad inputs (unknown collection, bad name,
 // '../' in a name, bad filters, unknown fields, missing token), and the OpenAPI document against
 // the route table.
+#include "query/collections.h"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -13,7 +15,6 @@
 
 #include "http/http.h"
 #include "http/http_internal.h"
-#include "query/collections.h"
 #include "support/temp_dir_test.h"
 
 namespace {
@@ -96,7 +97,7 @@ TEST_F(CollectionsTest, CreateListGetAndNames) {
   EXPECT_EQ(js(r)["collection"], "shop");
   // Names that could reach outside the data directory, or are not names at all.
   for (const std::string& bad : std::vector<std::string>{"..%2Fescape", "%2E%2E", "a%20b", "x.y",
-                                                          std::string(65, 'a'), "%2Fetc"}) {
+                                                         std::string(65, 'a'), "%2Fetc"}) {
     r = send("PUT", "/v1/collections/" + bad, {{"bits", 8}});
     EXPECT_EQ(r.status, 400) << bad;
     EXPECT_EQ(code_of(r), "bad_collection_name") << bad << " " << r.body;
@@ -105,9 +106,9 @@ TEST_F(CollectionsTest, CreateListGetAndNames) {
   r = send("GET", "/v1/collections/nope/info");
   EXPECT_EQ(r.status, 404);
   EXPECT_EQ(code_of(r), "unknown_collection");
-  EXPECT_EQ(send("PUT", "/v1/collections/c2", {{"bits", 12}}).status, 400);    // not x8
-  EXPECT_EQ(send("PUT", "/v1/collections/c2", {{"bitz", 16}}).status, 400);    // unknown field
-  EXPECT_EQ(send("PUT", "/v1/collections/c2", json::object()).status, 400);     // no bits
+  EXPECT_EQ(send("PUT", "/v1/collections/c2", {{"bits", 12}}).status, 400);  // not x8
+  EXPECT_EQ(send("PUT", "/v1/collections/c2", {{"bitz", 16}}).status, 400);  // unknown field
+  EXPECT_EQ(send("PUT", "/v1/collections/c2", json::object()).status, 400);  // no bits
   EXPECT_EQ(send("PUT", "/v1/collections/c2", {{"bits", 16}}, false).status, 401);
   EXPECT_FALSE(fs::exists(fs::path(data_dir_) / "c2"));
   // Created collections are there after a restart.
@@ -148,20 +149,19 @@ TEST_F(CollectionsTest, RequestHygiene) {
            json::array({{{"key", "x"}, {"code", "00000000"}, {"labl", 1}}}));
   EXPECT_EQ(r.status, 400);
   EXPECT_NE(r.body.find("'labl'"), std::string::npos);
-  EXPECT_EQ(send("POST", "/v1/collections/c/items/count", {{"filtr", json::object()}}).status,
-            400);
+  EXPECT_EQ(send("POST", "/v1/collections/c/items/count", {{"filtr", json::object()}}).status, 400);
   EXPECT_EQ(send("POST", "/v1/collections/c/evaluate", {{"seeds", 1}}).status, 400);
   // limit is another name for k.
   r = send("POST", "/v1/collections/c/search", {{"key", "c-1"}, {"limit", 3}});
   ASSERT_EQ(r.status, 200);
   EXPECT_EQ(js(r)["hits"].size(), 3u);
-  EXPECT_EQ(send("POST", "/v1/collections/c/search", {{"key", "c-1"}, {"k", 3}, {"limit", 4}})
-                .status,
-            400);
+  EXPECT_EQ(
+      send("POST", "/v1/collections/c/search", {{"key", "c-1"}, {"k", 3}, {"limit", 4}}).status,
+      400);
   // k with radius is refused; limit caps a radius search, 1,000 by default.
-  EXPECT_EQ(send("POST", "/v1/collections/c/search", {{"key", "c-1"}, {"k", 3}, {"radius", 32}})
-                .status,
-            400);
+  EXPECT_EQ(
+      send("POST", "/v1/collections/c/search", {{"key", "c-1"}, {"k", 3}, {"radius", 32}}).status,
+      400);
   r = send("POST", "/v1/collections/c/search", {{"key", "c-1"}, {"radius", 32}, {"limit", 7}});
   ASSERT_EQ(r.status, 200);
   EXPECT_EQ(js(r)["hits"].size(), 7u);
@@ -196,9 +196,9 @@ TEST_F(CollectionsTest, FiltersCountScrollAndDelete) {
     }
     return keys;
   };
-  const json filter = {{"must",
-                        {{{"key", "color"}, {"match", "red"}},
-                         {{"key", "price"}, {"range", {{"lt", 25}}}}}}};
+  const json filter = {
+      {"must",
+       {{{"key", "color"}, {"match", "red"}}, {{"key", "price"}, {"range", {{"lt", 25}}}}}}};
   const std::set<std::string> want = brute("red", 25);
   for (bool indexed : {false, true}) {
     if (indexed) {
@@ -256,8 +256,7 @@ TEST_F(CollectionsTest, FiltersCountScrollAndDelete) {
   EXPECT_EQ(js(r)["count"], 0);
   EXPECT_EQ(send("POST", "/v1/collections/f/items/delete", {{"filter", json::object()}}).status,
             400);  // an empty filter would delete everything
-  EXPECT_EQ(send("POST", "/v1/collections/f/items/delete", {{"keys", {"f-5"}}}, false).status,
-            401);
+  EXPECT_EQ(send("POST", "/v1/collections/f/items/delete", {{"keys", {"f-5"}}}, false).status, 401);
 }
 
 TEST_F(CollectionsTest, SnapshotsAreConsistentAndRestorable) {
@@ -283,8 +282,7 @@ TEST_F(CollectionsTest, SnapshotsAreConsistentAndRestorable) {
   EXPECT_FALSE(Q::restore_snapshot(data_dir_, "s", id, "s_restored", false).is_ok());
   EXPECT_FALSE(Q::restore_snapshot(data_dir_, "s", "20990101T000000Z-000", "x", false).is_ok());
   {
-    auto restored =
-        Q::QueryEngine::open((fs::path(data_dir_) / "s_restored" / "store").string());
+    auto restored = Q::QueryEngine::open((fs::path(data_dir_) / "s_restored" / "store").string());
     ASSERT_TRUE(restored.is_ok()) << restored.status().to_string();
     Q::QueryEngine& c = **restored;
     EXPECT_EQ(c.info().items, 100u);

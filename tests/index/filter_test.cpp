@@ -83,12 +83,13 @@ TEST(MetadataFilterParse, ConditionsHoldAsDocumented) {
   EXPECT_FALSE(holds(R"({"must": [{"has_key": "nope"}]})"));
   EXPECT_FALSE(holds(R"({"must": [{"has_key": "label"}]})", imsat::index::kNoTag));
   EXPECT_TRUE(holds(R"({"must": [{"key": "label", "match_any": [1, 2]}]})"));
-  EXPECT_TRUE(holds(R"({"should": [{"key": "color", "match": "x"}, {"key": "ok", "match": true}]})"));
+  EXPECT_TRUE(
+      holds(R"({"should": [{"key": "color", "match": "x"}, {"key": "ok", "match": true}]})"));
   EXPECT_FALSE(holds(R"({"should": [{"key": "color", "match": "x"}]})"));
   EXPECT_FALSE(holds(R"({"must_not": [{"key": "color", "match_any": ["red", "blue"]}]})"));
   EXPECT_TRUE(holds(R"({"must": [{"must_not": [{"key": "price", "range": {"gte": 8}}]}]})"));
-  EXPECT_TRUE(imsat::index::filter_matches(parse(R"({"must_not": [{"has_key": "a"}]})"),
-                                           "not json", 1));
+  EXPECT_TRUE(
+      imsat::index::filter_matches(parse(R"({"must_not": [{"has_key": "a"}]})"), "not json", 1));
 }
 
 // Random items with random metadata: strings, integers, floats, booleans, arrays, missing fields.
