@@ -72,9 +72,13 @@ constexpr uint32_t kStoreFormatVersion = 1;
 
 // The live items that pass a metadata filter, evaluated once and consulted by searches, scrolls,
 // counts and deletes: a byte per slot (the layout scan.h's Filter takes).
+constexpr size_t kSparseSelection = 32;
 struct Selection {
   std::vector<uint8_t> allowed;  // by slot; slots past the end are not selected
   size_t count = 0;              // selected live items
+  // The selected slots in order, kept when they are few (count <= slots / kSparseSelection): a
+  // search then computes just their distances instead of probing or scanning the whole store.
+  std::vector<uint32_t> slots;
   // How it was evaluated, for `explain`: which fields came from the fields column family or
   // memory, which had to be read from each candidate's metadata, and how many candidates that was.
   std::vector<std::string> indexed, unindexed;

@@ -267,6 +267,19 @@ Result<Selection> CodeStore::Impl::evaluate(const MetadataFilter& f) const {
   return sel;
 }
 
+namespace {
+
+// Lists the selected slots when they are few (Selection::slots).
+void keep_sparse_slots(Selection* sel) {
+  if (sel->count * kSparseSelection > sel->allowed.size()) return;
+  sel->slots.reserve(sel->count);
+  for (size_t slot = 0; slot < sel->allowed.size(); ++slot) {
+    if (sel->allowed[slot]) sel->slots.push_back(static_cast<uint32_t>(slot));
+  }
+}
+
+}  // namespace
+
 Result<std::shared_ptr<const Selection>> CodeStore::select(const MetadataFilter& filter) const {
   uint64_t version;
   {
@@ -280,6 +293,7 @@ Result<std::shared_ptr<const Selection>> CodeStore::select(const MetadataFilter&
     }
   }
   IMSAT_ASSIGN_OR_RETURN(Selection sel, impl_->evaluate(filter));
+  keep_sparse_slots(&sel);
   auto shared = std::make_shared<const Selection>(std::move(sel));
   if (!filter.canonical.empty()) {
     std::lock_guard lock(impl_->selection_mutex);

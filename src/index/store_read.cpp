@@ -224,7 +224,37 @@ Result<std::vector<Hit>> CodeStore::search(const std::vector<uint8_t>& code, con
   std::vector<uint64_t> query(codes.words());
   codes.pack(code.data(), query.data());
   std::vector<Neighbor> found;
-  if (o.radius >= 0) {
+  const bool sparse = o.selection != nullptr && o.selection->slots.size() == o.selection->count;
+  if (sparse) {
+    // Few selected items: their distances directly, nothing else read. A kNN keeps the k nearest
+    // in a max-heap, so most candidates cost one distance and one comparison.
+    const auto nearer = [](const Neighbor& a, const Neighbor& b) {
+      return a.distance != b.distance ? a.distance < b.distance : a.slot < b.slot;
+    };
+    const size_t words = codes.words();
+    const uint64_t* q = query.data();
+    for (uint32_t slot : o.selection->slots) {
+      if (slot >= codes.size()) break;  // slots are sorted
+      const uint32_t d = hamming_distance(codes.code(slot), q, words);
+      if (o.radius >= 0 ? d > static_cast<uint32_t>(o.radius)
+                        : found.size() == o.k && d >= found.front().distance) {
+        continue;  // a later slot at the same distance loses the tie too
+      }
+      if (codes.is_deleted(slot) || !filter.pass(codes, slot)) continue;
+      if (o.radius >= 0) {
+        found.push_back({slot, d});
+        continue;
+      }
+      if (found.size() == o.k) {
+        std::pop_heap(found.begin(), found.end(), nearer);
+        found.pop_back();
+      }
+      found.push_back({slot, d});
+      std::push_heap(found.begin(), found.end(), nearer);
+    }
+    if (stats != nullptr) stats->candidates_verified += o.selection->slots.size();
+    std::sort(found.begin(), found.end(), nearer);
+  } else if (o.radius >= 0) {
     found =
         o.use_multi_index
             ? impl_->mih.radius(codes, query.data(), static_cast<uint32_t>(o.radius), filter, stats)
