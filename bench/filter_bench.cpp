@@ -89,9 +89,9 @@ Fixture& fixture() {
 // {"must": [{"key": field, "range": {"lt": pct * 10}}]}, with a no-op lower bound that makes the
 // text differ per `salt` (so a fresh evaluation cannot reuse a cached selection).
 imsat::index::MetadataFilter filter(const std::string& field, double pct, size_t salt) {
-  const std::string text = "{\"must\": [{\"key\": \"" + field + "\", \"range\": {\"lt\": " +
-                           std::to_string(pct * 10) + ", \"gte\": -" + std::to_string(salt + 1) +
-                           "}}]}";
+  const std::string text = "{\"must\": [{\"key\": \"" + field +
+                           "\", \"range\": {\"lt\": " + std::to_string(pct * 10) + ", \"gte\": -" +
+                           std::to_string(salt + 1) + "}}]}";
   auto f = imsat::index::parse_metadata_filter(text);
   if (!f.is_ok()) {
     std::fprintf(stderr, "%s: %s\n", text.c_str(), f.status().to_string().c_str());
@@ -174,15 +174,14 @@ int register_all() {
       for (bool fresh : {false, true}) {
         if (field == "shade" && !fresh) continue;  // cached is the same for either field
         benchmark::RegisterBenchmark(
-            ("FilteredKnn/" + field + "/" + p + "/" + (fresh ? "fresh" : "cached")).c_str(),
-            BM_Knn, field, pct, fresh)
+            ("FilteredKnn/" + field + "/" + p + "/" + (fresh ? "fresh" : "cached")).c_str(), BM_Knn,
+            field, pct, fresh)
             ->UseRealTime();
       }
       benchmark::RegisterBenchmark(("Count/" + field + "/" + p).c_str(), BM_Count, field, pct)
           ->UseRealTime();
       if (field == "bucket") {
-        benchmark::RegisterBenchmark(("Scroll/" + field + "/" + p).c_str(), BM_Scroll, field,
-                                     pct)
+        benchmark::RegisterBenchmark(("Scroll/" + field + "/" + p).c_str(), BM_Scroll, field, pct)
             ->UseRealTime()
             ->Unit(benchmark::kMillisecond);
       }

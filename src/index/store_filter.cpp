@@ -4,6 +4,7 @@
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
 
+#include <cstring>
 #include <filesystem>
 
 #include "index/store_internal.h"
@@ -53,30 +54,22 @@ bool CodeStore::Impl::resolvable(const MetadataFilter& f) const {
 
 namespace {
 
-// Evaluates resolvable filters to byte maps over the slots. The ids of indexed terms are read
-// from RocksDB first and mapped to slots under the state lock held by the caller.
+// Evaluates resolvable filters to byte maps over the slots, from the tags and the postings of
+// the indexed fields (both in memory). Caller holds the state lock.
 class Resolver {
  public:
-  Resolver(const CodeStore::Impl& store, rocksdb::ColumnFamilyHandle* fields)
-      : s_(store), fields_(fields) {}
+  explicit Resolver(const CodeStore::Impl& store) : s_(store) {}
 
-  // Reads, without the state lock, the ids of every indexed condition of `f`.
-  Status prefetch(const MetadataFilter& f) {
-    for (const auto* list : {&f.must, &f.should, &f.must_not}) {
-      for (const Condition& c : *list) IMSAT_RETURN_IF_ERROR(prefetch(c));
-    }
-    return Status::ok();
-  }
-
-  // The byte map of `f` (n = codes.size()); caller holds the state lock.
   Bytes map(const MetadataFilter& f) const {
     const size_t n = s_.codes.size();
-    Bytes out(n, 1);
+    // The first `must` condition's map is the start (every live slot when there is none); the
+    // loops are branch-free byte operations the compiler vectorises.
+    Bytes out = f.must.empty() ? Bytes(n, 1) : map(f.must.front());
     for (size_t slot = 0; slot < n; ++slot) {
-      if (s_.codes.is_deleted(static_cast<uint32_t>(slot))) out[slot] = 0;
+      out[slot] &= static_cast<uint8_t>(!s_.codes.is_deleted(static_cast<uint32_t>(slot)));
     }
-    for (const Condition& c : f.must) {
-      const Bytes m = map(c);
+    for (size_t c = 1; c < f.must.size(); ++c) {
+      const Bytes m = map(f.must[c]);
       for (size_t i = 0; i < n; ++i) out[i] &= m[i];
     }
     for (const Condition& c : f.must_not) {
@@ -95,58 +88,26 @@ class Resolver {
   }
 
  private:
-  Status prefetch(const Condition& c) {
-    if (c.kind == Condition::Kind::kNested) return prefetch(*c.nested);
-    if (c.kind == Condition::Kind::kHasKey) {
-      for (const std::string& k : c.keys) {
-        if (k != kLabelField) IMSAT_RETURN_IF_ERROR(read(field_prefix(k), prefix_end(k)));
+  // Marks the slots of every term in [begin, end).
+  void mark(const std::string& begin, const std::string& end, Bytes* out) const {
+    for (auto it = s_.postings.lower_bound(begin); it != s_.postings.end() && it->first < end;
+         ++it) {
+      for (uint32_t slot : it->second) {
+        if (slot < out->size()) (*out)[slot] = 1;
       }
-      return Status::ok();
     }
-    if (c.key == kLabelField) return Status::ok();
-    if (c.kind == Condition::Kind::kRange) {
-      const auto [begin, end] = number_term_range(c.key, c);
-      return read(begin, end);
-    }
-    for (const FieldValue& v : c.values) {
-      const std::string term = field_term(c.key, v);
-      IMSAT_RETURN_IF_ERROR(read(term, term + std::string(8, '\xff') + '\xff'));
-    }
-    return Status::ok();
   }
-
+  void mark_term(const std::string& term, Bytes* out) const {
+    auto it = s_.postings.find(term);
+    if (it == s_.postings.end()) return;
+    for (uint32_t slot : it->second) {
+      if (slot < out->size()) (*out)[slot] = 1;
+    }
+  }
   static std::string prefix_end(const std::string& field) {
     std::string end = field;
     end += '\x01';  // field_prefix is field + '\0'
     return end;
-  }
-
-  // The ids of every fields-family key in [begin, end), cached by range.
-  Status read(const std::string& begin, const std::string& end) {
-    const std::string range = begin + std::string(1, '\0') + end;
-    if (ids_.count(range)) return Status::ok();
-    std::vector<uint64_t>& ids = ids_[range];
-    if (begin >= end) return Status::ok();
-    rocksdb::ReadOptions ro;
-    const rocksdb::Slice upper(end);
-    ro.iterate_upper_bound = &upper;
-    std::unique_ptr<rocksdb::Iterator> it(s_.db->NewIterator(ro, fields_));
-    for (it->Seek(begin); it->Valid(); it->Next()) {
-      const rocksdb::Slice k = it->key();
-      if (k.size() < 8) continue;
-      ids.push_back(from_be64(rocksdb::Slice(k.data() + k.size() - 8, 8)));
-    }
-    return translate(it->status(), "reading indexed field values");
-  }
-
-  void mark(const std::string& begin, const std::string& end, Bytes* out) const {
-    const std::string range = begin + std::string(1, '\0') + end;
-    auto it = ids_.find(range);
-    if (it == ids_.end()) return;
-    for (uint64_t id : it->second) {
-      const int64_t slot = s_.slot_of(id);
-      if (slot >= 0) (*out)[static_cast<size_t>(slot)] = 1;
-    }
   }
 
   Bytes map(const Condition& c) const {
@@ -174,19 +135,14 @@ class Resolver {
     }
     if (c.kind == Condition::Kind::kRange) {
       const auto [begin, end] = number_term_range(c.key, c);
-      mark(begin, end, &out);
+      if (begin < end) mark(begin, end, &out);
       return out;
     }
-    for (const FieldValue& v : c.values) {
-      const std::string term = field_term(c.key, v);
-      mark(term, term + std::string(8, '\xff') + '\xff', &out);
-    }
+    for (const FieldValue& v : c.values) mark_term(field_term(c.key, v), &out);
     return out;
   }
 
   const CodeStore::Impl& s_;
-  rocksdb::ColumnFamilyHandle* fields_;
-  std::map<std::string, std::vector<uint64_t>> ids_;
 };
 
 }  // namespace
@@ -202,20 +158,18 @@ Result<Selection> CodeStore::Impl::evaluate(const MetadataFilter& f) const {
     (field == kLabelField || contains(indexed, field) ? sel.indexed : sel.unindexed)
         .push_back(field);
   }
-  Resolver resolver(*this, cf[kFields]);
-  // Fully answerable: one byte map from memory and the fields family.
-  MetadataFilter narrowing;  // the answerable `must` conditions, when some field is not indexed
+  Resolver resolver(*this);
+  // Fully answerable: one byte map from memory. Otherwise the answerable `must` conditions
+  // narrow the candidates whose metadata is read.
+  MetadataFilter narrowing;
   const bool whole = sel.unindexed.empty();
-  if (whole) {
-    IMSAT_RETURN_IF_ERROR(resolver.prefetch(f));
-  } else {
+  if (!whole) {
+    std::shared_lock lock(state_mutex);
     for (const Condition& c : f.must) {
       MetadataFilter one;
       one.must.push_back(c);
-      std::shared_lock lock(state_mutex);
       if (resolvable(one)) narrowing.must.push_back(c);
     }
-    IMSAT_RETURN_IF_ERROR(resolver.prefetch(narrowing));
   }
   std::vector<uint64_t> candidate_ids;
   std::vector<int32_t> candidate_tags;
@@ -224,7 +178,9 @@ Result<Selection> CodeStore::Impl::evaluate(const MetadataFilter& f) const {
     sel.allowed = resolver.map(whole ? f : narrowing);
     sel.version = version;
     if (whole) {
-      for (uint8_t a : sel.allowed) sel.count += a;
+      size_t count = 0;
+      for (uint8_t a : sel.allowed) count += a;
+      sel.count = count;
       return sel;
     }
     for (size_t slot = 0; slot < sel.allowed.size(); ++slot) {
@@ -273,8 +229,19 @@ namespace {
 void keep_sparse_slots(Selection* sel) {
   if (sel->count * kSparseSelection > sel->allowed.size()) return;
   sel->slots.reserve(sel->count);
-  for (size_t slot = 0; slot < sel->allowed.size(); ++slot) {
-    if (sel->allowed[slot]) sel->slots.push_back(static_cast<uint32_t>(slot));
+  const uint8_t* a = sel->allowed.data();
+  const size_t n = sel->allowed.size();
+  size_t slot = 0;
+  for (; slot + 8 <= n; slot += 8) {  // eight bytes at a time: most are zero
+    uint64_t word;
+    std::memcpy(&word, a + slot, 8);
+    if (word == 0) continue;
+    for (size_t j = 0; j < 8; ++j) {
+      if (a[slot + j]) sel->slots.push_back(static_cast<uint32_t>(slot + j));
+    }
+  }
+  for (; slot < n; ++slot) {
+    if (a[slot]) sel->slots.push_back(static_cast<uint32_t>(slot));
   }
 }
 
@@ -331,12 +298,14 @@ Status CodeStore::index_field(const std::string& field) {
       impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->cf[kMeta]));
   rocksdb::WriteBatch batch;
   size_t in_batch = 0;
+  std::vector<std::pair<uint64_t, std::string>> posted;  // (id, term), ids increasing
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     const rocksdb::Slice key = it->key();
     if (key.size() != 8) continue;  // metadata records only
     const uint64_t id = from_be64(key);
     const std::vector<std::string> terms = metadata_terms(it->value().ToString(), {field});
     if (terms.empty()) continue;
+    for (const std::string& t : terms) posted.emplace_back(id, t);
     std::string old;
     const rocksdb::Status g =
         impl_->db->Get(rocksdb::ReadOptions(), impl_->cf[kMeta], terms_key(id), &old);
@@ -364,6 +333,10 @@ Status CodeStore::index_field(const std::string& field) {
   IMSAT_RETURN_IF_ERROR(
       translate(impl_->db->Write(impl_->write_options, &batch), "declaring an indexed field"));
   std::unique_lock lock(impl_->state_mutex);
+  for (const auto& [id, term] : posted) {
+    const int64_t slot = impl_->slot_of(id);
+    if (slot >= 0) impl_->post(term, static_cast<uint32_t>(slot));
+  }
   impl_->indexed_fields = std::move(fields);
   ++impl_->version;
   return Status::ok();

@@ -19,6 +19,7 @@
 #include <rocksdb/db.h>
 
 #include <algorithm>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
@@ -151,6 +152,15 @@ struct CodeStore::Impl {
   // Selection is valid while it is unchanged.
   uint64_t version = 0;
   std::vector<std::string> indexed_fields;  // guarded by state_mutex
+  // The fields column family in memory, rebuilt at open: term -> slots holding it, increasing
+  // (slots of deleted items stay until the next open; every reader checks is_deleted). Terms sort
+  // as in RocksDB, so a number range is one ordered walk.
+  std::map<std::string, std::vector<uint32_t>> postings;
+  size_t posting_entries = 0;
+  void post(const std::string& term, uint32_t slot) {
+    postings[term].push_back(slot);
+    ++posting_entries;
+  }
 
   // Recently evaluated filters (canonical text -> selection), for repeated filtered searches.
   mutable std::mutex selection_mutex;
@@ -223,6 +233,7 @@ struct CodeStore::Impl {
     uint64_t next_id = 0;
     uint64_t generation = 0;
     size_t live_after = 0;  // live items once the batch is applied (the "items" record)
+    std::vector<std::vector<std::string>> terms;  // per item, when fields are indexed
   };
 
   // One MultiGet of `keys` in column family `c`; values and found get one entry per key.

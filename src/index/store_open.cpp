@@ -393,6 +393,19 @@ Result<std::unique_ptr<CodeStore>> CodeStore::open_existing_or_new(const std::st
   }
   impl->mih = MultiIndex(bits, impl->schema.tables, impl->codes.size());
   impl->mih.rebuild(impl->codes);
+  if (!impl->indexed_fields.empty() && impl->cf[kFields] != nullptr) {
+    // The indexed fields' postings: entries of items that are gone are skipped.
+    std::unique_ptr<rocksdb::Iterator> fit(
+        impl->db->NewIterator(rocksdb::ReadOptions(), impl->cf[kFields]));
+    for (fit->SeekToFirst(); fit->Valid(); fit->Next()) {
+      const rocksdb::Slice k = fit->key();
+      if (k.size() < 9) continue;
+      const int64_t slot = impl->slot_of(from_be64(rocksdb::Slice(k.data() + k.size() - 8, 8)));
+      if (slot >= 0) impl->post(std::string(k.data(), k.size() - 8), static_cast<uint32_t>(slot));
+    }
+    s = translate(fit->status(), path + ": reading the indexed fields");
+    if (!s.is_ok()) return s;
+  }
   return std::unique_ptr<CodeStore>(new CodeStore(std::move(impl)));
 }
 

@@ -16,7 +16,8 @@ StoreInfo CodeStore::info() const {
   i.items = impl_->codes.live();
   i.memory_bytes = impl_->codes.memory_bytes() + impl_->mih.memory_bytes() +
                    impl_->slot_ids.capacity() * 8 + impl_->key_offsets.capacity() * 8 +
-                   impl_->key_blob.capacity();
+                   impl_->key_blob.capacity() + impl_->posting_entries * 4 +
+                   impl_->postings.size() * 64;
   return i;
 }
 

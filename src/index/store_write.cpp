@@ -122,9 +122,11 @@ Result<CodeStore::Impl::BatchPlan> CodeStore::Impl::plan(const std::vector<Item>
     }
     if (!item.thumbnail.empty()) p.records[kMeta].push_back({thumbnail_key(id), item.thumbnail});
     if (!fields.empty()) {
-      const std::vector<std::string> terms = metadata_terms(item.metadata, fields);
+      std::vector<std::string> terms = metadata_terms(item.metadata, fields);
       for (const std::string& t : terms) p.records[kFields].push_back({t + idk, ""});
       if (!terms.empty()) p.records[kMeta].push_back({terms_key(id), encode_terms(terms)});
+      p.terms.resize(items.size());
+      p.terms[i] = std::move(terms);
     }
     p.records[kKeys].push_back({item.key, idk});
     codes.pack(item.code.data(), packed.data());
@@ -208,7 +210,13 @@ void CodeStore::Impl::apply(const BatchPlan& p, const std::vector<Item>& items) 
   std::unique_lock lock(state_mutex);
   for (const auto& [slot, old] : p.replaced) codes.erase(slot);
   uint64_t id = next_id;
-  for (const Item& item : items) append_memory(id++, item.key, item.code.data(), item.tag);
+  for (size_t i = 0; i < items.size(); ++i) {
+    const Item& item = items[i];
+    append_memory(id++, item.key, item.code.data(), item.tag);
+    if (i < p.terms.size()) {
+      for (const std::string& t : p.terms[i]) post(t, static_cast<uint32_t>(codes.size() - 1));
+    }
+  }
   next_id = p.next_id;
   ++version;
 }
