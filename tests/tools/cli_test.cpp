@@ -362,3 +362,65 @@ TEST_F(CliTest, AFolderOfImagesTrainsIndexesAndAnswersImageQueries) {
 }
 
 }  // namespace
+
+namespace {
+
+// Collections and snapshots offline, and a filtered search of a collection.
+TEST_F(CliTest, CollectionsSnapshotsAndFilteredSearch) {
+  const std::string data = csv("c.csv", 90, 12);
+  train_and_index(data, "itq");
+  const std::string dd = path("data");
+  Outcome r = imsat("collections create --data-dir " + dd + " --name rows --model " +
+                    path("m.model"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = imsat("collections create --data-dir " + dd + " --name ../x --bits 8");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("letters, digits"), std::string::npos) << r.err;
+  r = imsat("index --model " + path("m.model") + " --data " + data + " --db " + dd +
+            "/rows/store --quiet");
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = imsat("collections list --data-dir " + dd + " --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json list = nlohmann::json::parse(r.out);
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0]["name"], "rows");
+  EXPECT_EQ(list[0]["items"], 90);
+  // A filter on the metadata `imsat index` writes (row numbers).
+  r = imsat("search --data-dir " + dd + " --collection rows --key 5 -k 20 --json --filter " +
+            "'{\"must\": [{\"key\": \"row\", \"range\": {\"lt\": 30}}], \"must_not\": "
+            "[{\"key\": \"label\", \"match\": 2}]}'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json hits = nlohmann::json::parse(r.out)["hits"];
+  EXPECT_EQ(hits.size(), 20u);  // 30 rows, a third with label 2: exactly 20 pass
+  for (const auto& h : hits) {
+    EXPECT_LT(h["metadata"]["row"].get<int>(), 30);
+    EXPECT_NE(h.value("label", -1), 2);
+  }
+  r = imsat("search --data-dir " + dd + " --collection rows --key 5 --filter '{\"must\": 1}'");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--filter"), std::string::npos) << r.err;
+  // Snapshot, restore as a new collection, drop the first.
+  r = imsat("snapshot create --data-dir " + dd + " --collection rows --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string id = nlohmann::json::parse(r.out)["id"];
+  r = imsat("snapshot list --data-dir " + dd + " --collection rows --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)[0]["id"], id);
+  r = imsat("snapshot restore --data-dir " + dd + " --collection rows --snapshot " + id);
+  EXPECT_EQ(r.code, 2);  // over itself only with --force
+  r = imsat("snapshot restore --data-dir " + dd + " --collection rows --snapshot " + id +
+            " --as rows_copy");
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = imsat("collections drop --data-dir " + dd + " --name rows");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dd + "/rows"));
+  r = imsat("collections list --data-dir " + dd + " --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json after = nlohmann::json::parse(r.out);
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(after[0]["name"], "rows_copy");
+  EXPECT_EQ(after[0]["items"], 90);
+  EXPECT_FALSE(after[0]["model_fingerprint"].is_null());
+}
+
+}  // namespace
