@@ -33,6 +33,11 @@ Response handle_openapi(Call&) {
               : nullptr;
       if (plain != nullptr) op = *plain;
       op["parameters"] = op.value("parameters", json::array());
+      // Path-level parameters of the un-prefixed path ({key}) belong to this operation too.
+      const json& path_item = doc["paths"][route.pattern];
+      if (path_item.contains("parameters")) {
+        for (const json& p : path_item["parameters"]) op["parameters"].push_back(p);
+      }
       op["parameters"].push_back({{"name", "collection"},
                                   {"in", "path"},
                                   {"required", true},
