@@ -347,16 +347,17 @@ Result<size_t> CodeStore::erase_where(const MetadataFilter& filter) {
   std::lock_guard writer(impl_->writer_mutex);
   // Writers are held off, so the selection is exactly what the batch deletes.
   IMSAT_ASSIGN_OR_RETURN(Selection sel, impl_->evaluate(filter));
-  std::vector<std::string> keys;
+  std::vector<uint64_t> ids;
   {
     std::shared_lock lock(impl_->state_mutex);
     for (size_t slot = 0; slot < sel.allowed.size(); ++slot) {
       if (sel.allowed[slot] && !impl_->codes.is_deleted(static_cast<uint32_t>(slot))) {
-        keys.push_back(impl_->key_of(static_cast<uint32_t>(slot)));
+        ids.push_back(impl_->slot_ids[slot]);
       }
     }
   }
-  if (keys.empty()) return size_t{0};
+  if (ids.empty()) return size_t{0};
+  IMSAT_ASSIGN_OR_RETURN(std::vector<std::string> keys, impl_->read_keys(ids));
   return impl_->erase_locked(keys);
 }
 

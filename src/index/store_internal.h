@@ -28,6 +28,7 @@
 
 #include "index/code_store.h"
 #include "index/metadata_filter.h"
+#include "index/slot_ids.h"
 
 namespace imsat::index {
 
@@ -143,9 +144,9 @@ struct CodeStore::Impl {
   mutable WriterFairMutex state_mutex;
   CodeArray codes{8};
   MultiIndex mih{8, 1};
-  std::vector<uint64_t> slot_ids;        // increasing: slot order is id order
-  std::vector<uint64_t> key_offsets{0};  // slot s: [key_offsets[s], key_offsets[s + 1]) in key_blob
-  std::string key_blob;
+  // slot <-> id (increasing together). External keys are not kept in memory: they are read from
+  // the codes column family for the items a response returns (read_keys).
+  SlotIds slot_ids;
   uint64_t next_id = 1;
   uint64_t generation = 0;  // of the last committed batch (see Watermark)
   // Bumped under state_mutex whenever the live items or the indexed fields change: a cached
@@ -190,16 +191,15 @@ struct CodeStore::Impl {
     return Status::ok();
   }
 
-  std::string key_of(uint32_t slot) const {
-    return key_blob.substr(key_offsets[slot], key_offsets[slot + 1] - key_offsets[slot]);
-  }
   // Slot of a live id, or -1.
   int64_t slot_of(uint64_t id) const {
-    auto it = std::lower_bound(slot_ids.begin(), slot_ids.end(), id);
-    if (it == slot_ids.end() || *it != id) return -1;
-    const auto slot = static_cast<uint32_t>(it - slot_ids.begin());
-    return codes.is_deleted(slot) ? -1 : static_cast<int64_t>(slot);
+    const int64_t slot = slot_ids.find(id);
+    if (slot < 0 || codes.is_deleted(static_cast<uint32_t>(slot))) return -1;
+    return slot;
   }
+  // The external keys of items by id, from their code records (one MultiGet); "" for an item
+  // that is gone (deleted since its id was read).
+  Result<std::vector<std::string>> read_keys(const std::vector<uint64_t>& ids) const;
   Result<uint64_t> lookup_id(const std::string& key) const {
     std::string value;
     rocksdb::Status s = db->Get(rocksdb::ReadOptions(), cf[kKeys], key, &value);
@@ -208,11 +208,9 @@ struct CodeStore::Impl {
     if (value.size() != 8) return Status::corruption("key '" + key + "' maps to a damaged id");
     return from_be64(value);
   }
-  void append_memory(uint64_t id, const std::string& key, const uint8_t* code, int32_t tag) {
+  void append_memory(uint64_t id, const uint8_t* code, int32_t tag) {
     const uint32_t slot = codes.append(code, tag);
     slot_ids.push_back(id);
-    key_blob += key;
-    key_offsets.push_back(key_blob.size());
     mih.insert(codes, slot);
   }
   Status validate(const std::vector<Item>& items) const;

@@ -366,12 +366,8 @@ Result<std::unique_ptr<CodeStore>> CodeStore::open_existing_or_new(const std::st
     const rocksdb::Slice v = it->value();
     int32_t tag;
     std::memcpy(&tag, v.data() + code_bytes, 4);
-    const std::string key(v.data() + code_bytes + 4, v.size() - code_bytes - 4);
-    const uint32_t slot = impl->codes.append(reinterpret_cast<const uint8_t*>(v.data()), tag);
-    (void)slot;
+    impl->codes.append(reinterpret_cast<const uint8_t*>(v.data()), tag);
     impl->slot_ids.push_back(id);
-    impl->key_blob += key;
-    impl->key_offsets.push_back(impl->key_blob.size());
   }
   s = translate(it->status(), path + ": reading codes");
   if (!s.is_ok()) return s;

@@ -15,8 +15,7 @@ StoreInfo CodeStore::info() const {
   i.model_fingerprint = impl_->schema.fingerprint;
   i.items = impl_->codes.live();
   i.memory_bytes = impl_->codes.memory_bytes() + impl_->mih.memory_bytes() +
-                   impl_->slot_ids.capacity() * 8 + impl_->key_offsets.capacity() * 8 +
-                   impl_->key_blob.capacity() + impl_->posting_entries * 4 +
+                   impl_->slot_ids.memory_bytes() + impl_->posting_entries * 4 +
                    impl_->postings.size() * 64;
   return i;
 }
@@ -64,8 +63,7 @@ Result<std::vector<Item>> CodeStore::scroll(uint64_t after_id, size_t limit, uin
   {
     std::shared_lock lock(impl_->state_mutex);
     const CodeArray& codes = impl_->codes;
-    auto it = std::upper_bound(impl_->slot_ids.begin(), impl_->slot_ids.end(), after_id);
-    for (auto slot = static_cast<uint32_t>(it - impl_->slot_ids.begin());
+    for (auto slot = static_cast<uint32_t>(impl_->slot_ids.upper_bound(after_id));
          slot < codes.size() && out.size() < limit; ++slot) {
       if (codes.is_deleted(slot)) continue;
       if (selection != nullptr &&
@@ -73,7 +71,6 @@ Result<std::vector<Item>> CodeStore::scroll(uint64_t after_id, size_t limit, uin
         continue;
       }
       Item item;
-      item.key = impl_->key_of(slot);
       item.code.resize(codes.code_bytes());
       codes.unpack(slot, item.code.data());
       item.tag = codes.tag(slot);
@@ -82,9 +79,17 @@ Result<std::vector<Item>> CodeStore::scroll(uint64_t after_id, size_t limit, uin
     }
   }
   if (!ids.empty()) *last_id = ids.back();
+  IMSAT_ASSIGN_OR_RETURN(std::vector<std::string> keys, impl_->read_keys(ids));
   IMSAT_ASSIGN_OR_RETURN(std::vector<std::string> meta, metadata(ids));
-  for (size_t i = 0; i < out.size(); ++i) out[i].metadata = std::move(meta[i]);
-  return out;
+  std::vector<Item> kept;  // items deleted since the slots were read drop out
+  kept.reserve(out.size());
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (keys[i].empty()) continue;
+    out[i].key = std::move(keys[i]);
+    out[i].metadata = std::move(meta[i]);
+    kept.push_back(std::move(out[i]));
+  }
+  return kept;
 }
 
 Result<size_t> CodeStore::count_existing(const std::vector<std::string>& keys,
@@ -100,6 +105,28 @@ Result<size_t> CodeStore::count_existing(const std::vector<std::string>& keys,
     if (n++ == 0 && first_found != nullptr) *first_found = keys[i];
   }
   return n;
+}
+
+Result<std::vector<std::string>> CodeStore::Impl::read_keys(
+    const std::vector<uint64_t>& ids) const {
+  std::vector<std::string> keys;
+  keys.reserve(ids.size());
+  for (uint64_t id : ids) keys.push_back(be64(id));
+  std::vector<rocksdb::PinnableSlice> values;
+  std::vector<rocksdb::Status> found;
+  multi_get(kCodes, std::vector<rocksdb::Slice>(keys.begin(), keys.end()), &values, &found);
+  const size_t head = codes.code_bytes() + 4;  // code | tag | key
+  std::vector<std::string> out(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (found[i].IsNotFound()) continue;
+    if (!found[i].ok()) return translate(found[i], "reading keys");
+    if (values[i].size() <= head) {
+      return Status::corruption("the code record of item " + std::to_string(ids[i]) +
+                                " is damaged");
+    }
+    out[i].assign(values[i].data() + head, values[i].size() - head);
+  }
+  return out;
 }
 
 Result<std::vector<std::string>> CodeStore::metadata(const std::vector<uint64_t>& ids) const {
@@ -269,14 +296,27 @@ Result<std::vector<Hit>> CodeStore::search(const std::vector<uint8_t>& code, con
     found.resize(o.max_hits);  // sorted nearest first
   std::vector<Hit> hits;
   hits.reserve(found.size());
+  std::vector<uint64_t> ids;
+  ids.reserve(found.size());
   for (const Neighbor& n : found) {
-    hits.push_back(
-        {impl_->key_of(n.slot), n.distance, codes.tag(n.slot), impl_->slot_ids[n.slot], {}});
+    hits.push_back({std::string(), n.distance, codes.tag(n.slot), impl_->slot_ids[n.slot], {}});
+    ids.push_back(hits.back().id);
     if (o.with_codes) {
       hits.back().code.resize(codes.code_bytes());
       codes.unpack(n.slot, hits.back().code.data());
     }
   }
+  lock.unlock();
+  // The keys of the hits, from RocksDB; an item deleted meanwhile drops out.
+  IMSAT_ASSIGN_OR_RETURN(std::vector<std::string> keys, impl_->read_keys(ids));
+  size_t kept = 0;
+  for (size_t i = 0; i < hits.size(); ++i) {
+    if (keys[i].empty()) continue;
+    hits[i].key = std::move(keys[i]);
+    if (kept != i) hits[kept] = std::move(hits[i]);
+    ++kept;
+  }
+  hits.resize(kept);
   return hits;
 }
 

@@ -25,7 +25,10 @@ Status CodeStore::verify() const {
         0) {
       return Status::corruption("code record " + std::to_string(id) + " differs from memory");
     }
-    const std::string key = x.key_of(static_cast<uint32_t>(slot));
+    if (it->value().size() <= code_bytes + 4) {
+      return Status::corruption("code record " + std::to_string(id) + " is damaged");
+    }
+    const std::string key(it->value().data() + code_bytes + 4, it->value().size() - code_bytes - 4);
     Result<uint64_t> mapped = x.lookup_id(key);
     if (!mapped.is_ok() && mapped.status().code() != Status::Code::kNotFound) {
       return mapped.status();  // a damaged table: RocksDB's message names the file

@@ -212,7 +212,7 @@ void CodeStore::Impl::apply(const BatchPlan& p, const std::vector<Item>& items) 
   uint64_t id = next_id;
   for (size_t i = 0; i < items.size(); ++i) {
     const Item& item = items[i];
-    append_memory(id++, item.key, item.code.data(), item.tag);
+    append_memory(id++, item.code.data(), item.tag);
     if (i < p.terms.size()) {
       for (const std::string& t : p.terms[i]) post(t, static_cast<uint32_t>(codes.size() - 1));
     }
