@@ -16,6 +16,7 @@ void add_serve(CLI::App& app) {
     http::ServerOptions server;
     bool no_cache = false;
     int bits = 0;
+    size_t cache_mb = 64;
   };
   auto a = std::make_shared<ServeArgs>();
   CLI::App* cmd =
@@ -88,6 +89,11 @@ void add_serve(CLI::App& app) {
   cmd->add_option("--bits", a->bits,
                   "Create an empty store of this code length when --db does not exist yet")
       ->check(code_bits_validator());
+  cmd->add_option("--cache-mb", a->cache_mb,
+                  "RocksDB block cache per store (keys, metadata, vectors and thumbnails are "
+                  "read through it; the codes and the multi-index are always in memory)")
+      ->check(CLI::Range(size_t{1}, size_t{1} << 20))
+      ->capture_default_str();
   cmd->add_flag("--no-vector-cache", a->no_cache,
                 "Read stored vectors from RocksDB for exact re-ranking instead of memory");
   cmd->callback([a] {
@@ -98,12 +104,13 @@ void add_serve(CLI::App& app) {
         throw UsageError(
             "--bits creates a store for --db; with --data-dir use "
             "PUT /v1/collections/NAME or imsat collections create");
-      catalog = take(query::Catalog::open(a->data_dir, !a->no_cache));
+      catalog = take(query::Catalog::open(a->data_dir, !a->no_cache, a->cache_mb));
     } else {
       if (a->bits > 0 && !std::filesystem::exists(a->db)) {
         check(query::create_store(a->db, a->bits, a->model));
       }
-      catalog = take(query::Catalog::single("default", a->db, a->model, !a->no_cache));
+      catalog =
+          take(query::Catalog::single("default", a->db, a->model, !a->no_cache, a->cache_mb));
     }
     if (!a->default_collection.empty()) check(catalog->set_default(a->default_collection));
     auto server = take(http::Server::start(*catalog, a->server));

@@ -34,6 +34,10 @@ struct StoreOptions {
   // Opens RocksDB read-only: nothing in the folder is written, deleted or rewritten, and every
   // write call fails with InvalidArgument. For search, inspection and evaluation.
   bool read_only = false;
+  // RocksDB's memory: the block cache shared by every column family (data, index and filter
+  // blocks), and the budget of all memtables together. The in-memory arrays come on top.
+  size_t cache_mb = 64;
+  size_t write_buffer_mb = 64;
 };
 
 // One item of an add/upsert batch.

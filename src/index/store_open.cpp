@@ -1,6 +1,8 @@
 // Opening and creating a code store: atomic creation, schema checks, and rebuilding the in-memory
 // code array and multi-index from the codes column family.
+#include <rocksdb/cache.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/write_buffer_manager.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
@@ -210,15 +212,28 @@ Result<std::unique_ptr<CodeStore>> CodeStore::open_existing_or_new(const std::st
   db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   db_options.track_and_verify_wals_in_manifest = true;
   db_options.IncreaseParallelism(2);
+  // Bounded memory: one block cache for every family, holding data, index and filter blocks (so
+  // table readers of a large store do not pin their index blocks outside it), and one budget for
+  // all memtables (a write-heavy family flushes early instead of each family keeping three
+  // 64 MiB memtables).
+  const size_t cache_bytes = std::max<size_t>(options.cache_mb, 1) << 20;
+  std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(cache_bytes);
+  db_options.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(
+      std::max<size_t>(options.write_buffer_mb, 4) << 20);
   rocksdb::BlockBasedTableOptions table;
-  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  table.block_cache = cache;
+  table.cache_index_and_filter_blocks = true;
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
+  rocksdb::BlockBasedTableOptions keys_table = table;
+  keys_table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   rocksdb::ColumnFamilyOptions keys_options;
-  keys_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  keys_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(keys_table));
   // A bulk load writes several records per code; a third memtable lets writes continue while
-  // two flush.
+  // two flush (within the write buffer budget above).
   keys_options.write_buffer_size = 64 << 20;
   keys_options.max_write_buffer_number = 3;
   rocksdb::ColumnFamilyOptions bulk_options;
+  bulk_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   bulk_options.write_buffer_size = 64 << 20;
   bulk_options.max_write_buffer_number = 3;
 

@@ -129,7 +129,8 @@ Result<std::shared_ptr<Collection>> Catalog::load(const std::string& name,
   const std::string model = (fs::path(folder) / kModelFile).string();
   if (fs::exists(model, ec)) c->model_path_ = model;
   c->snapshot_root_ = (fs::path(folder) / kSnapshotFolder).string();
-  Result<std::unique_ptr<QueryEngine>> engine = QueryEngine::open(c->store_path_, c->model_path_);
+  Result<std::unique_ptr<QueryEngine>> engine =
+      QueryEngine::open(c->store_path_, c->model_path_, false, cache_mb_);
   if (!engine.is_ok()) {
     return engine.status().prefixed("collection '" + name + "': ");
   }
@@ -139,10 +140,12 @@ Result<std::shared_ptr<Collection>> Catalog::load(const std::string& name,
   return c;
 }
 
-Result<std::unique_ptr<Catalog>> Catalog::open(const std::string& data_dir, bool cache_vectors) {
+Result<std::unique_ptr<Catalog>> Catalog::open(const std::string& data_dir, bool cache_vectors,
+                                               size_t cache_mb) {
   std::unique_ptr<Catalog> cat(new Catalog());
   cat->data_dir_ = data_dir;
   cat->cache_vectors_ = cache_vectors;
+  cat->cache_mb_ = cache_mb;
   std::error_code ec;
   fs::create_directories(data_dir, ec);
   if (ec) return io_error(data_dir + ": cannot create the data directory", ec);
@@ -172,7 +175,7 @@ Result<std::unique_ptr<Catalog>> Catalog::open(const std::string& data_dir, bool
 Result<std::unique_ptr<Catalog>> Catalog::single(const std::string& name,
                                                  const std::string& store_path,
                                                  const std::string& model_path,
-                                                 bool cache_vectors) {
+                                                 bool cache_vectors, size_t cache_mb) {
   IMSAT_RETURN_IF_ERROR(check_collection_name(name));
   std::unique_ptr<Catalog> cat(new Catalog());
   std::shared_ptr<Collection> c(new Collection());
@@ -182,7 +185,7 @@ Result<std::unique_ptr<Catalog>> Catalog::single(const std::string& name,
   std::string root = store_path;
   while (root.size() > 1 && root.back() == '/') root.pop_back();
   c->snapshot_root_ = root + ".snapshots";
-  IMSAT_ASSIGN_OR_RETURN(c->owned_, QueryEngine::open(store_path, model_path));
+  IMSAT_ASSIGN_OR_RETURN(c->owned_, QueryEngine::open(store_path, model_path, false, cache_mb));
   c->engine_ = c->owned_.get();
   if (cache_vectors) IMSAT_RETURN_IF_ERROR(c->owned_->cache_vectors());
   cat->collections_[name] = std::move(c);

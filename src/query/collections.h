@@ -68,12 +68,12 @@ class Catalog {
   // Opens every collection of a data directory (created when missing). Collections marked
   // DROPPED are removed first. `cache_vectors`: load stored vectors for exact re-ranking.
   static Result<std::unique_ptr<Catalog>> open(const std::string& data_dir,
-                                               bool cache_vectors = false);
+                                               bool cache_vectors = false, size_t cache_mb = 0);
   // One collection named `name` over an existing store folder (and optional model file).
   static Result<std::unique_ptr<Catalog>> single(const std::string& name,
                                                  const std::string& store_path,
                                                  const std::string& model_path,
-                                                 bool cache_vectors = false);
+                                                 bool cache_vectors = false, size_t cache_mb = 0);
   // Wraps an engine the caller keeps (tests, embedding): one collection, not removable.
   static std::unique_ptr<Catalog> wrap(QueryEngine& engine, const std::string& name = "default");
   ~Catalog();
@@ -103,6 +103,7 @@ class Catalog {
   Result<std::shared_ptr<Collection>> load(const std::string& name, const std::string& folder);
   std::string data_dir_;  // "" for single() and wrap()
   bool cache_vectors_ = false;
+  size_t cache_mb_ = 0;  // each store's block cache (0 = the default)
   mutable std::mutex mutex_;
   std::map<std::string, std::shared_ptr<Collection>> collections_;
   std::string default_;

@@ -62,7 +62,7 @@ Result<std::unique_ptr<QueryEngine>> QueryEngine::create(std::unique_ptr<index::
 
 Result<std::unique_ptr<QueryEngine>> QueryEngine::open(const std::string& db,
                                                        const std::string& model_path,
-                                                       bool read_only) {
+                                                       bool read_only, size_t cache_mb) {
   std::unique_ptr<learn::Model> model;
   if (!model_path.empty()) {
     IMSAT_ASSIGN_OR_RETURN(learn::Model m, learn::Model::load(model_path));
@@ -71,6 +71,7 @@ Result<std::unique_ptr<QueryEngine>> QueryEngine::open(const std::string& db,
   index::StoreOptions options;
   options.create_if_missing = false;
   options.read_only = read_only;
+  if (cache_mb > 0) options.cache_mb = cache_mb;
   IMSAT_ASSIGN_OR_RETURN(std::unique_ptr<index::CodeStore> store,
                          index::CodeStore::open(db, options));
   return create(std::move(store), std::move(model));

@@ -122,9 +122,10 @@ class QueryEngine {
   // InvalidArgument naming both.
   // `read_only` opens the store so that nothing in its folder can be written or deleted (search,
   // inspection, evaluation); item writes then fail with InvalidArgument.
+  // `cache_mb` > 0 sets the store's RocksDB block cache (index::StoreOptions::cache_mb).
   static Result<std::unique_ptr<QueryEngine>> open(const std::string& db,
                                                    const std::string& model_path = "",
-                                                   bool read_only = false);
+                                                   bool read_only = false, size_t cache_mb = 0);
   // Over an already open store and loaded model (e.g. for tests).
   static Result<std::unique_ptr<QueryEngine>> create(std::unique_ptr<index::CodeStore> store,
                                                      std::unique_ptr<learn::Model> model);
