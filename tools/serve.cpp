@@ -109,8 +109,7 @@ void add_serve(CLI::App& app) {
       if (a->bits > 0 && !std::filesystem::exists(a->db)) {
         check(query::create_store(a->db, a->bits, a->model));
       }
-      catalog =
-          take(query::Catalog::single("default", a->db, a->model, !a->no_cache, a->cache_mb));
+      catalog = take(query::Catalog::single("default", a->db, a->model, !a->no_cache, a->cache_mb));
     }
     if (!a->default_collection.empty()) check(catalog->set_default(a->default_collection));
     auto server = take(http::Server::start(*catalog, a->server));

@@ -50,8 +50,12 @@ void CodeArray::reserve(size_t slots) {
   bytes = (bytes + 63) / 64 * 64;
   auto* fresh = static_cast<uint64_t*>(std::aligned_alloc(64, bytes));
   IMSAT_CHECK(fresh != nullptr, "out of memory growing the code array");
-  std::memset(fresh, 0, bytes);
-  if (data_ != nullptr) std::memcpy(fresh, data_, size_ * words_ * sizeof(uint64_t));
+  // Only the used part is copied and the padding line past the capacity zeroed: the pages of the
+  // free capacity stay untouched (not resident) until codes are appended there.
+  const size_t used = size_ * words_ * sizeof(uint64_t);
+  if (data_ != nullptr) std::memcpy(fresh, data_, used);
+  const size_t pad = slots * words_ * sizeof(uint64_t);
+  std::memset(reinterpret_cast<char*>(fresh) + pad, 0, bytes - pad);
   std::free(data_);
   data_ = fresh;
   capacity_ = slots;
@@ -84,6 +88,20 @@ void CodeArray::erase(uint32_t slot) {
     deleted_[slot] = 1;
     --live_;
   }
+}
+
+void CodeArray::resize_for_load(size_t slots) {
+  IMSAT_CHECK(size_ == 0 && slots <= UINT32_MAX, "resize_for_load of a non-empty array");
+  reserve(std::max<size_t>(slots, 1));
+  size_ = slots;
+}
+
+void CodeArray::set_tags_and_tombstones(std::vector<int32_t> tags, std::vector<uint8_t> deleted) {
+  IMSAT_CHECK(tags.size() == size_ && deleted.size() == size_, "tags or tombstones of wrong size");
+  tags_ = std::move(tags);
+  deleted_ = std::move(deleted);
+  live_ = 0;
+  for (uint8_t d : deleted_) live_ += d == 0;
 }
 
 size_t CodeArray::memory_bytes() const {

@@ -42,6 +42,14 @@ class CodeArray {
   void reserve(size_t slots);
   size_t memory_bytes() const;
 
+  // Bulk access for the persisted arrays file (store_arrays.cpp): an empty array sized to
+  // `slots` whose codes the caller writes through mutable_data(), then the tags and tombstones.
+  void resize_for_load(size_t slots);
+  uint64_t* mutable_data() { return data_; }
+  void set_tags_and_tombstones(std::vector<int32_t> tags, std::vector<uint8_t> deleted);
+  const int32_t* tags_data() const { return tags_.data(); }
+  const uint8_t* deleted_data() const { return deleted_.data(); }
+
   // Packs code_bytes() bytes into words() zero-padded words.
   void pack(const uint8_t* code, uint64_t* out) const;
   void unpack(uint32_t slot, uint8_t* out) const;

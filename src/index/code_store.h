@@ -70,6 +70,9 @@ struct StoreInfo {
   std::string model_fingerprint;
   size_t items = 0;
   size_t memory_bytes = 0;
+  // How the in-memory arrays were obtained when the store opened: "arrays file", or "rebuilt
+  // from RocksDB: <why the file was not used>".
+  std::string open_source;
 };
 
 constexpr uint32_t kStoreFormatVersion = 1;

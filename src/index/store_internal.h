@@ -61,6 +61,8 @@ std::vector<std::string> decode_terms(const std::string& value);
 // open, a store whose recovered generation is below the watermark has lost acknowledged writes
 // (a truncated, damaged or deleted write-ahead log) and is refused.
 constexpr const char* kWatermarkFile = "IMSAT-WATERMARK";
+// The in-memory arrays saved at close (store_arrays.cpp).
+constexpr const char* kArraysFile = "IMSAT-ARRAYS";
 struct Watermark {
   uint64_t generation = 0;
   uint64_t items = 0;
@@ -153,6 +155,7 @@ struct CodeStore::Impl {
   // Selection is valid while it is unchanged.
   uint64_t version = 0;
   std::vector<std::string> indexed_fields;  // guarded by state_mutex
+  bool arrays_enabled = false;  // set once the store opened fully (never save half-built arrays)
   // The fields column family in memory, rebuilt at open: term -> slots holding it, increasing
   // (slots of deleted items stay until the next open; every reader checks is_deleted). Terms sort
   // as in RocksDB, so a number range is one ordered walk.
@@ -170,8 +173,12 @@ struct CodeStore::Impl {
   std::mutex writer_mutex;  // one writer at a time
 
   ~Impl() {
-    // A clean close leaves nothing only in the write-ahead log.
-    if (db && !options.read_only) db->Flush(rocksdb::FlushOptions(), cf).PermitUncheckedError();
+    // A clean close leaves nothing only in the write-ahead log, and the arrays in a file the
+    // next open can read instead of rebuilding them (a failure only costs that open time).
+    if (db && !options.read_only) {
+      db->Flush(rocksdb::FlushOptions(), cf).PermitUncheckedError();
+      if (arrays_enabled) save_arrays().ignore();
+    }
     for (auto* h : cf) {
       if (h != nullptr && db) db->DestroyColumnFamilyHandle(h);
     }
@@ -264,6 +271,14 @@ struct CodeStore::Impl {
 
   // Applies a committed plan to the in-memory array and buckets.
   void apply(const BatchPlan& p, const std::vector<Item>& items);
+
+  // The persisted arrays (store_arrays.cpp). save_arrays writes them (at close); load_arrays
+  // replaces codes, slot_ids and next_id with the file's when it is valid for the open store and
+  // returns "", else the reason it was not used (nothing changed).
+  Status save_arrays() const;
+  std::string load_arrays(uint64_t recorded_items);
+  void remove_arrays_file() const;
+  std::string open_source;  // how the arrays were obtained at open (StoreInfo::open_source)
 
   // Deletes live items by key in one batch; caller holds writer_mutex. Returns how many.
   Result<size_t> erase_locked(const std::vector<std::string>& keys);

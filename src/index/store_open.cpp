@@ -2,9 +2,9 @@
 // code array and multi-index from the codes column family.
 #include <rocksdb/cache.h>
 #include <rocksdb/filter_policy.h>
-#include <rocksdb/write_buffer_manager.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
+#include <rocksdb/write_buffer_manager.h>
 
 #include <cstdarg>
 #include <cstdio>
@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <regex>
 #include <set>
 
@@ -363,44 +364,57 @@ Result<std::unique_ptr<CodeStore>> CodeStore::open_existing_or_new(const std::st
     return Status::corruption(path + ": next_id record is missing or damaged");
   impl->next_id = from_be64(next);
 
-  // Rebuild the in-memory array from the codes column family, in id order.
-  const size_t code_bytes = static_cast<size_t>(bits) / 8;
-  std::unique_ptr<rocksdb::Iterator> it(
-      impl->db->NewIterator(rocksdb::ReadOptions(), impl->cf[kCodes]));
-  uint64_t last_id = 0;
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    if (it->key().size() != 8 || it->value().size() < code_bytes + 4) {
-      return Status::corruption(path + ": a code record is damaged");
-    }
-    const uint64_t id = from_be64(it->key());
-    if (id >= impl->next_id || id <= last_id) {
-      return Status::corruption(path + ": code record id " + std::to_string(id) +
-                                " is out of order");
-    }
-    last_id = id;
-    const rocksdb::Slice v = it->value();
-    int32_t tag;
-    std::memcpy(&tag, v.data() + code_bytes, 4);
-    impl->codes.append(reinterpret_cast<const uint8_t*>(v.data()), tag);
-    impl->slot_ids.push_back(id);
-  }
-  s = translate(it->status(), path + ": reading codes");
-  if (!s.is_ok()) return s;
-  // The item count recorded with every batch must match what the codes hold (stores written
-  // before the record existed have none).
+  // The live item count recorded with every batch (stores written before the record existed
+  // have none).
   std::string recorded;
+  std::optional<uint64_t> recorded_items;
   gs = impl->db->Get(rocksdb::ReadOptions(), impl->cf[kSchema], "items", &recorded);
   if (gs.ok()) {
     if (recorded.size() != 8) return Status::corruption(path + ": the items record is damaged");
-    const uint64_t expected = from_be64(recorded);
-    if (expected != impl->codes.size()) {
-      return Status::corruption(path + ": the store records " + std::to_string(expected) +
-                                " items but its codes hold " + std::to_string(impl->codes.size()) +
-                                " (damaged or missing files); nothing was changed (imsat repair "
-                                "--db recovers what it can)");
-    }
+    recorded_items = from_be64(recorded);
   } else if (!gs.IsNotFound()) {
     return translate(gs, path + ": reading the items record");
+  }
+  // The arrays saved at the last clean close, when they match this store exactly; else rebuilt
+  // from the codes column family, in id order.
+  std::string why_rebuilt = recorded_items ? impl->load_arrays(*recorded_items) : "no item count";
+  if (why_rebuilt.empty() && impl->slot_ids.size() > 0 && impl->slot_ids.back() >= impl->next_id) {
+    why_rebuilt = "the arrays file holds ids beyond the store's";
+    impl->codes = CodeArray(bits);
+    impl->slot_ids.clear();
+  }
+  impl->open_source = why_rebuilt.empty() ? "arrays file" : "rebuilt from RocksDB: " + why_rebuilt;
+  if (!why_rebuilt.empty()) {
+    const size_t code_bytes = static_cast<size_t>(bits) / 8;
+    if (recorded_items) impl->codes.reserve(static_cast<size_t>(*recorded_items));
+    std::unique_ptr<rocksdb::Iterator> it(
+        impl->db->NewIterator(rocksdb::ReadOptions(), impl->cf[kCodes]));
+    uint64_t last_id = 0;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (it->key().size() != 8 || it->value().size() < code_bytes + 4) {
+        return Status::corruption(path + ": a code record is damaged");
+      }
+      const uint64_t id = from_be64(it->key());
+      if (id >= impl->next_id || id <= last_id) {
+        return Status::corruption(path + ": code record id " + std::to_string(id) +
+                                  " is out of order");
+      }
+      last_id = id;
+      const rocksdb::Slice v = it->value();
+      int32_t tag;
+      std::memcpy(&tag, v.data() + code_bytes, 4);
+      impl->codes.append(reinterpret_cast<const uint8_t*>(v.data()), tag);
+      impl->slot_ids.push_back(id);
+    }
+    s = translate(it->status(), path + ": reading codes");
+    if (!s.is_ok()) return s;
+  }
+  // The item count must match what the codes hold.
+  if (recorded_items && *recorded_items != impl->codes.live()) {
+    return Status::corruption(path + ": the store records " + std::to_string(*recorded_items) +
+                              " items but its codes hold " + std::to_string(impl->codes.live()) +
+                              " (damaged or missing files); nothing was changed (imsat repair "
+                              "--db recovers what it can)");
   }
   impl->mih = MultiIndex(bits, impl->schema.tables, impl->codes.size());
   impl->mih.rebuild(impl->codes);
@@ -417,6 +431,7 @@ Result<std::unique_ptr<CodeStore>> CodeStore::open_existing_or_new(const std::st
     s = translate(fit->status(), path + ": reading the indexed fields");
     if (!s.is_ok()) return s;
   }
+  impl->arrays_enabled = !options.read_only;
   return std::unique_ptr<CodeStore>(new CodeStore(std::move(impl)));
 }
 

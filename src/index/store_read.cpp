@@ -14,6 +14,7 @@ StoreInfo CodeStore::info() const {
   i.format_version = impl_->schema.format_version;
   i.model_fingerprint = impl_->schema.fingerprint;
   i.items = impl_->codes.live();
+  i.open_source = impl_->open_source;
   i.memory_bytes = impl_->codes.memory_bytes() + impl_->mih.memory_bytes() +
                    impl_->slot_ids.memory_bytes() + impl_->posting_entries * 4 +
                    impl_->postings.size() * 64;

@@ -174,8 +174,8 @@ Result<std::unique_ptr<Catalog>> Catalog::open(const std::string& data_dir, bool
 
 Result<std::unique_ptr<Catalog>> Catalog::single(const std::string& name,
                                                  const std::string& store_path,
-                                                 const std::string& model_path,
-                                                 bool cache_vectors, size_t cache_mb) {
+                                                 const std::string& model_path, bool cache_vectors,
+                                                 size_t cache_mb) {
   IMSAT_RETURN_IF_ERROR(check_collection_name(name));
   std::unique_ptr<Catalog> cat(new Catalog());
   std::shared_ptr<Collection> c(new Collection());

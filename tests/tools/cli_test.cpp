@@ -370,8 +370,8 @@ TEST_F(CliTest, CollectionsSnapshotsAndFilteredSearch) {
   const std::string data = csv("c.csv", 90, 12);
   train_and_index(data, "itq");
   const std::string dd = path("data");
-  Outcome r = imsat("collections create --data-dir " + dd + " --name rows --model " +
-                    path("m.model"));
+  Outcome r =
+      imsat("collections create --data-dir " + dd + " --name rows --model " + path("m.model"));
   ASSERT_EQ(r.code, 0) << r.err;
   r = imsat("collections create --data-dir " + dd + " --name ../x --bits 8");
   EXPECT_EQ(r.code, 1);
