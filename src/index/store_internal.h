@@ -156,6 +156,7 @@ struct CodeStore::Impl {
   uint64_t version = 0;
   std::vector<std::string> indexed_fields;  // guarded by state_mutex
   bool arrays_enabled = false;  // set once the store opened fully (never save half-built arrays)
+  bool index_stale = false;     // the multi-index lacks slots appended by a bulk load (state_mutex)
   // The fields column family in memory, rebuilt at open: term -> slots holding it, increasing
   // (slots of deleted items stay until the next open; every reader checks is_deleted). Terms sort
   // as in RocksDB, so a number range is one ordered walk.
@@ -215,12 +216,24 @@ struct CodeStore::Impl {
     if (value.size() != 8) return Status::corruption("key '" + key + "' maps to a damaged id");
     return from_be64(value);
   }
-  void append_memory(uint64_t id, const uint8_t* code, int32_t tag) {
+  void append_memory(uint64_t id, const uint8_t* code, int32_t tag, bool defer_index = false) {
     const uint32_t slot = codes.append(code, tag);
     slot_ids.push_back(id);
-    mih.insert(codes, slot);
+    if (defer_index) {
+      index_stale = true;
+    } else {
+      if (index_stale) rebuild_index_locked();
+      mih.insert(codes, slot);
+    }
   }
-  Status validate(const std::vector<Item>& items) const;
+  void rebuild_index_locked() {  // caller holds state_mutex exclusively
+    mih = MultiIndex(schema.bits, schema.tables, codes.size());
+    mih.rebuild(codes);
+    index_stale = false;
+  }
+  // `distinct_keys`: the caller guarantees no key repeats (a bulk job of new keys); the check is
+  // skipped.
+  Status validate(const std::vector<Item>& items, bool distinct_keys = false) const;
 
   // The records of one batch, per column family. Within a family every key is distinct, so the
   // records can be written in any order; they are sorted before writing, which SST files need
@@ -270,7 +283,10 @@ struct CodeStore::Impl {
   Status commit_ingest(const BatchPlan& p);
 
   // Applies a committed plan to the in-memory array and buckets.
-  void apply(const BatchPlan& p, const std::vector<Item>& items);
+  // With `defer_index`, the multi-index is not updated: it is marked stale (searches scan
+  // meanwhile, with the same results) and rebuilt once by rebuild_stale_index (bulk loads).
+  void apply(const BatchPlan& p, const std::vector<Item>& items, bool defer_index = false);
+  void rebuild_stale_index();
 
   // The persisted arrays (store_arrays.cpp). save_arrays writes them (at close); load_arrays
   // replaces codes, slot_ids and next_id with the file's when it is valid for the open store and

@@ -254,6 +254,8 @@ Result<std::vector<Hit>> CodeStore::search(const std::vector<uint8_t>& code, con
   codes.pack(code.data(), query.data());
   std::vector<Neighbor> found;
   const bool sparse = o.selection != nullptr && o.selection->slots.size() == o.selection->count;
+  // During a bulk load the multi-index lags (rebuilt once at its end): scan meanwhile.
+  const bool use_mih = o.use_multi_index && !impl_->index_stale;
   if (sparse) {
     // Few selected items: their distances directly, nothing else read. A kNN keeps the k nearest
     // in a max-heap, so most candidates cost one distance and one comparison.
@@ -285,11 +287,11 @@ Result<std::vector<Hit>> CodeStore::search(const std::vector<uint8_t>& code, con
     std::sort(found.begin(), found.end(), nearer);
   } else if (o.radius >= 0) {
     found =
-        o.use_multi_index
+        use_mih
             ? impl_->mih.radius(codes, query.data(), static_cast<uint32_t>(o.radius), filter, stats)
             : scan_radius(codes, query.data(), static_cast<uint32_t>(o.radius), filter, stats);
   } else {
-    found = o.use_multi_index ? impl_->mih.knn(codes, query.data(), o.k, filter, stats)
+    found = use_mih ? impl_->mih.knn(codes, query.data(), o.k, filter, stats)
                               : scan_knn(codes, query.data(), o.k, filter, stats, o.threads);
   }
   if (truncated != nullptr) *truncated = o.max_hits > 0 && found.size() > o.max_hits;

@@ -14,7 +14,7 @@
 
 namespace imsat::index {
 
-Status CodeStore::Impl::validate(const std::vector<Item>& items) const {
+Status CodeStore::Impl::validate(const std::vector<Item>& items, bool distinct_keys) const {
   std::unordered_set<std::string> seen;
   for (size_t i = 0; i < items.size(); ++i) {
     const Item& it = items[i];
@@ -26,7 +26,7 @@ Status CodeStore::Impl::validate(const std::vector<Item>& items) const {
           "item '" + it.key + "' has a " + std::to_string(it.code.size() * 8) +
           "-bit code; the store holds " + std::to_string(codes.bits()) + "-bit codes");
     }
-    if (!seen.insert(it.key).second) {
+    if (!distinct_keys && !seen.insert(it.key).second) {
       return Status::invalid_argument("key '" + it.key + "' appears twice in one batch");
     }
     if (it.thumbnail.size() > kMaxThumbnailBytes) {
@@ -64,7 +64,7 @@ Status CodeStore::Impl::remove_terms(const std::vector<uint64_t>& ids, std::vect
 
 Result<CodeStore::Impl::BatchPlan> CodeStore::Impl::plan(const std::vector<Item>& items,
                                                          bool new_keys) const {
-  IMSAT_RETURN_IF_ERROR(validate(items));
+  IMSAT_RETURN_IF_ERROR(validate(items, new_keys));
   BatchPlan p;
   std::vector<rocksdb::PinnableSlice> values;
   std::vector<rocksdb::Status> found;
@@ -142,7 +142,10 @@ Result<CodeStore::Impl::BatchPlan> CodeStore::Impl::plan(const std::vector<Item>
   p.records[kSchema].push_back({"items", be64(p.live_after)});
   p.generation = generation + 1;
   p.records[kSchema].push_back({"generation", be64(p.generation)});
-  for (auto& r : p.records) std::sort(r.begin(), r.end());
+  // Records of ids are made in id order; only upserts (old ids) and the keys family need sorting.
+  for (auto& r : p.records) {
+    if (!std::is_sorted(r.begin(), r.end())) std::sort(r.begin(), r.end());
+  }
   return p;
 }
 
@@ -206,13 +209,13 @@ Status CodeStore::Impl::commit_ingest(const BatchPlan& p) {
   return s;
 }
 
-void CodeStore::Impl::apply(const BatchPlan& p, const std::vector<Item>& items) {
+void CodeStore::Impl::apply(const BatchPlan& p, const std::vector<Item>& items, bool defer_index) {
   std::unique_lock lock(state_mutex);
   for (const auto& [slot, old] : p.replaced) codes.erase(slot);
   uint64_t id = next_id;
   for (size_t i = 0; i < items.size(); ++i) {
     const Item& item = items[i];
-    append_memory(id++, item.code.data(), item.tag);
+    append_memory(id++, item.code.data(), item.tag, defer_index);
     if (i < p.terms.size()) {
       for (const std::string& t : p.terms[i]) post(t, static_cast<uint32_t>(codes.size() - 1));
     }
@@ -336,12 +339,30 @@ Status CodeStore::bulk_load(const std::string& job, const std::function<bool(siz
     schema.push_back({"bulk:" + job, be64(position + items.size())});
     std::sort(schema.begin(), schema.end());
     IMSAT_RETURN_IF_ERROR(impl_->commit_ingest(plan));
-    impl_->apply(plan, items);
+    impl_->apply(plan, items, /*defer_index=*/true);
     impl_->acknowledge(plan.generation, plan.live_after);
     position += items.size();
     if (progress) progress(position);
   }
+  impl_->rebuild_stale_index();
   return Status::ok();
+}
+
+void CodeStore::Impl::rebuild_stale_index() {
+  {
+    std::shared_lock lock(state_mutex);
+    if (!index_stale) return;
+  }
+  // Built beside the old one while searches go on (the writer lock keeps the codes still), then
+  // swapped in.
+  MultiIndex fresh(schema.bits, schema.tables, codes.size());
+  {
+    std::shared_lock lock(state_mutex);
+    fresh.rebuild(codes);
+  }
+  std::unique_lock lock(state_mutex);
+  mih = std::move(fresh);
+  index_stale = false;
 }
 
 }  // namespace imsat::index
