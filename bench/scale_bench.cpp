@@ -129,7 +129,8 @@ int main(int argc, char** argv) {
       if (i >= n) return false;
       it->key = "item-" + std::to_string(i);
       const uint64_t c = code_of(seed, i);
-      it->code.assign(reinterpret_cast<const uint8_t*>(&c), reinterpret_cast<const uint8_t*>(&c) + 8);
+      it->code.assign(reinterpret_cast<const uint8_t*>(&c),
+                      reinterpret_cast<const uint8_t*>(&c) + 8);
       it->tag = static_cast<int32_t>(i % 10);
       return true;
     };
@@ -212,23 +213,26 @@ int main(int argc, char** argv) {
   const double knn_mih_qps = knn(true, n >= 50000000 ? 100 : 500, &knn_lat);
   const double knn_scan_qps = knn(false, n >= 50000000 ? 10 : 50, nullptr);
 
-  std::printf("\n| N | bulk load (codes/s) | close (s) | disk (bytes/item) | open cold (s) | open warm "
-              "(s) | opened from | RSS after open (bytes/item) | radius 2 q/s | radius 2 p99 (ms) "
-              "| hits/query | kNN 10 MIH q/s (p99 ms) | kNN 10 scan q/s |\n");
+  std::printf(
+      "\n| N | bulk load (codes/s) | close (s) | disk (bytes/item) | open cold (s) | open warm "
+      "(s) | opened from | RSS after open (bytes/item) | radius 2 q/s | radius 2 p99 (ms) "
+      "| hits/query | kNN 10 MIH q/s (p99 ms) | kNN 10 scan q/s |\n");
   std::printf("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
   char cold[32] = "n/a";
   if (cold_s >= 0) std::snprintf(cold, sizeof(cold), "%.1f", cold_s);
   char load[32] = "(existing)";
   if (load_s > 0) std::snprintf(load, sizeof(load), "%.0f", n / load_s);
-  std::printf("| %zu | %s | %.1f | %.1f | %s | %.1f | %s | %.1f | %.0f | %.2f | %.1f | %.0f (%.1f) | %.1f |\n",
-              n, load, close_s, static_cast<double>(disk) / n, cold, warm_s,
-              info.open_source.c_str(),
-              static_cast<double>(rss_after - std::min(rss_after, rss_before)) / n, radius_qps,
-              percentile(lat, 0.99), static_cast<double>(hits_total) / queries, knn_mih_qps,
-              percentile(knn_lat, 0.99), knn_scan_qps);
-  std::printf("(RSS %zu MiB before opening, %zu MiB after; store memory_bytes %zu = %.1f bytes/item)\n",
-              rss_before >> 20, rss_after >> 20, info.memory_bytes,
-              static_cast<double>(info.memory_bytes) / n);
+  std::printf(
+      "| %zu | %s | %.1f | %.1f | %s | %.1f | %s | %.1f | %.0f | %.2f | %.1f | %.0f (%.1f) | %.1f "
+      "|\n",
+      n, load, close_s, static_cast<double>(disk) / n, cold, warm_s, info.open_source.c_str(),
+      static_cast<double>(rss_after - std::min(rss_after, rss_before)) / n, radius_qps,
+      percentile(lat, 0.99), static_cast<double>(hits_total) / queries, knn_mih_qps,
+      percentile(knn_lat, 0.99), knn_scan_qps);
+  std::printf(
+      "(RSS %zu MiB before opening, %zu MiB after; store memory_bytes %zu = %.1f bytes/item)\n",
+      rss_before >> 20, rss_after >> 20, info.memory_bytes,
+      static_cast<double>(info.memory_bytes) / n);
   store.reset();
   if (!keep) fs::remove_all(dir);
   return 0;

@@ -139,7 +139,8 @@ std::string CodeStore::Impl::load_arrays(uint64_t recorded_items) {
       h.version != kArraysVersion) {
     return "the arrays file is not one this build reads";
   }
-  if (h.bits != static_cast<uint32_t>(schema.bits)) return "the arrays file has another code length";
+  if (h.bits != static_cast<uint32_t>(schema.bits))
+    return "the arrays file has another code length";
   if (h.generation != generation || h.sequence != db->GetLatestSequenceNumber()) {
     return "the arrays file is stale (written before the last changes)";
   }

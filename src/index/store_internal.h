@@ -141,6 +141,8 @@ struct CodeStore::Impl {
   std::vector<rocksdb::ColumnFamilyHandle*> cf;
   rocksdb::WriteOptions write_options;
   rocksdb::Options db_options;
+  std::vector<rocksdb::ColumnFamilyOptions>
+      cf_options;  // per family (SST files are made with them)
 
   // In-memory state, rebuilt on open. Guarded by state_mutex (shared for readers).
   mutable WriterFairMutex state_mutex;

@@ -238,10 +238,17 @@ Result<std::unique_ptr<CodeStore>> CodeStore::open_existing_or_new(const std::st
   bulk_options.write_buffer_size = 64 << 20;
   bulk_options.max_write_buffer_number = 3;
 
+  // Codes are random bits: compressing their records costs time and saves nothing.
+  rocksdb::ColumnFamilyOptions codes_options = bulk_options;
+  codes_options.compression = rocksdb::kNoCompression;
+
   impl->db_options = db_options;
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (int i = 0; i < kCfCount; ++i) {
-    descriptors.emplace_back(kCfNames[i], i == kKeys ? keys_options : bulk_options);
+    descriptors.emplace_back(kCfNames[i], i == kKeys    ? keys_options
+                                          : i == kCodes ? codes_options
+                                                        : bulk_options);
+    impl->cf_options.push_back(descriptors.back().options);
   }
   bool fields_missing = false;
   if (exists) {

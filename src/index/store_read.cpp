@@ -292,7 +292,7 @@ Result<std::vector<Hit>> CodeStore::search(const std::vector<uint8_t>& code, con
             : scan_radius(codes, query.data(), static_cast<uint32_t>(o.radius), filter, stats);
   } else {
     found = use_mih ? impl_->mih.knn(codes, query.data(), o.k, filter, stats)
-                              : scan_knn(codes, query.data(), o.k, filter, stats, o.threads);
+                    : scan_knn(codes, query.data(), o.k, filter, stats, o.threads);
   }
   if (truncated != nullptr) *truncated = o.max_hits > 0 && found.size() > o.max_hits;
   if (o.max_hits > 0 && found.size() > o.max_hits)

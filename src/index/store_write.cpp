@@ -179,7 +179,9 @@ Status CodeStore::Impl::commit_ingest(const BatchPlan& p) {
   auto write_family = [&](size_t f) {
     const int c = families[f];
     const std::string file = (dir / (std::string(kCfNames[c]) + ".sst")).string();
-    rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), db_options, cf[c]);
+    // The family's own options (compression, table format, filters) with the store's.
+    const rocksdb::Options family(rocksdb::DBOptions(db_options), cf_options[c]);
+    rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), family, cf[c]);
     Status s = translate(writer.Open(file), file);
     for (size_t i = 0; s.is_ok() && i < p.records[c].size(); ++i) {
       const Record& r = p.records[c][i];

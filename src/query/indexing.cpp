@@ -82,13 +82,31 @@ void make_item(const std::vector<uint8_t>& codes, int bits, const std::vector<in
   out->code.assign(codes.begin() + static_cast<std::ptrdiff_t>(row * bytes),
                    codes.begin() + static_cast<std::ptrdiff_t>((row + 1) * bytes));
   out->tag = labels.empty() ? index::kNoTag : labels[row];
-  nlohmann::json meta = nlohmann::json::object();
-  if (data != nullptr && !data->metadata.empty()) meta = nlohmann::json::parse(data->metadata[row]);
-  meta["source"] = options.source;
-  meta["row"] = row;
-  if (!labels.empty()) meta["label"] = labels[row];
-  if (train_rows > 0) meta["split"] = row < train_rows ? "train" : "test";
-  out->metadata = meta.dump();
+  if (data != nullptr && !data->metadata.empty()) {
+    nlohmann::json meta = nlohmann::json::parse(data->metadata[row]);
+    meta["source"] = options.source;
+    meta["row"] = row;
+    if (!labels.empty()) meta["label"] = labels[row];
+    if (train_rows > 0) meta["split"] = row < train_rows ? "train" : "test";
+    out->metadata = meta.dump();
+  } else {
+    // The common case, written directly (no JSON document per item): the same text nlohmann
+    // would produce, keys in its sorted order.
+    std::string& m = out->metadata;
+    m.clear();
+    if (!labels.empty()) {
+      m += "{\"label\":";
+      m += std::to_string(labels[row]);
+      m += ",\"row\":";
+    } else {
+      m += "{\"row\":";
+    }
+    m += std::to_string(row);
+    m += ",\"source\":";
+    m += options.source_json.empty() ? nlohmann::json(options.source).dump() : options.source_json;
+    if (train_rows > 0) m += row < train_rows ? ",\"split\":\"train\"" : ",\"split\":\"test\"";
+    m += '}';
+  }
   out->thumbnail.clear();
   if (data != nullptr && !data->thumbnails.empty()) out->thumbnail = data->thumbnails[row];
   out->vector.clear();
@@ -179,6 +197,7 @@ Result<IndexReport> index_dataset(const IndexRequest& request) {
   }
   ItemOptions items = request.items;
   items.source = fs::path(f.source).filename().string();
+  items.source_json = nlohmann::json(items.source).dump();
   if (report.done_before == 0 && !request.overwrite && store->info().items > 0) {
     // A new job over a store that holds items: refuse to replace keys written by another source
     // (or with other settings) unless asked to.

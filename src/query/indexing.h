@@ -21,7 +21,8 @@ namespace imsat::query {
 // thumbnail when the dataset kept one.
 struct ItemOptions {
   std::string key_prefix;
-  std::string source;  // recorded in the metadata (a file name)
+  std::string source;       // recorded in the metadata (a file name)
+  std::string source_json;  // `source` as a JSON string (computed once; "" = make_item does it)
   bool with_vectors = false;
 };
 
