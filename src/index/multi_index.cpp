@@ -57,7 +57,8 @@ struct MultiIndex::Impl {
   void clear_delta() {
     delta_heads.assign(static_cast<size_t>(m), {});
     delta_next.assign(static_cast<size_t>(m), {});
-    for (int t = 0; t < m; ++t) delta_heads[t].assign(head_count(t), 0);
+    // Head tables of the delta are allocated by the first insert (a store that only reads, or
+    // loads in bulk, never needs them: 4 bytes per head bucket and table saved).
     delta_items = 0;
   }
 
@@ -101,6 +102,7 @@ struct MultiIndex::Impl {
     for (int t = 0; t < m; ++t) {
       auto& nx = delta_next[t];
       if (nx.size() <= slot) nx.resize(std::max<size_t>(slot + 1, nx.size() * 2), 0);
+      if (delta_heads[t].empty()) delta_heads[t].assign(head_count(t), 0);
       uint32_t& head = delta_heads[t][head_of(t, substring(t, code))];
       nx[slot] = head;
       head = slot + 1;
@@ -131,6 +133,7 @@ struct MultiIndex::Impl {
       if (p + 8 < end) __builtin_prefetch(codes.code(p[8]));
       visit(*p);
     }
+    if (delta_heads[t].empty()) return;
     for (uint32_t e = delta_heads[t][h]; e != 0; e = delta_next[t][e - 1]) visit(e - 1);
   }
 
@@ -348,7 +351,7 @@ std::vector<uint64_t> MultiIndex::occupancy_histogram(int table, size_t max_coun
   const auto& next = x.delta_next[static_cast<size_t>(table)];
   for (size_t h = 0; h + 1 < off.size(); ++h) {
     size_t n = off[h + 1] - off[h];
-    for (uint32_t e = heads[h]; e != 0; e = next[e - 1]) ++n;
+    for (uint32_t e = heads.empty() ? 0 : heads[h]; e != 0; e = next[e - 1]) ++n;
     if (n > 0) ++hist[std::min(n, max_count)];
   }
   return hist;
