@@ -57,6 +57,10 @@ Status write_codes_file(const std::string& path, const CodesFile& f) {
                            {"fingerprint", f.fingerprint},
                            {"source", f.source},
                            {"labels", !f.labels.empty()}};
+  if (!f.shard.empty()) {
+    header["shard"] = f.shard;
+    header["first_row"] = f.first_row;
+  }
   const std::string h = header.dump();
   std::string out(kMagic, sizeof(kMagic));
   put_u32(out, kCodesFormatVersion);
@@ -106,6 +110,8 @@ Result<CodesFile> read_codes_file(const std::string& path) {
     f.fingerprint = h.value("fingerprint", "");
     f.source = h.value("source", "");
     labels = h.value("labels", false);
+    f.shard = h.value("shard", "");
+    f.first_row = h.value("first_row", size_t{0});
   } catch (const std::exception& e) {
     return Status::corruption(path + ": damaged header: " + e.what());
   }
@@ -130,6 +136,38 @@ Result<CodesFile> read_codes_file(const std::string& path) {
     for (size_t i = 0; i < f.rows; ++i) {
       f.labels[i] = static_cast<int32_t>(get_le(all, at + f.rows * bytes + 4 * i, 4));
     }
+  }
+  return f;
+}
+
+Result<CodesFile> read_codes_header(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::not_found(path + ": cannot read");
+  char head[16];
+  if (!in.read(head, 16) || std::memcmp(head, kMagic, sizeof(kMagic)) != 0) {
+    return Status::corruption(path + ": not a codes file (bad magic)");
+  }
+  const std::string h16(head, 16);
+  if (get_le(h16, 8, 4) != kCodesFormatVersion) {
+    return Status::invalid_argument(path + ": a codes file of another format version");
+  }
+  const size_t header_len = static_cast<size_t>(get_le(h16, 12, 4));
+  if (header_len > (1u << 20)) return Status::corruption(path + ": damaged header");
+  std::string text(header_len, '\0');
+  if (!in.read(text.data(), static_cast<std::streamsize>(header_len))) {
+    return Status::corruption(path + ": truncated header");
+  }
+  CodesFile f;
+  try {
+    const nlohmann::json h = nlohmann::json::parse(text);
+    f.bits = h.at("bits").get<int>();
+    f.rows = h.at("rows").get<size_t>();
+    f.fingerprint = h.value("fingerprint", "");
+    f.source = h.value("source", "");
+    f.shard = h.value("shard", "");
+    f.first_row = h.value("first_row", size_t{0});
+  } catch (const std::exception& e) {
+    return Status::corruption(path + ": damaged header: " + e.what());
   }
   return f;
 }

@@ -19,6 +19,10 @@ struct CodesFile {
   std::string source;       // where the items came from
   std::vector<uint8_t> codes;
   std::vector<int32_t> labels;  // empty or one per row
+  // A shard of a larger dataset (`imsat encode --shard I/N`): its rows are rows first_row... of
+  // the whole, and `shard` names it ("I/N"; empty for a whole dataset).
+  size_t first_row = 0;
+  std::string shard;
 };
 constexpr uint32_t kCodesFormatVersion = 1;
 // Writes atomically. Errors: InvalidArgument (sizes), IOError.
@@ -26,6 +30,9 @@ Status write_codes_file(const std::string& path, const CodesFile& file);
 // Errors: NotFound, IOError, Corruption (bad magic, truncated, checksum), InvalidArgument (a
 // different format version).
 Result<CodesFile> read_codes_file(const std::string& path);
+// The header only (bits, rows, fingerprint, source, shard, first_row; no codes), checked for
+// magic and version: for checking many shard files before reading any of them whole.
+Result<CodesFile> read_codes_header(const std::string& path);
 // True when the file starts with the codes-file magic.
 bool is_codes_file(const std::string& path);
 

@@ -77,15 +77,16 @@ void make_item(const std::vector<uint8_t>& codes, int bits, const std::vector<in
                const learn::Dataset* data, size_t train_rows, const ItemOptions& options,
                size_t row, index::Item* out) {
   const size_t bytes = static_cast<size_t>(bits) / 8;
-  out->key = options.key_prefix +
-             (data != nullptr && !data->keys.empty() ? data->keys[row] : std::to_string(row));
+  out->key = options.key_prefix + (data != nullptr && !data->keys.empty()
+                                       ? data->keys[row]
+                                       : std::to_string(options.first_row + row));
   out->code.assign(codes.begin() + static_cast<std::ptrdiff_t>(row * bytes),
                    codes.begin() + static_cast<std::ptrdiff_t>((row + 1) * bytes));
   out->tag = labels.empty() ? index::kNoTag : labels[row];
   if (data != nullptr && !data->metadata.empty()) {
     nlohmann::json meta = nlohmann::json::parse(data->metadata[row]);
     meta["source"] = options.source;
-    meta["row"] = row;
+    meta["row"] = options.first_row + row;
     if (!labels.empty()) meta["label"] = labels[row];
     if (train_rows > 0) meta["split"] = row < train_rows ? "train" : "test";
     out->metadata = meta.dump();
@@ -101,7 +102,7 @@ void make_item(const std::vector<uint8_t>& codes, int bits, const std::vector<in
     } else {
       m += "{\"row\":";
     }
-    m += std::to_string(row);
+    m += std::to_string(options.first_row + row);
     m += ",\"source\":";
     m += options.source_json.empty() ? nlohmann::json(options.source).dump() : options.source_json;
     if (train_rows > 0) m += row < train_rows ? ",\"split\":\"train\"" : ",\"split\":\"test\"";
@@ -189,6 +190,16 @@ Result<IndexReport> index_dataset(const IndexRequest& request) {
   IMSAT_ASSIGN_OR_RETURN(std::unique_ptr<index::CodeStore> store,
                          index::CodeStore::open(request.db, o));
   report.job = !request.job.empty() ? request.job : job_name(request, f.fingerprint, data);
+  if (request.job.empty() && from_codes && !f.shard.empty()) {
+    // A shard is named after what it holds, not where the file lies: moving or copying shard
+    // files to another machine does not start the job again.
+    uint64_t h = fnv1a64_bytes(f.codes.data(), f.codes.size());
+    h = fnv1a64_bytes(f.labels.data(), f.labels.size() * sizeof(int32_t), h);
+    char hash[17];
+    std::snprintf(hash, sizeof(hash), "%016llx", static_cast<unsigned long long>(h));
+    report.job = "shard:" + f.fingerprint + ":" + f.shard + ":" + std::to_string(f.first_row) +
+                 ":" + std::to_string(f.rows) + ":" + request.items.key_prefix + ":" + hash;
+  }
   IMSAT_ASSIGN_OR_RETURN(report.done_before, store->bulk_progress(report.job));
   if (report.done_before >= f.rows) {
     report.already_done = true;
@@ -198,6 +209,7 @@ Result<IndexReport> index_dataset(const IndexRequest& request) {
   ItemOptions items = request.items;
   items.source = fs::path(f.source).filename().string();
   items.source_json = nlohmann::json(items.source).dump();
+  items.first_row = from_codes ? f.first_row : 0;
   if (report.done_before == 0 && !request.overwrite && store->info().items > 0) {
     // A new job over a store that holds items: refuse to replace keys written by another source
     // (or with other settings) unless asked to.
@@ -205,7 +217,8 @@ Result<IndexReport> index_dataset(const IndexRequest& request) {
     for (size_t start = 0; start < f.rows; start += chunk) {
       std::vector<std::string> keys;
       for (size_t i = start; i < std::min(f.rows, start + chunk); ++i) {
-        keys.push_back(items.key_prefix + (data.keys.empty() ? std::to_string(i) : data.keys[i]));
+        keys.push_back(items.key_prefix +
+                       (data.keys.empty() ? std::to_string(items.first_row + i) : data.keys[i]));
       }
       std::string first;
       IMSAT_ASSIGN_OR_RETURN(const size_t held, store->count_existing(keys, &first));

@@ -23,6 +23,7 @@ struct ItemOptions {
   std::string key_prefix;
   std::string source;       // recorded in the metadata (a file name)
   std::string source_json;  // `source` as a JSON string (computed once; "" = make_item does it)
+  size_t first_row = 0;     // row numbers (keys of codes files, metadata) start here (shards)
   bool with_vectors = false;
 };
 

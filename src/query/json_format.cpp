@@ -104,6 +104,7 @@ json store_info_json(const index::StoreInfo& info) {
           {"multi_index_tables", info.tables},
           {"store_format_version", info.format_version},
           {"memory_bytes", info.memory_bytes},
+          {"opened_from", info.open_source},
           {"store_model_fingerprint", info.model_fingerprint}};
 }
 

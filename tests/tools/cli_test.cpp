@@ -424,3 +424,55 @@ TEST_F(CliTest, CollectionsSnapshotsAndFilteredSearch) {
 }
 
 }  // namespace
+
+namespace {
+
+// Sharded encoding and ingest: every row once, under its global row number; a shard ingested
+// again is skipped; a shard of another model is refused before anything is written.
+TEST_F(CliTest, ShardsEncodeSeparatelyAndIngestOnce) {
+  const std::string data = csv("s.csv", 120, 12);
+  Outcome r =
+      imsat("train --data " + data + " --method itq --bits 8 --quiet --out " + path("m.model"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::string files;
+  for (int i = 0; i < 3; ++i) {
+    const std::string out = path("s" + std::to_string(i) + ".codes");
+    r = imsat("encode --model " + path("m.model") + " --data " + data + " --shard " +
+              std::to_string(i) + "/3 --quiet --out " + out);
+    ASSERT_EQ(r.code, 0) << r.err;
+    files += " " + out;
+  }
+  r = imsat("encode --model " + path("m.model") + " --data " + data + " --shard 3/3 --out x");
+  EXPECT_EQ(r.code, 2);
+  r = imsat("ingest --db " + path("db") + files);
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = imsat("ingest --db " + path("db") + files);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("3 skipped"), std::string::npos) << r.err;
+  r = imsat("inspect --db " + path("db") + " --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["items"], 120);
+  for (const char* key : {"0", "39", "40", "119"}) {
+    // The item stored under key K is row K of the whole dataset.
+    r = imsat(std::string("search --db ") + path("db") + " --key " + key +
+              " -k 5 --json --filter '{\"must\": [{\"key\": \"row\", \"match\": " + key + "}]}'");
+    ASSERT_EQ(r.code, 0) << key << ": " << r.err;
+    const nlohmann::json hits = nlohmann::json::parse(r.out)["hits"];
+    ASSERT_EQ(hits.size(), 1u) << r.out;
+    EXPECT_EQ(hits[0]["key"], key);
+    EXPECT_EQ(hits[0]["distance"], 0);
+  }
+  // A shard encoded by another model is refused, and nothing is written.
+  r = imsat("train --data " + data + " --method lsh --bits 8 --seed 5 --quiet --out " +
+            path("other.model"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = imsat("encode --model " + path("other.model") + " --data " + data +
+            " --shard 0/2 --quiet --out " + path("o.codes"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = imsat("ingest --db " + path("db2") + files + " " + path("o.codes"));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("was encoded by model"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(path("db2")));
+}
+
+}  // namespace
