@@ -54,29 +54,25 @@ void add_ingest(CLI::App& app) {
     }
     for (const Part& p : parts) {
       if (p.header.bits != first.bits) {
-        throw std::runtime_error(p.path + " has " + std::to_string(p.header.bits) +
-                                 "-bit codes, " + parts.front().path + " " +
-                                 std::to_string(first.bits));
+        throw std::runtime_error(p.path + " has " + std::to_string(p.header.bits) + "-bit codes, " +
+                                 parts.front().path + " " + std::to_string(first.bits));
       }
       const std::string& want = store_fingerprint.empty() ? first.fingerprint : store_fingerprint;
       if (p.header.fingerprint != want) {
-        throw std::runtime_error(p.path + " was encoded by model " + p.header.fingerprint +
-                                 ", not by " + want + " (" +
-                                 (store_fingerprint.empty() ? parts.front().path : a->db) +
-                                 "); nothing was written");
+        throw std::runtime_error(
+            p.path + " was encoded by model " + p.header.fingerprint + ", not by " + want + " (" +
+            (store_fingerprint.empty() ? parts.front().path : a->db) + "); nothing was written");
       }
     }
-    std::sort(parts.begin(), parts.end(), [](const Part& x, const Part& y) {
-      return x.header.first_row < y.header.first_row;
-    });
+    std::sort(parts.begin(), parts.end(),
+              [](const Part& x, const Part& y) { return x.header.first_row < y.header.first_row; });
     for (size_t i = 1; i < parts.size(); ++i) {
       const query::CodesFile& prev = parts[i - 1].header;
       if (parts[i].header.first_row < prev.first_row + prev.rows) {
-        throw std::runtime_error(parts[i].path + " overlaps " + parts[i - 1].path + " (rows " +
-                                 std::to_string(parts[i].header.first_row) + " and " +
-                                 std::to_string(prev.first_row) + "-" +
-                                 std::to_string(prev.first_row + prev.rows - 1) +
-                                 "); nothing was written");
+        throw std::runtime_error(
+            parts[i].path + " overlaps " + parts[i - 1].path + " (rows " +
+            std::to_string(parts[i].header.first_row) + " and " + std::to_string(prev.first_row) +
+            "-" + std::to_string(prev.first_row + prev.rows - 1) + "); nothing was written");
       }
     }
     size_t added = 0, skipped = 0;
@@ -90,8 +86,8 @@ void add_ingest(CLI::App& app) {
       const query::IndexReport report = take(query::index_dataset(r));
       if (report.already_done) {
         ++skipped;
-        std::fprintf(stderr, "imsat: %s (shard %s) was already ingested; skipped\n",
-                     p.path.c_str(), p.header.shard.c_str());
+        std::fprintf(stderr, "imsat: %s (shard %s) was already ingested; skipped\n", p.path.c_str(),
+                     p.header.shard.c_str());
       } else {
         added += report.indexed;
         std::fprintf(stderr, "imsat: ingested %s (shard %s): %zu items%s\n", p.path.c_str(),

@@ -12,7 +12,8 @@ namespace imsat::cli {
 
 void add_serve(CLI::App& app) {
   struct ServeArgs {
-    std::string db, model, data_dir, default_collection;
+    std::string db, model, data_dir, default_collection, follow;
+    int follow_interval_ms = 500;
     http::ServerOptions server;
     bool no_cache = false;
     int bits = 0;
@@ -27,6 +28,16 @@ void add_serve(CLI::App& app) {
       "Data directory of named collections (created when missing; each DIR/NAME/store with an "
       "optional DIR/NAME/model)");
   db->excludes(data_dir);
+  auto* follow = cmd->add_option(
+      "--follow", a->follow,
+      "Serve a read replica of this store, which another `imsat serve` (or `imsat index`) "
+      "writes: a RocksDB secondary instance caught up every --follow-interval-ms; writes get "
+      "403 naming the primary");
+  follow->excludes(db)->excludes(data_dir);
+  cmd->add_option("--follow-interval-ms", a->follow_interval_ms,
+                  "How often a follower catches up with its primary")
+      ->check(CLI::Range(10, 600000))
+      ->capture_default_str();
   auto* model = cmd->add_option("--model", a->model,
                                 "Hash model (for vector and image queries, adding vectors)");
   model->excludes(data_dir);
@@ -97,9 +108,14 @@ void add_serve(CLI::App& app) {
   cmd->add_flag("--no-vector-cache", a->no_cache,
                 "Read stored vectors from RocksDB for exact re-ranking instead of memory");
   cmd->callback([a] {
-    if (a->db.empty() && a->data_dir.empty()) throw UsageError("give --db or --data-dir");
+    if (a->db.empty() && a->data_dir.empty() && a->follow.empty()) {
+      throw UsageError("give --db, --data-dir or --follow");
+    }
     std::unique_ptr<query::Catalog> catalog;
-    if (!a->data_dir.empty()) {
+    if (!a->follow.empty()) {
+      catalog = take(query::Catalog::follower("default", a->follow, a->model, a->follow_interval_ms,
+                                              a->cache_mb));
+    } else if (!a->data_dir.empty()) {
       if (a->bits > 0)
         throw UsageError(
             "--bits creates a store for --db; with --data-dir use "
@@ -119,9 +135,11 @@ void add_serve(CLI::App& app) {
     std::fprintf(stderr,
                  "imsat: serving %s (%zu collection(s), %zu items%s) on http://%s:%u/ with %d "
                  "threads%s\n",
-                 a->data_dir.empty() ? a->db.c_str() : a->data_dir.c_str(), catalog->list().size(),
-                 items, fallback.empty() ? ", no default collection" : "", a->server.bind.c_str(),
-                 static_cast<unsigned>(server->port()), a->server.threads,
+                 !a->follow.empty()    ? ("a replica of " + a->follow).c_str()
+                 : a->data_dir.empty() ? a->db.c_str()
+                                       : a->data_dir.c_str(),
+                 catalog->list().size(), items, fallback.empty() ? ", no default collection" : "",
+                 a->server.bind.c_str(), static_cast<unsigned>(server->port()), a->server.threads,
                  a->server.token.empty() ? "" : ", token required for writes");
     std::fprintf(stderr,
                  "imsat: try  curl -s http://%s:%u/v1/collections  (SIGTERM or Ctrl-C stops)\n",

@@ -84,6 +84,7 @@ struct Route {
   // Heavy for some requests only (a large search batch); read before the handler runs.
   bool (*heavy_when)(const Request& request, const Limits& limits);
   Scope scope;
+  bool writes = false;  // changes a collection: refused (403) on a follower
 };
 
 // One path a route answers at: kCollection routes have two (default and prefixed).

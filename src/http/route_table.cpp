@@ -83,7 +83,7 @@ const std::vector<Route>& route_table() {
        "search by an uploaded PNG or JPEG", nullptr, kCollection},
       {"POST", "/v1/items", Auth::kToken, false, handle_items_add, "items_add",
        "add or replace items by code, vector or image file (one atomic, durable batch)", nullptr,
-       kCollection},
+       kCollection, true},
       {"GET", "/v1/items", Auth::kRead, false, handle_items_scroll, "items_scroll",
        "page through stored items in insertion order (limit, cursor)", nullptr, kCollection},
       {"POST", "/v1/items/scroll", Auth::kRead, false, handle_items_scroll_post,
@@ -94,16 +94,16 @@ const std::vector<Route>& route_table() {
        "the exact number of items passing a filter ({filter})", nullptr, kCollection},
       {"POST", "/v1/items/delete", Auth::kToken, false, handle_items_delete, "items_delete",
        "delete items by keys or by filter in one atomic batch; answers how many", nullptr,
-       kCollection},
+       kCollection, true},
       {"GET", "/v1/items/{key}", Auth::kRead, false, handle_item_get, "item_get", "a stored item",
        nullptr, kCollection},
       {"DELETE", "/v1/items/{key}", Auth::kToken, false, handle_item_delete, "item_delete",
-       "delete an item", nullptr, kCollection},
+       "delete an item", nullptr, kCollection, true},
       {"GET", "/v1/items/{key}/image", Auth::kRead, false, handle_item_image, "item_image",
        "a stored item's thumbnail (JPEG), or its stored pixels drawn as PNG", nullptr, kCollection},
       {"PUT", "/v1/index/{field}", Auth::kToken, false, handle_index_field, "index_field",
        "index a metadata field (filters on it then select items from the index)", nullptr,
-       kCollection},
+       kCollection, true},
       {"POST", "/v1/evaluate", Auth::kToken, true, handle_evaluate, "evaluate",
        "the paper's protocol over the labelled items of the index", nullptr, kCollection},
       {"GET", "/v1/info", Auth::kNone, false, handle_info, "info",
@@ -113,11 +113,11 @@ const std::vector<Route>& route_table() {
        kCollection},
       {"POST", "/v1/snapshots", Auth::kToken, false, handle_snapshot_create, "snapshot_create",
        "a consistent point-in-time copy of the collection (RocksDB checkpoint: hard links)",
-       nullptr, kCollection},
+       nullptr, kCollection, true},
       {"GET", "/v1/snapshots", Auth::kRead, false, handle_snapshots_list, "snapshots_list",
        "the collection's snapshots with sizes and times", nullptr, kCollection},
       {"DELETE", "/v1/snapshots/{id}", Auth::kToken, false, handle_snapshot_delete,
-       "snapshot_delete", "remove a snapshot", nullptr, kCollection},
+       "snapshot_delete", "remove a snapshot", nullptr, kCollection, true},
       {"GET", "/v1/collections", Auth::kRead, false, handle_collections_list, "collections_list",
        "every collection: name, bits, items, model fingerprint", nullptr, kService},
       {"PUT", "/v1/collections/{collection}", Auth::kToken, false, handle_collection_create,
@@ -304,6 +304,12 @@ Response Router::handle(const Request& request, Heavy known) {
                         "no_default_collection"};
       }
       call.engine = &call.collection->engine();
+      if (route.writes && !call.collection->primary().empty()) {
+        throw HttpError{403,
+                        "this server follows " + call.collection->primary() +
+                            " and is read-only; send writes to the primary",
+                        "read_only_follower"};
+      }
     }
     // The server has already decided (and parsed a search body to do so); others ask here.
     const bool heavy =

@@ -38,6 +38,10 @@ struct StoreOptions {
   // blocks), and the budget of all memtables together. The in-memory arrays come on top.
   size_t cache_mb = 64;
   size_t write_buffer_mb = 64;
+  // Non-empty: open as a RocksDB secondary instance of the store at `path` (a primary may be
+  // writing it), keeping the secondary's own files here. Implies read_only; call catch_up() (or
+  // follow()) to see the primary's later writes.
+  std::string secondary_path;
 };
 
 // One item of an add/upsert batch.
@@ -159,6 +163,19 @@ class CodeStore {
   std::vector<std::string> indexed_fields() const;
   // Deletes every live item passing `filter` in one atomic batch; returns how many.
   Result<size_t> erase_where(const MetadataFilter& filter);
+
+  // Followers (StoreOptions::secondary_path): reads what the primary has written since the last
+  // call and applies it to the in-memory arrays and multi-index (new items appended; deleted or
+  // replaced items found by their missing records) without reopening. Returns how many items
+  // were added and removed. InvalidArgument on a store that is not a follower.
+  struct CatchUp {
+    size_t added = 0, removed = 0;
+  };
+  Result<CatchUp> catch_up();
+  // Calls catch_up() every `interval_ms` on a background thread until the store closes; errors
+  // are kept in follow_error().
+  void follow(int interval_ms);
+  std::string follow_error() const;
 
   // A consistent point-in-time copy of the store in `dir` (which must not exist), made with
   // RocksDB's checkpoint: SST files are hard-linked, the write-ahead log copied. Reads and

@@ -19,11 +19,13 @@
 #include <rocksdb/db.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "index/code_store.h"
@@ -175,7 +177,22 @@ struct CodeStore::Impl {
 
   std::mutex writer_mutex;  // one writer at a time
 
+  // Follower thread (CodeStore::follow).
+  std::thread follower;
+  std::mutex follow_mutex;
+  std::condition_variable follow_wake;
+  bool follow_stop = false;
+  std::string follow_error;  // guarded by follow_mutex
+
   ~Impl() {
+    if (follower.joinable()) {
+      {
+        std::lock_guard lock(follow_mutex);
+        follow_stop = true;
+      }
+      follow_wake.notify_all();
+      follower.join();
+    }
     // A clean close leaves nothing only in the write-ahead log, and the arrays in a file the
     // next open can read instead of rebuilding them (a failure only costs that open time).
     if (db && !options.read_only) {

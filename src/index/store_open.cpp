@@ -176,7 +176,12 @@ Result<std::unique_ptr<CodeStore>> CodeStore::open(const std::string& path,
 }
 
 Result<std::unique_ptr<CodeStore>> CodeStore::open_existing_or_new(const std::string& path,
-                                                                   const StoreOptions& options) {
+                                                                   const StoreOptions& given) {
+  StoreOptions options = given;
+  if (!options.secondary_path.empty()) {
+    options.read_only = true;
+    options.create_if_missing = false;
+  }
   if (options.bits != 0) IMSAT_RETURN_IF_ERROR(check_code_bits(options.bits));
   std::error_code ec;
   const bool exists = std::filesystem::exists(std::filesystem::path(path) / "CURRENT", ec);
@@ -278,11 +283,15 @@ Result<std::unique_ptr<CodeStore>> CodeStore::open_existing_or_new(const std::st
   read_only_options.info_log = wal_log;
   Status s = with_wal_detail(
       explain_missing_table(
-          translate(options.read_only
-                        ? rocksdb::DB::OpenForReadOnly(read_only_options, path, descriptors,
-                                                       &impl->cf, &raw)
-                        : rocksdb::DB::Open(db_options, path, descriptors, &impl->cf, &raw),
-                    path + ": opening the code store"),
+          translate(
+              !options.secondary_path.empty()
+                  ? rocksdb::DB::OpenAsSecondary(read_only_options, path, options.secondary_path,
+                                                 descriptors, &impl->cf, &raw)
+              : options.read_only
+                  ? rocksdb::DB::OpenForReadOnly(read_only_options, path, descriptors, &impl->cf,
+                                                 &raw)
+                  : rocksdb::DB::Open(db_options, path, descriptors, &impl->cf, &raw),
+              path + ": opening the code store"),
           path),
       *wal_log);
   if (!s.is_ok()) return s;
@@ -296,11 +305,14 @@ Result<std::unique_ptr<CodeStore>> CodeStore::open_existing_or_new(const std::st
     }
     impl->cf.push_back(handle);  // nullptr read-only: no field is indexed there
   }
-  if (exists && options.read_only) {
+  // A follower reads a store its primary is writing: files come and go, and the watermark may
+  // be ahead of what the secondary has replayed, so those checks belong to the primary.
+  const bool plain_read_only = options.read_only && options.secondary_path.empty();
+  if (exists && plain_read_only) {
     IMSAT_RETURN_IF_ERROR(check_tables_referenced(raw, impl->cf, path));
   }
   IMSAT_ASSIGN_OR_RETURN(impl->generation, recorded_generation(raw, impl->cf[kSchema]));
-  if (exists && options.read_only) IMSAT_RETURN_IF_ERROR(check_watermark(path, impl->generation));
+  if (exists && plain_read_only) IMSAT_RETURN_IF_ERROR(check_watermark(path, impl->generation));
 
   std::string schema_text;
   rocksdb::Status gs =

@@ -109,6 +109,11 @@ Result<std::string> collection_folder(const std::string& data_dir, const std::st
 }
 
 Collection::~Collection() {
+  if (!secondary_dir_.empty()) {
+    owned_.reset();
+    std::error_code ec;
+    fs::remove_all(secondary_dir_, ec);
+  }
   if (!dropped_) return;
   owned_.reset();  // closes the store before its files go
   std::error_code ec;
@@ -188,6 +193,45 @@ Result<std::unique_ptr<Catalog>> Catalog::single(const std::string& name,
   IMSAT_ASSIGN_OR_RETURN(c->owned_, QueryEngine::open(store_path, model_path, false, cache_mb));
   c->engine_ = c->owned_.get();
   if (cache_vectors) IMSAT_RETURN_IF_ERROR(c->owned_->cache_vectors());
+  cat->collections_[name] = std::move(c);
+  cat->default_ = name;
+  return cat;
+}
+
+Result<std::unique_ptr<Catalog>> Catalog::follower(const std::string& name,
+                                                   const std::string& primary,
+                                                   const std::string& model_path, int interval_ms,
+                                                   size_t cache_mb) {
+  IMSAT_RETURN_IF_ERROR(check_collection_name(name));
+  std::unique_ptr<Catalog> cat(new Catalog());
+  std::shared_ptr<Collection> c(new Collection());
+  c->name_ = name;
+  c->store_path_ = primary;
+  c->model_path_ = model_path;
+  c->primary_ = primary;
+  std::string tmpl = (fs::temp_directory_path() / "imsat-follower-XXXXXX").string();
+  if (mkdtemp(tmpl.data()) == nullptr) return Status::io_error("cannot create " + tmpl);
+  c->secondary_dir_ = tmpl;
+  index::StoreOptions o;
+  o.read_only = true;
+  o.create_if_missing = false;
+  o.secondary_path = tmpl;
+  if (cache_mb > 0) o.cache_mb = cache_mb;
+  Result<std::unique_ptr<index::CodeStore>> store = index::CodeStore::open(primary, o);
+  if (!store.is_ok()) {
+    std::error_code ec;
+    fs::remove_all(tmpl, ec);
+    return store.status().prefixed("following " + primary + ": ");
+  }
+  (*store)->follow(interval_ms);
+  std::unique_ptr<learn::Model> model;
+  if (!model_path.empty()) {
+    IMSAT_ASSIGN_OR_RETURN(learn::Model m, learn::Model::load(model_path));
+    model = std::make_unique<learn::Model>(std::move(m));
+  }
+  IMSAT_ASSIGN_OR_RETURN(c->owned_,
+                         QueryEngine::create(std::move(store).value(), std::move(model)));
+  c->engine_ = c->owned_.get();
   cat->collections_[name] = std::move(c);
   cat->default_ = name;
   return cat;
@@ -332,6 +376,10 @@ Result<SnapshotInfo> Catalog::create_snapshot(const std::string& name) {
   std::error_code ec;
   fs::create_directories(c->snapshot_root(), ec);
   if (ec) return io_error(c->snapshot_root(), ec);
+  if (!c->primary().empty()) {
+    return Status::invalid_argument("collection '" + name + "' follows " + c->primary() +
+                                    "; take snapshots on the primary");
+  }
   const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
                           std::chrono::system_clock::now().time_since_epoch())
                           .count();

@@ -38,11 +38,14 @@ class Collection {
   const std::string& model_path() const { return model_path_; }  // "" without a model
   const std::string& snapshot_root() const { return snapshot_root_; }
   bool owns_files() const { return !folder_.empty(); }
+  // The primary store this collection follows ("" when it is not a follower).
+  const std::string& primary() const { return primary_; }
 
  private:
   friend class Catalog;
   Collection() = default;
-  std::string name_, folder_, store_path_, model_path_, snapshot_root_;
+  std::string name_, folder_, store_path_, model_path_, snapshot_root_, primary_;
+  std::string secondary_dir_;  // the follower's own RocksDB files, removed with it
   std::unique_ptr<QueryEngine> owned_;
   QueryEngine* engine_ = nullptr;
   bool dropped_ = false;  // set once, under the catalog's mutex, before the last reference goes
@@ -74,6 +77,12 @@ class Catalog {
                                                  const std::string& store_path,
                                                  const std::string& model_path,
                                                  bool cache_vectors = false, size_t cache_mb = 0);
+  // One collection named `name` that follows the store at `primary` (written by another
+  // process): a RocksDB secondary instance caught up every `interval_ms`; writes are refused.
+  static Result<std::unique_ptr<Catalog>> follower(const std::string& name,
+                                                   const std::string& primary,
+                                                   const std::string& model_path, int interval_ms,
+                                                   size_t cache_mb = 0);
   // Wraps an engine the caller keeps (tests, embedding): one collection, not removable.
   static std::unique_ptr<Catalog> wrap(QueryEngine& engine, const std::string& name = "default");
   ~Catalog();

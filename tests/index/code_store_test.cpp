@@ -692,4 +692,49 @@ TEST_F(CodeStoreTest, SigkillAroundTheArraysFileLosesNoAcknowledgedBatch) {
   }
 }
 
+// A follower (a RocksDB secondary instance) sees the primary's adds, upserts and deletes after
+// catch_up, without reopening, and refuses writes.
+TEST_F(CodeStoreTest, AFollowerCatchesUpWithThePrimary) {
+  auto primary = open();
+  ASSERT_TRUE(primary->put(random_items(100, 1, "p")).is_ok());
+  StoreOptions o;
+  o.read_only = true;
+  o.create_if_missing = false;
+  o.secondary_path = (dir_ / "secondary").string();
+  auto follower = CodeStore::open(path_, o);
+  ASSERT_TRUE(follower.is_ok()) << follower.status().to_string();
+  CodeStore& f = **follower;
+  EXPECT_EQ(f.info().items, 100u);
+  ASSERT_TRUE(primary->put(random_items(50, 2, "q")).is_ok());
+  ASSERT_TRUE(primary->put({make_item("p3", 99)}).is_ok());  // an upsert: a new id
+  ASSERT_TRUE(primary->erase({"p7", "p8"}).is_ok());
+  ASSERT_TRUE(primary->index_field("key").is_ok());
+  auto caught = f.catch_up();
+  ASSERT_TRUE(caught.is_ok()) << caught.status().to_string();
+  EXPECT_EQ(caught->added, 51u);
+  EXPECT_EQ(caught->removed, 3u);  // p7, p8 and p3's old id
+  EXPECT_EQ(f.info().items, primary->info().items);
+  EXPECT_FALSE(f.get("p7").is_ok());
+  ASSERT_TRUE(f.get("q10").is_ok());
+  EXPECT_EQ(f.get("p3")->code, make_item("p3", 99).code);
+  // Searches agree with the primary's, the multi-index included.
+  const std::vector<uint8_t> q = make_item("x", 12345).code;
+  for (bool mih : {true, false}) {
+    auto a = primary->search(q, knn(20, mih));
+    auto b = f.search(q, knn(20, mih));
+    ASSERT_TRUE(a.is_ok() && b.is_ok());
+    ASSERT_EQ(a->size(), b->size());
+    for (size_t i = 0; i < a->size(); ++i) EXPECT_EQ((*a)[i].key, (*b)[i].key);
+  }
+  // An indexed field made on the primary filters on the follower from its postings.
+  auto filter = imsat::index::parse_metadata_filter(R"({"must": [{"key": "key", "match": "q5"}]})");
+  ASSERT_TRUE(filter.is_ok());
+  auto sel = f.select(*filter);
+  ASSERT_TRUE(sel.is_ok());
+  EXPECT_EQ((*sel)->count, 1u);
+  EXPECT_TRUE((*sel)->unindexed.empty());
+  EXPECT_FALSE(f.put({make_item("nope", 1)}).is_ok());
+  EXPECT_EQ(f.catch_up()->added, 0u);  // nothing new
+}
+
 }  // namespace

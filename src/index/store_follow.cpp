@@ -1,0 +1,157 @@
+// Followers: a store opened as a RocksDB secondary instance of a store another process writes.
+// catch_up() replays the primary's new writes (TryCatchUpWithPrimary) and applies them to the
+// in-memory arrays: items with ids beyond the last one seen are appended in id order; when the
+// live count then disagrees with the store's item record, the items whose code records are gone
+// (deleted, or replaced under a new id) are found and tombstoned.
+#include <chrono>
+#include <cstring>
+
+#include "index/store_internal.h"
+
+namespace imsat::index {
+
+Result<CodeStore::CatchUp> CodeStore::catch_up() {
+  Impl& x = *impl_;
+  if (x.options.secondary_path.empty()) {
+    return Status::invalid_argument(x.path + ": not a follower (open with a secondary path)");
+  }
+  std::lock_guard writer(x.writer_mutex);  // one catch-up at a time
+  IMSAT_RETURN_IF_ERROR(translate(x.db->TryCatchUpWithPrimary(), x.path + ": catching up"));
+  IMSAT_ASSIGN_OR_RETURN(const uint64_t generation, recorded_generation(x.db.get(), x.cf[kSchema]));
+  CatchUp out;
+  if (generation == x.generation) return out;
+
+  // The secondary's view changes only in TryCatchUpWithPrimary, which runs under the writer lock
+  // held here, so the reads below agree with each other (secondaries have no snapshots).
+  rocksdb::ReadOptions ro;
+  auto read_u64 = [&](const char* name, uint64_t* v) -> Status {
+    std::string value;
+    const rocksdb::Status s = x.db->Get(ro, x.cf[kSchema], name, &value);
+    if (!s.ok()) return translate(s, x.path + ": reading " + name);
+    if (value.size() != 8) return Status::corruption(x.path + ": the " + name + " record is damaged");
+    *v = from_be64(value);
+    return Status::ok();
+  };
+  uint64_t next_id = 0, items = 0, seen_generation = 0;
+  IMSAT_RETURN_IF_ERROR(read_u64("next_id", &next_id));
+  IMSAT_RETURN_IF_ERROR(read_u64("items", &items));
+  IMSAT_RETURN_IF_ERROR(read_u64("generation", &seen_generation));
+  std::string field_list;
+  const rocksdb::Status fs = x.db->Get(ro, x.cf[kSchema], "fields", &field_list);
+  if (!fs.ok() && !fs.IsNotFound()) return translate(fs, x.path + ": reading indexed fields");
+  std::vector<std::string> fields;
+  for (size_t at = 0; at < field_list.size();) {
+    const size_t nl = field_list.find('\n', at);
+    if (nl == std::string::npos) break;
+    fields.push_back(field_list.substr(at, nl - at));
+    at = nl + 1;
+  }
+
+  // New items: code records from the first id not seen yet.
+  struct New {
+    uint64_t id;
+    std::string code;
+    int32_t tag;
+  };
+  std::vector<New> added;
+  const size_t code_bytes = x.codes.code_bytes();
+  {
+    std::unique_ptr<rocksdb::Iterator> it(x.db->NewIterator(ro, x.cf[kCodes]));
+    for (it->Seek(be64(x.next_id)); it->Valid(); it->Next()) {
+      if (it->key().size() != 8 || it->value().size() < code_bytes + 4) {
+        return Status::corruption(x.path + ": a code record is damaged");
+      }
+      New n;
+      n.id = from_be64(it->key());
+      n.code.assign(it->value().data(), code_bytes);
+      std::memcpy(&n.tag, it->value().data() + code_bytes, 4);
+      added.push_back(std::move(n));
+    }
+    IMSAT_RETURN_IF_ERROR(translate(it->status(), x.path + ": reading new codes"));
+  }
+  // Their field terms, when fields are indexed (the postings in memory).
+  std::vector<std::vector<std::string>> terms(added.size());
+  if (!fields.empty() && x.cf[kFields] != nullptr && !added.empty()) {
+    std::vector<std::string> keys;
+    for (const New& n : added) keys.push_back(terms_key(n.id));
+    std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+    std::vector<rocksdb::PinnableSlice> values(keys.size());
+    std::vector<rocksdb::Status> found(keys.size());
+    x.db->MultiGet(ro, x.cf[kMeta], keys.size(), slices.data(), values.data(), found.data());
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (found[i].ok()) terms[i] = decode_terms(values[i].ToString());
+    }
+  }
+  {
+    std::unique_lock lock(x.state_mutex);
+    for (size_t i = 0; i < added.size(); ++i) {
+      x.append_memory(added[i].id, reinterpret_cast<const uint8_t*>(added[i].code.data()),
+                      added[i].tag);
+      for (const std::string& t : terms[i]) x.post(t, static_cast<uint32_t>(x.codes.size() - 1));
+    }
+    x.next_id = std::max(x.next_id, next_id);
+    out.added = added.size();
+    ++x.version;
+  }
+  // Deletions (and the old ids of replaced items): the live slots whose code record is gone.
+  if (x.codes.live() != items) {
+    std::vector<uint64_t> live_ids;
+    {
+      std::unique_ptr<rocksdb::Iterator> it(x.db->NewIterator(ro, x.cf[kCodes]));
+      for (it->SeekToFirst(); it->Valid(); it->Next()) live_ids.push_back(from_be64(it->key()));
+      IMSAT_RETURN_IF_ERROR(translate(it->status(), x.path + ": reading codes"));
+    }
+    std::unique_lock lock(x.state_mutex);
+    size_t j = 0;
+    for (size_t slot = 0; slot < x.codes.size(); ++slot) {
+      if (x.codes.is_deleted(static_cast<uint32_t>(slot))) continue;
+      const uint64_t id = x.slot_ids[slot];
+      while (j < live_ids.size() && live_ids[j] < id) ++j;
+      if (j == live_ids.size() || live_ids[j] != id) {
+        x.codes.erase(static_cast<uint32_t>(slot));
+        ++out.removed;
+      }
+    }
+    ++x.version;
+  }
+  if (fields != x.indexed_fields) {
+    // A field was indexed on the primary: its postings, from the fields family.
+    std::unique_lock lock(x.state_mutex);
+    x.postings.clear();
+    x.posting_entries = 0;
+    std::unique_ptr<rocksdb::Iterator> it(x.db->NewIterator(ro, x.cf[kFields]));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      const rocksdb::Slice k = it->key();
+      if (k.size() < 9) continue;
+      const int64_t slot = x.slot_of(from_be64(rocksdb::Slice(k.data() + k.size() - 8, 8)));
+      if (slot >= 0) x.post(std::string(k.data(), k.size() - 8), static_cast<uint32_t>(slot));
+    }
+    x.indexed_fields = fields;
+    ++x.version;
+  }
+  x.generation = seen_generation;
+  return out;
+}
+
+void CodeStore::follow(int interval_ms) {
+  Impl& x = *impl_;
+  if (x.follower.joinable()) return;
+  x.follower = std::thread([this, &x, interval_ms] {
+    std::unique_lock lock(x.follow_mutex);
+    while (!x.follow_stop) {
+      lock.unlock();
+      Result<CatchUp> r = catch_up();
+      lock.lock();
+      x.follow_error = r.is_ok() ? "" : r.status().message();
+      x.follow_wake.wait_for(lock, std::chrono::milliseconds(interval_ms),
+                             [&] { return x.follow_stop; });
+    }
+  });
+}
+
+std::string CodeStore::follow_error() const {
+  std::lock_guard lock(impl_->follow_mutex);
+  return impl_->follow_error;
+}
+
+}  // namespace imsat::index
