@@ -34,9 +34,12 @@ struct MultiIndex::Impl {
   // CSR per table: bucket h holds slots[offsets[h] .. offsets[h + 1]).
   std::vector<std::vector<uint32_t>> offsets;
   std::vector<std::vector<uint32_t>> slots;
-  // Delta per table: linked lists through `delta_next` (slot + 1, 0 = end).
+  // Delta per table: linked lists of slot + 1 (0 = end); delta_next is indexed by
+  // slot - delta_base (every delta slot is at or after the last rebuild's end), so it holds only
+  // the delta, not an entry for every slot.
   std::vector<std::vector<uint32_t>> delta_heads;
   std::vector<std::vector<uint32_t>> delta_next;
+  size_t delta_base = 0;
   size_t csr_items = 0;
   size_t delta_items = 0;
 
@@ -52,6 +55,15 @@ struct MultiIndex::Impl {
     if (len[t] <= head_bits) return sub;
     // Fibonacci hashing of the longer substring into the head table.
     return static_cast<uint32_t>((uint64_t{sub} * 0x9E3779B97F4A7C15ULL) >> (64 - head_bits));
+  }
+
+  // The delta's head tables are 8x smaller than the CSR's (the delta holds at most a quarter of
+  // the items): longer substrings are hashed into them; a collision only adds a candidate.
+  int delta_bits() const { return std::max(10, head_bits - 3); }
+  size_t delta_head_count(int t) const { return size_t{1} << std::min(len[t], delta_bits()); }
+  uint32_t delta_head_of(int t, uint32_t sub) const {
+    if (len[t] <= delta_bits()) return sub;
+    return static_cast<uint32_t>((uint64_t{sub} * 0x9E3779B97F4A7C15ULL) >> (64 - delta_bits()));
   }
 
   void clear_delta() {
@@ -91,6 +103,7 @@ struct MultiIndex::Impl {
     }
     csr_items = live;
     clear_delta();
+    delta_base = end;
   }
 
   void insert(const CodeArray& codes, uint32_t slot) {
@@ -101,10 +114,11 @@ struct MultiIndex::Impl {
     const uint64_t* code = codes.code(slot);
     for (int t = 0; t < m; ++t) {
       auto& nx = delta_next[t];
-      if (nx.size() <= slot) nx.resize(std::max<size_t>(slot + 1, nx.size() * 2), 0);
-      if (delta_heads[t].empty()) delta_heads[t].assign(head_count(t), 0);
-      uint32_t& head = delta_heads[t][head_of(t, substring(t, code))];
-      nx[slot] = head;
+      const size_t at = slot - delta_base;
+      if (nx.size() <= at) nx.resize(std::max<size_t>(at + 1, nx.size() * 2), 0);
+      if (delta_heads[t].empty()) delta_heads[t].assign(delta_head_count(t), 0);
+      uint32_t& head = delta_heads[t][delta_head_of(t, substring(t, code))];
+      nx[at] = head;
       head = slot + 1;
     }
     ++delta_items;
@@ -134,7 +148,10 @@ struct MultiIndex::Impl {
       visit(*p);
     }
     if (delta_heads[t].empty()) return;
-    for (uint32_t e = delta_heads[t][h]; e != 0; e = delta_next[t][e - 1]) visit(e - 1);
+    for (uint32_t e = delta_heads[t][delta_head_of(t, key)]; e != 0;
+         e = delta_next[t][e - 1 - delta_base]) {
+      visit(e - 1);
+    }
   }
 
   // Items in the CSR part of the bucket of `key` in table t (the delta lists, bounded by the
@@ -346,12 +363,10 @@ std::vector<Neighbor> MultiIndex::knn(const CodeArray& codes, const uint64_t* qu
 std::vector<uint64_t> MultiIndex::occupancy_histogram(int table, size_t max_count) const {
   const Impl& x = *impl_;
   std::vector<uint64_t> hist(max_count + 1, 0);
+  // The buckets as of the last rebuild (items added since sit in the delta, at most a quarter).
   const auto& off = x.offsets[static_cast<size_t>(table)];
-  const auto& heads = x.delta_heads[static_cast<size_t>(table)];
-  const auto& next = x.delta_next[static_cast<size_t>(table)];
   for (size_t h = 0; h + 1 < off.size(); ++h) {
-    size_t n = off[h + 1] - off[h];
-    for (uint32_t e = heads.empty() ? 0 : heads[h]; e != 0; e = next[e - 1]) ++n;
+    const size_t n = off[h + 1] - off[h];
     if (n > 0) ++hist[std::min(n, max_count)];
   }
   return hist;

@@ -45,7 +45,8 @@ class MultiIndex {
   std::vector<Neighbor> knn(const CodeArray& codes, const uint64_t* query, size_t k,
                             const Filter& filter = {}, SearchStats* stats = nullptr) const;
 
-  // Occupancy histogram of table t: result[i] = number of non-empty buckets holding exactly i
+  // Occupancy histogram of table t as of its last rebuild (items added since, at most a quarter,
+  // are left out): result[i] = number of non-empty buckets holding exactly i
   // items, the last entry counting every bucket with at least that many.
   std::vector<uint64_t> occupancy_histogram(int table, size_t max_count = 64) const;
   size_t memory_bytes() const;

@@ -28,7 +28,8 @@ Result<CodeStore::CatchUp> CodeStore::catch_up() {
     std::string value;
     const rocksdb::Status s = x.db->Get(ro, x.cf[kSchema], name, &value);
     if (!s.ok()) return translate(s, x.path + ": reading " + name);
-    if (value.size() != 8) return Status::corruption(x.path + ": the " + name + " record is damaged");
+    if (value.size() != 8)
+      return Status::corruption(x.path + ": the " + name + " record is damaged");
     *v = from_be64(value);
     return Status::ok();
   };

@@ -220,12 +220,13 @@ Result<std::unique_ptr<CodeStore>> CodeStore::open_existing_or_new(const std::st
   db_options.IncreaseParallelism(2);
   // Bounded memory: one block cache for every family, holding data, index and filter blocks (so
   // table readers of a large store do not pin their index blocks outside it), and one budget for
-  // all memtables (a write-heavy family flushes early instead of each family keeping three
-  // 64 MiB memtables).
+  // all memtables, charged to that cache (a write-heavy family flushes early instead of each
+  // family keeping three 64 MiB memtables).
   const size_t cache_bytes = std::max<size_t>(options.cache_mb, 1) << 20;
   std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(cache_bytes);
+  // Memtables are charged to the block cache, so the cache's size bounds both together.
   db_options.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(
-      std::max<size_t>(options.write_buffer_mb, 4) << 20);
+      std::max<size_t>(options.write_buffer_mb, 4) << 20, cache);
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = cache;
   table.cache_index_and_filter_blocks = true;
