@@ -209,9 +209,13 @@ int main(int argc, char** argv) {
     }
     return count / seconds_since(start);
   };
+  // Both runs use the same queries; a first pass warms the block cache the hits' keys are read
+  // through, so neither side pays for cold reads.
+  const size_t knn_queries = n >= 50000000 ? 20 : 200;
+  knn(false, knn_queries, nullptr);
   std::vector<double> knn_lat;
-  const double knn_mih_qps = knn(true, n >= 50000000 ? 100 : 500, &knn_lat);
-  const double knn_scan_qps = knn(false, n >= 50000000 ? 10 : 50, nullptr);
+  const double knn_mih_qps = knn(true, knn_queries, &knn_lat);
+  const double knn_scan_qps = knn(false, knn_queries, nullptr);
 
   std::printf(
       "\n| N | bulk load (codes/s) | close (s) | disk (bytes/item) | open cold (s) | open warm "
