@@ -110,7 +110,7 @@ void BM_Knn(benchmark::State& state, std::string field, double pct, bool fresh) 
     CodeStore::SearchOptions o;
     o.k = 10;
     if (!field.empty()) {
-      auto sel = f.store->select(fresh ? filter(field, pct, q) : same);
+      auto sel = f.store->select(fresh ? filter(field, pct, q) : same, /*for_search=*/true);
       if (!sel.is_ok()) state.SkipWithError(sel.status().to_string().c_str());
       o.selection = *sel;
       matches = (*sel)->count;

@@ -82,6 +82,16 @@ uint32_t CodeArray::append(const uint8_t* code, int32_t tag) {
   return static_cast<uint32_t>(size_++);
 }
 
+uint32_t CodeArray::append_words(const uint64_t* words, int32_t tag) {
+  IMSAT_CHECK(size_ < UINT32_MAX, "code array is full");
+  if (size_ == capacity_) reserve(std::max<size_t>(1024, capacity_ * 2));
+  std::memcpy(data_ + size_ * words_, words, words_ * sizeof(uint64_t));
+  tags_.push_back(tag);
+  deleted_.push_back(0);
+  ++live_;
+  return static_cast<uint32_t>(size_++);
+}
+
 void CodeArray::erase(uint32_t slot) {
   IMSAT_CHECK(slot < size_, "erase of a slot out of range");
   if (!deleted_[slot]) {

@@ -34,6 +34,8 @@ class CodeArray {
 
   // Appends a code of code_bytes() bytes; returns its slot.
   uint32_t append(const uint8_t* code, int32_t tag = kNoTag);
+  // Appends a code already packed in words() words (e.g. another array's code(slot)).
+  uint32_t append_words(const uint64_t* words, int32_t tag = kNoTag);
   void erase(uint32_t slot);  // tombstone; the slot keeps its bytes and is skipped by searches
   bool is_deleted(uint32_t slot) const { return deleted_[slot] != 0; }
   int32_t tag(uint32_t slot) const { return tags_[slot]; }

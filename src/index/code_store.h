@@ -84,12 +84,19 @@ constexpr uint32_t kStoreFormatVersion = 1;
 // The live items that pass a metadata filter, evaluated once and consulted by searches, scrolls,
 // counts and deletes: a byte per slot (the layout scan.h's Filter takes).
 constexpr size_t kSparseSelection = 32;
+// A selection of at most three quarters of the slots, and at most this many bytes of codes, also
+// keeps its codes packed together: a filtered search scans just those.
+constexpr size_t kCompactSelectionBytes = 64u << 20;
 struct Selection {
   std::vector<uint8_t> allowed;  // by slot; slots past the end are not selected
   size_t count = 0;              // selected live items
-  // The selected slots in order, kept when they are few (count <= slots / kSparseSelection): a
-  // search then computes just their distances instead of probing or scanning the whole store.
+  // The selected slots in order, kept when count <= 3/4 of the slots.
   std::vector<uint32_t> slots;
+  // Kept when count <= 3/4 of the slots and the codes fit kCompactSelectionBytes: the selected
+  // items' codes in slot order (compact[i] is the item in slots[i]), so the SIMD scan reads only
+  // them. Without it, a selection of at most 1/kSparseSelection of the slots is searched by
+  // computing its distances one by one.
+  std::shared_ptr<const CodeArray> compact;
   // How it was evaluated, for `explain`: which fields came from the fields column family or
   // memory, which had to be read from each candidate's metadata, and how many candidates that was.
   std::vector<std::string> indexed, unindexed;
@@ -155,7 +162,9 @@ class CodeStore {
   // on indexed fields from the fields column family; any other condition reads the metadata of
   // the items the answerable `must` conditions leave (every item when there are none). The last
   // few results are cached until the store changes.
-  Result<std::shared_ptr<const Selection>> select(const MetadataFilter& filter) const;
+  // `for_search`: also pack the selected codes together (Selection::compact) for the scan.
+  Result<std::shared_ptr<const Selection>> select(const MetadataFilter& filter,
+                                                  bool for_search = false) const;
   // Declares a metadata field indexed: its values of every stored item are written to the fields
   // column family (in batches), then the declaration; items written later are indexed with their
   // batch. Indexing a field twice is a no-op. InvalidArgument for a bad name.

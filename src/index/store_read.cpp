@@ -253,10 +253,25 @@ Result<std::vector<Hit>> CodeStore::search(const std::vector<uint8_t>& code, con
   std::vector<uint64_t> query(codes.words());
   codes.pack(code.data(), query.data());
   std::vector<Neighbor> found;
-  const bool sparse = o.selection != nullptr && o.selection->slots.size() == o.selection->count;
+  // Few selected items: their distances one by one; up to half: a scan of their packed codes.
+  const bool compact = o.selection != nullptr && o.selection->compact != nullptr &&
+                       o.selection->version == impl_->version && o.allowed_keys == nullptr;
+  const bool sparse = !compact && o.selection != nullptr &&
+                      o.selection->slots.size() == o.selection->count &&
+                      o.selection->count * kSparseSelection <= o.selection->allowed.size();
   // During a bulk load the multi-index lags (rebuilt once at its end): scan meanwhile.
   const bool use_mih = o.use_multi_index && !impl_->index_stale;
-  if (sparse) {
+  if (compact) {
+    // The selection was made from this very state (same version), so its packed codes are the
+    // store's; positions map back to slots in order, which keeps ties in slot order.
+    const CodeArray& packed = *o.selection->compact;
+    Filter tags;
+    tags.tag_predicate = o.tag_predicate;
+    found = o.radius >= 0
+                ? scan_radius(packed, query.data(), static_cast<uint32_t>(o.radius), tags, stats)
+                : scan_knn(packed, query.data(), o.k, tags, stats, o.threads);
+    for (Neighbor& n : found) n.slot = o.selection->slots[n.slot];
+  } else if (sparse) {
     // Few selected items: their distances directly, nothing else read. A kNN keeps the k nearest
     // in a max-heap, so most candidates cost one distance and one comparison.
     const auto nearer = [](const Neighbor& a, const Neighbor& b) {

@@ -219,7 +219,8 @@ Result<SearchResponse> QueryEngine::run(const std::vector<uint8_t>& code, const 
   }
   SearchResponse response;
   if (request.filter != nullptr && !request.filter->empty()) {
-    IMSAT_ASSIGN_OR_RETURN(response.selection, store_->select(*request.filter));
+    IMSAT_ASSIGN_OR_RETURN(response.selection,
+                           store_->select(*request.filter, /*for_search=*/true));
     o.selection = response.selection;
   }
   response.query_code = to_hex(code.data(), code.size());

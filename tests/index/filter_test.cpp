@@ -213,11 +213,17 @@ void check_against_brute_force(const CodeStore& store, const Fixture& data, uint
     std::vector<std::pair<uint32_t, size_t>> order;
     for (size_t i : pass) order.emplace_back(hamming(query, data.items[i].code), i);
     std::sort(order.begin(), order.end());
-    for (bool mih : {true, false}) {
+    // The selection as counts use it, and as searches make it (with its codes packed: the scan
+    // of just them), through the multi-index and the scan.
+    auto packed = store.select(f, /*for_search=*/true);
+    ASSERT_TRUE(packed.is_ok());
+    ASSERT_EQ((*packed)->count, pass.size());
+    for (int variant = 0; variant < 3; ++variant) {
+      const bool mih = variant != 1;
       CodeStore::SearchOptions o;
       o.k = 10;
       o.use_multi_index = mih;
-      o.selection = *sel;
+      o.selection = variant == 2 ? *packed : *sel;
       auto hits = store.search(query, o);
       ASSERT_TRUE(hits.is_ok());
       ASSERT_EQ(hits->size(), std::min<size_t>(10, pass.size())) << text << " mih " << mih;
