@@ -153,8 +153,11 @@ class CodeStore {
   // Up to `limit` live items with internal id > after_id, in id order (codes, tags and metadata;
   // no vectors), and in *last_id the id of the last one returned (after_id when none). With a
   // selection, only the items it selects.
+  // `more` (when given) says whether the walk stopped at `limit` items, so that a later call
+  // may find more; items deleted between the walk and the key reads drop out of the page.
   Result<std::vector<Item>> scroll(uint64_t after_id, size_t limit, uint64_t* last_id,
-                                   const Selection* selection = nullptr) const;
+                                   const Selection* selection = nullptr,
+                                   bool* more = nullptr) const;
 
   // ---- Metadata filters (metadata_filter.h)
 

@@ -57,10 +57,11 @@ Result<std::string> CodeStore::thumbnail(const std::string& key) const {
 }
 
 Result<std::vector<Item>> CodeStore::scroll(uint64_t after_id, size_t limit, uint64_t* last_id,
-                                            const Selection* selection) const {
+                                            const Selection* selection, bool* more) const {
   std::vector<Item> out;
   std::vector<uint64_t> ids;
   *last_id = after_id;
+  if (more != nullptr) *more = false;
   {
     std::shared_lock lock(impl_->state_mutex);
     const CodeArray& codes = impl_->codes;
@@ -80,6 +81,9 @@ Result<std::vector<Item>> CodeStore::scroll(uint64_t after_id, size_t limit, uin
     }
   }
   if (!ids.empty()) *last_id = ids.back();
+  // The walk stopped at `limit` items: more may follow (even when some of these were deleted
+  // since and drop out below).
+  if (more != nullptr) *more = out.size() == limit;
   IMSAT_ASSIGN_OR_RETURN(std::vector<std::string> keys, impl_->read_keys(ids));
   IMSAT_ASSIGN_OR_RETURN(std::vector<std::string> meta, metadata(ids));
   std::vector<Item> kept;  // items deleted since the slots were read drop out

@@ -127,10 +127,10 @@ Result<ScrollPage> QueryEngine::scroll(const std::string& cursor, size_t limit,
   if (filter != nullptr && !filter->empty()) {
     IMSAT_ASSIGN_OR_RETURN(selection, store_->select(*filter));
   }
+  bool full = false;
   IMSAT_ASSIGN_OR_RETURN(std::vector<index::Item> items,
-                         store_->scroll(after, limit, &last, selection.get()));
+                         store_->scroll(after, limit, &last, selection.get(), &full));
   ScrollPage page;
-  const bool full = items.size() == limit;
   for (index::Item& item : items) page.items.push_back(stored_item(std::move(item)));
   if (full) page.next_cursor = std::to_string(last);
   return page;
