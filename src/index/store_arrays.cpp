@@ -176,9 +176,4 @@ std::string CodeStore::Impl::load_arrays(uint64_t recorded_items) {
   return "";
 }
 
-void CodeStore::Impl::remove_arrays_file() const {
-  std::error_code ec;
-  std::filesystem::remove(arrays_path(path), ec);
-}
-
 }  // namespace imsat::index

@@ -312,7 +312,6 @@ struct CodeStore::Impl {
   // returns "", else the reason it was not used (nothing changed).
   Status save_arrays() const;
   std::string load_arrays(uint64_t recorded_items);
-  void remove_arrays_file() const;
   std::string open_source;  // how the arrays were obtained at open (StoreInfo::open_source)
 
   // Deletes live items by key in one batch; caller holds writer_mutex. Returns how many.
