@@ -67,6 +67,32 @@ BENCHMARK(BM_ImsatVatStep)
     ->Args({2, 2})
     ->UseRealTime();
 
+// The trainer's step as it runs (issue 15): the eager step (LibTorch's Adam, the CPU default)
+// against the static step (FlatAdam over one flat tensor, gradients by autograd::grad: what a
+// CUDA graph captures), 1 LibTorch thread and 2 OpenBLAS threads (the default split).
+void BM_TrainStep(benchmark::State& state) {
+  L::set_thread_split(1, 2);
+  at::Generator gen = at::detail::createCPUGenerator(1);
+  L::Mlp net(kDim, std::vector<int>{static_cast<int>(kHidden), static_cast<int>(kHidden)}, kBits);
+  net->initialise(gen);
+  net->train();
+  static const torch::Tensor pool = training_pool(gen);
+  const auto kind = static_cast<L::StepKind>(state.range(0));
+  L::AdamConfig adam;
+  auto step = L::make_train_step(kind, net, pool, torch::full({pool.size(0)}, 2.0f), kBatch,
+                                 L::LossConfig{}, adam, gen);
+  const int64_t per_epoch = pool.size(0) / kBatch;
+  int64_t b = 0;
+  for (auto _ : state) {
+    if (b % per_epoch == 0) step->start_epoch(torch::randperm(pool.size(0), gen));
+    step->run(b++ % per_epoch);
+    if (step->terms_every_step()) benchmark::DoNotOptimize(step->last_terms());
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+  state.SetLabel(kind == L::StepKind::kEager ? "eager" : "static");
+}
+BENCHMARK(BM_TrainStep)->ArgName("static")->Arg(0)->Arg(1)->UseRealTime();
+
 // The same multiply-adds as one step, as plain sgemm calls of the forward shapes.
 void BM_SgemmSameShapes(benchmark::State& state) {
   L::set_thread_split(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));

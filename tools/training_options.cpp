@@ -13,6 +13,11 @@ void add_training_options(CLI::App* cmd, TrainingOptions* o, const std::string& 
   cmd->add_option("--device", o->device, "cpu, cuda or auto")
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
       ->capture_default_str();
+  cmd->add_option("--cuda-graph", o->cuda_graph,
+                  "On CUDA, capture the training step as one CUDA graph (on) or dispatch every "
+                  "operator (off)")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
   cmd->add_option("--threads", o->threads, "Compute threads (0 = tuned default)")
       ->check(CLI::NonNegativeNumber);
 }
@@ -20,6 +25,7 @@ void add_training_options(CLI::App* cmd, TrainingOptions* o, const std::string& 
 void apply_training_options(const CLI::App* cmd, const TrainingOptions& o, learn::TrainConfig* c) {
   c->epochs = o.epochs;
   c->device = o.device;
+  c->cuda_graph = o.cuda_graph == "on";
   c->threads = o.threads;
   if (cmd->count("--hidden") > 0) {
     c->has_hidden = true;

@@ -10,7 +10,7 @@
 namespace imsat::cli {
 
 struct TrainingOptions {
-  std::string hidden, device = "auto";
+  std::string hidden, device = "auto", cuda_graph = "on";
   int epochs = 0, threads = 0;
 };
 

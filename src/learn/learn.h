@@ -114,6 +114,9 @@ struct TrainConfig {
   int itq_iterations = 50;
   int kmeans_iterations = 100;
   std::string device = "auto";  // "cpu", "cuda" or "auto"
+  // On CUDA, capture the whole training step once as a CUDA graph and replay it (false:
+  // dispatch every operator of every step, as on the CPU). Ignored on the CPU.
+  bool cuda_graph = true;
   uint64_t seed = 0;
   int threads = 0;  // <= 0: tuned default
   // Called after every step and every epoch (is_epoch_end true); may be empty.

@@ -4,6 +4,8 @@
 
 #include <torch/torch.h>
 
+#include <array>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -94,6 +96,9 @@ struct LossConfig {
   double mu = 4.0;
   double xi = 10.0;
   int power_iterations = 1;
+  // Draw the random directions from the device's own generator instead of `gen` (a captured
+  // CUDA graph cannot read the CPU generator).
+  bool noise_on_device = false;
 };
 struct LossTerms {
   torch::Tensor loss, sat, cond_entropy, marg_entropy, pair_mi;  // sat / pair_mi may be undefined
@@ -102,6 +107,57 @@ struct LossTerms {
 // them). The random direction is drawn from `gen` on the CPU, so runs are reproducible.
 LossTerms imsat_loss(Mlp& net, const torch::Tensor& xb, const torch::Tensor& eps_b,
                      const LossConfig& c, at::Generator& gen);
+
+// ------------------------------------------------------------------------------------------
+// Training steps (step.cpp).
+
+struct AdamConfig {
+  double lr = 0.002, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0;
+};
+
+// Adam (as LibTorch's torch::optim::Adam computes it) over all parameters at once: the
+// parameters become views of one flat tensor, so an update is a dozen operations whatever the
+// number of layers, and the step count lives on the device (a CUDA graph replays it correctly).
+class FlatAdam {
+ public:
+  FlatAdam(std::vector<torch::Tensor> params, const AdamConfig& c);
+  // `grads` in the order of the parameters given to the constructor.
+  void step(const std::vector<torch::Tensor>& grads);
+
+ private:
+  std::vector<torch::Tensor> params_;
+  AdamConfig c_;
+  torch::Tensor flat_, m_, v_, step_;
+};
+
+// loss, sat, cond_entropy, marg_entropy, pair_mi (zero where a method has no such term).
+using StepValues = std::array<double, 5>;
+
+// One optimisation step of IMSAT / RIM over mini-batches drawn from a permutation per epoch.
+class TrainStep {
+ public:
+  virtual ~TrainStep() = default;
+  // `perm` (n, int64, on the CPU): the epoch's order of the items.
+  virtual void start_epoch(const torch::Tensor& perm) = 0;
+  // Trains on items perm[b * batch, (b + 1) * batch).
+  virtual void run(int64_t b) = 0;
+  // Whether last_terms() costs nothing after each step (no device synchronisation).
+  virtual bool terms_every_step() const = 0;
+  virtual StepValues last_terms() = 0;
+  // The terms summed over the steps since the previous call.
+  virtual StepValues take_sums() = 0;
+};
+
+enum class StepKind {
+  kEager,      // LibTorch's Adam, operators dispatched one by one (the CPU's step)
+  kStatic,     // FlatAdam and buffers allocated once, dispatched one by one
+  kCudaGraph,  // the static step captured as one CUDA graph after a few warm-up steps
+};
+// Whether this build can capture CUDA graphs (a CUDA LibTorch).
+bool cuda_graphs_built();
+std::unique_ptr<TrainStep> make_train_step(StepKind kind, Mlp net, torch::Tensor x,
+                                           torch::Tensor eps, int64_t batch, const LossConfig& loss,
+                                           const AdamConfig& adam, at::Generator gen);
 
 // ------------------------------------------------------------------------------------------
 // Model representation.

@@ -156,7 +156,8 @@ LossTerms imsat_loss(Mlp& net, const torch::Tensor& xb, const torch::Tensor& eps
   t.loss = c.lambda * info;
   if (c.vat || c.rpt) {
     torch::Tensor clean = logits.detach();
-    torch::Tensor d = unit_rows(torch::randn(xb.sizes(), gen).to(xb.device()));
+    torch::Tensor d = unit_rows(c.noise_on_device ? torch::randn(xb.sizes(), xb.options())
+                                                  : torch::randn(xb.sizes(), gen).to(xb.device()));
     if (c.vat) d = vat_direction(net, xb, clean, d, c.xi, c.power_iterations, c.clustering);
     t.sat = sat_divergence(clean, net->forward(xb + eps_b.unsqueeze(1) * d, false), c.clustering);
     t.loss = t.loss + t.sat;

@@ -215,10 +215,6 @@ void train_kmeans(Model::Impl& m, const torch::Tensor& x, int iterations, at::Ge
 // ---------------------------------------------------------------------------------------------
 // IMSAT / RIM
 
-struct StepTerms {
-  double loss = 0, sat = 0, cond = 0, marg = 0, mi = 0;
-};
-
 Status train_network(Model::Impl& m, const torch::Tensor& x_cpu, const TrainConfig& c,
                      at::Generator& gen, std::vector<Progress>* epoch_log,
                      nlohmann::json* summary) {
@@ -256,10 +252,9 @@ Status train_network(Model::Impl& m, const torch::Tensor& x_cpu, const TrainConf
   m.net->initialise(gen);
   m.net->to(device);
   m.net->train();
-  torch::optim::Adam opt(m.net->parameters(),
-                         torch::optim::AdamOptions(c.lr)
-                             .betas({0.9, 0.999})
-                             .weight_decay(t.weight_decay ? c.weight_decay : 0.0));
+  internal::AdamConfig adam;
+  adam.lr = c.lr;
+  adam.weight_decay = t.weight_decay ? c.weight_decay : 0.0;
 
   internal::LossConfig loss_config;
   loss_config.vat = t.vat;
@@ -269,58 +264,52 @@ Status train_network(Model::Impl& m, const torch::Tensor& x_cpu, const TrainConf
   loss_config.mu = c.mu;
   loss_config.xi = c.xi;
   loss_config.power_iterations = c.power_iterations;
+  const bool graph = device.is_cuda() && c.cuda_graph && internal::cuda_graphs_built();
+  if (graph) torch::cuda::manual_seed(c.seed);  // the captured step draws on the device
+  std::unique_ptr<internal::TrainStep> runner =
+      internal::make_train_step(graph ? internal::StepKind::kCudaGraph : internal::StepKind::kEager,
+                                m.net, x, eps, batch, loss_config, adam, gen);
+  (*summary)["step"] = graph ? "cuda-graph" : "eager";
+
+  // Where reading the terms costs a device synchronisation, they are read every
+  // kGraphReportSteps steps (for the progress bar and the divergence check) and summed on the
+  // device for the epoch's figures.
+  constexpr int64_t kGraphReportSteps = 50;
   int64_t step = 0;
   Progress last;
   for (int epoch = 1; epoch <= epochs; ++epoch) {
-    torch::Tensor perm = torch::randperm(n, gen).to(device);
-    StepTerms sum;
+    runner->start_epoch(torch::randperm(n, gen));
     for (int64_t b = 0; b < steps_per_epoch; ++b) {
       if (c.cancel != nullptr && c.cancel->load()) return Status::cancelled("training cancelled");
-      torch::Tensor idx = perm.slice(0, b * batch, (b + 1) * batch);
-      torch::Tensor xb = x.index_select(0, idx);
-      torch::Tensor eps_b = eps.defined() ? eps.index_select(0, idx) : torch::Tensor();
-      internal::LossTerms lt = internal::imsat_loss(m.net, xb, eps_b, loss_config, gen);
-      torch::Tensor loss = lt.loss;
-      opt.zero_grad();
-      loss.backward();
-      opt.step();
+      runner->run(b);
       ++step;
-
-      // One device-to-host copy per step for all five terms (each .item() is a sync on CUDA).
-      const torch::Tensor zero = torch::zeros({}, loss.options());
-      const torch::Tensor terms =
-          torch::stack({loss.detach(), lt.sat.defined() ? lt.sat.detach() : zero,
-                        lt.cond_entropy.detach(), lt.marg_entropy.detach(),
-                        lt.pair_mi.defined() ? lt.pair_mi.detach() : zero})
-              .to(torch::kCPU, torch::kDouble);
-      const double* tv = terms.data_ptr<double>();
-      StepTerms st;
-      st.loss = tv[0];
-      if (!std::isfinite(st.loss)) {
-        return Status::internal("training diverged: the loss became " + std::to_string(st.loss) +
-                                " at step " + std::to_string(step));
+      const bool report =
+          runner->terms_every_step() || step % kGraphReportSteps == 0 || b + 1 == steps_per_epoch;
+      if (!report) continue;
+      const internal::StepValues v = runner->last_terms();
+      if (!std::isfinite(v[0])) {
+        return Status::internal("training diverged: the loss became " + std::to_string(v[0]) +
+                                (runner->terms_every_step() ? " at step " : " by step ") +
+                                std::to_string(step));
       }
-      st.sat = tv[1];
-      st.cond = tv[2];
-      st.marg = tv[3];
-      st.mi = tv[4];
-      sum.loss += st.loss;
-      sum.sat += st.sat;
-      sum.cond += st.cond;
-      sum.marg += st.marg;
-      sum.mi += st.mi;
       if (c.on_progress) {
-        Progress p{epoch,   epochs, step,    total_steps, seconds_since(t0),
-                   st.loss, st.sat, st.cond, st.marg,     st.mi};
-        c.on_progress(p, false);
+        c.on_progress(Progress{epoch, epochs, step, total_steps, seconds_since(t0), v[0], v[1],
+                               v[2], v[3], v[4]},
+                      false);
       }
     }
+    const internal::StepValues sum = runner->take_sums();
     const double k = static_cast<double>(steps_per_epoch);
-    last = Progress{epoch,        epochs,      step,         total_steps,  seconds_since(t0),
-                    sum.loss / k, sum.sat / k, sum.cond / k, sum.marg / k, sum.mi / k};
+    last = Progress{epoch,      epochs,     step,       total_steps, seconds_since(t0),
+                    sum[0] / k, sum[1] / k, sum[2] / k, sum[3] / k,  sum[4] / k};
+    if (!std::isfinite(last.loss)) {
+      return Status::internal("training diverged: the loss became " + std::to_string(last.loss) +
+                              " in epoch " + std::to_string(epoch));
+    }
     if (epoch_log != nullptr) epoch_log->push_back(last);
     if (c.on_progress) c.on_progress(last, true);
   }
+  runner.reset();
   m.net->to(torch::kCPU);
   m.net->eval();
   (*summary)["device"] = device.is_cuda() ? "cuda" : "cpu";

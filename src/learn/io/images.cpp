@@ -2,12 +2,14 @@
 // folders or manifests as datasets.
 #include "learn/io/images.h"
 
+#include <sys/stat.h>
+#ifdef IMSAT_IMAGE_CODECS
 #include <fftw3.h>
 #include <stb/stb_image.h>
 #include <stb/stb_image_resize.h>
 #include <stb/stb_image_write.h>
-#include <sys/stat.h>
 #include <turbojpeg.h>
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -22,6 +24,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <stdexcept>
 #include <thread>
 
 #include "learn/io/datasets.h"
@@ -160,6 +163,8 @@ const char* skip_reason_name(SkipReason r) {
   }
   return "?";
 }
+
+#ifdef IMSAT_IMAGE_CODECS
 
 // ---------------------------------------------------------------------------------------------
 // Geometry: composite, convert, fit, resize
@@ -654,6 +659,34 @@ Result<std::string> make_thumbnail(const std::string& encoded, int side, size_t 
   if (out.empty()) return Status::internal("JPEG encoding of a thumbnail failed");
   return out;
 }
+
+#else  // IMSAT_IMAGE_CODECS
+
+// A build without stb, libturbojpeg and FFTW (IMSAT_LEARN_ONLY on a machine whose only library
+// is LibTorch, such as a lent GPU machine): the pipeline's description and the folder walking
+// remain, every decode is refused with the reason.
+namespace {
+constexpr const char* kNoCodecs =
+    "this imsat was built without image support (stb, libturbojpeg and FFTW were not found)";
+}  // namespace
+
+std::vector<uint8_t> fit_pixels(const uint8_t*, int, int, int, const ImagePipeline&) {
+  throw std::logic_error(kNoCodecs);
+}
+
+std::vector<float> gist_descriptor(const float*, int) { throw std::logic_error(kNoCodecs); }
+
+Result<std::vector<float>> preprocess_image(const std::string&, const ImagePipeline&, size_t,
+                                            SkipReason* reason) {
+  if (reason != nullptr) *reason = SkipReason::kUnreadable;
+  return Status::invalid_argument(kNoCodecs);
+}
+
+Result<std::string> make_thumbnail(const std::string&, int, size_t) {
+  return Status::invalid_argument(kNoCodecs);
+}
+
+#endif  // IMSAT_IMAGE_CODECS
 
 // ---------------------------------------------------------------------------------------------
 // Folders and manifests
