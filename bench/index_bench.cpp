@@ -2,13 +2,15 @@
 //   Knn/<impl>/<bits>/<N>/<k>/<data>      Radius/<impl>/<bits>/<N>/<r>/<data>
 // with impl imsat (linear scan), imsat_batch (100 queries per pass over the codes), imsat_mih
 // (multi-index), and, when built with libfaiss, faiss_flat (IndexBinaryFlat), faiss_mih
-// (IndexBinaryMultiHash) and faiss_hash (IndexBinaryHash); data uniform or clustered. Every case
+// (IndexBinaryMultiHash) and faiss_hash (IndexBinaryHash); data uniform, clustered, or learned (a
+// codes file from `imsat encode` named by IMSAT_BENCH_CODES; see dataset()). Every case
 // reports queries/s as items_per_second, single thread. Also MemoryBandwidth (one core reading a
 // large buffer) and BulkLoad (codes/s into the durable store, write-ahead log on).
 #include <benchmark/benchmark.h>
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -19,6 +21,7 @@
 #include <vector>
 
 #include "index/code_store.h"
+#include "query/codes_file.h"
 
 #ifdef IMSAT_BENCH_FAISS
 #include <faiss/IndexBinaryFlat.h>
@@ -74,6 +77,24 @@ void fill(std::vector<uint8_t>& out, size_t n, int bits, const std::string& kind
   }
 }
 
+// Learned codes: a codes file made by `imsat encode` (IMSAT_BENCH_CODES); its last kQueries rows
+// are the queries, the others are stored (Fashion-MNIST in its file order: the 60,000 training
+// images and 9,000 test images stored, the last 1,000 test images as queries).
+const char* learned_codes_path() { return std::getenv("IMSAT_BENCH_CODES"); }
+
+imsat::query::CodesFile learned_codes() {
+  auto file = imsat::query::read_codes_file(learned_codes_path());
+  if (!file.is_ok()) {
+    std::fprintf(stderr, "index_bench: %s\n", file.status().to_string().c_str());
+    std::exit(1);
+  }
+  if (file->rows <= kQueries) {
+    std::fprintf(stderr, "index_bench: the codes file needs more than %zu rows\n", kQueries);
+    std::exit(1);
+  }
+  return std::move(file).value();
+}
+
 Dataset& dataset(int bits, size_t n, const std::string& kind) {
   static std::unique_ptr<Dataset> current;
   if (current && current->bits == bits && current->n == n && current->kind == kind) return *current;
@@ -82,11 +103,18 @@ Dataset& dataset(int bits, size_t n, const std::string& kind) {
   d->bits = bits;
   d->n = n;
   d->kind = kind;
-  std::mt19937_64 rng(static_cast<uint64_t>(bits) * 1000003 + n);
-  std::vector<uint8_t> centres(10000 * static_cast<size_t>(bits) / 8);
-  for (auto& b : centres) b = static_cast<uint8_t>(rng());
-  fill(d->bytes, n, bits, kind, rng, centres);
-  fill(d->query_bytes, kQueries, bits, kind, rng, centres);
+  if (kind == "learned") {
+    const imsat::query::CodesFile file = learned_codes();
+    const size_t cb = static_cast<size_t>(file.bits) / 8;
+    d->bytes.assign(file.codes.begin(), file.codes.begin() + n * cb);
+    d->query_bytes.assign(file.codes.begin() + n * cb, file.codes.begin() + (n + kQueries) * cb);
+  } else {
+    std::mt19937_64 rng(static_cast<uint64_t>(bits) * 1000003 + n);
+    std::vector<uint8_t> centres(10000 * static_cast<size_t>(bits) / 8);
+    for (auto& b : centres) b = static_cast<uint8_t>(rng());
+    fill(d->bytes, n, bits, kind, rng, centres);
+    fill(d->query_bytes, kQueries, bits, kind, rng, centres);
+  }
   d->codes = std::make_unique<CodeArray>(bits);
   d->codes->reserve(n);
   const size_t cb = static_cast<size_t>(bits) / 8;
@@ -476,6 +504,31 @@ int register_all() {
         }
 #endif
       }
+    }
+  }
+  if (learned_codes_path() != nullptr) {
+    auto header = imsat::query::read_codes_header(learned_codes_path());
+    if (!header.is_ok()) {
+      std::fprintf(stderr, "index_bench: %s\n", header.status().to_string().c_str());
+      std::exit(1);
+    }
+    const int bits = header->bits;
+    const size_t n = header->rows - kQueries;
+    for (size_t k : {size_t{10}, size_t{100}}) {
+      benchmark::RegisterBenchmark(name("Knn", "imsat", bits, n, k, "learned").c_str(), BM_KnnScan,
+                                   bits, n, k, "learned")
+          ->UseRealTime();
+      benchmark::RegisterBenchmark(name("Knn", "imsat_mih", bits, n, k, "learned").c_str(),
+                                   BM_KnnMih, bits, n, k, "learned")
+          ->UseRealTime();
+    }
+    for (uint32_t r : {2u, 4u}) {
+      benchmark::RegisterBenchmark(name("Radius", "imsat", bits, n, r, "learned").c_str(),
+                                   BM_RadiusImsat, bits, n, r, "learned", false)
+          ->UseRealTime();
+      benchmark::RegisterBenchmark(name("Radius", "imsat_mih", bits, n, r, "learned").c_str(),
+                                   BM_RadiusImsat, bits, n, r, "learned", true)
+          ->UseRealTime();
     }
   }
   for (size_t n : {size_t{1000000}}) {

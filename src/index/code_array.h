@@ -38,6 +38,7 @@ class CodeArray {
   uint32_t append_words(const uint64_t* words, int32_t tag = kNoTag);
   void erase(uint32_t slot);  // tombstone; the slot keeps its bytes and is skipped by searches
   bool is_deleted(uint32_t slot) const { return deleted_[slot] != 0; }
+  const uint8_t* deleted_flags() const { return deleted_.data(); }  // by slot, non-zero = deleted
   int32_t tag(uint32_t slot) const { return tags_[slot]; }
   const uint64_t* code(uint32_t slot) const { return data_ + static_cast<size_t>(slot) * words_; }
   const uint64_t* data() const { return data_; }  // 64-byte aligned, size() * words() words

@@ -137,103 +137,133 @@ struct MultiIndex::Impl {
     return true;
   }
 
-  // Calls visit(slot) for the items of the bucket of `key` in table t: CSR, then delta.
-  template <typename Visit>
-  void walk(int t, uint32_t key, const CodeArray& codes, Visit&& visit) const {
-    const uint32_t h = head_of(t, key);
-    const uint32_t* begin = slots[t].data() + offsets[t][h];
-    const uint32_t* end = slots[t].data() + offsets[t][h + 1];
-    for (const uint32_t* p = begin; p != end; ++p) {
-      if (p + 8 < end) __builtin_prefetch(codes.code(p[8]));
-      visit(*p);
+  // Costs of probing in units of one code read by the linear scan (the scan's cost is the number
+  // of slots). Visiting a bucket (computing its key, reading its two offsets) and verifying a
+  // candidate (reading its code at a random place, the duplicate check, the distance) each cost
+  // a cache or memory miss, a few hundred sequentially scanned codes, whether the codes fit in
+  // the cache (N = 1e6: the scan reads 9.5 G codes/s, a miss costs 20-40 ns) or not (N = 1e7:
+  // 3.4 G codes/s against about 100 ns). bench/README.md, "kNN cost model", has the measurements
+  // these constants come from.
+  static constexpr double kBucketCost = 256;
+  static constexpr double kCandidateCost = 256;
+
+  // One bucket a probe visits: its table, its key and its CSR range.
+  struct Bucket {
+    uint32_t table, key, begin, end;
+  };
+
+  // Items per bucket if codes were uniformly random (the shortest substring's buckets).
+  double uniform_occupancy(size_t items) const {
+    const int shortest = *std::min_element(len.begin(), len.end());
+    return static_cast<double>(items) / std::ldexp(1.0, shortest);
+  }
+
+  // The number of buckets at exactly s bits from a key, over every table.
+  double level_buckets(int s) const {
+    double total = 0;
+    for (int t = 0; t < m; ++t) {
+      if (s > len[t]) continue;
+      double buckets = 1;
+      for (int i = 0; i < s; ++i) buckets = buckets * (len[t] - i) / (i + 1);
+      total += buckets;
     }
-    if (delta_heads[t].empty()) return;
-    for (uint32_t e = delta_heads[t][delta_head_of(t, key)]; e != 0;
-         e = delta_next[t][e - 1 - delta_base]) {
-      visit(e - 1);
-    }
+    return total;
   }
 
-  // Items in the CSR part of the bucket of `key` in table t (the delta lists, bounded by the
-  // rebuild rule, are left out): what probing that bucket will verify, known before probing.
-  size_t bucket_size(int t, uint32_t key) const {
-    const uint32_t h = head_of(t, key);
-    return offsets[t][h + 1] - offsets[t][h];
-  }
-
-  // True when the exact-distance candidates of the query's own buckets (level 0, a lower bound
-  // of any search's work) would already cost more than scanning every code. Learned codes are
-  // clustered: on Fashion-MNIST 64-bit IMSAT codes put a third of all items in a query's
-  // level-0 buckets, and verifying them took 25x longer than a scan of the (cached) array.
-  bool level0_too_crowded(const uint32_t* subs, size_t items) const {
-    constexpr size_t kScanPerCandidate = 32;  // one verification ~ reading 32+ codes in order
-    size_t candidates = 0;
-    for (int t = 0; t < m; ++t) candidates += bucket_size(t, subs[t]);
-    return candidates * kScanPerCandidate > items;
-  }
-
-  // Visits every bucket of table t whose key is at exactly `flips` bits from `sub`. Returns the
-  // number of buckets probed.
-  template <typename Visit>
-  uint64_t probe(int t, uint32_t sub, int flips, const CodeArray& codes, Visit&& visit) const {
+  // Calls fn(key) for every key of table t at exactly `flips` bits from `sub`.
+  template <typename Fn>
+  void for_each_key(int t, uint32_t sub, int flips, Fn&& fn) const {
     const int l = len[t];
-    if (flips > l) return 0;
+    if (flips > l) return;
     if (flips == 0) {
-      walk(t, sub, codes, visit);
-      return 1;
+      fn(sub);
+      return;
     }
-    uint64_t probed = 0;
     int pos[32];
     for (int i = 0; i < flips; ++i) pos[i] = i;
     while (true) {
       uint32_t key = sub;
       for (int i = 0; i < flips; ++i) key ^= uint32_t{1} << pos[i];
-      walk(t, key, codes, visit);
-      ++probed;
+      fn(key);
       int i = flips - 1;
       while (i >= 0 && pos[i] == l - flips + i) --i;
       if (i < 0) break;
       ++pos[i];
       for (int j = i + 1; j < flips; ++j) pos[j] = pos[j - 1] + 1;
     }
-    return probed;
   }
 
-  // Expected work of a level-s probe over all tables, in units of one code read by a linear
-  // scan: each bucket probe and each candidate costs several cache misses, about as much as
-  // streaming kScanPerMiss codes (bench/index_bench, 64-bit codes at N = 1e7: probing cost about
-  // 1 us per candidate against 0.3 ns per scanned code; a smaller constant let uniform-code kNN
-  // probe three levels before falling back to the scan, 3x slower than scanning at once).
-  // `seen_per_bucket` is the occupancy observed by the levels already probed: learned codes
-  // cluster, so their buckets near a query hold far more than the uniform N / 2^len.
-  double level_cost(int s, size_t items, double seen_per_bucket = 0) const {
-    constexpr double kScanPerMiss = 4096;
-    double total = 0;
+  // Appends level s's buckets of every table (those holding items, and every one of a table
+  // whose delta lists are in use) to `out`; returns the number of CSR entries they hold: the
+  // candidates probing the level will verify, known before any code is read. The buckets' offsets
+  // are prefetched together, so their cache misses overlap.
+  size_t collect_level(const uint32_t* query_subs, int s, std::vector<Bucket>* out) const {
+    const size_t first = out->size();
     for (int t = 0; t < m; ++t) {
-      if (s > len[t]) continue;
-      double buckets = 1;
-      for (int i = 0; i < s; ++i) buckets = buckets * (len[t] - i) / (i + 1);
-      const double per_bucket =
-          std::max(seen_per_bucket, static_cast<double>(items) / std::ldexp(1.0, len[t]));
-      total += buckets * (1 + per_bucket) * kScanPerMiss;
-    }
-    return total;
-  }
-
-  // Probes level s of every table; calls found(slot, distance) once per live, passing item.
-  template <typename Found>
-  void probe_level(const CodeArray& codes, const uint64_t* query, const uint32_t* query_subs, int s,
-                   const Filter& filter, SearchStats& stats, Found&& found) const {
-    const size_t words = codes.words();
-    for (int t = 0; t < m; ++t) {
-      stats.buckets_probed += probe(t, query_subs[t], s, codes, [&](uint32_t slot) {
-        if (codes.is_deleted(slot)) return;
-        const uint64_t* code = codes.code(slot);
-        if (!first_reach(code, query_subs, s, t)) return;
-        if (!filter.empty() && !filter.pass(codes, slot)) return;
-        ++stats.candidates_verified;
-        found(slot, hamming_distance(query, code, words));
+      const uint32_t* off = offsets[t].data();
+      for_each_key(t, query_subs[t], s, [&](uint32_t key) {
+        const uint32_t h = head_of(t, key);
+        __builtin_prefetch(off + h);
+        out->push_back({static_cast<uint32_t>(t), key, h, 0});
       });
+    }
+    size_t entries = 0, kept = first;
+    for (size_t i = first; i < out->size(); ++i) {
+      Bucket b = (*out)[i];
+      const uint32_t* off = offsets[b.table].data();
+      const uint32_t h = b.begin;
+      b.begin = off[h];
+      b.end = off[h + 1];
+      if (b.begin == b.end && delta_heads[b.table].empty()) continue;
+      __builtin_prefetch(slots[b.table].data() + b.begin);
+      entries += b.end - b.begin;
+      (*out)[kept++] = b;
+    }
+    out->resize(kept);
+    return entries;
+  }
+
+  // Verifies the items of `buckets` (all of level s); calls found(slot, distance) once per live,
+  // passing item. The candidates of the whole level are listed first and their codes prefetched
+  // a few candidates ahead across bucket boundaries (clustered codes make many small buckets).
+  template <typename Found>
+  void verify_level(const CodeArray& codes, const uint64_t* query, const uint32_t* query_subs,
+                    int s, const std::vector<Bucket>& buckets, const Filter& filter,
+                    SearchStats& stats, std::vector<uint64_t>* scratch, Found&& found) const {
+    // Candidates as slot | table << 32.
+    std::vector<uint64_t>& cand = *scratch;
+    cand.clear();
+    for (const Bucket& b : buckets) {
+      const uint64_t table = uint64_t{b.table} << 32;
+      const uint32_t* p = slots[b.table].data();
+      for (uint32_t i = b.begin; i < b.end; ++i) cand.push_back(p[i] | table);
+      if (!delta_heads[b.table].empty()) {
+        for (uint32_t e = delta_heads[b.table][delta_head_of(static_cast<int>(b.table), b.key)];
+             e != 0; e = delta_next[b.table][e - 1 - delta_base]) {
+          cand.push_back((e - 1) | table);
+        }
+      }
+    }
+    stats.buckets_probed += buckets.size();
+    constexpr size_t kAhead = 8;
+    const size_t words = codes.words();
+    const size_t n = cand.size();
+    for (size_t i = 0; i < std::min(n, kAhead); ++i) {
+      __builtin_prefetch(codes.code(static_cast<uint32_t>(cand[i])));
+    }
+    for (size_t i = 0; i < n; ++i) {
+      if (i + kAhead < n) {
+        const uint32_t ahead = static_cast<uint32_t>(cand[i + kAhead]);
+        __builtin_prefetch(codes.code(ahead));
+        __builtin_prefetch(codes.deleted_flags() + ahead);
+      }
+      const uint32_t slot = static_cast<uint32_t>(cand[i]);
+      if (codes.is_deleted(slot)) continue;
+      const uint64_t* code = codes.code(slot);
+      if (!first_reach(code, query_subs, s, static_cast<int>(cand[i] >> 32))) continue;
+      if (!filter.empty() && !filter.pass(codes, slot)) continue;
+      ++stats.candidates_verified;
+      found(slot, hamming_distance(query, code, words));
     }
   }
 };
@@ -287,24 +317,30 @@ void MultiIndex::rebuild(const CodeArray& codes) { impl_->rebuild(codes, codes.s
 std::vector<Neighbor> MultiIndex::radius(const CodeArray& codes, const uint64_t* query, uint32_t r,
                                          const Filter& filter, SearchStats* stats) const {
   const Impl& x = *impl_;
-  const int s_max = static_cast<int>(r) / x.m;
-  double cost = 0;
-  for (int s = 0; s <= s_max; ++s) cost += x.level_cost(s, codes.live());
-  // Probing would cost more than a scan reading every code: the scan is exact too, and faster.
-  if (cost > static_cast<double>(codes.size())) {
-    return scan_radius(codes, query, r, filter, stats);
-  }
+  const int s_max = std::min<int>(static_cast<int>(r) / x.m, 32);
+  const double scan_cost = static_cast<double>(codes.size());
+  // Probing would cost more than a scan reading every code (the scan is exact too): decided
+  // from the number of buckets first, then from the entries those buckets really hold.
+  double buckets = 0;
+  for (int s = 0; s <= s_max; ++s) buckets += x.level_buckets(s);
+  if (buckets * Impl::kBucketCost > scan_cost) return scan_radius(codes, query, r, filter, stats);
   std::vector<uint32_t> subs(static_cast<size_t>(x.m));
   for (int t = 0; t < x.m; ++t) subs[t] = x.substring(t, query);
-  if (x.level0_too_crowded(subs.data(), codes.size())) {
+  std::vector<std::vector<Impl::Bucket>> levels(static_cast<size_t>(s_max) + 1);
+  size_t entries = 0;
+  for (int s = 0; s <= s_max; ++s) entries += x.collect_level(subs.data(), s, &levels[s]);
+  if (buckets * Impl::kBucketCost + static_cast<double>(entries) * Impl::kCandidateCost >
+      scan_cost) {
     return scan_radius(codes, query, r, filter, stats);
   }
   SearchStats local;
   std::vector<Neighbor> out;
+  std::vector<uint64_t> scratch;
   for (int s = 0; s <= s_max; ++s) {
-    x.probe_level(codes, query, subs.data(), s, filter, local, [&](uint32_t slot, uint32_t d) {
-      if (d <= r) out.push_back({slot, d});
-    });
+    x.verify_level(codes, query, subs.data(), s, levels[s], filter, local, &scratch,
+                   [&](uint32_t slot, uint32_t d) {
+                     if (d <= r) out.push_back({slot, d});
+                   });
   }
   std::sort(out.begin(), out.end(), by_distance_then_slot);
   if (stats != nullptr) *stats += local;
@@ -317,29 +353,36 @@ std::vector<Neighbor> MultiIndex::knn(const CodeArray& codes, const uint64_t* qu
   if (k >= codes.live()) return scan_knn(codes, query, k, filter, stats);
   std::vector<uint32_t> subs(static_cast<size_t>(x.m));
   for (int t = 0; t < x.m; ++t) subs[t] = x.substring(t, query);
-  if (x.level0_too_crowded(subs.data(), codes.size())) {
-    return scan_knn(codes, query, k, filter, stats);
-  }
   SearchStats local;
+  auto finish = [&](std::vector<Neighbor> out) {
+    if (stats != nullptr) *stats += local;
+    return out;
+  };
+  const double scan_cost = static_cast<double>(codes.size());
   std::vector<Neighbor> found;
+  std::vector<Impl::Bucket> buckets;
+  std::vector<uint64_t> scratch;
   std::vector<uint64_t> at(static_cast<size_t>(x.bits) + 1, 0);
   const int max_len = *std::max_element(x.len.begin(), x.len.end());
-  double cost = 0;
   for (int s = 0; s <= max_len; ++s) {
-    const double seen = local.buckets_probed > 0 ? static_cast<double>(local.candidates_verified) /
-                                                       static_cast<double>(local.buckets_probed)
-                                                 : 0.0;
-    cost += x.level_cost(s, codes.live(), seen);
-    if (cost > static_cast<double>(codes.size())) {
-      // Growing further would cost more than a scan reading every code.
-      std::vector<Neighbor> out = scan_knn(codes, query, k, filter, &local);
-      if (stats != nullptr) *stats += local;
-      return out;
+    // Each level is probed only when what it really holds costs less than a scan: its bucket
+    // count first (counting entries reads every bucket's offsets), then its entries. Learned
+    // codes cluster, so a query's buckets can hold a third of the store (64-bit Fashion-MNIST
+    // codes) or a handful of items (clustered codes with many centres); the counts tell apart
+    // what an occupancy estimate cannot.
+    const double level_buckets = x.level_buckets(s);
+    if (level_buckets * Impl::kBucketCost > scan_cost) break;
+    buckets.clear();
+    const size_t entries = x.collect_level(subs.data(), s, &buckets);
+    if (level_buckets * Impl::kBucketCost + static_cast<double>(entries) * Impl::kCandidateCost >
+        scan_cost) {
+      break;
     }
-    x.probe_level(codes, query, subs.data(), s, filter, local, [&](uint32_t slot, uint32_t d) {
-      found.push_back({slot, d});
-      ++at[d];
-    });
+    x.verify_level(codes, query, subs.data(), s, buckets, filter, local, &scratch,
+                   [&](uint32_t slot, uint32_t d) {
+                     found.push_back({slot, d});
+                     ++at[d];
+                   });
     // Every item within m * (s + 1) - 1 bits has now been seen.
     const size_t complete = std::min<size_t>(static_cast<size_t>(x.m) * (s + 1) - 1, x.bits);
     uint64_t within = 0;
@@ -351,13 +394,29 @@ std::vector<Neighbor> MultiIndex::knn(const CodeArray& codes, const uint64_t* qu
       }
       std::sort(out.begin(), out.end(), by_distance_then_slot);
       if (out.size() > k) out.resize(k);
-      if (stats != nullptr) *stats += local;
-      return out;
+      return finish(std::move(out));
+    }
+    // Once k items have been found, the k-th of them bounds the k-th neighbour's distance D, and
+    // the search ends by level ceil((D + 1) / m) - 1 at the latest. When that is three or more
+    // levels away and even their bucket visits (with entries at the uniform occupancy, a lower
+    // bound) cost more than a scan, scan now rather than probe levels that cannot finish the
+    // search (uniform codes: the 10th neighbour is 13+ bits away). The bound comes from the items
+    // found so far, which overestimate D; a nearer horizon is left to the exact checks above.
+    uint64_t seen = 0;
+    size_t kth = 0;
+    while (kth <= static_cast<size_t>(x.bits) && (seen += at[kth]) < k) ++kth;
+    if (kth <= static_cast<size_t>(x.bits)) {
+      const int need = static_cast<int>((kth + 1 + x.m - 1) / x.m) - 1;
+      double future = 0;
+      for (int u = s + 1; u <= std::min(need, max_len); ++u) {
+        future += x.level_buckets(u) *
+                  (Impl::kBucketCost + x.uniform_occupancy(codes.live()) * Impl::kCandidateCost);
+      }
+      if (s >= 1 && need >= s + 3 && future > scan_cost) break;
     }
   }
-  std::vector<Neighbor> out = scan_knn(codes, query, k, filter, &local);
-  if (stats != nullptr) *stats += local;
-  return out;
+  // Growing further would cost more than a scan reading every code.
+  return finish(scan_knn(codes, query, k, filter, &local));
 }
 
 std::vector<uint64_t> MultiIndex::occupancy_histogram(int table, size_t max_count) const {
