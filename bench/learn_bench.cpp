@@ -116,7 +116,8 @@ BENCHMARK(BM_SgemmSameShapes)
 
 // Adaptive epsilon: distance to the 10th neighbour for N x 784 data.
 void BM_KthNeighbour(benchmark::State& state) {
-  L::set_thread_split(static_cast<int>(state.range(1)), static_cast<int>(state.range(1)));
+  // threads: OpenBLAS threads (the GEMMs); torch_threads: LibTorch's (the selection).
+  L::set_thread_split(static_cast<int>(state.range(2)), static_cast<int>(state.range(1)));
   at::Generator gen = at::detail::createCPUGenerator(2);
   torch::Tensor x = torch::randn({state.range(0), kDim}, gen);
   for (auto _ : state) {
@@ -129,9 +130,10 @@ void BM_KthNeighbour(benchmark::State& state) {
                          benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_KthNeighbour)
-    ->ArgNames({"n", "threads"})
-    ->Args({8192, 1})
-    ->Args({8192, 2})
+    ->ArgNames({"n", "threads", "torch_threads"})
+    ->Args({8192, 1, 1})
+    ->Args({8192, 2, 1})
+    ->Args({8192, 2, 2})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

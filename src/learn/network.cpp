@@ -165,6 +165,49 @@ LossTerms imsat_loss(Mlp& net, const torch::Tensor& xb, const torch::Tensor& eps
   return t;
 }
 
+namespace {
+
+// The `width` smallest values seen in a row, ascending; +inf until filled.
+inline void offer(float* top, int width, float v) {
+  if (!(v < top[width - 1])) return;
+  int i = width - 1;
+  while (i > 0 && top[i - 1] > v) {
+    top[i] = top[i - 1];
+    --i;
+  }
+  top[i] = v;
+}
+
+// CPU selection over one block of squared distances d2 (rows of block I, columns of block J):
+// every row of I takes its row's values; when J is another block, every row of J takes its
+// column's values too. A value is compared with the row's current worst kept value and almost
+// always rejected there, so a block costs about one comparison per value and direction (the
+// LibTorch topk over columns it replaces read the block with a stride and cost as much as the
+// distance GEMM itself).
+void select_block(const torch::Tensor& d2, float* best, int width, int64_t i0, int64_t j0,
+                  bool both) {
+  const int64_t rows = d2.size(0), cols = d2.size(1);
+  const float* d = d2.data_ptr<float>();
+  const int64_t stride = d2.stride(0);
+  at::parallel_for(0, rows, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      float* top = best + (i0 + i) * width;
+      const float* r = d + i * stride;
+      for (int64_t j = 0; j < cols; ++j) offer(top, width, r[j]);
+    }
+  });
+  if (!both) return;
+  // Columns: each thread owns a range of columns (rows of J) and reads every row of the block.
+  at::parallel_for(0, cols, 256, [&](int64_t begin, int64_t end) {
+    for (int64_t i = 0; i < rows; ++i) {
+      const float* r = d + i * stride;
+      for (int64_t j = begin; j < end; ++j) offer(best + (j0 + j) * width, width, r[j]);
+    }
+  });
+}
+
+}  // namespace
+
 torch::Tensor kth_neighbour_distance(const torch::Tensor& x, int k, int64_t block_rows) {
   torch::NoGradGuard no_grad;
   const int64_t n = x.size(0);
@@ -176,7 +219,8 @@ torch::Tensor kth_neighbour_distance(const torch::Tensor& x, int k, int64_t bloc
   // squared distances (the row itself, at distance 0, among them).
   const torch::Tensor sq = (x * x).sum(1);
   const torch::Tensor inf = torch::full({1}, std::numeric_limits<float>::infinity(), x.options());
-  torch::Tensor best = inf.expand({n, kk + 1}).clone();
+  torch::Tensor best = inf.expand({n, kk + 1}).contiguous().clone();
+  const bool cpu = x.is_cpu() && x.scalar_type() == torch::kFloat;
   auto merge = [&](int64_t start, int64_t end, const torch::Tensor& candidates) {
     torch::Tensor rows = best.slice(0, start, end);
     torch::Tensor both = torch::cat({rows, candidates}, 1);
@@ -191,6 +235,12 @@ torch::Tensor kth_neighbour_distance(const torch::Tensor& x, int k, int64_t bloc
       const int64_t j1 = std::min(n, j0 + block_rows);
       torch::Tensor d2 = torch::addmm(sqi + sq.slice(0, j0, j1).unsqueeze(0), xi,
                                       x.slice(0, j0, j1).t(), 1.0, -2.0);
+      if (cpu) {
+        // The same values as the topk below select, so the same result.
+        select_block(d2.contiguous(), best.data_ptr<float>(), static_cast<int>(kk + 1), i0, j0,
+                     j0 != i0);
+        continue;
+      }
       const int64_t take_rows = std::min<int64_t>(kk + 1, d2.size(1));
       merge(i0, i1, std::get<0>(d2.topk(take_rows, 1, false, true)));
       if (j0 != i0) {

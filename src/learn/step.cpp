@@ -126,6 +126,9 @@ class StaticStep : public TrainStep {
 #ifdef IMSAT_CUDA_GRAPHS
       if (!x_.is_cuda()) throw std::invalid_argument("a CUDA graph needs the data on CUDA");
       cuda_ = std::make_unique<CudaGraphState>();
+      // The data, the network and the optimiser's buffers were made on the default stream; the
+      // step's own stream must not read them before they are written.
+      c10::cuda::getCurrentCUDAStream().synchronize();
       // Nothing in a captured step may draw from the CPU generator: the graph would replay the
       // same direction every step. The device's generator advances on every replay.
       loss_.noise_on_device = true;
