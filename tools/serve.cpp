@@ -18,6 +18,8 @@ void add_serve(CLI::App& app) {
     bool no_cache = false;
     int bits = 0;
     size_t cache_mb = 64;
+    query::EncodeBatchOptions encode_batch;
+    int encode_wait_us = 0;
   };
   auto a = std::make_shared<ServeArgs>();
   CLI::App* cmd =
@@ -48,6 +50,21 @@ void add_serve(CLI::App& app) {
   cmd->add_option("--port", a->server.port, "Port (0 = any free port)")->capture_default_str();
   cmd->add_option("--threads", a->server.threads, "Worker threads")
       ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  cmd->add_option("--model-threads", a->server.model_threads,
+                  "Threads for searches by vector or image, whose vectors are encoded together "
+                  "(at most --encode-batch per model call); 0 = on the worker threads, which share "
+                  "model calls too")
+      ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
+  cmd->add_option("--encode-batch", a->encode_batch.max_batch,
+                  "Most vectors of concurrent searches encoded in one model call")
+      ->check(CLI::Range(size_t{1}, size_t{4096}))
+      ->capture_default_str();
+  cmd->add_option("--encode-wait-us", a->encode_wait_us,
+                  "Under concurrent load, how long the next model call waits for more vectors "
+                  "(microseconds; 0 = never)")
+      ->check(CLI::Range(0, 100000))
       ->capture_default_str();
   cmd->add_option("--token", a->server.token,
                   "Require 'Authorization: Bearer TOKEN' for writes and evaluation (or set "
@@ -128,6 +145,8 @@ void add_serve(CLI::App& app) {
       catalog = take(query::Catalog::single("default", a->db, a->model, !a->no_cache, a->cache_mb));
     }
     if (!a->default_collection.empty()) check(catalog->set_default(a->default_collection));
+    a->encode_batch.max_wait = std::chrono::microseconds(a->encode_wait_us);
+    catalog->set_encode_batching(a->encode_batch);
     auto server = take(http::Server::start(*catalog, a->server));
     size_t items = 0;
     for (const auto& c : catalog->list()) items += c->engine().info().items;

@@ -8,8 +8,10 @@
 namespace imsat::http::internal {
 namespace {
 
+// `fast_vector`: the query's "vector", already read by take_vector_array (its place in `q`
+// holds an empty array).
 json one_query(Call& call, const json& q, const query::SearchRequest& sr, bool explain,
-               bool in_batch) {
+               bool in_batch, const std::vector<double>* fast_vector = nullptr) {
   if (!q.is_object()) throw HttpError{400, "each query must be a JSON object"};
   if (in_batch) check_fields(q, {"vector", "code", "key"}, "a query of 'queries'");
   const int given = q.contains("vector") + q.contains("code") + q.contains("key");
@@ -18,7 +20,9 @@ json one_query(Call& call, const json& q, const query::SearchRequest& sr, bool e
   if (q.contains("vector")) {
     const learn::Model* model = engine.model();
     if (model == nullptr) throw HttpError{400, "searching by vector needs a model"};
-    const std::vector<float> v = get_vector(q["vector"], model->input_dim());
+    const std::vector<float> v = fast_vector != nullptr
+                                     ? check_vector(*fast_vector, model->input_dim())
+                                     : get_vector(q["vector"], model->input_dim());
     return query::search_json(take(engine.search_vector(v.data(), v.size(), sr)), sr, explain);
   }
   if (q.contains("code")) {
@@ -50,6 +54,14 @@ size_t param_size(const Call& call, const char* name, size_t fallback) {
 }  // namespace
 
 bool search_is_heavy(const Request& request, const Limits& limits) {
+  // One query (no 'queries' batch) asks for at most max_k (kNN) or max_hits (radius) results, as
+  // the handler enforces: when that cannot exceed heavy_results the body is not parsed here (a
+  // search by vector's body is mostly numbers, and parsing it twice cost as much as the model).
+  if (request.body.find("\"queries\"") == std::string::npos &&
+      std::min(std::max(limits.max_k, limits.max_hits), limits.max_results) <=
+          limits.heavy_results) {
+    return false;
+  }
   json body;
   try {
     body = parse_json(request.body, limits.max_json_depth);
@@ -71,9 +83,22 @@ bool search_is_heavy(const Request& request, const Limits& limits) {
   return queries * std::min(per_query, limits.max_results) > limits.heavy_results;
 }
 
+bool search_encodes(const Request& request) {
+  // A cheap look at the body (no JSON parse): a search naming a vector runs the model. A key or
+  // code search that happens to contain the word only runs on another thread, with the same result.
+  return request.body.find("\"vector\"") != std::string::npos;
+}
+
+bool always_encodes(const Request&) { return true; }
+
 Response handle_search(Call& call) {
   call.require_json_content();
-  const json body = call.json_body();
+  // A search by vector is mostly numbers: its top-level vector is read straight into doubles
+  // (take_vector_array), and only the rest of the body goes through the JSON DOM.
+  std::vector<double> fast;
+  std::string rest;
+  const bool have_fast = take_vector_array(call.request.body, &fast, &rest);
+  const json body = have_fast ? parse_json(rest, call.limits.max_json_depth) : call.json_body();
   if (!body.is_object()) throw HttpError{400, "the body must be a JSON object"};
   check_fields(body, {"vector", "code", "key", "queries", "k", "limit", "radius", "candidates",
                       "rerank", "filter", "scan", "explain"});
@@ -82,7 +107,8 @@ Response handle_search(Call& call) {
   const size_t dim = call.engine->model() != nullptr ? call.engine->model()->input_dim() : 0;
   if (!body.contains("queries")) {
     check_search_budget(sr, 1, dim, call.limits);
-    return json_response(200, one_query(call, body, sr, explain, false));
+    return json_response(200,
+                         one_query(call, body, sr, explain, false, have_fast ? &fast : nullptr));
   }
   const json& qs = body["queries"];
   if (!qs.is_array() || qs.empty()) throw HttpError{400, "'queries' must be a non-empty array"};

@@ -95,6 +95,9 @@ class Router {
   // Whether `request` goes to a heavy endpoint: the Server runs those on its own small pool so
   // that they never occupy the threads that answer ordinary searches.
   bool is_heavy(const Request& request) const;
+  // Whether `request` runs the model (a search by vector or image): the Server runs those on its
+  // model pool (ServerOptions::model_threads), where concurrent ones share batched model calls.
+  bool encodes(const Request& request) const;
   bool try_reserve_heavy();
   void release_heavy();
   Response busy_response() const;
@@ -118,6 +121,13 @@ struct ServerOptions {
   std::string bind = "127.0.0.1";
   uint16_t port = 8080;  // 0: any free port (see Server::port)
   int threads = 2;
+  // Threads for searches by vector or image. They mostly wait: concurrent searches' vectors are
+  // encoded together in one model call (query::EncodeBatcher), so this bounds the batch that
+  // concurrent clients can form. 0 (the default): such searches run on the I/O threads like any
+  // other, and those running at the same time share model calls. The hand-off to a pool costs
+  // two thread wake-ups per request (bench/README.md, "Search by vector"): worth it only where
+  // the model's time dominates a request (large networks, many cores).
+  int model_threads = 0;
   Limits limits;
   std::string token;
   std::string read_token;

@@ -85,7 +85,14 @@ struct Route {
   bool (*heavy_when)(const Request& request, const Limits& limits);
   Scope scope;
   bool writes = false;  // changes a collection: refused (403) on a follower
+  // Runs the model for some requests (searches by vector or image): the Server runs those on its
+  // model pool, whose threads wait together for one batched model call (query::EncodeBatcher)
+  // instead of holding the I/O threads.
+  bool (*encodes_when)(const Request& request) = nullptr;
 };
+// encodes_when of the search routes (handlers_search.cpp).
+bool search_encodes(const Request& request);
+bool always_encodes(const Request& request);
 
 // One path a route answers at: kCollection routes have two (default and prefixed).
 struct Endpoint {
@@ -124,6 +131,13 @@ size_t get_size(const json& j, const char* name, size_t fallback, size_t max);
 int32_t get_label(const json& v, const std::string& name);
 // An array of `dim` finite floats; 400 naming the first bad value.
 std::vector<float> get_vector(const json& v, size_t dim);
+// The same checks (dimension, finite floats) on values already read.
+std::vector<float> check_vector(const std::vector<double>& values, size_t dim);
+// A search body's top-level "vector" read without the JSON DOM: the array's numbers (plain JSON
+// numbers only) into `values`, and the body with that array replaced by [] into `rest`, for the
+// full parser. False (nothing decided) for any other shape: the full parse then reads the body
+// and reports what is wrong with it.
+bool take_vector_array(const std::string& text, std::vector<double>* values, std::string* rest);
 // Hits a radius search returns unless its 'limit' says otherwise (capped by Limits::max_hits).
 constexpr size_t kDefaultRadiusLimit = 1000;
 // The shared search options of POST /v1/search (k, radius, limit, candidates, rerank, filter,

@@ -1,6 +1,7 @@
 // Parsing of requests: JSON bodies with a depth limit, query strings, typed fields with clear
 // errors, and the search options every search endpoint shares.
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <limits>
 #include <sstream>
@@ -295,23 +296,116 @@ int32_t get_label(const json& v, const std::string& name) {
 
 std::vector<float> get_vector(const json& v, size_t dim) {
   if (!v.is_array()) throw HttpError{400, "'vector' must be an array of numbers"};
-  if (v.size() != dim) {
-    throw HttpError{400, "'vector' has " + std::to_string(v.size()) +
-                             " values; the model expects " + std::to_string(dim)};
-  }
-  std::vector<float> out;
-  out.reserve(v.size());
+  std::vector<double> values;
+  values.reserve(v.size());
   for (size_t i = 0; i < v.size(); ++i) {
     if (!v[i].is_number()) {
       throw HttpError{400, "'vector' value " + std::to_string(i) + " is not a number"};
     }
-    const double x = v[i].get<double>();
+    values.push_back(v[i].get<double>());
+  }
+  return check_vector(values, dim);
+}
+
+std::vector<float> check_vector(const std::vector<double>& values, size_t dim) {
+  if (values.size() != dim) {
+    throw HttpError{400, "'vector' has " + std::to_string(values.size()) +
+                             " values; the model expects " + std::to_string(dim)};
+  }
+  std::vector<float> out;
+  out.reserve(values.size());
+  for (size_t i = 0; i < values.size(); ++i) {
+    const double x = values[i];
     if (!std::isfinite(x) || std::fabs(x) > std::numeric_limits<float>::max()) {
       throw HttpError{400, "'vector' value " + std::to_string(i) + " is not a finite float"};
     }
     out.push_back(static_cast<float>(x));
   }
   return out;
+}
+
+namespace {
+
+bool is_json_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+size_t skip_space(const std::string& t, size_t i) {
+  while (i < t.size() && is_json_space(t[i])) ++i;
+  return i;
+}
+
+// End of the JSON number starting at i (-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?), or npos
+// when none starts there. `integer` tells whether it had neither fraction nor exponent.
+size_t json_number_end(const std::string& t, size_t i, bool* integer) {
+  auto digit = [&](size_t k) { return k < t.size() && t[k] >= '0' && t[k] <= '9'; };
+  if (i < t.size() && t[i] == '-') ++i;
+  if (!digit(i)) return std::string::npos;
+  if (t[i] == '0') {
+    ++i;
+  } else {
+    while (digit(i)) ++i;
+  }
+  *integer = true;
+  if (i < t.size() && t[i] == '.') {
+    *integer = false;
+    if (!digit(++i)) return std::string::npos;
+    while (digit(i)) ++i;
+  }
+  if (i < t.size() && (t[i] == 'e' || t[i] == 'E')) {
+    *integer = false;
+    ++i;
+    if (i < t.size() && (t[i] == '+' || t[i] == '-')) ++i;
+    if (!digit(i)) return std::string::npos;
+    while (digit(i)) ++i;
+  }
+  return i;
+}
+
+}  // namespace
+
+bool take_vector_array(const std::string& text, std::vector<double>* values, std::string* rest) {
+  size_t i = skip_space(text, 0);
+  if (i >= text.size() || text[i] != '{') return false;
+  int depth = 0;
+  while (i < text.size()) {
+    const char c = text[i];
+    if (c == '"') {
+      size_t j = i + 1;
+      while (j < text.size() && text[j] != '"') j += text[j] == '\\' ? 2 : 1;
+      if (j >= text.size()) return false;
+      const bool is_vector_key = depth == 1 && text.compare(i, j + 1 - i, "\"vector\"") == 0;
+      i = j + 1;
+      if (!is_vector_key) continue;
+      size_t k = skip_space(text, i);
+      if (k >= text.size() || text[k] != ':') continue;  // a string value, not the key
+      k = skip_space(text, k + 1);
+      if (k >= text.size() || text[k] != '[') return false;
+      const size_t open = k;
+      k = skip_space(text, k + 1);
+      values->clear();
+      while (true) {
+        bool integer = false;
+        const size_t end = json_number_end(text, k, &integer);
+        // Long integers: nlohmann converts those from the integer, not through a double.
+        if (end == std::string::npos || (integer && end - k > 15)) return false;
+        double x = 0;
+        const auto r = std::from_chars(text.data() + k, text.data() + end, x);
+        if (r.ec != std::errc() || r.ptr != text.data() + end) return false;
+        values->push_back(x);
+        k = skip_space(text, end);
+        if (k < text.size() && text[k] == ']') break;
+        if (k >= text.size() || text[k] != ',') return false;
+        k = skip_space(text, k + 1);
+      }
+      // A second top-level "vector" (the full parser keeps the last one) is left to it.
+      if (text.find("\"vector\"", k) != std::string::npos) return false;
+      *rest = text.substr(0, open) + "[]" + text.substr(k + 1);
+      return true;
+    }
+    if (c == '{' || c == '[') ++depth;
+    if ((c == '}' || c == ']') && --depth == 0) return false;
+    ++i;
+  }
+  return false;
 }
 
 void check_search_budget(const query::SearchRequest& sr, size_t queries, size_t dim,

@@ -78,9 +78,9 @@ const std::vector<Route>& route_table() {
       {"POST", "/v1/search", Auth::kRead, false, handle_search, "search",
        "kNN or radius search by vector, code or stored key; several queries with 'queries'; "
        "metadata filters",
-       search_is_heavy, kCollection},
+       search_is_heavy, kCollection, false, search_encodes},
       {"POST", "/v1/search/image", Auth::kRead, false, handle_search_image, "search_image",
-       "search by an uploaded PNG or JPEG", nullptr, kCollection},
+       "search by an uploaded PNG or JPEG", nullptr, kCollection, false, always_encodes},
       {"POST", "/v1/items", Auth::kToken, false, handle_items_add, "items_add",
        "add or replace items by code, vector or image file (one atomic, durable batch)", nullptr,
        kCollection, true},
@@ -236,6 +236,14 @@ bool Router::is_heavy(const Request& request) const {
   const internal::Endpoint* e =
       internal::find_endpoint(request.method, request.target, &captures, &allowed);
   return e != nullptr && route_is_heavy(*e->route, request);
+}
+
+bool Router::encodes(const Request& request) const {
+  std::vector<std::string> captures;
+  std::string allowed;
+  const internal::Endpoint* e =
+      internal::find_endpoint(request.method, request.target, &captures, &allowed);
+  return e != nullptr && e->route->encodes_when != nullptr && e->route->encodes_when(request);
 }
 
 bool Router::route_is_heavy(const internal::Route& route, const Request& request) const {

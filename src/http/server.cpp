@@ -38,6 +38,8 @@ struct Server::Impl {
   // Heavy requests (Router::is_heavy) run here, never on the I/O threads (declared after ioc so
   // that it is destroyed, and joined, before the io_context).
   std::unique_ptr<asio::thread_pool> heavy_pool;
+  // Searches by vector or image (Router::encodes), so that many wait for one batched model call.
+  std::unique_ptr<asio::thread_pool> model_pool;
 
   void accept();
 };
@@ -153,6 +155,18 @@ class Session : public std::enable_shared_from_this<Session> {
                  });
       return;
     }
+    if (server_.model_pool != nullptr && router.encodes(r)) {
+      counted_ = true;
+      asio::post(*server_.model_pool,
+                 [self = shared_from_this(), r = std::move(r), keep_alive]() mutable {
+                   Response out = self->server_.router->handle(r, Router::Heavy::kNo);
+                   asio::post(self->stream_->get_executor(),
+                              [self, out = std::move(out), keep_alive]() mutable {
+                                self->respond(std::move(out), keep_alive);
+                              });
+                 });
+      return;
+    }
     Response out = router.handle(r, Router::Heavy::kNo);
     counted_ = true;
     respond(std::move(out), keep_alive);
@@ -256,6 +270,10 @@ Result<std::unique_ptr<Server>> Server::start_with(std::unique_ptr<Router> route
   }
   impl->heavy_pool = std::make_unique<asio::thread_pool>(
       static_cast<size_t>(std::max(1, options.limits.heavy_slots)));
+  if (options.model_threads > 0) {
+    impl->model_pool =
+        std::make_unique<asio::thread_pool>(static_cast<size_t>(options.model_threads));
+  }
   impl->accept();
   const int threads = std::max(1, options.threads);
   for (int i = 0; i < threads; ++i) {
@@ -307,6 +325,7 @@ void Server::stop(double grace_seconds) {
     if (t.joinable()) t.join();
   }
   if (impl_->heavy_pool) impl_->heavy_pool->join();
+  if (impl_->model_pool) impl_->model_pool->join();
 }
 
 void Server::wait_for_signal() {

@@ -182,6 +182,8 @@ class Model {
   // index's little-endian layout). Errors: InvalidArgument for a wrong dimension, NaN/Inf.
   Result<std::vector<uint8_t>> encode(const float* raw, size_t rows, size_t dim) const;
   Result<std::vector<uint8_t>> encode(const Dataset& data) const;
+  // The checks encode() makes before it runs the model: the dimension, and every value finite.
+  Status check_input(const float* raw, size_t rows, size_t dim) const;
   // Bit probabilities p_d(x) in [0, 1] (rows * bits), for asymmetric re-ranking. Models without
   // probabilities (LSH, ITQ, SH) return 0 or 1.
   Result<std::vector<float>> bit_probabilities(const float* raw, size_t rows, size_t dim) const;

@@ -255,7 +255,9 @@ template <typename Fn>
 Status for_each_batch(const Model::Impl& m, const float* raw, size_t rows, size_t dim, Fn fn) {
   IMSAT_RETURN_IF_ERROR(check_input(m, raw, rows, dim));
   try {
-    torch::NoGradGuard no_grad;
+    // Inference mode: no autograd records and no version counters, the leanest path through
+    // LibTorch for a forward pass (one vector per call is the common case when serving).
+    c10::InferenceMode inference;
     for (size_t start = 0; start < rows; start += kEncodeBatch) {
       const size_t n = std::min<size_t>(kEncodeBatch, rows - start);
       fn(start, n, m.scores(m.pre.apply(raw + start * dim, n, dim)));
@@ -267,6 +269,10 @@ Status for_each_batch(const Model::Impl& m, const float* raw, size_t rows, size_
 }
 
 }  // namespace
+
+Status Model::check_input(const float* raw, size_t rows, size_t dim) const {
+  return learn::check_input(*impl_, raw, rows, dim);
+}
 
 Result<std::vector<uint8_t>> Model::encode(const float* raw, size_t rows, size_t dim) const {
   if (is_clustering()) {

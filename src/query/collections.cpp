@@ -141,8 +141,15 @@ Result<std::shared_ptr<Collection>> Catalog::load(const std::string& name,
   }
   c->owned_ = std::move(engine).value();
   c->engine_ = c->owned_.get();
+  c->owned_->set_encode_batching(encode_batching_);
   if (cache_vectors_) IMSAT_RETURN_IF_ERROR(c->owned_->cache_vectors());
   return c;
+}
+
+void Catalog::set_encode_batching(const EncodeBatchOptions& options) {
+  std::lock_guard lock(mutex_);
+  encode_batching_ = options;
+  for (auto& [name, c] : collections_) c->engine_->set_encode_batching(options);
 }
 
 Result<std::unique_ptr<Catalog>> Catalog::open(const std::string& data_dir, bool cache_vectors,

@@ -102,6 +102,10 @@ class Catalog {
   // it. InvalidArgument for a collection this catalog does not own the files of.
   Status drop(const std::string& name);
 
+  // How every collection's searches by vector share model calls (QueryEngine::
+  // set_encode_batching), now and for collections opened or created later. Call before serving.
+  void set_encode_batching(const EncodeBatchOptions& options);
+
   // Snapshots of a collection (its store as a RocksDB checkpoint, and its model).
   Result<SnapshotInfo> create_snapshot(const std::string& name);
   Result<std::vector<SnapshotInfo>> snapshots(const std::string& name) const;
@@ -113,6 +117,7 @@ class Catalog {
   std::string data_dir_;  // "" for single() and wrap()
   bool cache_vectors_ = false;
   size_t cache_mb_ = 0;  // each store's block cache (0 = the default)
+  EncodeBatchOptions encode_batching_;
   mutable std::mutex mutex_;
   std::map<std::string, std::shared_ptr<Collection>> collections_;
   std::string default_;

@@ -35,7 +35,18 @@ const char* rerank_name(Rerank r) {
 
 QueryEngine::QueryEngine(std::unique_ptr<index::CodeStore> store,
                          std::unique_ptr<learn::Model> model)
-    : store_(std::move(store)), model_(std::move(model)) {}
+    : store_(std::move(store)), model_(std::move(model)) {
+  set_encode_batching(EncodeBatchOptions{});
+}
+
+void QueryEngine::set_encode_batching(EncodeBatchOptions options) {
+  if (model_ == nullptr) return;
+  batcher_ = std::make_unique<EncodeBatcher>(*model_, model_mutex_, options);
+}
+
+EncodeBatcher::Stats QueryEngine::encode_batch_stats() const {
+  return batcher_ != nullptr ? batcher_->stats() : EncodeBatcher::Stats{};
+}
 
 QueryEngine::~QueryEngine() = default;
 
@@ -117,14 +128,14 @@ Result<SearchResponse> QueryEngine::search_vector(const float* vector, size_t di
   if (model_ == nullptr) {
     return Status::invalid_argument("searching by vector needs a model (this engine has none)");
   }
-  IMSAT_ASSIGN_OR_RETURN(std::vector<uint8_t> code, encode(vector, 1, dim));
+  // Concurrent searches' vectors are encoded together (EncodeBatcher).
+  std::vector<uint8_t> code(static_cast<size_t>(model_->code_bytes()));
   std::vector<float> probabilities;
-  if (request.rerank == Rerank::kAsymmetric) {
-    std::lock_guard lock(model_mutex_);
-    IMSAT_ASSIGN_OR_RETURN(probabilities, model_->bit_probabilities(vector, 1, dim));
-  }
-  return run(code, vector, dim, request.rerank == Rerank::kAsymmetric ? &probabilities : nullptr,
-             request);
+  const bool asymmetric = request.rerank == Rerank::kAsymmetric;
+  if (asymmetric) probabilities.resize(static_cast<size_t>(model_->bits()));
+  IMSAT_RETURN_IF_ERROR(
+      batcher_->encode(vector, dim, code.data(), asymmetric ? probabilities.data() : nullptr));
+  return run(code, vector, dim, asymmetric ? &probabilities : nullptr, request);
 }
 
 Result<SearchResponse> QueryEngine::search_image(const std::string& encoded,

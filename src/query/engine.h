@@ -16,6 +16,7 @@
 #include "index/code_store.h"
 #include "learn/learn.h"
 #include "query/code_health.h"
+#include "query/encode_batcher.h"
 #include "query/protocol.h"
 
 namespace imsat::query {
@@ -143,6 +144,13 @@ class QueryEngine {
   Status cache_vectors();
   size_t cached_vectors() const { return cache_ids_.size(); }
 
+  // How searches by vector (and image) share model calls (EncodeBatcher): call before serving,
+  // not while searches run. Without a call, the defaults of EncodeBatchOptions.
+  void set_encode_batching(EncodeBatchOptions options);
+  // Vectors encoded for searches and the model calls they took (EncodeBatcher::Stats); zeros
+  // without a model.
+  EncodeBatcher::Stats encode_batch_stats() const;
+
   // Codes of raw items through the model (serialised: a Model encodes on one thread at a time).
   // InvalidArgument without a model or for a wrong dimension or NaN.
   Result<std::vector<uint8_t>> encode(const float* raw, size_t rows, size_t dim) const;
@@ -221,7 +229,9 @@ class QueryEngine {
                              const SearchRequest& request) const;
   std::unique_ptr<index::CodeStore> store_;
   std::unique_ptr<learn::Model> model_;
-  mutable std::mutex model_mutex_;                  // guards every call into model_
+  mutable std::mutex model_mutex_;  // guards every call into model_
+  // Searches' one-vector encodes, batched; null without a model.
+  mutable std::unique_ptr<EncodeBatcher> batcher_;
   std::unordered_map<uint64_t, size_t> cache_ids_;  // id -> row of cache_
   std::vector<float> cache_;
   size_t cache_dim_ = 0;

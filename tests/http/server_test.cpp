@@ -150,6 +150,45 @@ class ServerTest : public imsat::testing::TempDirTest {
   uint16_t port_ = 0;
 };
 
+// The search body's fast path: the top-level vector read without the JSON DOM, exactly as the
+// full parse reads it, and every other shape left to the full parse.
+TEST(TakeVectorArray, ReadsTheTopLevelVectorAsTheFullParseDoes) {
+  namespace H = imsat::http::internal;
+  std::vector<double> v;
+  std::string rest;
+  ASSERT_TRUE(H::take_vector_array(" {\"vector\" : [1, -2.5e1,0.5 ,\n3E+2], \"k\": 3}", &v, &rest));
+  EXPECT_EQ(v, (std::vector<double>{1, -25, 0.5, 300}));
+  EXPECT_EQ(json::parse(rest), json::parse(R"({"vector": [], "k": 3})"));
+  // A string holding the key's text, an escaped quote before it.
+  ASSERT_TRUE(H::take_vector_array(R"({"key": "a\"vector\":[9]", "vector": [2]})", &v, &rest));
+  EXPECT_EQ(v, std::vector<double>{2});
+  EXPECT_EQ(json::parse(rest)["key"], "a\"vector\":[9]");
+  // Random floats as a client prints them: the same floats as through the DOM.
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0, 100);
+  std::string text = "{\"vector\": [";
+  for (int i = 0; i < 300; ++i) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%s%.9g", i ? ", " : "", normal(rng) * (i % 7 ? 1 : 1e-20f));
+    text += buf;
+  }
+  text += std::string("], \"k\": 1, \"filter\": {\"must\": [{\"key\": \"x\", \"match\": 1}]}}");
+  ASSERT_TRUE(H::take_vector_array(text, &v, &rest));
+  EXPECT_EQ(H::check_vector(v, 300), H::get_vector(json::parse(text)["vector"], 300));
+  // Left to the full parse: no top-level vector, nested ones, other value types, numbers JSON
+  // does not allow, long integers, an empty array, a second vector, an unfinished body.
+  for (const char* other :
+       {R"({"code": "ab"})", R"({"filter": {"vector": [1]}, "code": "ab"})",
+        R"({"key": "vector", "k": 1})", R"({"vector": "1, 2"})", R"({"vector": [[1]]})",
+        R"({"vector": [01]})", R"({"vector": [1.]})", R"({"vector": [+1]})", R"({"vector": [.5]})",
+        R"({"vector": [1e]})", R"({"vector": [-]})", R"({"vector": [NaN]})",
+        R"({"vector": [1234567890123456]})", R"({"vector": []})", R"({"vector": [1,]})",
+        R"({"vector": [1], "vector": [2]})", R"({"vector": [1, 2)", R"([{"vector": [1]}])",
+        R"({"vector": [1e999]})"}) {
+    EXPECT_FALSE(H::take_vector_array(other, &v, &rest)) << other;
+  }
+}
+
 TEST_F(ServerTest, EveryEndpointAnswers) {
   EXPECT_EQ(get("/healthz").js()["status"], "ok");
   json info = get("/v1/info").js();

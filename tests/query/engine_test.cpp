@@ -6,6 +6,7 @@
 #include <fstream>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "query/query.h"
@@ -62,6 +63,81 @@ class EngineTest : public imsat::testing::TempDirTest {
   std::unique_ptr<L::Model> model_;
   std::vector<uint8_t> codes_;
 };
+
+// Concurrent searches by vector share model calls (EncodeBatcher): every caller gets its own
+// vector's code and probabilities, as encoding it alone gives, and a bad vector fails alone.
+TEST_F(EngineTest, ConcurrentEncodesAreBatchedAndEachGetsItsOwnCode) {
+  std::mutex model_mutex;
+  Q::EncodeBatchOptions options;
+  options.max_batch = 8;
+  options.max_wait = std::chrono::microseconds(2000);
+  Q::EncodeBatcher batcher(*model_, model_mutex, options);
+  const auto alone = model_->bit_probabilities(data_.values.data(), data_.rows, data_.cols);
+  ASSERT_TRUE(alone.is_ok());
+  constexpr int kThreads = 16, kRounds = 20;
+  std::vector<std::thread> threads;
+  std::atomic<int> wrong{0}, failed{0}, refused{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < kRounds; ++round) {
+        const size_t row = static_cast<size_t>(t * kRounds + round) % data_.rows;
+        uint8_t code[2];
+        float p[16];
+        if (round % 5 == 4) {
+          // A NaN in one caller's vector: refused before it joins a batch.
+          std::vector<float> bad(data_.row(row), data_.row(row) + data_.cols);
+          bad[3] = std::nanf("");
+          const imsat::Status s = batcher.encode(bad.data(), data_.cols, code, nullptr);
+          if (s.code() == Code::kInvalidArgument) ++refused;
+          continue;
+        }
+        const imsat::Status s =
+            batcher.encode(data_.row(row), data_.cols, code, round % 2 ? p : nullptr);
+        if (!s.is_ok()) {
+          ++failed;
+          continue;
+        }
+        if (code[0] != codes_[2 * row] || code[1] != codes_[2 * row + 1]) ++wrong;
+        if (round % 2) {
+          for (int b = 0; b < 16; ++b) {
+            if (std::abs(p[b] - (*alone)[row * 16 + b]) > 1e-6f) ++wrong;
+          }
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(refused.load(), kThreads * kRounds / 5);
+  const Q::EncodeBatcher::Stats stats = batcher.stats();
+  EXPECT_EQ(stats.requests, static_cast<uint64_t>(kThreads * kRounds * 4 / 5));
+  // Sixteen callers at once: some model calls carried several vectors, none more than 8.
+  EXPECT_LT(stats.batches, stats.requests);
+  EXPECT_GT(stats.largest, 1u);
+  EXPECT_LE(stats.largest, 8u);
+}
+
+TEST_F(EngineTest, LoneEncodeNeverWaits) {
+  std::mutex model_mutex;
+  Q::EncodeBatchOptions options;
+  options.max_wait = std::chrono::microseconds(5000000);  // would be seen if a lone call waited
+  Q::EncodeBatcher batcher(*model_, model_mutex, options);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (size_t row = 0; row < 20; ++row) {
+    uint8_t code[2];
+    ASSERT_TRUE(batcher.encode(data_.row(row), data_.cols, code, nullptr).is_ok());
+    EXPECT_EQ(code[0], codes_[2 * row]);
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(4));
+  EXPECT_EQ(batcher.stats().batches, 20u);
+  EXPECT_EQ(batcher.stats().largest, 1u);
+  // A wrong dimension is refused with the model's message.
+  uint8_t code[2];
+  const imsat::Status s = batcher.encode(data_.row(0), data_.cols - 1, code, nullptr);
+  EXPECT_EQ(s.code(), Code::kInvalidArgument);
+  EXPECT_NE(s.message().find("values per item"), std::string::npos) << s.message();
+}
 
 TEST_F(EngineTest, VectorSearchEqualsSearchByItsCode) {
   auto e = engine(model_->fingerprint());
