@@ -18,6 +18,7 @@ packages=(
   chromium haproxy
   libtorch-dev libopenblas0-pthread
   librocksdb-dev libboost-dev nlohmann-json3-dev zlib1g-dev libcli11-dev libstb-dev libfftw3-dev
+  libjemalloc-dev
   libturbojpeg0-dev python3-pil
   libgtest-dev libgmock-dev libbenchmark-dev
   libfaiss-dev python3-numpy
