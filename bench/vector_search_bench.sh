@@ -3,10 +3,10 @@
 # Fashion-MNIST's 60,000 training images are indexed with MODEL; the queries are test images
 # sent as JSON vectors (784 pixel values). The same store is served three ways, one after the
 # other, each measured with wrk (64 connections, then 1 connection for the lone-request latency):
-#   unbatched  --model-threads 0 --encode-batch 1: every request encodes alone on an I/O thread
-#              (how searches by vector ran before batching)
-#   batched, worker threads   the defaults: the searches that the worker threads run at the same
-#              time share one model call (--encode-batch 64, --encode-wait-us 0, --model-threads 0)
+#   unbatched  the defaults (--encode-batch 1 --model-threads 0): every request encodes alone on
+#              a worker thread (how searches by vector ran before batching)
+#   batched, worker threads   --encode-batch 64: the searches that the worker threads run at the
+#              same time share one model call
 #   batched, model pool of 64  --model-threads 64: searches by vector are handed to a pool of 64
 #              threads, so that up to 64 concurrent ones can share a model call
 #   by code    the same searches by the images' codes (no model call): the ceiling
@@ -85,13 +85,13 @@ measure() {  # label, lua file with bodies
 start_server --model-threads 0 --encode-batch 1
 measure "unbatched" "$dir/vectors.lua"
 stop_server
-start_server
+start_server --encode-batch 64
 measure "batched, worker threads" "$dir/vectors.lua"
 stop_server
-start_server --model-threads 64
+start_server --encode-batch 64 --model-threads 64
 measure "batched, model pool of 64" "$dir/vectors.lua"
 stop_server
-start_server --model-threads 64 --encode-wait-us 200
+start_server --encode-batch 64 --model-threads 64 --encode-wait-us 200
 measure "batched, model pool of 64, wait 200 us" "$dir/vectors.lua"
 # Codes of the same 200 images, from the server itself (each body's query_code).
 python3 - "$port" "$dir" <<'PY'

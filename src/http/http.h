@@ -121,10 +121,10 @@ struct ServerOptions {
   std::string bind = "127.0.0.1";
   uint16_t port = 8080;  // 0: any free port (see Server::port)
   int threads = 2;
-  // Threads for searches by vector or image. They mostly wait: concurrent searches' vectors are
-  // encoded together in one model call (query::EncodeBatcher), so this bounds the batch that
-  // concurrent clients can form. 0 (the default): such searches run on the I/O threads like any
-  // other, and those running at the same time share model calls. The hand-off to a pool costs
+  // Threads for searches by vector or image. They mostly wait: with batching on (query::
+  // EncodeBatchOptions::max_batch > 1), concurrent searches' vectors are encoded together in one
+  // model call, so this bounds the batch that concurrent clients can form. 0 (the default): such
+  // searches run on the I/O threads like any other. The hand-off to a pool costs
   // two thread wake-ups per request (bench/README.md, "Search by vector"): worth it only where
   // the model's time dominates a request (large networks, many cores).
   int model_threads = 0;

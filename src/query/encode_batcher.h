@@ -20,8 +20,11 @@
 namespace imsat::query {
 
 struct EncodeBatchOptions {
-  // Vectors per model call.
-  size_t max_batch = 64;
+  // Vectors per model call. 1 (the default): every search encodes its own vector, one at a time.
+  // On the 2-core machine, with the 400-400 network, the model is about a quarter of a search by
+  // vector's time and batching did not pay (bench/README.md, "Search by vector"); it is for
+  // larger networks and machines with more cores (--encode-batch 64 --model-threads 64).
+  size_t max_batch = 1;
   // While requests are arriving together (the previous batch held more than one), the caller
   // that encodes next waits up to this long for more to join before it calls the model. Zero
   // (the default): encode what is waiting at that moment, never wait. Waiting pays only when more

@@ -117,7 +117,12 @@ class ServerTest : public imsat::testing::TempDirTest {
     ASSERT_TRUE(engine.is_ok());
     engine_ = std::move(engine).value();
     ASSERT_TRUE(engine_->cache_vectors().is_ok());
+    // Searches by vector go through the model pool and share model calls in every test here.
+    Q::EncodeBatchOptions batching;
+    batching.max_batch = 8;
+    engine_->set_encode_batching(batching);
     imsat::http::ServerOptions so;
+    so.model_threads = 4;
     so.port = 0;
     so.threads = 2;
     so.token = "secret";
@@ -508,6 +513,27 @@ TEST_F(ServerTest, WebPageShowsThumbnailsAndLabelNames) {
   EXPECT_EQ(occurrences(dom, "data-loaded=\"1\""), 12u) << dom.substr(0, 4000);
   EXPECT_EQ(dom.find("data-loaded=\"error\""), std::string::npos);
   EXPECT_GE(occurrences(dom, "label 1 (stripes)"), 3u) << dom.substr(0, 4000);
+}
+
+TEST_F(ServerTest, ConcurrentSearchesByVectorEachGetTheirOwnCode) {
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 10; ++i) {
+        const size_t row = static_cast<size_t>(t * 10 + i);
+        Reply r = post("/v1/search", R"({"k": 3, "vector": )" + vector_json(row) + "}");
+        const auto want = engine_->model()->encode(data_.row(row), 1, data_.cols);
+        if (r.status != 200 || !want.is_ok() ||
+            json::parse(r.body)["code"] != Q::to_hex(want->data(), want->size())) {
+          ++wrong;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_GE(engine_->encode_batch_stats().requests, 80u);
 }
 
 TEST_F(ServerTest, ConcurrentWritersAndReaders) {
