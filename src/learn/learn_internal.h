@@ -125,7 +125,6 @@ class FlatAdam {
   void step(const std::vector<torch::Tensor>& grads);
 
  private:
-  std::vector<torch::Tensor> params_;
   AdamConfig c_;
   torch::Tensor flat_, m_, v_, step_;
 };

@@ -32,17 +32,43 @@ StepValues to_values(const torch::Tensor& terms) {
   return out;
 }
 
-// The step every device can run: LibTorch's Adam, one host copy of the terms per step.
-class EagerStep : public TrainStep {
- public:
-  EagerStep(Mlp net, torch::Tensor x, torch::Tensor eps, int64_t batch, const LossConfig& loss,
-            const AdamConfig& adam, at::Generator gen)
+// What both steps share: the network, the data and the per-item epsilon, the loss settings and
+// the generator, the epoch's permutation, and the loss of one mini-batch.
+class BatchStep : public TrainStep {
+ protected:
+  BatchStep(Mlp net, torch::Tensor x, torch::Tensor eps, int64_t batch, const LossConfig& loss,
+            at::Generator gen)
       : net_(std::move(net)),
         x_(std::move(x)),
         eps_(std::move(eps)),
         batch_(batch),
         loss_(loss),
-        gen_(std::move(gen)),
+        gen_(std::move(gen)) {}
+
+  // The indices of the b-th mini-batch of the epoch's permutation.
+  torch::Tensor batch_indices(int64_t b) const {
+    return perm_.slice(0, b * batch_, (b + 1) * batch_);
+  }
+  // The loss terms of the items `idx` (clean pass updating BatchNorm, perturbed passes).
+  LossTerms loss_of(const torch::Tensor& idx) {
+    torch::Tensor xb = x_.index_select(0, idx);
+    torch::Tensor eps_b = eps_.defined() ? eps_.index_select(0, idx) : torch::Tensor();
+    return imsat_loss(net_, xb, eps_b, loss_, gen_);
+  }
+
+  Mlp net_;
+  torch::Tensor x_, eps_, perm_;
+  int64_t batch_;
+  LossConfig loss_;
+  at::Generator gen_;
+};
+
+// The step every device can run: LibTorch's Adam, one host copy of the terms per step.
+class EagerStep : public BatchStep {
+ public:
+  EagerStep(Mlp net, torch::Tensor x, torch::Tensor eps, int64_t batch, const LossConfig& loss,
+            const AdamConfig& adam, at::Generator gen)
+      : BatchStep(std::move(net), std::move(x), std::move(eps), batch, loss, std::move(gen)),
         opt_(net_->parameters(), torch::optim::AdamOptions(adam.lr)
                                      .betas({adam.beta1, adam.beta2})
                                      .eps(adam.eps)
@@ -51,10 +77,7 @@ class EagerStep : public TrainStep {
   void start_epoch(const torch::Tensor& perm) override { perm_ = perm.to(x_.device()); }
 
   void run(int64_t b) override {
-    torch::Tensor idx = perm_.slice(0, b * batch_, (b + 1) * batch_);
-    torch::Tensor xb = x_.index_select(0, idx);
-    torch::Tensor eps_b = eps_.defined() ? eps_.index_select(0, idx) : torch::Tensor();
-    LossTerms lt = imsat_loss(net_, xb, eps_b, loss_, gen_);
+    LossTerms lt = loss_of(batch_indices(b));
     opt_.zero_grad();
     lt.loss.backward();
     opt_.step();
@@ -71,11 +94,6 @@ class EagerStep : public TrainStep {
   }
 
  private:
-  Mlp net_;
-  torch::Tensor x_, eps_, perm_;
-  int64_t batch_;
-  LossConfig loss_;
-  at::Generator gen_;
   torch::optim::Adam opt_;
   StepValues last_{}, sums_{};
 };
@@ -110,16 +128,11 @@ auto on_stream(CudaGraphState* cuda, Fn&& fn) {
 // workspaces, the caching allocator) off the graph, as CUDA graph capture requires.
 constexpr int kWarmupSteps = 3;
 
-class StaticStep : public TrainStep {
+class StaticStep : public BatchStep {
  public:
   StaticStep(Mlp net, torch::Tensor x, torch::Tensor eps, int64_t batch, const LossConfig& loss,
              const AdamConfig& adam, at::Generator gen, bool cuda_graph)
-      : net_(std::move(net)),
-        x_(std::move(x)),
-        eps_(std::move(eps)),
-        batch_(batch),
-        loss_(loss),
-        gen_(std::move(gen)),
+      : BatchStep(std::move(net), std::move(x), std::move(eps), batch, loss, std::move(gen)),
         params_(net_->parameters()),
         opt_(params_, adam) {
     if (cuda_graph) {
@@ -153,7 +166,7 @@ class StaticStep : public TrainStep {
 
   void run(int64_t b) override {
     on_stream(cuda_.get(), [&] {
-      idx_.copy_(perm_.slice(0, b * batch_, (b + 1) * batch_));
+      idx_.copy_(batch_indices(b));
 #ifdef IMSAT_CUDA_GRAPHS
       if (cuda_ != nullptr && steps_ >= kWarmupSteps) {
         if (!cuda_->captured) {
@@ -189,20 +202,14 @@ class StaticStep : public TrainStep {
   // One step from idx_ to updated parameters, terms_ and sums_; every tensor it reads or writes
   // outside its own temporaries was allocated before the first step.
   void body() {
-    torch::Tensor xb = x_.index_select(0, idx_);
-    torch::Tensor eps_b = eps_.defined() ? eps_.index_select(0, idx_) : torch::Tensor();
-    LossTerms lt = imsat_loss(net_, xb, eps_b, loss_, gen_);
+    LossTerms lt = loss_of(idx_);
     opt_.step(torch::autograd::grad({lt.loss}, params_));
     torch::NoGradGuard no_grad;
     terms_.copy_(stack_terms(lt));
     sums_.add_(terms_);
   }
 
-  Mlp net_;
-  torch::Tensor x_, eps_, perm_, idx_, terms_, sums_;
-  int64_t batch_;
-  LossConfig loss_;
-  at::Generator gen_;
+  torch::Tensor idx_, terms_, sums_;
   std::vector<torch::Tensor> params_;
   FlatAdam opt_;
   std::unique_ptr<CudaGraphState> cuda_;
@@ -211,14 +218,13 @@ class StaticStep : public TrainStep {
 
 }  // namespace
 
-FlatAdam::FlatAdam(std::vector<torch::Tensor> params, const AdamConfig& c)
-    : params_(std::move(params)), c_(c) {
+FlatAdam::FlatAdam(std::vector<torch::Tensor> params, const AdamConfig& c) : c_(c) {
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> pieces;
-  for (const torch::Tensor& p : params_) pieces.push_back(p.detach().reshape({-1}));
+  for (const torch::Tensor& p : params) pieces.push_back(p.detach().reshape({-1}));
   flat_ = torch::cat(pieces);
   int64_t offset = 0;
-  for (torch::Tensor& p : params_) {
+  for (torch::Tensor& p : params) {
     const int64_t n = p.numel();
     p.set_data(flat_.slice(0, offset, offset + n).view(p.sizes()));
     offset += n;
