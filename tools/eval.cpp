@@ -40,6 +40,7 @@ struct EvalRow {
   int bits = 0;
   std::optional<uint64_t> seed;  // unknown for a loaded model without one in its header
   std::optional<double> lambda;  // the information weight it trained with, when it has one
+  nlohmann::json settings;       // eps_scale, epochs, steps and the "auto" choice, when recorded
   query::RetrievalMetrics m;
   std::optional<query::RetrievalMetrics> asymmetric;  // mAP and P@N of asymmetric ranking
   double train_seconds = -1;                          // < 0: trained elsewhere
@@ -76,6 +77,14 @@ void read_training_record(const learn::Model& model, EvalRow* row) {
   if (t.is_discarded() || !t.is_object()) return;
   if (t.contains("seed") && t["seed"].is_number_unsigned()) row->seed = t["seed"].get<uint64_t>();
   if (t.contains("lambda") && t["lambda"].is_number()) row->lambda = t["lambda"].get<double>();
+  for (const char* key : {"eps_scale", "epochs", "steps"}) {
+    if (t.contains(key)) row->settings[key] = t[key];
+  }
+  if (t.contains("auto")) {
+    nlohmann::json a = t["auto"];
+    a.erase("trials");
+    row->settings["auto"] = a;
+  }
 }
 
 nlohmann::json row_json(const EvalRow& row, const EvalArgs& args) {
@@ -93,6 +102,7 @@ nlohmann::json row_json(const EvalRow& row, const EvalArgs& args) {
       {"train_seconds",
        row.train_seconds < 0 ? nlohmann::json(nullptr) : nlohmann::json(row.train_seconds)},
       {"eval_seconds", row.eval_seconds}};
+  if (!row.settings.is_null()) j["settings"] = row.settings;
   if (row.asymmetric) {
     j["asymmetric"] = {{"map", row.asymmetric->map}, {p_at, row.asymmetric->precision_at_n}};
   }
@@ -354,7 +364,7 @@ void add_eval(CLI::App& app) {
             c.method = method;
             c.bits = bits;
             c.seed = args->seed + static_cast<uint64_t>(r);
-            apply_training_options(cmd, args->training, &c);
+            apply_training_options(cmd, args->training, &c, args->quiet);
             if (method == learn::Method::kLinearImsat || method == learn::Method::kLinearRim) {
               c.has_hidden = false;  // --hidden is for the deep methods
               c.hidden.clear();
@@ -367,6 +377,7 @@ void add_eval(CLI::App& app) {
             ProgressBar bar("train", args->quiet);
             c.on_progress = bar.training_callback(false);
             learn::Model model = take(learn::train(data, c));
+            if (!args->quiet) report_auto_choice(model);
             EvalRow row;
             row.method = name;
             row.bits = bits;

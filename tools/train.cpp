@@ -17,7 +17,7 @@ struct TrainArgs {
   std::string method = "imsat-vat", out;
   TrainingOptions training;
   int bits = 16, clusters = 0, batch = 250;
-  double lambda = 0.0, eps_scale = 0.25, lr = 0.002;
+  double lambda = 0.0, lr = 0.002;
   uint64_t seed = 0;
   bool quiet = false;
 };
@@ -52,10 +52,6 @@ void add_train(CLI::App& app) {
                   "0.1 up to 16 bits and for clustering, 0.05 for longer codes")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  cmd->add_option("--eps-scale", args->eps_scale,
-                  "SAT radius: this times the distance to the 10th nearest neighbour")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
   cmd->add_option("--lr", args->lr, "Adam learning rate")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
@@ -69,11 +65,10 @@ void add_train(CLI::App& app) {
     if (c.method == learn::Method::kKmeans && c.clusters == 0) {
       throw UsageError("--method kmeans needs --clusters K");
     }
-    apply_training_options(cmd, args->training, &c);
+    apply_training_options(cmd, args->training, &c, args->quiet);
     c.batch = args->batch;
     c.seed = args->seed;
     c.lambda = args->lambda;
-    c.eps_scale = args->eps_scale;
     c.lr = args->lr;
     ProgressBar bar("train", args->quiet);
     c.on_progress = bar.training_callback(c.clusters > 0);
@@ -81,6 +76,7 @@ void add_train(CLI::App& app) {
     std::fprintf(stderr, "imsat: training %s on %zu items of %zu values (%s)\n",
                  args->method.c_str(), data.rows, data.cols, data.source.c_str());
     learn::Model model = take(learn::train(data, c));
+    if (!args->quiet) report_auto_choice(model);
     check(model.save(args->out));
     std::fprintf(stderr, "imsat: wrote %s (fingerprint %s) after %s\n", args->out.c_str(),
                  model.fingerprint().c_str(), format_duration(bar.seconds()).c_str());

@@ -1,5 +1,8 @@
 #include "training_options.h"
 
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
 #include "cli.h"
 
 namespace imsat::cli {
@@ -10,6 +13,13 @@ void add_training_options(CLI::App* cmd, TrainingOptions* o, const std::string& 
                   "Epochs; 0 = automatic (50, or more on small data: at least 14,000 steps)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  cmd->add_option("--eps-scale", o->eps_scale,
+                  "SAT radius: this times the distance to the 10th nearest neighbour")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_flag("--auto", o->auto_settings,
+                "IMSAT hashing: choose lambda, --eps-scale and the training length without "
+                "labels (a small grid on a subsample, scored by held-out neighbour mAP)");
   cmd->add_option("--device", o->device, "cpu, cuda or auto")
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
       ->capture_default_str();
@@ -22,15 +32,43 @@ void add_training_options(CLI::App* cmd, TrainingOptions* o, const std::string& 
       ->check(CLI::NonNegativeNumber);
 }
 
-void apply_training_options(const CLI::App* cmd, const TrainingOptions& o, learn::TrainConfig* c) {
+void apply_training_options(const CLI::App* cmd, const TrainingOptions& o, learn::TrainConfig* c,
+                            bool quiet) {
   c->epochs = o.epochs;
+  c->eps_scale = o.eps_scale;
   c->device = o.device;
   c->cuda_graph = o.cuda_graph == "on";
   c->threads = o.threads;
+  c->auto_settings =
+      o.auto_settings && c->clusters == 0 &&
+      (c->method == learn::Method::kImsatVat || c->method == learn::Method::kImsatRpt ||
+       c->method == learn::Method::kLinearImsat);
+  if (c->auto_settings && !quiet) {
+    c->on_search = [](const learn::AutoTrial& t) {
+      std::fprintf(stderr,
+                   "\r\033[Kimsat: auto: lambda %.3g eps-scale %.3g after %lld steps: "
+                   "held-out neighbour mAP %.4f\n",
+                   t.lambda, t.eps_scale, static_cast<long long>(t.steps), t.score);
+    };
+  }
   if (cmd->count("--hidden") > 0) {
     c->has_hidden = true;
     c->hidden = parse_hidden(o.hidden);
   }
+}
+
+void report_auto_choice(const learn::Model& model) {
+  const nlohmann::json t = nlohmann::json::parse(model.training_json(), nullptr, false);
+  if (!t.is_object() || !t.contains("auto")) return;
+  const nlohmann::json& a = t["auto"];
+  std::fprintf(stderr,
+               "imsat: auto: chose lambda %.3g, eps-scale %.3g, %d epochs (%lld steps on the "
+               "search's %zu items): the best held-out neighbour mAP %.4f of %zu trials, "
+               "scored on %zu held-out items against their %d nearest (%.0f s)\n",
+               a.value("lambda", 0.0), a.value("eps_scale", 0.0), t.value("epochs", 0),
+               static_cast<long long>(a.value("steps", int64_t{0})),
+               a.value("search_rows", size_t{0}), a.value("score", 0.0), a["trials"].size(),
+               a.value("query_rows", size_t{0}), a.value("neighbours", 0), a.value("seconds", 0.0));
 }
 
 }  // namespace imsat::cli

@@ -12,10 +12,16 @@ namespace imsat::cli {
 struct TrainingOptions {
   std::string hidden, device = "auto", cuda_graph = "on";
   int epochs = 0, threads = 0;
+  double eps_scale = 0.25;
+  bool auto_settings = false;
 };
 
 void add_training_options(CLI::App* cmd, TrainingOptions* o, const std::string& hidden_help);
-// Copies the options into `c`; the hidden sizes only when --hidden was given.
-void apply_training_options(const CLI::App* cmd, const TrainingOptions& o, learn::TrainConfig* c);
+// Copies the options into `c`; the hidden sizes only when --hidden was given; --auto only for
+// the methods it applies to (IMSAT hashing), with a report of each trial on stderr unless quiet.
+void apply_training_options(const CLI::App* cmd, const TrainingOptions& o, learn::TrainConfig* c,
+                            bool quiet = false);
+// One line on stderr saying what the automatic search chose and why, from a model's header.
+void report_auto_choice(const learn::Model& model);
 
 }  // namespace imsat::cli

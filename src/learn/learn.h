@@ -88,6 +88,39 @@ struct Progress {
   double pair_mi = 0;  // hashing only
 };
 
+// A setting tried by the automatic search (TrainConfig::auto_settings) and its score.
+struct AutoTrial {
+  double lambda = 0, eps_scale = 0;
+  int64_t steps = 0;  // optimiser steps on the search's rows when scored
+  double score = 0;   // held-out neighbour mAP (choose_settings), in [0, 1]
+};
+
+// The settings the automatic search tries, coordinate-wise: every eps_scale at the middle
+// lambda, then the other lambdas at the best eps_scale. Each setting trains on `rows` items (a
+// random subsample) and is scored at each checkpoint on `queries` other items: the mean average
+// precision with which their codes rank, among `gallery` training items, the `neighbours`
+// nearest ones in the preprocessed feature space (labels are never read). A setting stops at
+// the first checkpoint that scores below its best; the best checkpoint of all sets the length.
+struct AutoSearch {
+  std::vector<double> lambdas;  // empty: half, once and twice effective_lambda()
+  std::vector<double> eps_scales = {0.25, 1.0, 4.0};
+  std::vector<int64_t> checkpoints = {500, 1000, 2000, 4000};
+  size_t rows = 10000, queries = 500, gallery = 5000;
+  int neighbours = 50;
+};
+
+// What the automatic search chose: the best-scoring trial's settings, and every trial.
+struct AutoChoice {
+  double lambda = 0, eps_scale = 0;
+  int64_t steps = 0;
+  double score = 0;
+  size_t search_rows = 0, query_rows = 0;
+  int neighbours = 0;
+  double seconds = 0;
+  std::vector<AutoTrial> trials;
+  std::string json() const;  // recorded as "auto" in the model header's training object
+};
+
 struct TrainConfig {
   Method method = Method::kImsatVat;
   int bits = 16;     // hashing: D, a multiple of 8 in [8, 1024]
@@ -123,12 +156,22 @@ struct TrainConfig {
   std::function<void(const Progress&, bool is_epoch_end)> on_progress;
   // Training stops with Status::cancelled when this becomes true. May be null.
   const std::atomic<bool>* cancel = nullptr;
+  // Choose lambda, eps_scale and the training length without labels (choose_settings) before
+  // training on all items; IMSAT hashing methods only. The choice is recorded in the model.
+  bool auto_settings = false;
+  AutoSearch search;
+  // Called after each trial of the search; may be empty.
+  std::function<void(const AutoTrial&)> on_search;
 };
 constexpr int64_t kMinAutoSteps = 14000;
 // The information weight a configuration trains with (resolves lambda <= 0 as documented above).
 double effective_lambda(const TrainConfig& config);
 
 class Model;
+
+// The automatic search of TrainConfig::auto_settings on its own (train() runs it first when
+// auto_settings is set). InvalidArgument for clustering, non-IMSAT methods or under 500 items.
+Result<AutoChoice> choose_settings(const Dataset& data, const TrainConfig& config);
 
 // Trains `config.method` on all rows of `data` (labels are never used). Returns the model and
 // appends one Progress per epoch to `epoch_log` when it is not null. Errors: InvalidArgument

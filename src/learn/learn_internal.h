@@ -159,6 +159,27 @@ std::unique_ptr<TrainStep> make_train_step(StepKind kind, Mlp net, torch::Tensor
                                            const AdamConfig& adam, at::Generator gen);
 
 // ------------------------------------------------------------------------------------------
+// Checkpoints and the automatic search (trainer.cpp, auto.cpp).
+
+// Called by training after each of `at_steps` (ascending) optimiser steps with the network in
+// evaluation mode; training ends there when `fn` returns false or after the last of them.
+struct StepHook {
+  std::vector<int64_t> at_steps;
+  std::function<bool(int64_t step, Mlp& net)> fn;
+};
+// train() with an optional hook (which sets the number of steps) and an "auto" record (JSON,
+// empty for none) for the model header.
+Result<Model> train_with_hook(const Dataset& data, const TrainConfig& config,
+                              std::vector<Progress>* epoch_log, const StepHook* hook,
+                              const std::string& auto_json = "");
+// Indices (queries, k) of each query's k nearest gallery rows by Euclidean distance.
+torch::Tensor nearest_rows(const torch::Tensor& queries, const torch::Tensor& gallery, int k);
+// Mean average precision of the network's Hamming ranking of `gallery` for each query (ties
+// broken by the expected distance), with the query's `truth` row as the relevant items.
+double neighbour_map(Mlp& net, const torch::Tensor& queries, const torch::Tensor& gallery,
+                     const torch::Tensor& truth);
+
+// ------------------------------------------------------------------------------------------
 // Model representation.
 enum class Kind { kMlp, kLinear, kSpectral, kKmeans };
 

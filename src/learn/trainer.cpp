@@ -216,8 +216,8 @@ void train_kmeans(Model::Impl& m, const torch::Tensor& x, int iterations, at::Ge
 // IMSAT / RIM
 
 Status train_network(Model::Impl& m, const torch::Tensor& x_cpu, const TrainConfig& c,
-                     at::Generator& gen, std::vector<Progress>* epoch_log,
-                     nlohmann::json* summary) {
+                     at::Generator& gen, std::vector<Progress>* epoch_log, nlohmann::json* summary,
+                     const internal::StepHook* hook) {
   const MethodTraits t = traits(m.method);
   const bool clustering = m.clusters > 0;
   const torch::Device device =
@@ -233,7 +233,12 @@ Status train_network(Model::Impl& m, const torch::Tensor& x_cpu, const TrainConf
     epochs = static_cast<int>(
         std::max<int64_t>(50, (kMinAutoSteps + steps_per_epoch - 1) / steps_per_epoch));
   }
-  const int64_t total_steps = steps_per_epoch * epochs;
+  int64_t total_steps = steps_per_epoch * epochs;
+  size_t next_hook = 0;
+  if (hook != nullptr && !hook->at_steps.empty()) {
+    total_steps = hook->at_steps.back();
+    epochs = static_cast<int>((total_steps + steps_per_epoch - 1) / steps_per_epoch);
+  }
 
   torch::Tensor x = x_cpu.to(device);
   torch::Tensor eps;
@@ -285,6 +290,17 @@ Status train_network(Model::Impl& m, const torch::Tensor& x_cpu, const TrainConf
       if (c.cancel != nullptr && c.cancel->load()) return Status::cancelled("training cancelled");
       runner->run(b);
       ++step;
+      if (hook != nullptr && next_hook < hook->at_steps.size() &&
+          step == hook->at_steps[next_hook]) {
+        ++next_hook;
+        m.net->eval();
+        const bool go_on = hook->fn(step, m.net) && next_hook < hook->at_steps.size();
+        m.net->train();
+        if (!go_on) {
+          (*summary)["steps"] = step;
+          return Status::ok();
+        }
+      }
       const bool report =
           runner->terms_every_step() || step % kGraphReportSteps == 0 || b + 1 == steps_per_epoch;
       if (!report) continue;
@@ -348,8 +364,11 @@ double effective_lambda(const TrainConfig& config) {
   return (config.clusters > 0 || config.bits <= 16) ? 0.1 : 0.05;
 }
 
-Result<Model> train(const Dataset& data, const TrainConfig& config,
-                    std::vector<Progress>* epoch_log) {
+namespace internal {
+
+Result<Model> train_with_hook(const Dataset& data, const TrainConfig& config,
+                              std::vector<Progress>* epoch_log, const StepHook* hook,
+                              const std::string& auto_json) {
   IMSAT_RETURN_IF_ERROR(validate(data, config));
   const MethodTraits t = traits(config.method);
   try {
@@ -393,7 +412,7 @@ Result<Model> train(const Dataset& data, const TrainConfig& config,
         summary["knn"] = config.knn;
       }
       if (t.weight_decay) summary["weight_decay"] = config.weight_decay;
-      IMSAT_RETURN_IF_ERROR(train_network(*m, x, config, gen, epoch_log, &summary));
+      IMSAT_RETURN_IF_ERROR(train_network(*m, x, config, gen, epoch_log, &summary, hook));
     } else if (config.method == Method::kLsh) {
       m->kind = Kind::kLinear;
       train_lsh(*m, x, gen);
@@ -410,11 +429,30 @@ Result<Model> train(const Dataset& data, const TrainConfig& config,
       train_kmeans(*m, x, config.kmeans_iterations, gen);
     }
     summary["seconds"] = seconds_since(t0);
+    if (!auto_json.empty()) summary["auto"] = nlohmann::json::parse(auto_json);
     m->training_json = summary.dump();
     return make_model(std::move(m));
   } catch (const c10::Error& e) {
     return Status::internal(std::string("LibTorch: ") + e.what_without_backtrace());
   }
+}
+
+}  // namespace internal
+
+Result<Model> train(const Dataset& data, const TrainConfig& config,
+                    std::vector<Progress>* epoch_log) {
+  if (!config.auto_settings) return internal::train_with_hook(data, config, epoch_log, nullptr);
+  IMSAT_RETURN_IF_ERROR(validate(data, config));
+  IMSAT_ASSIGN_OR_RETURN(AutoChoice choice, choose_settings(data, config));
+  TrainConfig c = config;
+  c.auto_settings = false;
+  c.lambda = choice.lambda;
+  c.eps_scale = choice.eps_scale;
+  const int64_t steps_per_epoch =
+      std::max<int64_t>(1, static_cast<int64_t>(data.rows) / std::min<int64_t>(c.batch, data.rows));
+  c.epochs = static_cast<int>(
+      std::max<int64_t>(1, (choice.steps + steps_per_epoch / 2) / steps_per_epoch));
+  return internal::train_with_hook(data, c, epoch_log, nullptr, choice.json());
 }
 
 }  // namespace imsat::learn

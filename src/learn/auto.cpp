@@ -1,0 +1,169 @@
+// Settings chosen without labels (TrainConfig::auto_settings): the self-augmentation radius and
+// then the information weight, each setting trained on a subsample with checkpoints and scored
+// by how well the codes of held-out items retrieve their nearest neighbours in feature space.
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <numeric>
+
+#include "learn/learn_internal.h"
+
+namespace imsat::learn {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// The rows `rows` of `d` (values, labels and shape; no keys or thumbnails: training ignores them).
+Dataset take_rows(const Dataset& d, const std::vector<int64_t>& rows) {
+  Dataset out;
+  out.rows = rows.size();
+  out.cols = d.cols;
+  out.item_shape = d.item_shape;
+  out.uint8_pixels = d.uint8_pixels;
+  out.source = d.source;
+  out.values.reserve(rows.size() * d.cols);
+  for (int64_t r : rows) out.values.insert(out.values.end(), d.row(r), d.row(r) + d.cols);
+  return out;
+}
+
+}  // namespace
+
+namespace internal {
+
+torch::Tensor nearest_rows(const torch::Tensor& queries, const torch::Tensor& gallery, int k) {
+  torch::NoGradGuard no_grad;
+  const torch::Tensor d2 = (queries * queries).sum(1, true) - 2 * queries.matmul(gallery.t()) +
+                           (gallery * gallery).sum(1).unsqueeze(0);
+  return std::get<1>(d2.topk(std::min<int64_t>(k, gallery.size(0)), 1, /*largest=*/false));
+}
+
+double neighbour_map(Mlp& net, const torch::Tensor& queries, const torch::Tensor& gallery,
+                     const torch::Tensor& truth) {
+  torch::NoGradGuard no_grad;
+  const torch::Tensor pq = torch::sigmoid(net->forward(queries, false));
+  const torch::Tensor bg = (net->forward(gallery, false) > 0).to(torch::kFloat);
+  const torch::Tensor bq = (pq > 0.5).to(torch::kFloat);
+  const int64_t bits = bg.size(1);
+  // Hamming distance, ties broken by the expected distance under the query's bit probabilities
+  // (in [0, bits], so adding it / (bits + 1) never reorders different Hamming distances).
+  const torch::Tensor hamming = bq.matmul(1 - bg.t()) + (1 - bq).matmul(bg.t());
+  const torch::Tensor expected = pq.matmul(1 - bg.t()) + (1 - pq).matmul(bg.t());
+  const torch::Tensor order =
+      std::get<1>((hamming + expected / static_cast<double>(bits + 1)).sort(1));
+  // rank of each gallery item per query, then average precision over the true neighbours.
+  const int64_t n = gallery.size(0), k = truth.size(1);
+  torch::Tensor rank = torch::empty_like(order);
+  rank.scatter_(1, order, torch::arange(n, order.options()).unsqueeze(0).expand_as(order));
+  const torch::Tensor ranks = std::get<0>(rank.gather(1, truth).sort(1)).to(torch::kDouble) + 1;
+  const torch::Tensor hits = torch::arange(1, k + 1, ranks.options()).unsqueeze(0);
+  return (hits / ranks).mean().item<double>();
+}
+
+}  // namespace internal
+
+std::string AutoChoice::json() const {
+  nlohmann::json trials_json = nlohmann::json::array();
+  for (const AutoTrial& t : trials) {
+    trials_json.push_back(
+        {{"lambda", t.lambda}, {"eps_scale", t.eps_scale}, {"steps", t.steps}, {"score", t.score}});
+  }
+  return nlohmann::json{{"criterion", "held-out neighbour mAP"},
+                        {"lambda", lambda},
+                        {"eps_scale", eps_scale},
+                        {"steps", steps},
+                        {"score", score},
+                        {"search_rows", search_rows},
+                        {"query_rows", query_rows},
+                        {"neighbours", neighbours},
+                        {"seconds", seconds},
+                        {"trials", trials_json}}
+      .dump();
+}
+
+Result<AutoChoice> choose_settings(const Dataset& data, const TrainConfig& config) {
+  if (config.clusters > 0 ||
+      (config.method != Method::kImsatVat && config.method != Method::kImsatRpt &&
+       config.method != Method::kLinearImsat)) {
+    return Status::invalid_argument(
+        "automatic settings are for IMSAT hashing (imsat-vat, imsat-rpt, linear-imsat)");
+  }
+  const auto t0 = Clock::now();
+  const AutoSearch& s = config.search;
+  // Held-out queries, then the search's training rows, drawn from one permutation of the items.
+  const size_t n = data.rows;
+  const size_t queries = std::min<size_t>(s.queries, n / 5);
+  const size_t rows = std::min<size_t>(s.rows, n - queries);
+  if (queries < 10 || rows < 100) {
+    return Status::invalid_argument("automatic settings need at least 500 items, got " +
+                                    std::to_string(n));
+  }
+  try {
+    at::Generator gen = at::detail::createCPUGenerator(config.seed + 0x5eed);
+    const torch::Tensor perm = torch::randperm(static_cast<int64_t>(n), gen);
+    const int64_t* p = perm.data_ptr<int64_t>();
+    const std::vector<int64_t> query_rows(p, p + queries);
+    const std::vector<int64_t> train_rows(p + queries, p + queries + rows);
+    const Dataset train_set = take_rows(data, train_rows);
+    const Dataset query_set = take_rows(data, query_rows);
+    // The same preprocessing train() fits on the search's rows.
+    const internal::Preprocess pre = internal::Preprocess::fit(train_set);
+    const torch::Tensor xq = pre.apply(query_set.values.data(), queries, data.cols).clone();
+    const size_t gallery = std::min<size_t>(s.gallery, rows);
+    const torch::Tensor xg = pre.apply(train_set.values.data(), gallery, data.cols).clone();
+    const int k = std::max(1, std::min<int>(s.neighbours, static_cast<int>(gallery / 20)));
+    const torch::Tensor truth = internal::nearest_rows(xq, xg, k);
+
+    AutoChoice choice;
+    choice.search_rows = rows;
+    choice.query_rows = queries;
+    choice.neighbours = k;
+    choice.score = -1;
+    std::vector<double> lambdas = s.lambdas;
+    const double default_lambda = effective_lambda(config);
+    if (lambdas.empty()) lambdas = {default_lambda / 2, default_lambda, 2 * default_lambda};
+    // Trains one setting on the search's rows, scoring it at each checkpoint.
+    auto trial = [&](double lambda, double eps_scale) -> Status {
+      TrainConfig c = config;
+      c.auto_settings = false;
+      c.lambda = lambda;
+      c.eps_scale = eps_scale;
+      c.on_progress = nullptr;
+      internal::StepHook hook;
+      hook.at_steps = s.checkpoints;
+      double best_here = -1;
+      hook.fn = [&](int64_t step, internal::Mlp& net) {
+        const double score = internal::neighbour_map(net, xq, xg, truth);
+        choice.trials.push_back({lambda, eps_scale, step, score});
+        if (config.on_search) config.on_search(choice.trials.back());
+        if (score > choice.score) {
+          choice.score = score;
+          choice.lambda = lambda;
+          choice.eps_scale = eps_scale;
+          choice.steps = step;
+        }
+        // Early stopping: the first checkpoint below this setting's best ends it.
+        const bool better = score > best_here;
+        best_here = std::max(best_here, score);
+        return better;
+      };
+      return internal::train_with_hook(train_set, c, nullptr, &hook).status();
+    };
+    // Coordinate search: the radius at the middle weight, then the other weights at the best
+    // radius.
+    const double middle = lambdas[lambdas.size() / 2];
+    for (double eps_scale : s.eps_scales) IMSAT_RETURN_IF_ERROR(trial(middle, eps_scale));
+    const double best_eps = choice.eps_scale;
+    for (double lambda : lambdas) {
+      if (lambda != middle) IMSAT_RETURN_IF_ERROR(trial(lambda, best_eps));
+    }
+    choice.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    return choice;
+  } catch (const c10::Error& e) {
+    return Status::internal(std::string("LibTorch: ") + e.what_without_backtrace());
+  }
+}
+
+}  // namespace imsat::learn
