@@ -17,6 +17,11 @@ void add_training_options(CLI::App* cmd, TrainingOptions* o, const std::string& 
                   "SAT radius: this times the distance to the 10th nearest neighbour")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  cmd->add_option("--augment", o->augment,
+                  "IMSAT on images: affine also trains the codes to survive small random "
+                  "rotations, scalings and shifts (beside VAT); none for other data")
+      ->check(CLI::IsMember({"none", "affine"}))
+      ->capture_default_str();
   cmd->add_flag("--auto", o->auto_settings,
                 "IMSAT hashing: choose lambda, --eps-scale and the training length without "
                 "labels (a small grid on a subsample, scored by held-out neighbour mAP)");

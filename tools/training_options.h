@@ -10,7 +10,7 @@
 namespace imsat::cli {
 
 struct TrainingOptions {
-  std::string hidden, device = "auto", cuda_graph = "on";
+  std::string hidden, device = "auto", cuda_graph = "on", augment = "none";
   int epochs = 0, threads = 0;
   double eps_scale = 0.25;
   bool auto_settings = false;

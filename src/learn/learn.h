@@ -143,6 +143,10 @@ struct TrainConfig {
   double eps_scale = 0.25;  // adaptive epsilon = eps_scale * distance to the knn-th neighbour
   int knn = 10;
   int power_iterations = 1;
+  // IMSAT on images: also train for codes that survive small random affine transforms (the
+  // paper's self-augmentation for images), beside VAT or RPT. InvalidArgument for other data or
+  // methods.
+  bool augment_affine = false;
   double weight_decay = 1e-4;  // RIM methods only (IMSAT uses SAT instead)
   int itq_iterations = 50;
   int kmeans_iterations = 100;

@@ -99,7 +99,16 @@ struct LossConfig {
   // Draw the random directions from the device's own generator instead of `gen` (a captured
   // CUDA graph cannot read the CPU generator).
   bool noise_on_device = false;
+  // Images of this shape ({H, W} or {H, W, C}, channels interleaved): add to R_SAT the KL
+  // between the clean pass and a pass over randomly transformed images (random_affine).
+  // Empty: no affine augmentation.
+  std::vector<int64_t> affine_shape;
 };
+// Each row of `xb` (preprocessed images of `shape`) rotated by up to 10 degrees, scaled by up
+// to 10% and shifted by up to 5% of its side, each drawn per row, resampled bilinearly with the
+// border pixels extended.
+torch::Tensor random_affine(const torch::Tensor& xb, const std::vector<int64_t>& shape,
+                            const LossConfig& c, at::Generator& gen);
 struct LossTerms {
   torch::Tensor loss, sat, cond_entropy, marg_entropy, pair_mi;  // sat / pair_mi may be undefined
 };

@@ -160,9 +160,40 @@ LossTerms imsat_loss(Mlp& net, const torch::Tensor& xb, const torch::Tensor& eps
                                                   : torch::randn(xb.sizes(), gen).to(xb.device()));
     if (c.vat) d = vat_direction(net, xb, clean, d, c.xi, c.power_iterations, c.clustering);
     t.sat = sat_divergence(clean, net->forward(xb + eps_b.unsqueeze(1) * d, false), c.clustering);
+    if (!c.affine_shape.empty()) {
+      t.sat = t.sat + sat_divergence(clean,
+                                     net->forward(random_affine(xb, c.affine_shape, c, gen), false),
+                                     c.clustering);
+    }
     t.loss = t.loss + t.sat;
   }
   return t;
+}
+
+torch::Tensor random_affine(const torch::Tensor& xb, const std::vector<int64_t>& shape,
+                            const LossConfig& c, at::Generator& gen) {
+  constexpr double kRotation = 10.0 * M_PI / 180.0, kScale = 0.1, kShift = 0.1;  // shift: of 2
+  const int64_t b = xb.size(0), h = shape.at(0), w = shape.at(1);
+  const int64_t ch = shape.size() > 2 ? shape[2] : 1;
+  auto uniform = [&](double lo, double hi) {
+    torch::Tensor u =
+        c.noise_on_device ? torch::rand({b}, xb.options()) : torch::rand({b}, gen).to(xb.device());
+    return u * (hi - lo) + lo;
+  };
+  const torch::Tensor angle = uniform(-kRotation, kRotation);
+  const torch::Tensor scale = uniform(1 - kScale, 1 + kScale);
+  const torch::Tensor cos = scale * angle.cos(), sin = scale * angle.sin();
+  const torch::Tensor theta =
+      torch::stack({cos, -sin, uniform(-kShift, kShift), sin, cos, uniform(-kShift, kShift)}, 1)
+          .view({b, 2, 3});
+  namespace F = torch::nn::functional;
+  const torch::Tensor grid = F::affine_grid(theta, {b, ch, h, w}, /*align_corners=*/false);
+  const torch::Tensor moved = F::grid_sample(xb.view({b, h, w, ch}).permute({0, 3, 1, 2}), grid,
+                                             F::GridSampleFuncOptions()
+                                                 .mode(torch::kBilinear)
+                                                 .padding_mode(torch::kBorder)
+                                                 .align_corners(false));
+  return moved.permute({0, 2, 3, 1}).reshape({b, h * w * ch});
 }
 
 namespace {

@@ -93,6 +93,21 @@ Status validate(const Dataset& data, const TrainConfig& c) {
                                       std::to_string(data.cols) + ")");
     }
   }
+  if (c.augment_affine) {
+    const MethodTraits t = traits(c.method);
+    if (!t.vat && !t.rpt) {
+      return Status::invalid_argument(
+          "affine augmentation is for imsat-vat, imsat-rpt and "
+          "linear-imsat, not " +
+          method_name(c.method));
+    }
+    if (!data.uint8_pixels || data.item_shape.size() < 2 || data.item_shape.size() > 3) {
+      return Status::invalid_argument(
+          "affine augmentation needs images (IDX images or a folder of image files read as "
+          "pixels); " +
+          data.source + " holds feature vectors");
+    }
+  }
   if (c.batch < 2) return Status::invalid_argument("batch must be at least 2");
   if (c.epochs < 0) return Status::invalid_argument("epochs must be >= 0 (0 = automatic)");
   for (int h : c.hidden) {
@@ -271,6 +286,9 @@ Status train_network(Model::Impl& m, const torch::Tensor& x_cpu, const TrainConf
   loss_config.mu = c.mu;
   loss_config.xi = c.xi;
   loss_config.power_iterations = c.power_iterations;
+  if (c.augment_affine) {
+    loss_config.affine_shape.assign(m.input_shape.begin(), m.input_shape.end());
+  }
   const bool graph = device.is_cuda() && c.cuda_graph && internal::cuda_graphs_built();
   if (graph) torch::cuda::manual_seed(c.seed);  // the captured step draws on the device
   std::unique_ptr<internal::TrainStep> runner =
@@ -410,6 +428,7 @@ Result<Model> train_with_hook(const Dataset& data, const TrainConfig& config,
       if (t.vat || t.rpt) {
         summary["eps_scale"] = config.eps_scale;
         summary["knn"] = config.knn;
+        summary["augment"] = config.augment_affine ? "affine" : "none";
       }
       if (t.weight_decay) summary["weight_decay"] = config.weight_decay;
       IMSAT_RETURN_IF_ERROR(train_network(*m, x, config, gen, epoch_log, &summary, hook));

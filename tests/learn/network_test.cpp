@@ -162,6 +162,24 @@ TEST(KthNeighbour, MatchesBruteForceAcrossBlockSizes) {
   EXPECT_TRUE(torch::allclose(L::kth_neighbour_distance(small, 10, 2), far, 1e-4, 1e-4));
 }
 
+TEST(RandomAffine, MovesImagesAndKeepsConstantOnesConstant) {
+  at::Generator gen = at::detail::createCPUGenerator(3);
+  L::LossConfig c;
+  // A constant image stays constant (bilinear weights sum to 1, borders are extended).
+  const torch::Tensor flat = torch::full({4, 8 * 8 * 3}, 0.25f);
+  const torch::Tensor moved_flat = L::random_affine(flat, {8, 8, 3}, c, gen);
+  ASSERT_EQ(moved_flat.sizes(), flat.sizes());
+  EXPECT_TRUE(torch::allclose(moved_flat, flat, 1e-5, 1e-5));
+  // A bar image moves, differently per row, and keeps its range.
+  torch::Tensor bars = torch::full({4, 16, 16}, -1.0f);
+  bars.slice(2, 6, 10).fill_(1.0f);
+  const torch::Tensor moved = L::random_affine(bars.view({4, 256}), {16, 16}, c, gen);
+  EXPECT_GT((moved - bars.view({4, 256})).abs().max().item<float>(), 0.1f);
+  EXPECT_GT((moved[0] - moved[1]).abs().max().item<float>(), 0.01f);
+  EXPECT_LE(moved.max().item<float>(), 1.0f + 1e-5f);
+  EXPECT_GE(moved.min().item<float>(), -1.0f - 1e-5f);
+}
+
 TEST(Mlp, InitialisationStartsAtHalfProbability) {
   at::Generator gen = at::detail::createCPUGenerator(3);
   L::Mlp net(20, std::vector<int>{50, 50}, 16);

@@ -1,0 +1,133 @@
+// The automatic settings search (TrainConfig::auto_settings, choose_settings in auto.cpp).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "learn/learn.h"
+#include "support/learn_data.h"
+
+namespace {
+
+namespace L = imsat::learn;
+using StatusCode = imsat::Status::Code;
+using imsat::testing::blobs;
+using imsat::testing::quick_config;
+
+// A search small enough for a unit test: two radii at one weight, two checkpoints each.
+L::TrainConfig tiny_search() {
+  L::TrainConfig c = quick_config(L::Method::kImsatVat, 16);
+  c.search.lambdas = {0.1};
+  c.search.eps_scales = {0.25, 1.0};
+  c.search.checkpoints = {20, 40};
+  c.search.rows = 400;
+  c.search.queries = 100;
+  c.search.gallery = 400;
+  c.search.neighbours = 10;
+  return c;
+}
+
+TEST(AutoSettings, ChoosesItsBestTrialWithoutReadingLabels) {
+  const L::Dataset labelled = blobs(4, 150, 8, 3);
+  L::Dataset unlabelled = labelled;
+  unlabelled.labels.clear();
+  const L::TrainConfig c = tiny_search();
+  std::vector<L::AutoTrial> reported;
+  L::TrainConfig reporting = c;
+  reporting.on_search = [&](const L::AutoTrial& t) { reported.push_back(t); };
+  auto a = L::choose_settings(labelled, reporting);
+  auto b = L::choose_settings(unlabelled, c);
+  ASSERT_TRUE(a.is_ok()) << a.status().to_string();
+  ASSERT_TRUE(b.is_ok()) << b.status().to_string();
+  // Every trial was reported, and labels changed nothing.
+  ASSERT_EQ(reported.size(), a->trials.size());
+  ASSERT_EQ(a->trials.size(), b->trials.size());
+  ASSERT_GE(a->trials.size(), 2u);  // at least one checkpoint per radius
+  for (size_t i = 0; i < a->trials.size(); ++i) {
+    EXPECT_EQ(a->trials[i].score, b->trials[i].score) << i;
+    EXPECT_EQ(a->trials[i].steps, b->trials[i].steps) << i;
+    EXPECT_GE(a->trials[i].score, 0.0);
+    EXPECT_LE(a->trials[i].score, 1.0);
+  }
+  // The choice is the best trial.
+  const auto best = std::max_element(
+      a->trials.begin(), a->trials.end(),
+      [](const L::AutoTrial& x, const L::AutoTrial& y) { return x.score < y.score; });
+  EXPECT_EQ(a->score, best->score);
+  EXPECT_EQ(a->eps_scale, best->eps_scale);
+  EXPECT_EQ(a->steps, best->steps);
+  EXPECT_EQ(a->lambda, 0.1);
+  EXPECT_EQ(a->query_rows, 100u);
+  EXPECT_EQ(a->search_rows, 400u);
+}
+
+TEST(AutoSettings, TrainingWithThemRecordsTheChoiceInTheModel) {
+  const L::Dataset data = blobs(4, 150, 8, 5);
+  L::TrainConfig c = tiny_search();
+  c.auto_settings = true;
+  auto model = L::train(data, c);
+  ASSERT_TRUE(model.is_ok()) << model.status().to_string();
+  const nlohmann::json t = nlohmann::json::parse(model->training_json());
+  ASSERT_TRUE(t.contains("auto")) << t.dump();
+  const nlohmann::json& a = t["auto"];
+  EXPECT_EQ(a["criterion"], "held-out neighbour mAP");
+  // The final run trained with the chosen settings, for the chosen length on all 600 items
+  // (12 steps per epoch of 50).
+  EXPECT_EQ(t["lambda"].get<double>(), a["lambda"].get<double>());
+  EXPECT_EQ(t["eps_scale"].get<double>(), a["eps_scale"].get<double>());
+  const int64_t steps = a["steps"].get<int64_t>();
+  EXPECT_EQ(t["epochs"].get<int>(), std::max<int64_t>(1, (steps + 6) / 12));
+  EXPECT_FALSE(a["trials"].empty());
+}
+
+TEST(AutoSettings, RefusesClusteringOtherMethodsAndTinyData) {
+  const L::Dataset data = blobs(4, 150, 8, 7);
+  L::TrainConfig clustering = tiny_search();
+  clustering.clusters = 4;
+  EXPECT_EQ(L::choose_settings(data, clustering).status().code(), StatusCode::kInvalidArgument);
+  L::TrainConfig itq = tiny_search();
+  itq.method = L::Method::kItq;
+  EXPECT_EQ(L::choose_settings(data, itq).status().code(), StatusCode::kInvalidArgument);
+  const auto small = L::choose_settings(blobs(4, 25, 8, 7), tiny_search());
+  EXPECT_EQ(small.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(small.status().message().find("500 items"), std::string::npos);
+}
+
+// 8x8 grey "images" (uint8 intensities): two patterns, a bright left half or a bright top half.
+L::Dataset tiny_images(int per) {
+  L::Dataset d;
+  d.cols = 64;
+  d.item_shape = {8, 8};
+  d.uint8_pixels = true;
+  d.source = "tiny images";
+  for (int i = 0; i < 2 * per; ++i) {
+    for (int y = 0; y < 8; ++y) {
+      for (int x = 0; x < 8; ++x) {
+        const bool on = (i % 2 == 0) ? x < 4 : y < 4;
+        d.values.push_back(on ? 200.0f + static_cast<float>(i % 7) : static_cast<float>(i % 5));
+      }
+    }
+  }
+  d.rows = static_cast<size_t>(2 * per);
+  return d;
+}
+
+TEST(AffineAugmentation, TrainsOnImagesAndIsRecorded) {
+  L::TrainConfig c = quick_config(L::Method::kImsatVat, 8, 2);
+  c.augment_affine = true;
+  auto model = L::train(tiny_images(50), c);
+  ASSERT_TRUE(model.is_ok()) << model.status().to_string();
+  EXPECT_EQ(nlohmann::json::parse(model->training_json())["augment"], "affine");
+}
+
+TEST(AffineAugmentation, RefusesFeatureVectorsAndMethodsWithoutSat) {
+  L::TrainConfig c = quick_config(L::Method::kImsatVat, 8, 2);
+  c.augment_affine = true;
+  const auto vectors = L::train(blobs(4, 50, 8, 1), c);
+  EXPECT_EQ(vectors.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(vectors.status().message().find("feature vectors"), std::string::npos);
+  c.method = L::Method::kDeepRim;
+  EXPECT_EQ(L::train(tiny_images(50), c).status().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
