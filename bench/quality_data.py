@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the tabular evaluation sets of bench/quality_suite.sh as CSV files.
+"""Writes the evaluation sets of bench/quality_suite.sh: three tabular sets as CSV files and a
+10,000-image slice of Fashion-MNIST.
 
 Every set comes from a Debian package, read from the package file itself (apt-get download
 and dpkg-deb -x into the output folder), so neither R nor scikit-learn has to be installed:
@@ -9,9 +10,12 @@ and dpkg-deb -x into the output folder), so neither R nor scikit-learn has to be
   digits.csv     scikit-learn's bundled digits (8x8 intensity counts): 1,797 rows, 64 features,
                  10 classes
 
+  fmnist10k/     the first 10,000 training images of Fashion-MNIST (dataset-fashion-mnist) and
+                 their labels, as IDX files (small image collections)
+
 mlbench stores R data files; python3-rdata (a Debian package) reads them. Each CSV has a
 header, the features as numbers and a `label` column holding the class as an integer (classes
-numbered in their sorted order). Usage: bench/tabular_data.py [OUT_DIR] (default data/tabular).
+numbered in their sorted order). Usage: bench/quality_data.py [OUT_DIR] (default data/quality).
 """
 import csv
 import glob
@@ -79,11 +83,28 @@ def sklearn_digits(out_dir):
     write_csv(os.path.join(out_dir, "digits.csv"), [f"p{i}" for i in range(64)], rows, labels)
 
 
+def fmnist_slice(out_dir, rows=10000):
+    src = "/usr/share/datasets/fashion-mnist"
+    dst = os.path.join(out_dir, "fmnist10k")
+    os.makedirs(dst, exist_ok=True)
+    for name, item_bytes in (("train-images-idx3-ubyte.gz", 28 * 28), ("train-labels-idx1-ubyte.gz", 1)):
+        with gzip.open(os.path.join(src, name), "rb") as f:
+            data = f.read()
+        header = 16 if item_bytes > 1 else 8
+        out = bytearray(data[:header])
+        out[4:8] = rows.to_bytes(4, "big")  # the item count
+        out += data[header:header + rows * item_bytes]
+        with gzip.open(os.path.join(dst, name), "wb") as f:
+            f.write(bytes(out))
+    print(f"{dst}: the first {rows} Fashion-MNIST training images and labels")
+
+
 def main():
-    out_dir = sys.argv[1] if len(sys.argv) > 1 else "data/tabular"
+    out_dir = sys.argv[1] if len(sys.argv) > 1 else "data/quality"
     os.makedirs(out_dir, exist_ok=True)
     mlbench(out_dir)
     sklearn_digits(out_dir)
+    fmnist_slice(out_dir)
 
 
 if __name__ == "__main__":
