@@ -44,10 +44,11 @@ void apply_training_options(const CLI::App* cmd, const TrainingOptions& o, learn
   c->device = o.device;
   c->cuda_graph = o.cuda_graph == "on";
   c->threads = o.threads;
-  c->auto_settings =
-      o.auto_settings && c->clusters == 0 &&
-      (c->method == learn::Method::kImsatVat || c->method == learn::Method::kImsatRpt ||
-       c->method == learn::Method::kLinearImsat);
+  const bool imsat = c->method == learn::Method::kImsatVat ||
+                     c->method == learn::Method::kImsatRpt ||
+                     c->method == learn::Method::kLinearImsat;
+  c->augment_affine = imsat && o.augment == "affine";
+  c->auto_settings = imsat && o.auto_settings && c->clusters == 0;
   if (c->auto_settings && !quiet) {
     c->on_search = [](const learn::AutoTrial& t) {
       std::fprintf(stderr,
