@@ -156,6 +156,13 @@ TEST_F(CliTest, ErrorPathsAreOneClearLineAndNonZero) {
                      "--query-file needs --model");
   // A usage error (unknown flag) is also non-zero.
   EXPECT_NE(imsat("search --db " + path("db") + " --bogus").code, 0);
+  // Training options reach training: affine augmentation is refused for feature vectors.
+  expect_clear_error(imsat("train --data " + data + " --bits 8 --epochs 1 --augment affine --out " +
+                           path("a.model")),
+                     "affine augmentation needs images");
+  // --auto reaches training too: 120 items are too few for its held-out split.
+  expect_clear_error(imsat("train --data " + data + " --bits 8 --auto --out " + path("a.model")),
+                     "500 items");
 }
 
 // Issue 10: the command-line conventions.
