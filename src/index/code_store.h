@@ -212,6 +212,23 @@ class CodeStore {
   Status bulk_load(const std::string& job, const std::function<bool(size_t, Item*)>& next,
                    size_t batch_items = 50000,
                    const std::function<void(size_t)>& progress = nullptr, bool new_keys = false);
+  // Several bulk jobs (the shards of a dataset: `imsat ingest`) as one atomic step: the items of
+  // every job are planned in batches of `batch_items` and staged as SST files, then ingested with
+  // every job's progress record in one RocksDB ingestion, so the store gains all of them or none.
+  // A crash or an error before that leaves the store as it was, and calling again does the step
+  // again. A job whose progress record says it is complete adds nothing (one that a crashed
+  // bulk_load left partial goes on from its record). Returns the items added; progress(staged)
+  // after every batch.
+  // The jobs' keys must be distinct from each other (not checked); keys the store holds already
+  // are replaced. `new_keys` as for bulk_load. Memory until the ingestion: each staged item's
+  // code and tag.
+  struct BulkJob {
+    std::string name;
+    std::function<bool(size_t, Item*)> next;
+  };
+  Result<size_t> bulk_load_atomic(const std::vector<BulkJob>& jobs, size_t batch_items = 200000,
+                                  const std::function<void(size_t)>& progress = nullptr,
+                                  bool new_keys = false);
   // How many source items job has committed (0 if never run).
   Result<size_t> bulk_progress(const std::string& job) const;
 

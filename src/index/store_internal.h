@@ -284,10 +284,20 @@ struct CodeStore::Impl {
                  found->data());
   }
 
+  // Where a plan starts: the next id, the live items and the generation before it. Batches staged
+  // for one atomic step (bulk_load_atomic) are planned from a base that moves past the staged
+  // batches, while the in-memory state stays as it was until the step is ingested.
+  struct PlanBase {
+    uint64_t next_id = 0;
+    size_t live = 0;
+    uint64_t generation = 0;
+  };
   // Plans a batch of upserts: one MultiGet finds the keys that already exist; their old records
   // are deleted and every item gets a new id. With `new_keys` the caller guarantees that none of
-  // the keys is stored, and the MultiGet is skipped. Caller holds writer_mutex.
-  Result<BatchPlan> plan(const std::vector<Item>& items, bool new_keys = false) const;
+  // the keys is stored, and the MultiGet is skipped. `base` null: the store's current state.
+  // Caller holds writer_mutex.
+  Result<BatchPlan> plan(const std::vector<Item>& items, bool new_keys = false,
+                         const PlanBase* base = nullptr) const;
 
   // Deletions of the field terms of items `ids` (their terms lists and fields entries).
   Status remove_terms(const std::vector<uint64_t>& ids, std::vector<Record>* meta,
@@ -300,6 +310,21 @@ struct CodeStore::Impl {
   // path, which skips the write-ahead log and the memtables. Durable when it returns (the
   // ingestion is recorded in the synced MANIFEST).
   Status commit_ingest(const BatchPlan& p);
+  // An SST file made for ingestion, and its column family.
+  struct SstFile {
+    int family;
+    std::string path;
+  };
+  // Writes the plan's records as one SST file per non-empty column family, `dir`/<prefix><family>.sst,
+  // the families in parallel; the schema family's records only when `with_schema`. Appends the
+  // files to *files.
+  Status write_sst_files(const BatchPlan& p, const std::string& dir, const std::string& prefix,
+                         bool with_schema, std::vector<SstFile>* files) const;
+  // Ingests files (any number per family; they may overlap) in one atomic RocksDB ingestion,
+  // moving them into the store.
+  Status ingest_files(const std::vector<SstFile>& files, const std::string& what);
+  // The folder where bulk SST files are staged; wiped before and after each use.
+  std::string staging_dir() const;
 
   // Applies a committed plan to the in-memory array and buckets.
   // With `defer_index`, the multi-index is not updated: it is marked stale (searches scan

@@ -4,6 +4,7 @@
 #include <rocksdb/sst_file_writer.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -63,7 +64,8 @@ Status CodeStore::Impl::remove_terms(const std::vector<uint64_t>& ids, std::vect
 }
 
 Result<CodeStore::Impl::BatchPlan> CodeStore::Impl::plan(const std::vector<Item>& items,
-                                                         bool new_keys) const {
+                                                         bool new_keys,
+                                                         const PlanBase* base) const {
   IMSAT_RETURN_IF_ERROR(validate(items, new_keys));
   BatchPlan p;
   std::vector<rocksdb::PinnableSlice> values;
@@ -83,7 +85,7 @@ Result<CodeStore::Impl::BatchPlan> CodeStore::Impl::plan(const std::vector<Item>
     std::shared_lock lock(state_mutex);
     fields = indexed_fields;
   }
-  uint64_t id = next_id;
+  uint64_t id = base != nullptr ? base->next_id : next_id;
   for (size_t i = 0; i < items.size(); ++i) {
     const Item& item = items[i];
     if (found[i].ok()) {
@@ -138,9 +140,9 @@ Result<CodeStore::Impl::BatchPlan> CodeStore::Impl::plan(const std::vector<Item>
   IMSAT_RETURN_IF_ERROR(remove_terms(replaced_ids, &p.records[kMeta], &p.records[kFields]));
   p.next_id = id;
   p.records[kSchema].push_back({"next_id", be64(id)});
-  p.live_after = codes.live() - p.replaced.size() + items.size();
+  p.live_after = (base != nullptr ? base->live : codes.live()) - p.replaced.size() + items.size();
   p.records[kSchema].push_back({"items", be64(p.live_after)});
-  p.generation = generation + 1;
+  p.generation = (base != nullptr ? base->generation : generation) + 1;
   p.records[kSchema].push_back({"generation", be64(p.generation)});
   // Records of ids are made in id order; only upserts (old ids) and the keys family need sorting.
   for (auto& r : p.records) {
@@ -163,22 +165,23 @@ Status CodeStore::Impl::commit_write_batch(const BatchPlan& p) {
   return translate(db->Write(write_options, &batch), "writing a batch");
 }
 
-Status CodeStore::Impl::commit_ingest(const BatchPlan& p) {
-  namespace fs = std::filesystem;
-  const fs::path dir = fs::path(path) / "bulk-ingest";
-  std::error_code ec;
-  fs::remove_all(dir, ec);
-  fs::create_directories(dir, ec);
-  if (ec) return Status::io_error(dir.string() + ": " + ec.message());
-  // One SST file per column family, written in parallel (the families are independent).
-  std::vector<int> families;
+std::string CodeStore::Impl::staging_dir() const {
+  return (std::filesystem::path(path) / "bulk-ingest").string();
+}
+
+Status CodeStore::Impl::write_sst_files(const BatchPlan& p, const std::string& dir,
+                                        const std::string& prefix, bool with_schema,
+                                        std::vector<SstFile>* files) const {
+  std::vector<SstFile> made;
   for (int c = 1; c < kCfCount; ++c) {
-    if (!p.records[c].empty()) families.push_back(c);
+    if (p.records[c].empty() || (c == kSchema && !with_schema)) continue;
+    made.push_back({c, dir + "/" + prefix + kCfNames[c] + ".sst"});
   }
-  std::vector<Status> written(families.size(), Status::ok());
+  // The families are independent: one thread each.
+  std::vector<Status> written(made.size(), Status::ok());
   auto write_family = [&](size_t f) {
-    const int c = families[f];
-    const std::string file = (dir / (std::string(kCfNames[c]) + ".sst")).string();
+    const int c = made[f].family;
+    const std::string& file = made[f].path;
     // The family's own options (compression, table format, filters) with the store's.
     const rocksdb::Options family(rocksdb::DBOptions(db_options), cf_options[c]);
     rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), family, cf[c]);
@@ -191,22 +194,43 @@ Status CodeStore::Impl::commit_ingest(const BatchPlan& p) {
     written[f] = s;
   };
   std::vector<std::thread> threads;
-  for (size_t f = 1; f < families.size(); ++f) threads.emplace_back(write_family, f);
-  if (!families.empty()) write_family(0);
+  for (size_t f = 1; f < made.size(); ++f) threads.emplace_back(write_family, f);
+  if (!made.empty()) write_family(0);
   for (std::thread& t : threads) t.join();
+  for (const Status& s : written) IMSAT_RETURN_IF_ERROR(s);
+  files->insert(files->end(), made.begin(), made.end());
+  return Status::ok();
+}
+
+Status CodeStore::Impl::ingest_files(const std::vector<SstFile>& files, const std::string& what) {
   std::vector<rocksdb::IngestExternalFileArg> args;
-  for (size_t f = 0; f < families.size(); ++f) {
-    if (!written[f].is_ok()) {
-      fs::remove_all(dir, ec);
-      return written[f];
+  for (const SstFile& f : files) {
+    auto it = std::find_if(args.begin(), args.end(), [&](const rocksdb::IngestExternalFileArg& a) {
+      return a.column_family == cf[f.family];
+    });
+    if (it == args.end()) {
+      rocksdb::IngestExternalFileArg arg;
+      arg.column_family = cf[f.family];
+      arg.options.move_files = true;
+      args.push_back(std::move(arg));
+      it = args.end() - 1;
     }
-    rocksdb::IngestExternalFileArg arg;
-    arg.column_family = cf[families[f]];
-    arg.external_files = {(dir / (std::string(kCfNames[families[f]]) + ".sst")).string()};
-    arg.options.move_files = true;
-    args.push_back(std::move(arg));
+    it->external_files.push_back(f.path);
   }
-  Status s = translate(db->IngestExternalFiles(args), "ingesting a bulk batch");
+  if (args.empty()) return Status::ok();
+  return translate(db->IngestExternalFiles(args), what);
+}
+
+Status CodeStore::Impl::commit_ingest(const BatchPlan& p) {
+  namespace fs = std::filesystem;
+  const std::string dir = staging_dir();
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  fs::create_directories(dir, ec);
+  if (ec) return Status::io_error(dir + ": " + ec.message());
+  std::vector<SstFile> files;
+  Status s = write_sst_files(p, dir, "", /*with_schema=*/true, &files);
+  if (s.is_ok()) s = ingest_files(files, "ingesting a bulk batch");
   fs::remove_all(dir, ec);
   return s;
 }
@@ -348,6 +372,121 @@ Status CodeStore::bulk_load(const std::string& job, const std::function<bool(siz
   }
   impl_->rebuild_stale_index();
   return Status::ok();
+}
+
+Result<size_t> CodeStore::bulk_load_atomic(const std::vector<BulkJob>& jobs, size_t batch_items,
+                                           const std::function<void(size_t)>& progress,
+                                           bool new_keys) {
+  namespace fs = std::filesystem;
+  if (batch_items == 0) return Status::invalid_argument("batch size must be positive");
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    if (jobs[j].name.empty()) return Status::invalid_argument("bulk load needs a job name");
+    for (size_t i = 0; i < j; ++i) {
+      if (jobs[i].name == jobs[j].name) {
+        return Status::invalid_argument("job '" + jobs[j].name + "' is given twice");
+      }
+    }
+  }
+  IMSAT_RETURN_IF_ERROR(impl_->check_writable());
+  std::lock_guard writer(impl_->writer_mutex);
+  Impl& m = *impl_;
+  std::vector<size_t> start(jobs.size());
+  bool fresh = m.codes.live() == 0;
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    IMSAT_ASSIGN_OR_RETURN(start[j], bulk_progress(jobs[j].name));
+    fresh = fresh && start[j] == 0;
+  }
+  new_keys = new_keys && fresh;
+  // What the in-memory state needs once the step is ingested; the records themselves go to SST
+  // files batch by batch.
+  struct Staged {
+    std::vector<uint8_t> codes;
+    std::vector<int32_t> tags;
+    std::vector<std::pair<uint32_t, uint64_t>> replaced;
+    std::vector<std::vector<std::string>> terms;
+  };
+  std::vector<Staged> staged;
+  Impl::PlanBase base{m.next_id, m.codes.live(), m.generation};
+  std::vector<Impl::SstFile> files;
+  const std::string dir = m.staging_dir();
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  fs::create_directories(dir, ec);
+  if (ec) return Status::io_error(dir + ": " + ec.message());
+  // Removes the staged files whatever happens.
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() {
+      std::error_code e;
+      fs::remove_all(dir, e);
+    }
+  } cleanup{dir};
+  Impl::BatchPlan final_plan;
+  auto& schema = final_plan.records[kSchema];
+  size_t added = 0;
+  std::vector<Item> items;
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    size_t position = start[j];
+    bool more = true;
+    while (more) {
+      items.clear();
+      while (items.size() < batch_items) {
+        Item item;
+        if (!jobs[j].next(position + items.size(), &item)) {
+          more = false;
+          break;
+        }
+        items.push_back(std::move(item));
+      }
+      if (items.empty()) break;
+      IMSAT_ASSIGN_OR_RETURN(Impl::BatchPlan plan, m.plan(items, new_keys, &base));
+      IMSAT_RETURN_IF_ERROR(m.write_sst_files(plan, dir, std::to_string(staged.size()) + "-",
+                                              /*with_schema=*/false, &files));
+      Staged st;
+      st.codes.reserve(items.size() * m.codes.code_bytes());
+      for (const Item& item : items) {
+        st.codes.insert(st.codes.end(), item.code.begin(), item.code.end());
+        st.tags.push_back(item.tag);
+      }
+      st.replaced = std::move(plan.replaced);
+      st.terms = std::move(plan.terms);
+      staged.push_back(std::move(st));
+      base = {plan.next_id, plan.live_after, base.generation};
+      position += items.size();
+      added += items.size();
+      if (progress) progress(added);
+    }
+    if (position > start[j]) schema.push_back({"bulk:" + jobs[j].name, be64(position)});
+  }
+  if (schema.empty()) return size_t{0};
+  // One record of each kind for the whole step, beside the jobs' progress.
+  schema.push_back({"next_id", be64(base.next_id)});
+  schema.push_back({"items", be64(base.live)});
+  schema.push_back({"generation", be64(base.generation + 1)});
+  std::sort(schema.begin(), schema.end());
+  IMSAT_RETURN_IF_ERROR(m.write_sst_files(final_plan, dir, "step-", /*with_schema=*/true, &files));
+  IMSAT_RETURN_IF_ERROR(m.ingest_files(files, "ingesting a bulk step"));
+  {
+    std::unique_lock lock(m.state_mutex);
+    uint64_t id = m.next_id;
+    const size_t bytes = m.codes.code_bytes();
+    for (const Staged& st : staged) {
+      for (const auto& [slot, old] : st.replaced) m.codes.erase(slot);
+      for (size_t i = 0; i < st.tags.size(); ++i) {
+        m.append_memory(id++, st.codes.data() + i * bytes, st.tags[i], /*defer_index=*/true);
+        if (i < st.terms.size()) {
+          for (const std::string& t : st.terms[i]) {
+            m.post(t, static_cast<uint32_t>(m.codes.size() - 1));
+          }
+        }
+      }
+    }
+    m.next_id = base.next_id;
+    ++m.version;
+  }
+  m.acknowledge(base.generation + 1, base.live);
+  m.rebuild_stale_index();
+  return added;
 }
 
 void CodeStore::Impl::rebuild_stale_index() {

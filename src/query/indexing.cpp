@@ -73,6 +73,17 @@ std::string job_name(const IndexRequest& r, const std::string& fingerprint,
 
 }  // namespace
 
+// A shard is named after what it holds, not where the file lies: moving or copying shard files to
+// another machine does not start the job again.
+std::string shard_job_name(const CodesFile& f, const std::string& key_prefix) {
+  uint64_t h = fnv1a64_bytes(f.codes.data(), f.codes.size());
+  h = fnv1a64_bytes(f.labels.data(), f.labels.size() * sizeof(int32_t), h);
+  char hash[17];
+  std::snprintf(hash, sizeof(hash), "%016llx", static_cast<unsigned long long>(h));
+  return "shard:" + f.fingerprint + ":" + f.shard + ":" + std::to_string(f.first_row) + ":" +
+         std::to_string(f.rows) + ":" + key_prefix + ":" + hash;
+}
+
 void make_item(const std::vector<uint8_t>& codes, int bits, const std::vector<int32_t>& labels,
                const learn::Dataset* data, size_t train_rows, const ItemOptions& options,
                size_t row, index::Item* out) {
@@ -191,14 +202,7 @@ Result<IndexReport> index_dataset(const IndexRequest& request) {
                          index::CodeStore::open(request.db, o));
   report.job = !request.job.empty() ? request.job : job_name(request, f.fingerprint, data);
   if (request.job.empty() && from_codes && !f.shard.empty()) {
-    // A shard is named after what it holds, not where the file lies: moving or copying shard
-    // files to another machine does not start the job again.
-    uint64_t h = fnv1a64_bytes(f.codes.data(), f.codes.size());
-    h = fnv1a64_bytes(f.labels.data(), f.labels.size() * sizeof(int32_t), h);
-    char hash[17];
-    std::snprintf(hash, sizeof(hash), "%016llx", static_cast<unsigned long long>(h));
-    report.job = "shard:" + f.fingerprint + ":" + f.shard + ":" + std::to_string(f.first_row) +
-                 ":" + std::to_string(f.rows) + ":" + request.items.key_prefix + ":" + hash;
+    report.job = shard_job_name(f, request.items.key_prefix);
   }
   IMSAT_ASSIGN_OR_RETURN(report.done_before, store->bulk_progress(report.job));
   if (report.done_before >= f.rows) {
@@ -250,6 +254,99 @@ Result<IndexReport> index_dataset(const IndexRequest& request) {
       },
       /*new_keys=*/true));
   report.indexed = f.rows - report.done_before;
+  report.store_items = store->info().items;
+  return report;
+}
+
+Result<IngestReport> ingest_codes_files(const IngestRequest& request) {
+  if (request.files.empty()) return Status::invalid_argument("no codes files to ingest");
+  struct Part {
+    std::string path;
+    CodesFile header;
+  };
+  std::vector<Part> parts;
+  for (const std::string& path : request.files) {
+    IMSAT_ASSIGN_OR_RETURN(CodesFile header, read_codes_header(path));
+    parts.push_back({path, std::move(header)});
+  }
+  const CodesFile& first = parts.front().header;
+  std::string store_fingerprint;
+  if (fs::exists(request.db)) {
+    index::StoreOptions o;
+    o.read_only = true;
+    o.create_if_missing = false;
+    IMSAT_ASSIGN_OR_RETURN(std::unique_ptr<index::CodeStore> store,
+                           index::CodeStore::open(request.db, o));
+    store_fingerprint = store->info().model_fingerprint;
+    if (store->bits() != first.bits) {
+      return Status::invalid_argument(request.db + " holds " + std::to_string(store->bits()) +
+                                      "-bit codes; " + parts.front().path + " has " +
+                                      std::to_string(first.bits) + "; nothing was written");
+    }
+  }
+  for (const Part& p : parts) {
+    if (p.header.bits != first.bits) {
+      return Status::invalid_argument(p.path + " has " + std::to_string(p.header.bits) +
+                                      "-bit codes, " + parts.front().path + " " +
+                                      std::to_string(first.bits) + "; nothing was written");
+    }
+    const std::string& want = store_fingerprint.empty() ? first.fingerprint : store_fingerprint;
+    if (p.header.fingerprint != want) {
+      return Status::invalid_argument(
+          p.path + " was encoded by model " + p.header.fingerprint + ", not by " + want + " (" +
+          (store_fingerprint.empty() ? parts.front().path : request.db) + "); nothing was written");
+    }
+  }
+  std::sort(parts.begin(), parts.end(), [](const Part& x, const Part& y) {
+    return x.header.first_row < y.header.first_row;
+  });
+  for (size_t i = 1; i < parts.size(); ++i) {
+    const CodesFile& prev = parts[i - 1].header;
+    if (parts[i].header.first_row < prev.first_row + prev.rows) {
+      return Status::invalid_argument(
+          parts[i].path + " overlaps " + parts[i - 1].path + " (rows " +
+          std::to_string(parts[i].header.first_row) + " and " + std::to_string(prev.first_row) +
+          "-" + std::to_string(prev.first_row + prev.rows - 1) + "); nothing was written");
+    }
+  }
+  index::StoreOptions o;
+  o.bits = first.bits;
+  o.expected_items = std::max<size_t>(first.rows * parts.size(), 1000);
+  o.model_fingerprint = first.fingerprint;
+  IMSAT_ASSIGN_OR_RETURN(std::unique_ptr<index::CodeStore> store,
+                         index::CodeStore::open(request.db, o));
+  // Each shard is read whole when the step reaches it, one at a time; its codes stay until the
+  // step is ingested (the store keeps them in memory anyway).
+  IngestReport report;
+  std::vector<CodesFile> bodies(parts.size());
+  std::vector<ItemOptions> options(parts.size());
+  std::vector<index::CodeStore::BulkJob> jobs;
+  for (size_t j = 0; j < parts.size(); ++j) {
+    IMSAT_ASSIGN_OR_RETURN(bodies[j], read_codes_file(parts[j].path));
+    const CodesFile& f = bodies[j];
+    const std::string job = shard_job_name(f, request.key_prefix);
+    IMSAT_ASSIGN_OR_RETURN(const size_t done, store->bulk_progress(job));
+    IngestReport::Shard shard{parts[j].path, f.shard, f.rows, done >= f.rows, done};
+    report.shards.push_back(shard);
+    if (shard.already_done) {
+      bodies[j] = CodesFile();
+      continue;
+    }
+    ItemOptions& items = options[j];
+    items.key_prefix = request.key_prefix;
+    items.source = fs::path(f.source).filename().string();
+    items.source_json = nlohmann::json(items.source).dump();
+    items.first_row = f.first_row;
+    jobs.push_back({job, [&f, &items](size_t i, index::Item* item) {
+                      if (i >= f.rows) return false;
+                      make_item(f.codes, f.bits, f.labels, nullptr, 0, items, i, item);
+                      return true;
+                    }});
+  }
+  // Shards hold disjoint rows (checked above), so their keys are distinct.
+  IMSAT_ASSIGN_OR_RETURN(report.added, store->bulk_load_atomic(jobs, request.batch,
+                                                                request.progress,
+                                                                /*new_keys=*/true));
   report.store_items = store->info().items;
   return report;
 }

@@ -11,6 +11,7 @@
 #include "common/status.h"
 #include "index/code_store.h"
 #include "learn/learn.h"
+#include "query/codes_file.h"
 
 namespace imsat::query {
 
@@ -78,5 +79,36 @@ struct IndexReport {
 // --model with a codes file, vectors without raw data, keys already held from another source
 // without overwrite), the reader's and the store's errors.
 Result<IndexReport> index_dataset(const IndexRequest& request);
+
+// The resumable job name of a shard's codes file: the model, the shard, its rows, the key prefix
+// and a hash of its contents (not its path, so moved or copied files are recognised).
+std::string shard_job_name(const CodesFile& f, const std::string& key_prefix);
+
+struct IngestRequest {
+  std::string db;                  // created when missing
+  std::vector<std::string> files;  // codes files of shards (`imsat encode --shard I/N`)
+  std::string key_prefix;          // keys are this prefix followed by the global row number
+  size_t batch = 200000;           // items per staged batch
+  std::function<void(size_t staged)> progress;
+};
+
+struct IngestReport {
+  struct Shard {
+    std::string path, shard;
+    size_t rows = 0;
+    bool already_done = false;  // ingested by an earlier run: skipped
+    size_t done_before = 0;     // rows a crashed bulk load had committed (continued from there)
+  };
+  std::vector<Shard> shards;  // in row order
+  size_t added = 0;
+  size_t store_items = 0;
+};
+
+// Adds the codes files of a dataset's shards to a store in one atomic step
+// (CodeStore::bulk_load_atomic): every file is checked first (format, code length, model
+// fingerprint against each other and the store, disjoint rows) and a wrong one is refused before
+// the store is created or written; shards an earlier run ingested are skipped. Killed or failed
+// before it returns, the store is as it was and running it again does the step again.
+Result<IngestReport> ingest_codes_files(const IngestRequest& request);
 
 }  // namespace imsat::query

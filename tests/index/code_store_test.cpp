@@ -431,6 +431,65 @@ TEST_F(CodeStoreTest, BulkLoadUpsertsExistingKeysAndSurvivesReopen) {
   }
 }
 
+CodeStore::BulkJob job_of(const std::string& name, const std::vector<Item>& items) {
+  return {name, [&items](size_t i, Item* out) {
+            if (i >= items.size()) return false;
+            *out = items[i];
+            return true;
+          }};
+}
+
+// Several jobs as one atomic step: all of them land (with their progress), a second run adds
+// nothing, and a step that fails in its last job leaves the store exactly as it was.
+TEST_F(CodeStoreTest, AnAtomicBulkStepLandsWhollyOrNotAtAll) {
+  auto store = open();
+  ASSERT_TRUE(store->put(random_items(50, 1, "old")).is_ok());
+  const auto a = random_items(700, 2, "a"), b = random_items(450, 3, "b");
+  auto c = random_items(300, 4, "old");  // old0..old49 replaced, old50..old299 new
+  size_t progress_calls = 0;
+  auto added = store->bulk_load_atomic({job_of("a", a), job_of("b", b), job_of("c", c)}, 128,
+                                       [&](size_t) { ++progress_calls; });
+  ASSERT_TRUE(added.is_ok()) << added.status().to_string();
+  EXPECT_EQ(*added, 1450u);
+  EXPECT_EQ(progress_calls, 6u + 4u + 3u);
+  EXPECT_EQ(store->info().items, 1450u);
+  EXPECT_EQ(*store->bulk_progress("b"), 450u);
+  ASSERT_TRUE(store->verify().is_ok()) << store->verify().to_string();
+  // Complete jobs are skipped.
+  added = store->bulk_load_atomic({job_of("a", a), job_of("b", b)}, 128);
+  ASSERT_TRUE(added.is_ok());
+  EXPECT_EQ(*added, 0u);
+  // A failing job (a code of the wrong length in its last batch) stops the step before anything
+  // is ingested: the other job of the step is not in the store either.
+  const auto d = random_items(300, 5, "d");
+  auto e = random_items(300, 6, "e");
+  e[290].code.resize(4);
+  const auto before = store->info().items;
+  added = store->bulk_load_atomic({job_of("d", d), job_of("e", e)}, 100);
+  ASSERT_FALSE(added.is_ok());
+  EXPECT_NE(added.status().message().find("e290"), std::string::npos) << added.status().message();
+  EXPECT_EQ(store->info().items, before);
+  EXPECT_FALSE(store->get("d0").is_ok());
+  EXPECT_EQ(*store->bulk_progress("d"), 0u);
+  EXPECT_FALSE(fs::exists(fs::path(path_) / "bulk-ingest"));
+  for (const std::vector<Item>* items : {&a, &b, static_cast<const std::vector<Item>*>(&c)}) {
+    for (size_t i : {size_t{0}, size_t{42}, items->size() - 1}) {
+      const Item& want = (*items)[i];
+      auto hits = store->search(want.code, knn(1));
+      ASSERT_TRUE(hits.is_ok());
+      EXPECT_EQ((*hits)[0].key, want.key);
+      EXPECT_EQ((*hits)[0].distance, 0u);
+    }
+  }
+  store.reset();
+  store = open();
+  EXPECT_EQ(store->info().items, 1450u);
+  ASSERT_TRUE(store->verify().is_ok()) << store->verify().to_string();
+  auto got = store->get("old7");
+  ASSERT_TRUE(got.is_ok());
+  EXPECT_EQ(got->code, c[7].code);
+}
+
 TEST_F(CodeStoreTest, ConcurrentReadersSeeWholeBatchesOnly) {
   auto store = open();
   constexpr int kBatches = 40, kPerBatch = 25;
@@ -535,6 +594,110 @@ TEST_F(CodeStoreTest, SigkillDuringIngestLosesNoAcknowledgedBatch) {
       EXPECT_EQ(present, kPerBatch) << "acknowledged batch " << b << " lost";
     }
   }
+}
+
+// The bulk paths under SIGKILL, at 24 random points: bulk_load commits whole batches (what is
+// stored always equals its progress record, in whole batches), an atomic step of three jobs lands
+// wholly or not at all, and every load acknowledged before the kill is complete.
+TEST_F(CodeStoreTest, SigkillDuringBulkLoadsLosesNoAcknowledgedLoad) {
+  constexpr size_t kBatch = 100, kJobItems = 600, kStepItems = 200;
+  auto items_of = [](const std::string& job, size_t n, uint64_t seed) {
+    std::vector<Item> items;
+    for (size_t i = 0; i < n; ++i) {
+      items.push_back(make_item(job + "-" + std::to_string(i), seed * 1000003 + i, 1));
+    }
+    return items;
+  };
+  auto step_job = [](int g, int part) {
+    return "s" + std::to_string(g) + "." + std::to_string(part);
+  };
+  std::mt19937_64 rng(77);
+  std::set<int> acknowledged;
+  int next_load = 0;
+  // Forked before this process runs RocksDB (see SigkillDuringIngestLosesNoAcknowledgedBatch).
+  for (int round = 0; round < 24; ++round) {
+    int fds[2];
+    ASSERT_EQ(pipe(fds), 0);
+    const int first = next_load;
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      close(fds[0]);
+      StoreOptions o;
+      o.bits = 64;
+      auto store = CodeStore::open(path_, o);
+      if (!store.is_ok()) _exit(3);
+      for (int g = first;; ++g) {
+        if (g % 2 == 0) {  // a job of 6 batches, each ingested on its own
+          const std::string job = "j" + std::to_string(g);
+          const auto items = items_of(job, kJobItems, static_cast<uint64_t>(g));
+          if (!(*store)->bulk_load(job, job_of(job, items).next, kBatch).is_ok()) _exit(4);
+        } else {  // three jobs of 2 batches each, ingested in one step
+          std::vector<std::vector<Item>> parts;
+          std::vector<CodeStore::BulkJob> jobs;
+          for (int p = 0; p < 3; ++p)
+            parts.push_back(items_of(step_job(g, p), kStepItems, g * 7 + p));
+          for (int p = 0; p < 3; ++p) jobs.push_back(job_of(step_job(g, p), parts[p]));
+          if (!(*store)->bulk_load_atomic(jobs, kBatch).is_ok()) _exit(4);
+        }
+        if (write(fds[1], &g, sizeof(g)) != sizeof(g)) _exit(5);
+      }
+    }
+    close(fds[1]);
+    pollfd ready{fds[0], POLLIN, 0};
+    if (poll(&ready, 1, 30000) != 1) {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+      FAIL() << "child acknowledged nothing within 30 s";
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 250));
+    kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "child exited by itself with " << WEXITSTATUS(status);
+    fcntl(fds[0], F_SETFL, O_NONBLOCK);
+    int g;
+    while (read(fds[0], &g, sizeof(g)) == sizeof(g)) acknowledged.insert(g);
+    close(fds[0]);
+    // The load after the last acknowledged one may have landed in part; go on past it.
+    next_load = (acknowledged.empty() ? first : *acknowledged.rbegin()) + 2;
+  }
+  ASSERT_GE(acknowledged.size(), 24u);
+  auto store = open(64, true);
+  ASSERT_TRUE(store->verify().is_ok()) << store->verify().to_string();
+  auto present = [&](const std::string& job, size_t n) {
+    size_t count = 0, prefix = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const bool here = store->get(job + "-" + std::to_string(i)).is_ok();
+      count += here;
+      if (here && prefix == i) ++prefix;
+    }
+    EXPECT_EQ(count, prefix) << job << ": the stored items are not the first ones";
+    return count;
+  };
+  size_t total = 0;
+  for (int g = 0; g < next_load + 2; ++g) {
+    if (g % 2 == 0) {
+      const std::string job = "j" + std::to_string(g);
+      const size_t n = present(job, kJobItems);
+      total += n;
+      EXPECT_EQ(n % kBatch, 0u) << job << " holds part of a batch: " << n;
+      EXPECT_EQ(n, *store->bulk_progress(job)) << job;
+      if (acknowledged.count(g)) EXPECT_EQ(n, kJobItems) << "acknowledged " << job << " lost";
+    } else {
+      size_t landed = 0;
+      for (int p = 0; p < 3; ++p) {
+        const size_t n = present(step_job(g, p), kStepItems);
+        total += n;
+        EXPECT_TRUE(n == 0 || n == kStepItems) << step_job(g, p) << ": " << n;
+        EXPECT_EQ(n, *store->bulk_progress(step_job(g, p)));
+        landed += n == kStepItems;
+      }
+      EXPECT_TRUE(landed == 0 || landed == 3) << "step " << g << " landed in part: " << landed;
+      if (acknowledged.count(g)) EXPECT_EQ(landed, 3u) << "acknowledged step " << g << " lost";
+    }
+  }
+  EXPECT_EQ(store->info().items, total);
 }
 
 // The arrays saved at close are read at the next open only when they match the store; a stale,
