@@ -16,8 +16,8 @@ void add_ingest(CLI::App& app) {
     size_t batch = 200000;
   };
   auto a = std::make_shared<IngestArgs>();
-  CLI::App* cmd =
-      app.add_subcommand("ingest", "Add the codes files of encoded shards to a store in one atomic step");
+  CLI::App* cmd = app.add_subcommand(
+      "ingest", "Add the codes files of encoded shards to a store in one atomic step");
   cmd->add_option("--db", a->db, "Code store folder (created when missing)")->required();
   cmd->add_option("files", a->files, "Codes files (imsat encode --shard I/N ...)")->required();
   cmd->add_option("--key-prefix", a->key_prefix, "Keys are this prefix followed by the row number");
@@ -35,8 +35,8 @@ void add_ingest(CLI::App& app) {
     for (const query::IngestReport::Shard& s : report.shards) {
       if (s.already_done) {
         ++skipped;
-        std::fprintf(stderr, "imsat: %s (shard %s) was already ingested; skipped\n",
-                     s.path.c_str(), s.shard.c_str());
+        std::fprintf(stderr, "imsat: %s (shard %s) was already ingested; skipped\n", s.path.c_str(),
+                     s.shard.c_str());
       } else {
         ++pending;
         std::fprintf(stderr, "imsat: ingested %s (shard %s): %zu items%s\n", s.path.c_str(),

@@ -209,9 +209,13 @@ class CodeStore {
   // `new_keys`: the caller guarantees that the job's keys are distinct from each other; when the
   // job starts on an empty store, the per-key existence check (a MultiGet per batch) is then
   // skipped. Otherwise it is ignored.
+  // Batches of new keys are pipelined: one is committed while the next is read and planned.
+  // `build_index`: rebuild the multi-index at the end (searches scan until then). A caller that
+  // closes the store right after passes false: every open builds it from the codes anyway.
   Status bulk_load(const std::string& job, const std::function<bool(size_t, Item*)>& next,
                    size_t batch_items = 50000,
-                   const std::function<void(size_t)>& progress = nullptr, bool new_keys = false);
+                   const std::function<void(size_t)>& progress = nullptr, bool new_keys = false,
+                   bool build_index = true);
   // Several bulk jobs (the shards of a dataset: `imsat ingest`) as one atomic step: the items of
   // every job are planned in batches of `batch_items` and staged as SST files, then ingested with
   // every job's progress record in one RocksDB ingestion, so the store gains all of them or none.

@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <thread>
 
 #include "index/scan_internal.h"
 
@@ -74,34 +75,45 @@ struct MultiIndex::Impl {
     delta_items = 0;
   }
 
-  // Rebuilds the CSR from the live codes of slots [0, end); sizes the head tables for them.
+  // Rebuilds the CSR from the live codes of slots [0, end); sizes the head tables for them. The
+  // tables are independent and built in parallel; each is a counting sort that computes every
+  // slot's bucket twice (once to count, once to place) rather than keeping 4 bytes per slot.
   void rebuild(const CodeArray& codes, size_t end) {
     int hb = 10;
     while (hb < 24 && (size_t{1} << hb) < end) ++hb;
     head_bits = hb;
     offsets.assign(static_cast<size_t>(m), {});
     slots.assign(static_cast<size_t>(m), {});
-    std::vector<uint32_t> heads(end);
-    size_t live = 0;
-    for (int t = 0; t < m; ++t) {
+    std::vector<size_t> live(static_cast<size_t>(m), 0);
+    auto build = [&](int t) {
       std::vector<uint32_t>& off = offsets[t];
       off.assign(head_count(t) + 1, 0);
-      live = 0;
       for (uint32_t s = 0; s < end; ++s) {
         if (codes.is_deleted(s)) continue;
-        heads[s] = head_of(t, substring(t, codes.code(s)));
-        ++off[heads[s] + 1];
-        ++live;
+        ++off[head_of(t, substring(t, codes.code(s))) + 1];
+        ++live[t];
       }
       for (size_t h = 1; h < off.size(); ++h) off[h] += off[h - 1];
       std::vector<uint32_t>& out = slots[t];
       out.resize(off.back());
       std::vector<uint32_t> fill(off.begin(), off.end() - 1);
       for (uint32_t s = 0; s < end; ++s) {
-        if (!codes.is_deleted(s)) out[fill[heads[s]]++] = s;
+        if (!codes.is_deleted(s)) out[fill[head_of(t, substring(t, codes.code(s)))]++] = s;
       }
+    };
+    // Small rebuilds (the delta folding in, a few thousand items) stay on the caller's thread.
+    const int threads = end < (size_t{1} << 16)
+                            ? 1
+                            : std::min<int>(m, std::max(1u, std::thread::hardware_concurrency()));
+    std::vector<std::thread> pool;
+    for (int w = 1; w < threads; ++w) {
+      pool.emplace_back([&, w] {
+        for (int t = w; t < m; t += threads) build(t);
+      });
     }
-    csr_items = live;
+    for (int t = 0; t < m; t += threads) build(t);
+    for (std::thread& th : pool) th.join();
+    csr_items = m > 0 ? live[0] : 0;
     clear_delta();
     delta_base = end;
   }

@@ -315,9 +315,9 @@ struct CodeStore::Impl {
     int family;
     std::string path;
   };
-  // Writes the plan's records as one SST file per non-empty column family, `dir`/<prefix><family>.sst,
-  // the families in parallel; the schema family's records only when `with_schema`. Appends the
-  // files to *files.
+  // Writes the plan's records as one SST file per non-empty column family,
+  // `dir`/<prefix><family>.sst, the families in parallel; the schema family's records only when
+  // `with_schema`. Appends the files to *files.
   Status write_sst_files(const BatchPlan& p, const std::string& dir, const std::string& prefix,
                          bool with_schema, std::vector<SstFile>* files) const;
   // Ingests files (any number per family; they may overlap) in one atomic RocksDB ingestion,

@@ -336,20 +336,50 @@ Result<size_t> CodeStore::bulk_progress(const std::string& job) const {
 
 Status CodeStore::bulk_load(const std::string& job, const std::function<bool(size_t, Item*)>& next,
                             size_t batch_items, const std::function<void(size_t)>& progress,
-                            bool new_keys) {
+                            bool new_keys, bool build_index) {
   if (job.empty()) return Status::invalid_argument("bulk load needs a job name");
   if (batch_items == 0) return Status::invalid_argument("batch size must be positive");
   IMSAT_RETURN_IF_ERROR(impl_->check_writable());
   std::lock_guard writer(impl_->writer_mutex);
+  Impl& m = *impl_;
   IMSAT_ASSIGN_OR_RETURN(size_t done, bulk_progress(job));
   // Keys are taken as new only for a job that starts on an empty store; anything else (a resumed
   // job, a store with items) checks every key.
-  new_keys = new_keys && done == 0 && impl_->codes.live() == 0;
+  new_keys = new_keys && done == 0 && m.codes.live() == 0;
+  // A batch in flight: committed on a second thread while the next one is read and planned. Only
+  // a job of new keys is pipelined; otherwise a batch's existence check must see the previous
+  // batch, so each batch is committed before the next is planned.
+  struct Flight {
+    Impl::BatchPlan plan;
+    std::vector<Item> items;
+    size_t end = 0;
+    std::thread thread;
+    Status status = Status::ok();
+  };
+  std::unique_ptr<Flight> flight;
+  // Waits for the batch in flight and applies it once it is durable.
+  auto land = [&]() -> Status {
+    if (!flight) return Status::ok();
+    flight->thread.join();
+    std::unique_ptr<Flight> f = std::move(flight);
+    IMSAT_RETURN_IF_ERROR(f->status);
+    m.apply(f->plan, f->items, /*defer_index=*/true);
+    m.acknowledge(f->plan.generation, f->plan.live_after);
+    if (progress) progress(f->end);
+    return Status::ok();
+  };
+  // Whatever ends the loop, the batch in flight lands (or fails) before the store is used again.
+  struct Landing {
+    std::function<Status()> land;
+    ~Landing() { land().ignore(); }
+  } landing{land};
+  Impl::PlanBase base{m.next_id, m.codes.live(), m.generation};
   size_t position = done;
-  std::vector<Item> items;
   bool more = true;
   while (more) {
-    items.clear();
+    auto f = std::make_unique<Flight>();
+    std::vector<Item>& items = f->items;
+    items.reserve(std::min<size_t>(batch_items, 1 << 20));
     while (items.size() < batch_items) {
       Item item;
       if (!next(position + items.size(), &item)) {
@@ -359,18 +389,22 @@ Status CodeStore::bulk_load(const std::string& job, const std::function<bool(siz
       items.push_back(std::move(item));
     }
     if (items.empty()) break;
-    IMSAT_ASSIGN_OR_RETURN(Impl::BatchPlan plan, impl_->plan(items, new_keys));
+    IMSAT_ASSIGN_OR_RETURN(f->plan, m.plan(items, new_keys, new_keys ? &base : nullptr));
     // The progress record travels in the same atomic ingestion as the items.
-    auto& schema = plan.records[kSchema];
+    auto& schema = f->plan.records[kSchema];
     schema.push_back({"bulk:" + job, be64(position + items.size())});
     std::sort(schema.begin(), schema.end());
-    IMSAT_RETURN_IF_ERROR(impl_->commit_ingest(plan));
-    impl_->apply(plan, items, /*defer_index=*/true);
-    impl_->acknowledge(plan.generation, plan.live_after);
+    base = {f->plan.next_id, f->plan.live_after, f->plan.generation};
     position += items.size();
-    if (progress) progress(position);
+    f->end = position;
+    IMSAT_RETURN_IF_ERROR(land());
+    flight = std::move(f);
+    Flight* fl = flight.get();
+    fl->thread = std::thread([&m, fl] { fl->status = m.commit_ingest(fl->plan); });
+    if (!new_keys) IMSAT_RETURN_IF_ERROR(land());
   }
-  impl_->rebuild_stale_index();
+  IMSAT_RETURN_IF_ERROR(land());
+  if (build_index) m.rebuild_stale_index();
   return Status::ok();
 }
 

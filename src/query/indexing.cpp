@@ -252,7 +252,7 @@ Result<IndexReport> index_dataset(const IndexRequest& request) {
       [&](size_t done) {
         if (request.progress) request.progress("index", done, f.rows);
       },
-      /*new_keys=*/true));
+      /*new_keys=*/true, /*build_index=*/false));  // closed next: every open builds it
   report.indexed = f.rows - report.done_before;
   report.store_items = store->info().items;
   return report;
@@ -297,9 +297,8 @@ Result<IngestReport> ingest_codes_files(const IngestRequest& request) {
           (store_fingerprint.empty() ? parts.front().path : request.db) + "); nothing was written");
     }
   }
-  std::sort(parts.begin(), parts.end(), [](const Part& x, const Part& y) {
-    return x.header.first_row < y.header.first_row;
-  });
+  std::sort(parts.begin(), parts.end(),
+            [](const Part& x, const Part& y) { return x.header.first_row < y.header.first_row; });
   for (size_t i = 1; i < parts.size(); ++i) {
     const CodesFile& prev = parts[i - 1].header;
     if (parts[i].header.first_row < prev.first_row + prev.rows) {
@@ -344,9 +343,9 @@ Result<IngestReport> ingest_codes_files(const IngestRequest& request) {
                     }});
   }
   // Shards hold disjoint rows (checked above), so their keys are distinct.
-  IMSAT_ASSIGN_OR_RETURN(report.added, store->bulk_load_atomic(jobs, request.batch,
-                                                                request.progress,
-                                                                /*new_keys=*/true));
+  IMSAT_ASSIGN_OR_RETURN(report.added,
+                         store->bulk_load_atomic(jobs, request.batch, request.progress,
+                                                 /*new_keys=*/true));
   report.store_items = store->info().items;
   return report;
 }
