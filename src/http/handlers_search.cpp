@@ -35,6 +35,52 @@ json one_query(Call& call, const json& q, const query::SearchRequest& sr, bool e
   return query::search_json(take(engine.search_key(q["key"].get<std::string>(), sr)), sr, explain);
 }
 
+// The queries of a plain kNN batch as codes, searched together; the same answers and errors as
+// one_query on each.
+std::vector<json> batch_knn(Call& call, const json& qs, const query::SearchRequest& sr,
+                            bool explain) {
+  query::QueryEngine& engine = *call.engine;
+  std::vector<std::vector<uint8_t>> codes(qs.size());
+  std::vector<float> vectors;
+  std::vector<size_t> by_vector;
+  const learn::Model* model = engine.model();
+  for (size_t i = 0; i < qs.size(); ++i) {
+    const json& q = qs[i];
+    if (!q.is_object()) throw HttpError{400, "each query must be a JSON object"};
+    check_fields(q, {"vector", "code", "key"}, "a query of 'queries'");
+    const int given = q.contains("vector") + q.contains("code") + q.contains("key");
+    if (given != 1) throw HttpError{400, "give exactly one of 'vector', 'code' or 'key' per query"};
+    if (q.contains("vector")) {
+      if (model == nullptr) throw HttpError{400, "searching by vector needs a model"};
+      const std::vector<float> v = get_vector(q["vector"], model->input_dim());
+      vectors.insert(vectors.end(), v.begin(), v.end());
+      by_vector.push_back(i);
+    } else if (q.contains("code")) {
+      if (!q["code"].is_string()) throw HttpError{400, "'code' must be a hex string"};
+      codes[i] = take(query::parse_hex_code(q["code"].get<std::string>(), engine.bits()));
+    } else {
+      if (!q["key"].is_string()) throw HttpError{400, "'key' must be a string"};
+      codes[i] = take(query::parse_hex_code(
+          take(engine.get_item(q["key"].get<std::string>())).code_hex, engine.bits()));
+    }
+  }
+  if (!by_vector.empty()) {
+    const std::vector<uint8_t> packed =
+        take(engine.encode(vectors.data(), by_vector.size(), model->input_dim()));
+    const size_t bytes = static_cast<size_t>(model->code_bytes());
+    for (size_t j = 0; j < by_vector.size(); ++j) {
+      codes[by_vector[j]].assign(packed.begin() + static_cast<std::ptrdiff_t>(j * bytes),
+                                 packed.begin() + static_cast<std::ptrdiff_t>((j + 1) * bytes));
+    }
+  }
+  std::vector<json> out;
+  out.reserve(qs.size());
+  for (const query::SearchResponse& r : take(engine.search_codes(codes, sr))) {
+    out.push_back(query::search_json(r, sr, explain));
+  }
+  return out;
+}
+
 size_t param_size(const Call& call, const char* name, size_t fallback) {
   auto it = call.params.find(name);
   if (it == call.params.end()) return fallback;
@@ -121,7 +167,14 @@ Response handle_search(Call& call) {
   if (body.contains("vector") || body.contains("code") || body.contains("key")) {
     throw HttpError{400, "give 'queries' or one query ('vector', 'code' or 'key'), not both"};
   }
-  for (const json& q : qs) results.push_back(one_query(call, q, sr, explain, true));
+  if (sr.rerank == query::Rerank::kNone && sr.radius < 0 &&
+      (sr.filter == nullptr || sr.filter->empty())) {
+    // Plain kNN: every query becomes a code first (the vectors in one model call), then all are
+    // searched together (QueryEngine::search_codes).
+    for (const json& r : batch_knn(call, qs, sr, explain)) results.push_back(r);
+  } else {
+    for (const json& q : qs) results.push_back(one_query(call, q, sr, explain, true));
+  }
   return json_response(200, {{"results", results}});
 }
 

@@ -252,6 +252,15 @@ class CodeStore {
   Result<std::vector<Hit>> search(const std::vector<uint8_t>& code, const SearchOptions& options,
                                   SearchStats* stats = nullptr, bool* truncated = nullptr) const;
 
+  // Many queries with the same options: the same answers as search() on each. For kNN without
+  // an allow-list or a selection, the queries the multi-index would answer with a linear scan
+  // share one batched scan (scan_knn_batch: the codes are read once for all of them), and the
+  // keys of every hit come from one MultiGet; anything else runs search() per query.
+  // `stats` (when given) gets one entry per query (a shared scan's candidates split evenly).
+  Result<std::vector<std::vector<Hit>>> search_batch(
+      const std::vector<std::vector<uint8_t>>& queries, const SearchOptions& options,
+      std::vector<SearchStats>* stats = nullptr) const;
+
   std::vector<std::vector<uint64_t>> occupancy_histograms(size_t max_count = 64) const;
   std::vector<uint64_t> distance_histogram(size_t sample_queries, uint64_t seed) const;
   // Codes (code_bytes() each, concatenated) of up to max_items live items, evenly spread over

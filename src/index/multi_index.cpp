@@ -360,9 +360,16 @@ std::vector<Neighbor> MultiIndex::radius(const CodeArray& codes, const uint64_t*
 }
 
 std::vector<Neighbor> MultiIndex::knn(const CodeArray& codes, const uint64_t* query, size_t k,
-                                      const Filter& filter, SearchStats* stats) const {
+                                      const Filter& filter, SearchStats* stats,
+                                      bool* wants_scan) const {
   const Impl& x = *impl_;
-  if (k >= codes.live()) return scan_knn(codes, query, k, filter, stats);
+  if (wants_scan != nullptr) *wants_scan = false;
+  auto scan = [&](SearchStats* into) {
+    if (wants_scan == nullptr) return scan_knn(codes, query, k, filter, into);
+    *wants_scan = true;
+    return std::vector<Neighbor>();
+  };
+  if (k >= codes.live()) return scan(stats);
   std::vector<uint32_t> subs(static_cast<size_t>(x.m));
   for (int t = 0; t < x.m; ++t) subs[t] = x.substring(t, query);
   SearchStats local;
@@ -428,7 +435,7 @@ std::vector<Neighbor> MultiIndex::knn(const CodeArray& codes, const uint64_t* qu
     }
   }
   // Growing further would cost more than a scan reading every code.
-  return finish(scan_knn(codes, query, k, filter, &local));
+  return finish(scan(&local));
 }
 
 std::vector<uint64_t> MultiIndex::occupancy_histogram(int table, size_t max_count) const {

@@ -42,8 +42,12 @@ class MultiIndex {
 
   std::vector<Neighbor> radius(const CodeArray& codes, const uint64_t* query, uint32_t radius,
                                const Filter& filter = {}, SearchStats* stats = nullptr) const;
+  // `wants_scan` (when given): where the cost model would end in a linear scan, nothing is
+  // scanned; *wants_scan is set and the result is empty, for the caller to scan this query
+  // together with others (scan_knn_batch). Otherwise *wants_scan is false.
   std::vector<Neighbor> knn(const CodeArray& codes, const uint64_t* query, size_t k,
-                            const Filter& filter = {}, SearchStats* stats = nullptr) const;
+                            const Filter& filter = {}, SearchStats* stats = nullptr,
+                            bool* wants_scan = nullptr) const;
 
   // Occupancy histogram of table t as of its last rebuild (items added since, at most a quarter,
   // are left out): result[i] = number of non-empty buckets holding exactly i

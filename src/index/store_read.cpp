@@ -209,9 +209,9 @@ Result<std::vector<float>> CodeStore::vectors(const std::vector<uint64_t>& ids, 
   return values;  // every id present: rows in the order of ids
 }
 
-Result<std::vector<Hit>> CodeStore::search(const std::vector<uint8_t>& code, const SearchOptions& o,
-                                           SearchStats* stats, bool* truncated) const {
-  const int bits = impl_->schema.bits;
+namespace {
+
+Status check_query(const std::vector<uint8_t>& code, const CodeStore::SearchOptions& o, int bits) {
   if (code.size() != static_cast<size_t>(bits) / 8) {
     return Status::invalid_argument("query code has " + std::to_string(code.size() * 8) +
                                     " bits; the store holds " + std::to_string(bits) +
@@ -225,6 +225,110 @@ Result<std::vector<Hit>> CodeStore::search(const std::vector<uint8_t>& code, con
     return Status::invalid_argument("radius " + std::to_string(o.radius) + " exceeds the " +
                                     std::to_string(bits) + "-bit code length");
   }
+  return Status::ok();
+}
+
+// Hits of found neighbours, without their keys (read after the state lock is released); their
+// ids are appended to *ids. Caller holds state_mutex.
+std::vector<Hit> hits_of(const CodeStore::Impl& m, const std::vector<Neighbor>& found,
+                         bool with_codes, std::vector<uint64_t>* ids) {
+  std::vector<Hit> hits;
+  hits.reserve(found.size());
+  for (const Neighbor& n : found) {
+    hits.push_back({std::string(), n.distance, m.codes.tag(n.slot), m.slot_ids[n.slot], {}});
+    ids->push_back(hits.back().id);
+    if (with_codes) {
+      hits.back().code.resize(m.codes.code_bytes());
+      m.codes.unpack(n.slot, hits.back().code.data());
+    }
+  }
+  return hits;
+}
+
+// Gives hits the keys read for them (keys[i] for the i-th hit); an item deleted meanwhile ("")
+// drops out.
+void name_hits(std::vector<std::string>::iterator keys, std::vector<Hit>* hits) {
+  size_t kept = 0;
+  for (size_t i = 0; i < hits->size(); ++i, ++keys) {
+    if (keys->empty()) continue;
+    (*hits)[i].key = std::move(*keys);
+    if (kept != i) (*hits)[kept] = std::move((*hits)[i]);
+    ++kept;
+  }
+  hits->resize(kept);
+}
+
+}  // namespace
+
+Result<std::vector<std::vector<Hit>>> CodeStore::search_batch(
+    const std::vector<std::vector<uint8_t>>& queries, const SearchOptions& o,
+    std::vector<SearchStats>* stats) const {
+  if (stats != nullptr) stats->assign(queries.size(), SearchStats{});
+  std::vector<std::vector<Hit>> out(queries.size());
+  if (o.radius >= 0 || o.allowed_keys != nullptr || o.selection != nullptr || queries.size() < 2) {
+    for (size_t i = 0; i < queries.size(); ++i) {
+      IMSAT_ASSIGN_OR_RETURN(out[i],
+                             search(queries[i], o, stats != nullptr ? &(*stats)[i] : nullptr));
+    }
+    return out;
+  }
+  for (const std::vector<uint8_t>& q : queries) {
+    IMSAT_RETURN_IF_ERROR(check_query(q, o, impl_->schema.bits));
+  }
+  const Impl& m = *impl_;
+  std::vector<uint64_t> ids;
+  {
+    std::shared_lock lock(m.state_mutex);
+    const CodeArray& codes = m.codes;
+    const size_t words = codes.words();
+    Filter filter;
+    filter.tag_predicate = o.tag_predicate;
+    std::vector<uint64_t> packed(queries.size() * words);
+    for (size_t i = 0; i < queries.size(); ++i) {
+      codes.pack(queries[i].data(), packed.data() + i * words);
+    }
+    std::vector<std::vector<Neighbor>> found(queries.size());
+    std::vector<size_t> scanned;  // the queries the batched scan answers
+    const bool use_mih = o.use_multi_index && !m.index_stale;
+    for (size_t i = 0; i < queries.size(); ++i) {
+      bool wants_scan = true;
+      if (use_mih) {
+        found[i] = m.mih.knn(codes, packed.data() + i * words, o.k, filter,
+                             stats != nullptr ? &(*stats)[i] : nullptr, &wants_scan);
+      }
+      if (wants_scan) scanned.push_back(i);
+    }
+    if (!scanned.empty()) {
+      std::vector<uint64_t> batch(scanned.size() * words);
+      for (size_t j = 0; j < scanned.size(); ++j) {
+        std::copy_n(packed.data() + scanned[j] * words, words, batch.data() + j * words);
+      }
+      SearchStats shared;
+      std::vector<std::vector<Neighbor>> answers =
+          scan_knn_batch(codes, batch.data(), scanned.size(), o.k, filter, &shared);
+      for (size_t j = 0; j < scanned.size(); ++j) {
+        found[scanned[j]] = std::move(answers[j]);
+        if (stats != nullptr) {
+          (*stats)[scanned[j]].candidates_verified += shared.candidates_verified / scanned.size();
+        }
+      }
+    }
+    for (size_t i = 0; i < queries.size(); ++i) out[i] = hits_of(m, found[i], o.with_codes, &ids);
+  }
+  // Every hit's key in one MultiGet.
+  IMSAT_ASSIGN_OR_RETURN(std::vector<std::string> keys, m.read_keys(ids));
+  auto at = keys.begin();
+  for (std::vector<Hit>& hits : out) {
+    const size_t n = hits.size();
+    name_hits(at, &hits);
+    at += static_cast<std::ptrdiff_t>(n);
+  }
+  return out;
+}
+
+Result<std::vector<Hit>> CodeStore::search(const std::vector<uint8_t>& code, const SearchOptions& o,
+                                           SearchStats* stats, bool* truncated) const {
+  IMSAT_RETURN_IF_ERROR(check_query(code, o, impl_->schema.bits));
   std::vector<uint8_t> allowed;
   if (o.allowed_keys != nullptr) {
     std::vector<uint64_t> ids;
@@ -316,29 +420,13 @@ Result<std::vector<Hit>> CodeStore::search(const std::vector<uint8_t>& code, con
   if (truncated != nullptr) *truncated = o.max_hits > 0 && found.size() > o.max_hits;
   if (o.max_hits > 0 && found.size() > o.max_hits)
     found.resize(o.max_hits);  // sorted nearest first
-  std::vector<Hit> hits;
-  hits.reserve(found.size());
   std::vector<uint64_t> ids;
   ids.reserve(found.size());
-  for (const Neighbor& n : found) {
-    hits.push_back({std::string(), n.distance, codes.tag(n.slot), impl_->slot_ids[n.slot], {}});
-    ids.push_back(hits.back().id);
-    if (o.with_codes) {
-      hits.back().code.resize(codes.code_bytes());
-      codes.unpack(n.slot, hits.back().code.data());
-    }
-  }
+  std::vector<Hit> hits = hits_of(*impl_, found, o.with_codes, &ids);
   lock.unlock();
   // The keys of the hits, from RocksDB; an item deleted meanwhile drops out.
   IMSAT_ASSIGN_OR_RETURN(std::vector<std::string> keys, impl_->read_keys(ids));
-  size_t kept = 0;
-  for (size_t i = 0; i < hits.size(); ++i) {
-    if (keys[i].empty()) continue;
-    hits[i].key = std::move(keys[i]);
-    if (kept != i) hits[kept] = std::move(hits[i]);
-    ++kept;
-  }
-  hits.resize(kept);
+  name_hits(keys.begin(), &hits);
   return hits;
 }
 

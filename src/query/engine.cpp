@@ -195,6 +195,68 @@ double expected_hamming(const std::vector<uint8_t>& code, const std::vector<floa
 
 }  // namespace
 
+namespace {
+
+// The store's options for a request, before re-ranking widens k.
+index::CodeStore::SearchOptions store_options(const SearchRequest& request) {
+  index::CodeStore::SearchOptions o;
+  o.radius = request.radius;
+  o.k = request.k;
+  o.use_multi_index = request.use_multi_index;
+  o.max_hits = request.radius >= 0 ? request.max_hits : 0;
+  if (request.label) {
+    const int32_t label = *request.label;
+    o.tag_predicate = [label](int32_t tag) { return tag == label; };
+  }
+  return o;
+}
+
+}  // namespace
+
+Result<std::vector<SearchResponse>> QueryEngine::search_codes(
+    const std::vector<std::vector<uint8_t>>& codes, const SearchRequest& request) const {
+  std::vector<SearchResponse> responses(codes.size());
+  if (request.rerank != Rerank::kNone || request.radius >= 0 ||
+      (request.filter != nullptr && !request.filter->empty())) {
+    for (size_t i = 0; i < codes.size(); ++i) {
+      IMSAT_ASSIGN_OR_RETURN(responses[i], search_code(codes[i], request));
+    }
+    return responses;
+  }
+  if (request.k < 1 || request.k > index::kMaxK) {
+    return Status::invalid_argument("k must be from 1 to " + std::to_string(index::kMaxK) +
+                                    ", got " + std::to_string(request.k));
+  }
+  std::vector<index::SearchStats> stats;
+  IMSAT_ASSIGN_OR_RETURN(std::vector<std::vector<index::Hit>> hits,
+                         store_->search_batch(codes, store_options(request), &stats));
+  std::vector<uint64_t> ids;
+  for (size_t i = 0; i < codes.size(); ++i) {
+    SearchResponse& r = responses[i];
+    r.query_code = to_hex(codes[i].data(), codes[i].size());
+    r.stats = stats[i];
+    r.hits.reserve(hits[i].size());
+    for (index::Hit& h : hits[i]) {
+      SearchHit out;
+      out.key = std::move(h.key);
+      out.distance = h.distance;
+      out.score = h.distance;
+      out.label = h.tag;
+      ids.push_back(h.id);
+      r.hits.push_back(std::move(out));
+    }
+  }
+  if (request.with_metadata && !ids.empty()) {
+    // Every hit's metadata in one MultiGet.
+    IMSAT_ASSIGN_OR_RETURN(std::vector<std::string> meta, store_->metadata(ids));
+    size_t at = 0;
+    for (SearchResponse& r : responses) {
+      for (SearchHit& h : r.hits) h.metadata = std::move(meta[at++]);
+    }
+  }
+  return responses;
+}
+
 Result<SearchResponse> QueryEngine::run(const std::vector<uint8_t>& code, const float* vector,
                                         size_t dim, const std::vector<float>* probabilities,
                                         const SearchRequest& request) const {
@@ -213,21 +275,13 @@ Result<SearchResponse> QueryEngine::run(const std::vector<uint8_t>& code, const 
     return Status::invalid_argument("k must be from 1 to " + std::to_string(index::kMaxK) +
                                     ", got " + std::to_string(request.k));
   }
-  index::CodeStore::SearchOptions o;
-  o.radius = request.radius;
-  o.k = request.k;
+  index::CodeStore::SearchOptions o = store_options(request);
   if (rerank) {
     const size_t wanted =
         request.candidates > 0 ? request.candidates : std::max<size_t>(10 * request.k, 100);
     o.k = std::min(index::kMaxK, std::max(wanted, request.k));
   }
-  o.use_multi_index = request.use_multi_index;
-  o.max_hits = request.radius >= 0 ? request.max_hits : 0;
   o.with_codes = request.rerank == Rerank::kAsymmetric;
-  if (request.label) {
-    const int32_t label = *request.label;
-    o.tag_predicate = [label](int32_t tag) { return tag == label; };
-  }
   SearchResponse response;
   if (request.filter != nullptr && !request.filter->empty()) {
     IMSAT_ASSIGN_OR_RETURN(response.selection,

@@ -168,6 +168,12 @@ class QueryEngine {
   // Uses the stored item's code (and its stored vector for exact re-ranking). NotFound for an
   // unknown key.
   Result<SearchResponse> search_key(const std::string& key, const SearchRequest& request) const;
+  // Many searches by code with one request's options: the same responses as search_code on
+  // each. A plain kNN request (no re-ranking, no metadata filter) runs as one
+  // CodeStore::search_batch (queries that would scan share one pass over the codes) with every
+  // hit's metadata read in one MultiGet.
+  Result<std::vector<SearchResponse>> search_codes(const std::vector<std::vector<uint8_t>>& codes,
+                                                   const SearchRequest& request) const;
 
   // ---- Items (every write is one atomic, synced batch: durable when it returns OK)
 

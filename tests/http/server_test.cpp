@@ -226,6 +226,23 @@ TEST_F(ServerTest, EveryEndpointAnswers) {
   Reply batch = post("/v1/search", R"({"queries": [{"key": "1"}, {"key": "2"}], "k": 2})");
   ASSERT_EQ(batch.status, 200);
   EXPECT_EQ(batch.js()["results"].size(), 2u);
+  // A batch mixing the three kinds of query (searched together) answers as each query alone.
+  const std::string code7 = post("/v1/search", R"({"key": "7", "k": 1})").js()["code"];
+  const std::vector<std::string> kinds = {R"({"key": "3"})", R"({"code": ")" + code7 + R"("})",
+                                          R"({"vector": )" + vector_json(5) + "}"};
+  Reply mixed = post(
+      "/v1/search", R"({"k": 4, "queries": [)" + kinds[0] + "," + kinds[1] + "," + kinds[2] + "]}");
+  ASSERT_EQ(mixed.status, 200) << mixed.body;
+  for (size_t i = 0; i < kinds.size(); ++i) {
+    json alone = json::parse(kinds[i]);
+    alone["k"] = 4;
+    Reply single = post("/v1/search", alone.dump());
+    ASSERT_EQ(single.status, 200) << single.body;
+    EXPECT_EQ(mixed.js()["results"][i]["hits"], single.js()["hits"]) << kinds[i];
+    EXPECT_EQ(mixed.js()["results"][i]["code"], single.js()["code"]) << kinds[i];
+  }
+  Reply missing = post("/v1/search", R"({"k": 4, "queries": [{"key": "3"}, {"key": "nope"}]})");
+  EXPECT_EQ(missing.status, 404) << missing.body;
 
   std::vector<unsigned char> bright(16, 230);
   Reply by_image = post("/v1/search/image?k=4", png(4, 4, 1, bright), "image/png");

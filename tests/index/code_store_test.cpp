@@ -295,6 +295,58 @@ TEST_F(CodeStoreTest, TagFilterAndAllowListApplyBeforeTopK) {
   EXPECT_EQ(keys, (std::set<std::string>{"k5", "k6"}));
 }
 
+// A batch of queries gets what each query gets alone: on uniform codes (where the multi-index
+// hands its queries to the shared scan) and clustered ones (where it probes), with a tag filter,
+// after deletions, with codes; a bad query fails the whole batch.
+TEST_F(CodeStoreTest, SearchBatchEqualsSearchPerQuery) {
+  auto store = open();
+  std::vector<Item> items = random_items(3000, 11, "u");
+  std::mt19937_64 rng(12);
+  for (int c = 0; c < 40; ++c) {  // 40 clusters of 50 near-copies
+    const uint64_t centre = rng();
+    for (int i = 0; i < 50; ++i) {
+      const uint64_t flips = (uint64_t{1} << (rng() % 64)) | (uint64_t{1} << (rng() % 64));
+      items.push_back(make_item("c" + std::to_string(c) + "-" + std::to_string(i), centre ^ flips,
+                                static_cast<int32_t>(i % 3)));
+    }
+  }
+  ASSERT_TRUE(store->put(items).is_ok());
+  std::vector<std::string> gone;
+  for (size_t i = 0; i < items.size(); i += 37) gone.push_back(items[i].key);
+  ASSERT_TRUE(store->erase(gone).is_ok());
+  std::vector<std::vector<uint8_t>> queries;
+  for (size_t i = 1; i < items.size(); i += 97) queries.push_back(items[i].code);
+  for (int i = 0; i < 20; ++i) queries.push_back(make_item("q", rng()).code);
+  for (size_t k : {size_t{1}, size_t{10}, size_t{60}}) {
+    for (int variant = 0; variant < 3; ++variant) {
+      CodeStore::SearchOptions o = knn(k, /*mih=*/variant != 2);
+      if (variant == 1) o.tag_predicate = [](int32_t t) { return t == 2; };
+      o.with_codes = true;
+      std::vector<imsat::index::SearchStats> stats;
+      auto batch = store->search_batch(queries, o, &stats);
+      ASSERT_TRUE(batch.is_ok()) << batch.status().to_string();
+      ASSERT_EQ(batch->size(), queries.size());
+      ASSERT_EQ(stats.size(), queries.size());
+      for (size_t q = 0; q < queries.size(); ++q) {
+        auto alone = store->search(queries[q], o);
+        ASSERT_TRUE(alone.is_ok());
+        ASSERT_EQ((*batch)[q].size(), alone->size()) << "query " << q << " k " << k;
+        for (size_t h = 0; h < alone->size(); ++h) {
+          EXPECT_EQ((*batch)[q][h].key, (*alone)[h].key) << "query " << q << " hit " << h;
+          EXPECT_EQ((*batch)[q][h].distance, (*alone)[h].distance);
+          EXPECT_EQ((*batch)[q][h].tag, (*alone)[h].tag);
+          EXPECT_EQ((*batch)[q][h].code, (*alone)[h].code);
+        }
+        EXPECT_GT(stats[q].candidates_verified, 0u);
+      }
+    }
+  }
+  queries[3].resize(4);
+  auto bad = store->search_batch(queries, knn(5));
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_NE(bad.status().message().find("32 bits"), std::string::npos) << bad.status().message();
+}
+
 TEST_F(CodeStoreTest, BulkLoadResumesFromItsRecordedProgress) {
   auto items = random_items(1000, 4, "b");
   {
