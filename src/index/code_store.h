@@ -190,9 +190,10 @@ class CodeStore {
   std::string follow_error() const;
 
   // A consistent point-in-time copy of the store in `dir` (which must not exist), made with
-  // RocksDB's checkpoint: SST files are hard-linked, the write-ahead log copied. Reads and
-  // writes go on meanwhile; the copy holds every batch acknowledged before the call and opens as
-  // a store of its own.
+  // RocksDB's checkpoint: SST files are hard-linked, the write-ahead log copied. Reads go on
+  // meanwhile, writes wait (a flush and the links: milliseconds, plus writing the arrays); the
+  // copy holds every batch acknowledged before the call and opens as a store of its own, from
+  // the in-memory arrays saved beside it (as fast as the store itself).
   Status checkpoint(const std::string& dir) const;
   // How many of `keys` the store holds, and (when first_found is not null) the first of them.
   Result<size_t> count_existing(const std::vector<std::string>& keys,

@@ -360,8 +360,8 @@ std::vector<Neighbor> MultiIndex::radius(const CodeArray& codes, const uint64_t*
 }
 
 std::vector<Neighbor> MultiIndex::knn(const CodeArray& codes, const uint64_t* query, size_t k,
-                                      const Filter& filter, SearchStats* stats,
-                                      bool* wants_scan) const {
+                                      const Filter& filter, SearchStats* stats, bool* wants_scan,
+                                      double scan_share) const {
   const Impl& x = *impl_;
   if (wants_scan != nullptr) *wants_scan = false;
   auto scan = [&](SearchStats* into) {
@@ -377,7 +377,7 @@ std::vector<Neighbor> MultiIndex::knn(const CodeArray& codes, const uint64_t* qu
     if (stats != nullptr) *stats += local;
     return out;
   };
-  const double scan_cost = static_cast<double>(codes.size());
+  const double scan_cost = static_cast<double>(codes.size()) * scan_share;
   std::vector<Neighbor> found;
   std::vector<Impl::Bucket> buckets;
   std::vector<uint64_t> scratch;

@@ -45,9 +45,11 @@ class MultiIndex {
   // `wants_scan` (when given): where the cost model would end in a linear scan, nothing is
   // scanned; *wants_scan is set and the result is empty, for the caller to scan this query
   // together with others (scan_knn_batch). Otherwise *wants_scan is false.
+  // `scan_share`: the part of a whole scan's cost this query's scan would cost (a batched scan
+  // shares its pass over the codes), against which probing is weighed.
   std::vector<Neighbor> knn(const CodeArray& codes, const uint64_t* query, size_t k,
                             const Filter& filter = {}, SearchStats* stats = nullptr,
-                            bool* wants_scan = nullptr) const;
+                            bool* wants_scan = nullptr, double scan_share = 1.0) const;
 
   // Occupancy histogram of table t as of its last rebuild (items added since, at most a quarter,
   // are left out): result[i] = number of non-empty buckets holding exactly i

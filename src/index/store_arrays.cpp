@@ -85,9 +85,10 @@ std::string arrays_path(const std::string& store) {
 
 }  // namespace
 
-Status CodeStore::Impl::save_arrays() const {
+Status CodeStore::Impl::save_arrays(const std::string& dir) const {
   std::shared_lock lock(state_mutex);
-  const std::string path_out = arrays_path(path);
+  const std::string& folder = dir.empty() ? path : dir;
+  const std::string path_out = arrays_path(folder);
   const std::string tmp = path_out + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return Status::io_error(tmp + ": cannot create: " + std::strerror(errno));
@@ -117,7 +118,7 @@ Status CodeStore::Impl::save_arrays() const {
     ::unlink(tmp.c_str());
     return Status::io_error(path_out + ": cannot write: " + reason);
   }
-  const int dfd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  const int dfd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
     ::fsync(dfd);
     ::close(dfd);

@@ -335,7 +335,8 @@ struct CodeStore::Impl {
   // The persisted arrays (store_arrays.cpp). save_arrays writes them (at close); load_arrays
   // replaces codes, slot_ids and next_id with the file's when it is valid for the open store and
   // returns "", else the reason it was not used (nothing changed).
-  Status save_arrays() const;
+  // `dir`: the store folder to write them into ("" = this store's own; a checkpoint's folder).
+  Status save_arrays(const std::string& dir = "") const;
   std::string load_arrays(uint64_t recorded_items);
   std::string open_source;  // how the arrays were obtained at open (StoreInfo::open_source)
 

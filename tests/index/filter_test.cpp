@@ -388,8 +388,11 @@ TEST_F(FilterStoreTest, ACheckpointUnderWritesHoldsEveryAcknowledgedBatch) {
   EXPECT_FALSE(store->checkpoint(snap).is_ok());  // an existing folder is refused
   StoreOptions o;
   o.create_if_missing = false;
+  o.read_only = true;  // a snapshot is opened as it is, nothing written into it
   auto copy = CodeStore::open(snap, o);
   ASSERT_TRUE(copy.is_ok()) << copy.status().to_string();
+  // The arrays saved with the checkpoint match it, so the copy opens from them.
+  EXPECT_EQ((*copy)->info().open_source, "arrays file");
   const size_t held = (*copy)->info().items;
   EXPECT_GE(held, before);
   EXPECT_LE(held, after);
