@@ -12,7 +12,7 @@ namespace imsat::cli {
 
 void add_serve(CLI::App& app) {
   struct ServeArgs {
-    std::string db, model, data_dir, default_collection, follow;
+    std::string db, model, data_dir, default_collection, follow, follow_snapshot;
     int follow_interval_ms = 500;
     http::ServerOptions server;
     bool no_cache = false;
@@ -36,8 +36,15 @@ void add_serve(CLI::App& app) {
       "writes: a RocksDB secondary instance caught up every --follow-interval-ms; writes get "
       "403 naming the primary");
   follow->excludes(db)->excludes(data_dir);
+  auto* follow_snapshot = cmd->add_option(
+      "--follow-snapshot", a->follow_snapshot,
+      "Serve, read-only, the snapshot (or store) folder this path names, usually a symbolic link "
+      "swapped atomically to each newer snapshot copied from the primary's machine; checked "
+      "every --follow-interval-ms, the new folder is opened and served in place of the old");
+  follow_snapshot->excludes(db)->excludes(data_dir)->excludes(follow);
   cmd->add_option("--follow-interval-ms", a->follow_interval_ms,
-                  "How often a follower catches up with its primary")
+                  "How often a follower catches up with its primary (or looks at its snapshot "
+                  "link)")
       ->check(CLI::Range(10, 600000))
       ->capture_default_str();
   auto* model = cmd->add_option("--model", a->model,
@@ -125,11 +132,14 @@ void add_serve(CLI::App& app) {
   cmd->add_flag("--no-vector-cache", a->no_cache,
                 "Read stored vectors from RocksDB for exact re-ranking instead of memory");
   cmd->callback([a] {
-    if (a->db.empty() && a->data_dir.empty() && a->follow.empty()) {
-      throw UsageError("give --db, --data-dir or --follow");
+    if (a->db.empty() && a->data_dir.empty() && a->follow.empty() && a->follow_snapshot.empty()) {
+      throw UsageError("give --db, --data-dir, --follow or --follow-snapshot");
     }
     std::unique_ptr<query::Catalog> catalog;
-    if (!a->follow.empty()) {
+    if (!a->follow_snapshot.empty()) {
+      catalog = take(query::Catalog::snapshot_follower("default", a->follow_snapshot, a->model,
+                                                       a->follow_interval_ms, a->cache_mb));
+    } else if (!a->follow.empty()) {
       catalog = take(query::Catalog::follower("default", a->follow, a->model, a->follow_interval_ms,
                                               a->cache_mb));
     } else if (!a->data_dir.empty()) {
@@ -154,9 +164,10 @@ void add_serve(CLI::App& app) {
     std::fprintf(stderr,
                  "imsat: serving %s (%zu collection(s), %zu items%s) on http://%s:%u/ with %d "
                  "threads%s\n",
-                 !a->follow.empty()    ? ("a replica of " + a->follow).c_str()
-                 : a->data_dir.empty() ? a->db.c_str()
-                                       : a->data_dir.c_str(),
+                 !a->follow_snapshot.empty() ? ("the snapshots at " + a->follow_snapshot).c_str()
+                 : !a->follow.empty()        ? ("a replica of " + a->follow).c_str()
+                 : a->data_dir.empty()       ? a->db.c_str()
+                                             : a->data_dir.c_str(),
                  catalog->list().size(), items, fallback.empty() ? ", no default collection" : "",
                  a->server.bind.c_str(), static_cast<unsigned>(server->port()), a->server.threads,
                  a->server.token.empty() ? "" : ", token required for writes");

@@ -11,11 +11,13 @@
 // its snapshots go to STORE.snapshots/.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/status.h"
@@ -83,6 +85,26 @@ class Catalog {
                                                    const std::string& primary,
                                                    const std::string& model_path, int interval_ms,
                                                    size_t cache_mb = 0);
+  // One collection named `name` serving, read-only, the snapshot at `path` and then each
+  // snapshot that replaces it: the way a machine without the primary's disk follows it. `path` is
+  // usually a symbolic link that a deployment swaps atomically after copying a newer snapshot
+  // over (rsync, scp, a shared file system):  ln -s snapshots/NEW next && mv -T next current.
+  // It names a snapshot folder (store/ and an optional model, as `imsat snapshot create` makes
+  // them) or a store folder; `model_path` ("" = the snapshot's own model, if any) serves vector
+  // queries. Every `interval_ms` the path is resolved again; when it names another folder, that
+  // folder is opened read-only and checked (the same code length), then served in place of the
+  // old one, whose requests in flight finish on it. A folder that cannot be opened is reported
+  // (follow_status) and the old one kept. Writes are refused, naming `path`.
+  static Result<std::unique_ptr<Catalog>> snapshot_follower(const std::string& name,
+                                                            const std::string& path,
+                                                            const std::string& model_path,
+                                                            int interval_ms, size_t cache_mb = 0);
+  struct FollowStatus {
+    std::string serving;  // the folder served now (the resolved path)
+    size_t swaps = 0;     // snapshots taken up since the start
+    std::string error;    // why the last new folder was not taken up ("" when it was)
+  };
+  FollowStatus follow_status() const;
   // Wraps an engine the caller keeps (tests, embedding): one collection, not removable.
   static std::unique_ptr<Catalog> wrap(QueryEngine& engine, const std::string& name = "default");
   ~Catalog();
@@ -114,6 +136,13 @@ class Catalog {
  private:
   Catalog() = default;
   Result<std::shared_ptr<Collection>> load(const std::string& name, const std::string& folder);
+  // A snapshot folder (store/ and model) or a store folder, opened read-only as a collection that
+  // refuses writes, naming `followed` (snapshot_follower).
+  static Result<std::shared_ptr<Collection>> open_followed(const std::string& name,
+                                                           const std::string& followed,
+                                                           const std::string& folder,
+                                                           const std::string& model_path,
+                                                           size_t cache_mb);
   std::string data_dir_;  // "" for single() and wrap()
   bool cache_vectors_ = false;
   size_t cache_mb_ = 0;  // each store's block cache (0 = the default)
@@ -122,6 +151,12 @@ class Catalog {
   std::map<std::string, std::shared_ptr<Collection>> collections_;
   std::string default_;
   std::mutex snapshot_mutex_;  // one snapshot at a time
+  // snapshot_follower's thread and what it reports.
+  std::thread follow_thread_;
+  mutable std::mutex follow_mutex_;
+  std::condition_variable follow_wake_;
+  bool follow_stop_ = false;
+  FollowStatus follow_status_;
 };
 
 // Offline operations on a data directory (no server running on it).

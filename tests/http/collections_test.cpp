@@ -6,11 +6,14 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "http/http.h"
@@ -302,6 +305,73 @@ TEST_F(CollectionsTest, SnapshotsAreConsistentAndRestorable) {
   r = send("DELETE", "/v1/collections/s/snapshots/" + id);
   EXPECT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(js(send("GET", "/v1/collections/s/snapshots"))["snapshots"].size(), 0u);
+}
+
+// A machine without the primary's disk follows its snapshots through a link that a deployment
+// swaps atomically: each new target is taken up, requests already holding the old one finish on
+// it, a target that is not a store is reported and skipped, and writes are refused.
+TEST_F(CollectionsTest, ASnapshotFollowerTakesUpEachSnapshotItsLinkNames) {
+  fill("s", 60, 9);
+  auto snapshot = [&] {
+    auto r = send("POST", "/v1/collections/s/snapshots");
+    EXPECT_EQ(r.status, 201) << r.body;
+    return fs::path(data_dir_) / "s" / "snapshots" / js(r)["id"].get<std::string>();
+  };
+  const fs::path link = dir_ / "current";
+  auto point = [&](const fs::path& target) {  // ln -s TARGET next && mv -T next current
+    fs::create_directory_symlink(target, dir_ / "next");
+    fs::rename(dir_ / "next", link);
+  };
+  point(snapshot());
+  auto follower = Q::Catalog::snapshot_follower("default", link.string(), "", 20);
+  ASSERT_TRUE(follower.is_ok()) << follower.status().to_string();
+  H::Router replica(**follower, H::Limits{}, "secret");
+  auto items = [&] { return (*follower)->find("default")->engine().info().items; };
+  EXPECT_EQ(items(), 60u);
+  std::shared_ptr<Q::Collection> old = (*follower)->find("default");
+  H::Request write;
+  write.method = "POST";
+  write.target = "/v1/items";
+  write.body = R"([{"key": "x", "code": "0000ffff"}])";
+  write.headers["content-type"] = "application/json";
+  write.headers["authorization"] = "Bearer secret";
+  const H::Response refused = replica.handle(write);
+  EXPECT_EQ(refused.status, 403) << refused.body;
+  EXPECT_NE(refused.body.find(link.string()), std::string::npos) << refused.body;
+
+  ASSERT_EQ(send("POST", "/v1/collections/s/items",
+                 json::array({{{"key", "late"}, {"code", "0f0f0f0f"}}}))
+                .status,
+            200);
+  const fs::path second = snapshot();
+  point(second);
+  for (int i = 0; i < 500 && items() != 61; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(items(), 61u);
+  EXPECT_EQ((*follower)->follow_status().swaps, 1u);
+  EXPECT_EQ((*follower)->follow_status().serving, fs::canonical(second).string());
+  EXPECT_EQ(old->engine().info().items, 60u);  // still usable by whoever holds it
+  EXPECT_FALSE(old->engine().get_item("late").is_ok());
+  H::Request search;
+  search.method = "POST";
+  search.target = "/v1/search";
+  search.body = R"({"key": "late", "k": 1})";
+  search.headers["content-type"] = "application/json";
+  const H::Response found = replica.handle(search);
+  ASSERT_EQ(found.status, 200) << found.body;
+  EXPECT_EQ(js(found)["hits"][0]["key"], "late");
+
+  // A target that is not a store: reported, and the last good snapshot stays in service.
+  fs::create_directories(dir_ / "junk" / "store");
+  std::ofstream(dir_ / "junk" / "store" / "CURRENT") << "not a store\n";
+  point(dir_ / "junk");
+  for (int i = 0; i < 500 && (*follower)->follow_status().error.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_NE((*follower)->follow_status().error.find("junk"), std::string::npos)
+      << (*follower)->follow_status().error;
+  EXPECT_EQ(items(), 61u);
+  EXPECT_EQ((*follower)->follow_status().swaps, 1u);
 }
 
 TEST_F(CollectionsTest, ADroppedCollectionLeavesDiskWhenNoRequestUsesIt) {
