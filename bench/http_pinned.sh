@@ -5,14 +5,17 @@
 #   in process   build/bench/engine_search, 1 thread, pinned to core 0
 #   over HTTP    imsat serve --threads 1 pinned to core 0, wrk (1 thread, 64 connections) pinned
 #                to core 1
-# Prints both rates, their ratio and wrk's latency percentiles.
+# Prints both rates, their ratio and wrk's latency percentiles. With BATCH > 0, a second wrk run
+# (4 connections) posts batches of BATCH random codes ('queries', searched together) and prints
+# the queries/s they give.
 #
-#   bench/http_pinned.sh [N] [SECONDS]
+#   bench/http_pinned.sh [N] [SECONDS] [BATCH]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 imsat="$root/build/tools/imsat"
 n=${1:-1000000}
 secs=${2:-20}
+batch=${3:-0}
 port=${IMSAT_BENCH_PORT:-18092}
 dir=$(mktemp -d)
 server=
@@ -55,4 +58,26 @@ taskset -c 1 wrk -t1 -c64 -d"${secs}s" -s "$dir/search.lua" "http://127.0.0.1:$p
 http=$(grep -oE 'requests/s [0-9]+' "$dir/wrk.txt" | grep -oE '[0-9]+$')
 if [ -n "$inproc" ] && [ -n "$http" ]; then
   awk -v h="$http" -v i="$inproc" 'BEGIN { printf "HTTP / in process: %.1f%%\n", 100 * h / i }'
+fi
+if [ "$batch" -gt 0 ]; then
+  cat > "$dir/batch.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+math.randomseed(11)
+request = function()
+  local q = {}
+  for i = 1, $batch do
+    q[i] = string.format('{"code": "%08x%08x"}', math.random(0, 0x7fffffff) * 2 + math.random(0, 1), math.random(0, 0x7fffffff) * 2 + math.random(0, 1))
+  end
+  return wrk.format(nil, "/v1/search", nil, '{"k": 10, "queries": [' .. table.concat(q, ",") .. ']}')
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("http batches of $batch: %.1f requests/s = %.0f queries/s, p50 %.1f ms, p99 %.1f ms, errors %d\n",
+    summary.requests / (summary.duration / 1e6), $batch * summary.requests / (summary.duration / 1e6),
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+    e.connect + e.read + e.write + e.timeout + e.status))
+end
+LUA
+  taskset -c 1 wrk -t1 -c4 -d"${secs}s" --timeout 30s -s "$dir/batch.lua" "http://127.0.0.1:$port" | tail -1
 fi

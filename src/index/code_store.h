@@ -231,9 +231,10 @@ class CodeStore {
     std::string name;
     std::function<bool(size_t, Item*)> next;
   };
+  // `build_index` as for bulk_load.
   Result<size_t> bulk_load_atomic(const std::vector<BulkJob>& jobs, size_t batch_items = 200000,
                                   const std::function<void(size_t)>& progress = nullptr,
-                                  bool new_keys = false);
+                                  bool new_keys = false, bool build_index = true);
   // How many source items job has committed (0 if never run).
   Result<size_t> bulk_progress(const std::string& job) const;
 

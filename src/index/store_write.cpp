@@ -410,7 +410,7 @@ Status CodeStore::bulk_load(const std::string& job, const std::function<bool(siz
 
 Result<size_t> CodeStore::bulk_load_atomic(const std::vector<BulkJob>& jobs, size_t batch_items,
                                            const std::function<void(size_t)>& progress,
-                                           bool new_keys) {
+                                           bool new_keys, bool build_index) {
   namespace fs = std::filesystem;
   if (batch_items == 0) return Status::invalid_argument("batch size must be positive");
   for (size_t j = 0; j < jobs.size(); ++j) {
@@ -455,6 +455,19 @@ Result<size_t> CodeStore::bulk_load_atomic(const std::vector<BulkJob>& jobs, siz
       fs::remove_all(dir, e);
     }
   } cleanup{dir};
+  // The batch whose SST files are being written, and the thread writing them; joined before
+  // anything else happens to the staging folder (the Cleanup above runs after it).
+  struct Writing {
+    std::unique_ptr<Impl::BatchPlan> plan;
+    std::thread thread;
+    Status status = Status::ok();
+    Status wait() {
+      if (thread.joinable()) thread.join();
+      plan.reset();
+      return status;
+    }
+    ~Writing() { wait().ignore(); }
+  } writing;
   Impl::BatchPlan final_plan;
   auto& schema = final_plan.records[kSchema];
   size_t added = 0;
@@ -473,25 +486,34 @@ Result<size_t> CodeStore::bulk_load_atomic(const std::vector<BulkJob>& jobs, siz
         items.push_back(std::move(item));
       }
       if (items.empty()) break;
-      IMSAT_ASSIGN_OR_RETURN(Impl::BatchPlan plan, m.plan(items, new_keys, &base));
-      IMSAT_RETURN_IF_ERROR(m.write_sst_files(plan, dir, std::to_string(staged.size()) + "-",
-                                              /*with_schema=*/false, &files));
+      auto plan = std::make_unique<Impl::BatchPlan>();
+      IMSAT_ASSIGN_OR_RETURN(*plan, m.plan(items, new_keys, &base));
+      // The batch's files are written on a second thread while the next batch is planned.
+      IMSAT_RETURN_IF_ERROR(writing.wait());
+      writing.plan = std::move(plan);
+      const Impl::BatchPlan* p = writing.plan.get();
+      const std::string prefix = std::to_string(staged.size()) + "-";
+      writing.thread = std::thread([&m, &files, &dir, &writing, p, prefix] {
+        writing.status = m.write_sst_files(*p, dir, prefix, /*with_schema=*/false, &files);
+      });
+      Impl::BatchPlan& plan_ref = *writing.plan;
       Staged st;
       st.codes.reserve(items.size() * m.codes.code_bytes());
       for (const Item& item : items) {
         st.codes.insert(st.codes.end(), item.code.begin(), item.code.end());
         st.tags.push_back(item.tag);
       }
-      st.replaced = std::move(plan.replaced);
-      st.terms = std::move(plan.terms);
+      st.replaced = plan_ref.replaced;
+      st.terms = plan_ref.terms;
       staged.push_back(std::move(st));
-      base = {plan.next_id, plan.live_after, base.generation};
+      base = {plan_ref.next_id, plan_ref.live_after, base.generation};
       position += items.size();
       added += items.size();
       if (progress) progress(added);
     }
     if (position > start[j]) schema.push_back({"bulk:" + jobs[j].name, be64(position)});
   }
+  IMSAT_RETURN_IF_ERROR(writing.wait());
   if (schema.empty()) return size_t{0};
   // One record of each kind for the whole step, beside the jobs' progress.
   schema.push_back({"next_id", be64(base.next_id)});
@@ -519,7 +541,7 @@ Result<size_t> CodeStore::bulk_load_atomic(const std::vector<BulkJob>& jobs, siz
     ++m.version;
   }
   m.acknowledge(base.generation + 1, base.live);
-  m.rebuild_stale_index();
+  if (build_index) m.rebuild_stale_index();
   return added;
 }
 

@@ -190,52 +190,53 @@ Result<std::unique_ptr<Catalog>> Catalog::snapshot_follower(const std::string& n
   cat->default_ = name;
   cat->follow_status_.serving = folder;
   Catalog* self = cat.get();
-  cat->follow_thread_ = std::thread([self, name, path, model_path, interval_ms, cache_mb, bits,
-                                     identity]() mutable {
-    std::string failed;  // the identity that last failed to open (not retried until it changes)
-    std::unique_lock lock(self->follow_mutex_);
-    while (!self->follow_wake_.wait_for(lock, std::chrono::milliseconds(interval_ms),
-                                        [self] { return self->follow_stop_; })) {
-      lock.unlock();
-      std::string folder;
-      const std::string now = resolve_followed(path, &folder);
-      std::shared_ptr<Collection> next;
-      std::string error;
-      if (!now.empty() && now != identity && now != failed) {
-        Result<std::shared_ptr<Collection>> opened =
-            open_followed(name, path, folder, model_path, cache_mb);
-        if (!opened.is_ok()) {
-          error = folder + ": " + opened.status().message();
-        } else if ((*opened)->engine().bits() != bits) {
-          error = folder + " holds " + std::to_string((*opened)->engine().bits()) +
-                  "-bit codes; the followed snapshots hold " + std::to_string(bits) + "-bit codes";
-        } else {
-          next = std::move(opened).value();
+  cat->follow_thread_ =
+      std::thread([self, name, path, model_path, interval_ms, cache_mb, bits, identity]() mutable {
+        std::string failed;  // the identity that last failed to open (not retried until it changes)
+        std::unique_lock lock(self->follow_mutex_);
+        while (!self->follow_wake_.wait_for(lock, std::chrono::milliseconds(interval_ms),
+                                            [self] { return self->follow_stop_; })) {
+          lock.unlock();
+          std::string folder;
+          const std::string now = resolve_followed(path, &folder);
+          std::shared_ptr<Collection> next;
+          std::string error;
+          if (!now.empty() && now != identity && now != failed) {
+            Result<std::shared_ptr<Collection>> opened =
+                open_followed(name, path, folder, model_path, cache_mb);
+            if (!opened.is_ok()) {
+              error = folder + ": " + opened.status().message();
+            } else if ((*opened)->engine().bits() != bits) {
+              error = folder + " holds " + std::to_string((*opened)->engine().bits()) +
+                      "-bit codes; the followed snapshots hold " + std::to_string(bits) +
+                      "-bit codes";
+            } else {
+              next = std::move(opened).value();
+            }
+            if (next) {
+              std::lock_guard catalog_lock(self->mutex_);
+              self->collections_[name] = next;  // the old one closes when its last request ends
+            }
+            if (!error.empty()) {
+              failed = now;
+              std::fprintf(stderr, "imsat: not following %s: %s\n", path.c_str(), error.c_str());
+            } else {
+              identity = now;
+              failed.clear();
+              std::fprintf(stderr, "imsat: now serving %s (%zu items)\n", folder.c_str(),
+                           next->engine().info().items);
+            }
+          }
+          lock.lock();
+          if (next) {
+            self->follow_status_.serving = folder;
+            ++self->follow_status_.swaps;
+            self->follow_status_.error.clear();
+          } else if (!error.empty()) {
+            self->follow_status_.error = error;
+          }
         }
-        if (next) {
-          std::lock_guard catalog_lock(self->mutex_);
-          self->collections_[name] = next;  // the old one closes when its last request ends
-        }
-        if (!error.empty()) {
-          failed = now;
-          std::fprintf(stderr, "imsat: not following %s: %s\n", path.c_str(), error.c_str());
-        } else {
-          identity = now;
-          failed.clear();
-          std::fprintf(stderr, "imsat: now serving %s (%zu items)\n", folder.c_str(),
-                       next->engine().info().items);
-        }
-      }
-      lock.lock();
-      if (next) {
-        self->follow_status_.serving = folder;
-        ++self->follow_status_.swaps;
-        self->follow_status_.error.clear();
-      } else if (!error.empty()) {
-        self->follow_status_.error = error;
-      }
-    }
-  });
+      });
   return cat;
 }
 

@@ -345,7 +345,7 @@ Result<IngestReport> ingest_codes_files(const IngestRequest& request) {
   // Shards hold disjoint rows (checked above), so their keys are distinct.
   IMSAT_ASSIGN_OR_RETURN(report.added,
                          store->bulk_load_atomic(jobs, request.batch, request.progress,
-                                                 /*new_keys=*/true));
+                                                 /*new_keys=*/true, /*build_index=*/false));
   report.store_items = store->info().items;
   return report;
 }
