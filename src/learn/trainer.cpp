@@ -301,8 +301,9 @@ Status train_network(Model::Impl& m, const torch::Tensor& x_cpu, const TrainConf
   // device for the epoch's figures.
   constexpr int64_t kGraphReportSteps = 50;
   int64_t step = 0;
+  bool stopped = false;  // the hook ended the run early (a settings search's trial)
   Progress last;
-  for (int epoch = 1; epoch <= epochs; ++epoch) {
+  for (int epoch = 1; epoch <= epochs && !stopped; ++epoch) {
     runner->start_epoch(torch::randperm(n, gen));
     for (int64_t b = 0; b < steps_per_epoch; ++b) {
       if (c.cancel != nullptr && c.cancel->load()) return Status::cancelled("training cancelled");
@@ -315,8 +316,8 @@ Status train_network(Model::Impl& m, const torch::Tensor& x_cpu, const TrainConf
         const bool go_on = hook->fn(step, m.net) && next_hook < hook->at_steps.size();
         m.net->train();
         if (!go_on) {
-          (*summary)["steps"] = step;
-          return Status::ok();
+          stopped = true;
+          break;
         }
       }
       const bool report =
@@ -334,6 +335,7 @@ Status train_network(Model::Impl& m, const torch::Tensor& x_cpu, const TrainConf
                       false);
       }
     }
+    if (stopped) break;  // a partial epoch is not logged
     const internal::StepValues sum = runner->take_sums();
     const double k = static_cast<double>(steps_per_epoch);
     last = Progress{epoch,      epochs,     step,       total_steps, seconds_since(t0),
@@ -350,7 +352,7 @@ Status train_network(Model::Impl& m, const torch::Tensor& x_cpu, const TrainConf
   m.net->eval();
   (*summary)["device"] = device.is_cuda() ? "cuda" : "cpu";
   (*summary)["epochs"] = epochs;
-  (*summary)["steps"] = total_steps;
+  (*summary)["steps"] = stopped ? step : total_steps;
   (*summary)["final"] = {{"loss", last.loss},
                          {"sat", last.sat},
                          {"cond_entropy", last.cond_entropy},
