@@ -148,6 +148,9 @@ TEST_F(CliTest, ErrorPathsAreOneClearLineAndNonZero) {
   expect_clear_error(
       imsat("search --db " + path("db") + " --model " + path("m2.model") + " --query-file " + data),
       "built with model");
+  expect_clear_error(imsat("serve --follow-snapshot " + path("no-snapshot") + " --port 0"),
+                     "no-snapshot: no such snapshot or store folder");
+  EXPECT_EQ(imsat("serve --follow-snapshot " + path("db") + " --db " + path("db")).code, 2);
   expect_clear_error(imsat("search --db " + path("db") + " --code abc"), "hex code has 3 digits");
   expect_clear_error(imsat("search --db " + path("db") + " --code zz"), "non-hex character 'z'");
   expect_clear_error(imsat("search --db " + path("db") + " --key nope"), "nope");
