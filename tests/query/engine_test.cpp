@@ -1,9 +1,11 @@
 // The query engine, codes files and hex codes, and an end-to-end run on a Fashion-MNIST slice.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
@@ -77,6 +79,10 @@ TEST_F(EngineTest, ConcurrentEncodesAreBatchedAndEachGetsItsOwnCode) {
   constexpr int kThreads = 16, kRounds = 20;
   std::vector<std::thread> threads;
   std::atomic<int> wrong{0}, failed{0}, refused{0};
+  // The model is held at first, so the first caller's model call waits and the others queue up
+  // behind it: their vectors must then share calls however the threads are scheduled (on a
+  // loaded machine the callers could otherwise arrive one at a time, and each encode alone).
+  std::unique_lock hold(model_mutex);
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (int round = 0; round < kRounds; ++round) {
@@ -106,6 +112,8 @@ TEST_F(EngineTest, ConcurrentEncodesAreBatchedAndEachGetsItsOwnCode) {
       }
     });
   }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  hold.unlock();
   for (auto& th : threads) th.join();
   EXPECT_EQ(wrong.load(), 0);
   EXPECT_EQ(failed.load(), 0);
