@@ -7,7 +7,7 @@
 # BITS defaults to 16, SEEDS to 3, SETS to "satellite letter digits" (fmnist10k is the
 # 10,000-image slice). For each set it runs, side by side with one LibTorch thread each:
 #   <set>-<bits>.json          imsat-vat with today's defaults and the baselines (deep-rim,
-#                              linear-rim, itq, sh, lsh)
+#                              linear-rim, itq, sh, lsh; itq only where bits <= features)
 #   <set>-<bits>-<name>.json   imsat-vat with each VARIANT, given as name:flags, default
 #                              "auto:--auto" (settings chosen without labels); e.g.
 #                              "affine:--augment affine"
@@ -30,8 +30,13 @@ for set in $sets; do
   [[ $set == fmnist10k ]] && data=data/quality/fmnist10k
   [[ -e $data ]] || { echo "missing $data: run bench/quality_data.py first" >&2; exit 1; }
   common=(eval --data "$data" --bits "$bits" --seeds "$seeds" --threads 1 --quiet)
+  # PCA-ITQ makes at most as many bits as the data have features (a CSV's columns but its label).
+  baselines=imsat-vat,deep-rim,linear-rim,itq,sh,lsh
+  if [[ -f $data ]] && (( bits > $(head -1 "$data" | tr -cd ',' | wc -c) )); then
+    baselines=imsat-vat,deep-rim,linear-rim,sh,lsh
+  fi
   if [[ ${BASELINES:-1} != 0 ]]; then
-    "$imsat" "${common[@]}" --methods imsat-vat,deep-rim,linear-rim,itq,sh,lsh \
+    "$imsat" "${common[@]}" --methods "$baselines" \
       --json-out "$out/$set-$bits.json" > "$out/$set-$bits.txt" &
   fi
   for v in "${variants[@]}"; do
