@@ -72,6 +72,27 @@ std::vector<Item> random_items(size_t n, uint64_t seed, const std::string& prefi
   return items;
 }
 
+// Waits for a forked writer's first acknowledgement (opening can be slow under sanitizers and
+// load), lets it write for `delay_ms` more, kills it with SIGKILL mid-stream, and adds to
+// *acknowledged every number it wrote to `ack_fd` before dying (then closes `ack_fd`).
+void kill_writer(pid_t pid, int ack_fd, unsigned delay_ms, std::set<int>* acknowledged) {
+  pollfd ready{ack_fd, POLLIN, 0};
+  if (poll(&ready, 1, 30000) != 1) {
+    kill(pid, SIGKILL);  // never leave the child behind
+    waitpid(pid, nullptr, 0);
+    FAIL() << "child acknowledged nothing within 30 s";
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "child exited by itself with " << WEXITSTATUS(status);
+  fcntl(ack_fd, F_SETFL, O_NONBLOCK);
+  int n;
+  while (read(ack_fd, &n, sizeof(n)) == sizeof(n)) acknowledged->insert(n);
+  close(ack_fd);
+}
+
 CodeStore::SearchOptions knn(size_t k, bool mih = true) {
   CodeStore::SearchOptions o;
   o.k = k;
@@ -612,23 +633,8 @@ TEST_F(CodeStoreTest, SigkillDuringIngestLosesNoAcknowledgedBatch) {
       }
     }
     close(fds[1]);
-    // Wait for the child's first acknowledged batch (opening can be slow under sanitizers and
-    // load), then let it ingest for a random while and kill it mid-stream.
-    pollfd ready{fds[0], POLLIN, 0};
-    if (poll(&ready, 1, 30000) != 1) {
-      kill(pid, SIGKILL);  // never leave the child behind
-      waitpid(pid, nullptr, 0);
-      FAIL() << "child acknowledged nothing within 30 s";
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 300));
-    kill(pid, SIGKILL);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    ASSERT_TRUE(WIFSIGNALED(status)) << "child exited by itself with " << WEXITSTATUS(status);
-    fcntl(fds[0], F_SETFL, O_NONBLOCK);
-    int b;
-    while (read(fds[0], &b, sizeof(b)) == sizeof(b)) acknowledged.insert(b);
-    close(fds[0]);
+    ASSERT_NO_FATAL_FAILURE(
+        kill_writer(pid, fds[0], static_cast<unsigned>(rng() % 300), &acknowledged));
     // Batches after the last acknowledged one may or may not have landed; continue past them.
     next_batch = (acknowledged.empty() ? first : *acknowledged.rbegin()) + 2;
   }
@@ -696,21 +702,8 @@ TEST_F(CodeStoreTest, SigkillDuringBulkLoadsLosesNoAcknowledgedLoad) {
       }
     }
     close(fds[1]);
-    pollfd ready{fds[0], POLLIN, 0};
-    if (poll(&ready, 1, 30000) != 1) {
-      kill(pid, SIGKILL);
-      waitpid(pid, nullptr, 0);
-      FAIL() << "child acknowledged nothing within 30 s";
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 250));
-    kill(pid, SIGKILL);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    ASSERT_TRUE(WIFSIGNALED(status)) << "child exited by itself with " << WEXITSTATUS(status);
-    fcntl(fds[0], F_SETFL, O_NONBLOCK);
-    int g;
-    while (read(fds[0], &g, sizeof(g)) == sizeof(g)) acknowledged.insert(g);
-    close(fds[0]);
+    ASSERT_NO_FATAL_FAILURE(
+        kill_writer(pid, fds[0], static_cast<unsigned>(rng() % 250), &acknowledged));
     // The load after the last acknowledged one may have landed in part; go on past it.
     next_load = (acknowledged.empty() ? first : *acknowledged.rbegin()) + 2;
   }
@@ -735,7 +728,9 @@ TEST_F(CodeStoreTest, SigkillDuringBulkLoadsLosesNoAcknowledgedLoad) {
       total += n;
       EXPECT_EQ(n % kBatch, 0u) << job << " holds part of a batch: " << n;
       EXPECT_EQ(n, *store->bulk_progress(job)) << job;
-      if (acknowledged.count(g)) EXPECT_EQ(n, kJobItems) << "acknowledged " << job << " lost";
+      if (acknowledged.count(g)) {
+        EXPECT_EQ(n, kJobItems) << "acknowledged " << job << " lost";
+      }
     } else {
       size_t landed = 0;
       for (int p = 0; p < 3; ++p) {
@@ -746,7 +741,9 @@ TEST_F(CodeStoreTest, SigkillDuringBulkLoadsLosesNoAcknowledgedLoad) {
         landed += n == kStepItems;
       }
       EXPECT_TRUE(landed == 0 || landed == 3) << "step " << g << " landed in part: " << landed;
-      if (acknowledged.count(g)) EXPECT_EQ(landed, 3u) << "acknowledged step " << g << " lost";
+      if (acknowledged.count(g)) {
+        EXPECT_EQ(landed, 3u) << "acknowledged step " << g << " lost";
+      }
     }
   }
   EXPECT_EQ(store->info().items, total);
@@ -874,21 +871,8 @@ TEST_F(CodeStoreTest, SigkillAroundTheArraysFileLosesNoAcknowledgedBatch) {
       }
     }
     close(fds[1]);
-    pollfd ready{fds[0], POLLIN, 0};
-    if (poll(&ready, 1, 30000) != 1) {
-      kill(pid, SIGKILL);
-      waitpid(pid, nullptr, 0);
-      FAIL() << "child acknowledged nothing within 30 s";
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 400));
-    kill(pid, SIGKILL);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    ASSERT_TRUE(WIFSIGNALED(status)) << "child exited by itself with " << WEXITSTATUS(status);
-    fcntl(fds[0], F_SETFL, O_NONBLOCK);
-    int b;
-    while (read(fds[0], &b, sizeof(b)) == sizeof(b)) acknowledged.insert(b);
-    close(fds[0]);
+    ASSERT_NO_FATAL_FAILURE(
+        kill_writer(pid, fds[0], static_cast<unsigned>(rng() % 400), &acknowledged));
     next_batch = (acknowledged.empty() ? first : *acknowledged.rbegin()) + 2;
   }
   ASSERT_FALSE(acknowledged.empty());
