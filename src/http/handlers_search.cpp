@@ -8,31 +8,50 @@
 namespace imsat::http::internal {
 namespace {
 
+// One query of a search body, checked: a vector (the model's input), a code or a stored item's
+// key, exactly one of them.
+struct Query {
+  std::vector<float> vector;  // non-empty for a search by vector
+  std::vector<uint8_t> code;  // non-empty for a search by code
+  std::string key;            // a search by key otherwise
+};
+
 // `fast_vector`: the query's "vector", already read by take_vector_array (its place in `q`
 // holds an empty array).
-json one_query(Call& call, const json& q, const query::SearchRequest& sr, bool explain,
-               bool in_batch, const std::vector<double>* fast_vector = nullptr) {
+Query parse_query(Call& call, const json& q, bool in_batch,
+                  const std::vector<double>* fast_vector = nullptr) {
   if (!q.is_object()) throw HttpError{400, "each query must be a JSON object"};
   if (in_batch) check_fields(q, {"vector", "code", "key"}, "a query of 'queries'");
   const int given = q.contains("vector") + q.contains("code") + q.contains("key");
   if (given != 1) throw HttpError{400, "give exactly one of 'vector', 'code' or 'key' per query"};
-  query::QueryEngine& engine = *call.engine;
+  Query out;
   if (q.contains("vector")) {
-    const learn::Model* model = engine.model();
+    const learn::Model* model = call.engine->model();
     if (model == nullptr) throw HttpError{400, "searching by vector needs a model"};
-    const std::vector<float> v = fast_vector != nullptr
-                                     ? check_vector(*fast_vector, model->input_dim())
-                                     : get_vector(q["vector"], model->input_dim());
-    return query::search_json(take(engine.search_vector(v.data(), v.size(), sr)), sr, explain);
-  }
-  if (q.contains("code")) {
+    out.vector = fast_vector != nullptr ? check_vector(*fast_vector, model->input_dim())
+                                        : get_vector(q["vector"], model->input_dim());
+  } else if (q.contains("code")) {
     if (!q["code"].is_string()) throw HttpError{400, "'code' must be a hex string"};
-    const std::vector<uint8_t> code =
-        take(query::parse_hex_code(q["code"].get<std::string>(), engine.bits()));
-    return query::search_json(take(engine.search_code(code, sr)), sr, explain);
+    out.code = take(query::parse_hex_code(q["code"].get<std::string>(), call.engine->bits()));
+  } else {
+    if (!q["key"].is_string()) throw HttpError{400, "'key' must be a string"};
+    out.key = q["key"].get<std::string>();
   }
-  if (!q["key"].is_string()) throw HttpError{400, "'key' must be a string"};
-  return query::search_json(take(engine.search_key(q["key"].get<std::string>(), sr)), sr, explain);
+  return out;
+}
+
+json one_query(Call& call, const json& q, const query::SearchRequest& sr, bool explain,
+               bool in_batch, const std::vector<double>* fast_vector = nullptr) {
+  const Query query = parse_query(call, q, in_batch, fast_vector);
+  query::QueryEngine& engine = *call.engine;
+  if (!query.vector.empty()) {
+    return query::search_json(
+        take(engine.search_vector(query.vector.data(), query.vector.size(), sr)), sr, explain);
+  }
+  if (!query.code.empty()) {
+    return query::search_json(take(engine.search_code(query.code, sr)), sr, explain);
+  }
+  return query::search_json(take(engine.search_key(query.key, sr)), sr, explain);
 }
 
 // The queries of a plain kNN batch as codes, searched together; the same answers and errors as
@@ -43,31 +62,23 @@ std::vector<json> batch_knn(Call& call, const json& qs, const query::SearchReque
   std::vector<std::vector<uint8_t>> codes(qs.size());
   std::vector<float> vectors;
   std::vector<size_t> by_vector;
-  const learn::Model* model = engine.model();
   for (size_t i = 0; i < qs.size(); ++i) {
-    const json& q = qs[i];
-    if (!q.is_object()) throw HttpError{400, "each query must be a JSON object"};
-    check_fields(q, {"vector", "code", "key"}, "a query of 'queries'");
-    const int given = q.contains("vector") + q.contains("code") + q.contains("key");
-    if (given != 1) throw HttpError{400, "give exactly one of 'vector', 'code' or 'key' per query"};
-    if (q.contains("vector")) {
-      if (model == nullptr) throw HttpError{400, "searching by vector needs a model"};
-      const std::vector<float> v = get_vector(q["vector"], model->input_dim());
-      vectors.insert(vectors.end(), v.begin(), v.end());
+    Query query = parse_query(call, qs[i], /*in_batch=*/true);
+    if (!query.vector.empty()) {
+      vectors.insert(vectors.end(), query.vector.begin(), query.vector.end());
       by_vector.push_back(i);
-    } else if (q.contains("code")) {
-      if (!q["code"].is_string()) throw HttpError{400, "'code' must be a hex string"};
-      codes[i] = take(query::parse_hex_code(q["code"].get<std::string>(), engine.bits()));
+    } else if (!query.code.empty()) {
+      codes[i] = std::move(query.code);
     } else {
-      if (!q["key"].is_string()) throw HttpError{400, "'key' must be a string"};
-      codes[i] = take(query::parse_hex_code(
-          take(engine.get_item(q["key"].get<std::string>())).code_hex, engine.bits()));
+      codes[i] =
+          take(query::parse_hex_code(take(engine.get_item(query.key)).code_hex, engine.bits()));
     }
   }
   if (!by_vector.empty()) {
+    const learn::Model& model = *engine.model();
     const std::vector<uint8_t> packed =
-        take(engine.encode(vectors.data(), by_vector.size(), model->input_dim()));
-    const size_t bytes = static_cast<size_t>(model->code_bytes());
+        take(engine.encode(vectors.data(), by_vector.size(), model.input_dim()));
+    const size_t bytes = static_cast<size_t>(model.code_bytes());
     for (size_t j = 0; j < by_vector.size(); ++j) {
       codes[by_vector[j]].assign(packed.begin() + static_cast<std::ptrdiff_t>(j * bytes),
                                  packed.begin() + static_cast<std::ptrdiff_t>((j + 1) * bytes));

@@ -334,6 +334,22 @@ Result<size_t> CodeStore::bulk_progress(const std::string& job) const {
   return static_cast<size_t>(from_be64(v));
 }
 
+namespace {
+
+// Appends to *items the source's items from `position` on, up to `batch_items` of them; false
+// once the source has ended.
+bool take_batch(const std::function<bool(size_t, Item*)>& next, size_t position, size_t batch_items,
+                std::vector<Item>* items) {
+  while (items->size() < batch_items) {
+    Item item;
+    if (!next(position + items->size(), &item)) return false;
+    items->push_back(std::move(item));
+  }
+  return true;
+}
+
+}  // namespace
+
 Status CodeStore::bulk_load(const std::string& job, const std::function<bool(size_t, Item*)>& next,
                             size_t batch_items, const std::function<void(size_t)>& progress,
                             bool new_keys, bool build_index) {
@@ -380,14 +396,7 @@ Status CodeStore::bulk_load(const std::string& job, const std::function<bool(siz
     auto f = std::make_unique<Flight>();
     std::vector<Item>& items = f->items;
     items.reserve(std::min<size_t>(batch_items, 1 << 20));
-    while (items.size() < batch_items) {
-      Item item;
-      if (!next(position + items.size(), &item)) {
-        more = false;
-        break;
-      }
-      items.push_back(std::move(item));
-    }
+    more = take_batch(next, position, batch_items, &items);
     if (items.empty()) break;
     IMSAT_ASSIGN_OR_RETURN(f->plan, m.plan(items, new_keys, new_keys ? &base : nullptr));
     // The progress record travels in the same atomic ingestion as the items.
@@ -477,14 +486,7 @@ Result<size_t> CodeStore::bulk_load_atomic(const std::vector<BulkJob>& jobs, siz
     bool more = true;
     while (more) {
       items.clear();
-      while (items.size() < batch_items) {
-        Item item;
-        if (!jobs[j].next(position + items.size(), &item)) {
-          more = false;
-          break;
-        }
-        items.push_back(std::move(item));
-      }
+      more = take_batch(jobs[j].next, position, batch_items, &items);
       if (items.empty()) break;
       auto plan = std::make_unique<Impl::BatchPlan>();
       IMSAT_ASSIGN_OR_RETURN(*plan, m.plan(items, new_keys, &base));

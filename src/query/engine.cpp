@@ -197,6 +197,16 @@ double expected_hamming(const std::vector<uint8_t>& code, const std::vector<floa
 
 namespace {
 
+// A store hit as a response hit with its score (its key moved out).
+SearchHit take_hit(index::Hit* h, double score) {
+  SearchHit out;
+  out.key = std::move(h->key);
+  out.distance = h->distance;
+  out.score = score;
+  out.label = h->tag;
+  return out;
+}
+
 // The store's options for a request, before re-ranking widens k.
 index::CodeStore::SearchOptions store_options(const SearchRequest& request) {
   index::CodeStore::SearchOptions o;
@@ -237,13 +247,8 @@ Result<std::vector<SearchResponse>> QueryEngine::search_codes(
     r.stats = stats[i];
     r.hits.reserve(hits[i].size());
     for (index::Hit& h : hits[i]) {
-      SearchHit out;
-      out.key = std::move(h.key);
-      out.distance = h.distance;
-      out.score = h.distance;
-      out.label = h.tag;
       ids.push_back(h.id);
-      r.hits.push_back(std::move(out));
+      r.hits.push_back(take_hit(&h, h.distance));
     }
   }
   if (request.with_metadata && !ids.empty()) {
@@ -346,14 +351,8 @@ Result<SearchResponse> QueryEngine::run(const std::vector<uint8_t>& code, const 
   std::vector<uint64_t> ids;
   ids.reserve(order.size());
   for (size_t i : order) {
-    index::Hit& h = hits[i];
-    SearchHit out;
-    out.key = std::move(h.key);
-    out.distance = h.distance;
-    out.score = score[i];
-    out.label = h.tag;
-    ids.push_back(h.id);
-    response.hits.push_back(std::move(out));
+    ids.push_back(hits[i].id);
+    response.hits.push_back(take_hit(&hits[i], score[i]));
   }
   if (request.with_metadata && !ids.empty()) {
     IMSAT_ASSIGN_OR_RETURN(std::vector<std::string> meta, store_->metadata(ids));
