@@ -77,7 +77,7 @@ void read_training_record(const learn::Model& model, EvalRow* row) {
   if (t.is_discarded() || !t.is_object()) return;
   if (t.contains("seed") && t["seed"].is_number_unsigned()) row->seed = t["seed"].get<uint64_t>();
   if (t.contains("lambda") && t["lambda"].is_number()) row->lambda = t["lambda"].get<double>();
-  for (const char* key : {"eps_scale", "epochs", "steps"}) {
+  for (const char* key : {"eps_scale", "epochs", "steps", "init", "itq_scale"}) {
     if (t.contains(key)) row->settings[key] = t[key];
   }
   if (t.contains("auto")) {

@@ -22,6 +22,16 @@ void add_training_options(CLI::App* cmd, TrainingOptions* o, const std::string& 
                   "rotations, scalings and shifts (beside VAT); none for other data")
       ->check(CLI::IsMember({"none", "affine"}))
       ->capture_default_str();
+  cmd->add_option("--init", o->init,
+                  "IMSAT hashing: itq adds a linear shortcut from the input to the codes and "
+                  "starts it at PCA-ITQ's projection, so training refines PCA-ITQ's codes; "
+                  "random starts from scratch")
+      ->check(CLI::IsMember({"random", "itq"}))
+      ->capture_default_str();
+  cmd->add_option("--init-scale", o->init_scale,
+                  "With --init itq: the standard deviation of each bit's starting logits")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   cmd->add_flag("--auto", o->auto_settings,
                 "IMSAT hashing: choose lambda, --eps-scale and the training length without "
                 "labels (a small grid on a subsample, scored by held-out neighbour mAP)");
@@ -48,6 +58,8 @@ void apply_training_options(const CLI::App* cmd, const TrainingOptions& o, learn
                      c->method == learn::Method::kImsatRpt ||
                      c->method == learn::Method::kLinearImsat;
   c->augment_affine = imsat && o.augment == "affine";
+  c->init_itq = imsat && o.init == "itq";
+  c->itq_scale = o.init_scale;
   c->auto_settings = imsat && o.auto_settings && c->clusters == 0;
   if (c->auto_settings && !quiet) {
     c->on_search = [](const learn::AutoTrial& t) {

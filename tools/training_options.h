@@ -10,9 +10,9 @@
 namespace imsat::cli {
 
 struct TrainingOptions {
-  std::string hidden, device = "auto", cuda_graph = "on", augment = "none";
+  std::string hidden, device = "auto", cuda_graph = "on", augment = "none", init = "random";
   int epochs = 0, threads = 0;
-  double eps_scale = 0.25;
+  double eps_scale = 0.25, init_scale = 3.0;
   bool auto_settings = false;
 };
 

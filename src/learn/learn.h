@@ -147,6 +147,14 @@ struct TrainConfig {
   // paper's self-augmentation for images), beside VAT or RPT. InvalidArgument for other data or
   // methods.
   bool augment_affine = false;
+  // IMSAT hashing: add a linear shortcut from the input to the logits and start it at PCA-ITQ's
+  // projection (its first min(bits, features) bits; the rest start at zero), scaled to logits of
+  // standard deviation itq_scale, so training starts from PCA-ITQ's codes and the network learns
+  // what to change. The shortcut is part of the model. The automatic search does not try it: its
+  // label-free criterion did not prefer it where it helped (bench/README.md, "Starting from
+  // PCA-ITQ's codes").
+  bool init_itq = false;
+  double itq_scale = 3.0;
   double weight_decay = 1e-4;  // RIM methods only (IMSAT uses SAT instead)
   int itq_iterations = 50;
   int kmeans_iterations = 100;

@@ -34,7 +34,9 @@ struct Preprocess {
 // Linear only. Initialised as the reference: hidden weights N(0, (0.1 / sqrt(fan_in))^2),
 // output weights N(0, (1e-4 / sqrt(fan_in))^2), biases 0, so training starts at p = 0.5.
 struct MlpImpl : torch::nn::Module {
-  MlpImpl(int64_t in, const std::vector<int>& hidden, int64_t out);
+  // shortcut: a linear map from the input straight to the output, added to the network's logits
+  // (TrainConfig::init_itq starts it at PCA-ITQ's projection).
+  MlpImpl(int64_t in, const std::vector<int>& hidden, int64_t out, bool shortcut = false);
   void initialise(at::Generator& gen);
   // Logits. In training mode, update_bn_stats false normalises with the batch statistics but
   // leaves the running averages untouched (the perturbed passes of VAT and RPT).
@@ -42,6 +44,7 @@ struct MlpImpl : torch::nn::Module {
 
   std::vector<torch::nn::Linear> linears;
   std::vector<torch::nn::BatchNorm1d> norms;
+  torch::nn::Linear skip{nullptr};  // the shortcut, when there is one
 };
 TORCH_MODULE(Mlp);
 
@@ -83,6 +86,11 @@ torch::Tensor vat_direction(Mlp& net, const torch::Tensor& x, const torch::Tenso
 // Euclidean distance from each row of x to its k-th nearest other row (the reference takes
 // index k of the sorted distances, the point itself at index 0). Computed in blocks of rows.
 torch::Tensor kth_neighbour_distance(const torch::Tensor& x, int k, int64_t block_rows = 2048);
+// Starts a network's shortcut at PCA-ITQ's projection of `x` (trainer.cpp; TrainConfig::init_itq):
+// ITQ on the first min(bits, features) output bits, each scaled to logits of standard deviation
+// `scale` over `x`; the other bits start at zero.
+void start_shortcut_at_itq(torch::nn::Linear& skip, const torch::Tensor& x, int bits,
+                           int iterations, double scale, at::Generator& gen);
 
 // The loss of one IMSAT / RIM step on a mini-batch:
 //   R_SAT + lambda * (H(Y|X) - H(Y) + pairwise MI)      (hashing)
@@ -206,6 +214,7 @@ struct Model::Impl {
   std::string image_pipeline;  // io::ImagePipeline JSON; empty unless trained on image files
   std::vector<std::string> label_names;  // the training data's label names, when it had them
   std::vector<int> hidden;
+  bool shortcut = false;  // kMlp: the network has a linear shortcut (TrainConfig::init_itq)
   internal::Preprocess pre;
   mutable internal::Mlp net{nullptr};  // kMlp; forward is not const in LibTorch
   torch::Tensor weight;                // kLinear: (dim, bits); kSpectral: principal components

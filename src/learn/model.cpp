@@ -69,6 +69,7 @@ json header_of(const Model::Impl& m) {
   h["architecture"] = {{"hidden", m.hidden},
                        {"output", m.clusters > 0 ? m.clusters : m.bits},
                        {"batchnorm", m.kind == Kind::kMlp && !m.hidden.empty()}};
+  if (m.shortcut) h["architecture"]["shortcut"] = true;
   h["training"] = json::parse(m.training_json);
   h["fingerprint"] = m.fingerprint;
   return h;
@@ -410,6 +411,7 @@ Result<Model> Model::load(const std::string& path) {
       impl->label_names = h["label_names"].get<std::vector<std::string>>();
     }
     impl->hidden = h.at("architecture").at("hidden").get<std::vector<int>>();
+    impl->shortcut = h["architecture"].value("shortcut", false);
     impl->pre.pixels = h.at("preprocessing").at("kind").get<std::string>() == "pixels";
     impl->training_json = h.at("training").dump();
   } catch (const json::exception& e) {
@@ -454,7 +456,8 @@ Result<Model> Model::load(const std::string& path) {
   }
   if (impl->kind == Kind::kMlp) {
     const int out = impl->clusters > 0 ? impl->clusters : impl->bits;
-    impl->net = internal::Mlp(static_cast<int64_t>(impl->input_dim), impl->hidden, out);
+    impl->net =
+        internal::Mlp(static_cast<int64_t>(impl->input_dim), impl->hidden, out, impl->shortcut);
     torch::NoGradGuard no_grad;
     auto copy_into = [&](const std::string& key, torch::Tensor& dst) -> Status {
       torch::Tensor src = take("net." + key);

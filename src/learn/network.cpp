@@ -32,7 +32,7 @@ torch::Tensor Preprocess::apply(const float* raw, size_t rows, size_t dim) const
   return (x - mean) * inv_std;
 }
 
-MlpImpl::MlpImpl(int64_t in, const std::vector<int>& hidden, int64_t out) {
+MlpImpl::MlpImpl(int64_t in, const std::vector<int>& hidden, int64_t out, bool shortcut) {
   int64_t prev = in;
   for (size_t i = 0; i < hidden.size(); ++i) {
     linears.push_back(
@@ -41,6 +41,7 @@ MlpImpl::MlpImpl(int64_t in, const std::vector<int>& hidden, int64_t out) {
     prev = hidden[i];
   }
   linears.push_back(register_module("out", torch::nn::Linear(prev, out)));
+  if (shortcut) skip = register_module("skip", torch::nn::Linear(in, out));
 }
 
 void MlpImpl::initialise(at::Generator& gen) {
@@ -55,6 +56,7 @@ void MlpImpl::initialise(at::Generator& gen) {
 }
 
 torch::Tensor MlpImpl::forward(torch::Tensor x, bool update_bn_stats) {
+  const torch::Tensor input = x;
   for (size_t i = 0; i + 1 < linears.size(); ++i) {
     x = linears[i]->forward(x);
     if (is_training() && !update_bn_stats) {
@@ -67,6 +69,7 @@ torch::Tensor MlpImpl::forward(torch::Tensor x, bool update_bn_stats) {
     }
     x = torch::relu(x);
   }
+  if (skip) return linears.back()->forward(x) + skip->forward(input);
   return linears.back()->forward(x);
 }
 

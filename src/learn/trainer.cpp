@@ -93,6 +93,15 @@ Status validate(const Dataset& data, const TrainConfig& c) {
                                       std::to_string(data.cols) + ")");
     }
   }
+  if (c.init_itq && (c.clusters > 0 || (!traits(c.method).vat && !traits(c.method).rpt))) {
+    return Status::invalid_argument(
+        "starting from PCA-ITQ's codes (--init itq) is for IMSAT hashing (imsat-vat, imsat-rpt, "
+        "linear-imsat), not " +
+        (c.clusters > 0 ? std::string("clustering") : method_name(c.method)));
+  }
+  if (c.init_itq && !(c.itq_scale > 0)) {
+    return Status::invalid_argument("the ITQ start's logit scale must be positive");
+  }
   if (c.augment_affine) {
     const MethodTraits t = traits(c.method);
     if (!t.vat && !t.rpt) {
@@ -270,8 +279,14 @@ Status train_network(Model::Impl& m, const torch::Tensor& x_cpu, const TrainConf
     (*summary)["knn_seconds"] = seconds_since(t0);
   }
   const int out = clustering ? m.clusters : m.bits;
-  m.net = internal::Mlp(x.size(1), m.hidden, out);
+  m.shortcut = c.init_itq;
+  m.net = internal::Mlp(x.size(1), m.hidden, out, m.shortcut);
   m.net->initialise(gen);
+  if (m.shortcut) {
+    internal::start_shortcut_at_itq(m.net->skip, x_cpu, m.bits, c.itq_iterations, c.itq_scale, gen);
+    (*summary)["init"] = "itq";
+    (*summary)["itq_scale"] = c.itq_scale;
+  }
   m.net->to(device);
   m.net->train();
   internal::AdamConfig adam;
@@ -385,6 +400,20 @@ double effective_lambda(const TrainConfig& config) {
 }
 
 namespace internal {
+
+void start_shortcut_at_itq(torch::nn::Linear& skip, const torch::Tensor& x, int bits,
+                           int iterations, double scale, at::Generator& gen) {
+  Model::Impl itq;
+  itq.bits = static_cast<int>(std::min<int64_t>(bits, x.size(1)));
+  train_itq(itq, x, iterations, gen);
+  const torch::Tensor logits = x.matmul(itq.weight) + itq.bias;
+  const torch::Tensor gain = scale / (logits.std(0) + 1e-12);
+  torch::NoGradGuard no_grad;
+  skip->weight.zero_();
+  skip->bias.zero_();
+  skip->weight.slice(0, 0, itq.bits).copy_((itq.weight * gain).t());
+  skip->bias.slice(0, 0, itq.bits).copy_(itq.bias * gain);
+}
 
 Result<Model> train_with_hook(const Dataset& data, const TrainConfig& config,
                               std::vector<Progress>* epoch_log, const StepHook* hook,

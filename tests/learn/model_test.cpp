@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <vector>
@@ -47,6 +48,37 @@ TEST_F(ModelTest, SaveLoadRoundTripGivesIdenticalCodesForEveryMethod) {
     ASSERT_TRUE(again.is_ok());
     EXPECT_EQ(*again, *codes);
   }
+}
+
+TEST_F(ModelTest, ItqStartIsRecordedAndTheShortcutSurvivesSaveAndLoad) {
+  const L::Dataset data = blobs(4, 50, 20, 3);
+  L::TrainConfig c = quick_config(L::Method::kImsatVat);
+  c.init_itq = true;
+  auto model = L::train(data, c);
+  ASSERT_TRUE(model.is_ok()) << model.status().to_string();
+  const nlohmann::json t = nlohmann::json::parse(model->training_json());
+  EXPECT_EQ(t.value("init", ""), "itq");
+  EXPECT_EQ(t.value("itq_scale", 0.0), c.itq_scale);
+  ASSERT_TRUE(model->save(path("itq.bin")).is_ok());
+  auto loaded = L::Model::load(path("itq.bin"));
+  ASSERT_TRUE(loaded.is_ok()) << loaded.status().to_string();
+  EXPECT_EQ(loaded->fingerprint(), model->fingerprint());
+  EXPECT_EQ(*loaded->encode(data), *model->encode(data));
+  // The same seed from a random start is another model.
+  c.init_itq = false;
+  auto plain = L::train(data, c);
+  ASSERT_TRUE(plain.is_ok());
+  EXPECT_NE(plain->fingerprint(), model->fingerprint());
+  // Only IMSAT hashing starts there.
+  L::TrainConfig rim = quick_config(L::Method::kDeepRim);
+  rim.init_itq = true;
+  EXPECT_EQ(L::train(data, rim).status().code(), Status::Code::kInvalidArgument);
+  L::TrainConfig clustering = quick_config(L::Method::kImsatVat);
+  clustering.init_itq = true;
+  clustering.clusters = 4;
+  const auto refused = L::train(data, clustering);
+  EXPECT_EQ(refused.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("--init itq"), std::string::npos);
 }
 
 TEST_F(ModelTest, SameSeedSameCodesDifferentSeedDifferentModel) {

@@ -189,6 +189,32 @@ TEST(Mlp, InitialisationStartsAtHalfProbability) {
   EXPECT_LT((p - 0.5).abs().max().item<double>(), 1e-3);
 }
 
+// A network started at PCA-ITQ (TrainConfig::init_itq) gives PCA-ITQ's codes before training:
+// its deep path starts near zero, the shortcut holds the projection, each bit's logits have the
+// asked standard deviation, and bits beyond the features start at zero.
+TEST(Mlp, ShortcutStartsAtPcaItqsCodes) {
+  at::Generator gen = at::detail::createCPUGenerator(5);
+  const torch::Tensor x =
+      torch::randn({300, 6}, gen) * torch::tensor({3.f, 2.f, 1.f, 1.f, .5f, .2f});
+  L::Mlp net(6, std::vector<int>{20}, 8, /*shortcut=*/true);
+  net->initialise(gen);
+  L::start_shortcut_at_itq(net->skip, x, 8, 20, 3.0, gen);
+  net->eval();
+  const torch::Tensor skip = net->skip->forward(x).detach();
+  const torch::Tensor logits = net->forward(x).detach();
+  // Six features, eight bits: ITQ's six, then two bits at zero.
+  EXPECT_LT((skip.slice(1, 0, 6).std(0) - 3.0).abs().max().item<double>(), 1e-3);
+  EXPECT_EQ(skip.slice(1, 6, 8).abs().max().item<double>(), 0.0);
+  EXPECT_TRUE(torch::equal(logits.slice(1, 0, 6) > 0, skip.slice(1, 0, 6) > 0));
+  // PCA-ITQ's bits are balanced by construction (centred projections): no bit is constant.
+  const torch::Tensor ones = (skip.slice(1, 0, 6) > 0).to(torch::kFloat).mean(0);
+  EXPECT_GT(ones.min().item<double>(), 0.2);
+  EXPECT_LT(ones.max().item<double>(), 0.8);
+  // Without the shortcut, the same network has no `skip` module.
+  L::Mlp plain(6, std::vector<int>{20}, 8);
+  EXPECT_FALSE(plain->skip);
+}
+
 // The static step (FlatAdam, gradients by autograd::grad, buffers allocated once: what a CUDA
 // graph captures) trains as the eager step with LibTorch's Adam, up to float rounding.
 struct Trained {
