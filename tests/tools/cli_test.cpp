@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -163,6 +164,19 @@ TEST_F(CliTest, ErrorPathsAreOneClearLineAndNonZero) {
   expect_clear_error(imsat("train --data " + data + " --bits 8 --epochs 1 --augment affine --out " +
                            path("a.model")),
                      "affine augmentation needs images");
+  // --init itq reaches training: the model file records the shortcut; clustering refuses it.
+  ASSERT_EQ(imsat("train --data " + data + " --bits 8 --epochs 1 --init itq --quiet --out " +
+                  path("i.model"))
+                .code,
+            0);
+  std::ifstream model_file(path("i.model"), std::ios::binary);
+  const std::string model_bytes((std::istreambuf_iterator<char>(model_file)),
+                                std::istreambuf_iterator<char>());
+  EXPECT_NE(model_bytes.find("\"shortcut\":true"), std::string::npos);
+  EXPECT_NE(model_bytes.find("\"init\":\"itq\""), std::string::npos);
+  expect_clear_error(imsat("train --data " + data + " --clusters 3 --epochs 1 --init itq --out " +
+                           path("c.model")),
+                     "--init itq");
   // --auto reaches training too: 120 items are too few for its held-out split.
   expect_clear_error(imsat("train --data " + data + " --bits 8 --auto --out " + path("a.model")),
                      "500 items");
