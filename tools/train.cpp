@@ -1,5 +1,6 @@
 // `imsat train`: trains a hash function (or, with --clusters, a clustering model) on all items of
 // a dataset without labels and writes the model file.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
@@ -8,6 +9,9 @@
 #include "learn/learn.h"
 #include "progress.h"
 #include "training_options.h"
+#ifdef IMSAT_HAVE_QUERY
+#include "query/code_health.h"
+#endif
 
 namespace imsat::cli {
 namespace {
@@ -21,6 +25,39 @@ struct TrainArgs {
   uint64_t seed = 0;
   bool quiet = false;
 };
+
+// Says on stderr when bits of a hashing model's codes take one value on every item of a sample of
+// the training data: those bits carry nothing, and when all do, every item gets the same code (a
+// collapsed run: bench/README.md has some, from --init itq at 64 bits).
+void warn_if_collapsed(const learn::Model& model, const learn::Dataset& data) {
+#ifdef IMSAT_HAVE_QUERY
+  if (model.is_clustering() || data.rows == 0) return;
+  const size_t rows = std::min<size_t>(data.rows, 10000);
+  const auto codes = model.encode(data.values.data(), rows, data.cols);
+  if (!codes.is_ok()) return;
+  const auto health = query::code_health(*codes, model.bits());
+  if (!health.is_ok()) return;
+  int constant = 0;
+  for (double share : health->balance) constant += share <= 0.0 || share >= 1.0;
+  if (constant == 0) return;
+  if (constant == model.bits()) {
+    std::fprintf(stderr,
+                 "imsat: warning: the run collapsed: every bit takes one value on all of the first "
+                 "%zu training items, so every item gets the same code; try another seed or "
+                 "other settings (a larger --lambda)\n",
+                 rows);
+  } else {
+    std::fprintf(stderr,
+                 "imsat: note: %d of %d bits take one value on all of the first %zu training "
+                 "items and carry nothing (the data may hold fewer groups than the code can "
+                 "tell apart)\n",
+                 constant, model.bits(), rows);
+  }
+#else
+  (void)model;
+  (void)data;
+#endif
+}
 
 }  // namespace
 
@@ -80,6 +117,7 @@ void add_train(CLI::App& app) {
     check(model.save(args->out));
     std::fprintf(stderr, "imsat: wrote %s (fingerprint %s) after %s\n", args->out.c_str(),
                  model.fingerprint().c_str(), format_duration(bar.seconds()).c_str());
+    warn_if_collapsed(model, data);
   });
 }
 

@@ -177,6 +177,20 @@ TEST_F(CliTest, ErrorPathsAreOneClearLineAndNonZero) {
   expect_clear_error(imsat("train --data " + data + " --clusters 3 --epochs 1 --init itq --out " +
                            path("c.model")),
                      "--init itq");
+  // A run whose codes are all the same (identical items) is reported; one over three groups is
+  // not called collapsed.
+  const std::string same = path("same.csv");
+  {
+    std::ofstream f(same);
+    for (int i = 0; i < 60; ++i) f << "1,2,3,4,5,6\n";
+  }
+  const Outcome collapsed =
+      imsat("train --data " + same + " --bits 8 --epochs 1 --quiet --out " + path("s.model"));
+  EXPECT_EQ(collapsed.code, 0) << collapsed.err;
+  EXPECT_NE(collapsed.err.find("warning: the run collapsed"), std::string::npos) << collapsed.err;
+  const Outcome healthy =
+      imsat("train --data " + data + " --bits 8 --epochs 30 --quiet --out " + path("h.model"));
+  EXPECT_EQ(healthy.err.find("collapsed"), std::string::npos) << healthy.err;
   // --auto reaches training too: 120 items are too few for its held-out split.
   expect_clear_error(imsat("train --data " + data + " --bits 8 --auto --out " + path("a.model")),
                      "500 items");
