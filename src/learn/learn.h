@@ -150,9 +150,9 @@ struct TrainConfig {
   // IMSAT hashing: add a linear shortcut from the input to the logits and start it at PCA-ITQ's
   // projection (its first min(bits, features) bits; the rest start at zero), scaled to logits of
   // standard deviation itq_scale, so training starts from PCA-ITQ's codes and the network learns
-  // what to change. The shortcut is part of the model. The automatic search does not try it: its
-  // label-free criterion did not prefer it where it helped (bench/README.md, "Starting from
-  // PCA-ITQ's codes").
+  // what to change. The shortcut is part of the model. The automatic search searches from this
+  // start when it is set but never chooses it: its label-free criterion did not prefer it where
+  // it helped (bench/README.md, "Starting from PCA-ITQ's codes").
   bool init_itq = false;
   double itq_scale = 3.0;
   double weight_decay = 1e-4;  // RIM methods only (IMSAT uses SAT instead)
