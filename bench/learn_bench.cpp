@@ -78,8 +78,11 @@ void BM_TrainStep(benchmark::State& state) {
   net->train();
   static const torch::Tensor small_pool = training_pool(gen);
   // rows: the pool the batches are drawn from; 70,000 (the test images seven times over) is
-  // Fashion-MNIST's size, whose 220 MB do not fit in any cache.
-  static const torch::Tensor large_pool = small_pool.repeat({7, 1}).contiguous();
+  // Fashion-MNIST's size, whose 220 MB do not fit in any cache. Made only when a case asks.
+  static torch::Tensor large_pool;
+  if (state.range(1) > small_pool.size(0) && !large_pool.defined()) {
+    large_pool = small_pool.repeat({7, 1}).contiguous();
+  }
   const torch::Tensor& pool = state.range(1) > small_pool.size(0) ? large_pool : small_pool;
   const auto kind = static_cast<L::StepKind>(state.range(0));
   L::AdamConfig adam;
