@@ -47,23 +47,9 @@ rss() { awk '/VmRSS/ {printf "%.0f MiB", $2 / 1024}' "/proc/$server/status"; }
 echo "server resident memory with $n items: $(rss)"
 
 echo "== wrk: POST /v1/search by random code, k = 10, 64 connections, $secs s"
-cat > "$dir/search.lua" <<'LUA'
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-math.randomseed(7)
-request = function()
-  local code = string.format("%08x%08x", math.random(0, 0x7fffffff) * 2 + math.random(0, 1), math.random(0, 0x7fffffff) * 2 + math.random(0, 1))
-  return wrk.format(nil, "/v1/search", nil, '{"code": "' .. code .. '", "k": 10}')
-end
-done = function(summary, latency, requests)
-  io.write(string.format("requests/s %.0f, p50 %.2f ms, p99 %.2f ms, errors: connect %d read %d write %d timeout %d status %d\n",
-    summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000, latency:percentile(99) / 1000,
-    summary.errors.connect, summary.errors.read, summary.errors.write, summary.errors.timeout, summary.errors.status))
-end
-LUA
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
 before=$(cpu_ticks)
-wrk -t 2 -c 64 -d "${secs}s" --latency -s "$dir/search.lua" "http://127.0.0.1:$port" | tail -n 1 | tee "$dir/wrk.txt"
+wrk -t 2 -c 64 -d "${secs}s" --latency -s "$root/bench/search_by_code.lua" "http://127.0.0.1:$port" | tail -n 1 | tee "$dir/wrk.txt"
 after=$(cpu_ticks)
 rps=$(sed -E 's/^requests\/s ([0-9]+).*/\1/' "$dir/wrk.txt")
 awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v rps="$rps" -v s="$secs" \

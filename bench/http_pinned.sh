@@ -38,23 +38,7 @@ cat "$dir/inproc.txt"
 taskset -c 0 "$imsat" serve --db "$dir/db" --port "$port" --threads 1 2>"$dir/serve.log" &
 server=$!
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
-cat > "$dir/search.lua" <<'LUA'
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-math.randomseed(7)
-request = function()
-  local code = string.format("%08x%08x", math.random(0, 0x7fffffff) * 2 + math.random(0, 1), math.random(0, 0x7fffffff) * 2 + math.random(0, 1))
-  return wrk.format(nil, "/v1/search", nil, '{"code": "' .. code .. '", "k": 10}')
-end
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format("http requests/s %.0f, p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms, errors %d\n",
-    summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000,
-    latency:percentile(99) / 1000, latency:percentile(99.9) / 1000,
-    e.connect + e.read + e.write + e.timeout + e.status))
-end
-LUA
-taskset -c 1 wrk -t1 -c64 -d"${secs}s" -s "$dir/search.lua" "http://127.0.0.1:$port" | tail -1 | tee "$dir/wrk.txt"
+taskset -c 1 wrk -t1 -c64 -d"${secs}s" -s "$root/bench/search_by_code.lua" "http://127.0.0.1:$port" | tail -1 | tee "$dir/wrk.txt"
 http=$(grep -oE 'requests/s [0-9]+' "$dir/wrk.txt" | grep -oE '[0-9]+$')
 if [ -n "$inproc" ] && [ -n "$http" ]; then
   awk -v h="$http" -v i="$inproc" 'BEGIN { printf "HTTP / in process: %.1f%%\n", 100 * h / i }'

@@ -40,24 +40,28 @@ Query parse_query(Call& call, const json& q, bool in_batch,
   return out;
 }
 
-json one_query(Call& call, const json& q, const query::SearchRequest& sr, bool explain,
-               bool in_batch, const std::vector<double>* fast_vector = nullptr) {
+query::SearchResponse one_query(Call& call, const json& q, const query::SearchRequest& sr,
+                                bool in_batch, const std::vector<double>* fast_vector = nullptr) {
   const Query query = parse_query(call, q, in_batch, fast_vector);
   query::QueryEngine& engine = *call.engine;
   if (!query.vector.empty()) {
-    return query::search_json(
-        take(engine.search_vector(query.vector.data(), query.vector.size(), sr)), sr, explain);
+    return take(engine.search_vector(query.vector.data(), query.vector.size(), sr));
   }
-  if (!query.code.empty()) {
-    return query::search_json(take(engine.search_code(query.code, sr)), sr, explain);
-  }
-  return query::search_json(take(engine.search_key(query.key, sr)), sr, explain);
+  if (!query.code.empty()) return take(engine.search_code(query.code, sr));
+  return take(engine.search_key(query.key, sr));
+}
+
+// A 200 whose body is already JSON text.
+Response text_response(std::string body) {
+  Response r;
+  r.body = std::move(body);
+  return r;
 }
 
 // The queries of a plain kNN batch as codes, searched together; the same answers and errors as
 // one_query on each.
-std::vector<json> batch_knn(Call& call, const json& qs, const query::SearchRequest& sr,
-                            bool explain) {
+std::vector<std::string> batch_knn(Call& call, const json& qs, const query::SearchRequest& sr,
+                                   bool explain) {
   query::QueryEngine& engine = *call.engine;
   std::vector<std::vector<uint8_t>> codes(qs.size());
   std::vector<float> vectors;
@@ -84,10 +88,10 @@ std::vector<json> batch_knn(Call& call, const json& qs, const query::SearchReque
                                  packed.begin() + static_cast<std::ptrdiff_t>((j + 1) * bytes));
     }
   }
-  std::vector<json> out;
+  std::vector<std::string> out;
   out.reserve(qs.size());
   for (const query::SearchResponse& r : take(engine.search_codes(codes, sr))) {
-    out.push_back(query::search_json(r, sr, explain));
+    out.push_back(query::search_json_text(r, sr, explain));
   }
   return out;
 }
@@ -164,8 +168,8 @@ Response handle_search(Call& call) {
   const size_t dim = call.engine->model() != nullptr ? call.engine->model()->input_dim() : 0;
   if (!body.contains("queries")) {
     check_search_budget(sr, 1, dim, call.limits);
-    return json_response(200,
-                         one_query(call, body, sr, explain, false, have_fast ? &fast : nullptr));
+    return text_response(query::search_json_text(
+        one_query(call, body, sr, false, have_fast ? &fast : nullptr), sr, explain));
   }
   const json& qs = body["queries"];
   if (!qs.is_array() || qs.empty()) throw HttpError{400, "'queries' must be a non-empty array"};
@@ -174,7 +178,7 @@ Response handle_search(Call& call) {
                              " queries; the limit is " + std::to_string(call.limits.max_batch)};
   }
   check_search_budget(sr, qs.size(), dim, call.limits);
-  json results = json::array();
+  std::vector<std::string> results;
   if (body.contains("vector") || body.contains("code") || body.contains("key")) {
     throw HttpError{400, "give 'queries' or one query ('vector', 'code' or 'key'), not both"};
   }
@@ -182,11 +186,19 @@ Response handle_search(Call& call) {
       (sr.filter == nullptr || sr.filter->empty())) {
     // Plain kNN: every query becomes a code first (the vectors in one model call), then all are
     // searched together (QueryEngine::search_codes).
-    for (const json& r : batch_knn(call, qs, sr, explain)) results.push_back(r);
+    results = batch_knn(call, qs, sr, explain);
   } else {
-    for (const json& q : qs) results.push_back(one_query(call, q, sr, explain, true));
+    for (const json& q : qs) {
+      results.push_back(query::search_json_text(one_query(call, q, sr, true), sr, explain));
+    }
   }
-  return json_response(200, {{"results", results}});
+  std::string out = "{\"results\":[";
+  for (size_t i = 0; i < results.size(); ++i) {
+    if (i > 0) out += ',';
+    out += results[i];
+  }
+  out += "]}";
+  return text_response(std::move(out));
 }
 
 Response handle_search_image(Call& call) {
@@ -225,10 +237,9 @@ Response handle_search_image(Call& call) {
   const bool invert = call.params.count("invert") && call.params["invert"] != "0";
   const size_t dim = call.engine->model() != nullptr ? call.engine->model()->input_dim() : 0;
   check_search_budget(sr, 1, dim, call.limits);
-  return json_response(
-      200, query::search_json(take(call.engine->search_image(call.request.body, sr, invert,
-                                                             call.limits.max_image_pixels)),
-                              sr, call.params.count("explain") > 0));
+  return text_response(query::search_json_text(
+      take(call.engine->search_image(call.request.body, sr, invert, call.limits.max_image_pixels)),
+      sr, call.params.count("explain") > 0));
 }
 
 }  // namespace imsat::http::internal

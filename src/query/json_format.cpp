@@ -1,6 +1,9 @@
 // JSON documents shared by the HTTP API and the command line's --json output.
 #include "query/json_format.h"
 
+#include <algorithm>
+#include <charconv>
+
 namespace imsat::query {
 namespace {
 
@@ -19,6 +22,79 @@ json hit_json(const SearchHit& h, bool reranked) {
   if (h.label != index::kNoTag) j["label"] = h.label;
   if (!h.metadata.empty()) j["metadata"] = metadata_json(h.metadata);
   return j;
+}
+
+namespace {
+
+// Appends `s` as a JSON string, byte for byte as dump_json writes it: printable ASCII without
+// quotes or backslashes is copied; anything else (escapes, UTF-8, invalid UTF-8) goes through
+// the JSON library.
+void append_string(std::string& out, const std::string& s) {
+  const bool plain = std::all_of(
+      s.begin(), s.end(), [](char c) { return c >= 0x20 && c <= 0x7e && c != '"' && c != '\\'; });
+  if (!plain) {
+    out += dump_json(json(s));
+    return;
+  }
+  out += '"';
+  out += s;
+  out += '"';
+}
+
+template <typename Int>
+void append_int(std::string& out, Int v) {
+  char buf[24];
+  const auto end = std::to_chars(buf, buf + sizeof buf, v).ptr;
+  out.append(buf, end);
+}
+
+}  // namespace
+
+std::string search_json_text(const SearchResponse& r, const SearchRequest& req, bool explain) {
+  // Keys in the order nlohmann's sorted objects print them.
+  const bool reranked = req.rerank != Rerank::kNone;
+  std::string out;
+  out.reserve(64 + r.hits.size() * (48 + (r.hits.empty() ? 0 : r.hits[0].key.size())));
+  out += "{\"code\":";
+  append_string(out, r.query_code);
+  if (explain) {
+    // Rare (a debugging aid): the library writes this part.
+    const json full = search_json(r, req, true);
+    out += ",\"explain\":";
+    out += dump_json(full["explain"]);
+  }
+  out += ",\"hits\":[";
+  for (size_t i = 0; i < r.hits.size(); ++i) {
+    const SearchHit& h = r.hits[i];
+    if (i > 0) out += ',';
+    out += "{\"distance\":";
+    append_int(out, h.distance);
+    out += ",\"key\":";
+    append_string(out, h.key);
+    if (h.label != index::kNoTag) {
+      out += ",\"label\":";
+      append_int(out, h.label);
+    }
+    if (!h.metadata.empty()) {
+      out += ",\"metadata\":";
+      // Valid JSON is embedded as stored (the writers store it compact with sorted keys, as the
+      // DOM would print it), without building a DOM; anything else becomes a string.
+      if (json::accept(h.metadata)) {
+        out += h.metadata;
+      } else {
+        out += dump_json(json(h.metadata));
+      }
+    }
+    if (reranked) {
+      out += ",\"score\":";
+      out += dump_json(json(h.score));
+    }
+    out += '}';
+  }
+  out += ']';
+  if (r.truncated) out += ",\"truncated\":true";
+  out += '}';
+  return out;
 }
 
 json selection_json(const index::Selection& s) {

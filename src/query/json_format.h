@@ -15,6 +15,12 @@ nlohmann::json hit_json(const SearchHit& hit, bool reranked);
 // multi_index}]}
 nlohmann::json search_json(const SearchResponse& response, const SearchRequest& request,
                            bool explain);
+// The document search_json builds, written straight into a string (no JSON DOM for the hits): the
+// HTTP search's response body. Byte for byte dump_json(search_json(...)) where stored metadata is
+// compact JSON with sorted keys, as the engine's writers store it; other valid JSON metadata is
+// embedded as stored (the same value, its own spacing and key order).
+std::string search_json_text(const SearchResponse& response, const SearchRequest& request,
+                             bool explain);
 // How a metadata filter was evaluated: {"matches", "indexed", "unindexed", ["metadata_read"]}
 nlohmann::json selection_json(const index::Selection& selection);
 // {"key", "code", "has_vector", ["label"], ["metadata"]}
