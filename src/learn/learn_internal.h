@@ -200,6 +200,31 @@ double neighbour_map(Mlp& net, const torch::Tensor& queries, const torch::Tensor
 // Model representation.
 enum class Kind { kMlp, kLinear, kSpectral, kKmeans };
 
+// One dense layer of the lean encoder: y = w x + b (w: out x in, row-major), then ReLU if set.
+struct DenseLayer {
+  int in = 0, out = 0;
+  std::vector<float> w, b;
+  bool relu = false;
+};
+
+// The encoder of a hashing model (kMlp or kLinear) for a few inputs at a time, the common case
+// when serving searches by vector: the preprocessing and the batch normalisations are folded
+// into the dense layers once, and each input costs one BLAS matrix-vector product per layer into
+// per-thread buffers, with no LibTorch dispatch and no allocation. Its logits equal LibTorch's
+// up to float rounding (the folding reorders the arithmetic).
+class LeanEncoder {
+ public:
+  // nullptr for kinds it does not cover (spectral hashing, k-means).
+  static std::shared_ptr<const LeanEncoder> build(const Model::Impl& model);
+  // Logits of one raw (not preprocessed) input into out[0 .. bits).
+  void logits(const float* raw, float* out) const;
+
+ private:
+  std::vector<DenseLayer> layers_;
+  DenseLayer skip_;  // the linear shortcut (in == 0 without one)
+  size_t widest_ = 0;
+};
+
 }  // namespace imsat::learn::internal
 
 namespace imsat::learn {
@@ -223,6 +248,8 @@ struct Model::Impl {
   torch::Tensor centroids;             // kKmeans: (clusters, dim)
   std::string training_json = "{}";    // training configuration and summary
   std::string fingerprint;
+  // kMlp and kLinear: the folded encoder for one input at a time (set by make_model).
+  std::shared_ptr<const internal::LeanEncoder> lean;
 
   // Logits (rows, bits or clusters) of preprocessed inputs, on the CPU.
   torch::Tensor scores(const torch::Tensor& x) const;

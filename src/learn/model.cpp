@@ -24,6 +24,9 @@ using nlohmann::json;
 constexpr char kMagic[8] = {'I', 'M', 'S', 'A', 'T', 'M', 'D', 'L'};
 constexpr int64_t kEncodeBatch =
     1024;  // larger batches spend their time in page faults of fresh temporaries
+// Calls of at most this many inputs go through the lean encoder (one matrix-vector product per
+// layer and input); larger ones through LibTorch's matrix products.
+constexpr size_t kLeanRows = 4;
 
 std::string hex64(uint64_t v) {
   char buf[17];
@@ -183,6 +186,11 @@ std::string Model::Impl::compute_fingerprint() const {
 Result<Model> make_model(std::unique_ptr<Model::Impl> impl) {
   if (impl->kind == Kind::kMlp) impl->net->eval();
   impl->fingerprint = impl->compute_fingerprint();
+  try {
+    impl->lean = internal::LeanEncoder::build(*impl);
+  } catch (const c10::Error& e) {
+    return Status::internal(std::string("LibTorch: ") + e.what_without_backtrace());
+  }
   return Model(std::move(impl));
 }
 
@@ -251,7 +259,8 @@ Status check_input(const Model::Impl& m, const float* raw, size_t rows, size_t d
   return Status::ok();
 }
 
-// Calls fn(scores of rows [start, end)) for consecutive batches; catches LibTorch errors.
+// Calls fn(start, n, scores of rows [start, start + n)) for consecutive batches; catches
+// LibTorch errors.
 template <typename Fn>
 Status for_each_batch(const Model::Impl& m, const float* raw, size_t rows, size_t dim, Fn fn) {
   IMSAT_RETURN_IF_ERROR(check_input(m, raw, rows, dim));
@@ -269,6 +278,24 @@ Status for_each_batch(const Model::Impl& m, const float* raw, size_t rows, size_
   return Status::ok();
 }
 
+// A few inputs (a search by vector) go through the lean encoder.
+bool lean_applies(const Model::Impl& m, size_t rows) {
+  return m.lean != nullptr && rows <= kLeanRows;
+}
+
+// fn(row, logits) for each row, through the lean encoder (lean_applies).
+template <typename Fn>
+Status for_each_lean(const Model::Impl& m, const float* raw, size_t rows, size_t dim, Fn fn) {
+  IMSAT_RETURN_IF_ERROR(check_input(m, raw, rows, dim));
+  thread_local std::vector<float> logits;
+  logits.resize(static_cast<size_t>(m.bits));
+  for (size_t r = 0; r < rows; ++r) {
+    m.lean->logits(raw + r * dim, logits.data());
+    fn(r, logits.data());
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
 Status Model::check_input(const float* raw, size_t rows, size_t dim) const {
@@ -281,10 +308,19 @@ Result<std::vector<uint8_t>> Model::encode(const float* raw, size_t rows, size_t
   }
   const size_t cb = static_cast<size_t>(code_bytes());
   std::vector<uint8_t> codes(rows * cb, 0);
+  const size_t nbits = static_cast<size_t>(impl_->bits);
+  if (lean_applies(*impl_, rows)) {
+    IMSAT_RETURN_IF_ERROR(for_each_lean(*impl_, raw, rows, dim, [&](size_t r, const float* l) {
+      uint8_t* code = codes.data() + r * cb;
+      for (size_t d = 0; d < nbits; ++d) {
+        if (l[d] > 0) code[d / 8] |= static_cast<uint8_t>(1u << (d % 8));
+      }
+    }));
+    return codes;
+  }
   Status s = for_each_batch(*impl_, raw, rows, dim, [&](size_t start, size_t n, torch::Tensor s) {
     torch::Tensor bits = (s > 0).to(torch::kUInt8).contiguous();
     const uint8_t* b = bits.data_ptr<uint8_t>();
-    const size_t nbits = static_cast<size_t>(impl_->bits);
     for (size_t i = 0; i < n; ++i) {
       uint8_t* code = codes.data() + (start + i) * cb;
       for (size_t d = 0; d < nbits; ++d)
@@ -304,6 +340,15 @@ Result<std::vector<float>> Model::bit_probabilities(const float* raw, size_t row
   if (is_clustering()) return Status::invalid_argument("a clustering model has no bits");
   std::vector<float> out(rows * static_cast<size_t>(impl_->bits));
   const bool soft = impl_->kind == Kind::kMlp;
+  const auto nbits = static_cast<size_t>(impl_->bits);
+  if (lean_applies(*impl_, rows)) {
+    IMSAT_RETURN_IF_ERROR(for_each_lean(*impl_, raw, rows, dim, [&](size_t r, const float* l) {
+      for (size_t d = 0; d < nbits; ++d) {
+        out[r * nbits + d] = soft ? 1.0f / (1.0f + std::exp(-l[d])) : (l[d] > 0 ? 1.0f : 0.0f);
+      }
+    }));
+    return out;
+  }
   Status s = for_each_batch(*impl_, raw, rows, dim, [&](size_t start, size_t, torch::Tensor sc) {
     torch::Tensor p = (soft ? torch::sigmoid(sc) : (sc > 0).to(torch::kFloat)).contiguous();
     std::memcpy(out.data() + start * impl_->bits, p.data_ptr<float>(),

@@ -280,3 +280,76 @@ TEST_F(ModelTest, AFolderGivenAsAModelIsNamed) {
 }
 
 }  // namespace
+
+namespace {
+
+// Encodes every row alone (the lean encoder: one BLAS matrix-vector product per layer) and all
+// rows in one call (LibTorch), and checks that the two agree: bit probabilities within float
+// rounding, codes equal wherever a bit is not on the fence.
+void expect_lean_matches_batch(const L::Model& model, const L::Dataset& data) {
+  const size_t bits = static_cast<size_t>(model.bits());
+  auto batch_p = model.bit_probabilities(data.values.data(), data.rows, data.cols);
+  auto batch_codes = model.encode(data);
+  ASSERT_TRUE(batch_p.is_ok() && batch_codes.is_ok());
+  const size_t cb = static_cast<size_t>(model.code_bytes());
+  size_t compared = 0;
+  for (size_t r = 0; r < data.rows; ++r) {
+    auto p = model.bit_probabilities(data.row(r), 1, data.cols);
+    auto code = model.encode(data.row(r), 1, data.cols);
+    ASSERT_TRUE(p.is_ok() && code.is_ok());
+    for (size_t d = 0; d < bits; ++d) {
+      const float want = (*batch_p)[r * bits + d];
+      ASSERT_NEAR((*p)[d], want, 1e-5) << "row " << r << ", bit " << d;
+      if (std::abs(want - 0.5f) < 1e-5f) continue;
+      const bool lean_bit = ((*code)[d / 8] >> (d % 8)) & 1;
+      const bool batch_bit = ((*batch_codes)[r * cb + d / 8] >> (d % 8)) & 1;
+      ASSERT_EQ(lean_bit, batch_bit) << "row " << r << ", bit " << d;
+      ++compared;
+    }
+  }
+  EXPECT_GT(compared, data.rows * bits / 2);
+  // Calls of 2 to 4 rows take the same path row by row.
+  auto three = model.encode(data.row(1), 3, data.cols);
+  ASSERT_TRUE(three.is_ok());
+  for (size_t r = 0; r < 3; ++r) {
+    auto one = model.encode(data.row(1 + r), 1, data.cols);
+    ASSERT_TRUE(one.is_ok());
+    EXPECT_TRUE(std::equal(one->begin(), one->end(), three->begin() + r * cb));
+  }
+}
+
+}  // namespace
+
+TEST_F(ModelTest, OneInputAtATimeGivesTheCodesOfABatch) {
+  const L::Dataset data = blobs(4, 30, 20, 5);
+  for (L::Method m : L::hashing_methods()) {
+    SCOPED_TRACE(L::method_name(m));
+    auto model = L::train(data, quick_config(m));
+    ASSERT_TRUE(model.is_ok()) << model.status().to_string();
+    expect_lean_matches_batch(*model, data);
+    // A loaded model builds the same encoder.
+    ASSERT_TRUE(model->save(path("m.bin")).is_ok());
+    auto loaded = L::Model::load(path("m.bin"));
+    ASSERT_TRUE(loaded.is_ok());
+    expect_lean_matches_batch(*loaded, data);
+  }
+  // Two hidden layers with batch normalisation, and the linear shortcut of the ITQ start.
+  L::TrainConfig c = quick_config(L::Method::kImsatVat);
+  c.hidden = {24, 16};
+  c.init_itq = true;
+  auto deep = L::train(data, c);
+  ASSERT_TRUE(deep.is_ok()) << deep.status().to_string();
+  expect_lean_matches_batch(*deep, data);
+  // Pixels (scaled, not standardised).
+  L::Dataset pixels;
+  pixels.rows = 60;
+  pixels.cols = 36;
+  pixels.uint8_pixels = true;
+  std::mt19937 rng(3);
+  for (size_t i = 0; i < pixels.rows * pixels.cols; ++i) {
+    pixels.values.push_back(static_cast<float>(rng() % 256));
+  }
+  auto pix = L::train(pixels, quick_config(L::Method::kImsatVat, 32));
+  ASSERT_TRUE(pix.is_ok()) << pix.status().to_string();
+  expect_lean_matches_batch(*pix, pixels);
+}
