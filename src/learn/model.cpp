@@ -298,6 +298,8 @@ Status for_each_lean(const Model::Impl& m, const float* raw, size_t rows, size_t
 
 }  // namespace
 
+bool Model::encodes_one_input_concurrently() const { return impl_->lean != nullptr; }
+
 Status Model::check_input(const float* raw, size_t rows, size_t dim) const {
   return learn::check_input(*impl_, raw, rows, dim);
 }

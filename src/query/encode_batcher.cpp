@@ -13,6 +13,17 @@ EncodeBatcher::EncodeBatcher(const learn::Model& model, std::mutex& model_mutex,
 
 Status EncodeBatcher::encode(const float* vector, size_t dim, uint8_t* code, float* probabilities) {
   IMSAT_RETURN_IF_ERROR(model_.check_input(vector, 1, dim));
+  if (options_.max_batch == 1 && model_.encodes_one_input_concurrently()) {
+    // No batching, and the model encodes one input without LibTorch: every caller encodes at
+    // once on its own thread, without the model's lock.
+    {
+      std::lock_guard lock(mu_);
+      ++stats_.batches;
+      ++stats_.requests;
+      stats_.largest = 1;
+    }
+    return encode_one(vector, dim, code, probabilities);
+  }
   Request request{vector, code, probabilities};
   std::unique_lock lock(mu_);
   queue_.push_back(&request);
@@ -77,6 +88,16 @@ void EncodeBatcher::run(const std::vector<Request*>& batch) {
     }
     std::memcpy(batch[i]->probabilities, p->data() + i * bits, bits * sizeof(float));
   }
+}
+
+Status EncodeBatcher::encode_one(const float* vector, size_t dim, uint8_t* code,
+                                 float* probabilities) const {
+  IMSAT_ASSIGN_OR_RETURN(std::vector<uint8_t> c, model_.encode(vector, 1, dim));
+  std::memcpy(code, c.data(), c.size());
+  if (probabilities == nullptr) return Status::ok();
+  IMSAT_ASSIGN_OR_RETURN(std::vector<float> p, model_.bit_probabilities(vector, 1, dim));
+  std::memcpy(probabilities, p.data(), p.size() * sizeof(float));
+  return Status::ok();
 }
 
 EncodeBatcher::Stats EncodeBatcher::stats() const {

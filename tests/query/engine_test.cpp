@@ -1,6 +1,7 @@
 // The query engine, codes files and hex codes, and an end-to-end run on a Fashion-MNIST slice.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -124,6 +125,45 @@ TEST_F(EngineTest, ConcurrentEncodesAreBatchedAndEachGetsItsOwnCode) {
   EXPECT_LT(stats.batches, stats.requests);
   EXPECT_GT(stats.largest, 1u);
   EXPECT_LE(stats.largest, 8u);
+}
+
+TEST_F(EngineTest, UnbatchedEncodesOfALeanModelRunTogetherWithoutTheModelLock) {
+  ASSERT_TRUE(model_->encodes_one_input_concurrently());
+  std::mutex model_mutex;
+  Q::EncodeBatcher batcher(*model_, model_mutex, Q::EncodeBatchOptions{});  // max_batch 1
+  const auto alone = model_->bit_probabilities(data_.values.data(), data_.rows, data_.cols);
+  ASSERT_TRUE(alone.is_ok());
+  constexpr int kThreads = 8, kRounds = 30;
+  std::atomic<int> wrong{0}, done{0};
+  // The model's lock is held throughout: callers that needed it could not finish.
+  std::unique_lock hold(model_mutex);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < kRounds; ++round) {
+        const size_t row = static_cast<size_t>(t * kRounds + round) % data_.rows;
+        uint8_t code[2];
+        float p[16];
+        if (!batcher.encode(data_.row(row), data_.cols, code, p).is_ok() ||
+            code[0] != codes_[2 * row] || code[1] != codes_[2 * row + 1]) {
+          ++wrong;
+        }
+        for (int b = 0; b < 16; ++b) {
+          if (std::abs(p[b] - (*alone)[row * 16 + b]) > 1e-5f) ++wrong;
+        }
+      }
+      ++done;
+    });
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (done.load() < kThreads && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(done.load(), kThreads);
+  hold.unlock();
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(batcher.stats().requests, static_cast<uint64_t>(kThreads * kRounds));
 }
 
 TEST_F(EngineTest, LoneEncodeNeverWaits) {
