@@ -11,10 +11,10 @@
 #              threads, so that up to 64 concurrent ones can share a model call
 #   by code    the same searches by the images' codes (no model call): the ceiling
 #
-#   bench/vector_search_bench.sh MODEL [SECONDS] [DATA_FOLDER]
+#   [IMSAT=build/tools/imsat] bench/vector_search_bench.sh MODEL [SECONDS] [DATA_FOLDER]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-imsat="$root/build/tools/imsat"
+imsat=${IMSAT:-$root/build/tools/imsat}  # IMSAT=path: another build, to compare
 model=${1:?usage: $0 MODEL [SECONDS] [DATA_FOLDER]}
 secs=${2:-20}
 data=${3:-/usr/share/datasets/fashion-mnist}
