@@ -41,9 +41,12 @@ echo "test.sh: ThreadSanitizer build of the HTTP tests (clang, with LibTorch)" >
 CC=clang CXX=clang++ cmake -S "$root" -B "$root/build-tsan-http" -G Ninja \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIMSAT_WITH_TORCH=ON -DIMSAT_TSAN=ON \
   -DIMSAT_BUILD_BENCH=OFF >/dev/null
-cmake --build "$root/build-tsan-http" -j "$jobs" --target server_test
+cmake --build "$root/build-tsan-http" -j "$jobs" --target server_test engine_test
 OMP_NUM_THREADS=1 TSAN_OPTIONS="halt_on_error=1 suppressions=$root/tests/tsan-torch.supp" \
   "$root/build-tsan-http/tests/http/server_test"
+# Concurrent encodes: batched, and unbatched through the lean encoder without the model's lock.
+OMP_NUM_THREADS=1 TSAN_OPTIONS="halt_on_error=1 suppressions=$root/tests/tsan-torch.supp" \
+  "$root/build-tsan-http/tests/query/engine_test" --gtest_filter='EngineTest.*Encode*'
 t3b=$(date +%s)
 
 echo "test.sh: fuzz targets (clang, libFuzzer, ASan + UBSan)" >&2
