@@ -61,7 +61,7 @@ std::string search_json_text(const SearchResponse& r, const SearchRequest& req, 
     // Rare (a debugging aid): the library writes this part.
     const json full = search_json(r, req, true);
     out += ",\"explain\":";
-    out += dump_json(full["explain"]);
+    out += dump_json(full.at("explain"));
   }
   out += ",\"hits\":[";
   for (size_t i = 0; i < r.hits.size(); ++i) {
