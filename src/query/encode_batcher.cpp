@@ -12,18 +12,17 @@ EncodeBatcher::EncodeBatcher(const learn::Model& model, std::mutex& model_mutex,
 }
 
 Status EncodeBatcher::encode(const float* vector, size_t dim, uint8_t* code, float* probabilities) {
-  IMSAT_RETURN_IF_ERROR(model_.check_input(vector, 1, dim));
   if (options_.max_batch == 1 && model_.encodes_one_input_concurrently()) {
     // No batching, and the model encodes one input without LibTorch: every caller encodes at
-    // once on its own thread, without the model's lock.
-    {
-      std::lock_guard lock(mu_);
-      ++stats_.batches;
-      ++stats_.requests;
-      stats_.largest = 1;
-    }
-    return encode_one(vector, dim, code, probabilities);
+    // once on its own thread, without the model's lock (Model::encode checks the input).
+    IMSAT_RETURN_IF_ERROR(encode_one(vector, dim, code, probabilities));
+    std::lock_guard lock(mu_);
+    ++stats_.batches;
+    ++stats_.requests;
+    stats_.largest = 1;
+    return Status::ok();
   }
+  IMSAT_RETURN_IF_ERROR(model_.check_input(vector, 1, dim));
   Request request{vector, code, probabilities};
   std::unique_lock lock(mu_);
   queue_.push_back(&request);
