@@ -16,7 +16,7 @@ say() { echo "setup.sh: $*" >&2; }
 packages=(
   build-essential cmake ninja-build pkg-config git curl clang clang-format libclang-rt-14-dev wrk
   chromium haproxy
-  libtorch-dev libopenblas0-pthread libblas-dev
+  libtorch-dev libopenblas0-pthread
   librocksdb-dev libboost-dev nlohmann-json3-dev zlib1g-dev libcli11-dev libstb-dev libfftw3-dev
   libjemalloc-dev
   libturbojpeg0-dev python3-pil

@@ -245,8 +245,9 @@ class Model {
   // Cluster index per row, for clustering models.
   Result<std::vector<int32_t>> assign(const Dataset& data) const;
   // True when encode() and bit_probabilities() of a single input run without LibTorch (the
-  // folded network of a hashing MLP or linear model, on CBLAS): such calls may be made from many
-  // threads at once. Larger calls and other models go through LibTorch, one caller at a time.
+  // folded network of a hashing MLP or linear model, src/learn/lean.cpp): such calls may be made
+  // from many threads at once. Larger calls and other models go through LibTorch, one caller at a
+  // time.
   bool encodes_one_input_concurrently() const;
 
   // Writes atomically (temporary file, then rename). Errors: IOError.

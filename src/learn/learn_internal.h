@@ -200,7 +200,9 @@ double neighbour_map(Mlp& net, const torch::Tensor& queries, const torch::Tensor
 // Model representation.
 enum class Kind { kMlp, kLinear, kSpectral, kKmeans };
 
-// One dense layer of the lean encoder: y = w x + b (w: out x in, row-major), then ReLU if set.
+// One dense layer of the lean encoder: y = w x + b, then ReLU if set. The weights are stored
+// input-major (w[i * out + j] multiplies input i into output j), so that one input's weights are
+// one contiguous row.
 struct DenseLayer {
   int in = 0, out = 0;
   std::vector<float> w, b;
@@ -209,9 +211,10 @@ struct DenseLayer {
 
 // The encoder of a hashing model (kMlp or kLinear) for a few inputs at a time, the common case
 // when serving searches by vector: the preprocessing and the batch normalisations are folded
-// into the dense layers once, and each input costs one BLAS matrix-vector product per layer into
-// per-thread buffers, with no LibTorch dispatch and no allocation. Its logits equal LibTorch's
-// up to float rounding (the folding reorders the arithmetic).
+// into the dense layers once, and each input costs one pass over each layer's weights (skipping
+// the rows of inputs that are zero) into per-thread buffers, with no LibTorch dispatch and no
+// allocation. Its logits equal LibTorch's up to float rounding (the folding reorders the
+// arithmetic).
 class LeanEncoder {
  public:
   // nullptr for kinds it does not cover (spectral hashing, k-means).
