@@ -387,10 +387,19 @@ bool take_vector_array(const std::string& text, std::vector<double>* values, std
         const size_t end = json_number_end(text, k, &integer);
         // Long integers: nlohmann converts those from the integer, not through a double.
         if (end == std::string::npos || (integer && end - k > 15)) return false;
-        double x = 0;
-        const auto r = std::from_chars(text.data() + k, text.data() + end, x);
-        if (r.ec != std::errc() || r.ptr != text.data() + end) return false;
-        values->push_back(x);
+        if (integer) {
+          // At most 15 digits: exact in an int64 and in a double, as nlohmann reads it (so
+          // "-0" is 0). Pixel values are such integers, and this is several times from_chars.
+          const bool negative = text[k] == '-';
+          int64_t n = 0;
+          for (size_t p = k + (negative ? 1 : 0); p < end; ++p) n = n * 10 + (text[p] - '0');
+          values->push_back(static_cast<double>(negative ? -n : n));
+        } else {
+          double x = 0;
+          const auto r = std::from_chars(text.data() + k, text.data() + end, x);
+          if (r.ec != std::errc() || r.ptr != text.data() + end) return false;
+          values->push_back(x);
+        }
         k = skip_space(text, end);
         if (k < text.size() && text[k] == ']') break;
         if (k >= text.size() || text[k] != ',') return false;

@@ -180,6 +180,12 @@ TEST(TakeVectorArray, ReadsTheTopLevelVectorAsTheFullParseDoes) {
   text += std::string("], \"k\": 1, \"filter\": {\"must\": [{\"key\": \"x\", \"match\": 1}]}}");
   ASSERT_TRUE(H::take_vector_array(text, &v, &rest));
   EXPECT_EQ(H::check_vector(v, 300), H::get_vector(json::parse(text)["vector"], 300));
+  // Integers (pixel values) are read digit by digit: the same values as the DOM's, to 15 digits.
+  const std::string ints =
+      R"({"vector": [0, 255, -17, 7, 123456789012345, -12345678901234, -0, 10]})";
+  ASSERT_TRUE(H::take_vector_array(ints, &v, &rest));
+  EXPECT_EQ(v, (std::vector<double>{0, 255, -17, 7, 123456789012345.0, -12345678901234.0, 0, 10}));
+  EXPECT_EQ(H::check_vector(v, 8), H::get_vector(json::parse(ints)["vector"], 8));
   // Left to the full parse: no top-level vector, nested ones, other value types, numbers JSON
   // does not allow, long integers, an empty array, a second vector, an unfinished body.
   for (const char* other :
