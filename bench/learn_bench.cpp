@@ -182,7 +182,17 @@ void BM_Encode(benchmark::State& state) {
   }
   state.SetItemsProcessed(static_cast<int64_t>(done));
 }
-BENCHMARK(BM_Encode)->ArgName("rows")->Arg(1)->Arg(256)->Arg(1024)->Arg(8192)->UseRealTime();
+BENCHMARK(BM_Encode)
+    ->ArgName("rows")
+    ->Arg(1)
+    ->Arg(8)
+    ->Arg(16)
+    ->Arg(32)
+    ->Arg(64)
+    ->Arg(256)
+    ->Arg(1024)
+    ->Arg(8192)
+    ->UseRealTime();
 
 }  // namespace
 

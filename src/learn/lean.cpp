@@ -40,34 +40,47 @@ DenseLayer fold_input(const torch::Tensor& w, const torch::Tensor& b, const Affi
   return dense(w * a.scale.unsqueeze(0), w.matmul(a.shift) + b, relu);
 }
 
-// out += sum over i of in[i] * (row i of w), skipping the inputs that are zero: black pixels
+// For each of `rows` inputs r (in + r * in_stride) and outputs (out + r * out_stride):
+// out_r += sum over i of in_r[i] * (row i of w), skipping the inputs that are zero: black pixels
 // (the preprocessing is folded into the weights, so a raw zero contributes nothing) and about
-// half of every hidden layer after its ReLU. The row of `out` stays in L1 while the weights stream
-// through once, in order; the inner loop is a plain multiply-add over a contiguous row, which the
-// compiler vectorises for the instruction set of each variant below.
+// half of every hidden layer after its ReLU. The weights stream through once, in order, for all
+// the rows together (each row of w is read from memory once and from L1 for the other inputs);
+// the outputs stay in L1. The inner loop is a plain multiply-add over a contiguous row, which the
+// compiler vectorises for the instruction set of each variant below. Each output is summed in the
+// same order whatever `rows` is, so an input gets the same logits alone as in a batch.
 __attribute__((always_inline)) inline void accumulate_rows(const float* __restrict w,
-                                                           const float* __restrict in, int n_in,
-                                                           float* __restrict out, int n_out) {
+                                                           const float* __restrict in,
+                                                           size_t in_stride, int n_in,
+                                                           float* __restrict out, size_t out_stride,
+                                                           int n_out, size_t rows) {
   for (int i = 0; i < n_in; ++i, w += n_out) {
-    const float x = in[i];
-    if (x == 0.0f) continue;
-    for (int j = 0; j < n_out; ++j) out[j] += x * w[j];
+    for (size_t r = 0; r < rows; ++r) {
+      const float x = in[r * in_stride + static_cast<size_t>(i)];
+      if (x == 0.0f) continue;
+      float* __restrict o = out + r * out_stride;
+      for (int j = 0; j < n_out; ++j) o[j] += x * w[j];
+    }
   }
 }
 
-__attribute__((target("avx512f"))) void accumulate_avx512(const float* w, const float* in, int n_in,
-                                                          float* out, int n_out) {
-  accumulate_rows(w, in, n_in, out, n_out);
+__attribute__((target("avx512f"))) void accumulate_avx512(const float* w, const float* in,
+                                                          size_t in_stride, int n_in, float* out,
+                                                          size_t out_stride, int n_out,
+                                                          size_t rows) {
+  accumulate_rows(w, in, in_stride, n_in, out, out_stride, n_out, rows);
 }
-__attribute__((target("avx2,fma"))) void accumulate_avx2(const float* w, const float* in, int n_in,
-                                                         float* out, int n_out) {
-  accumulate_rows(w, in, n_in, out, n_out);
+__attribute__((target("avx2,fma"))) void accumulate_avx2(const float* w, const float* in,
+                                                         size_t in_stride, int n_in, float* out,
+                                                         size_t out_stride, int n_out,
+                                                         size_t rows) {
+  accumulate_rows(w, in, in_stride, n_in, out, out_stride, n_out, rows);
 }
-void accumulate_generic(const float* w, const float* in, int n_in, float* out, int n_out) {
-  accumulate_rows(w, in, n_in, out, n_out);
+void accumulate_generic(const float* w, const float* in, size_t in_stride, int n_in, float* out,
+                        size_t out_stride, int n_out, size_t rows) {
+  accumulate_rows(w, in, in_stride, n_in, out, out_stride, n_out, rows);
 }
 
-using AccumulateFn = void (*)(const float*, const float*, int, float*, int);
+using AccumulateFn = void (*)(const float*, const float*, size_t, int, float*, size_t, int, size_t);
 
 // The widest variant this CPU runs (__builtin_cpu_supports also checks that the OS saves the wide
 // registers), chosen once.
@@ -81,16 +94,22 @@ AccumulateFn accumulate_variant() {
   return fn;
 }
 
-// out = w in + b (out += w in + b when accumulating), then ReLU where the layer has one.
-void apply(const DenseLayer& l, const float* in, float* out, bool accumulate) {
-  if (accumulate) {
-    for (int j = 0; j < l.out; ++j) out[j] += l.b[static_cast<size_t>(j)];
-  } else {
-    std::copy(l.b.begin(), l.b.end(), out);
+// For each row: out = w in + b (out += w in + b when accumulating), then ReLU where the layer has
+// one. Outputs are l.out apart, inputs in_stride apart.
+void apply(const DenseLayer& l, const float* in, size_t in_stride, size_t rows, float* out,
+           bool accumulate) {
+  const size_t n_out = static_cast<size_t>(l.out);
+  for (size_t r = 0; r < rows; ++r) {
+    float* o = out + r * n_out;
+    if (accumulate) {
+      for (size_t j = 0; j < n_out; ++j) o[j] += l.b[j];
+    } else {
+      std::copy(l.b.begin(), l.b.end(), o);
+    }
   }
-  accumulate_variant()(l.w.data(), in, l.in, out, l.out);
+  accumulate_variant()(l.w.data(), in, in_stride, l.in, out, n_out, l.out, rows);
   if (l.relu) {
-    for (int j = 0; j < l.out; ++j) out[j] = std::max(out[j], 0.0f);
+    for (size_t k = 0; k < rows * n_out; ++k) out[k] = std::max(out[k], 0.0f);
   }
 }
 
@@ -130,20 +149,29 @@ std::shared_ptr<const LeanEncoder> LeanEncoder::build(const Model::Impl& m) {
   return e;
 }
 
-void LeanEncoder::logits(const float* raw, float* out) const {
+void LeanEncoder::logits(const float* raw, size_t rows, float* out) const {
   thread_local std::vector<float> buffers[2];
-  const float* in = raw;
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    float* y = out;
-    if (i + 1 < layers_.size()) {
-      std::vector<float>& buf = buffers[i % 2];
-      if (buf.size() < widest_) buf.resize(widest_);
-      y = buf.data();
+  const size_t bits = static_cast<size_t>(layers_.back().out);
+  const size_t dim = static_cast<size_t>(layers_.front().in);
+  for (size_t start = 0; start < rows; start += kBlockRows) {
+    const size_t n = std::min(kBlockRows, rows - start);
+    const float* x = raw + start * dim;
+    float* y_out = out + start * bits;
+    const float* in = x;
+    size_t in_stride = dim;
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      float* y = y_out;
+      if (i + 1 < layers_.size()) {
+        std::vector<float>& buf = buffers[i % 2];
+        if (buf.size() < kBlockRows * widest_) buf.resize(kBlockRows * widest_);
+        y = buf.data();
+      }
+      apply(layers_[i], in, in_stride, n, y, false);
+      in = y;
+      in_stride = static_cast<size_t>(layers_[i].out);
     }
-    apply(layers_[i], in, y, false);
-    in = y;
+    if (skip_.in > 0) apply(skip_, x, dim, n, y_out, true);
   }
-  if (skip_.in > 0) apply(skip_, raw, out, true);
 }
 
 }  // namespace imsat::learn::internal

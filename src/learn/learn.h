@@ -244,11 +244,11 @@ class Model {
   Result<std::vector<float>> bit_probabilities(const float* raw, size_t rows, size_t dim) const;
   // Cluster index per row, for clustering models.
   Result<std::vector<int32_t>> assign(const Dataset& data) const;
-  // True when encode() and bit_probabilities() of a single input run without LibTorch (the
-  // folded network of a hashing MLP or linear model, src/learn/lean.cpp): such calls may be made
-  // from many threads at once. Larger calls and other models go through LibTorch, one caller at a
-  // time.
-  bool encodes_one_input_concurrently() const;
+  // True when encode() and bit_probabilities() of `rows` inputs run without LibTorch (the folded
+  // network of a hashing MLP or linear model, src/learn/lean.cpp, for up to 16 inputs): such calls
+  // may be made from many threads at once. Larger calls and other models go through LibTorch, one
+  // caller at a time.
+  bool encodes_concurrently(size_t rows) const;
 
   // Writes atomically (temporary file, then rename). Errors: IOError.
   Status save(const std::string& path) const;

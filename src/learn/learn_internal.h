@@ -219,8 +219,10 @@ class LeanEncoder {
  public:
   // nullptr for kinds it does not cover (spectral hashing, k-means).
   static std::shared_ptr<const LeanEncoder> build(const Model::Impl& model);
-  // Logits of one raw (not preprocessed) input into out[0 .. bits).
-  void logits(const float* raw, float* out) const;
+  // Logits of `rows` raw (not preprocessed) inputs, side by side, into out[0 .. rows * bits).
+  // Inputs go through the layers kBlockRows at a time, each layer's weights read once per block.
+  void logits(const float* raw, size_t rows, float* out) const;
+  static constexpr size_t kBlockRows = 8;
 
  private:
   std::vector<DenseLayer> layers_;

@@ -12,7 +12,7 @@ EncodeBatcher::EncodeBatcher(const learn::Model& model, std::mutex& model_mutex,
 }
 
 Status EncodeBatcher::encode(const float* vector, size_t dim, uint8_t* code, float* probabilities) {
-  if (options_.max_batch == 1 && model_.encodes_one_input_concurrently()) {
+  if (options_.max_batch == 1 && model_.encodes_concurrently(1)) {
     // No batching, and the model encodes one input without LibTorch: every caller encodes at
     // once on its own thread, without the model's lock (Model::encode checks the input).
     IMSAT_RETURN_IF_ERROR(encode_one(vector, dim, code, probabilities));
@@ -70,6 +70,8 @@ void EncodeBatcher::run(const std::vector<Request*>& batch) {
     std::memcpy(rows_.data() + i * dim, batch[i]->vector, dim * sizeof(float));
     want_probabilities = want_probabilities || batch[i]->probabilities != nullptr;
   }
+  // One batch is encoded at a time anyway (busy_); the lock keeps out the engine's other model
+  // calls (writes encode through it too).
   std::lock_guard model_lock(model_mutex_);
   Result<std::vector<uint8_t>> codes = model_.encode(rows_.data(), rows, dim);
   if (!codes.is_ok()) {

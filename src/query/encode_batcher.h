@@ -37,7 +37,7 @@ class EncodeBatcher {
  public:
   // `model_mutex` serialises every call into `model` through LibTorch (the engine's writes encode
   // through it too). Without batching (max_batch 1), a model that encodes one input without
-  // LibTorch (Model::encodes_one_input_concurrently) is called by every caller at once instead.
+  // LibTorch (Model::encodes_concurrently) is called by every caller at once instead.
   EncodeBatcher(const learn::Model& model, std::mutex& model_mutex, EncodeBatchOptions options);
 
   // The packed code (model.code_bytes() bytes at `code`) of one vector and, when
@@ -62,7 +62,7 @@ class EncodeBatcher {
     bool done = false;
   };
   void run(const std::vector<Request*>& batch);
-  // One vector without batching or the model's lock (Model::encodes_one_input_concurrently).
+  // One vector without batching or the model's lock (Model::encodes_concurrently).
   Status encode_one(const float* vector, size_t dim, uint8_t* code, float* probabilities) const;
 
   const learn::Model& model_;

@@ -119,7 +119,9 @@ Status QueryEngine::cache_vectors() {
 Result<std::vector<uint8_t>> QueryEngine::encode(const float* raw, size_t rows, size_t dim) const {
   if (model_ == nullptr)
     return Status::invalid_argument("encoding needs a model (this engine has none)");
-  std::lock_guard lock(model_mutex_);
+  // A few inputs go through the lean encoder, which many threads may run at once.
+  std::unique_lock lock(model_mutex_, std::defer_lock);
+  if (!model_->encodes_concurrently(rows)) lock.lock();
   return model_->encode(raw, rows, dim);
 }
 

@@ -308,13 +308,24 @@ void expect_lean_matches_batch(const L::Model& model, const L::Dataset& data) {
     }
   }
   EXPECT_GT(compared, data.rows * bits / 2);
-  // Calls of 2 to 4 rows take the same path row by row.
-  auto three = model.encode(data.row(1), 3, data.cols);
-  ASSERT_TRUE(three.is_ok());
-  for (size_t r = 0; r < 3; ++r) {
-    auto one = model.encode(data.row(1 + r), 1, data.cols);
-    ASSERT_TRUE(one.is_ok());
-    EXPECT_TRUE(std::equal(one->begin(), one->end(), three->begin() + r * cb));
+  // Calls of up to 16 rows go through the same encoder in blocks of 8 rows, and each row gets the
+  // same codes and probabilities, bit for bit, as alone.
+  if (model.encodes_concurrently(1)) {  // every hashing model but spectral hashing
+    EXPECT_TRUE(model.encodes_concurrently(16));
+    EXPECT_FALSE(model.encodes_concurrently(17));
+  }
+  for (size_t n : {3, 13, 16}) {
+    auto codes = model.encode(data.row(1), n, data.cols);
+    auto probabilities = model.bit_probabilities(data.row(1), n, data.cols);
+    ASSERT_TRUE(codes.is_ok() && probabilities.is_ok());
+    for (size_t r = 0; r < n; ++r) {
+      auto one = model.encode(data.row(1 + r), 1, data.cols);
+      auto p = model.bit_probabilities(data.row(1 + r), 1, data.cols);
+      ASSERT_TRUE(one.is_ok() && p.is_ok());
+      EXPECT_TRUE(std::equal(one->begin(), one->end(), codes->begin() + r * cb)) << n << " " << r;
+      EXPECT_TRUE(std::equal(p->begin(), p->end(), probabilities->begin() + r * bits))
+          << n << " " << r;
+    }
   }
 }
 

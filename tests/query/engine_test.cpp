@@ -135,7 +135,7 @@ TEST_F(EngineTest, ConcurrentEncodesAreBatchedAndEachGetsItsOwnCode) {
 }
 
 TEST_F(EngineTest, UnbatchedEncodesOfALeanModelRunTogetherWithoutTheModelLock) {
-  ASSERT_TRUE(model_->encodes_one_input_concurrently());
+  ASSERT_TRUE(model_->encodes_concurrently(1));
   std::mutex model_mutex;
   Q::EncodeBatcher batcher(*model_, model_mutex, Q::EncodeBatchOptions{});  // max_batch 1
   const auto alone = model_->bit_probabilities(data_.values.data(), data_.rows, data_.cols);
@@ -169,6 +169,32 @@ TEST_F(EngineTest, UnbatchedEncodesOfALeanModelRunTogetherWithoutTheModelLock) {
   for (auto& th : threads) th.join();
   EXPECT_EQ(wrong.load(), 0);
   EXPECT_EQ(batcher.stats().requests, static_cast<uint64_t>(kThreads * kRounds));
+}
+
+// QueryEngine::encode of up to 16 vectors (an HTTP batch of searches by vector) runs on each
+// caller's thread at once, without the model's lock; every caller gets the batch's codes.
+TEST_F(EngineTest, SmallEncodeCallsRunConcurrentlyAndGetTheBatchCodes) {
+  auto e = engine(model_->fingerprint());
+  ASSERT_NE(e, nullptr);
+  constexpr int kThreads = 8, kRounds = 40;
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < kRounds; ++round) {
+        const size_t rows = 1 + static_cast<size_t>(t + round) % 16;
+        const size_t first = static_cast<size_t>(t * kRounds + round) % (data_.rows - rows);
+        auto codes = e->encode(data_.row(first), rows, data_.cols);
+        if (!codes.is_ok() || codes->size() != 2 * rows) {
+          ++wrong;
+          continue;
+        }
+        wrong += !std::equal(codes->begin(), codes->end(), codes_.begin() + 2 * first);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(wrong.load(), 0);
 }
 
 TEST_F(EngineTest, LoneEncodeNeverWaits) {
