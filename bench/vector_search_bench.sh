@@ -4,7 +4,8 @@
 # sent as JSON vectors (784 pixel values). The same store is served three ways, one after the
 # other, each measured with wrk (64 connections, then 1 connection for the lone-request latency):
 #   unbatched  the defaults (--encode-batch 1 --model-threads 0): every request encodes alone on
-#              a worker thread (how searches by vector ran before batching)
+#              a worker thread (how searches by vector ran before batching); then, on the same
+#              server, requests that each carry a batch of 8 searches by vector ('queries')
 #   batched, worker threads   --encode-batch 64: the searches that the worker threads run at the
 #              same time share one model call
 #   batched, model pool of 64  --model-threads 64: searches by vector are handed to a pool of 64
@@ -48,6 +49,13 @@ with open(out + "/vectors.lua", "w") as f:
         v = list(raw[i * 784:(i + 1) * 784])
         f.write("[[" + json.dumps({"vector": v, "k": 10}, separators=(",", ":")) + "]],\n")
     f.write("}\n")
+# The same 200 images as 25 batches of 8 searches ('queries'): one request, one model call.
+with open(out + "/batches.lua", "w") as f:
+    f.write("bodies = {\n")
+    for b in range(25):
+        qs = [{"vector": list(raw[i * 784:(i + 1) * 784])} for i in range(8 * b, 8 * b + 8)]
+        f.write("[[" + json.dumps({"k": 10, "queries": qs}, separators=(",", ":")) + "]],\n")
+    f.write("}\n")
 with open(out + "/queries.json", "w") as f:
     for i in range(200):
         f.write(json.dumps(list(raw[i * 784:(i + 1) * 784])) + "\n")
@@ -84,6 +92,7 @@ measure() {  # label, lua file with bodies
 
 start_server --model-threads 0 --encode-batch 1
 measure "unbatched" "$dir/vectors.lua"
+measure "batches of 8 vectors per request (times 8 = vectors per second)" "$dir/batches.lua"
 stop_server
 start_server --encode-batch 64
 measure "batched, worker threads" "$dir/vectors.lua"
