@@ -34,7 +34,13 @@ void add_training_options(CLI::App* cmd, TrainingOptions* o, const std::string& 
       ->capture_default_str();
   cmd->add_flag("--auto", o->auto_settings,
                 "IMSAT hashing: choose lambda, --eps-scale and the training length without "
-                "labels (a small grid on a subsample, scored by held-out neighbour mAP)");
+                "labels (a small grid on a subsample, scored by --auto-criterion)");
+  cmd->add_option("--auto-criterion", o->auto_criterion,
+                  "With --auto: agreement (train each setting from two seeds and score how alike "
+                  "the two place held-out items) or neighbours (how well one run's codes rank "
+                  "held-out items' nearest neighbours in feature space)")
+      ->check(CLI::IsMember({"agreement", "neighbours"}))
+      ->capture_default_str();
   cmd->add_option("--device", o->device, "cpu, cuda or auto")
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
       ->capture_default_str();
@@ -61,12 +67,16 @@ void apply_training_options(const CLI::App* cmd, const TrainingOptions& o, learn
   c->init_itq = imsat && o.init == "itq";
   c->itq_scale = o.init_scale;
   c->auto_settings = imsat && o.auto_settings && c->clusters == 0;
+  c->search.criterion = o.auto_criterion == "neighbours" ? learn::AutoCriterion::kNeighbours
+                                                         : learn::AutoCriterion::kAgreement;
   if (c->auto_settings && !quiet) {
-    c->on_search = [](const learn::AutoTrial& t) {
+    const char* what = c->search.criterion == learn::AutoCriterion::kNeighbours
+                           ? "held-out neighbour mAP"
+                           : "seed agreement";
+    c->on_search = [what](const learn::AutoTrial& t) {
       std::fprintf(stderr,
-                   "\r\033[Kimsat: auto: lambda %.3g eps-scale %.3g after %lld steps: "
-                   "held-out neighbour mAP %.4f\n",
-                   t.lambda, t.eps_scale, static_cast<long long>(t.steps), t.score);
+                   "\r\033[Kimsat: auto: lambda %.3g eps-scale %.3g after %lld steps: %s %.4f\n",
+                   t.lambda, t.eps_scale, static_cast<long long>(t.steps), what, t.score);
     };
   }
   if (cmd->count("--hidden") > 0) {
@@ -79,14 +89,15 @@ void report_auto_choice(const learn::Model& model) {
   const nlohmann::json t = nlohmann::json::parse(model.training_json(), nullptr, false);
   if (!t.is_object() || !t.contains("auto")) return;
   const nlohmann::json& a = t["auto"];
-  std::fprintf(stderr,
-               "imsat: auto: chose lambda %.3g, eps-scale %.3g, %d epochs (%lld steps on the "
-               "search's %zu items): the best held-out neighbour mAP %.4f of %zu trials, "
-               "scored on %zu held-out items against their %d nearest (%.0f s)\n",
-               a.value("lambda", 0.0), a.value("eps_scale", 0.0), t.value("epochs", 0),
-               static_cast<long long>(a.value("steps", int64_t{0})),
-               a.value("search_rows", size_t{0}), a.value("score", 0.0), a["trials"].size(),
-               a.value("query_rows", size_t{0}), a.value("neighbours", 0), a.value("seconds", 0.0));
+  std::fprintf(
+      stderr,
+      "imsat: auto: chose lambda %.3g, eps-scale %.3g, %d epochs (%lld steps on the "
+      "search's %zu items): the best %s %.4f of %zu trials, scored on %zu held-out "
+      "items (%.0f s)\n",
+      a.value("lambda", 0.0), a.value("eps_scale", 0.0), t.value("epochs", 0),
+      static_cast<long long>(a.value("steps", int64_t{0})), a.value("search_rows", size_t{0}),
+      a.value("criterion", std::string("held-out neighbour mAP")).c_str(), a.value("score", 0.0),
+      a["trials"].size(), a.value("query_rows", size_t{0}), a.value("seconds", 0.0));
 }
 
 }  // namespace imsat::cli

@@ -10,7 +10,8 @@
 namespace imsat::cli {
 
 struct TrainingOptions {
-  std::string hidden, device = "auto", cuda_graph = "on", augment = "none", init = "random";
+  std::string hidden, device = "auto", cuda_graph = "on", augment = "none", init = "random",
+                      auto_criterion = "agreement";
   int epochs = 0, threads = 0;
   double eps_scale = 0.25, init_scale = 3.0;
   bool auto_settings = false;

@@ -1,11 +1,13 @@
 // Settings chosen without labels (TrainConfig::auto_settings): the self-augmentation radius and
 // then the information weight, each setting trained on a subsample with checkpoints and scored
-// by how well the codes of held-out items retrieve their nearest neighbours in feature space.
+// by how alike two runs from different seeds place held-out items (seed agreement), or by how
+// well the codes of held-out items retrieve their nearest neighbours in feature space.
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <numeric>
 
@@ -62,6 +64,26 @@ double neighbour_map(Mlp& net, const torch::Tensor& queries, const torch::Tensor
   return (hits / ranks).mean().item<double>();
 }
 
+// Hamming distances (queries x gallery) between the codes the network gives.
+torch::Tensor hamming_matrix(Mlp& net, const torch::Tensor& queries, const torch::Tensor& gallery) {
+  torch::NoGradGuard no_grad;
+  const torch::Tensor bq = (net->forward(queries, false) > 0).to(torch::kFloat);
+  const torch::Tensor bg = (net->forward(gallery, false) > 0).to(torch::kFloat);
+  return bq.matmul(1 - bg.t()) + (1 - bq).matmul(bg.t());
+}
+
+double seed_agreement(const torch::Tensor& a, const torch::Tensor& b) {
+  torch::NoGradGuard no_grad;
+  const torch::Tensor ca = a.to(torch::kDouble) - a.to(torch::kDouble).mean(1, true);
+  const torch::Tensor cb = b.to(torch::kDouble) - b.to(torch::kDouble).mean(1, true);
+  const torch::Tensor cov = (ca * cb).sum(1);
+  const torch::Tensor norm = ((ca * ca).sum(1) * (cb * cb).sum(1)).sqrt();
+  // A query at one distance from every gallery item (a collapsed run) agrees with nothing.
+  const torch::Tensor r =
+      torch::where(norm > 0, cov / norm.clamp_min(1e-12), torch::zeros_like(cov));
+  return r.mean().item<double>();
+}
+
 }  // namespace internal
 
 std::string AutoChoice::json() const {
@@ -70,16 +92,18 @@ std::string AutoChoice::json() const {
     trials_json.push_back(
         {{"lambda", t.lambda}, {"eps_scale", t.eps_scale}, {"steps", t.steps}, {"score", t.score}});
   }
-  return nlohmann::json{{"criterion", "held-out neighbour mAP"},
-                        {"lambda", lambda},
-                        {"eps_scale", eps_scale},
-                        {"steps", steps},
-                        {"score", score},
-                        {"search_rows", search_rows},
-                        {"query_rows", query_rows},
-                        {"neighbours", neighbours},
-                        {"seconds", seconds},
-                        {"trials", trials_json}}
+  return nlohmann::json{
+      {"criterion",
+       criterion == AutoCriterion::kAgreement ? "seed agreement" : "held-out neighbour mAP"},
+      {"lambda", lambda},
+      {"eps_scale", eps_scale},
+      {"steps", steps},
+      {"score", score},
+      {"search_rows", search_rows},
+      {"query_rows", query_rows},
+      {"neighbours", neighbours},
+      {"seconds", seconds},
+      {"trials", trials_json}}
       .dump();
 }
 
@@ -120,22 +144,44 @@ Result<AutoChoice> choose_settings(const Dataset& data, const TrainConfig& confi
     choice.search_rows = rows;
     choice.query_rows = queries;
     choice.neighbours = k;
-    choice.score = -1;
+    choice.score = -2;
     std::vector<double> lambdas = s.lambdas;
     const double default_lambda = effective_lambda(config);
     if (lambdas.empty()) lambdas = {default_lambda / 2, default_lambda, 2 * default_lambda};
-    // Trains one setting on the search's rows, scoring it at each checkpoint.
+    const bool agreement = s.criterion == AutoCriterion::kAgreement;
+    choice.criterion = s.criterion;
+    // Trains one setting on the search's rows, scoring it at each checkpoint. With seed agreement
+    // a first run from another seed records its distances at every checkpoint, and the second
+    // run is scored against them.
     auto trial = [&](double lambda, double eps_scale) -> Status {
       TrainConfig c = config;
       c.auto_settings = false;
       c.lambda = lambda;
       c.eps_scale = eps_scale;
       c.on_progress = nullptr;
+      std::map<int64_t, torch::Tensor> first_run;
+      if (agreement) {
+        TrainConfig other = c;
+        other.seed = config.seed + 1;
+        internal::StepHook record;
+        record.at_steps = s.checkpoints;
+        record.fn = [&](int64_t step, internal::Mlp& net) {
+          first_run[step] = internal::hamming_matrix(net, xq, xg);
+          return true;
+        };
+        IMSAT_RETURN_IF_ERROR(
+            internal::train_with_hook(train_set, other, nullptr, &record).status());
+      }
       internal::StepHook hook;
       hook.at_steps = s.checkpoints;
-      double best_here = -1;
+      double best_here = -2;
       hook.fn = [&](int64_t step, internal::Mlp& net) {
-        const double score = internal::neighbour_map(net, xq, xg, truth);
+        const auto it = first_run.find(step);
+        const double score =
+            !agreement ? internal::neighbour_map(net, xq, xg, truth)
+            : it == first_run.end()
+                ? -1
+                : internal::seed_agreement(internal::hamming_matrix(net, xq, xg), it->second);
         choice.trials.push_back({lambda, eps_scale, step, score});
         if (config.on_search) config.on_search(choice.trials.back());
         if (score > choice.score) {

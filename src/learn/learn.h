@@ -92,16 +92,30 @@ struct Progress {
 struct AutoTrial {
   double lambda = 0, eps_scale = 0;
   int64_t steps = 0;  // optimiser steps on the search's rows when scored
-  double score = 0;   // held-out neighbour mAP (choose_settings), in [0, 1]
+  double score = 0;   // the search's criterion (AutoSearch::criterion), at most 1
+};
+
+// How the automatic search scores a setting without labels.
+enum class AutoCriterion {
+  // Seed agreement: the setting is trained twice, from two seeds, and scored by how alike the two
+  // runs place held-out items: per query, the correlation between its Hamming distances to the
+  // gallery under the one run and under the other, averaged over the queries (in [-1, 1]).
+  // Structure that the data hold comes out of both runs; structure a run invents does not.
+  kAgreement,
+  // Held-out neighbour mAP: how well one run's codes of held-out items rank their nearest
+  // neighbours in the preprocessed feature space (in [0, 1]).
+  kNeighbours,
 };
 
 // The settings the automatic search tries, coordinate-wise: every eps_scale at the middle
 // lambda, then the other lambdas at the best eps_scale. Each setting trains on `rows` items (a
-// random subsample) and is scored at each checkpoint on `queries` other items: the mean average
-// precision with which their codes rank, among `gallery` training items, the `neighbours`
-// nearest ones in the preprocessed feature space (labels are never read). A setting stops at
-// the first checkpoint that scores below its best; the best checkpoint of all sets the length.
+// random subsample) and is scored at each checkpoint on `queries` other items against `gallery`
+// training items, by `criterion` (for kNeighbours, the `neighbours` nearest ones in feature
+// space; labels are never read). A setting stops at the first checkpoint that scores below its
+// best (with seed agreement, the second run stops there); the best checkpoint of all sets the
+// length.
 struct AutoSearch {
+  AutoCriterion criterion = AutoCriterion::kAgreement;
   std::vector<double> lambdas;  // empty: half, once and twice effective_lambda()
   std::vector<double> eps_scales = {0.25, 1.0, 4.0};
   std::vector<int64_t> checkpoints = {500, 1000, 2000, 4000};
@@ -111,6 +125,7 @@ struct AutoSearch {
 
 // What the automatic search chose: the best-scoring trial's settings, and every trial.
 struct AutoChoice {
+  AutoCriterion criterion = AutoCriterion::kAgreement;
   double lambda = 0, eps_scale = 0;
   int64_t steps = 0;
   double score = 0;

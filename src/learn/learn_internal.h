@@ -195,6 +195,11 @@ torch::Tensor nearest_rows(const torch::Tensor& queries, const torch::Tensor& ga
 // broken by the expected distance), with the query's `truth` row as the relevant items.
 double neighbour_map(Mlp& net, const torch::Tensor& queries, const torch::Tensor& gallery,
                      const torch::Tensor& truth);
+// Hamming distances (queries x gallery, float) between the codes `net` gives.
+torch::Tensor hamming_matrix(Mlp& net, const torch::Tensor& queries, const torch::Tensor& gallery);
+// Seed agreement of two runs' distance matrices: per query (row), the correlation between its
+// distances under the one and under the other (0 where a row is constant), averaged over rows.
+double seed_agreement(const torch::Tensor& a, const torch::Tensor& b);
 
 // ------------------------------------------------------------------------------------------
 // Model representation.

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "learn/learn.h"
+#include "learn/learn_internal.h"
 #include "support/learn_data.h"
 
 namespace {
@@ -27,11 +28,16 @@ L::TrainConfig tiny_search() {
   return c;
 }
 
-TEST(AutoSettings, ChoosesItsBestTrialWithoutReadingLabels) {
+class AutoCriteria : public ::testing::TestWithParam<L::AutoCriterion> {};
+
+TEST_P(AutoCriteria, ChoosesItsBestTrialWithoutReadingLabels) {
   const L::Dataset labelled = blobs(4, 150, 8, 3);
   L::Dataset unlabelled = labelled;
   unlabelled.labels.clear();
-  const L::TrainConfig c = tiny_search();
+  L::TrainConfig c = tiny_search();
+  c.search.criterion = GetParam();
+  // Seed agreement is a correlation; held-out neighbour mAP a precision.
+  const double lowest = GetParam() == L::AutoCriterion::kAgreement ? -1.0 : 0.0;
   std::vector<L::AutoTrial> reported;
   L::TrainConfig reporting = c;
   reporting.on_search = [&](const L::AutoTrial& t) { reported.push_back(t); };
@@ -46,7 +52,7 @@ TEST(AutoSettings, ChoosesItsBestTrialWithoutReadingLabels) {
   for (size_t i = 0; i < a->trials.size(); ++i) {
     EXPECT_EQ(a->trials[i].score, b->trials[i].score) << i;
     EXPECT_EQ(a->trials[i].steps, b->trials[i].steps) << i;
-    EXPECT_GE(a->trials[i].score, 0.0);
+    EXPECT_GE(a->trials[i].score, lowest);
     EXPECT_LE(a->trials[i].score, 1.0);
   }
   // The choice is the best trial.
@@ -59,6 +65,27 @@ TEST(AutoSettings, ChoosesItsBestTrialWithoutReadingLabels) {
   EXPECT_EQ(a->lambda, 0.1);
   EXPECT_EQ(a->query_rows, 100u);
   EXPECT_EQ(a->search_rows, 400u);
+  EXPECT_EQ(a->criterion, GetParam());
+}
+
+INSTANTIATE_TEST_SUITE_P(BothCriteria, AutoCriteria,
+                         ::testing::Values(L::AutoCriterion::kAgreement,
+                                           L::AutoCriterion::kNeighbours));
+
+// Seed agreement: per query, the correlation of the two runs' distances, averaged.
+TEST(AutoSettings, SeedAgreementIsTheMeanCorrelationOfTheRunsDistances) {
+  const torch::Tensor a =
+      torch::tensor({0.0f, 1.0f, 2.0f, 3.0f, 4.0f, 2.0f, 2.0f, 0.0f}).view({2, 4});
+  EXPECT_NEAR(L::internal::seed_agreement(a, a), 1.0, 1e-12);
+  // The first row reversed (correlation -1); the second the same (1).
+  const torch::Tensor b =
+      torch::tensor({3.0f, 2.0f, 1.0f, 0.0f, 4.0f, 2.0f, 2.0f, 0.0f}).view({2, 4});
+  EXPECT_NEAR(L::internal::seed_agreement(a, b), 0.0, 1e-12);
+  // A run that gives one code to everything agrees with nothing: its rows count 0.
+  const torch::Tensor flat = torch::full({2, 4}, 5.0f);
+  EXPECT_NEAR(L::internal::seed_agreement(a, flat), 0.0, 1e-12);
+  // Scaled and shifted distances correlate perfectly.
+  EXPECT_NEAR(L::internal::seed_agreement(a, 2 * a + 1), 1.0, 1e-12);
 }
 
 TEST(AutoSettings, TrainingWithThemRecordsTheChoiceInTheModel) {
@@ -70,7 +97,7 @@ TEST(AutoSettings, TrainingWithThemRecordsTheChoiceInTheModel) {
   const nlohmann::json t = nlohmann::json::parse(model->training_json());
   ASSERT_TRUE(t.contains("auto")) << t.dump();
   const nlohmann::json& a = t["auto"];
-  EXPECT_EQ(a["criterion"], "held-out neighbour mAP");
+  EXPECT_EQ(a["criterion"], "seed agreement");  // the default
   // The final run trained with the chosen settings, for the chosen length on all 600 items
   // (12 steps per epoch of 50).
   EXPECT_EQ(t["lambda"].get<double>(), a["lambda"].get<double>());
