@@ -138,17 +138,18 @@ Result<AutoChoice> choose_settings(const Dataset& data, const TrainConfig& confi
     const size_t gallery = std::min<size_t>(s.gallery, rows);
     const torch::Tensor xg = pre.apply(train_set.values.data(), gallery, data.cols).clone();
     const int k = std::max(1, std::min<int>(s.neighbours, static_cast<int>(gallery / 20)));
-    const torch::Tensor truth = internal::nearest_rows(xq, xg, k);
+    const bool agreement = s.criterion == AutoCriterion::kAgreement;
+    // The feature-space neighbours only the neighbour criterion reads.
+    const torch::Tensor truth = agreement ? torch::Tensor() : internal::nearest_rows(xq, xg, k);
 
     AutoChoice choice;
     choice.search_rows = rows;
     choice.query_rows = queries;
-    choice.neighbours = k;
+    choice.neighbours = agreement ? 0 : k;
     choice.score = -2;
     std::vector<double> lambdas = s.lambdas;
     const double default_lambda = effective_lambda(config);
     if (lambdas.empty()) lambdas = {default_lambda / 2, default_lambda, 2 * default_lambda};
-    const bool agreement = s.criterion == AutoCriterion::kAgreement;
     choice.criterion = s.criterion;
     // Trains one setting on the search's rows, scoring it at each checkpoint. With seed agreement
     // a first run from another seed records its distances at every checkpoint, and the second

@@ -130,7 +130,7 @@ struct AutoChoice {
   int64_t steps = 0;
   double score = 0;
   size_t search_rows = 0, query_rows = 0;
-  int neighbours = 0;
+  int neighbours = 0;  // the neighbour criterion's k (0 with seed agreement)
   double seconds = 0;
   std::vector<AutoTrial> trials;
   std::string json() const;  // recorded as "auto" in the model header's training object
