@@ -36,9 +36,10 @@ void add_training_options(CLI::App* cmd, TrainingOptions* o, const std::string& 
                 "IMSAT hashing: choose lambda, --eps-scale and the training length without "
                 "labels (a small grid on a subsample, scored by --auto-criterion)");
   cmd->add_option("--auto-criterion", o->auto_criterion,
-                  "With --auto: agreement (train each setting from two seeds and score how alike "
-                  "the two place held-out items) or neighbours (how well one run's codes rank "
-                  "held-out items' nearest neighbours in feature space)")
+                  "With --auto: neighbours (how well one run's codes rank held-out items' nearest "
+                  "neighbours in feature space) or agreement (train each setting from two seeds "
+                  "and score how alike the two place held-out items; can pick a nearly collapsed "
+                  "run, see bench/README.md)")
       ->check(CLI::IsMember({"agreement", "neighbours"}))
       ->capture_default_str();
   cmd->add_option("--device", o->device, "cpu, cuda or auto")
@@ -67,8 +68,8 @@ void apply_training_options(const CLI::App* cmd, const TrainingOptions& o, learn
   c->init_itq = imsat && o.init == "itq";
   c->itq_scale = o.init_scale;
   c->auto_settings = imsat && o.auto_settings && c->clusters == 0;
-  c->search.criterion = o.auto_criterion == "neighbours" ? learn::AutoCriterion::kNeighbours
-                                                         : learn::AutoCriterion::kAgreement;
+  c->search.criterion = o.auto_criterion == "agreement" ? learn::AutoCriterion::kAgreement
+                                                        : learn::AutoCriterion::kNeighbours;
   if (c->auto_settings && !quiet) {
     const char* what = c->search.criterion == learn::AutoCriterion::kNeighbours
                            ? "held-out neighbour mAP"

@@ -11,7 +11,7 @@ namespace imsat::cli {
 
 struct TrainingOptions {
   std::string hidden, device = "auto", cuda_graph = "on", augment = "none", init = "random",
-                      auto_criterion = "agreement";
+                      auto_criterion = "neighbours";
   int epochs = 0, threads = 0;
   double eps_scale = 0.25, init_scale = 3.0;
   bool auto_settings = false;

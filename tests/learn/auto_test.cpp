@@ -97,7 +97,7 @@ TEST(AutoSettings, TrainingWithThemRecordsTheChoiceInTheModel) {
   const nlohmann::json t = nlohmann::json::parse(model->training_json());
   ASSERT_TRUE(t.contains("auto")) << t.dump();
   const nlohmann::json& a = t["auto"];
-  EXPECT_EQ(a["criterion"], "seed agreement");  // the default
+  EXPECT_EQ(a["criterion"], "held-out neighbour mAP");  // the default
   // The final run trained with the chosen settings, for the chosen length on all 600 items
   // (12 steps per epoch of 50).
   EXPECT_EQ(t["lambda"].get<double>(), a["lambda"].get<double>());
