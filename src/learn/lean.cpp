@@ -80,17 +80,9 @@ void accumulate_generic(const float* w, const float* in, size_t in_stride, int n
   accumulate_rows(w, in, in_stride, n_in, out, out_stride, n_out, rows);
 }
 
-using AccumulateFn = void (*)(const float*, const float*, size_t, int, float*, size_t, int, size_t);
-
-// The widest variant this CPU runs (__builtin_cpu_supports also checks that the OS saves the wide
-// registers), chosen once.
-AccumulateFn accumulate_variant() {
-  static const AccumulateFn fn = [] {
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return &accumulate_avx512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &accumulate_avx2;
-    return &accumulate_generic;
-  }();
+// The widest variant this CPU runs, chosen once.
+LeanKernel accumulate_variant() {
+  static const LeanKernel fn = lean_kernels().front().fn;
   return fn;
 }
 
@@ -114,6 +106,18 @@ void apply(const DenseLayer& l, const float* in, size_t in_stride, size_t rows, 
 }
 
 }  // namespace
+
+std::vector<LeanKernelVariant> lean_kernels() {
+  // __builtin_cpu_supports also checks that the OS saves the wide registers.
+  __builtin_cpu_init();
+  std::vector<LeanKernelVariant> out;
+  if (__builtin_cpu_supports("avx512f")) out.push_back({"avx512", &accumulate_avx512});
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    out.push_back({"avx2", &accumulate_avx2});
+  }
+  out.push_back({"generic", &accumulate_generic});
+  return out;
+}
 
 std::shared_ptr<const LeanEncoder> LeanEncoder::build(const Model::Impl& m) {
   if ((m.kind != Kind::kMlp && m.kind != Kind::kLinear) || m.bits <= 0) return nullptr;

@@ -214,6 +214,17 @@ struct DenseLayer {
   bool relu = false;
 };
 
+// The lean encoder's kernel: for each of `rows` inputs r, out_r += sum over i of in_r[i] * (row
+// i of w), w input-major (n_in rows of n_out), inputs in_stride and outputs out_stride apart.
+using LeanKernel = void (*)(const float* w, const float* in, size_t in_stride, int n_in, float* out,
+                            size_t out_stride, int n_out, size_t rows);
+struct LeanKernelVariant {
+  const char* name;  // "avx512", "avx2" or "generic"
+  LeanKernel fn;
+};
+// The variants this CPU runs, widest first (the encoder uses the first); tests compare them.
+std::vector<LeanKernelVariant> lean_kernels();
+
 // The encoder of a hashing model (kMlp or kLinear) for a few inputs at a time, the common case
 // when serving searches by vector: the preprocessing and the batch normalisations are folded
 // into the dense layers once, and each input costs one pass over each layer's weights (skipping

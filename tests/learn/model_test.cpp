@@ -331,6 +331,38 @@ void expect_lean_matches_batch(const L::Model& model, const L::Dataset& data) {
 
 }  // namespace
 
+// Every variant of the lean encoder's kernel this CPU runs (AVX-512, AVX2, generic) computes the
+// same sums as a double-precision reference, zero inputs and odd sizes included.
+TEST(LeanKernels, EveryVariantComputesTheReferenceSums) {
+  constexpr int kIn = 37, kOut = 29;
+  constexpr size_t kRows = 3, kInStride = 40, kOutStride = 31;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> w(kIn * kOut), in(kRows * kInStride), start(kRows * kOutStride);
+  for (float& v : w) v = normal(rng);
+  for (float& v : start) v = normal(rng);
+  for (size_t i = 0; i < in.size(); ++i) in[i] = i % 3 == 0 ? 0.0f : normal(rng);
+  const auto variants = L::internal::lean_kernels();
+  ASSERT_FALSE(variants.empty());
+  EXPECT_STREQ(variants.back().name, "generic");
+  for (const auto& v : variants) {
+    SCOPED_TRACE(v.name);
+    std::vector<float> out = start;
+    v.fn(w.data(), in.data(), kInStride, kIn, out.data(), kOutStride, kOut, kRows);
+    for (size_t r = 0; r < kRows; ++r) {
+      for (int j = 0; j < kOut; ++j) {
+        double want = start[r * kOutStride + static_cast<size_t>(j)];
+        for (int i = 0; i < kIn; ++i) {
+          want += double(in[r * kInStride + static_cast<size_t>(i)]) * w[i * kOut + j];
+        }
+        EXPECT_NEAR(out[r * kOutStride + static_cast<size_t>(j)], want, 1e-4) << r << " " << j;
+      }
+      // The padding between output rows is left alone.
+      EXPECT_EQ(out[r * kOutStride + kOut], start[r * kOutStride + kOut]);
+    }
+  }
+}
+
 TEST_F(ModelTest, OneInputAtATimeGivesTheCodesOfABatch) {
   const L::Dataset data = blobs(4, 30, 20, 5);
   for (L::Method m : L::hashing_methods()) {
