@@ -25,9 +25,9 @@ constexpr char kMagic[8] = {'I', 'M', 'S', 'A', 'T', 'M', 'D', 'L'};
 constexpr int64_t kEncodeBatch =
     1024;  // larger batches spend their time in page faults of fresh temporaries
 // Calls of at most this many inputs go through the lean encoder; larger ones through LibTorch's
-// matrix products. On one core the lean encoder is faster up to about 32 inputs (77,000 inputs/s
-// against LibTorch's 75,000 at 32 and 51,000 at 16, 784-400-400-16, bench/README.md); LibTorch
-// also spreads a large call over OpenBLAS's threads.
+// matrix products. On one core, 784-400-400-16 (bench/README.md), the lean encoder gives about
+// 70,000 inputs/s at 8 and 16 rows against LibTorch's 26,500 and 51,000, and LibTorch 75,000 at
+// 32; LibTorch also spreads a large call over OpenBLAS's threads.
 constexpr size_t kLeanRows = 16;
 
 std::string hex64(uint64_t v) {
