@@ -32,15 +32,17 @@ void add_training_options(CLI::App* cmd, TrainingOptions* o, const std::string& 
                   "With --init itq: the standard deviation of each bit's starting logits")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  cmd->add_flag("--auto", o->auto_settings,
-                "IMSAT hashing: choose lambda, --eps-scale and the training length without "
-                "labels (a small grid on a subsample, scored by --auto-criterion)");
+  CLI::Option* auto_flag =
+      cmd->add_flag("--auto", o->auto_settings,
+                    "IMSAT hashing: choose lambda, --eps-scale and the training length without "
+                    "labels (a small grid on a subsample, scored by --auto-criterion)");
   cmd->add_option("--auto-criterion", o->auto_criterion,
                   "With --auto: neighbours (how well one run's codes rank held-out items' nearest "
                   "neighbours in feature space) or agreement (train each setting from two seeds "
                   "and score how alike the two place held-out items; can pick a nearly collapsed "
                   "run, see bench/README.md)")
       ->check(CLI::IsMember({"agreement", "neighbours"}))
+      ->needs(auto_flag)
       ->capture_default_str();
   cmd->add_option("--device", o->device, "cpu, cuda or auto")
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
@@ -94,11 +96,15 @@ void report_auto_choice(const learn::Model& model) {
       stderr,
       "imsat: auto: chose lambda %.3g, eps-scale %.3g, %d epochs (%lld steps on the "
       "search's %zu items): the best %s %.4f of %zu trials, scored on %zu held-out "
-      "items (%.0f s)\n",
+      "items%s (%.0f s)\n",
       a.value("lambda", 0.0), a.value("eps_scale", 0.0), t.value("epochs", 0),
       static_cast<long long>(a.value("steps", int64_t{0})), a.value("search_rows", size_t{0}),
       a.value("criterion", std::string("held-out neighbour mAP")).c_str(), a.value("score", 0.0),
-      a["trials"].size(), a.value("query_rows", size_t{0}), a.value("seconds", 0.0));
+      a["trials"].size(), a.value("query_rows", size_t{0}),
+      a.value("neighbours", 0) > 0
+          ? (" against their " + std::to_string(a.value("neighbours", 0)) + " nearest").c_str()
+          : "",
+      a.value("seconds", 0.0));
 }
 
 }  // namespace imsat::cli

@@ -194,6 +194,16 @@ TEST_F(CliTest, ErrorPathsAreOneClearLineAndNonZero) {
   // --auto reaches training too: 120 items are too few for its held-out split.
   expect_clear_error(imsat("train --data " + data + " --bits 8 --auto --out " + path("a.model")),
                      "500 items");
+  // The search's criterion only with the search.
+  const Outcome lone = imsat("train --data " + data +
+                             " --bits 8 --auto-criterion agreement --out " + path("c.model"));
+  EXPECT_EQ(lone.code, 2);
+  expect_clear_error(lone, "--auto-criterion requires --auto");
+  expect_clear_error(imsat("train --data " + data +
+                           " --bits 8 --auto --auto-criterion labels "
+                           "--out " +
+                           path("c.model")),
+                     "--auto-criterion");
 }
 
 // Issue 10: the command-line conventions.
