@@ -31,6 +31,12 @@ Dataset take_rows(const Dataset& d, const std::vector<int64_t>& rows) {
   return out;
 }
 
+// Expected number of differing bits between each row of `a` (bit probabilities, or bits as 0/1)
+// and each row of `bits` (0/1): the Hamming distance when `a` holds bits too.
+torch::Tensor mismatches(const torch::Tensor& a, const torch::Tensor& bits) {
+  return a.matmul(1 - bits.t()) + (1 - a).matmul(bits.t());
+}
+
 }  // namespace
 
 namespace internal {
@@ -51,8 +57,8 @@ double neighbour_map(Mlp& net, const torch::Tensor& queries, const torch::Tensor
   const int64_t bits = bg.size(1);
   // Hamming distance, ties broken by the expected distance under the query's bit probabilities
   // (in [0, bits], so adding it / (bits + 1) never reorders different Hamming distances).
-  const torch::Tensor hamming = bq.matmul(1 - bg.t()) + (1 - bq).matmul(bg.t());
-  const torch::Tensor expected = pq.matmul(1 - bg.t()) + (1 - pq).matmul(bg.t());
+  const torch::Tensor hamming = mismatches(bq, bg);
+  const torch::Tensor expected = mismatches(pq, bg);
   const torch::Tensor order =
       std::get<1>((hamming + expected / static_cast<double>(bits + 1)).sort(1));
   // rank of each gallery item per query, then average precision over the true neighbours.
@@ -69,7 +75,7 @@ torch::Tensor hamming_matrix(Mlp& net, const torch::Tensor& queries, const torch
   torch::NoGradGuard no_grad;
   const torch::Tensor bq = (net->forward(queries, false) > 0).to(torch::kFloat);
   const torch::Tensor bg = (net->forward(gallery, false) > 0).to(torch::kFloat);
-  return bq.matmul(1 - bg.t()) + (1 - bq).matmul(bg.t());
+  return mismatches(bq, bg);
 }
 
 double seed_agreement(const torch::Tensor& a, const torch::Tensor& b) {
