@@ -38,10 +38,11 @@ void add_training_options(CLI::App* cmd, TrainingOptions* o, const std::string& 
                     "labels (a small grid on a subsample, scored by --auto-criterion)");
   cmd->add_option("--auto-criterion", o->auto_criterion,
                   "With --auto: neighbours (how well one run's codes rank held-out items' nearest "
-                  "neighbours in feature space) or agreement (train each setting from two seeds "
+                  "neighbours in feature space), agreement (train each setting from two seeds "
                   "and score how alike the two place held-out items; can pick a nearly collapsed "
-                  "run, see bench/README.md)")
-      ->check(CLI::IsMember({"agreement", "neighbours"}))
+                  "run, see bench/README.md) or overlap (train each setting from two seeds and "
+                  "score how many of each held-out item's nearest codes both runs return)")
+      ->check(CLI::IsMember({"agreement", "neighbours", "overlap"}))
       ->needs(auto_flag)
       ->capture_default_str();
   cmd->add_option("--device", o->device, "cpu, cuda or auto")
@@ -71,11 +72,10 @@ void apply_training_options(const CLI::App* cmd, const TrainingOptions& o, learn
   c->itq_scale = o.init_scale;
   c->auto_settings = imsat && o.auto_settings && c->clusters == 0;
   c->search.criterion = o.auto_criterion == "agreement" ? learn::AutoCriterion::kAgreement
+                        : o.auto_criterion == "overlap" ? learn::AutoCriterion::kOverlap
                                                         : learn::AutoCriterion::kNeighbours;
   if (c->auto_settings && !quiet) {
-    const char* what = c->search.criterion == learn::AutoCriterion::kNeighbours
-                           ? "held-out neighbour mAP"
-                           : "seed agreement";
+    const char* what = learn::criterion_name(c->search.criterion);
     c->on_search = [what](const learn::AutoTrial& t) {
       std::fprintf(stderr,
                    "\r\033[Kimsat: auto: lambda %.3g eps-scale %.3g after %lld steps: %s %.4f\n",

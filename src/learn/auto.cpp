@@ -1,7 +1,8 @@
 // Settings chosen without labels (TrainConfig::auto_settings): the self-augmentation radius and
 // then the information weight, each setting trained on a subsample with checkpoints and scored
-// by how alike two runs from different seeds place held-out items (seed agreement), or by how
-// well the codes of held-out items retrieve their nearest neighbours in feature space.
+// by how alike two runs from different seeds place held-out items (seed agreement, neighbour
+// overlap), or by how well the codes of held-out items retrieve their nearest neighbours in
+// feature space.
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <algorithm>
@@ -37,7 +38,29 @@ torch::Tensor mismatches(const torch::Tensor& a, const torch::Tensor& bits) {
   return a.matmul(1 - bits.t()) + (1 - a).matmul(bits.t());
 }
 
+// Per query (row of the distance matrix `d`), the probability that each gallery item is among
+// its k nearest when ties at the k-th distance are broken uniformly at random.
+torch::Tensor inclusion(const torch::Tensor& d, int k) {
+  const torch::Tensor kth = std::get<0>(d.kthvalue(k, 1, /*keepdim=*/true));
+  const torch::Tensor below = (d < kth).to(torch::kDouble);
+  const torch::Tensor at = (d == kth).to(torch::kDouble);
+  const torch::Tensor share = (k - below.sum(1, true)) / at.sum(1, true);
+  return below + at * share;
+}
+
 }  // namespace
+
+const char* criterion_name(AutoCriterion c) {
+  switch (c) {
+    case AutoCriterion::kAgreement:
+      return "seed agreement";
+    case AutoCriterion::kOverlap:
+      return "neighbour overlap";
+    case AutoCriterion::kNeighbours:
+      break;
+  }
+  return "held-out neighbour mAP";
+}
 
 namespace internal {
 
@@ -90,6 +113,12 @@ double seed_agreement(const torch::Tensor& a, const torch::Tensor& b) {
   return r.mean().item<double>();
 }
 
+double neighbour_overlap(const torch::Tensor& a, const torch::Tensor& b, int k) {
+  torch::NoGradGuard no_grad;
+  k = static_cast<int>(std::min<int64_t>(std::max(k, 1), a.size(1)));
+  return ((inclusion(a, k) * inclusion(b, k)).sum(1) / k).mean().item<double>();
+}
+
 }  // namespace internal
 
 std::string AutoChoice::json() const {
@@ -98,18 +127,16 @@ std::string AutoChoice::json() const {
     trials_json.push_back(
         {{"lambda", t.lambda}, {"eps_scale", t.eps_scale}, {"steps", t.steps}, {"score", t.score}});
   }
-  return nlohmann::json{
-      {"criterion",
-       criterion == AutoCriterion::kAgreement ? "seed agreement" : "held-out neighbour mAP"},
-      {"lambda", lambda},
-      {"eps_scale", eps_scale},
-      {"steps", steps},
-      {"score", score},
-      {"search_rows", search_rows},
-      {"query_rows", query_rows},
-      {"neighbours", neighbours},
-      {"seconds", seconds},
-      {"trials", trials_json}}
+  return nlohmann::json{{"criterion", criterion_name(criterion)},
+                        {"lambda", lambda},
+                        {"eps_scale", eps_scale},
+                        {"steps", steps},
+                        {"score", score},
+                        {"search_rows", search_rows},
+                        {"query_rows", query_rows},
+                        {"neighbours", neighbours},
+                        {"seconds", seconds},
+                        {"trials", trials_json}}
       .dump();
 }
 
@@ -144,22 +171,22 @@ Result<AutoChoice> choose_settings(const Dataset& data, const TrainConfig& confi
     const size_t gallery = std::min<size_t>(s.gallery, rows);
     const torch::Tensor xg = pre.apply(train_set.values.data(), gallery, data.cols).clone();
     const int k = std::max(1, std::min<int>(s.neighbours, static_cast<int>(gallery / 20)));
-    const bool agreement = s.criterion == AutoCriterion::kAgreement;
-    // The feature-space neighbours only the neighbour criterion reads.
-    const torch::Tensor truth = agreement ? torch::Tensor() : internal::nearest_rows(xq, xg, k);
+    // The two-run criteria; the feature-space neighbours only the neighbour criterion reads.
+    const bool two_runs = s.criterion != AutoCriterion::kNeighbours;
+    const torch::Tensor truth = two_runs ? torch::Tensor() : internal::nearest_rows(xq, xg, k);
 
     AutoChoice choice;
     choice.search_rows = rows;
     choice.query_rows = queries;
-    choice.neighbours = agreement ? 0 : k;
+    choice.neighbours = s.criterion == AutoCriterion::kAgreement ? 0 : k;
     choice.score = -2;
     std::vector<double> lambdas = s.lambdas;
     const double default_lambda = effective_lambda(config);
     if (lambdas.empty()) lambdas = {default_lambda / 2, default_lambda, 2 * default_lambda};
     choice.criterion = s.criterion;
-    // Trains one setting on the search's rows, scoring it at each checkpoint. With seed agreement
-    // a first run from another seed records its distances at every checkpoint, and the second
-    // run is scored against them.
+    // Trains one setting on the search's rows, scoring it at each checkpoint. With the two-run
+    // criteria a first run from another seed records its distances at every checkpoint, and the
+    // second run is scored against them.
     auto trial = [&](double lambda, double eps_scale) -> Status {
       TrainConfig c = config;
       c.auto_settings = false;
@@ -167,7 +194,7 @@ Result<AutoChoice> choose_settings(const Dataset& data, const TrainConfig& confi
       c.eps_scale = eps_scale;
       c.on_progress = nullptr;
       std::map<int64_t, torch::Tensor> first_run;
-      if (agreement) {
+      if (two_runs) {
         TrainConfig other = c;
         other.seed = config.seed + 1;
         internal::StepHook record;
@@ -183,12 +210,15 @@ Result<AutoChoice> choose_settings(const Dataset& data, const TrainConfig& confi
       hook.at_steps = s.checkpoints;
       double best_here = -2;
       hook.fn = [&](int64_t step, internal::Mlp& net) {
-        const auto it = first_run.find(step);
-        const double score =
-            !agreement ? internal::neighbour_map(net, xq, xg, truth)
-            : it == first_run.end()
-                ? -1
-                : internal::seed_agreement(internal::hamming_matrix(net, xq, xg), it->second);
+        double score = -1;
+        if (!two_runs) {
+          score = internal::neighbour_map(net, xq, xg, truth);
+        } else if (const auto it = first_run.find(step); it != first_run.end()) {
+          const torch::Tensor mine = internal::hamming_matrix(net, xq, xg);
+          score = s.criterion == AutoCriterion::kOverlap
+                      ? internal::neighbour_overlap(mine, it->second, k)
+                      : internal::seed_agreement(mine, it->second);
+        }
         choice.trials.push_back({lambda, eps_scale, step, score});
         if (config.on_search) config.on_search(choice.trials.back());
         if (score > choice.score) {

@@ -106,15 +106,22 @@ enum class AutoCriterion {
   // can favour an early, nearly collapsed run, whose few active bits both seeds reproduce
   // (bench/README.md, "Seed agreement"), so it is not the default.
   kAgreement,
+  // Neighbour overlap: the setting is trained twice, from two seeds, and scored by the share of
+  // each held-out query's `neighbours` nearest gallery items (by Hamming distance, ties at the
+  // last place drawn at random, counted in expectation) that both runs return, averaged over
+  // the queries (in [0, 1]; codes that cannot tell items apart score near neighbours / gallery).
+  kOverlap,
 };
+// How the criterion is named in reports and in the model header.
+const char* criterion_name(AutoCriterion c);
 
 // The settings the automatic search tries, coordinate-wise: every eps_scale at the middle
 // lambda, then the other lambdas at the best eps_scale. Each setting trains on `rows` items (a
 // random subsample) and is scored at each checkpoint on `queries` other items against `gallery`
 // training items, by `criterion` (for kNeighbours, the `neighbours` nearest ones in feature
-// space; labels are never read). A setting stops at the first checkpoint that scores below its
-// best (with seed agreement, the second run stops there); the best checkpoint of all sets the
-// length.
+// space, for kOverlap the `neighbours` nearest in Hamming space; labels are never read). A setting
+// stops at the first checkpoint that scores below its best (with seed agreement, the second run
+// stops there); the best checkpoint of all sets the length.
 struct AutoSearch {
   AutoCriterion criterion = AutoCriterion::kNeighbours;
   std::vector<double> lambdas;  // empty: half, once and twice effective_lambda()
@@ -131,7 +138,7 @@ struct AutoChoice {
   int64_t steps = 0;
   double score = 0;
   size_t search_rows = 0, query_rows = 0;
-  int neighbours = 0;  // the neighbour criterion's k (0 with seed agreement)
+  int neighbours = 0;  // the neighbour and overlap criteria's k (0 with seed agreement)
   double seconds = 0;
   std::vector<AutoTrial> trials;
   std::string json() const;  // recorded as "auto" in the model header's training object

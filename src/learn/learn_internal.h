@@ -200,6 +200,10 @@ torch::Tensor hamming_matrix(Mlp& net, const torch::Tensor& queries, const torch
 // Seed agreement of two runs' distance matrices: per query (row), the correlation between its
 // distances under the one and under the other (0 where a row is constant), averaged over rows.
 double seed_agreement(const torch::Tensor& a, const torch::Tensor& b);
+// Neighbour overlap of two runs' distance matrices: per query (row), the expected number of
+// gallery items (columns) among its k nearest under both runs, where ties at the k-th distance
+// are broken uniformly at random and independently in each run, divided by k; averaged over rows.
+double neighbour_overlap(const torch::Tensor& a, const torch::Tensor& b, int k);
 
 // ------------------------------------------------------------------------------------------
 // Model representation.

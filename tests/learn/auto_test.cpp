@@ -36,7 +36,7 @@ TEST_P(AutoCriteria, ChoosesItsBestTrialWithoutReadingLabels) {
   unlabelled.labels.clear();
   L::TrainConfig c = tiny_search();
   c.search.criterion = GetParam();
-  // Seed agreement is a correlation; held-out neighbour mAP a precision.
+  // Seed agreement is a correlation; held-out neighbour mAP and neighbour overlap are shares.
   const double lowest = GetParam() == L::AutoCriterion::kAgreement ? -1.0 : 0.0;
   std::vector<L::AutoTrial> reported;
   L::TrainConfig reporting = c;
@@ -68,9 +68,10 @@ TEST_P(AutoCriteria, ChoosesItsBestTrialWithoutReadingLabels) {
   EXPECT_EQ(a->criterion, GetParam());
 }
 
-INSTANTIATE_TEST_SUITE_P(BothCriteria, AutoCriteria,
+INSTANTIATE_TEST_SUITE_P(EveryCriterion, AutoCriteria,
                          ::testing::Values(L::AutoCriterion::kAgreement,
-                                           L::AutoCriterion::kNeighbours));
+                                           L::AutoCriterion::kNeighbours,
+                                           L::AutoCriterion::kOverlap));
 
 // Seed agreement: per query, the correlation of the two runs' distances, averaged.
 TEST(AutoSettings, SeedAgreementIsTheMeanCorrelationOfTheRunsDistances) {
@@ -86,6 +87,28 @@ TEST(AutoSettings, SeedAgreementIsTheMeanCorrelationOfTheRunsDistances) {
   EXPECT_NEAR(L::internal::seed_agreement(a, flat), 0.0, 1e-12);
   // Scaled and shifted distances correlate perfectly.
   EXPECT_NEAR(L::internal::seed_agreement(a, 2 * a + 1), 1.0, 1e-12);
+}
+
+// Neighbour overlap: the expected share of each query's k nearest items that both runs return.
+TEST(AutoSettings, NeighbourOverlapCountsSharedNearestItemsWithRandomTies) {
+  // Distinct distances: the two nearest are columns 0 and 1 in `a`, 0 and 3 in `b`.
+  const torch::Tensor a = torch::tensor({0.0f, 1.0f, 2.0f, 3.0f}).view({1, 4});
+  const torch::Tensor b = torch::tensor({0.0f, 3.0f, 2.0f, 1.0f}).view({1, 4});
+  EXPECT_NEAR(L::internal::neighbour_overlap(a, a, 2), 1.0, 1e-12);
+  EXPECT_NEAR(L::internal::neighbour_overlap(a, b, 2), 0.5, 1e-12);
+  // One code for every item: each of the 4 is among the 2 nearest with probability 1/2, so the
+  // two runs share 4 * 1/2 * 1/2 = 1 of 2 in expectation, whatever the other run does.
+  const torch::Tensor flat = torch::full({1, 4}, 5.0f);
+  EXPECT_NEAR(L::internal::neighbour_overlap(flat, flat, 2), 0.5, 1e-12);
+  EXPECT_NEAR(L::internal::neighbour_overlap(a, flat, 2), 0.5, 1e-12);
+  // A tie at the last place: column 0 is in, one of columns 1-3 (each 1/3) fills the other place;
+  // against `a` (columns 0 and 1): 1 + 1/3 shared of 2.
+  const torch::Tensor tie = torch::tensor({0.0f, 1.0f, 1.0f, 1.0f}).view({1, 4});
+  EXPECT_NEAR(L::internal::neighbour_overlap(a, tie, 2), (1.0 + 1.0 / 3) / 2, 1e-12);
+  // Rows are averaged; k beyond the gallery means the whole gallery.
+  EXPECT_NEAR(L::internal::neighbour_overlap(torch::cat({a, a}), torch::cat({a, b}), 2), 0.75,
+              1e-12);
+  EXPECT_NEAR(L::internal::neighbour_overlap(a, b, 9), 1.0, 1e-12);
 }
 
 TEST(AutoSettings, TrainingWithThemRecordsTheChoiceInTheModel) {

@@ -204,6 +204,10 @@ TEST_F(CliTest, ErrorPathsAreOneClearLineAndNonZero) {
                            "--out " +
                            path("c.model")),
                      "--auto-criterion");
+  // A known criterion gets past the options to the search itself (which needs 500 items).
+  expect_clear_error(imsat("train --data " + data +
+                           " --bits 8 --auto --auto-criterion overlap --out " + path("c.model")),
+                     "500 items");
 }
 
 // Issue 10: the command-line conventions.
