@@ -45,6 +45,23 @@ void add_training_options(CLI::App* cmd, TrainingOptions* o, const std::string& 
       ->check(CLI::IsMember({"agreement", "neighbours", "overlap"}))
       ->needs(auto_flag)
       ->capture_default_str();
+  cmd->add_option("--auto-lambdas", o->auto_lambdas,
+                  "With --auto: the information weights to try, comma-separated (default: half, "
+                  "once and twice the method's default); the radii are tried at the middle one")
+      ->delimiter(',')
+      ->check(CLI::PositiveNumber)
+      ->needs(auto_flag);
+  cmd->add_option("--auto-eps-scales", o->auto_eps_scales,
+                  "With --auto: the radius scales to try, comma-separated (default 0.25,1,4)")
+      ->delimiter(',')
+      ->check(CLI::PositiveNumber)
+      ->needs(auto_flag);
+  cmd->add_option("--auto-steps", o->auto_steps,
+                  "With --auto: the training lengths at which each setting is scored, "
+                  "comma-separated (default 500,1000,2000,4000)")
+      ->delimiter(',')
+      ->check(CLI::Range(int64_t{1}, int64_t{100000000}))
+      ->needs(auto_flag);
   cmd->add_option("--device", o->device, "cpu, cuda or auto")
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
       ->capture_default_str();
@@ -74,6 +91,9 @@ void apply_training_options(const CLI::App* cmd, const TrainingOptions& o, learn
   c->search.criterion = o.auto_criterion == "agreement" ? learn::AutoCriterion::kAgreement
                         : o.auto_criterion == "overlap" ? learn::AutoCriterion::kOverlap
                                                         : learn::AutoCriterion::kNeighbours;
+  if (!o.auto_lambdas.empty()) c->search.lambdas = o.auto_lambdas;
+  if (!o.auto_eps_scales.empty()) c->search.eps_scales = o.auto_eps_scales;
+  if (!o.auto_steps.empty()) c->search.checkpoints = o.auto_steps;
   if (c->auto_settings && !quiet) {
     const char* what = learn::criterion_name(c->search.criterion);
     c->on_search = [what](const learn::AutoTrial& t) {

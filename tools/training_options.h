@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <string>
+#include <vector>
 
 #include "learn/learn.h"
 
@@ -15,6 +16,9 @@ struct TrainingOptions {
   int epochs = 0, threads = 0;
   double eps_scale = 0.25, init_scale = 3.0;
   bool auto_settings = false;
+  // --auto's grid; empty: AutoSearch's defaults.
+  std::vector<double> auto_lambdas, auto_eps_scales;
+  std::vector<int64_t> auto_steps;
 };
 
 void add_training_options(CLI::App* cmd, TrainingOptions* o, const std::string& hidden_help);

@@ -148,7 +148,18 @@ Result<AutoChoice> choose_settings(const Dataset& data, const TrainConfig& confi
         "automatic settings are for IMSAT hashing (imsat-vat, imsat-rpt, linear-imsat)");
   }
   const auto t0 = Clock::now();
-  const AutoSearch& s = config.search;
+  AutoSearch s = config.search;
+  // Checkpoints in training order, each once.
+  std::sort(s.checkpoints.begin(), s.checkpoints.end());
+  s.checkpoints.erase(std::unique(s.checkpoints.begin(), s.checkpoints.end()), s.checkpoints.end());
+  const auto positive = [](double v) { return v > 0 && std::isfinite(v); };
+  if (s.eps_scales.empty() || s.checkpoints.empty() || s.checkpoints.front() < 1 ||
+      !std::all_of(s.eps_scales.begin(), s.eps_scales.end(), positive) ||
+      !std::all_of(s.lambdas.begin(), s.lambdas.end(), positive)) {
+    return Status::invalid_argument(
+        "automatic settings need at least one radius scale and one checkpoint, and positive "
+        "radius scales, weights and checkpoints");
+  }
   // Held-out queries, then the search's training rows, drawn from one permutation of the items.
   const size_t n = data.rows;
   const size_t queries = std::min<size_t>(s.queries, n / 5);

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "learn/learn.h"
@@ -138,9 +139,32 @@ TEST(AutoSettings, RefusesClusteringOtherMethodsAndTinyData) {
   L::TrainConfig itq = tiny_search();
   itq.method = L::Method::kItq;
   EXPECT_EQ(L::choose_settings(data, itq).status().code(), StatusCode::kInvalidArgument);
+  // A grid without radii or checkpoints, or with a weight that is not positive, is refused.
+  L::TrainConfig no_radius = tiny_search();
+  no_radius.search.eps_scales.clear();
+  EXPECT_EQ(L::choose_settings(data, no_radius).status().code(), StatusCode::kInvalidArgument);
+  L::TrainConfig no_length = tiny_search();
+  no_length.search.checkpoints.clear();
+  EXPECT_EQ(L::choose_settings(data, no_length).status().code(), StatusCode::kInvalidArgument);
+  L::TrainConfig bad_weight = tiny_search();
+  bad_weight.search.lambdas = {0.1, std::nan("")};
+  EXPECT_EQ(L::choose_settings(data, bad_weight).status().code(), StatusCode::kInvalidArgument);
   const auto small = L::choose_settings(blobs(4, 25, 8, 7), tiny_search());
   EXPECT_EQ(small.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(small.status().message().find("500 items"), std::string::npos);
+}
+
+// Checkpoints given out of order (or twice) are scored in training order, once each.
+TEST(AutoSettings, ScoresCheckpointsInTrainingOrder) {
+  L::TrainConfig c = tiny_search();
+  c.search.eps_scales = {1.0};
+  c.search.checkpoints = {40, 20, 40};
+  auto a = L::choose_settings(blobs(4, 150, 8, 3), c);
+  ASSERT_TRUE(a.is_ok()) << a.status().to_string();
+  ASSERT_FALSE(a->trials.empty());
+  ASSERT_LE(a->trials.size(), 2u);
+  EXPECT_EQ(a->trials[0].steps, 20);
+  if (a->trials.size() == 2) EXPECT_EQ(a->trials[1].steps, 40);
 }
 
 // 8x8 grey "images" (uint8 intensities): two patterns, a bright left half or a bright top half.

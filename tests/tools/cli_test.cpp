@@ -204,10 +204,20 @@ TEST_F(CliTest, ErrorPathsAreOneClearLineAndNonZero) {
                            "--out " +
                            path("c.model")),
                      "--auto-criterion");
-  // A known criterion gets past the options to the search itself (which needs 500 items).
+  // The search's grid only with the search, and only positive.
+  EXPECT_EQ(
+      imsat("train --data " + data + " --bits 8 --auto-steps 100 --out " + path("c.model")).code,
+      2);
   expect_clear_error(imsat("train --data " + data +
-                           " --bits 8 --auto --auto-criterion overlap --out " + path("c.model")),
-                     "500 items");
+                           " --bits 8 --auto --auto-lambdas 0.1,-1 --out " + path("c.model")),
+                     "--auto-lambdas");
+  // A known criterion gets past the options to the search itself (which needs 500 items).
+  expect_clear_error(
+      imsat("train --data " + data +
+            " --bits 8 --auto --auto-criterion overlap --auto-lambdas 0.1,0.4 --auto-eps-scales 1 "
+            "--auto-steps 1000,500 --out " +
+            path("c.model")),
+      "500 items");
 }
 
 // Issue 10: the command-line conventions.
