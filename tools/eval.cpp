@@ -40,7 +40,7 @@ struct EvalRow {
   int bits = 0;
   std::optional<uint64_t> seed;  // unknown for a loaded model without one in its header
   std::optional<double> lambda;  // the information weight it trained with, when it has one
-  nlohmann::json settings;       // eps_scale, epochs, steps and the "auto" choice, when recorded
+  nlohmann::json settings;       // eps_scale, epochs, steps and the "auto" search, when recorded
   query::RetrievalMetrics m;
   std::optional<query::RetrievalMetrics> asymmetric;  // mAP and P@N of asymmetric ranking
   double train_seconds = -1;                          // < 0: trained elsewhere
@@ -80,11 +80,9 @@ void read_training_record(const learn::Model& model, EvalRow* row) {
   for (const char* key : {"eps_scale", "epochs", "steps", "init", "itq_scale"}) {
     if (t.contains(key)) row->settings[key] = t[key];
   }
-  if (t.contains("auto")) {
-    nlohmann::json a = t["auto"];
-    a.erase("trials");
-    row->settings["auto"] = a;
-  }
+  // The search's choice with every trial it scored (a few dozen), so that a --json-out file
+  // shows why each seed chose what it chose.
+  if (t.contains("auto")) row->settings["auto"] = t["auto"];
 }
 
 nlohmann::json row_json(const EvalRow& row, const EvalArgs& args) {

@@ -13,6 +13,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -218,6 +219,32 @@ TEST_F(CliTest, ErrorPathsAreOneClearLineAndNonZero) {
             "--auto-steps 1000,500 --out " +
             path("c.model")),
       "500 items");
+}
+
+// Issue 16: eval --auto with a grid from the command line reports the search's choice and every
+// trial it scored in its JSON.
+TEST_F(CliTest, EvalAutoReportsTheSearchGivenOnTheCommandLine) {
+  const std::string data = csv("items.csv", 600, 6);
+  const Outcome r = imsat("eval --data " + data +
+                          " --methods imsat-vat --bits 8 --threads 1 --quiet --json --auto "
+                          "--auto-criterion overlap --auto-eps-scales 1 --auto-lambdas 0.2,0.05 "
+                          "--auto-steps 40,20");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json out = nlohmann::json::parse(r.out);
+  ASSERT_EQ(out["results"].size(), 1u) << r.out;
+  const nlohmann::json& a = out["results"][0]["settings"]["auto"];
+  EXPECT_EQ(a["criterion"], "neighbour overlap");
+  EXPECT_EQ(a["eps_scale"], 1.0);
+  ASSERT_GE(a["trials"].size(), 2u) << a.dump();  // at least one checkpoint per weight
+  std::set<double> weights;
+  for (const nlohmann::json& t : a["trials"]) {
+    weights.insert(t["lambda"].get<double>());
+    EXPECT_EQ(t["eps_scale"], 1.0);
+    EXPECT_TRUE(t["steps"] == 20 || t["steps"] == 40) << t.dump();
+    EXPECT_GE(t["score"].get<double>(), 0.0);
+    EXPECT_LE(t["score"].get<double>(), 1.0);
+  }
+  EXPECT_EQ(weights, (std::set<double>{0.05, 0.2}));
 }
 
 // Issue 10: the command-line conventions.
