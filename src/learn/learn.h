@@ -120,8 +120,8 @@ const char* criterion_name(AutoCriterion c);
 // random subsample) and is scored at each checkpoint on `queries` other items against `gallery`
 // training items, by `criterion` (for kNeighbours, the `neighbours` nearest ones in feature
 // space, for kOverlap the `neighbours` nearest in Hamming space; labels are never read). A setting
-// stops at the first checkpoint that scores below its best (with seed agreement, the second run
-// stops there); the best checkpoint of all sets the length.
+// stops at the first checkpoint that scores below its best (with the two-run criteria, the second
+// run stops there); the best checkpoint of all sets the length.
 struct AutoSearch {
   AutoCriterion criterion = AutoCriterion::kNeighbours;
   std::vector<double> lambdas;  // empty: half, once and twice effective_lambda()
