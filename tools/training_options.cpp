@@ -40,14 +40,16 @@ void add_training_options(CLI::App* cmd, TrainingOptions* o, const std::string& 
                   "With --auto: neighbours (how well one run's codes rank held-out items' nearest "
                   "neighbours in feature space), agreement (train each setting from two seeds "
                   "and score how alike the two place held-out items; can pick a nearly collapsed "
-                  "run, see bench/README.md) or overlap (train each setting from two seeds and "
-                  "score how many of each held-out item's nearest codes both runs return)")
-      ->check(CLI::IsMember({"agreement", "neighbours", "overlap"}))
+                  "run, see bench/README.md), overlap (train each setting from two seeds and "
+                  "score how many of each held-out item's nearest codes both runs return) or "
+                  "auto (neighbours on images, overlap on other data)")
+      ->check(CLI::IsMember({"auto", "agreement", "neighbours", "overlap"}))
       ->needs(auto_flag)
       ->capture_default_str();
   cmd->add_option("--auto-lambdas", o->auto_lambdas,
-                  "With --auto: the information weights to try, comma-separated (default: half, "
-                  "once and twice the method's default); the radii are tried at the middle one")
+                  "With --auto: the information weights to try, comma-separated (default: on "
+                  "images half, once and twice the method's default; on other data "
+                  "0.1,0.2,0.4,0.8); the radii are tried at the middle one")
       ->delimiter(',')
       ->check(CLI::PositiveNumber)
       ->needs(auto_flag);
@@ -58,7 +60,8 @@ void add_training_options(CLI::App* cmd, TrainingOptions* o, const std::string& 
       ->needs(auto_flag);
   cmd->add_option("--auto-steps", o->auto_steps,
                   "With --auto: the training lengths at which each setting is scored, "
-                  "comma-separated (default 500,1000,2000,4000)")
+                  "comma-separated (default 500,1000,2000,4000 on images; up to 8000 on other "
+                  "data)")
       ->delimiter(',')
       ->check(CLI::Range(int64_t{1}, int64_t{100000000}))
       ->needs(auto_flag);
@@ -88,18 +91,18 @@ void apply_training_options(const CLI::App* cmd, const TrainingOptions& o, learn
   c->init_itq = imsat && o.init == "itq";
   c->itq_scale = o.init_scale;
   c->auto_settings = imsat && o.auto_settings && c->clusters == 0;
-  c->search.criterion = o.auto_criterion == "agreement" ? learn::AutoCriterion::kAgreement
-                        : o.auto_criterion == "overlap" ? learn::AutoCriterion::kOverlap
-                                                        : learn::AutoCriterion::kNeighbours;
+  if (o.auto_criterion == "agreement") c->search.criterion = learn::AutoCriterion::kAgreement;
+  if (o.auto_criterion == "overlap") c->search.criterion = learn::AutoCriterion::kOverlap;
+  if (o.auto_criterion == "neighbours") c->search.criterion = learn::AutoCriterion::kNeighbours;
   if (!o.auto_lambdas.empty()) c->search.lambdas = o.auto_lambdas;
   if (!o.auto_eps_scales.empty()) c->search.eps_scales = o.auto_eps_scales;
   if (!o.auto_steps.empty()) c->search.checkpoints = o.auto_steps;
   if (c->auto_settings && !quiet) {
-    const char* what = learn::criterion_name(c->search.criterion);
-    c->on_search = [what](const learn::AutoTrial& t) {
+    c->on_search = [](const learn::AutoTrial& t) {
       std::fprintf(stderr,
                    "\r\033[Kimsat: auto: lambda %.3g eps-scale %.3g after %lld steps: %s %.4f\n",
-                   t.lambda, t.eps_scale, static_cast<long long>(t.steps), what, t.score);
+                   t.lambda, t.eps_scale, static_cast<long long>(t.steps),
+                   learn::criterion_name(t.criterion), t.score);
     };
   }
   if (cmd->count("--hidden") > 0) {

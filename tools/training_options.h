@@ -12,7 +12,7 @@ namespace imsat::cli {
 
 struct TrainingOptions {
   std::string hidden, device = "auto", cuda_graph = "on", augment = "none", init = "random",
-                      auto_criterion = "neighbours";
+                      auto_criterion = "auto";
   int epochs = 0, threads = 0;
   double eps_scale = 0.25, init_scale = 3.0;
   bool auto_settings = false;

@@ -140,6 +140,27 @@ std::string AutoChoice::json() const {
       .dump();
 }
 
+AutoSearch resolve_search(const Dataset& data, const TrainConfig& config) {
+  AutoSearch s = config.search;
+  // Images keep the recipe tuned on Fashion-MNIST; other data get the two-run criterion and the
+  // wider grid that found LetterRecognition's label-best setting (bench/README.md).
+  const bool images = data.uint8_pixels;
+  if (!s.criterion) s.criterion = images ? AutoCriterion::kNeighbours : AutoCriterion::kOverlap;
+  if (s.lambdas.empty()) {
+    const double l = effective_lambda(config);
+    s.lambdas =
+        images ? std::vector<double>{l / 2, l, 2 * l} : std::vector<double>{0.1, 0.2, 0.4, 0.8};
+  }
+  if (s.checkpoints.empty()) {
+    s.checkpoints = {500, 1000, 2000, 4000};
+    if (!images) s.checkpoints.push_back(8000);
+  }
+  // Checkpoints in training order, each once.
+  std::sort(s.checkpoints.begin(), s.checkpoints.end());
+  s.checkpoints.erase(std::unique(s.checkpoints.begin(), s.checkpoints.end()), s.checkpoints.end());
+  return s;
+}
+
 Result<AutoChoice> choose_settings(const Dataset& data, const TrainConfig& config) {
   if (config.clusters > 0 ||
       (config.method != Method::kImsatVat && config.method != Method::kImsatRpt &&
@@ -148,12 +169,10 @@ Result<AutoChoice> choose_settings(const Dataset& data, const TrainConfig& confi
         "automatic settings are for IMSAT hashing (imsat-vat, imsat-rpt, linear-imsat)");
   }
   const auto t0 = Clock::now();
-  AutoSearch s = config.search;
-  // Checkpoints in training order, each once.
-  std::sort(s.checkpoints.begin(), s.checkpoints.end());
-  s.checkpoints.erase(std::unique(s.checkpoints.begin(), s.checkpoints.end()), s.checkpoints.end());
+  const AutoSearch s = resolve_search(data, config);
+  const AutoCriterion criterion = *s.criterion;
   const auto positive = [](double v) { return v > 0 && std::isfinite(v); };
-  if (s.eps_scales.empty() || s.checkpoints.empty() || s.checkpoints.front() < 1 ||
+  if (s.eps_scales.empty() || s.checkpoints.front() < 1 ||
       !std::all_of(s.eps_scales.begin(), s.eps_scales.end(), positive) ||
       !std::all_of(s.lambdas.begin(), s.lambdas.end(), positive)) {
     return Status::invalid_argument(
@@ -183,18 +202,16 @@ Result<AutoChoice> choose_settings(const Dataset& data, const TrainConfig& confi
     const torch::Tensor xg = pre.apply(train_set.values.data(), gallery, data.cols).clone();
     const int k = std::max(1, std::min<int>(s.neighbours, static_cast<int>(gallery / 20)));
     // The two-run criteria; the feature-space neighbours only the neighbour criterion reads.
-    const bool two_runs = s.criterion != AutoCriterion::kNeighbours;
+    const bool two_runs = criterion != AutoCriterion::kNeighbours;
     const torch::Tensor truth = two_runs ? torch::Tensor() : internal::nearest_rows(xq, xg, k);
 
     AutoChoice choice;
     choice.search_rows = rows;
     choice.query_rows = queries;
-    choice.neighbours = s.criterion == AutoCriterion::kAgreement ? 0 : k;
+    choice.neighbours = criterion == AutoCriterion::kAgreement ? 0 : k;
     choice.score = -2;
-    std::vector<double> lambdas = s.lambdas;
-    const double default_lambda = effective_lambda(config);
-    if (lambdas.empty()) lambdas = {default_lambda / 2, default_lambda, 2 * default_lambda};
-    choice.criterion = s.criterion;
+    const std::vector<double>& lambdas = s.lambdas;
+    choice.criterion = criterion;
     // Trains one setting on the search's rows, scoring it at each checkpoint. With the two-run
     // criteria a first run from another seed records its distances at every checkpoint, and the
     // second run is scored against them.
@@ -226,11 +243,11 @@ Result<AutoChoice> choose_settings(const Dataset& data, const TrainConfig& confi
           score = internal::neighbour_map(net, xq, xg, truth);
         } else if (const auto it = first_run.find(step); it != first_run.end()) {
           const torch::Tensor mine = internal::hamming_matrix(net, xq, xg);
-          score = s.criterion == AutoCriterion::kOverlap
+          score = criterion == AutoCriterion::kOverlap
                       ? internal::neighbour_overlap(mine, it->second, k)
                       : internal::seed_agreement(mine, it->second);
         }
-        choice.trials.push_back({lambda, eps_scale, step, score});
+        choice.trials.push_back({criterion, lambda, eps_scale, step, score});
         if (config.on_search) config.on_search(choice.trials.back());
         if (score > choice.score) {
           choice.score = score;

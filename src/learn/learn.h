@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -88,16 +89,10 @@ struct Progress {
   double pair_mi = 0;  // hashing only
 };
 
-// A setting tried by the automatic search (TrainConfig::auto_settings) and its score.
-struct AutoTrial {
-  double lambda = 0, eps_scale = 0;
-  int64_t steps = 0;  // optimiser steps on the search's rows when scored
-  double score = 0;   // the search's criterion (AutoSearch::criterion), at most 1
-};
-
 // How the automatic search scores a setting without labels.
 enum class AutoCriterion {
-  // Held-out neighbour mAP (the default): how well one run's codes of held-out items rank their
+  // Held-out neighbour mAP (the default on images): how well one run's codes of held-out items rank
+  // their
   // nearest neighbours in the preprocessed feature space (in [0, 1]).
   kNeighbours,
   // Seed agreement: the setting is trained twice, from two seeds, and scored by how alike the two
@@ -110,10 +105,19 @@ enum class AutoCriterion {
   // each held-out query's `neighbours` nearest gallery items (by Hamming distance, ties at the
   // last place drawn at random, counted in expectation) that both runs return, averaged over
   // the queries (in [0, 1]; codes that cannot tell items apart score near neighbours / gallery).
+  // The default on other data.
   kOverlap,
 };
 // How the criterion is named in reports and in the model header.
 const char* criterion_name(AutoCriterion c);
+
+// A setting tried by the automatic search (TrainConfig::auto_settings) and its score.
+struct AutoTrial {
+  AutoCriterion criterion = AutoCriterion::kNeighbours;  // what `score` measures
+  double lambda = 0, eps_scale = 0;
+  int64_t steps = 0;  // optimiser steps on the search's rows when scored
+  double score = 0;   // the search's criterion, at most 1
+};
 
 // The settings the automatic search tries, coordinate-wise: every eps_scale at the middle
 // lambda, then the other lambdas at the best eps_scale. Each setting trains on `rows` items (a
@@ -122,11 +126,17 @@ const char* criterion_name(AutoCriterion c);
 // space, for kOverlap the `neighbours` nearest in Hamming space; labels are never read). A setting
 // stops at the first checkpoint that scores below its best (with the two-run criteria, the second
 // run stops there); the best checkpoint of all sets the length.
+//
+// What is left unset depends on the data (resolve_search): on images (8-bit pixels) the
+// held-out neighbour criterion, half, once and twice effective_lambda() and 500-4,000 steps; on
+// other data neighbour overlap, lambdas 0.1-0.8 and 500-8,000 steps, which found the setting
+// the labels prefer on LetterRecognition where the image recipe did not (bench/README.md,
+// "Neighbour overlap").
 struct AutoSearch {
-  AutoCriterion criterion = AutoCriterion::kNeighbours;
-  std::vector<double> lambdas;  // empty: half, once and twice effective_lambda()
+  std::optional<AutoCriterion> criterion;  // unset: by the data
+  std::vector<double> lambdas;             // empty: by the data
   std::vector<double> eps_scales = {0.25, 1.0, 4.0};
-  std::vector<int64_t> checkpoints = {500, 1000, 2000, 4000};
+  std::vector<int64_t> checkpoints;  // empty: by the data
   size_t rows = 10000, queries = 500, gallery = 5000;
   int neighbours = 50;
 };
@@ -203,6 +213,10 @@ constexpr int64_t kMinAutoSteps = 14000;
 double effective_lambda(const TrainConfig& config);
 
 class Model;
+
+// `config.search` with what it leaves unset filled in for `data` (see AutoSearch), the
+// checkpoints sorted and each given once.
+AutoSearch resolve_search(const Dataset& data, const TrainConfig& config);
 
 // The automatic search of TrainConfig::auto_settings on its own (train() runs it first when
 // auto_settings is set). InvalidArgument for clustering, non-IMSAT methods or under 500 items.

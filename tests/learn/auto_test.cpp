@@ -53,6 +53,7 @@ TEST_P(AutoCriteria, ChoosesItsBestTrialWithoutReadingLabels) {
   for (size_t i = 0; i < a->trials.size(); ++i) {
     EXPECT_EQ(a->trials[i].score, b->trials[i].score) << i;
     EXPECT_EQ(a->trials[i].steps, b->trials[i].steps) << i;
+    EXPECT_EQ(a->trials[i].criterion, GetParam()) << i;
     EXPECT_GE(a->trials[i].score, lowest);
     EXPECT_LE(a->trials[i].score, 1.0);
   }
@@ -121,7 +122,7 @@ TEST(AutoSettings, TrainingWithThemRecordsTheChoiceInTheModel) {
   const nlohmann::json t = nlohmann::json::parse(model->training_json());
   ASSERT_TRUE(t.contains("auto")) << t.dump();
   const nlohmann::json& a = t["auto"];
-  EXPECT_EQ(a["criterion"], "held-out neighbour mAP");  // the default
+  EXPECT_EQ(a["criterion"], "neighbour overlap");  // the default on feature vectors
   // The final run trained with the chosen settings, for the chosen length on all 600 items
   // (12 steps per epoch of 50).
   EXPECT_EQ(t["lambda"].get<double>(), a["lambda"].get<double>());
@@ -144,7 +145,7 @@ TEST(AutoSettings, RefusesClusteringOtherMethodsAndTinyData) {
   no_radius.search.eps_scales.clear();
   EXPECT_EQ(L::choose_settings(data, no_radius).status().code(), StatusCode::kInvalidArgument);
   L::TrainConfig no_length = tiny_search();
-  no_length.search.checkpoints.clear();
+  no_length.search.checkpoints = {0, 20};
   EXPECT_EQ(L::choose_settings(data, no_length).status().code(), StatusCode::kInvalidArgument);
   L::TrainConfig bad_weight = tiny_search();
   bad_weight.search.lambdas = {0.1, std::nan("")};
@@ -165,6 +166,34 @@ TEST(AutoSettings, ScoresCheckpointsInTrainingOrder) {
   ASSERT_LE(a->trials.size(), 2u);
   EXPECT_EQ(a->trials[0].steps, 20);
   if (a->trials.size() == 2) EXPECT_EQ(a->trials[1].steps, 40);
+}
+
+// What the search leaves unset follows the data: the image recipe on 8-bit pixels, neighbour
+// overlap over a wider grid on other data; whatever is set stays.
+TEST(AutoSettings, UnsetSearchSettingsFollowTheData) {
+  L::Dataset images = blobs(4, 150, 8, 3);
+  images.uint8_pixels = true;
+  const L::Dataset vectors = blobs(4, 150, 8, 3);
+  L::TrainConfig c = quick_config(L::Method::kImsatVat, 16);  // lambda 0.1 at 16 bits
+  const L::AutoSearch on_images = L::resolve_search(images, c);
+  ASSERT_TRUE(on_images.criterion.has_value());
+  EXPECT_EQ(*on_images.criterion, L::AutoCriterion::kNeighbours);
+  EXPECT_EQ(on_images.lambdas, (std::vector<double>{0.05, 0.1, 0.2}));
+  EXPECT_EQ(on_images.checkpoints, (std::vector<int64_t>{500, 1000, 2000, 4000}));
+  const L::AutoSearch on_vectors = L::resolve_search(vectors, c);
+  ASSERT_TRUE(on_vectors.criterion.has_value());
+  EXPECT_EQ(*on_vectors.criterion, L::AutoCriterion::kOverlap);
+  EXPECT_EQ(on_vectors.lambdas, (std::vector<double>{0.1, 0.2, 0.4, 0.8}));
+  EXPECT_EQ(on_vectors.checkpoints, (std::vector<int64_t>{500, 1000, 2000, 4000, 8000}));
+  EXPECT_EQ(on_vectors.eps_scales, on_images.eps_scales);
+  // Given settings are kept (checkpoints sorted, each once).
+  c.search.criterion = L::AutoCriterion::kAgreement;
+  c.search.lambdas = {0.3};
+  c.search.checkpoints = {40, 20, 40};
+  const L::AutoSearch given = L::resolve_search(vectors, c);
+  EXPECT_EQ(*given.criterion, L::AutoCriterion::kAgreement);
+  EXPECT_EQ(given.lambdas, (std::vector<double>{0.3}));
+  EXPECT_EQ(given.checkpoints, (std::vector<int64_t>{20, 40}));
 }
 
 // 8x8 grey "images" (uint8 intensities): two patterns, a bright left half or a bright top half.

@@ -222,13 +222,13 @@ TEST_F(CliTest, ErrorPathsAreOneClearLineAndNonZero) {
 }
 
 // Issue 16: eval --auto with a grid from the command line reports the search's choice and every
-// trial it scored in its JSON.
+// trial it scored in its JSON; on feature vectors the criterion is neighbour overlap unless
+// --auto-criterion says otherwise.
 TEST_F(CliTest, EvalAutoReportsTheSearchGivenOnTheCommandLine) {
   const std::string data = csv("items.csv", 600, 6);
   const Outcome r = imsat("eval --data " + data +
                           " --methods imsat-vat --bits 8 --threads 1 --quiet --json --auto "
-                          "--auto-criterion overlap --auto-eps-scales 1 --auto-lambdas 0.2,0.05 "
-                          "--auto-steps 40,20");
+                          "--auto-eps-scales 1 --auto-lambdas 0.2,0.05 --auto-steps 40,20");
   ASSERT_EQ(r.code, 0) << r.err;
   const nlohmann::json out = nlohmann::json::parse(r.out);
   ASSERT_EQ(out["results"].size(), 1u) << r.out;
