@@ -10,12 +10,15 @@ namespace imsat::cli {
 void add_training_options(CLI::App* cmd, TrainingOptions* o, const std::string& hidden_help) {
   cmd->add_option("--hidden", o->hidden, hidden_help);
   cmd->add_option("--epochs", o->epochs,
-                  "Epochs; 0 = automatic (50, or more on small data: at least 14,000 steps)")
+                  "Epochs; 0 = automatic (50, or more on small data: at least 14,000 steps on "
+                  "images, 5,000 for hash functions of other data)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd->add_option("--eps-scale", o->eps_scale,
-                  "SAT radius: this times the distance to the 10th nearest neighbour")
-      ->check(CLI::PositiveNumber)
+                  "SAT radius: this times the distance to the 10th nearest neighbour; 0 = "
+                  "automatic (0.25 on images and for clustering, 1 for hash functions of other "
+                  "data)")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd->add_option("--augment", o->augment,
                   "IMSAT on images: affine also trains the codes to survive small random "

@@ -163,7 +163,8 @@ struct TrainConfig {
   std::vector<int> hidden;
   bool has_hidden = false;
   // Epochs; 0 means automatic: 50 epochs, or more on small data so that a run makes at least
-  // kMinAutoSteps optimiser steps (the paper's 50 epochs over 70k items are ~14,000 steps).
+  // kMinAutoSteps optimiser steps on images (the paper's 50 epochs over 70k items are ~14,000
+  // steps) and kMinAutoStepsOther for hash functions of other data. See effective_epochs().
   int epochs = 0;
   int batch = 250;
   double lr = 0.002;
@@ -171,9 +172,12 @@ struct TrainConfig {
   // codes of up to 16 bits, 0.05 for longer codes (on Fashion-MNIST, 0.1 at 32 and 64 bits gave
   // mAP 38 and 34, 0.05 gave 48 and 49; bench/README.md has the runs). See effective_lambda().
   double lambda = 0.0;
-  double mu = 4.0;          // clustering: weight of the marginal entropy
-  double xi = 10.0;         // VAT finite-difference step
-  double eps_scale = 0.25;  // adaptive epsilon = eps_scale * distance to the knn-th neighbour
+  double mu = 4.0;   // clustering: weight of the marginal entropy
+  double xi = 10.0;  // VAT finite-difference step
+  // Adaptive epsilon = eps_scale * distance to the knn-th neighbour; <= 0 means by the data:
+  // 0.25 on images (the paper's) and for clustering, 1 for hash functions of other data (see
+  // effective_eps_scale()).
+  double eps_scale = 0;
   int knn = 10;
   int power_iterations = 1;
   // IMSAT on images: also train for codes that survive small random affine transforms (the
@@ -209,8 +213,17 @@ struct TrainConfig {
   std::function<void(const AutoTrial&)> on_search;
 };
 constexpr int64_t kMinAutoSteps = 14000;
+// On feature vectors that are not images a quarter of the steps did better, with a wider radius
+// (mlbench's Satellite and LetterRecognition, scikit-learn's digits: bench/README.md, "Defaults
+// for feature vectors").
+constexpr int64_t kMinAutoStepsOther = 5000;
+constexpr double kImageEpsScale = 0.25, kOtherEpsScale = 1.0;
 // The information weight a configuration trains with (resolves lambda <= 0 as documented above).
 double effective_lambda(const TrainConfig& config);
+// The radius scale and the number of epochs a configuration trains with on `data` (resolve
+// eps_scale <= 0 and epochs 0 as documented above; images are 8-bit pixels).
+double effective_eps_scale(const Dataset& data, const TrainConfig& config);
+int effective_epochs(const Dataset& data, const TrainConfig& config);
 
 class Model;
 

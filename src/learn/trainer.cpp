@@ -2,6 +2,7 @@
 // (LSH, PCA-ITQ, spectral hashing, K-means).
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -119,6 +120,9 @@ Status validate(const Dataset& data, const TrainConfig& c) {
   }
   if (c.batch < 2) return Status::invalid_argument("batch must be at least 2");
   if (c.epochs < 0) return Status::invalid_argument("epochs must be >= 0 (0 = automatic)");
+  if (!(c.eps_scale >= 0) || !std::isfinite(c.eps_scale)) {
+    return Status::invalid_argument("the SAT radius scale must be >= 0 (0 = automatic)");
+  }
   for (int h : c.hidden) {
     if (h <= 0) return Status::invalid_argument("hidden layer sizes must be positive");
   }
@@ -252,11 +256,7 @@ Status train_network(Model::Impl& m, const torch::Tensor& x_cpu, const TrainConf
   const int64_t n = x_cpu.size(0);
   const int64_t batch = std::min<int64_t>(c.batch, n);
   const int64_t steps_per_epoch = std::max<int64_t>(1, n / batch);
-  int epochs = c.epochs;
-  if (epochs == 0) {
-    epochs = static_cast<int>(
-        std::max<int64_t>(50, (kMinAutoSteps + steps_per_epoch - 1) / steps_per_epoch));
-  }
+  int epochs = c.epochs;  // resolved by train_with_hook
   int64_t total_steps = steps_per_epoch * epochs;
   size_t next_hook = 0;
   if (hook != nullptr && !hook->at_steps.empty()) {
@@ -399,6 +399,28 @@ double effective_lambda(const TrainConfig& config) {
   return (config.clusters > 0 || config.bits <= 16) ? 0.1 : 0.05;
 }
 
+namespace {
+// The image recipe (the paper's) applies to images and to clustering, which was measured only
+// on images; hash functions of other feature vectors get their own defaults.
+bool image_recipe(const Dataset& data, const TrainConfig& config) {
+  return data.uint8_pixels || config.clusters > 0;
+}
+}  // namespace
+
+double effective_eps_scale(const Dataset& data, const TrainConfig& config) {
+  if (config.eps_scale > 0) return config.eps_scale;
+  return image_recipe(data, config) ? kImageEpsScale : kOtherEpsScale;
+}
+
+int effective_epochs(const Dataset& data, const TrainConfig& config) {
+  if (config.epochs > 0) return config.epochs;
+  const int64_t n = static_cast<int64_t>(data.rows);
+  const int64_t steps_per_epoch = std::max<int64_t>(1, n / std::clamp<int64_t>(config.batch, 1, n));
+  const int64_t min_steps = image_recipe(data, config) ? kMinAutoSteps : kMinAutoStepsOther;
+  return static_cast<int>(
+      std::max<int64_t>(50, (min_steps + steps_per_epoch - 1) / steps_per_epoch));
+}
+
 namespace internal {
 
 void start_shortcut_at_itq(torch::nn::Linear& skip, const torch::Tensor& x, int bits,
@@ -415,10 +437,14 @@ void start_shortcut_at_itq(torch::nn::Linear& skip, const torch::Tensor& x, int 
   skip->bias.slice(0, 0, itq.bits).copy_(itq.bias * gain);
 }
 
-Result<Model> train_with_hook(const Dataset& data, const TrainConfig& config,
+Result<Model> train_with_hook(const Dataset& data, const TrainConfig& given,
                               std::vector<Progress>* epoch_log, const StepHook* hook,
                               const std::string& auto_json) {
-  IMSAT_RETURN_IF_ERROR(validate(data, config));
+  IMSAT_RETURN_IF_ERROR(validate(data, given));
+  // Every setting left to the data, resolved once here.
+  TrainConfig config = given;
+  config.eps_scale = effective_eps_scale(data, given);
+  config.epochs = effective_epochs(data, given);
   const MethodTraits t = traits(config.method);
   try {
     set_num_threads(config.threads);

@@ -269,6 +269,41 @@ TEST_F(ModelTest, AutomaticLambdaDependsOnCodeLengthAndIsRecorded) {
       << model->header_json();
 }
 
+// Issue 16: the radius scale and the training length left at 0 follow the data: the paper's
+// image recipe on 8-bit pixels and for clustering, a wider radius and fewer steps for hash
+// functions of other feature vectors.
+TEST_F(ModelTest, AutomaticRadiusAndLengthDependOnTheDataAndAreRecorded) {
+  L::Dataset vectors = blobs(2, 300, 6, 10);  // 600 rows: 2 steps per epoch of 250
+  L::Dataset images = vectors;
+  images.uint8_pixels = true;
+  L::TrainConfig c;
+  EXPECT_DOUBLE_EQ(L::effective_eps_scale(images, c), 0.25);
+  EXPECT_DOUBLE_EQ(L::effective_eps_scale(vectors, c), 1.0);
+  EXPECT_EQ(L::effective_epochs(images, c), 7000);   // 14,000 steps
+  EXPECT_EQ(L::effective_epochs(vectors, c), 2500);  // 5,000 steps
+  c.clusters = 4;
+  EXPECT_DOUBLE_EQ(L::effective_eps_scale(vectors, c), 0.25);
+  EXPECT_EQ(L::effective_epochs(vectors, c), 7000);
+  c.clusters = 0;
+  c.eps_scale = 3;
+  c.epochs = 9;
+  EXPECT_DOUBLE_EQ(L::effective_eps_scale(images, c), 3.0);
+  EXPECT_EQ(L::effective_epochs(vectors, c), 9);
+  // Large data: never fewer than 50 epochs.
+  L::Dataset large = vectors;
+  large.rows = 100000;
+  EXPECT_EQ(L::effective_epochs(large, L::TrainConfig{}), 50);
+
+  L::TrainConfig quick = quick_config(L::Method::kImsatVat, 16);
+  quick.eps_scale = 0;
+  auto model = L::train(blobs(2, 30, 6, 10), quick);
+  ASSERT_TRUE(model.is_ok()) << model.status().to_string();
+  const nlohmann::json t = nlohmann::json::parse(model->training_json());
+  EXPECT_EQ(t["eps_scale"].get<double>(), 1.0) << t.dump();
+  quick.eps_scale = -1;
+  EXPECT_EQ(L::train(blobs(2, 30, 6, 10), quick).status().code(), Status::Code::kInvalidArgument);
+}
+
 // Issue 11: a model path that is a folder failed with "basic_filebuf::underflow error reading the
 // file: Is a directory" and no path.
 TEST_F(ModelTest, AFolderGivenAsAModelIsNamed) {
