@@ -91,9 +91,8 @@ struct Progress {
 
 // How the automatic search scores a setting without labels.
 enum class AutoCriterion {
-  // Held-out neighbour mAP (the default on images): how well one run's codes of held-out items rank
-  // their
-  // nearest neighbours in the preprocessed feature space (in [0, 1]).
+  // Held-out neighbour mAP (the default on images): how well one run's codes of held-out items
+  // rank their nearest neighbours in the preprocessed feature space (in [0, 1]).
   kNeighbours,
   // Seed agreement: the setting is trained twice, from two seeds, and scored by how alike the two
   // runs place held-out items: per query, the correlation between its Hamming distances to the

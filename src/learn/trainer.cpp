@@ -414,8 +414,8 @@ double effective_eps_scale(const Dataset& data, const TrainConfig& config) {
 
 int effective_epochs(const Dataset& data, const TrainConfig& config) {
   if (config.epochs > 0) return config.epochs;
-  const int64_t n = static_cast<int64_t>(data.rows);
-  const int64_t steps_per_epoch = std::max<int64_t>(1, n / std::clamp<int64_t>(config.batch, 1, n));
+  const int64_t n = std::max<int64_t>(1, static_cast<int64_t>(data.rows));
+  const int64_t steps_per_epoch = n / std::clamp<int64_t>(config.batch, 1, n);
   const int64_t min_steps = image_recipe(data, config) ? kMinAutoSteps : kMinAutoStepsOther;
   return static_cast<int>(
       std::max<int64_t>(50, (min_steps + steps_per_epoch - 1) / steps_per_epoch));

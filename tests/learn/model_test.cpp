@@ -293,6 +293,8 @@ TEST_F(ModelTest, AutomaticRadiusAndLengthDependOnTheDataAndAreRecorded) {
   L::Dataset large = vectors;
   large.rows = 100000;
   EXPECT_EQ(L::effective_epochs(large, L::TrainConfig{}), 50);
+  // No rows (train() refuses them first): a defined answer, not a division by zero.
+  EXPECT_EQ(L::effective_epochs(L::Dataset{}, L::TrainConfig{}), 5000);
 
   L::TrainConfig quick = quick_config(L::Method::kImsatVat, 16);
   quick.eps_scale = 0;
