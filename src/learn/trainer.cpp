@@ -17,6 +17,12 @@ namespace {
 using internal::Kind;
 using Clock = std::chrono::steady_clock;
 
+// Optimiser steps in one epoch over `rows` items in batches of `batch` (a last partial batch is
+// dropped; at least one step).
+int64_t epoch_steps(int64_t rows, int64_t batch) {
+  return std::max<int64_t>(1, rows / std::clamp<int64_t>(batch, 1, std::max<int64_t>(1, rows)));
+}
+
 struct MethodTraits {
   const char* name;
   bool neural;
@@ -255,7 +261,7 @@ Status train_network(Model::Impl& m, const torch::Tensor& x_cpu, const TrainConf
   const auto t0 = Clock::now();
   const int64_t n = x_cpu.size(0);
   const int64_t batch = std::min<int64_t>(c.batch, n);
-  const int64_t steps_per_epoch = std::max<int64_t>(1, n / batch);
+  const int64_t steps_per_epoch = epoch_steps(n, batch);
   int epochs = c.epochs;  // resolved by train_with_hook
   int64_t total_steps = steps_per_epoch * epochs;
   size_t next_hook = 0;
@@ -414,8 +420,7 @@ double effective_eps_scale(const Dataset& data, const TrainConfig& config) {
 
 int effective_epochs(const Dataset& data, const TrainConfig& config) {
   if (config.epochs > 0) return config.epochs;
-  const int64_t n = std::max<int64_t>(1, static_cast<int64_t>(data.rows));
-  const int64_t steps_per_epoch = n / std::clamp<int64_t>(config.batch, 1, n);
+  const int64_t steps_per_epoch = epoch_steps(static_cast<int64_t>(data.rows), config.batch);
   const int64_t min_steps = image_recipe(data, config) ? kMinAutoSteps : kMinAutoStepsOther;
   return static_cast<int>(
       std::max<int64_t>(50, (min_steps + steps_per_epoch - 1) / steps_per_epoch));
@@ -524,8 +529,7 @@ Result<Model> train(const Dataset& data, const TrainConfig& config,
   c.auto_settings = false;
   c.lambda = choice.lambda;
   c.eps_scale = choice.eps_scale;
-  const int64_t steps_per_epoch =
-      std::max<int64_t>(1, static_cast<int64_t>(data.rows) / std::min<int64_t>(c.batch, data.rows));
+  const int64_t steps_per_epoch = epoch_steps(static_cast<int64_t>(data.rows), c.batch);
   c.epochs = static_cast<int>(
       std::max<int64_t>(1, (choice.steps + steps_per_epoch / 2) / steps_per_epoch));
   return internal::train_with_hook(data, c, epoch_log, nullptr, choice.json());
