@@ -1,6 +1,6 @@
 // The query engine: encode a query with the model, search the store by Hamming distance, and
 // optionally re-rank the Hamming candidates exactly (Euclidean on stored raw vectors) or
-// asymmetrically (expected Hamming distance under the query's bit probabilities).
+// asymmetrically (the stored codes' negative log-likelihood under the query's bit probabilities).
 #include "query/engine.h"
 
 #include <algorithm>
@@ -9,6 +9,7 @@
 #include <numeric>
 #include <optional>
 
+#include "query/asymmetric.h"
 #include "query/codes_file.h"
 #include "query/image.h"
 
@@ -185,20 +186,6 @@ double squared_distance(const float* a, const float* b, size_t dim) {
   return s;
 }
 
-// Expected Hamming distance between a stored code and a query with bit probabilities p.
-double expected_hamming(const std::vector<uint8_t>& code, const std::vector<float>& p) {
-  double s = 0;
-  for (size_t d = 0; d < p.size(); ++d) {
-    const bool bit = (code[d / 8] >> (d % 8)) & 1;
-    s += bit ? 1.0 - p[d] : p[d];
-  }
-  return s;
-}
-
-}  // namespace
-
-namespace {
-
 // A store hit as a response hit with its score (its key moved out).
 SearchHit take_hit(index::Hit* h, double score) {
   SearchHit out;
@@ -335,9 +322,8 @@ Result<SearchResponse> QueryEngine::run(const std::vector<uint8_t>& code, const 
       }
     }
   } else if (request.rerank == Rerank::kAsymmetric) {
-    for (size_t i = 0; i < hits.size(); ++i) {
-      score[i] = expected_hamming(hits[i].code, *probabilities);
-    }
+    const AsymmetricScorer scorer(probabilities->data(), model_->bits());
+    for (size_t i = 0; i < hits.size(); ++i) score[i] = scorer.score(hits[i].code.data());
   }
   // Hits arrive sorted by (Hamming distance, id); a stable sort by score keeps that order among
   // equal scores.

@@ -24,7 +24,7 @@ namespace imsat::query {
 enum class Rerank {
   kNone,        // Hamming order (ties by insertion)
   kExact,       // Euclidean distance between raw vectors (the store must hold them)
-  kAsymmetric,  // expected Hamming distance under the query's bit probabilities
+  kAsymmetric,  // the stored code's negative log-likelihood under the query's bit probabilities
 };
 Result<Rerank> parse_rerank(const std::string& name);  // none, exact, asymmetric
 const char* rerank_name(Rerank r);

@@ -15,6 +15,7 @@
 
 #include "common/code_bits.h"
 #include "index/hamming.h"
+#include "query/asymmetric.h"
 
 namespace imsat::query {
 
@@ -280,30 +281,13 @@ Result<RetrievalMetrics> evaluate_asymmetric(const std::vector<float>& probabili
   }
   const size_t g = split.gallery.size();
   const size_t top_n = std::min(options.precision_at, g);
-  // score(q, x) = sum_d p_d + sum_{d: x_d = 1} (1 - 2 p_d): one 256-entry table per code byte.
-  std::vector<double> table(bytes * 256);
   std::vector<std::pair<double, size_t>> scored(g);  // (score, gallery position)
   std::vector<uint64_t> rel_at, all_at;
   double sum_ap = 0, sum_pn = 0;
   for (size_t q : split.queries) {
-    const float* p = probabilities.data() + q * static_cast<size_t>(bits);
-    double base = 0;
-    for (int d = 0; d < bits; ++d) base += p[d];
-    for (size_t b = 0; b < bytes; ++b) {
-      for (int v = 0; v < 256; ++v) {
-        double w = 0;
-        for (int k = 0; k < 8; ++k) {
-          if (v >> k & 1) w += 1.0 - 2.0 * p[b * 8 + static_cast<size_t>(k)];
-        }
-        table[b * 256 + static_cast<size_t>(v)] = w;
-      }
-    }
-    for (size_t j = 0; j < g; ++j) {
-      const uint8_t* c = codes.data() + split.gallery[j] * bytes;
-      double s = base;
-      for (size_t b = 0; b < bytes; ++b) s += table[b * 256 + c[b]];
-      scored[j] = {s, j};
-    }
+    const AsymmetricScorer scorer(probabilities.data() + q * static_cast<size_t>(bits), bits);
+    for (size_t j = 0; j < g; ++j)
+      scored[j] = {scorer.score(codes.data() + split.gallery[j] * bytes), j};
     std::sort(scored.begin(), scored.end());  // by score, ties by gallery order
     rel_at.clear();
     all_at.clear();

@@ -57,19 +57,19 @@ Result<RetrievalMetrics> evaluate_retrieval(const std::vector<uint8_t>& codes, i
                                             const std::vector<int32_t>& labels, const Split& split,
                                             const RetrievalOptions& options = {});
 
-// Average precision of one query from per-distance histograms (index t = Hamming distance):
-// AP = sum_t (TP(<=t) - TP(<=t-1)) / R * TP(<=t) / N(<=t), R the total relevant count. This
-// equals scikit-learn's average_precision_score with score 1 / (1 + distance). 0 when R = 0.
 // Asymmetric ranking (issue 16): each query's bit probabilities p_d (from the model) against the
-// gallery's binary codes, ranked by the expected Hamming distance sum_d |b_d - p_d| (equal scores
-// grouped like Hamming ties). `probabilities` holds item_count * bits values (every item's; the
-// queries' rows are used), `codes` every item's code. Only mAP and precision@N are defined
-// (precision_at_r and empty_r_share are left 0).
+// gallery's binary codes, ranked by AsymmetricScorer (the codes' negative log-likelihood under
+// the query's bits; equal scores grouped like Hamming ties). `probabilities` holds item_count *
+// bits values (every item's; the queries' rows are used), `codes` every item's code. Only mAP and
+// precision@N are defined (precision_at_r and empty_r_share are left 0).
 Result<RetrievalMetrics> evaluate_asymmetric(const std::vector<float>& probabilities,
                                              const std::vector<uint8_t>& codes, int bits,
                                              const std::vector<int32_t>& labels, const Split& split,
                                              const RetrievalOptions& options);
 
+// Average precision of one query from per-distance histograms (index t = Hamming distance):
+// AP = sum_t (TP(<=t) - TP(<=t-1)) / R * TP(<=t) / N(<=t), R the total relevant count. This
+// equals scikit-learn's average_precision_score with score 1 / (1 + distance). 0 when R = 0.
 double grouped_average_precision(const std::vector<uint64_t>& relevant_at,
                                  const std::vector<uint64_t>& all_at);
 

@@ -273,7 +273,9 @@ TEST_F(EngineTest, ExactRerankReturnsTheTrueEuclideanNeighbours) {
   EXPECT_EQ(by_key->hits[0].score, 0.0);
 }
 
-TEST_F(EngineTest, AsymmetricRerankOrdersByExpectedHammingDistance) {
+// The score is the stored code's negative log-likelihood under the query's bit probabilities,
+// computed here independently of query/asymmetric.h (probabilities clamped to [1e-7, 1 - 1e-7]).
+TEST_F(EngineTest, AsymmetricRerankOrdersByNegativeLogLikelihood) {
   auto e = engine(model_->fingerprint());
   Q::SearchRequest r;
   r.k = 5;
@@ -290,9 +292,10 @@ TEST_F(EngineTest, AsymmetricRerankOrdersByExpectedHammingDistance) {
     double expected = 0;
     for (int d = 0; d < 16; ++d) {
       const bool bit = (codes_[2 * row + static_cast<size_t>(d) / 8] >> (d % 8)) & 1;
-      expected += bit ? 1.0 - (*p)[static_cast<size_t>(d)] : (*p)[static_cast<size_t>(d)];
+      const double q = std::min(std::max(double((*p)[static_cast<size_t>(d)]), 1e-7), 1 - 1e-7);
+      expected -= std::log(bit ? q : 1.0 - q);
     }
-    EXPECT_NEAR(res->hits[i].score, expected, 1e-5);
+    EXPECT_NEAR(res->hits[i].score, expected, 1e-4);
     if (i > 0) {
       EXPECT_GE(res->hits[i].score, res->hits[i - 1].score);
     }

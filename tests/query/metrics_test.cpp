@@ -108,8 +108,9 @@ TEST(Splits, PerClassIsACapOnUnevenClasses) {
   EXPECT_FALSE(Q::split_random(labels, 0, 3).is_ok());
 }
 
-// Issue 16: asymmetric ranking by expected Hamming distance. With 0/1 probabilities it is exactly
-// Hamming ranking; with soft ones it can reorder, as computed by hand here.
+// Issue 16: asymmetric ranking by the codes' negative log-likelihood under the query's bit
+// probabilities. With 0/1 probabilities it is exactly Hamming ranking; with soft ones it can
+// reorder, as computed by hand here.
 TEST(Asymmetric, EqualsHammingForHardBitsAndReordersForSoftOnes) {
   std::mt19937 rng(4);
   const int bits = 16;
@@ -138,8 +139,9 @@ TEST(Asymmetric, EqualsHammingForHardBitsAndReordersForSoftOnes) {
   EXPECT_DOUBLE_EQ(asym->precision_at_n, hamming->precision_at_n);
 
   // One query (item 0, p_0 = 0.9, the other bits 0) and a gallery of three 8-bit codes:
-  // A = 0x01 (score 0.1, other label), B = 0x00 (0.9), C = 0x03 (1.1). Asymmetric order A, B, C:
-  // AP = (1/2 + 2/3) / 2; Hamming ranks B (distance 0), A (1), C (2): AP = (1 + 2/3) / 2.
+  // A = 0x01 (score -log 0.9, other label), B = 0x00 (-log 0.1), C = 0x03 (-log 0.9 - log 1e-7,
+  // the clamp). Asymmetric order A, B, C: AP = (1/2 + 2/3) / 2; Hamming ranks B (distance 0),
+  // A (1), C (2): AP = (1 + 2/3) / 2.
   const std::vector<uint8_t> small = {0x00, 0x01, 0x00, 0x03};
   const std::vector<int32_t> small_labels = {0, 1, 0, 0};
   std::vector<float> p(4 * 8, 0.0f);
@@ -153,6 +155,23 @@ TEST(Asymmetric, EqualsHammingForHardBitsAndReordersForSoftOnes) {
   EXPECT_NEAR(h->map, (1.0 + 2.0 / 3.0) / 2, 1e-12);
   EXPECT_FALSE(
       Q::evaluate_asymmetric(std::vector<float>(3), small, 8, small_labels, one, options).is_ok());
+
+  // Where the likelihood and the expected Hamming distance sum_d |b_d - p_d| disagree: the query
+  // is all but sure of bit 0 (p 0.999) and fairly sure of bits 1 and 2 (p 0.9 each); its most
+  // likely code is W = 0x07. X = 0x06 contradicts only bit 0: expected distance 0.999 + 0.1 +
+  // 0.1 = 1.199, score -log 0.001 - 2 log 0.9 = 7.12. Y = 0x01 contradicts bits 1 and 2: 0.001 +
+  // 0.9 + 0.9 = 1.801, score -log 0.999 - 2 log 0.1 = 4.61. Z = 0x00 contradicts all three. W
+  // and Y share the query's label, X and Z do not: the likelihood ranks W, Y, X, Z (AP 1), the
+  // expected distance W, X, Y, Z (AP (1 + 2/3) / 2).
+  const std::vector<uint8_t> g = {0x07, 0x06, 0x01, 0x00, 0x07};
+  const std::vector<int32_t> g_labels = {0, 1, 0, 1, 0};
+  std::vector<float> pq(5 * 8, 0.0f);
+  pq[0] = 0.999f;
+  pq[1] = pq[2] = 0.9f;
+  const Q::Split two{{0}, {1, 2, 3, 4}, {}, {}};
+  auto b = Q::evaluate_asymmetric(pq, g, 8, g_labels, two, options);
+  ASSERT_TRUE(b.is_ok());
+  EXPECT_NEAR(b->map, 1.0, 1e-12);
 }
 
 TEST(Hungarian, FindsTheKnownOptimum) {
