@@ -102,7 +102,11 @@ nlohmann::json row_json(const EvalRow& row, const EvalArgs& args) {
       {"eval_seconds", row.eval_seconds}};
   if (!row.settings.is_null()) j["settings"] = row.settings;
   if (row.asymmetric) {
-    j["asymmetric"] = {{"map", row.asymmetric->map}, {p_at, row.asymmetric->precision_at_n}};
+    // "score" names the asymmetric distance (result files before session 14 hold the expected
+    // Hamming distance's figures and no "score").
+    j["asymmetric"] = {{"map", row.asymmetric->map},
+                       {p_at, row.asymmetric->precision_at_n},
+                       {"score", "negative log-likelihood"}};
   }
   if (row.map_at_k >= 0) {
     j["map_at_k"] = row.map_at_k;
@@ -230,8 +234,9 @@ void add_eval(CLI::App& app) {
                   "Write a precision-recall plot (SVG) of the first run of each method and length");
   cmd->add_option("--map-at", args->map_at, "Also report mAP@k for this k");
   cmd->add_option("--rank", args->rank,
-                  "Ranking the table's mAP and P@N use: hamming, or asymmetric (the query's bit "
-                  "probabilities against the stored codes); JSON and CSV carry both")
+                  "Ranking the table's mAP and P@N use: hamming, or asymmetric (each stored code's "
+                  "negative log-likelihood under the query's bit probabilities); JSON and CSV "
+                  "carry both")
       ->check(CLI::IsMember({"hamming", "asymmetric"}))
       ->capture_default_str();
   cmd->add_option("--split", args->split,

@@ -232,6 +232,9 @@ TEST_F(CliTest, EvalAutoReportsTheSearchGivenOnTheCommandLine) {
   ASSERT_EQ(r.code, 0) << r.err;
   const nlohmann::json out = nlohmann::json::parse(r.out);
   ASSERT_EQ(out["results"].size(), 1u) << r.out;
+  // Both rankings, the asymmetric one named by its score.
+  EXPECT_EQ(out["results"][0]["asymmetric"]["score"], "negative log-likelihood") << r.out;
+  EXPECT_TRUE(out["results"][0]["asymmetric"]["map"].is_number()) << r.out;
   const nlohmann::json& a = out["results"][0]["settings"]["auto"];
   EXPECT_EQ(a["criterion"], "neighbour overlap");
   EXPECT_EQ(a["eps_scale"], 1.0);
