@@ -79,7 +79,9 @@ void add_search(CLI::App& app) {
   auto* radius = cmd->add_option("--radius", a->radius, "All items within this Hamming radius")
                      ->check(CLI::Range(0, kMaxCodeBits));
   k->excludes(radius);
-  cmd->add_option("--rerank", a->rerank, "none, exact (stored vectors) or asymmetric")
+  cmd->add_option("--rerank", a->rerank,
+                  "none, exact (Euclidean distance to stored vectors) or asymmetric (each "
+                  "candidate code's negative log-likelihood under the query's bit probabilities)")
       ->check(CLI::IsMember({"none", "exact", "asymmetric"}))
       ->capture_default_str();
   cmd->add_option("--candidates", a->candidates,
