@@ -286,8 +286,9 @@ Result<RetrievalMetrics> evaluate_asymmetric(const std::vector<float>& probabili
   double sum_ap = 0, sum_pn = 0;
   for (size_t q : split.queries) {
     const AsymmetricScorer scorer(probabilities.data() + q * static_cast<size_t>(bits), bits);
-    for (size_t j = 0; j < g; ++j)
+    for (size_t j = 0; j < g; ++j) {
       scored[j] = {scorer.score(codes.data() + split.gallery[j] * bytes), j};
+    }
     std::sort(scored.begin(), scored.end());  // by score, ties by gallery order
     rel_at.clear();
     all_at.clear();
