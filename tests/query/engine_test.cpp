@@ -295,7 +295,7 @@ TEST_F(EngineTest, AsymmetricRerankOrdersByNegativeLogLikelihood) {
       const double q = std::min(std::max(double((*p)[static_cast<size_t>(d)]), 1e-7), 1 - 1e-7);
       expected -= std::log(bit ? q : 1.0 - q);
     }
-    EXPECT_NEAR(res->hits[i].score, expected, 1e-4);
+    EXPECT_NEAR(res->hits[i].score, expected, 1e-5);  // grid rounding: at most 16 x 2^-21
     if (i > 0) {
       EXPECT_GE(res->hits[i].score, res->hits[i - 1].score);
     }
