@@ -14,6 +14,7 @@ void add_ingest(CLI::App& app) {
     std::string db, key_prefix;
     std::vector<std::string> files;
     size_t batch = 200000;
+    bool overwrite = false;
   };
   auto a = std::make_shared<IngestArgs>();
   CLI::App* cmd = app.add_subcommand(
@@ -21,6 +22,8 @@ void add_ingest(CLI::App& app) {
   cmd->add_option("--db", a->db, "Code store folder (created when missing)")->required();
   cmd->add_option("files", a->files, "Codes files (imsat encode --shard I/N ...)")->required();
   cmd->add_option("--key-prefix", a->key_prefix, "Keys are this prefix followed by the row number");
+  cmd->add_flag("--overwrite", a->overwrite,
+                "Replace items whose keys the store already holds (refused otherwise)");
   cmd->add_option("--batch", a->batch, "Items per staged batch (memory while staging)")
       ->check(CLI::Range(size_t{1}, size_t{10000000}))
       ->capture_default_str();
@@ -30,6 +33,7 @@ void add_ingest(CLI::App& app) {
     r.files = a->files;
     r.key_prefix = a->key_prefix;
     r.batch = a->batch;
+    r.overwrite = a->overwrite;
     const query::IngestReport report = take(query::ingest_codes_files(r));
     size_t skipped = 0, pending = 0;
     for (const query::IngestReport::Shard& s : report.shards) {

@@ -18,6 +18,7 @@ void add_serve(CLI::App& app) {
     bool no_cache = false;
     int bits = 0;
     size_t cache_mb = 64;
+    std::string models_dir;
     query::EncodeBatchOptions encode_batch;
     int encode_wait_us = 0;
   };
@@ -73,6 +74,11 @@ void add_serve(CLI::App& app) {
                   "(microseconds; 0 = never)")
       ->check(CLI::Range(0, 100000))
       ->capture_default_str();
+  cmd->add_option("--models-dir", a->models_dir,
+                  "With --data-dir: a collection created over HTTP from a model path takes it "
+                  "from this folder only (relative paths resolve here); without it any regular "
+                  "model file the server may read")
+      ->check(CLI::ExistingDirectory);
   cmd->add_option("--token", a->server.token,
                   "Require 'Authorization: Bearer TOKEN' for writes and evaluation (or set "
                   "IMSAT_TOKEN, which keeps it out of the process list)")
@@ -148,6 +154,7 @@ void add_serve(CLI::App& app) {
             "--bits creates a store for --db; with --data-dir use "
             "PUT /v1/collections/NAME or imsat collections create");
       catalog = take(query::Catalog::open(a->data_dir, !a->no_cache, a->cache_mb));
+      catalog->set_models_dir(a->models_dir);
     } else {
       if (a->bits > 0 && !std::filesystem::exists(a->db)) {
         check(query::create_store(a->db, a->bits, a->model));

@@ -17,6 +17,18 @@
 
 namespace imsat {
 
+// Makes the entries of folder `dir` (files created, renamed or removed in it) durable.
+// IOError naming the folder and the system's reason.
+inline Status sync_directory(const std::string& dir) {
+  const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::io_error(dir + ": cannot open the folder: " + std::strerror(errno));
+  const int rc = ::fsync(fd);
+  const int saved = errno;
+  ::close(fd);
+  if (rc != 0) return Status::io_error(dir + ": cannot sync the folder: " + std::strerror(saved));
+  return Status::ok();
+}
+
 // Errors: IOError naming the file and the system's reason. On error the target is unchanged and
 // the temporary file is removed. `before_rename` is a test hook (simulating a crash between the
 // write and the rename); leave it empty.
@@ -48,15 +60,7 @@ inline Status write_file_atomically(const std::string& path, std::string_view by
   if (::close(fd) != 0) return fail("cannot close " + tmp);
   if (before_rename) before_rename();
   if (::rename(tmp.c_str(), path.c_str()) != 0) return fail("cannot rename " + tmp + " into place");
-  std::string dir = fs::path(path).parent_path().string();
-  if (dir.empty()) dir = ".";
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    const int rc = ::fsync(dfd);
-    ::close(dfd);
-    if (rc != 0) return Status::io_error(dir + ": cannot sync the folder: " + std::strerror(errno));
-  }
-  return Status::ok();
+  return sync_directory(fs::path(path).parent_path().string());
 }
 
 }  // namespace imsat

@@ -21,7 +21,9 @@ class [[nodiscard]] Status {
     kCorruption,
     kIOError,
     kCancelled,
-    kInternal
+    kInternal,
+    kAlreadyExists,  // a name (collection, snapshot) is taken
+    kNoSpace         // the disk is full: writes wait for space, reads go on
   };
 
   Status() = default;
@@ -34,6 +36,10 @@ class [[nodiscard]] Status {
   static Status io_error(std::string msg) { return Status(Code::kIOError, std::move(msg)); }
   static Status cancelled(std::string msg) { return Status(Code::kCancelled, std::move(msg)); }
   static Status internal(std::string msg) { return Status(Code::kInternal, std::move(msg)); }
+  static Status already_exists(std::string msg) {
+    return Status(Code::kAlreadyExists, std::move(msg));
+  }
+  static Status no_space(std::string msg) { return Status(Code::kNoSpace, std::move(msg)); }
 
   bool is_ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }
@@ -68,6 +74,10 @@ class [[nodiscard]] Status {
         return "Cancelled";
       case Code::kInternal:
         return "Internal";
+      case Code::kAlreadyExists:
+        return "AlreadyExists";
+      case Code::kNoSpace:
+        return "NoSpace";
     }
     return "Unknown";
   }

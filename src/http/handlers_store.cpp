@@ -3,7 +3,6 @@
 #include <cstdio>
 #include <limits>
 
-#include "common/atomic_file.h"
 #include "http/http_internal.h"
 #include "query/json_format.h"
 
@@ -76,8 +75,8 @@ Response handle_collections_list(Call& call) {
 
 Response handle_collection_create(Call& call) {
   query::CollectionSpec spec;
+  spec.remote = true;
   const std::string ct = call.header("content-type");
-  std::string uploaded;  // a model file sent as the body
   if (ct.rfind("application/octet-stream", 0) == 0) {
     if (call.request.body.empty()) throw HttpError{400, "the body holds no model file"};
     for (const auto& [name, value] : call.params) {
@@ -93,14 +92,7 @@ Response handle_collection_create(Call& call) {
     }
     spec.tables = static_cast<int>(get_size(p, "tables", 0, 64));
     spec.expected_items = get_size(p, "expected_items", 1000000, size_t{1} << 40);
-    uploaded = call.catalog.data_dir().empty()
-                   ? std::string()
-                   : call.catalog.data_dir() + "/." + call.collection_name + ".upload";
-    if (uploaded.empty()) {
-      throw HttpError{400, "collections can be created only when serving a data directory"};
-    }
-    check(write_file_atomically(uploaded, call.request.body));
-    spec.model_path = uploaded;
+    spec.model_bytes = call.request.body;
   } else {
     json body = json::object();
     if (!call.request.body.empty()) {
@@ -119,9 +111,8 @@ Response handle_collection_create(Call& call) {
     spec.tables = static_cast<int>(get_size(body, "tables", 0, 64));
     spec.expected_items = get_size(body, "expected_items", 1000000, size_t{1} << 40);
   }
-  Result<std::shared_ptr<query::Collection>> made = call.catalog.create(call.collection_name, spec);
-  if (!uploaded.empty()) std::remove(uploaded.c_str());
-  const std::shared_ptr<query::Collection> c = take(std::move(made));
+  const std::shared_ptr<query::Collection> c =
+      take(call.catalog.create(call.collection_name, spec));
   return json_response(201, collection_info(*c, call.limits, call.token_required));
 }
 

@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -69,7 +70,8 @@ class Metrics {
 };
 
 namespace internal {
-struct Route;  // http_internal.h
+struct Route;      // http_internal.h
+struct HttpError;  // http_internal.h
 }  // namespace internal
 
 class Router {
@@ -77,6 +79,7 @@ class Router {
   // `token` empty: no authentication. Otherwise writes and evaluation need
   // "Authorization: Bearer <token>". `read_token` non-empty: every search, item read and store
   // report needs it (or `token`) too; /healthz, /metrics, /openapi.json and the page stay open.
+  // A read token without a write token would leave writes open: Server::start refuses it.
   // One engine, served as the only collection ("default").
   Router(query::QueryEngine& engine, Limits limits, std::string token, std::string read_token = "");
   // Every collection of a catalog; un-prefixed endpoints act on its default collection.
@@ -98,6 +101,12 @@ class Router {
   // Whether `request` runs the model (a search by vector or image): the Server runs those on its
   // model pool (ServerOptions::model_threads), where concurrent ones share batched model calls.
   bool encodes(const Request& request) const;
+  // The 401 answer for a request whose headers lack the token its endpoint needs; std::nullopt
+  // when it may go on (unknown endpoints and methods too: handle() answers those). The Server
+  // asks before it reads a body, so a client without the token costs no body read or parse, and
+  // "Expect: 100-continue" is answered only after this check.
+  std::optional<Response> refuse_unauthorized(const std::string& method, const std::string& target,
+                                              const std::string& authorization);
   bool try_reserve_heavy();
   void release_heavy();
   Response busy_response() const;
@@ -107,6 +116,10 @@ class Router {
 
  private:
   bool route_is_heavy(const internal::Route& route, const Request& request) const;
+  // Throws HttpError 401 when `authorization` (the header's value) does not carry the token
+  // `route` needs.
+  void check_authorization(const internal::Route& route, const std::string& authorization) const;
+  static Response error_response(const internal::HttpError& e);
 
   std::unique_ptr<query::Catalog> owned_catalog_;  // Router(QueryEngine&) only
   query::Catalog& catalog_;

@@ -79,6 +79,10 @@ void check(const Status& s) {
       throw HttpError{400, s.message(), "invalid_argument"};
     case Status::Code::kNotFound:
       throw HttpError{404, s.message(), "not_found"};
+    case Status::Code::kAlreadyExists:
+      throw HttpError{409, s.message(), "conflict"};
+    case Status::Code::kNoSpace:
+      throw HttpError{507, s.message(), "insufficient_storage"};
     case Status::Code::kCorruption:
       throw HttpError{500, s.message(), "corruption"};
     case Status::Code::kIOError:

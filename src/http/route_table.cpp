@@ -48,11 +48,10 @@ bool constant_time_equal(const std::string& a, const std::string& b) {
 }
 
 // Accepts any of the non-empty `tokens`; nothing is required when all are empty.
-void require_token(const Call& call, std::initializer_list<const std::string*> tokens) {
+void require_token(const std::string& auth, std::initializer_list<const std::string*> tokens) {
   bool needed = false;
   for (const std::string* t : tokens) needed = needed || !t->empty();
   if (!needed) return;
-  const std::string auth = call.header("authorization");
   const std::string prefix = "Bearer ";
   if (auth.compare(0, prefix.size(), prefix) != 0) {
     throw HttpError{401, "this endpoint needs 'Authorization: Bearer <token>'", "missing_token"};
@@ -246,6 +245,40 @@ bool Router::encodes(const Request& request) const {
   return e != nullptr && e->route->encodes_when != nullptr && e->route->encodes_when(request);
 }
 
+void Router::check_authorization(const internal::Route& route,
+                                 const std::string& authorization) const {
+  if (route.auth == internal::Auth::kToken) internal::require_token(authorization, {&token_});
+  if (route.auth == internal::Auth::kRead && !read_token_.empty()) {
+    internal::require_token(authorization, {&read_token_, &token_});
+  }
+}
+
+Response Router::error_response(const HttpError& e) {
+  Response r = internal::json_response(
+      e.status,
+      query::error_json(e.message, e.code.empty() ? internal::error_code_for(e.status) : e.code));
+  if (e.status == 401) r.headers["WWW-Authenticate"] = "Bearer realm=\"imsat\"";
+  if (e.status == 405) r.headers["Allow"] = e.allow;
+  return r;
+}
+
+std::optional<Response> Router::refuse_unauthorized(const std::string& method,
+                                                    const std::string& target,
+                                                    const std::string& authorization) {
+  std::vector<std::string> captures;
+  std::string allowed;
+  const internal::Endpoint* e = internal::find_endpoint(method, target, &captures, &allowed);
+  if (e == nullptr) return std::nullopt;  // handle() answers 404 or 405
+  try {
+    check_authorization(*e->route, authorization);
+  } catch (const HttpError& error) {
+    Response r = error_response(error);
+    metrics_.record(e->route->name, r.status, 0);
+    return r;
+  }
+  return std::nullopt;
+}
+
 bool Router::route_is_heavy(const internal::Route& route, const Request& request) const {
   return route.heavy || (route.heavy_when != nullptr && route.heavy_when(request, limits_));
 }
@@ -285,10 +318,7 @@ Response Router::handle(const Request& request, Heavy known) {
     }
     const internal::Route& route = *chosen->route;
     route_name = route.name;
-    if (route.auth == internal::Auth::kToken) internal::require_token(call, {&token_});
-    if (route.auth == internal::Auth::kRead && !read_token_.empty()) {
-      internal::require_token(call, {&read_token_, &token_});
-    }
+    check_authorization(route, call.header("authorization"));
     if (chosen->prefixed || route.scope == internal::Scope::kNamed) {
       // The {collection} segment is the first capture; handlers see only their own.
       call.collection_name = call.captures.front();
@@ -348,11 +378,7 @@ Response Router::handle(const Request& request, Heavy known) {
     }
     internal::release_memory_after(r, heavy);
   } catch (const HttpError& e) {
-    r = internal::json_response(
-        e.status,
-        query::error_json(e.message, e.code.empty() ? internal::error_code_for(e.status) : e.code));
-    if (e.status == 401) r.headers["WWW-Authenticate"] = "Bearer realm=\"imsat\"";
-    if (e.status == 405) r.headers["Allow"] = e.allow;
+    r = error_response(e);
   } catch (const nlohmann::json::exception& e) {
     r = internal::json_response(
         400, query::error_json(std::string("bad JSON field: ") + e.what(), "bad_request"));

@@ -78,6 +78,16 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     const auto& req = parser_->get();
+    // Authorization comes from the headers alone: a request without the token its endpoint
+    // needs is answered before its body is read or parsed (and the connection closed, as the
+    // unread body would otherwise be taken for the next request).
+    if (std::optional<Response> refused = server_.router->refuse_unauthorized(
+            std::string(req.method_string()), std::string(req.target()),
+            std::string(req[bhttp::field::authorization]))) {
+      drain_on_close_ = true;
+      respond(std::move(*refused), false);
+      return;
+    }
     if (beast::iequals(req[bhttp::field::expect], "100-continue") && !parser_->is_done()) {
       auto cont =
           std::make_shared<bhttp::response<bhttp::empty_body>>(bhttp::status::continue_, 11);
@@ -194,10 +204,33 @@ class Session : public std::enable_shared_from_this<Session> {
       counted_ = false;
     }
     if (ec || !keep_alive) {
-      close();
+      if (!ec && drain_on_close_) {
+        drain();
+      } else {
+        close();
+      }
       return;
     }
     read();
+  }
+
+  // After answering a request whose body was never read: stop sending, then read and discard
+  // what the client still sends (at most the body limit, for at most 2 s), so that the close
+  // does not reset the connection before the client has read the answer.
+  void drain() {
+    beast::error_code ec;
+    stream_->socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_->expires_after(std::chrono::seconds(2));
+    scratch_.resize(64 * 1024);
+    stream_->async_read_some(
+        asio::buffer(scratch_), [self = shared_from_this()](beast::error_code ec2, size_t n) {
+          self->drained_bytes_ += n;
+          if (ec2 || self->drained_bytes_ > self->server_.limits.max_body_bytes) {
+            self->close();
+          } else {
+            self->drain();
+          }
+        });
   }
 
   void close() {
@@ -211,6 +244,9 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   bool counted_ = false;
+  bool drain_on_close_ = false;  // the last answer left a request body unread
+  std::vector<char> scratch_;
+  size_t drained_bytes_ = 0;
 };
 
 }  // namespace
@@ -253,6 +289,11 @@ Result<std::unique_ptr<Server>> Server::start(query::Catalog& catalog,
 
 Result<std::unique_ptr<Server>> Server::start_with(std::unique_ptr<Router> router,
                                                    const ServerOptions& options) {
+  if (!options.read_token.empty() && options.token.empty()) {
+    return Status::invalid_argument(
+        "a read token without a write token would leave every write open to anyone: give the "
+        "write token too (--token or IMSAT_TOKEN)");
+  }
   auto impl = std::make_unique<Impl>();
   impl->limits = options.limits;
   impl->router = std::move(router);

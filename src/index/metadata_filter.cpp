@@ -381,8 +381,13 @@ Status check_field_name(const std::string& name) {
     return Status::invalid_argument("field name is longer than " +
                                     std::to_string(kMaxFieldNameBytes) + " bytes");
   }
-  if (name.find('\0') != std::string::npos) {
-    return Status::invalid_argument("a field name must not contain NUL");
+  for (const unsigned char c : name) {
+    if (c < 0x20 || c == 0x7f) {
+      return Status::invalid_argument(
+          "a field name must not contain control characters (line breaks, tabs, NUL); found "
+          "byte " +
+          std::to_string(c));
+    }
   }
   if (name == kLabelField) {
     return Status::invalid_argument("'label' is the item's label, always filterable from memory");

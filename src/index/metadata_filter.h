@@ -74,8 +74,8 @@ std::vector<std::string> metadata_terms(const std::string& metadata,
 // The [begin, end) term range of numbers of `field` within a range condition's bounds.
 std::pair<std::string, std::string> number_term_range(const std::string& field,
                                                       const Condition& range);
-// InvalidArgument unless `name` can be an indexed field (non-empty, no NUL, not "label", at most
-// kMaxFieldNameBytes).
+// InvalidArgument unless `name` can be an indexed field: 1 to kMaxFieldNameBytes bytes, no control
+// characters (bytes below 0x20, and 0x7f), not "label".
 Status check_field_name(const std::string& name);
 
 }  // namespace imsat::index

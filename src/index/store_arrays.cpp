@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "common/atomic_file.h"
 #include "index/store_internal.h"
 
 namespace imsat::index {
@@ -118,12 +119,7 @@ Status CodeStore::Impl::save_arrays(const std::string& dir) const {
     ::unlink(tmp.c_str());
     return Status::io_error(path_out + ": cannot write: " + reason);
   }
-  const int dfd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-  return Status::ok();
+  return sync_directory(folder);
 }
 
 std::string CodeStore::Impl::load_arrays(uint64_t recorded_items) {

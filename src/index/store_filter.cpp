@@ -359,9 +359,8 @@ Status CodeStore::index_field(const std::string& field) {
   }
   IMSAT_RETURN_IF_ERROR(translate(it->status(), "reading metadata to index '" + field + "'"));
   fields.push_back(field);
-  std::string list;
-  for (const std::string& f : fields) list += f + "\n";
-  IMSAT_RETURN_IF_ERROR(translate(batch.Put(impl_->cf[kSchema], "fields", list), "indexing"));
+  IMSAT_RETURN_IF_ERROR(
+      translate(batch.Put(impl_->cf[kSchema], "fields", encode_field_list(fields)), "indexing"));
   IMSAT_RETURN_IF_ERROR(
       translate(impl_->db->Write(impl_->write_options, &batch), "declaring an indexed field"));
   std::unique_lock lock(impl_->state_mutex);

@@ -40,13 +40,7 @@ Result<CodeStore::CatchUp> CodeStore::catch_up() {
   std::string field_list;
   const rocksdb::Status fs = x.db->Get(ro, x.cf[kSchema], "fields", &field_list);
   if (!fs.ok() && !fs.IsNotFound()) return translate(fs, x.path + ": reading indexed fields");
-  std::vector<std::string> fields;
-  for (size_t at = 0; at < field_list.size();) {
-    const size_t nl = field_list.find('\n', at);
-    if (nl == std::string::npos) break;
-    fields.push_back(field_list.substr(at, nl - at));
-    at = nl + 1;
-  }
+  IMSAT_ASSIGN_OR_RETURN(const std::vector<std::string> fields, decode_field_list(field_list));
 
   // New items: code records from the first id not seen yet.
   struct New {

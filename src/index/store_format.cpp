@@ -13,6 +13,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "common/checksum.h"
@@ -71,6 +72,33 @@ std::vector<std::string> decode_terms(const std::string& value) {
   }
   return terms;
 }
+std::string encode_field_list(const std::vector<std::string>& fields) {
+  return nlohmann::json(fields).dump();
+}
+
+Result<std::vector<std::string>> decode_field_list(const std::string& value) {
+  std::vector<std::string> fields;
+  if (!value.empty() && value.front() == '[') {
+    const nlohmann::json j = nlohmann::json::parse(value, nullptr, false);
+    if (j.is_discarded() || !j.is_array()) {
+      return Status::corruption("the list of indexed fields is damaged");
+    }
+    for (const nlohmann::json& f : j) {
+      if (!f.is_string()) return Status::corruption("the list of indexed fields is damaged");
+      fields.push_back(f.get<std::string>());
+    }
+    return fields;
+  }
+  // The older form: one name per line (names never held a line break then).
+  for (size_t at = 0; at < value.size();) {
+    const size_t nl = value.find('\n', at);
+    if (nl == std::string::npos) break;
+    fields.push_back(value.substr(at, nl - at));
+    at = nl + 1;
+  }
+  return fields;
+}
+
 uint64_t from_be64(const rocksdb::Slice& s) {
   uint64_t v = 0;
   for (size_t i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(s[i]);

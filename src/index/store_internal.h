@@ -10,9 +10,9 @@
 //   buckets  u8 table | u32 substring | u64 id -> ""   (the multi-index entries; only in stores
 //            whose schema says buckets=1, the stores made before session 4)
 //   fields   field term (metadata_filter.h) | u64 id -> ""   (indexed metadata fields; the
-//            schema's "fields" record lists them, one per line; meta id 'f' lists an item's terms
-//            so that replacing or deleting it removes them. Stores made before the family existed
-//            gain it when first opened for writing.)
+//            schema's "fields" record lists them as a JSON array of names; meta id 'f' lists an
+//            item's terms so that replacing or deleting it removes them. Stores made before the
+//            family existed gain it when first opened for writing.)
 #pragma once
 
 #include <pthread.h>
@@ -54,6 +54,10 @@ std::string terms_key(uint64_t id);
 // The terms list's value: each term preceded by its length (u32 little-endian).
 std::string encode_terms(const std::vector<std::string>& terms);
 std::vector<std::string> decode_terms(const std::string& value);
+// The schema's "fields" record: the indexed field names as a JSON array of strings, so that any
+// name survives. decode also reads the older form, one name per line. Corruption when damaged.
+std::string encode_field_list(const std::vector<std::string>& fields);
+Result<std::vector<std::string>> decode_field_list(const std::string& value);
 
 // The acknowledged-write watermark, a 32-byte file beside RocksDB's (kWatermarkFile): the
 // generation (a counter every write batch increments, also stored in the schema column family)

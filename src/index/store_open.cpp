@@ -365,12 +365,9 @@ Result<std::unique_ptr<CodeStore>> CodeStore::open_existing_or_new(const std::st
   std::string field_list;
   gs = impl->db->Get(rocksdb::ReadOptions(), impl->cf[kSchema], "fields", &field_list);
   if (!gs.ok() && !gs.IsNotFound()) return translate(gs, path + ": reading the indexed fields");
-  for (size_t at = 0; at < field_list.size();) {
-    const size_t nl = field_list.find('\n', at);
-    if (nl == std::string::npos) break;
-    impl->indexed_fields.push_back(field_list.substr(at, nl - at));
-    at = nl + 1;
-  }
+  Result<std::vector<std::string>> fields = decode_field_list(field_list);
+  if (!fields.is_ok()) return fields.status().prefixed(path + ": ");
+  impl->indexed_fields = std::move(fields).value();
   const int bits = impl->schema.bits;
   impl->codes = CodeArray(bits);
   impl->mih = MultiIndex(bits, impl->schema.tables, options.expected_items);

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -25,27 +26,124 @@ constexpr const char* kStoreFolder = "store";
 constexpr const char* kModelFile = "model";
 constexpr const char* kSnapshotFolder = "snapshots";
 constexpr const char* kDroppedMark = "DROPPED";
-constexpr const char* kPartial = ".partial";
+// Hidden entries of a data directory (DIR/.NAME.SUFFIX) and of a snapshot folder
+// (snapshots/ID.partial, snapshots/.ID.deleting): work in progress, or what it leaves behind.
+constexpr const char* kPartial = ".partial";      // a collection or snapshot being built
+constexpr const char* kRestoring = ".restoring";  // intent record: .NAME.partial replaces NAME
+constexpr const char* kReplaced = ".replaced";    // a collection a restore has replaced
+constexpr const char* kDropping = ".dropped";     // a dropped collection's folder, being removed
+constexpr const char* kDeleting = ".deleting";    // a snapshot being deleted
+constexpr const char* kUpload = ".upload";        // left by servers that staged uploads on disk
+// The largest model file a collection is created from (models are a few megabytes).
+constexpr uintmax_t kMaxModelFileBytes = uintmax_t{1} << 30;
 
 Status io_error(const std::string& what, const std::error_code& ec) {
   return Status::io_error(what + ": " + ec.message());
 }
 
-void sync_folder(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Renames `from` to `to` and makes the rename durable (both parent folders synced).
+Status rename_synced(const fs::path& from, const fs::path& to) {
+  std::error_code ec;
+  fs::rename(from, to, ec);
+  if (ec)
+    return io_error("cannot rename " + from.filename().string() + " to " + to.filename().string(),
+                    ec);
+  IMSAT_RETURN_IF_ERROR(sync_directory(to.parent_path().string()));
+  if (from.parent_path() != to.parent_path()) {
+    IMSAT_RETURN_IF_ERROR(sync_directory(from.parent_path().string()));
   }
+  return Status::ok();
+}
+
+// Removes a folder tree if it exists; IOError when some of it stays.
+Status remove_tree(const fs::path& dir) {
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  if (ec) return io_error("cannot remove " + dir.filename().string(), ec);
+  return Status::ok();
 }
 
 // Copies a file and syncs it (models are small).
 Status copy_file_synced(const std::string& from, const std::string& to) {
   std::ifstream in(from, std::ios::binary);
-  if (!in) return Status::io_error(from + ": cannot read");
+  if (!in) return Status::io_error(fs::path(from).filename().string() + ": cannot read");
   std::stringstream bytes;
   bytes << in.rdbuf();
   return write_file_atomically(to, bytes.str());
+}
+
+// Copies a folder tree, every file and folder synced, so that a rename of the copy that survives a
+// crash never exposes files whose contents did not.
+Status copy_tree_synced(const fs::path& from, const fs::path& to) {
+  std::error_code ec;
+  fs::create_directories(to, ec);
+  if (ec) return io_error("cannot create " + to.filename().string(), ec);
+  for (const auto& entry : fs::directory_iterator(from, ec)) {
+    const fs::path dest = to / entry.path().filename();
+    if (entry.is_directory()) {
+      IMSAT_RETURN_IF_ERROR(copy_tree_synced(entry.path(), dest));
+      continue;
+    }
+    fs::copy_file(entry.path(), dest, fs::copy_options::overwrite_existing, ec);
+    if (ec) return io_error("cannot copy " + entry.path().filename().string(), ec);
+    const int fd = ::open(dest.c_str(), O_RDONLY | O_CLOEXEC);
+    const bool synced = fd >= 0 && ::fsync(fd) == 0;
+    if (fd >= 0) ::close(fd);
+    if (!synced) return Status::io_error("cannot sync " + dest.filename().string());
+  }
+  if (ec) return io_error("cannot list " + from.filename().string(), ec);
+  return sync_directory(to.string());
+}
+
+// Rolls forward a restore whose intent record (DIR/.TO.restoring) exists: the complete copy in
+// DIR/.TO.partial takes the name TO, with the snapshots of the collection it replaces. Every step
+// checks what the earlier ones left, so a crash anywhere is finished by running it again.
+Status finish_restore(const fs::path& dir, const std::string& to) {
+  const fs::path target = dir / to;
+  const fs::path partial = dir / ("." + to + kPartial);
+  const fs::path replaced = dir / ("." + to + kReplaced);
+  std::error_code ec;
+  if (fs::exists(partial, ec)) {
+    if (fs::exists(target / kSnapshotFolder, ec) && !fs::exists(partial / kSnapshotFolder, ec)) {
+      IMSAT_RETURN_IF_ERROR(rename_synced(target / kSnapshotFolder, partial / kSnapshotFolder));
+    }
+    if (fs::exists(target, ec)) {
+      IMSAT_RETURN_IF_ERROR(remove_tree(replaced));
+      IMSAT_RETURN_IF_ERROR(rename_synced(target, replaced));
+    }
+    IMSAT_RETURN_IF_ERROR(rename_synced(partial, target));
+  }
+  IMSAT_RETURN_IF_ERROR(remove_tree(replaced));
+  fs::remove(dir / ("." + to + kRestoring), ec);
+  if (ec) return io_error("cannot remove the restore's intent record", ec);
+  return sync_directory(dir.string());
+}
+
+// Removes what interrupted work left in a collection's snapshot folder: snapshots being made
+// (ID.partial) or deleted (.ID.deleting). Returns how many entries went.
+Result<size_t> clean_snapshot_root(const fs::path& root) {
+  size_t cleaned = 0;
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) return cleaned;
+  std::vector<fs::path> leftovers;
+  for (const auto& entry : fs::directory_iterator(root, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (ends_with(name, kPartial) || (name[0] == '.' && ends_with(name, kDeleting))) {
+      leftovers.push_back(entry.path());
+    }
+  }
+  if (ec) return io_error("cannot list " + root.filename().string(), ec);
+  for (const fs::path& p : leftovers) {
+    IMSAT_RETURN_IF_ERROR(remove_tree(p));
+    ++cleaned;
+  }
+  if (cleaned > 0) IMSAT_RETURN_IF_ERROR(sync_directory(root.string()));
+  return cleaned;
 }
 
 uint64_t folder_bytes(const fs::path& dir) {
@@ -117,10 +215,17 @@ Collection::~Collection() {
   }
   if (!dropped_) return;
   owned_.reset();  // closes the store before its files go
-  std::error_code ec;
-  fs::remove_all(folder_, ec);
-  if (ec)
-    std::fprintf(stderr, "imsat: could not remove %s: %s\n", folder_.c_str(), ec.message().c_str());
+  // Out of the catalog's sight in one rename, then removed: a crash during the removal leaves a
+  // hidden folder that the next open removes (the DROPPED mark covers a crash before the rename).
+  const fs::path folder(folder_);
+  const fs::path gone = folder.parent_path() / ("." + name_ + kDropping);
+  Status s = remove_tree(gone);
+  if (s.is_ok()) s = rename_synced(folder, gone);
+  if (s.is_ok()) s = remove_tree(gone);
+  if (!s.is_ok()) {
+    std::fprintf(stderr, "imsat: collection '%s' was dropped but its files stay: %s\n",
+                 name_.c_str(), s.message().c_str());
+  }
 }
 
 Catalog::~Catalog() {
@@ -285,14 +390,17 @@ Result<std::unique_ptr<Catalog>> Catalog::open(const std::string& data_dir, bool
   if (!fs::is_directory(data_dir, ec)) {
     return Status::invalid_argument(data_dir + ": not a directory");
   }
+  IMSAT_ASSIGN_OR_RETURN(const size_t recovered, recover_data_dir(data_dir));
+  if (recovered > 0) {
+    std::fprintf(stderr,
+                 "imsat: %s: finished or removed %zu leftovers of interrupted operations "
+                 "(restores, drops, creates, snapshots)\n",
+                 data_dir.c_str(), recovered);
+  }
   std::vector<std::string> names;
   for (const auto& entry : fs::directory_iterator(data_dir, ec)) {
     const std::string name = entry.path().filename().string();
     if (!entry.is_directory() || !check_collection_name(name).is_ok()) continue;
-    if (fs::exists(entry.path() / kDroppedMark)) {
-      fs::remove_all(entry.path(), ec);  // a drop that was interrupted
-      continue;
-    }
     if (!fs::exists(entry.path() / kStoreFolder)) continue;
     names.push_back(name);
   }
@@ -318,6 +426,7 @@ Result<std::unique_ptr<Catalog>> Catalog::single(const std::string& name,
   std::string root = store_path;
   while (root.size() > 1 && root.back() == '/') root.pop_back();
   c->snapshot_root_ = root + ".snapshots";
+  IMSAT_RETURN_IF_ERROR(clean_snapshot_root(c->snapshot_root_).status());
   IMSAT_ASSIGN_OR_RETURN(c->owned_, QueryEngine::open(store_path, model_path, false, cache_mb));
   c->engine_ = c->owned_.get();
   if (cache_vectors) IMSAT_RETURN_IF_ERROR(c->owned_->cache_vectors());
@@ -411,6 +520,60 @@ Status Catalog::set_default(const std::string& name) {
   return Status::ok();
 }
 
+namespace {
+
+// The bytes of a model file named by a client: only a regular file of at most
+// kMaxModelFileBytes, read with a bound (no device, FIFO or endless file), and errors that say
+// only what the client may know. Under `models_dir` (when set) a relative name is resolved there
+// and a name outside it is refused.
+Result<std::string> read_named_model(const std::string& name, const std::string& models_dir) {
+  fs::path path(name);
+  if (!models_dir.empty()) {
+    std::error_code ec;
+    const fs::path root = fs::weakly_canonical(models_dir, ec);
+    path = fs::weakly_canonical(path.is_absolute() ? path : root / path, ec);
+    const std::string r = root.string() + "/";
+    if (ec || path.string().rfind(r, 0) != 0) {
+      return Status::invalid_argument("model '" + name +
+                                      "' is not a model file under the server's models folder");
+    }
+  }
+  const auto unusable = [&] {
+    return Status::invalid_argument("model '" + name + "' is not a readable model file" +
+                                    (models_dir.empty() ? "" : " in the server's models folder"));
+  };
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  if (ec || !fs::is_regular_file(st)) return unusable();
+  const uintmax_t size = fs::file_size(path, ec);
+  if (ec) return unusable();
+  if (size > kMaxModelFileBytes) {
+    return Status::invalid_argument("model '" + name + "' is " + std::to_string(size) +
+                                    " bytes; a model file is at most " +
+                                    std::to_string(kMaxModelFileBytes));
+  }
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return unusable();
+  std::string bytes(static_cast<size_t>(size), '\0');
+  size_t got = 0;
+  while (got < bytes.size()) {
+    const ssize_t n = ::read(fd, bytes.data() + got, bytes.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  if (got != bytes.size()) return unusable();
+  return bytes;
+}
+
+}  // namespace
+
+void Catalog::set_models_dir(const std::string& dir) {
+  std::lock_guard lock(mutex_);
+  models_dir_ = dir;
+}
+
 Result<std::shared_ptr<Collection>> Catalog::create(const std::string& name,
                                                     const CollectionSpec& spec) {
   IMSAT_RETURN_IF_ERROR(check_collection_name(name));
@@ -418,63 +581,98 @@ Result<std::shared_ptr<Collection>> Catalog::create(const std::string& name,
     return Status::invalid_argument(
         "collections can be created only when serving a data directory (--data-dir)");
   }
-  std::lock_guard lock(mutex_);
-  if (collections_.count(name)) {
-    return Status::invalid_argument("collection '" + name + "' already exists");
+  if (!spec.model_path.empty() && !spec.model_bytes.empty()) {
+    return Status::invalid_argument("give a model file's path or its bytes, not both");
   }
   const fs::path folder = fs::path(data_dir_) / name;
-  std::error_code ec;
-  if (fs::exists(folder, ec)) {
-    return Status::invalid_argument("collection '" + name +
+  std::string models_dir;
+  {
+    // The name is claimed here, atomically: a second create of it gets AlreadyExists at once, and
+    // the catalog stays open to other requests while this one builds.
+    std::lock_guard lock(mutex_);
+    if (collections_.count(name) || creating_.count(name)) {
+      return Status::already_exists("collection '" + name + "' already exists");
+    }
+    std::error_code ec;
+    if (fs::exists(folder, ec)) {
+      return Status::already_exists("collection '" + name +
                                     "': its folder exists (a collection being dropped, or other "
-                                    "files); choose another name or remove " +
-                                    folder.string());
+                                    "files); choose another name");
+    }
+    creating_.insert(name);
+    models_dir = models_dir_;
   }
-  // Built in a partial folder and renamed into place, so a crash leaves no half collection.
+  Result<std::shared_ptr<Collection>> made = build(name, spec, models_dir);
+  std::lock_guard lock(mutex_);
+  creating_.erase(name);
+  if (made.is_ok()) collections_[name] = made.value();
+  return made;
+}
+
+Result<std::shared_ptr<Collection>> Catalog::build(const std::string& name,
+                                                   const CollectionSpec& spec,
+                                                   const std::string& models_dir) {
+  const fs::path folder = fs::path(data_dir_) / name;
+  // Built in a partial folder and renamed into place, so a crash leaves no half collection (the
+  // partial folder is removed at the next open).
   const fs::path partial = fs::path(data_dir_) / ("." + name + kPartial);
-  fs::remove_all(partial, ec);
+  IMSAT_RETURN_IF_ERROR(remove_tree(partial));
+  std::error_code ec;
   fs::create_directories(partial, ec);
-  if (ec) return io_error(partial.string(), ec);
+  if (ec) return io_error("cannot create the collection's folder", ec);
   auto fail = [&](const Status& s) {
     std::error_code ignored;
     fs::remove_all(partial, ignored);
     return s;
   };
   int bits = spec.bits;
-  if (!spec.model_path.empty()) {
-    Result<learn::Model> model = learn::Model::load(spec.model_path);
-    if (!model.is_ok()) return fail(model.status());
+  index::StoreOptions o;
+  if (!spec.model_path.empty() || !spec.model_bytes.empty()) {
+    // A remote client naming a path learns only that it is not a usable model file: not whether
+    // the path exists, nor what it is.
+    const bool opaque = spec.remote && !spec.model_path.empty() && models_dir.empty();
+    const auto refuse = [&](const Status& s) {
+      return fail(opaque ? Status::invalid_argument("model '" + spec.model_path +
+                                                    "' is not a readable imsat model file")
+                         : s);
+    };
+    std::string bytes = spec.model_bytes;
+    if (!spec.model_path.empty()) {
+      Result<std::string> read = read_named_model(spec.model_path, models_dir);
+      if (!read.is_ok()) return refuse(read.status());
+      bytes = std::move(read).value();
+    }
+    const std::string model_file = (partial / kModelFile).string();
+    Status s = write_file_atomically(model_file, bytes);
+    if (!s.is_ok()) return fail(s);
+    Result<learn::Model> model = learn::Model::load(model_file);
+    if (!model.is_ok()) {
+      // A damaged or foreign file is the client's bad input, not the server's fault.
+      return refuse(Status::invalid_argument(
+          (spec.model_bytes.empty() ? "model '" + spec.model_path + "'" : "the uploaded model") +
+          " is not a model file imsat can read: " + model.status().message()));
+    }
     if (bits != 0 && bits != model->bits()) {
       return fail(Status::invalid_argument("'bits' is " + std::to_string(bits) +
                                            " but the model makes " + std::to_string(model->bits()) +
                                            "-bit codes"));
     }
     bits = model->bits();
-    Status s = copy_file_synced(spec.model_path, (partial / kModelFile).string());
-    if (!s.is_ok()) return fail(s);
-  }
-  index::StoreOptions o;
-  o.bits = bits;
-  o.tables = spec.tables;
-  o.expected_items = spec.expected_items;
-  if (!spec.model_path.empty()) {
-    Result<learn::Model> model = learn::Model::load((partial / kModelFile).string());
-    if (!model.is_ok()) return fail(model.status());
     o.model_fingerprint = model->fingerprint();
   }
   if (bits == 0) return fail(Status::invalid_argument("give 'bits' or a model"));
+  o.bits = bits;
+  o.tables = spec.tables;
+  o.expected_items = spec.expected_items;
   {
     Result<std::unique_ptr<index::CodeStore>> store =
         index::CodeStore::open((partial / kStoreFolder).string(), o);
     if (!store.is_ok()) return fail(store.status());
   }
-  sync_folder(partial.string());
-  fs::rename(partial, folder, ec);
-  if (ec) return fail(io_error("cannot move the new collection into place", ec));
-  sync_folder(data_dir_);
-  IMSAT_ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, load(name, folder.string()));
-  collections_[name] = c;
-  return c;
+  Status s = sync_directory(partial.string());
+  if (s.is_ok()) s = rename_synced(partial, folder);
+  if (!s.is_ok()) return fail(s.prefixed("cannot move the new collection into place: "));
+  return load(name, folder.string());
 }
 
 Status Catalog::drop(const std::string& name) {
@@ -524,16 +722,12 @@ Result<SnapshotInfo> Catalog::create_snapshot(const std::string& name) {
   if (s.is_ok() && !c->model_path().empty()) {
     s = copy_file_synced(c->model_path(), (partial / kModelFile).string());
   }
-  if (s.is_ok()) {
-    sync_folder(partial.string());
-    fs::rename(partial, fs::path(c->snapshot_root()) / id, ec);
-    if (ec) s = io_error("cannot move the snapshot into place", ec);
-  }
+  if (s.is_ok()) s = sync_directory(partial.string());
+  if (s.is_ok()) s = rename_synced(partial, fs::path(c->snapshot_root()) / id);
   if (!s.is_ok()) {
     fs::remove_all(partial, ec);
     return s;
   }
-  sync_folder(c->snapshot_root());
   SnapshotInfo info;
   info.id = id;
   info.path = (fs::path(c->snapshot_root()) / id).string();
@@ -579,9 +773,59 @@ Status Catalog::delete_snapshot(const std::string& name, const std::string& id) 
   if (!fs::is_directory(dir, ec)) {
     return Status::not_found("collection '" + name + "' has no snapshot '" + id + "'");
   }
-  fs::remove_all(dir, ec);
-  if (ec) return io_error(dir.string(), ec);
-  return Status::ok();
+  // Renamed out of the list in one step first: a crash during the removal leaves a hidden
+  // folder (removed at the next open), never a listed snapshot with some of its files gone.
+  std::lock_guard lock(snapshot_mutex_);
+  const fs::path gone = fs::path(c->snapshot_root()) / ("." + id + kDeleting);
+  IMSAT_RETURN_IF_ERROR(remove_tree(gone));
+  IMSAT_RETURN_IF_ERROR(rename_synced(dir, gone));
+  return remove_tree(gone);
+}
+
+Result<size_t> recover_data_dir(const std::string& data_dir) {
+  const fs::path dir(data_dir);
+  std::vector<std::string> restores, leftovers, collections;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() > 1 && name[0] == '.') {
+      for (const std::string suffix : {kRestoring, kPartial, kReplaced, kDropping, kUpload}) {
+        if (!ends_with(name, suffix)) continue;
+        const std::string base = name.substr(1, name.size() - 1 - suffix.size());
+        if (!check_collection_name(base).is_ok()) break;
+        (suffix == kRestoring ? restores : leftovers).push_back(suffix == kRestoring ? base : name);
+        break;
+      }
+    } else if (entry.is_directory(ec) && check_collection_name(name).is_ok()) {
+      collections.push_back(name);
+    }
+  }
+  if (ec) return io_error(data_dir + ": cannot list", ec);
+  size_t done = 0;
+  for (const std::string& to : restores) {
+    IMSAT_RETURN_IF_ERROR(
+        finish_restore(dir, to).prefixed("finishing the restore of '" + to + "': "));
+    ++done;
+  }
+  for (const std::string& name : leftovers) {
+    if (!fs::exists(dir / name, ec)) continue;  // a restore just finished took it
+    IMSAT_RETURN_IF_ERROR(remove_tree(dir / name));
+    ++done;
+  }
+  for (const std::string& name : collections) {
+    if (fs::exists(dir / name / kDroppedMark, ec)) {  // a drop that was interrupted
+      const fs::path gone = dir / ("." + name + kDropping);
+      IMSAT_RETURN_IF_ERROR(remove_tree(gone));
+      IMSAT_RETURN_IF_ERROR(rename_synced(dir / name, gone));
+      IMSAT_RETURN_IF_ERROR(remove_tree(gone));
+      ++done;
+      continue;
+    }
+    IMSAT_ASSIGN_OR_RETURN(const size_t cleaned, clean_snapshot_root(dir / name / kSnapshotFolder));
+    done += cleaned;
+  }
+  if (done > 0) IMSAT_RETURN_IF_ERROR(sync_directory(data_dir));
+  return done;
 }
 
 Status restore_snapshot(const std::string& data_dir, const std::string& from, const std::string& id,
@@ -589,62 +833,45 @@ Status restore_snapshot(const std::string& data_dir, const std::string& from, co
   IMSAT_RETURN_IF_ERROR(check_snapshot_id(id));
   IMSAT_ASSIGN_OR_RETURN(const std::string source_folder, collection_folder(data_dir, from));
   IMSAT_ASSIGN_OR_RETURN(const std::string target, collection_folder(data_dir, to));
+  // An earlier restore that a crash interrupted is finished first (it may be this one).
+  IMSAT_RETURN_IF_ERROR(recover_data_dir(data_dir).status());
   const fs::path snapshot = fs::path(source_folder) / kSnapshotFolder / id;
   std::error_code ec;
   if (!fs::is_directory(snapshot / kStoreFolder, ec)) {
-    return Status::not_found("collection '" + from + "' has no snapshot '" + id + "' (" +
-                             snapshot.string() + ")");
+    return Status::not_found("collection '" + from + "' has no snapshot '" + id + "'");
   }
   if (fs::exists(target, ec) && !force) {
-    return Status::invalid_argument("collection '" + to +
-                                    "' exists; restore under another name, or replace it with "
-                                    "--force");
+    return Status::already_exists("collection '" + to +
+                                  "' exists; restore under another name, or replace it with "
+                                  "--force");
   }
-  // Copied (not linked) into a partial folder, opened once to check it, then moved into place.
+  // Copied (not linked) and synced into a partial folder, opened once to check it; then the
+  // intent record, from which a crash at any later point is rolled forward (finish_restore).
   const fs::path partial = fs::path(data_dir) / ("." + to + kPartial);
-  fs::remove_all(partial, ec);
-  fs::create_directories(partial, ec);
-  if (ec) return io_error(partial.string(), ec);
-  fs::copy(snapshot / kStoreFolder, partial / kStoreFolder, fs::copy_options::recursive, ec);
-  if (!ec && fs::exists(snapshot / kModelFile)) {
-    fs::copy_file(snapshot / kModelFile, partial / kModelFile, ec);
-  }
-  if (ec) {
-    const Status s = io_error("copying the snapshot", ec);
-    fs::remove_all(partial, ec);
+  IMSAT_RETURN_IF_ERROR(remove_tree(partial));
+  auto fail = [&](const Status& s) {
+    std::error_code ignored;
+    fs::remove_all(partial, ignored);
     return s;
+  };
+  Status s = copy_tree_synced(snapshot / kStoreFolder, partial / kStoreFolder);
+  if (s.is_ok() && fs::exists(snapshot / kModelFile, ec)) {
+    s = copy_file_synced((snapshot / kModelFile).string(), (partial / kModelFile).string());
   }
+  if (!s.is_ok()) return fail(s.prefixed("copying the snapshot: "));
   {
     const std::string model =
-        fs::exists(partial / kModelFile) ? (partial / kModelFile).string() : "";
+        fs::exists(partial / kModelFile, ec) ? (partial / kModelFile).string() : "";
     Result<std::unique_ptr<QueryEngine>> check =
         QueryEngine::open((partial / kStoreFolder).string(), model);
-    if (!check.is_ok()) {
-      fs::remove_all(partial, ec);
-      return check.status().prefixed("the snapshot does not open: ");
-    }
+    if (!check.is_ok()) return fail(check.status().prefixed("the snapshot does not open: "));
   }
-  sync_folder(partial.string());
-  if (fs::exists(target, ec)) {
-    const fs::path old = fs::path(data_dir) / ("." + to + ".replaced");
-    fs::remove_all(old, ec);
-    fs::rename(target, old, ec);
-    if (ec) return io_error("cannot move the replaced collection aside", ec);
-    fs::rename(partial, target, ec);
-    if (ec) return io_error("cannot move the restored collection into place", ec);
-    // The replaced collection's snapshots (the restored one among them) stay with the name.
-    if (fs::exists(old / kSnapshotFolder)) {
-      fs::rename(old / kSnapshotFolder, fs::path(target) / kSnapshotFolder, ec);
-      if (ec) return io_error("cannot keep the snapshots of the replaced collection", ec);
-    }
-    sync_folder(data_dir);
-    fs::remove_all(old, ec);
-  } else {
-    fs::rename(partial, target, ec);
-    if (ec) return io_error("cannot move the restored collection into place", ec);
-  }
-  sync_folder(data_dir);
-  return Status::ok();
+  s = sync_directory(partial.string());
+  if (!s.is_ok()) return fail(s);
+  s = write_file_atomically((fs::path(data_dir) / ("." + to + kRestoring)).string(),
+                            "restore " + from + " " + id + "\n");
+  if (!s.is_ok()) return fail(s);
+  return finish_restore(data_dir, to);
 }
 
 }  // namespace imsat::query

@@ -7,6 +7,9 @@
 //   DIR/NAME/model                the collection's hash model (absent: code-only)
 //   DIR/NAME/snapshots/ID/        a snapshot: store/ (a RocksDB checkpoint) and model
 //   DIR/NAME/DROPPED              marks a collection being dropped (removed at the next open)
+//   DIR/.NAME.partial, .NAME.restoring, .NAME.replaced, .NAME.dropped, NAME/snapshots/ID.partial,
+//   NAME/snapshots/.ID.deleting   work in progress: finished or removed at the next open
+//                                 (recover_data_dir)
 // `imsat serve --db STORE` serves one collection over a store folder anywhere (Catalog::single);
 // its snapshots go to STORE.snapshots/.
 #pragma once
@@ -16,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -54,9 +58,13 @@ class Collection {
 };
 
 struct CollectionSpec {
-  int bits = 0;            // required without a model; must equal the model's with one
-  std::string model_path;  // a model file to copy into the collection ("" = code-only)
-  int tables = 0;          // multi-index tables (0 = chosen from bits and expected_items)
+  int bits = 0;             // required without a model; must equal the model's with one
+  std::string model_path;   // a model file on this machine to copy into the collection
+  std::string model_bytes;  // or the bytes of one (a client's upload); neither = code-only
+  // Asked by a client over the network: errors about `model_path` (outside a models folder) do
+  // not tell whether the path exists or what it is.
+  bool remote = false;
+  int tables = 0;  // multi-index tables (0 = chosen from bits and expected_items)
   size_t expected_items = 1000000;
 };
 
@@ -117,9 +125,13 @@ class Catalog {
   std::string default_name() const;
   Status set_default(const std::string& name);  // NotFound for an unknown name
 
-  // Creates an empty collection (a data directory only). InvalidArgument for a bad name or
-  // spec, or a name in use.
+  // Creates an empty collection (a data directory only). The name is claimed first, atomically:
+  // AlreadyExists when it is in use or being created. InvalidArgument for a bad name or spec,
+  // and for a model that is not a regular, readable model file of at most 1 GiB (named by path:
+  // under the models folder when one is set; errors never tell what else exists on the server).
   Result<std::shared_ptr<Collection>> create(const std::string& name, const CollectionSpec& spec);
+  // Where `model` paths of create() must lie ("" = anywhere the server may read).
+  void set_models_dir(const std::string& dir);
   // Removes a collection: it disappears from the catalog now, its folder once no request uses
   // it. InvalidArgument for a collection this catalog does not own the files of.
   Status drop(const std::string& name);
@@ -136,6 +148,9 @@ class Catalog {
  private:
   Catalog() = default;
   Result<std::shared_ptr<Collection>> load(const std::string& name, const std::string& folder);
+  // create()'s work once the name is claimed.
+  Result<std::shared_ptr<Collection>> build(const std::string& name, const CollectionSpec& spec,
+                                            const std::string& models_dir);
   // A snapshot folder (store/ and model) or a store folder, opened read-only as a collection that
   // refuses writes, naming `followed` (snapshot_follower).
   static Result<std::shared_ptr<Collection>> open_followed(const std::string& name,
@@ -149,6 +164,8 @@ class Catalog {
   EncodeBatchOptions encode_batching_;
   mutable std::mutex mutex_;
   std::map<std::string, std::shared_ptr<Collection>> collections_;
+  std::set<std::string> creating_;  // names claimed by a create() in progress
+  std::string models_dir_;
   std::string default_;
   std::mutex snapshot_mutex_;  // one snapshot at a time
   // snapshot_follower's thread and what it reports.
@@ -162,8 +179,16 @@ class Catalog {
 // Offline operations on a data directory (no server running on it).
 // Snapshots of a collection, newest last (`imsat snapshot list`).
 Result<std::vector<SnapshotInfo>> list_snapshots(const std::string& snapshot_root);
+// Finishes or removes what a crash interrupted in a data directory: a restore whose intent
+// record exists is rolled forward, a collection marked DROPPED removed, and partial collections
+// and snapshots, replaced or dropped folders, snapshots being deleted and staged uploads
+// removed. Returns how many were finished or removed. Catalog::open and restore_snapshot run it
+// first; never call it while another process writes the directory.
+Result<size_t> recover_data_dir(const std::string& data_dir);
 // Restores snapshot `id` of collection `from` as collection `to` (a new one, or replacing `to`
-// with `force`). The copy opens with what the snapshot holds and nothing after.
+// with `force`; AlreadyExists without it). The copy opens with what the snapshot holds and
+// nothing after; a replaced collection's snapshots stay with the name. Killed at any point, the
+// next open (or restore) finishes the restore or leaves the data directory as it was.
 Status restore_snapshot(const std::string& data_dir, const std::string& from, const std::string& id,
                         const std::string& to, bool force);
 // The folder of a collection in a data directory (its name checked first).

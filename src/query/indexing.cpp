@@ -258,6 +258,44 @@ Result<IndexReport> index_dataset(const IndexRequest& request) {
   return report;
 }
 
+namespace {
+
+// InvalidArgument naming the first keys of rows [from, rows) of a shard that `store` already
+// holds, and how many it holds: an ingest replaces keys only when asked to (--overwrite).
+Status refuse_held_keys(const index::CodeStore& store, const std::string& db,
+                        const std::string& path, const CodesFile& f, const ItemOptions& items,
+                        size_t from) {
+  constexpr size_t kChunk = 50000;
+  constexpr size_t kNamed = 3;
+  size_t held = 0;
+  std::vector<std::string> named;
+  for (size_t start = from; start < f.rows; start += kChunk) {
+    std::vector<std::string> keys;
+    for (size_t i = start; i < std::min(f.rows, start + kChunk); ++i) {
+      keys.push_back(items.key_prefix + std::to_string(items.first_row + i));
+    }
+    std::string first;
+    IMSAT_ASSIGN_OR_RETURN(const size_t n, store.count_existing(keys, &first));
+    // The first held keys in row order: from the chunk's first held one, a key at a time.
+    const auto at = std::find(keys.begin(), keys.end(), first);
+    for (auto it = at; n > 0 && it != keys.end() && named.size() < kNamed; ++it) {
+      IMSAT_ASSIGN_OR_RETURN(const size_t hit, store.count_existing({*it}));
+      if (hit > 0) named.push_back("'" + *it + "'");
+    }
+    held += n;
+  }
+  if (held == 0) return Status::ok();
+  std::string list;
+  for (size_t i = 0; i < named.size(); ++i) list += (i > 0 ? ", " : "") + named[i];
+  return Status::invalid_argument(
+      db + " already holds " + std::to_string(held) + " of the keys of " + path + " (" + list +
+      (held > named.size() ? ", ..." : "") +
+      ") from another source or other settings; nothing was written. Pass --overwrite to replace "
+      "them, or --key-prefix to ingest beside them");
+}
+
+}  // namespace
+
 Result<IngestReport> ingest_codes_files(const IngestRequest& request) {
   if (request.files.empty()) return Status::invalid_argument("no codes files to ingest");
   struct Part {
@@ -336,6 +374,9 @@ Result<IngestReport> ingest_codes_files(const IngestRequest& request) {
     items.source = fs::path(f.source).filename().string();
     items.source_json = nlohmann::json(items.source).dump();
     items.first_row = f.first_row;
+    if (!request.overwrite && store->info().items > 0) {
+      IMSAT_RETURN_IF_ERROR(refuse_held_keys(*store, request.db, parts[j].path, f, items, done));
+    }
     jobs.push_back({job, [&f, &items](size_t i, index::Item* item) {
                       if (i >= f.rows) return false;
                       make_item(f.codes, f.bits, f.labels, nullptr, 0, items, i, item);

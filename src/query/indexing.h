@@ -89,6 +89,7 @@ struct IngestRequest {
   std::vector<std::string> files;  // codes files of shards (`imsat encode --shard I/N`)
   std::string key_prefix;          // keys are this prefix followed by the global row number
   size_t batch = 200000;           // items per staged batch
+  bool overwrite = false;          // replace keys the store holds from another source
   std::function<void(size_t staged)> progress;
 };
 
@@ -107,7 +108,10 @@ struct IngestReport {
 // Adds the codes files of a dataset's shards to a store in one atomic step
 // (CodeStore::bulk_load_atomic): every file is checked first (format, code length, model
 // fingerprint against each other and the store, disjoint rows) and a wrong one is refused before
-// the store is created or written; shards an earlier run ingested are skipped. Killed or failed
+// the store is created or written; shards an earlier run ingested are skipped. Without
+// `overwrite`, a shard whose keys the store already holds (from another source, or the same rows
+// with other settings) is refused, naming the first such keys and how many, as index_dataset
+// refuses them. Killed or failed
 // before it returns, the store is as it was and running it again does the step again.
 Result<IngestReport> ingest_codes_files(const IngestRequest& request);
 

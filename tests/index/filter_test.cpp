@@ -274,6 +274,25 @@ TEST_F(FilterStoreTest, FilteredSearchesEqualBruteForceUnindexedThenIndexed) {
   check_against_brute_force(*store, data, 13, 20);
 }
 
+// Issue 30, item 3: the indexed fields were stored one per line, so a name holding a line break
+// came back after a reopen as two other fields. Control characters are refused; any other name
+// (quotes, brackets, commas, spaces, non-ASCII) survives a reopen as it was.
+TEST_F(FilterStoreTest, FieldNamesSurviveAReopenExactlyAndControlCharactersAreRefused) {
+  auto store = open();
+  for (const std::string bad : {std::string("a\nb"), std::string("tab\there"),
+                                std::string("nul\0x", 5), std::string("del\x7f")}) {
+    const imsat::Status s = store->index_field(bad);
+    EXPECT_EQ(s.code(), imsat::Status::Code::kInvalidArgument) << s.to_string();
+    EXPECT_NE(s.message().find("control characters"), std::string::npos) << s.message();
+  }
+  EXPECT_TRUE(store->indexed_fields().empty());
+  const std::vector<std::string> names = {"a b", "[\"x\", ", "price,eur", "couleur \u00e9t\u00e9"};
+  for (const std::string& name : names) ASSERT_TRUE(store->index_field(name).is_ok()) << name;
+  store.reset();
+  store = open();
+  EXPECT_EQ(store->indexed_fields(), names);
+}
+
 TEST_F(FilterStoreTest, IndexedTermsFollowUpsertsAndDeletes) {
   auto store = open();
   ASSERT_TRUE(store->index_field("color").is_ok());

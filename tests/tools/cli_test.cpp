@@ -567,4 +567,48 @@ TEST_F(CliTest, ShardsEncodeSeparatelyAndIngestOnce) {
   EXPECT_FALSE(std::filesystem::exists(path("db2")));
 }
 
+// Issue 30, item 1: ingest replaced the items of keys the store held (another dataset's rows
+// under the same row keys) without a word. It refuses as `index` does, unless --overwrite.
+TEST_F(CliTest, IngestRefusesKeysTheStoreHoldsUnlessOverwrite) {
+  const std::string first = csv("a.csv", 60, 12);
+  Outcome r =
+      imsat("train --data " + first + " --method itq --bits 8 --quiet --out " + path("m.model"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = imsat("encode --model " + path("m.model") + " --data " + first + " --shard 0/1 --quiet " +
+            "--out " + path("a.codes"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = imsat("ingest --db " + path("db") + " " + path("a.codes"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = imsat("search --db " + path("db") + " --key 0 -k 1 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string before = nlohmann::json::parse(r.out)["hits"][0].dump();
+  // Another dataset, the same model, the same row keys 0-39.
+  std::ofstream(path("b.csv")) << [] {
+    std::string text;
+    for (int j = 0; j < 12; ++j) text += "f" + std::to_string(j) + ",";
+    text += "label\n";
+    for (int i = 0; i < 40; ++i) {
+      for (int j = 0; j < 12; ++j) text += std::to_string((i * 7 + j * 13) % 23 - 11) + ",";
+      text += "1\n";
+    }
+    return text;
+  }();
+  r = imsat("encode --model " + path("m.model") + " --data " + path("b.csv") +
+            " --shard 0/1 --quiet --out " + path("b.codes"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = imsat("ingest --db " + path("db") + " " + path("b.codes"));
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find("already holds 40 of the keys"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("'0', '1', '2'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--overwrite"), std::string::npos) << r.err;
+  r = imsat("search --db " + path("db") + " --key 0 -k 1 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["hits"][0].dump(), before);
+  r = imsat("ingest --db " + path("db") + " --overwrite " + path("b.codes"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = imsat("inspect --db " + path("db") + " --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["items"], 60);
+}
+
 }  // namespace
