@@ -128,6 +128,7 @@ void add_snapshot_commands(CLI::App& app) {
   });
   list->callback([a] {
     const std::string folder = take(query::collection_folder(a->data_dir, a->collection));
+    take(query::recover_data_dir(a->data_dir));  // an interrupted restore holds snapshots
     const auto snapshots = take(query::list_snapshots(folder + "/snapshots"));
     nlohmann::json out = nlohmann::json::array();
     for (const auto& s : snapshots) {

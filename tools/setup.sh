@@ -15,7 +15,7 @@ say() { echo "setup.sh: $*" >&2; }
 
 packages=(
   build-essential cmake ninja-build pkg-config git curl clang clang-format libclang-rt-14-dev wrk
-  chromium haproxy
+  chromium haproxy strace
   libtorch-dev libopenblas0-pthread
   librocksdb-dev libboost-dev nlohmann-json3-dev zlib1g-dev libcli11-dev libstb-dev libfftw3-dev
   libjemalloc-dev

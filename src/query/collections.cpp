@@ -788,7 +788,9 @@ Result<size_t> recover_data_dir(const std::string& data_dir) {
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     const std::string name = entry.path().filename().string();
-    if (name.size() > 1 && name[0] == '.') {
+    if (name.size() > 1 && name[0] == '.' && name.find(".tmp.") != std::string::npos) {
+      leftovers.push_back(name);  // a record whose atomic write was cut short
+    } else if (name.size() > 1 && name[0] == '.') {
       for (const std::string suffix : {kRestoring, kPartial, kReplaced, kDropping, kUpload}) {
         if (!ends_with(name, suffix)) continue;
         const std::string base = name.substr(1, name.size() - 1 - suffix.size());

@@ -30,15 +30,24 @@ struct Outcome {
 class CliTest : public imsat::testing::TempDirTest {
  protected:
   // Runs imsat with `args` (shell words), capturing stdout and stderr.
-  Outcome imsat(const std::string& args) {
+  Outcome imsat(const std::string& args) { return imsat_with(IMSAT_BINARY, args); }
+  Outcome imsat_with(const std::string& program, const std::string& args) {
     const std::string out = (dir_ / "stdout").string(), err = (dir_ / "stderr").string();
-    const std::string cmd = std::string(IMSAT_BINARY) + " " + args + " >" + out + " 2>" + err;
+    const std::string cmd = program + " " + args + " >" + out + " 2>" + err;
     Outcome r;
     const int status = std::system(cmd.c_str());
     r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     r.out = slurp(out);
     r.err = slurp(err);
     return r;
+  }
+  // imsat killed by SIGKILL just before its `nth_rename`th rename system call (if it makes that
+  // many): a crash at that point.
+  Outcome imsat_under_strace(int nth_rename, const std::string& args) {
+    return imsat_with("strace -f -qq -o /dev/null -e trace=rename -e inject=rename:signal=" +
+                          std::string("SIGKILL:when=") + std::to_string(nth_rename) + " " +
+                          IMSAT_BINARY,
+                      args);
   }
   static std::string slurp(const std::string& path) {
     std::ifstream in(path);
@@ -513,6 +522,82 @@ TEST_F(CliTest, CollectionsSnapshotsAndFilteredSearch) {
   EXPECT_EQ(after[0]["name"], "rows_copy");
   EXPECT_EQ(after[0]["items"], 90);
   EXPECT_FALSE(after[0]["model_fingerprint"].is_null());
+}
+
+// Issue 30, item 2: `snapshot restore --force` killed between its renames lost the collection or
+// its snapshots. Killed before each of its renames in turn (strace injects SIGKILL at the Nth
+// rename system call), the next command that opens the data directory finds the collection
+// either as it was or restored, with all its snapshots, and nothing left over; then a drop,
+// killed the same way, leaves the collection whole or gone.
+TEST_F(CliTest, ARestoreOrDropKilledAtAnyRenameLosesNothing) {
+  ASSERT_EQ(std::system("strace -qq -o /dev/null true"), 0)
+      << "strace must be installed and allowed to trace (tools/setup.sh installs it)";
+  const std::string data = csv("k.csv", 60, 12);
+  train_and_index(data, "itq");
+  const std::string dd = path("data");
+  Outcome r =
+      imsat("collections create --data-dir " + dd + " --name rows --model " + path("m.model"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string store = " --db " + dd + "/rows/store --quiet";
+  ASSERT_EQ(imsat("index --model " + path("m.model") + " --data " + data + store).code, 0);
+  r = imsat("snapshot create --data-dir " + dd + " --collection rows --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string small = nlohmann::json::parse(r.out)["id"];  // 60 items
+  ASSERT_EQ(
+      imsat("index --model " + path("m.model") + " --data " + data + store + " --key-prefix x")
+          .code,
+      0);
+  r = imsat("snapshot create --data-dir " + dd + " --collection rows --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string large = nlohmann::json::parse(r.out)["id"];  // 120 items
+  auto items_of_rows = [&]() -> int {
+    const Outcome list = imsat("collections list --data-dir " + dd + " --json");
+    EXPECT_EQ(list.code, 0) << list.err;
+    for (const auto& c : nlohmann::json::parse(list.out)) {
+      if (c["name"] == "rows") return c["items"].get<int>();
+    }
+    return -1;
+  };
+  auto hidden_entries = [&] {
+    std::vector<std::string> hidden;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(dd)) {
+      const std::string name = e.path().filename().string();
+      if (name[0] == '.' || name.find(".partial") != std::string::npos) hidden.push_back(name);
+    }
+    return hidden;
+  };
+  const std::string restore =
+      " snapshot restore --data-dir " + dd + " --collection rows --force --snapshot ";
+  int killed = 0;
+  for (int n = 1; n < 40; ++n) {
+    r = imsat_under_strace(n, restore + small);
+    if (r.code == 0) break;  // the restore made fewer than n renames: every point was tried
+    ++killed;
+    const int items = items_of_rows();  // opens the data directory: finishes or removes
+    EXPECT_TRUE(items == 60 || items == 120) << "killed at rename " << n << ": " << items;
+    EXPECT_EQ(hidden_entries(), std::vector<std::string>()) << "killed at rename " << n;
+    r = imsat("snapshot list --data-dir " + dd + " --collection rows --json");
+    ASSERT_EQ(r.code, 0) << r.err;
+    const nlohmann::json snaps = nlohmann::json::parse(r.out);
+    ASSERT_EQ(snaps.size(), 2u) << "killed at rename " << n << ": " << r.out;
+    EXPECT_EQ(snaps[0]["id"], small);
+    EXPECT_EQ(snaps[1]["id"], large);
+    // Back to 120 items for the next crash point.
+    r = imsat(restore + large);
+    ASSERT_EQ(r.code, 0) << "after rename " << n << ": " << r.err;
+    ASSERT_EQ(items_of_rows(), 120);
+  }
+  EXPECT_GE(killed, 4);  // copy checks, intent record, the moves of the snapshots and folders
+  EXPECT_EQ(items_of_rows(), 60);
+  for (int n = 1; n < 10; ++n) {
+    r = imsat_under_strace(n, " collections drop --data-dir " + dd + " --name rows");
+    const int items = items_of_rows();
+    EXPECT_TRUE(items == 60 || items == -1) << "killed at rename " << n << ": " << items;
+    EXPECT_EQ(hidden_entries(), std::vector<std::string>()) << "killed at rename " << n;
+    if (r.code == 0 || items == -1) break;
+  }
+  EXPECT_EQ(items_of_rows(), -1);
+  EXPECT_FALSE(std::filesystem::exists(dd + "/rows"));
 }
 
 }  // namespace
