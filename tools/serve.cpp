@@ -114,6 +114,14 @@ void add_serve(CLI::App& app) {
                   "A search asking for more results (queries x k) runs as a heavy request")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  cmd->add_option("--heavy-scroll-items", a->server.limits.heavy_scroll_items,
+                  "A scroll page of more items runs as a heavy request")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--max-filter-terms", a->server.limits.max_filter_terms,
+                  "Most conditions and values (match_any elements) in one filter")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   cmd->add_option("--max-body-bytes", a->server.limits.max_body_bytes, "Largest request body")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();

@@ -201,12 +201,39 @@ json optional_body(const Call& call) {
   return body;
 }
 
-std::shared_ptr<const index::MetadataFilter> optional_filter(const json& body) {
+std::shared_ptr<const index::MetadataFilter> optional_filter(const json& body,
+                                                             const Limits& limits) {
   if (!body.contains("filter") || body["filter"].is_null()) return nullptr;
-  return parse_filter(body["filter"]);
+  return parse_filter(body["filter"], limits.max_filter_terms);
 }
 
 }  // namespace
+
+bool filter_is_heavy(const Request& request, const Limits& limits) {
+  return request.body.size() > limits.heavy_body_bytes &&
+         request.body.find("\"filter\"") != std::string::npos;
+}
+
+bool scroll_is_heavy(const Request& request, const Limits& limits) {
+  if (filter_is_heavy(request, limits)) return true;
+  // The page size: from the query string (GET) or a small body (POST), read cheaply; anything
+  // unreadable is left to the handler's 400.
+  std::string limit;
+  const size_t q = request.target.find('?');
+  if (q != std::string::npos) {
+    for (const auto& [name, value] : parse_query_string(request.target.substr(q + 1))) {
+      if (name == "limit") limit = value;
+    }
+  }
+  if (limit.empty() && !request.body.empty() && request.body.size() <= limits.heavy_body_bytes) {
+    const json body = json::parse(request.body, nullptr, false);
+    if (body.is_object() && body.contains("limit") && body["limit"].is_number_unsigned()) {
+      return body["limit"].get<uint64_t>() > limits.heavy_scroll_items;
+    }
+  }
+  const unsigned long long n = std::strtoull(limit.c_str(), nullptr, 10);
+  return n > limits.heavy_scroll_items;
+}
 
 Response handle_items_scroll_post(Call& call) {
   const json body = optional_body(call);
@@ -224,7 +251,7 @@ Response handle_items_scroll_post(Call& call) {
       throw HttpError{400, std::string("'") + name + "' must be the 'next_offset' of a page"};
     }
   }
-  const auto filter = optional_filter(body);
+  const auto filter = optional_filter(body, call.limits);
   query::ScrollPage page = take(call.engine->scroll(cursor, limit, filter.get()));
   json out = query::scroll_json(page);
   out["next_offset"] = out["next_cursor"];
@@ -234,7 +261,7 @@ Response handle_items_scroll_post(Call& call) {
 Response handle_items_count(Call& call) {
   const json body = optional_body(call);
   check_fields(body, {"filter"});
-  const auto filter = optional_filter(body);
+  const auto filter = optional_filter(body, call.limits);
   return json_response(200, {{"count", take(call.engine->count(filter.get()))}});
 }
 
@@ -247,7 +274,7 @@ Response handle_items_delete(Call& call) {
     throw HttpError{400, "give exactly one of 'keys' or 'filter'"};
   }
   if (body.contains("filter")) {
-    const auto filter = optional_filter(body);
+    const auto filter = optional_filter(body, call.limits);
     if (filter == nullptr || filter->empty()) {
       throw HttpError{400, "an empty filter would delete every item; give at least one condition",
                       "invalid_filter"};

@@ -115,6 +115,7 @@ size_t param_size(const Call& call, const char* name, size_t fallback) {
 }  // namespace
 
 bool search_is_heavy(const Request& request, const Limits& limits) {
+  if (filter_is_heavy(request, limits)) return true;
   // One query (no 'queries' batch) asks for at most max_k (kNN) or max_hits (radius) results, as
   // the handler enforces: when that cannot exceed heavy_results the body is not parsed here (a
   // search by vector's body is mostly numbers, and parsing it twice cost as much as the model).
@@ -232,7 +233,7 @@ Response handle_search_image(Call& call) {
   if (call.params.count("filter")) {
     const json filter = json::parse(call.params["filter"], nullptr, false);
     if (filter.is_discarded()) throw HttpError{400, "'filter' is not JSON", "invalid_filter"};
-    sr.filter = parse_filter(filter);
+    sr.filter = parse_filter(filter, call.limits.max_filter_terms);
   }
   const bool invert = call.params.count("invert") && call.params["invert"] != "0";
   const size_t dim = call.engine->model() != nullptr ? call.engine->model()->input_dim() : 0;

@@ -40,6 +40,12 @@ struct Limits {
   // A search asking for more results than this (queries x k, or x the radius 'limit') is heavy:
   // it runs on the heavy pool like an evaluation, so it cannot hold up ordinary searches.
   size_t heavy_results = 10000;
+  // Conditions and values (match_any elements) in one filter: more get 400 naming the limit.
+  size_t max_filter_terms = 10000;
+  // A search, scroll, count or delete whose body is larger than this (a filter with many values)
+  // is heavy, as is a scroll page of more than heavy_scroll_items items.
+  size_t heavy_body_bytes = 64u << 10;
+  size_t heavy_scroll_items = 1000;
 };
 
 struct Request {

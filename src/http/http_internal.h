@@ -124,7 +124,9 @@ std::vector<FormPart> parse_multipart(const std::string& content_type, const std
 void check_fields(const json& j, std::initializer_list<const char*> allowed,
                   const std::string& where = "the body");
 // A metadata filter from JSON (400, code "invalid_filter", naming what is wrong).
-std::shared_ptr<const index::MetadataFilter> parse_filter(const json& j);
+// A request's filter; 400 naming the problem, or the limit when it holds more than `max_terms`
+// conditions and values.
+std::shared_ptr<const index::MetadataFilter> parse_filter(const json& j, size_t max_terms);
 // Optional non-negative integer field, at most `max`; 400 naming the field otherwise.
 size_t get_size(const json& j, const char* name, size_t fallback, size_t max);
 // A 32-bit label; 400 when not an integer or out of range.
@@ -160,6 +162,10 @@ Response handle_search(Call& call);
 // Whether a search body asks for more than Limits::heavy_results results (or cannot be sized
 // cheaply: an unparsable body is not heavy, its handler answers 400).
 bool search_is_heavy(const Request& request, const Limits& limits);
+// Whether a body carries a filter larger than Limits::heavy_body_bytes (count, delete, search).
+bool filter_is_heavy(const Request& request, const Limits& limits);
+// Whether a scroll asks for more than Limits::heavy_scroll_items items, or carries a heavy filter.
+bool scroll_is_heavy(const Request& request, const Limits& limits);
 Response handle_search_image(Call& call);
 Response handle_items_add(Call& call);
 Response handle_items_scroll(Call& call);

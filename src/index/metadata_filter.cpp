@@ -40,6 +40,27 @@ Result<FieldValue> scalar(const json& v, const std::string& where) {
 
 Status parse_filter(const json& j, const std::string& where, int depth, MetadataFilter* out);
 
+// Up to this many match_any values are compared one by one; more go into hash sets.
+constexpr size_t kLinearMatchValues = 8;
+
+std::shared_ptr<const ValueSets> value_sets(const std::vector<FieldValue>& values) {
+  auto sets = std::make_shared<ValueSets>();
+  for (const FieldValue& v : values) {
+    switch (v.kind) {
+      case FieldValue::Kind::kString:
+        sets->strings.insert(v.text);
+        break;
+      case FieldValue::Kind::kNumber:
+        sets->numbers.insert(v.number == 0 ? 0.0 : v.number);
+        break;
+      case FieldValue::Kind::kBool:
+        (v.boolean ? sets->has_true : sets->has_false) = true;
+        break;
+    }
+  }
+  return sets;
+}
+
 Status parse_condition(const json& c, const std::string& where, int depth, Condition* out) {
   if (!c.is_object()) return bad(where, "a condition must be a JSON object");
   if (c.contains("must") || c.contains("should") || c.contains("must_not")) {
@@ -157,6 +178,10 @@ Status parse_filter(const json& j, const std::string& where, int depth, Metadata
       Condition c;
       IMSAT_RETURN_IF_ERROR(
           parse_condition(conditions[i], at + "[" + std::to_string(i) + "]", depth, &c));
+      out->terms += 1 + c.values.size() + c.keys.size() + (c.nested ? c.nested->terms : 0);
+      if (c.kind == Condition::Kind::kMatchAny && c.values.size() > kLinearMatchValues) {
+        c.sets = value_sets(c.values);
+      }
       list->push_back(std::move(c));
     }
   }
@@ -199,6 +224,12 @@ bool holds_scalar(const Condition& c, const json& v) {
   switch (c.kind) {
     case Condition::Kind::kMatch:
     case Condition::Kind::kMatchAny:
+      if (c.sets != nullptr) {
+        if (v.is_string()) return c.sets->strings.count(v.get_ref<const std::string&>()) > 0;
+        if (v.is_number()) return c.sets->numbers.count(v.get<double>()) > 0;
+        if (v.is_boolean()) return v.get<bool>() ? c.sets->has_true : c.sets->has_false;
+        return false;
+      }
       for (const FieldValue& want : c.values) {
         if (equal(v, want)) return true;
       }
@@ -295,11 +326,16 @@ std::vector<std::string> MetadataFilter::fields() const {
   return {names.begin(), names.end()};
 }
 
-Result<MetadataFilter> parse_metadata_filter(const std::string& json_text) {
+Result<MetadataFilter> parse_metadata_filter(const std::string& json_text, size_t max_terms) {
   json j = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return Status::invalid_argument("filter: not valid JSON");
   MetadataFilter f;
   IMSAT_RETURN_IF_ERROR(parse_filter(j, "filter", 0, &f));
+  if (f.terms > max_terms) {
+    return Status::invalid_argument("filter: " + std::to_string(f.terms) +
+                                    " conditions and values; the limit is " +
+                                    std::to_string(max_terms) + " (max_filter_terms)");
+  }
   f.canonical = j.dump();  // nlohmann's objects keep their keys sorted
   return f;
 }

@@ -19,6 +19,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "common/status.h"
@@ -37,6 +38,13 @@ struct FieldValue {
 
 struct MetadataFilter;
 
+// The values of a match_any condition by kind, for a constant-time check per stored value.
+struct ValueSets {
+  std::unordered_set<std::string> strings;
+  std::unordered_set<double> numbers;  // finite; 0 and -0 are one value
+  bool has_true = false, has_false = false;
+};
+
 struct Condition {
   enum class Kind { kMatch, kMatchAny, kRange, kHasKey, kNested } kind = Kind::kMatch;
   std::string key;                 // kMatch, kMatchAny, kRange
@@ -44,6 +52,7 @@ struct Condition {
   std::optional<double> gt, gte, lt, lte;
   std::vector<std::string> keys;  // kHasKey
   std::shared_ptr<const MetadataFilter> nested;
+  std::shared_ptr<const ValueSets> sets;  // kMatchAny with more than a few values
 
   bool holds_for_number(double x) const;  // range bounds
 };
@@ -51,14 +60,21 @@ struct Condition {
 struct MetadataFilter {
   std::vector<Condition> must, should, must_not;
   std::string canonical;  // the filter as compact JSON with sorted keys (a cache key)
+  size_t terms = 0;       // conditions and values, nested ones included (its cost per item)
   bool empty() const { return must.empty() && should.empty() && must_not.empty(); }
   // Every field path the filter reads, label included, without repeats.
   std::vector<std::string> fields() const;
 };
 
+// The most values (of match and match_any) and conditions one filter may hold by default: what a
+// filter costs per item it is checked against grows with them.
+constexpr size_t kDefaultMaxFilterTerms = 10000;
+
 // Parses a filter from JSON text. InvalidArgument naming the position and what is wrong
-// ("filter.must[1]: unknown field 'mach'").
-Result<MetadataFilter> parse_metadata_filter(const std::string& json_text);
+// ("filter.must[1]: unknown field 'mach'"), or the limit when the filter holds more than
+// `max_terms` values and conditions in all.
+Result<MetadataFilter> parse_metadata_filter(const std::string& json_text,
+                                             size_t max_terms = kDefaultMaxFilterTerms);
 
 // Whether an item with this metadata (JSON text; "" or non-object = no fields) and label passes.
 bool filter_matches(const MetadataFilter& filter, const std::string& metadata, int32_t label);

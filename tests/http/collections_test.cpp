@@ -583,6 +583,48 @@ TEST_F(CollectionsTest, LeftoversOfInterruptedWorkAreRemovedAtOpen) {
   EXPECT_EQ((*reopened)->find("d")->engine().info().items, 10u);
 }
 
+// Issue 30, items 8 and 11: large filters and large scroll pages ran on the I/O threads, where
+// they held up ordinary searches. They are heavy requests now (the heavy pool, 503 beyond its
+// slots), and a filter beyond max_filter_terms is refused naming the limit.
+TEST_F(CollectionsTest, LargeFiltersAndScrollPagesAreHeavyAndFilterSizeIsCapped) {
+  fill("h", 50, 2);
+  auto request = [](const std::string& method, const std::string& target, const std::string& body) {
+    H::Request r;
+    r.method = method;
+    r.target = target;
+    r.body = body;
+    r.headers["content-type"] = "application/json";
+    r.headers["authorization"] = "Bearer secret";
+    return r;
+  };
+  std::string values = "\"red\"";
+  for (int i = 0; i < 9000; ++i) values += ", \"c" + std::to_string(i) + "\"";
+  const std::string big =
+      R"({"filter": {"must": [{"key": "color", "match_any": [)" + values + "]}]}}";
+  const std::string small = R"({"filter": {"must": [{"key": "color", "match": "red"}]}})";
+  for (const char* target : {"/v1/collections/h/items/count", "/v1/collections/h/items/scroll"}) {
+    EXPECT_TRUE(router_->is_heavy(request("POST", target, big))) << target;
+    EXPECT_FALSE(router_->is_heavy(request("POST", target, small))) << target;
+  }
+  EXPECT_TRUE(router_->is_heavy(request("GET", "/v1/collections/h/items?limit=5000", "")));
+  EXPECT_FALSE(router_->is_heavy(request("GET", "/v1/collections/h/items?limit=100", "")));
+  EXPECT_TRUE(
+      router_->is_heavy(request("POST", "/v1/collections/h/items/scroll", R"({"limit": 5000})")));
+  EXPECT_FALSE(
+      router_->is_heavy(request("POST", "/v1/collections/h/items/scroll", R"({"limit": 50})")));
+  // The heavy count gives the same answer as the small one.
+  const auto counted = router_->handle(request("POST", "/v1/collections/h/items/count", big));
+  ASSERT_EQ(counted.status, 200) << counted.body;
+  EXPECT_EQ(js(counted)["count"],
+            js(router_->handle(request("POST", "/v1/collections/h/items/count", small)))["count"]);
+  for (int i = 9000; i < 10500; ++i) values += ", \"c" + std::to_string(i) + "\"";
+  const auto refused = router_->handle(
+      request("POST", "/v1/collections/h/items/count",
+              R"({"filter": {"must": [{"key": "color", "match_any": [)" + values + "]}]}}"));
+  EXPECT_EQ(refused.status, 400);
+  EXPECT_NE(refused.body.find("max_filter_terms"), std::string::npos) << refused.body;
+}
+
 TEST_F(CollectionsTest, OpenApiDescribesExactlyTheRoutes) {
   fill("o", 5, 7);
   auto r = send("GET", "/openapi.json", {}, false);
