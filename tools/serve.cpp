@@ -114,6 +114,10 @@ void add_serve(CLI::App& app) {
                   "A search asking for more results (queries x k) runs as a heavy request")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  cmd->add_option("--max-connections", a->server.max_connections,
+                  "Most open connections; at the cap a new one closes the oldest idle one, or "
+                  "gets 503 (0 = three quarters of the descriptor limit)")
+      ->capture_default_str();
   cmd->add_option("--heavy-scroll-items", a->server.limits.heavy_scroll_items,
                   "A scroll page of more items runs as a heavy request")
       ->check(CLI::PositiveNumber)

@@ -147,6 +147,9 @@ struct ServerOptions {
   // two thread wake-ups per request (bench/README.md, "Search by vector"): worth it only where
   // the model's time dominates a request (large networks, many cores).
   int model_threads = 0;
+  // Open connections at most (0: three quarters of the descriptor limit, less 32 for the store).
+  // At the cap a new connection closes the oldest idle one, or, when none is idle, gets 503.
+  size_t max_connections = 0;
   Limits limits;
   std::string token;
   std::string read_token;

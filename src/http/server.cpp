@@ -1,14 +1,20 @@
 // Boost.Beast/Asio server: one acceptor, a thread pool, one session per connection reading
 // requests with header and body limits and an idle timeout, answering through the Router.
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <future>
 #include <optional>
 #include <thread>
@@ -24,6 +30,8 @@ namespace beast = boost::beast;
 namespace bhttp = beast::http;
 using tcp = asio::ip::tcp;
 
+class Session;
+
 struct Server::Impl {
   asio::io_context ioc;
   tcp::acceptor acceptor{ioc};
@@ -33,7 +41,12 @@ struct Server::Impl {
   std::atomic<bool> stopping{false};
   std::atomic<int> in_flight{0};
   std::mutex sessions_mutex;
-  std::vector<std::weak_ptr<beast::tcp_stream>> sessions;  // to close idle ones on stop
+  // Oldest first: to close idle ones at the connection cap, and every one on stop.
+  std::vector<std::weak_ptr<Session>> sessions;
+  std::atomic<size_t> open_sessions{0};
+  size_t max_connections = 0;  // below the descriptor limit (connection_cap)
+  std::atomic<bool> descriptors_warned{false};
+  asio::steady_timer accept_backoff{ioc};
   bool stopped = false;
   // Heavy requests (Router::is_heavy) run here, never on the I/O threads (declared after ioc so
   // that it is destroyed, and joined, before the io_context).
@@ -42,6 +55,9 @@ struct Server::Impl {
   std::unique_ptr<asio::thread_pool> model_pool;
 
   void accept();
+  void on_accept(beast::error_code ec, tcp::socket socket);
+  // At the connection cap: closes the oldest idle connection; false when none is idle.
+  bool close_oldest_idle();
 };
 
 namespace {
@@ -51,17 +67,25 @@ Response to_error(int status, const std::string& message) {
                                  query::error_json(message, internal::error_code_for(status)));
 }
 
+}  // namespace
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, Server::Impl& server)
-      : stream_(std::make_shared<beast::tcp_stream>(std::move(socket))), server_(server) {}
+      : stream_(std::make_shared<beast::tcp_stream>(std::move(socket))), server_(server) {
+    server_.open_sessions.fetch_add(1);
+  }
+  ~Session() { server_.open_sessions.fetch_sub(1); }
 
-  std::weak_ptr<beast::tcp_stream> stream() const { return stream_; }
+  std::shared_ptr<beast::tcp_stream> stream() const { return stream_; }
+  // Waiting for the first byte of a next request (nothing read, nothing being answered).
+  bool idle() const { return idle_.load(); }
 
   void start() { read(); }
 
  private:
   void read() {
+    idle_.store(buffer_.size() == 0);
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(server_.limits.max_header_bytes));
     parser_->body_limit(server_.limits.max_body_bytes);
@@ -73,6 +97,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void on_header(beast::error_code ec, size_t) {
+    idle_.store(false);
     if (ec) {
       on_read(ec, 0);
       return;
@@ -244,30 +269,106 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   bool counted_ = false;
+  std::atomic<bool> idle_{false};
   bool drain_on_close_ = false;  // the last answer left a request body unread
   std::vector<char> scratch_;
   size_t drained_bytes_ = 0;
 };
 
+namespace {
+
+// The most connections a server keeps open: below the process's descriptor limit, with room for
+// the store's files, so that accepting never runs out of descriptors. The soft limit is raised
+// to the hard one first (as most servers do).
+size_t connection_cap(size_t configured) {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    rlimit raised = lim;
+    raised.rlim_cur = lim.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) lim = raised;
+  }
+  const size_t descriptors =
+      lim.rlim_cur == RLIM_INFINITY ? size_t{1} << 20 : static_cast<size_t>(lim.rlim_cur);
+  const size_t fits = descriptors > 64 ? descriptors * 3 / 4 - 32 : 8;
+  return configured > 0 ? std::min(configured, fits) : fits;
+}
+
+// Written on a fresh socket before closing it: far smaller than any socket buffer, so the write
+// does not block.
+const std::string& too_many_connections() {
+  static const std::string answer = [] {
+    const std::string body =
+        "{\"error\": \"the server holds its most connections; retry shortly\", "
+        "\"code\": \"busy\"}\n";
+    return "HTTP/1.1 503 Service Unavailable\r\nServer: imsat\r\nContent-Type: "
+           "application/json\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: " +
+           std::to_string(body.size()) + "\r\n\r\n" + body;
+  }();
+  return answer;
+}
+
 }  // namespace
+
+bool Server::Impl::close_oldest_idle() {
+  std::lock_guard lock(sessions_mutex);
+  for (auto& w : sessions) {
+    std::shared_ptr<Session> s = w.lock();
+    if (s == nullptr || !s->idle()) continue;
+    std::shared_ptr<beast::tcp_stream> stream = s->stream();
+    w.reset();  // asked to close once
+    asio::post(stream->get_executor(), [stream] {
+      beast::error_code ec;
+      stream->socket().shutdown(tcp::socket::shutdown_both, ec);
+      stream->socket().close(ec);
+    });
+    return true;
+  }
+  return false;
+}
 
 void Server::Impl::accept() {
   acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
-    if (ec) {
-      if (ec == asio::error::operation_aborted || stopping.load()) return;
-    } else {
-      auto session = std::make_shared<Session>(std::move(socket), *this);
-      {
-        std::lock_guard lock(sessions_mutex);
-        sessions.erase(std::remove_if(sessions.begin(), sessions.end(),
-                                      [](const auto& w) { return w.expired(); }),
-                       sessions.end());
-        sessions.push_back(session->stream());
-      }
-      session->start();
-    }
-    if (!stopping.load()) accept();
+    on_accept(ec, std::move(socket));
   });
+}
+
+void Server::Impl::on_accept(beast::error_code ec, tcp::socket socket) {
+  if (ec == asio::error::operation_aborted || stopping.load()) return;
+  if (ec == asio::error::no_descriptors || ec.value() == EMFILE || ec.value() == ENFILE) {
+    // Out of descriptors (the store's files grew, or another part of the process holds them):
+    // the connection waits in the backlog while accepting backs off, instead of spinning.
+    if (!descriptors_warned.exchange(true)) {
+      std::fprintf(stderr,
+                   "imsat: out of file descriptors while accepting (%s); accepting backs off. "
+                   "Raise the limit (ulimit -n) or lower --max-connections (now %zu)\n",
+                   ec.message().c_str(), max_connections);
+    }
+    accept_backoff.expires_after(std::chrono::milliseconds(50));
+    accept_backoff.async_wait([this](beast::error_code wait_ec) {
+      if (!wait_ec && !stopping.load()) accept();
+    });
+    return;
+  }
+  if (ec) {
+    std::fprintf(stderr, "imsat: accept failed: %s\n", ec.message().c_str());
+  } else if (open_sessions.load() >= max_connections && !close_oldest_idle()) {
+    // Every connection is busy: this one is told so, and closed.
+    beast::error_code ignored;
+    asio::write(socket, asio::buffer(too_many_connections()), ignored);
+    socket.shutdown(tcp::socket::shutdown_both, ignored);
+    socket.close(ignored);
+  } else {
+    auto session = std::make_shared<Session>(std::move(socket), *this);
+    {
+      std::lock_guard lock(sessions_mutex);
+      sessions.erase(std::remove_if(sessions.begin(), sessions.end(),
+                                    [](const auto& w) { return w.expired(); }),
+                     sessions.end());
+      sessions.push_back(session);
+    }
+    session->start();
+  }
+  accept();
 }
 
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -315,6 +416,7 @@ Result<std::unique_ptr<Server>> Server::start_with(std::unique_ptr<Router> route
     impl->model_pool =
         std::make_unique<asio::thread_pool>(static_cast<size_t>(options.model_threads));
   }
+  impl->max_connections = connection_cap(options.max_connections);
   impl->accept();
   const int threads = std::max(1, options.threads);
   for (int i = 0; i < threads; ++i) {
@@ -352,7 +454,8 @@ void Server::stop(double grace_seconds) {
   {
     std::lock_guard lock(impl_->sessions_mutex);
     for (auto& w : impl_->sessions) {
-      if (auto s = w.lock()) {
+      if (auto session = w.lock()) {
+        std::shared_ptr<beast::tcp_stream> s = session->stream();
         asio::post(s->get_executor(), [s] {
           beast::error_code ec;
           s->socket().shutdown(tcp::socket::shutdown_both, ec);

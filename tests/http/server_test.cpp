@@ -501,6 +501,34 @@ TEST_F(ServerTest, AWriteWithoutTheTokenIsRefusedBeforeItsBodyIsRead) {
       200);
 }
 
+// Issue 30, item 9: idle connections up to the descriptor limit left the accept loop spinning and
+// nothing new answered. At the connection cap a new connection closes the oldest idle one.
+TEST_F(ServerTest, AtTheConnectionCapTheOldestIdleConnectionMakesRoom) {
+  imsat::http::ServerOptions so;
+  so.port = 0;
+  so.max_connections = 4;
+  so.limits.read_timeout_seconds = 30;
+  auto server = imsat::http::Server::start(*engine_, so);
+  ASSERT_TRUE(server.is_ok()) << server.status().to_string();
+  const uint16_t port = (*server)->port();
+  asio::io_context ioc;
+  std::vector<std::unique_ptr<tcp::socket>> idle;
+  for (int i = 0; i < 4; ++i) {
+    idle.push_back(std::make_unique<tcp::socket>(ioc));
+    idle.back()->connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // accepted in this order
+  }
+  for (int round = 0; round < 3; ++round) {
+    const Reply r = call(port, bhttp::verb::get, "/healthz", "", "", "");
+    EXPECT_EQ(r.status, 200) << round;
+  }
+  // The oldest idle connection was closed to make room: reading it ends at once.
+  char byte;
+  beast::error_code ec;
+  idle.front()->read_some(asio::buffer(&byte, 1), ec);
+  EXPECT_EQ(ec, asio::error::eof) << ec.message();
+}
+
 // Issue 30, item 5: a read token without a write token left every write open. Such a server is
 // refused at the start, naming what to add.
 TEST_F(ServerTest, AReadTokenWithoutAWriteTokenIsRefusedAtTheStart) {
