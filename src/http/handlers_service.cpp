@@ -6,7 +6,17 @@
 
 namespace imsat::http::internal {
 
-Response handle_healthz(Call&) { return json_response(200, {{"status", "ok"}}); }
+// 200 while the server answers reads; "degraded", naming each collection that cannot take writes
+// (a full disk) and why, so that a monitor can tell.
+Response handle_healthz(Call& call) {
+  json blocked = json::object();
+  for (const auto& c : call.catalog.list()) {
+    const index::StoreInfo info = c->engine().info();
+    if (!info.writable && c->primary().empty()) blocked[c->name()] = info.not_writable;
+  }
+  if (blocked.empty()) return json_response(200, {{"status", "ok"}});
+  return json_response(200, {{"status", "degraded"}, {"not_writable", blocked}});
+}
 
 Response handle_page(Call&) {
   Response r;
@@ -66,6 +76,13 @@ Response handle_metrics(Call& call) {
     memory += info.memory_bytes;
   }
   r.body = call.metrics.prometheus_text(items, memory);
+  r.body +=
+      "# HELP imsat_store_writable Whether a collection's store takes writes (0: disk full or "
+      "read-only).\n# TYPE imsat_store_writable gauge\n";
+  for (const auto& c : call.catalog.list()) {
+    r.body += "imsat_store_writable{collection=\"" + c->name() + "\"} " +
+              (c->engine().info().writable ? "1" : "0") + "\n";
+  }
   return r;
 }
 

@@ -77,6 +77,9 @@ struct StoreInfo {
   // How the in-memory arrays were obtained when the store opened: "arrays file", or "rebuilt
   // from RocksDB: <why the file was not used>".
   std::string open_source;
+  // Whether writes can go on now (disk_report()); reads go on regardless.
+  bool writable = true;
+  std::string not_writable;  // why not ("" when writable)
 };
 
 constexpr uint32_t kStoreFormatVersion = 1;
@@ -188,6 +191,18 @@ class CodeStore {
   // are kept in follow_error().
   void follow(int interval_ms);
   std::string follow_error() const;
+
+  // Whether writes can go on: false while the disk holding the store is full (free space below
+  // the reserve, or RocksDB stopped writes after running out of space); reads go on regardless.
+  struct DiskReport {
+    bool writable = true;
+    bool disk_full = false;
+    std::string reason;  // "" when writable
+  };
+  DiskReport disk_report() const;
+  // True for a store opened read-only because its disk was full, once there is room again: open
+  // it anew to write (query::Catalog does, at the next request).
+  bool reopen_for_writes() const;
 
   // A consistent point-in-time copy of the store in `dir` (which must not exist), made with
   // RocksDB's checkpoint: SST files are hard-linked, the write-ahead log copied. Reads go on

@@ -352,7 +352,7 @@ Status CodeStore::index_field(const std::string& field) {
         translate(batch.Put(impl_->cf[kMeta], terms_key(id), encode_terms(all)), "indexing"));
     if (++in_batch == kIndexBatchItems) {
       IMSAT_RETURN_IF_ERROR(
-          translate(impl_->db->Write(impl_->write_options, &batch), "indexing a field"));
+          translate_write(impl_->db->Write(impl_->write_options, &batch), "indexing a field"));
       batch.Clear();
       in_batch = 0;
     }
@@ -361,8 +361,8 @@ Status CodeStore::index_field(const std::string& field) {
   fields.push_back(field);
   IMSAT_RETURN_IF_ERROR(
       translate(batch.Put(impl_->cf[kSchema], "fields", encode_field_list(fields)), "indexing"));
-  IMSAT_RETURN_IF_ERROR(
-      translate(impl_->db->Write(impl_->write_options, &batch), "declaring an indexed field"));
+  IMSAT_RETURN_IF_ERROR(translate_write(impl_->db->Write(impl_->write_options, &batch),
+                                        "declaring an indexed field"));
   std::unique_lock lock(impl_->state_mutex);
   for (const auto& [id, term] : posted) {
     const int64_t slot = impl_->slot_of(id);

@@ -17,6 +17,7 @@
 
 #include <pthread.h>
 #include <rocksdb/db.h>
+#include <rocksdb/listener.h>
 
 #include <algorithm>
 #include <condition_variable>
@@ -139,6 +140,35 @@ class WriterFairMutex {
   pthread_rwlock_t rw_;
 };
 
+// What a full disk did to a store (store_disk.cpp). Shared with the RocksDB listener.
+struct DiskState {
+  std::mutex mutex;
+  bool low = false;      // free space below the reserve at the last write's check
+  bool stopped = false;  // RocksDB stopped writes after a NoSpace background error
+  std::string reason;
+  // The free space a write leaves untouched on a file system of this size.
+  static uint64_t reserve_bytes(uint64_t filesystem_bytes);
+};
+
+// Records NoSpace background errors and turns off RocksDB's own recovery from them (see
+// store_disk.cpp for why).
+class DiskListener : public rocksdb::EventListener {
+ public:
+  explicit DiskListener(std::shared_ptr<DiskState> state) : state_(std::move(state)) {}
+  void OnBackgroundError(rocksdb::BackgroundErrorReason reason, rocksdb::Status* bg_error) override;
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason reason, rocksdb::Status bg_error,
+                            bool* auto_recovery) override;
+
+ private:
+  std::shared_ptr<DiskState> state_;
+};
+
+// Whether the file system holding `path` has less free space than the reserve writes keep.
+bool disk_below_reserve(const std::string& path);
+
+// translate(), with NoSpace for a full disk.
+Status translate_write(const rocksdb::Status& s, const std::string& what);
+
 struct CodeStore::Impl {
   std::string path;
   StoreOptions options;
@@ -199,7 +229,9 @@ struct CodeStore::Impl {
     }
     // A clean close leaves nothing only in the write-ahead log, and the arrays in a file the
     // next open can read instead of rebuilding them (a failure only costs that open time).
-    if (db && !options.read_only) {
+    // Not after a NoSpace stop: flushing would close the failed log writer (store_disk.cpp).
+    const bool stopped = disk != nullptr && disk->stopped;
+    if (db && !options.read_only && !stopped) {
       db->Flush(rocksdb::FlushOptions(), cf).PermitUncheckedError();
       if (arrays_enabled) save_arrays().ignore();
     }
@@ -214,13 +246,23 @@ struct CodeStore::Impl {
     // A failed watermark write only weakens the next open's check; the batch itself is durable.
     write_watermark(path, {new_generation, live_items}).ignore();
   }
-  // InvalidArgument when the store was opened read-only.
-  Status check_writable() const {
+  std::shared_ptr<DiskState> disk;  // writable stores only
+  bool full_at_open = false;        // opened read-only because its disk was full
+  // InvalidArgument when the store was opened read-only; NoSpace when its disk is full.
+  Status check_writable() {
+    if (full_at_open) {
+      return Status::no_space(
+          "the disk holding the store was full when it was opened, so it serves reads only; "
+          "writes resume once space is freed");
+    }
     if (options.read_only) {
       return Status::invalid_argument(path + ": the store is open read-only; nothing was written");
     }
-    return Status::ok();
+    return check_disk();
   }
+  // NoSpace when free space is below the reserve or RocksDB stopped writes for lack of space;
+  // resumes RocksDB's background work once there is room (store_disk.cpp).
+  Status check_disk();
 
   // Slot of a live id, or -1.
   int64_t slot_of(uint64_t id) const {

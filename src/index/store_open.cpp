@@ -202,12 +202,25 @@ Result<std::unique_ptr<CodeStore>> CodeStore::open_existing_or_new(const std::st
                                     ": exists and is not a code store (no RocksDB CURRENT file)");
   }
 
+  // On a disk without room for what a writable open writes (a new log, the manifest, a flush of
+  // the recovered log), the store opens read-only: reads go on and writes get NoSpace, where a
+  // writable open would fail (or trip RocksDB's assertion, see store_disk.cpp).
+  bool full_at_open = false;
+  if (exists && !options.read_only && disk_below_reserve(path)) {
+    options.read_only = true;
+    full_at_open = true;
+  }
   auto impl = std::make_unique<Impl>();
   impl->path = path;
   impl->options = options;
+  impl->full_at_open = full_at_open;
   impl->write_options.sync = options.sync_writes;
 
   rocksdb::Options db_options;
+  if (!options.read_only) {
+    impl->disk = std::make_shared<DiskState>();
+    db_options.listeners.push_back(std::make_shared<DiskListener>(impl->disk));
+  }
   db_options.create_if_missing = options.create_if_missing;
   db_options.create_missing_column_families = !exists;
   db_options.paranoid_checks = true;

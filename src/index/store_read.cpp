@@ -7,8 +7,16 @@
 namespace imsat::index {
 
 StoreInfo CodeStore::info() const {
-  std::shared_lock lock(impl_->state_mutex);
   StoreInfo i;
+  if (!impl_->options.read_only || impl_->full_at_open) {
+    const DiskReport disk = disk_report();
+    i.writable = disk.writable;
+    i.not_writable = disk.reason;
+  } else {
+    i.writable = false;
+    i.not_writable = "opened read-only";
+  }
+  std::shared_lock lock(impl_->state_mutex);
   i.bits = impl_->schema.bits;
   i.tables = impl_->schema.tables;
   i.format_version = impl_->schema.format_version;

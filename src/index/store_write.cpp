@@ -162,7 +162,7 @@ Status CodeStore::Impl::commit_write_batch(const BatchPlan& p) {
       }
     }
   }
-  return translate(db->Write(write_options, &batch), "writing a batch");
+  return translate_write(db->Write(write_options, &batch), "writing a batch");
 }
 
 std::string CodeStore::Impl::staging_dir() const {
@@ -218,7 +218,7 @@ Status CodeStore::Impl::ingest_files(const std::vector<SstFile>& files, const st
     it->external_files.push_back(f.path);
   }
   if (args.empty()) return Status::ok();
-  return translate(db->IngestExternalFiles(args), what);
+  return translate_write(db->IngestExternalFiles(args), what);
 }
 
 Status CodeStore::Impl::commit_ingest(const BatchPlan& p) {
@@ -315,7 +315,7 @@ Result<size_t> CodeStore::Impl::erase_locked(const std::vector<std::string>& key
   const size_t live_after = codes.live() - slots.size();
   batch.Put(cf[kSchema], "items", be64(live_after));
   batch.Put(cf[kSchema], "generation", be64(generation + 1));
-  IMSAT_RETURN_IF_ERROR(translate(db->Write(write_options, &batch), "deleting"));
+  IMSAT_RETURN_IF_ERROR(translate_write(db->Write(write_options, &batch), "deleting"));
   {
     std::unique_lock lock(state_mutex);
     for (uint32_t s : slots) codes.erase(s);

@@ -419,6 +419,8 @@ Result<std::unique_ptr<Catalog>> Catalog::single(const std::string& name,
                                                  size_t cache_mb) {
   IMSAT_RETURN_IF_ERROR(check_collection_name(name));
   std::unique_ptr<Catalog> cat(new Catalog());
+  cat->cache_vectors_ = cache_vectors;
+  cat->cache_mb_ = cache_mb;
   std::shared_ptr<Collection> c(new Collection());
   c->name_ = name;
   c->store_path_ = store_path;
@@ -494,16 +496,39 @@ std::vector<std::shared_ptr<Collection>> Catalog::list() const {
 std::shared_ptr<Collection> Catalog::find(const std::string& name) const {
   std::lock_guard lock(mutex_);
   auto it = collections_.find(name);
-  return it == collections_.end() ? nullptr : it->second;
+  return it == collections_.end() ? nullptr : writable_again(it->second);
 }
 
 std::shared_ptr<Collection> Catalog::default_collection() const {
   std::lock_guard lock(mutex_);
   if (!default_.empty()) {
     auto it = collections_.find(default_);
-    return it == collections_.end() ? nullptr : it->second;
+    return it == collections_.end() ? nullptr : writable_again(it->second);
   }
-  return collections_.size() == 1 ? collections_.begin()->second : nullptr;
+  return collections_.size() == 1 ? writable_again(collections_.begin()->second) : nullptr;
+}
+
+std::shared_ptr<Collection> Catalog::writable_again(const std::shared_ptr<Collection>& c) const {
+  if (c->owned_ == nullptr || !c->primary_.empty() || !c->owned_->reopen_for_writes()) return c;
+  // Opened read-only on a full disk, and there is room now: the same collection opened anew
+  // takes its place; requests holding the old one finish on it.
+  Result<std::unique_ptr<QueryEngine>> engine =
+      QueryEngine::open(c->store_path_, c->model_path_, false, cache_mb_);
+  if (!engine.is_ok() || !(*engine)->info().writable) return c;
+  std::shared_ptr<Collection> fresh(new Collection());
+  fresh->name_ = c->name_;
+  fresh->folder_ = c->folder_;
+  fresh->store_path_ = c->store_path_;
+  fresh->model_path_ = c->model_path_;
+  fresh->snapshot_root_ = c->snapshot_root_;
+  fresh->owned_ = std::move(engine).value();
+  fresh->engine_ = fresh->owned_.get();
+  fresh->owned_->set_encode_batching(encode_batching_);
+  if (cache_vectors_ && !fresh->owned_->cache_vectors().is_ok()) return c;
+  std::fprintf(stderr, "imsat: collection '%s' takes writes again (space was freed)\n",
+               c->name_.c_str());
+  collections_[c->name_] = fresh;
+  return fresh;
 }
 
 std::string Catalog::default_name() const {

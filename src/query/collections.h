@@ -148,6 +148,9 @@ class Catalog {
  private:
   Catalog() = default;
   Result<std::shared_ptr<Collection>> load(const std::string& name, const std::string& folder);
+  // `c`, or, when it was opened read-only on a full disk and there is room again, the same
+  // collection opened anew in its place (under mutex_).
+  std::shared_ptr<Collection> writable_again(const std::shared_ptr<Collection>& c) const;
   // create()'s work once the name is claimed.
   Result<std::shared_ptr<Collection>> build(const std::string& name, const CollectionSpec& spec,
                                             const std::string& models_dir);
@@ -163,7 +166,7 @@ class Catalog {
   size_t cache_mb_ = 0;  // each store's block cache (0 = the default)
   EncodeBatchOptions encode_batching_;
   mutable std::mutex mutex_;
-  std::map<std::string, std::shared_ptr<Collection>> collections_;
+  mutable std::map<std::string, std::shared_ptr<Collection>> collections_;  // writable_again
   std::set<std::string> creating_;  // names claimed by a create() in progress
   std::string models_dir_;
   std::string default_;

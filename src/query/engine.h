@@ -136,6 +136,9 @@ class QueryEngine {
   // The store's schema and size (bits, tables, items, memory, fingerprint).
   index::StoreInfo info() const;
   int bits() const { return store_->bits(); }
+  // The store opened read-only because its disk was full, and there is room again: open the
+  // collection anew to take writes (Catalog does).
+  bool reopen_for_writes() const { return store_->reopen_for_writes(); }
 
   // Loads every stored raw vector into memory so exact re-ranking reads memory instead of
   // RocksDB (rows x dim floats). Items added later are read from the store as before; ids are

@@ -181,7 +181,9 @@ json store_info_json(const index::StoreInfo& info) {
           {"store_format_version", info.format_version},
           {"memory_bytes", info.memory_bytes},
           {"opened_from", info.open_source},
-          {"store_model_fingerprint", info.model_fingerprint}};
+          {"store_model_fingerprint", info.model_fingerprint},
+          {"writable", info.writable},
+          {"not_writable", info.writable ? json() : json(info.not_writable)}};
 }
 
 json error_json(const std::string& message, const std::string& code) {
