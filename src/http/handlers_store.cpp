@@ -127,9 +127,9 @@ Response handle_collection_drop(Call& call) {
   return json_response(200, {{"dropped", call.collection_name}});
 }
 
-json snapshot_json(const query::SnapshotInfo& s) {
+json snapshot_json(const query::SnapshotInfo& s, const query::Catalog& catalog) {
   return {{"id", s.id},
-          {"path", s.path},
+          {"path", shown_path(s.path, catalog)},
           {"bytes", s.bytes},
           {"created_unix", s.created_unix},
           {"has_model", s.has_model}};
@@ -140,14 +140,15 @@ Response handle_snapshot_create(Call& call) {
       call.request.body.find_first_not_of(" \t\r\n{}") != std::string::npos) {
     throw HttpError{400, "a snapshot takes no options; send an empty body"};
   }
-  return json_response(201,
-                       snapshot_json(take(call.catalog.create_snapshot(call.collection->name()))));
+  return json_response(
+      201,
+      snapshot_json(take(call.catalog.create_snapshot(call.collection->name())), call.catalog));
 }
 
 Response handle_snapshots_list(Call& call) {
   json list = json::array();
   for (const auto& s : take(call.catalog.snapshots(call.collection->name()))) {
-    list.push_back(snapshot_json(s));
+    list.push_back(snapshot_json(s, call.catalog));
   }
   return json_response(200, {{"snapshots", list}});
 }

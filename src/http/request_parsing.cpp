@@ -65,11 +65,38 @@ const char* error_code_for(int status) {
       return "unsupported_media_type";
     case 431:
       return "headers_too_large";
+    case 501:
+      return "not_implemented";
     case 503:
       return "busy";
+    case 507:
+      return "insufficient_storage";
     default:
       return status >= 500 ? "internal" : "error";
   }
+}
+
+std::string without_server_paths(const std::string& message, const query::Catalog& catalog) {
+  std::vector<std::string> roots;
+  if (!catalog.data_dir().empty()) roots.push_back(catalog.data_dir());
+  for (const auto& c : catalog.list()) {
+    const std::string& store = c->store_path();
+    const size_t slash = store.find_last_of('/');
+    if (slash != std::string::npos && slash > 0) roots.push_back(store.substr(0, slash));
+  }
+  std::string out = message;
+  for (std::string root : roots) {
+    while (root.size() > 1 && root.back() == '/') root.pop_back();
+    root += '/';
+    for (size_t at = out.find(root); at != std::string::npos; at = out.find(root, at)) {
+      out.erase(at, root.size());
+    }
+  }
+  return out;
+}
+
+std::string shown_path(const std::string& path, const query::Catalog& catalog) {
+  return without_server_paths(path, catalog);
 }
 
 void check(const Status& s) {

@@ -379,7 +379,9 @@ Response Router::handle(const Request& request, Heavy known) {
     }
     internal::release_memory_after(r, heavy);
   } catch (const HttpError& e) {
-    r = error_response(e);
+    HttpError shown = e;
+    shown.message = internal::without_server_paths(e.message, catalog_);
+    r = error_response(shown);
   } catch (const nlohmann::json::exception& e) {
     r = internal::json_response(
         400, query::error_json(std::string("bad JSON field: ") + e.what(), "bad_request"));

@@ -103,6 +103,16 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     const auto& req = parser_->get();
+    // RFC 9112, 6.1: a transfer coding the server does not understand gets 501. Only chunked is
+    // understood (Beast decodes it); the connection closes as the body cannot be framed.
+    const beast::string_view coding = req[bhttp::field::transfer_encoding];
+    if (!coding.empty() && !beast::iequals(coding, "chunked")) {
+      drain_on_close_ = true;
+      respond(to_error(501, "Transfer-Encoding '" + std::string(coding) +
+                                "' is not supported; send the body as is, or chunked"),
+              false);
+      return;
+    }
     // Authorization comes from the headers alone: a request without the token its endpoint
     // needs is answered before its body is read or parsed (and the connection closed, as the
     // unread body would otherwise be taken for the next request).

@@ -271,6 +271,8 @@ TEST_F(CollectionsTest, SnapshotsAreConsistentAndRestorable) {
   ASSERT_EQ(r.status, 201) << r.body;
   const std::string id = js(r)["id"];
   EXPECT_GT(js(r)["bytes"].get<uint64_t>(), 0u);
+  // Issue 30: paths are shown relative to the data directory, not as the server's layout.
+  EXPECT_EQ(js(r)["path"], "s/snapshots/" + id);
   // Writes after the snapshot are not in it.
   ASSERT_EQ(send("POST", "/v1/collections/s/items",
                  json::array({{{"key", "late"}, {"code", "ffffffff"}}}))

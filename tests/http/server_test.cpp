@@ -529,6 +529,44 @@ TEST_F(ServerTest, AtTheConnectionCapTheOldestIdleConnectionMakesRoom) {
   EXPECT_EQ(ec, asio::error::eof) << ec.message();
 }
 
+// Issue 30: a body in a transfer coding other than chunked (gzip, or one nobody knows) was
+// accepted with 200. RFC 9112 asks for 501.
+TEST_F(ServerTest, UnknownTransferCodingsGet501) {
+  for (const std::string coding : {"gzip", "gzip, chunked", "x-unknown"}) {
+    asio::io_context ioc;
+    tcp::socket s(ioc);
+    s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port_));
+    const std::string head =
+        "POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Type: "
+        "application/json\r\nTransfer-Encoding: " +
+        coding + "\r\n\r\n";
+    asio::write(s, asio::buffer(head));
+    beast::flat_buffer buffer;
+    bhttp::response<bhttp::string_body> res;
+    beast::error_code ec;
+    bhttp::read(s, buffer, res, ec);
+    ASSERT_FALSE(ec) << coding << ": " << ec.message();
+    EXPECT_EQ(res.result_int(), 501u) << coding;
+    EXPECT_NE(res.body().find("Transfer-Encoding"), std::string::npos) << res.body();
+  }
+  // Chunked bodies are understood.
+  asio::io_context ioc;
+  tcp::socket s(ioc);
+  s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port_));
+  const std::string body = R"({"key": "3", "k": 2})";
+  char size[16];
+  std::snprintf(size, sizeof(size), "%zx", body.size());
+  const std::string req =
+      "POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Type: "
+      "application/json\r\nTransfer-Encoding: chunked\r\n\r\n" +
+      std::string(size) + "\r\n" + body + "\r\n0\r\n\r\n";
+  asio::write(s, asio::buffer(req));
+  beast::flat_buffer buffer;
+  bhttp::response<bhttp::string_body> res;
+  bhttp::read(s, buffer, res);
+  EXPECT_EQ(res.result_int(), 200u) << res.body();
+}
+
 // Issue 30, item 5: a read token without a write token left every write open. Such a server is
 // refused at the start, naming what to add.
 TEST_F(ServerTest, AReadTokenWithoutAWriteTokenIsRefusedAtTheStart) {
