@@ -12,6 +12,10 @@
    A read must fail with one error line (or see every item), leave the files unchanged, and
    `imsat repair` must report the loss.
 4. Abuse: expensive requests must be refused (4xx) or answered within the budget, quickly.
+5. Latency and memory beside heavy clients.
+6. Surfaces (bench/reliability_data_dir.py): every crash point of snapshot restore and delete,
+   collection create and drop and ingest; a full disk; field names, concurrent creates, filters,
+   descriptors, tokens and model paths.
 """
 import argparse
 import json
@@ -346,7 +350,7 @@ def main():
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--imsat", default=os.path.join(ROOT, "build", "tools", "imsat"))
-    ap.add_argument("--only", choices=["kill", "damage", "abuse", "load"],
+    ap.add_argument("--only", choices=["kill", "damage", "abuse", "load", "surfaces"],
                     help="run one group of checks")
     a = ap.parse_args()
     rng = random.Random(a.seed)
@@ -383,12 +387,23 @@ def main():
     if a.only in (None, "load"):
         t, p, notes_load = load(a.imsat, work, small, model, rng)
         rows.append(("search p99 and RSS beside heavy requests", t, p))
+    notes_surfaces = []
+    if a.only in (None, "surfaces"):
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import reliability_data_dir as surfaces
+        crash_rows, notes_crash = surfaces.crash_points(a.imsat, work, small, model)
+        rows += crash_rows
+        t, p, notes_edges = surfaces.edges(a.imsat, work, data, model)
+        rows.append(("field names, creates, filters, descriptors, tokens", t, p))
+        t, p, notes_disk = surfaces.full_disk(a.imsat, ROOT)
+        rows.append(("full disk (tests/tools/full_disk_test.py)", t, p))
+        notes_surfaces = notes_crash + notes_edges + notes_disk
     print(f"seed {a.seed}, {a.trials} kill trials each, imsat {a.imsat}")
-    print(f"{'check':48} {'tried':>6} {'passed':>7} {'failed':>7}")
+    print(f"{'check':52} {'tried':>6} {'passed':>7} {'failed':>7}")
     for name, tried, passed in rows:
-        print(f"{name:48} {tried:6d} {passed:7d} {tried - passed:7d}")
+        print(f"{name:52} {tried:6d} {passed:7d} {tried - passed:7d}")
     print()
-    for line in notes_http + notes_bulk + notes_damage + notes_abuse + notes_load:
+    for line in notes_http + notes_bulk + notes_damage + notes_abuse + notes_load + notes_surfaces:
         print(line)
     shutil.rmtree(work, ignore_errors=True)
     return 0 if all(t == p for _, t, p in rows) else 1

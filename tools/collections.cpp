@@ -102,16 +102,25 @@ void add_snapshot_commands(CLI::App& app) {
   };
   auto a = std::make_shared<Args>();
   CLI::App* cmd =
-      app.add_subcommand("snapshot", "Create, list or restore snapshots of a collection (offline)");
+      app.add_subcommand("snapshot",
+                         "Create, list, restore or delete snapshots of a collection (offline)");
   cmd->require_subcommand(1);
   CLI::App* create = cmd->add_subcommand("create", "A consistent copy (RocksDB checkpoint)");
   CLI::App* list = cmd->add_subcommand("list", "The collection's snapshots");
   CLI::App* restore =
       cmd->add_subcommand("restore", "Restore a snapshot as a new collection (or --force)");
-  for (CLI::App* sub : {create, list, restore}) {
+  CLI::App* remove = cmd->add_subcommand("delete", "Delete a snapshot");
+  for (CLI::App* sub : {create, list, restore, remove}) {
     sub->add_option("--data-dir", a->data_dir, "Data directory")->required();
     sub->add_option("--collection", a->collection, "Collection name")->required();
   }
+  remove->add_option("--snapshot", a->id, "Snapshot id (imsat snapshot list)")->required();
+  remove->callback([a] {
+    auto catalog = take(query::Catalog::open(a->data_dir));
+    check(catalog->delete_snapshot(a->collection, a->id));
+    std::fprintf(stderr, "imsat: deleted snapshot %s of '%s'\n", a->id.c_str(),
+                 a->collection.c_str());
+  });
   restore->add_option("--snapshot", a->id, "Snapshot id (imsat snapshot list)")->required();
   restore->add_option("--as", a->as, "Name of the restored collection (default: --collection)");
   restore->add_flag("--force", a->force, "Replace an existing collection of that name");
