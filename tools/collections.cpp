@@ -101,9 +101,8 @@ void add_snapshot_commands(CLI::App& app) {
     bool force = false, json = false;
   };
   auto a = std::make_shared<Args>();
-  CLI::App* cmd =
-      app.add_subcommand("snapshot",
-                         "Create, list, restore or delete snapshots of a collection (offline)");
+  CLI::App* cmd = app.add_subcommand(
+      "snapshot", "Create, list, restore or delete snapshots of a collection (offline)");
   cmd->require_subcommand(1);
   CLI::App* create = cmd->add_subcommand("create", "A consistent copy (RocksDB checkpoint)");
   CLI::App* list = cmd->add_subcommand("list", "The collection's snapshots");
