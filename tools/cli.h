@@ -56,7 +56,8 @@ void add_cluster(CLI::App& app);
 void add_inspect(CLI::App& app);
 void add_serve(CLI::App& app);
 void add_repair(CLI::App& app);
-void add_collections(CLI::App& app);  // `collections` and `snapshot`
+void add_collections(CLI::App& app);  // `collections`
+void add_snapshot(CLI::App& app);     // `snapshot`
 void add_ingest(CLI::App& app);
 
 // A precision-recall plot (SVG) of several curves: one (label, recall[], precision[]) each.

@@ -12,7 +12,7 @@
 #include "progress.h"
 #include "query/engine.h"
 #include "query/json_format.h"
-#include "query/protocol.h"
+#include "query/retrieval_metrics.h"
 #include "training_options.h"
 
 namespace imsat::cli {

@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   cli::add_serve(app);
   cli::add_repair(app);
   cli::add_collections(app);
+  cli::add_snapshot(app);
   cli::add_ingest(app);
 #endif
   try {

@@ -301,11 +301,6 @@ Response handle_items_delete(Call& call) {
   return json_response(200, {{"deleted", deleted}, {"not_found", missing}});
 }
 
-Response handle_index_field(Call& call) {
-  check(call.engine->index_field(call.captures[0]));
-  return json_response(200, {{"indexed_fields", call.engine->indexed_fields()}});
-}
-
 Response handle_item_get(Call& call) {
   return json_response(200, query::item_json(take(call.engine->get_item(call.captures[0]))));
 }

@@ -12,7 +12,9 @@ Response handle_healthz(Call& call) {
   json blocked = json::object();
   for (const auto& c : call.catalog.list()) {
     const index::StoreInfo info = c->engine().info();
-    if (!info.writable && c->primary().empty()) blocked[c->name()] = info.not_writable;
+    if (!info.writable && c->primary().empty()) {
+      blocked[c->name()] = without_server_paths(info.not_writable, call.catalog);
+    }
   }
   if (blocked.empty()) return json_response(200, {{"status", "ok"}});
   return json_response(200, {{"status", "degraded"}, {"not_writable", blocked}});

@@ -34,7 +34,8 @@ void DiskListener::OnBackgroundError(rocksdb::BackgroundErrorReason /*reason*/,
   if (bg_error == nullptr || !is_no_space(*bg_error)) return;
   std::lock_guard lock(state_->mutex);
   state_->stopped = true;
-  state_->reason = bg_error->ToString();
+  // Without the file name RocksDB puts in its message: clients see this reason (/healthz).
+  state_->reason = "RocksDB stopped writes: no space left on the device";
 }
 
 void DiskListener::OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason /*reason*/,

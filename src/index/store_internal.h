@@ -230,7 +230,11 @@ struct CodeStore::Impl {
     // A clean close leaves nothing only in the write-ahead log, and the arrays in a file the
     // next open can read instead of rebuilding them (a failure only costs that open time).
     // Not after a NoSpace stop: flushing would close the failed log writer (store_disk.cpp).
-    const bool stopped = disk != nullptr && disk->stopped;
+    bool stopped = false;
+    if (disk != nullptr) {
+      std::lock_guard lock(disk->mutex);
+      stopped = disk->stopped;
+    }
     if (db && !options.read_only && !stopped) {
       db->Flush(rocksdb::FlushOptions(), cf).PermitUncheckedError();
       if (arrays_enabled) save_arrays().ignore();

@@ -17,7 +17,7 @@
 #include "learn/learn.h"
 #include "query/code_health.h"
 #include "query/encode_batcher.h"
-#include "query/protocol.h"
+#include "query/retrieval_metrics.h"
 
 namespace imsat::query {
 

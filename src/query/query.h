@@ -21,6 +21,6 @@
 #include "query/image.h"
 #include "query/indexing.h"
 #include "query/json_format.h"
-#include "query/protocol.h"
 #include "query/recall.h"
+#include "query/retrieval_metrics.h"
 #include "query/store_admin.h"

@@ -89,11 +89,13 @@ def main():
         procs.append(lb)
         wait_ready(ports["lb"], lb, "haproxy")
 
-        # A follower refuses writes, naming the primary.
+        # A follower refuses writes, naming the primary (by its folder's name: error messages
+        # never show the server's directory layout).
         status, body = request(ports["f1"], "POST", "/v1/items",
                                [{"key": "x", "code": "00" * 8}])
-        assert status == 403 and body["code"] == "read_only_follower" and store in body["error"], \
-            (status, body)
+        assert status == 403 and body["code"] == "read_only_follower" and \
+            f"follows {os.path.basename(store)} " in body["error"] and \
+            os.path.dirname(store) not in body["error"], (status, body)
 
         # Every write through the primary is visible through HAProxy within the interval.
         lags = []

@@ -1,4 +1,4 @@
-// The paper's evaluation protocol (DESIGN.md, "Evaluation protocol"): query/gallery splits and
+// The paper's evaluation protocol: query/gallery splits and
 // retrieval metrics of Hamming ranking (mAP with ties grouped, precision@N, precision within radius
 // r, mAP@k, precision-recall curves). Codes are packed bytes in the index's layout (bit d of an
 // item in byte d / 8, bit d % 8); labels are non-negative integers.

@@ -1,6 +1,6 @@
-// The paper's evaluation protocol, exactly as DESIGN.md defines it: splits, mAP with ties
+// The paper's evaluation protocol: splits, mAP with ties
 // grouped, precision@N, precision within radius r, mAP@k and precision-recall curves.
-#include "query/protocol.h"
+#include "query/retrieval_metrics.h"
 
 #include <algorithm>
 #include <cmath>
