@@ -14,6 +14,7 @@
 // its snapshots go to STORE.snapshots/.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <map>
@@ -111,8 +112,12 @@ class Catalog {
     std::string serving;  // the folder served now (the resolved path)
     size_t swaps = 0;     // snapshots taken up since the start
     std::string error;    // why the last new folder was not taken up ("" when it was)
+    uint64_t checks = 0;  // times the path was resolved again
   };
   FollowStatus follow_status() const;
+  // Blocks until the path has been checked twice more, so that a check began after the call
+  // (tests: a link swapped before the call has been seen), or `timeout` passed.
+  FollowStatus wait_for_follow_check(std::chrono::milliseconds timeout) const;
   // Wraps an engine the caller keeps (tests, embedding): one collection, not removable.
   static std::unique_ptr<Catalog> wrap(QueryEngine& engine, const std::string& name = "default");
   ~Catalog();
@@ -175,6 +180,7 @@ class Catalog {
   std::thread follow_thread_;
   mutable std::mutex follow_mutex_;
   std::condition_variable follow_wake_;
+  mutable std::condition_variable follow_checked_;
   bool follow_stop_ = false;
   FollowStatus follow_status_;
 };

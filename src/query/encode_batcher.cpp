@@ -27,6 +27,7 @@ Status EncodeBatcher::encode(const float* vector, size_t dim, uint8_t* code, flo
   std::unique_lock lock(mu_);
   queue_.push_back(&request);
   if (busy_) arrived_.notify_one();  // only the gathering caller waits on it
+  queued_.notify_all();
   while (!request.done) {
     if (busy_) {
       finished_.wait(lock);
@@ -36,6 +37,7 @@ Status EncodeBatcher::encode(const float* vector, size_t dim, uint8_t* code, flo
     // together, what joins within max_wait.
     busy_ = true;
     if (options_.max_wait.count() > 0 && last_batch_ > 1 && queue_.size() < options_.max_batch) {
+      ++stats_.waits;
       arrived_.wait_for(lock, options_.max_wait,
                         [&] { return queue_.size() >= options_.max_batch; });
     }
@@ -99,6 +101,11 @@ Status EncodeBatcher::encode_one(const float* vector, size_t dim, uint8_t* code,
   IMSAT_ASSIGN_OR_RETURN(std::vector<float> p, model_.bit_probabilities(vector, 1, dim));
   std::memcpy(probabilities, p.data(), p.size() * sizeof(float));
   return Status::ok();
+}
+
+void EncodeBatcher::wait_until_queued(size_t n) const {
+  std::unique_lock lock(mu_);
+  queued_.wait(lock, [&] { return queue_.size() >= n; });
 }
 
 EncodeBatcher::Stats EncodeBatcher::stats() const {

@@ -50,8 +50,12 @@ class EncodeBatcher {
     uint64_t requests = 0;  // vectors encoded
     uint64_t batches = 0;   // model calls
     size_t largest = 0;     // vectors in the largest batch
+    uint64_t waits = 0;     // batches whose caller waited (up to max_wait) for more to join
   };
   Stats stats() const;
+  // Blocks until at least `n` callers wait in the queue for a batch (tests: to start a check once
+  // callers have queued up, instead of sleeping and hoping they did).
+  void wait_until_queued(size_t n) const;
 
  private:
   struct Request {
@@ -69,8 +73,9 @@ class EncodeBatcher {
   std::mutex& model_mutex_;
   EncodeBatchOptions options_;
   mutable std::mutex mu_;
-  std::condition_variable arrived_;   // the caller gathering a batch waits here for more
-  std::condition_variable finished_;  // callers wait here for their batch or their turn
+  std::condition_variable arrived_;         // the caller gathering a batch waits here for more
+  std::condition_variable finished_;        // callers wait here for their batch or their turn
+  mutable std::condition_variable queued_;  // wait_until_queued waits here
   std::deque<Request*> queue_;
   bool busy_ = false;  // a caller is gathering or encoding a batch
   size_t last_batch_ = 0;

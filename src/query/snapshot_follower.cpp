@@ -112,6 +112,8 @@ Result<std::unique_ptr<Catalog>> Catalog::snapshot_follower(const std::string& n
             }
           }
           lock.lock();
+          ++self->follow_status_.checks;
+          self->follow_checked_.notify_all();
           if (next) {
             self->follow_status_.serving = folder;
             ++self->follow_status_.swaps;
@@ -122,6 +124,13 @@ Result<std::unique_ptr<Catalog>> Catalog::snapshot_follower(const std::string& n
         }
       });
   return cat;
+}
+
+Catalog::FollowStatus Catalog::wait_for_follow_check(std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(follow_mutex_);
+  const uint64_t target = follow_status_.checks + 2;
+  follow_checked_.wait_for(lock, timeout, [&] { return follow_status_.checks >= target; });
+  return follow_status_;
 }
 
 Catalog::FollowStatus Catalog::follow_status() const {

@@ -350,8 +350,7 @@ TEST_F(CollectionsTest, ASnapshotFollowerTakesUpEachSnapshotItsLinkNames) {
             200);
   const fs::path second = snapshot();
   point(second);
-  for (int i = 0; i < 500 && items() != 61; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  (*follower)->wait_for_follow_check(std::chrono::seconds(30));
   EXPECT_EQ(items(), 61u);
   EXPECT_EQ((*follower)->follow_status().swaps, 1u);
   EXPECT_EQ((*follower)->follow_status().serving, fs::canonical(second).string());
@@ -370,9 +369,7 @@ TEST_F(CollectionsTest, ASnapshotFollowerTakesUpEachSnapshotItsLinkNames) {
   fs::create_directories(dir_ / "junk" / "store");
   std::ofstream(dir_ / "junk" / "store" / "CURRENT") << "not a store\n";
   point(dir_ / "junk");
-  for (int i = 0; i < 500 && (*follower)->follow_status().error.empty(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  (*follower)->wait_for_follow_check(std::chrono::seconds(30));
   EXPECT_NE((*follower)->follow_status().error.find("junk"), std::string::npos)
       << (*follower)->follow_status().error;
   EXPECT_EQ(items(), 61u);

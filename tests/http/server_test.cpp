@@ -487,13 +487,12 @@ TEST_F(ServerTest, AWriteWithoutTheTokenIsRefusedBeforeItsBodyIsRead) {
     beast::flat_buffer buffer;
     bhttp::response<bhttp::string_body> res;
     beast::error_code ec;
-    const auto t0 = std::chrono::steady_clock::now();
+    // A server waiting for the body would close the connection at its read timeout without an
+    // answer, and this read would fail.
     bhttp::read(s, buffer, res, ec);
     ASSERT_FALSE(ec) << ec.message();
     EXPECT_EQ(res.result_int(), 401u) << res.body();
     EXPECT_NE(res.body().find("Bearer"), std::string::npos);
-    // Well inside the 2 s read timeout that a body read would have waited for.
-    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1500));
   }
   // With the token the same request goes on to its body.
   EXPECT_EQ(
@@ -516,7 +515,14 @@ TEST_F(ServerTest, AtTheConnectionCapTheOldestIdleConnectionMakesRoom) {
   for (int i = 0; i < 4; ++i) {
     idle.push_back(std::make_unique<tcp::socket>(ioc));
     idle.back()->connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // accepted in this order
+    // One answered request: the server has accepted this connection (after the ones before it),
+    // and it is idle again, waiting for the next request.
+    const std::string ping = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    asio::write(*idle.back(), asio::buffer(ping));
+    beast::flat_buffer buffer;
+    bhttp::response<bhttp::string_body> res;
+    bhttp::read(*idle.back(), buffer, res);
+    ASSERT_EQ(res.result_int(), 200u);
   }
   for (int round = 0; round < 3; ++round) {
     const Reply r = call(port, bhttp::verb::get, "/healthz", "", "", "");
