@@ -388,6 +388,15 @@ struct CodeStore::Impl {
   // `dir`: the store folder to write them into ("" = this store's own; a checkpoint's folder).
   Status save_arrays(const std::string& dir = "") const;
   std::string load_arrays(uint64_t recorded_items);
+  // The steps of CodeStore::open after the folder check (store_open.cpp): RocksDB with its
+  // column families and checks; the schema read (or written for a new store) and checked against
+  // the options; the in-memory state (indexed fields, ids, the arrays from their file or rebuilt
+  // from the codes, the multi-index, the postings).
+  Status open_db(bool exists);
+  Status read_or_write_schema(bool exists);
+  Status load_items();
+  Status rebuild_arrays(std::optional<uint64_t> recorded_items);
+  Status load_postings();
   std::string open_source;  // how the arrays were obtained at open (StoreInfo::open_source)
 
   // Deletes live items by key in one batch; caller holds writer_mutex. Returns how many.

@@ -175,18 +175,17 @@ Result<std::unique_ptr<CodeStore>> CodeStore::open(const std::string& path,
   return open_existing_or_new(path, options);
 }
 
-Result<std::unique_ptr<CodeStore>> CodeStore::open_existing_or_new(const std::string& path,
-                                                                   const StoreOptions& given) {
-  StoreOptions options = given;
-  if (!options.secondary_path.empty()) {
-    options.read_only = true;
-    options.create_if_missing = false;
-  }
-  if (options.bits != 0) IMSAT_RETURN_IF_ERROR(check_code_bits(options.bits));
+namespace {
+
+// Whether `path` holds a store; the errors of a folder that cannot be opened as asked (a store
+// without its CURRENT file, none where one must exist, no code length for a new one, a folder
+// holding other files).
+Result<bool> check_store_folder(const std::string& path, const StoreOptions& options) {
+  namespace fs = std::filesystem;
   std::error_code ec;
-  const bool exists = std::filesystem::exists(std::filesystem::path(path) / "CURRENT", ec);
-  if (!exists && (std::filesystem::exists(std::filesystem::path(path) / "IDENTITY", ec) ||
-                  std::filesystem::exists(std::filesystem::path(path) / kWatermarkFile, ec))) {
+  const bool exists = fs::exists(fs::path(path) / "CURRENT", ec);
+  if (!exists && (fs::exists(fs::path(path) / "IDENTITY", ec) ||
+                  fs::exists(fs::path(path) / kWatermarkFile, ec))) {
     // The folder held a store: never treat it as new.
     return Status::corruption(path +
                               ": the CURRENT file is missing from a code store; nothing "
@@ -197,11 +196,71 @@ Result<std::unique_ptr<CodeStore>> CodeStore::open_existing_or_new(const std::st
   if (!exists && options.bits == 0) {
     return Status::invalid_argument(path + ": creating a store needs the code length (bits)");
   }
-  if (!exists && std::filesystem::exists(path, ec) && !std::filesystem::is_empty(path, ec)) {
+  if (!exists && fs::exists(path, ec) && !fs::is_empty(path, ec)) {
     return Status::invalid_argument(path +
                                     ": exists and is not a code store (no RocksDB CURRENT file)");
   }
+  return exists;
+}
 
+// RocksDB's options for a store: the database's, and each column family's.
+struct RocksOptions {
+  rocksdb::Options db;
+  rocksdb::ColumnFamilyOptions keys, bulk, codes;
+};
+
+RocksOptions rocks_options(const StoreOptions& options, bool exists) {
+  RocksOptions r;
+  r.db.create_if_missing = options.create_if_missing;
+  r.db.create_missing_column_families = !exists;
+  r.db.paranoid_checks = true;
+  // Refuse a write-ahead log that is corrupt before its tail instead of silently recovering only
+  // up to the damage (the default point-in-time mode); a torn last record, which a crash during an
+  // unacknowledged write leaves, is still tolerated. Closed logs are recorded in the MANIFEST, so
+  // a missing or shortened one is an error too.
+  r.db.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
+  r.db.track_and_verify_wals_in_manifest = true;
+  r.db.IncreaseParallelism(2);
+  // Bounded memory: one block cache for every family, holding data, index and filter blocks (so
+  // table readers of a large store do not pin their index blocks outside it), and one budget for
+  // all memtables, charged to that cache (a write-heavy family flushes early instead of each
+  // family keeping three 64 MiB memtables).
+  const size_t cache_bytes = std::max<size_t>(options.cache_mb, 1) << 20;
+  std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(cache_bytes);
+  // Memtables are charged to the block cache, so the cache's size bounds both together.
+  r.db.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(
+      std::max<size_t>(options.write_buffer_mb, 4) << 20, cache);
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = cache;
+  table.cache_index_and_filter_blocks = true;
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
+  rocksdb::BlockBasedTableOptions keys_table = table;
+  keys_table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  r.keys.table_factory.reset(rocksdb::NewBlockBasedTableFactory(keys_table));
+  // A bulk load writes several records per code; a third memtable lets writes continue while
+  // two flush (within the write buffer budget above).
+  r.keys.write_buffer_size = 64 << 20;
+  r.keys.max_write_buffer_number = 3;
+  r.bulk.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  r.bulk.write_buffer_size = 64 << 20;
+  r.bulk.max_write_buffer_number = 3;
+  // Codes are random bits: compressing their records costs time and saves nothing.
+  r.codes = r.bulk;
+  r.codes.compression = rocksdb::kNoCompression;
+  return r;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<CodeStore>> CodeStore::open_existing_or_new(const std::string& path,
+                                                                   const StoreOptions& given) {
+  StoreOptions options = given;
+  if (!options.secondary_path.empty()) {
+    options.read_only = true;
+    options.create_if_missing = false;
+  }
+  if (options.bits != 0) IMSAT_RETURN_IF_ERROR(check_code_bits(options.bits));
+  IMSAT_ASSIGN_OR_RETURN(const bool exists, check_store_folder(path, options));
   // On a disk without room for what a writable open writes (a new log, the manifest, a flush of
   // the recovered log), the store opens read-only: reads go on and writes get NoSpace, where a
   // writable open would fail (or trip RocksDB's assertion, see store_disk.cpp).
@@ -215,66 +274,30 @@ Result<std::unique_ptr<CodeStore>> CodeStore::open_existing_or_new(const std::st
   impl->options = options;
   impl->full_at_open = full_at_open;
   impl->write_options.sync = options.sync_writes;
+  IMSAT_RETURN_IF_ERROR(impl->open_db(exists));
+  IMSAT_RETURN_IF_ERROR(impl->read_or_write_schema(exists));
+  IMSAT_RETURN_IF_ERROR(impl->load_items());
+  impl->arrays_enabled = !options.read_only;
+  return std::unique_ptr<CodeStore>(new CodeStore(std::move(impl)));
+}
 
-  rocksdb::Options db_options;
+Status CodeStore::Impl::open_db(bool exists) {
+  RocksOptions r = rocks_options(options, exists);
   if (!options.read_only) {
-    impl->disk = std::make_shared<DiskState>();
-    db_options.listeners.push_back(std::make_shared<DiskListener>(impl->disk));
+    disk = std::make_shared<DiskState>();
+    r.db.listeners.push_back(std::make_shared<DiskListener>(disk));
   }
-  db_options.create_if_missing = options.create_if_missing;
-  db_options.create_missing_column_families = !exists;
-  db_options.paranoid_checks = true;
-  // Refuse a write-ahead log that is corrupt before its tail instead of silently recovering only
-  // up to the damage (the default point-in-time mode); a torn last record, which a crash during an
-  // unacknowledged write leaves, is still tolerated. Closed logs are recorded in the MANIFEST, so
-  // a missing or shortened one is an error too.
-  db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
-  db_options.track_and_verify_wals_in_manifest = true;
-  db_options.IncreaseParallelism(2);
-  // Bounded memory: one block cache for every family, holding data, index and filter blocks (so
-  // table readers of a large store do not pin their index blocks outside it), and one budget for
-  // all memtables, charged to that cache (a write-heavy family flushes early instead of each
-  // family keeping three 64 MiB memtables).
-  const size_t cache_bytes = std::max<size_t>(options.cache_mb, 1) << 20;
-  std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(cache_bytes);
-  // Memtables are charged to the block cache, so the cache's size bounds both together.
-  db_options.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(
-      std::max<size_t>(options.write_buffer_mb, 4) << 20, cache);
-  rocksdb::BlockBasedTableOptions table;
-  table.block_cache = cache;
-  table.cache_index_and_filter_blocks = true;
-  table.pin_l0_filter_and_index_blocks_in_cache = true;
-  rocksdb::BlockBasedTableOptions keys_table = table;
-  keys_table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-  rocksdb::ColumnFamilyOptions keys_options;
-  keys_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(keys_table));
-  // A bulk load writes several records per code; a third memtable lets writes continue while
-  // two flush (within the write buffer budget above).
-  keys_options.write_buffer_size = 64 << 20;
-  keys_options.max_write_buffer_number = 3;
-  rocksdb::ColumnFamilyOptions bulk_options;
-  bulk_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-  bulk_options.write_buffer_size = 64 << 20;
-  bulk_options.max_write_buffer_number = 3;
-
-  // Codes are random bits: compressing their records costs time and saves nothing.
-  rocksdb::ColumnFamilyOptions codes_options = bulk_options;
-  codes_options.compression = rocksdb::kNoCompression;
-
-  impl->db_options = db_options;
+  db_options = r.db;
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (int i = 0; i < kCfCount; ++i) {
-    descriptors.emplace_back(kCfNames[i], i == kKeys    ? keys_options
-                                          : i == kCodes ? codes_options
-                                                        : bulk_options);
-    impl->cf_options.push_back(descriptors.back().options);
+    descriptors.emplace_back(kCfNames[i], i == kKeys ? r.keys : i == kCodes ? r.codes : r.bulk);
+    cf_options.push_back(descriptors.back().options);
   }
   bool fields_missing = false;
   if (exists) {
     std::vector<std::string> present;
-    Status s = translate(rocksdb::DB::ListColumnFamilies(db_options, path, &present),
-                         path + ": reading column families");
-    if (!s.is_ok()) return s;
+    IMSAT_RETURN_IF_ERROR(translate(rocksdb::DB::ListColumnFamilies(r.db, path, &present),
+                                    path + ": reading column families"));
     fields_missing = std::find(present.begin(), present.end(), kCfNames[kFields]) == present.end();
     for (int i = 1; i < kCfCount; ++i) {
       if (i == kFields) continue;  // older stores gain it (below)
@@ -289,116 +312,112 @@ Result<std::unique_ptr<CodeStore>> CodeStore::open_existing_or_new(const std::st
     descriptors.pop_back();
   }
   if (exists && !options.read_only) {
-    IMSAT_RETURN_IF_ERROR(check_tables_before_writing(path, db_options, descriptors));
+    IMSAT_RETURN_IF_ERROR(check_tables_before_writing(path, r.db, descriptors));
   }
   rocksdb::DB* raw = nullptr;
   auto wal_log = std::make_shared<WalDamageLog>();
-  rocksdb::Options read_only_options = db_options;
+  rocksdb::Options read_only_options = r.db;
   read_only_options.info_log = wal_log;
-  Status s = with_wal_detail(
+  IMSAT_RETURN_IF_ERROR(with_wal_detail(
       explain_missing_table(
           translate(
               !options.secondary_path.empty()
                   ? rocksdb::DB::OpenAsSecondary(read_only_options, path, options.secondary_path,
-                                                 descriptors, &impl->cf, &raw)
+                                                 descriptors, &cf, &raw)
               : options.read_only
-                  ? rocksdb::DB::OpenForReadOnly(read_only_options, path, descriptors, &impl->cf,
-                                                 &raw)
-                  : rocksdb::DB::Open(db_options, path, descriptors, &impl->cf, &raw),
+                  ? rocksdb::DB::OpenForReadOnly(read_only_options, path, descriptors, &cf, &raw)
+                  : rocksdb::DB::Open(r.db, path, descriptors, &cf, &raw),
               path + ": opening the code store"),
           path),
-      *wal_log);
-  if (!s.is_ok()) return s;
-  impl->db.reset(raw);
+      *wal_log));
+  db.reset(raw);
   if (fields_missing) {
     rocksdb::ColumnFamilyHandle* handle = nullptr;
     if (!options.read_only) {
-      IMSAT_RETURN_IF_ERROR(
-          translate(raw->CreateColumnFamily(bulk_options, kCfNames[kFields], &handle),
-                    path + ": adding the fields column family"));
+      IMSAT_RETURN_IF_ERROR(translate(raw->CreateColumnFamily(r.bulk, kCfNames[kFields], &handle),
+                                      path + ": adding the fields column family"));
     }
-    impl->cf.push_back(handle);  // nullptr read-only: no field is indexed there
+    cf.push_back(handle);  // nullptr read-only: no field is indexed there
   }
   // A follower reads a store its primary is writing: files come and go, and the watermark may
   // be ahead of what the secondary has replayed, so those checks belong to the primary.
   const bool plain_read_only = options.read_only && options.secondary_path.empty();
-  if (exists && plain_read_only) {
-    IMSAT_RETURN_IF_ERROR(check_tables_referenced(raw, impl->cf, path));
-  }
-  IMSAT_ASSIGN_OR_RETURN(impl->generation, recorded_generation(raw, impl->cf[kSchema]));
-  if (exists && plain_read_only) IMSAT_RETURN_IF_ERROR(check_watermark(path, impl->generation));
+  if (exists && plain_read_only) IMSAT_RETURN_IF_ERROR(check_tables_referenced(raw, cf, path));
+  IMSAT_ASSIGN_OR_RETURN(generation, recorded_generation(raw, cf[kSchema]));
+  if (exists && plain_read_only) IMSAT_RETURN_IF_ERROR(check_watermark(path, generation));
+  return Status::ok();
+}
 
+Status CodeStore::Impl::read_or_write_schema(bool exists) {
   std::string schema_text;
-  rocksdb::Status gs =
-      impl->db->Get(rocksdb::ReadOptions(), impl->cf[kSchema], "schema", &schema_text);
+  const rocksdb::Status gs = db->Get(rocksdb::ReadOptions(), cf[kSchema], "schema", &schema_text);
   if (gs.IsNotFound()) {
     if (exists) return Status::corruption(path + ": the schema record is missing");
-    impl->schema.bits = options.bits;
-    impl->schema.tables = options.tables > 0
-                              ? options.tables
-                              : MultiIndex::default_tables(options.bits, options.expected_items);
-    impl->schema.fingerprint = options.model_fingerprint;
-    impl->schema.persist_buckets = false;
+    schema.bits = options.bits;
+    schema.tables = options.tables > 0
+                        ? options.tables
+                        : MultiIndex::default_tables(options.bits, options.expected_items);
+    schema.fingerprint = options.model_fingerprint;
+    schema.persist_buckets = false;
     // Normalise through MultiIndex, which caps substrings at 32 bits.
-    impl->schema.tables = MultiIndex(options.bits, impl->schema.tables).tables();
+    schema.tables = MultiIndex(options.bits, schema.tables).tables();
     rocksdb::WriteBatch batch;
-    batch.Put(impl->cf[kSchema], "schema", impl->schema.encode());
-    batch.Put(impl->cf[kSchema], "next_id", be64(1));
-    batch.Put(impl->cf[kSchema], "items", be64(0));
-    batch.Put(impl->cf[kSchema], "generation", be64(0));
-    s = translate(impl->db->Write(impl->write_options, &batch), path + ": writing the schema");
-    if (!s.is_ok()) return s;
-    IMSAT_RETURN_IF_ERROR(write_watermark(path, {0, 0}));
-  } else {
-    s = translate(gs, path + ": reading the schema");
-    if (!s.is_ok()) return s;
-    Result<Schema> schema = Schema::decode(schema_text);
-    if (!schema.is_ok()) return Status::corruption(path + ": " + schema.status().message());
-    impl->schema = *schema;
-    if (impl->schema.format_version != kStoreFormatVersion) {
-      return Status::invalid_argument(
-          path + ": store format version " + std::to_string(impl->schema.format_version) +
-          ", this build reads version " + std::to_string(kStoreFormatVersion));
-    }
-    if (check_code_bits(impl->schema.bits).is_ok() == false) {
-      return Status::corruption(path + ": schema holds an invalid code length");
-    }
-    if (options.bits != 0 && options.bits != impl->schema.bits) {
-      return Status::invalid_argument(path + ": the store holds " +
-                                      std::to_string(impl->schema.bits) + "-bit codes, but " +
-                                      std::to_string(options.bits) + "-bit codes were asked for");
-    }
-    if (!options.model_fingerprint.empty() && !impl->schema.fingerprint.empty() &&
-        options.model_fingerprint != impl->schema.fingerprint) {
-      return Status::invalid_argument(path + ": the store was built with model " +
-                                      impl->schema.fingerprint + ", not " +
-                                      options.model_fingerprint);
-    }
+    batch.Put(cf[kSchema], "schema", schema.encode());
+    batch.Put(cf[kSchema], "next_id", be64(1));
+    batch.Put(cf[kSchema], "items", be64(0));
+    batch.Put(cf[kSchema], "generation", be64(0));
+    IMSAT_RETURN_IF_ERROR(
+        translate(db->Write(write_options, &batch), path + ": writing the schema"));
+    return write_watermark(path, {0, 0});
   }
+  IMSAT_RETURN_IF_ERROR(translate(gs, path + ": reading the schema"));
+  Result<Schema> decoded = Schema::decode(schema_text);
+  if (!decoded.is_ok()) return Status::corruption(path + ": " + decoded.status().message());
+  schema = *decoded;
+  if (schema.format_version != kStoreFormatVersion) {
+    return Status::invalid_argument(
+        path + ": store format version " + std::to_string(schema.format_version) +
+        ", this build reads version " + std::to_string(kStoreFormatVersion));
+  }
+  if (!check_code_bits(schema.bits).is_ok()) {
+    return Status::corruption(path + ": schema holds an invalid code length");
+  }
+  if (options.bits != 0 && options.bits != schema.bits) {
+    return Status::invalid_argument(path + ": the store holds " + std::to_string(schema.bits) +
+                                    "-bit codes, but " + std::to_string(options.bits) +
+                                    "-bit codes were asked for");
+  }
+  if (!options.model_fingerprint.empty() && !schema.fingerprint.empty() &&
+      options.model_fingerprint != schema.fingerprint) {
+    return Status::invalid_argument(path + ": the store was built with model " +
+                                    schema.fingerprint + ", not " + options.model_fingerprint);
+  }
+  return Status::ok();
+}
+
+Status CodeStore::Impl::load_items() {
   std::string field_list;
-  gs = impl->db->Get(rocksdb::ReadOptions(), impl->cf[kSchema], "fields", &field_list);
+  rocksdb::Status gs = db->Get(rocksdb::ReadOptions(), cf[kSchema], "fields", &field_list);
   if (!gs.ok() && !gs.IsNotFound()) return translate(gs, path + ": reading the indexed fields");
   Result<std::vector<std::string>> fields = decode_field_list(field_list);
   if (!fields.is_ok()) return fields.status().prefixed(path + ": ");
-  impl->indexed_fields = std::move(fields).value();
-  const int bits = impl->schema.bits;
-  impl->codes = CodeArray(bits);
-  impl->mih = MultiIndex(bits, impl->schema.tables, options.expected_items);
-  if (impl->mih.tables() != impl->schema.tables) {
+  indexed_fields = std::move(fields).value();
+  const int bits = schema.bits;
+  codes = CodeArray(bits);
+  mih = MultiIndex(bits, schema.tables, options.expected_items);
+  if (mih.tables() != schema.tables) {
     return Status::corruption(path + ": schema holds an invalid number of tables");
   }
-
   std::string next;
-  gs = impl->db->Get(rocksdb::ReadOptions(), impl->cf[kSchema], "next_id", &next);
+  gs = db->Get(rocksdb::ReadOptions(), cf[kSchema], "next_id", &next);
   if (!gs.ok() || next.size() != 8)
     return Status::corruption(path + ": next_id record is missing or damaged");
-  impl->next_id = from_be64(next);
-
+  next_id = from_be64(next);
   // The live item count recorded with every batch (stores written before the record existed
   // have none).
   std::string recorded;
   std::optional<uint64_t> recorded_items;
-  gs = impl->db->Get(rocksdb::ReadOptions(), impl->cf[kSchema], "items", &recorded);
+  gs = db->Get(rocksdb::ReadOptions(), cf[kSchema], "items", &recorded);
   if (gs.ok()) {
     if (recorded.size() != 8) return Status::corruption(path + ": the items record is damaged");
     recorded_items = from_be64(recorded);
@@ -407,62 +426,61 @@ Result<std::unique_ptr<CodeStore>> CodeStore::open_existing_or_new(const std::st
   }
   // The arrays saved at the last clean close, when they match this store exactly; else rebuilt
   // from the codes column family, in id order.
-  std::string why_rebuilt = recorded_items ? impl->load_arrays(*recorded_items) : "no item count";
-  if (why_rebuilt.empty() && impl->slot_ids.size() > 0 && impl->slot_ids.back() >= impl->next_id) {
+  std::string why_rebuilt = recorded_items ? load_arrays(*recorded_items) : "no item count";
+  if (why_rebuilt.empty() && slot_ids.size() > 0 && slot_ids.back() >= next_id) {
     why_rebuilt = "the arrays file holds ids beyond the store's";
-    impl->codes = CodeArray(bits);
-    impl->slot_ids.clear();
+    codes = CodeArray(bits);
+    slot_ids.clear();
   }
-  impl->open_source = why_rebuilt.empty() ? "arrays file" : "rebuilt from RocksDB: " + why_rebuilt;
-  if (!why_rebuilt.empty()) {
-    const size_t code_bytes = static_cast<size_t>(bits) / 8;
-    if (recorded_items) impl->codes.reserve(static_cast<size_t>(*recorded_items));
-    std::unique_ptr<rocksdb::Iterator> it(
-        impl->db->NewIterator(rocksdb::ReadOptions(), impl->cf[kCodes]));
-    uint64_t last_id = 0;
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      if (it->key().size() != 8 || it->value().size() < code_bytes + 4) {
-        return Status::corruption(path + ": a code record is damaged");
-      }
-      const uint64_t id = from_be64(it->key());
-      if (id >= impl->next_id || id <= last_id) {
-        return Status::corruption(path + ": code record id " + std::to_string(id) +
-                                  " is out of order");
-      }
-      last_id = id;
-      const rocksdb::Slice v = it->value();
-      int32_t tag;
-      std::memcpy(&tag, v.data() + code_bytes, 4);
-      impl->codes.append(reinterpret_cast<const uint8_t*>(v.data()), tag);
-      impl->slot_ids.push_back(id);
-    }
-    s = translate(it->status(), path + ": reading codes");
-    if (!s.is_ok()) return s;
-  }
+  open_source = why_rebuilt.empty() ? "arrays file" : "rebuilt from RocksDB: " + why_rebuilt;
+  if (!why_rebuilt.empty()) IMSAT_RETURN_IF_ERROR(rebuild_arrays(recorded_items));
   // The item count must match what the codes hold.
-  if (recorded_items && *recorded_items != impl->codes.live()) {
+  if (recorded_items && *recorded_items != codes.live()) {
     return Status::corruption(path + ": the store records " + std::to_string(*recorded_items) +
-                              " items but its codes hold " + std::to_string(impl->codes.live()) +
+                              " items but its codes hold " + std::to_string(codes.live()) +
                               " (damaged or missing files); nothing was changed (imsat repair "
                               "--db recovers what it can)");
   }
-  impl->mih = MultiIndex(bits, impl->schema.tables, impl->codes.size());
-  impl->mih.rebuild(impl->codes);
-  if (!impl->indexed_fields.empty() && impl->cf[kFields] != nullptr) {
-    // The indexed fields' postings: entries of items that are gone are skipped.
-    std::unique_ptr<rocksdb::Iterator> fit(
-        impl->db->NewIterator(rocksdb::ReadOptions(), impl->cf[kFields]));
-    for (fit->SeekToFirst(); fit->Valid(); fit->Next()) {
-      const rocksdb::Slice k = fit->key();
-      if (k.size() < 9) continue;
-      const int64_t slot = impl->slot_of(from_be64(rocksdb::Slice(k.data() + k.size() - 8, 8)));
-      if (slot >= 0) impl->post(std::string(k.data(), k.size() - 8), static_cast<uint32_t>(slot));
+  mih = MultiIndex(bits, schema.tables, codes.size());
+  mih.rebuild(codes);
+  return load_postings();
+}
+
+Status CodeStore::Impl::rebuild_arrays(std::optional<uint64_t> recorded_items) {
+  const size_t code_bytes = static_cast<size_t>(schema.bits) / 8;
+  if (recorded_items) codes.reserve(static_cast<size_t>(*recorded_items));
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cf[kCodes]));
+  uint64_t last_id = 0;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (it->key().size() != 8 || it->value().size() < code_bytes + 4) {
+      return Status::corruption(path + ": a code record is damaged");
     }
-    s = translate(fit->status(), path + ": reading the indexed fields");
-    if (!s.is_ok()) return s;
+    const uint64_t id = from_be64(it->key());
+    if (id >= next_id || id <= last_id) {
+      return Status::corruption(path + ": code record id " + std::to_string(id) +
+                                " is out of order");
+    }
+    last_id = id;
+    const rocksdb::Slice v = it->value();
+    int32_t tag;
+    std::memcpy(&tag, v.data() + code_bytes, 4);
+    codes.append(reinterpret_cast<const uint8_t*>(v.data()), tag);
+    slot_ids.push_back(id);
   }
-  impl->arrays_enabled = !options.read_only;
-  return std::unique_ptr<CodeStore>(new CodeStore(std::move(impl)));
+  return translate(it->status(), path + ": reading codes");
+}
+
+Status CodeStore::Impl::load_postings() {
+  if (indexed_fields.empty() || cf[kFields] == nullptr) return Status::ok();
+  // The indexed fields' postings: entries of items that are gone are skipped.
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cf[kFields]));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    const rocksdb::Slice k = it->key();
+    if (k.size() < 9) continue;
+    const int64_t slot = slot_of(from_be64(rocksdb::Slice(k.data() + k.size() - 8, 8)));
+    if (slot >= 0) post(std::string(k.data(), k.size() - 8), static_cast<uint32_t>(slot));
+  }
+  return translate(it->status(), path + ": reading the indexed fields");
 }
 
 }  // namespace imsat::index
