@@ -338,6 +338,59 @@ Result<std::vector<std::vector<Hit>>> CodeStore::search_batch(
   return out;
 }
 
+namespace {
+
+// A search within a selection made from the store's present state (same version), whose codes
+// are packed together: a scan of just them. Positions map back to slots in order, which keeps
+// ties in slot order.
+std::vector<Neighbor> search_compact(const Selection& selection, const uint64_t* query,
+                                     const CodeStore::SearchOptions& o, SearchStats* stats) {
+  Filter tags;
+  tags.tag_predicate = o.tag_predicate;
+  std::vector<Neighbor> found =
+      o.radius >= 0
+          ? scan_radius(*selection.compact, query, static_cast<uint32_t>(o.radius), tags, stats)
+          : scan_knn(*selection.compact, query, o.k, tags, stats, o.threads);
+  for (Neighbor& n : found) n.slot = selection.slots[n.slot];
+  return found;
+}
+
+// A search within a few selected items: their distances directly, nothing else read. A kNN keeps
+// the k nearest in a max-heap, so most candidates cost one distance and one comparison.
+std::vector<Neighbor> search_sparse(const CodeArray& codes, const Selection& selection,
+                                    const uint64_t* query, const Filter& filter,
+                                    const CodeStore::SearchOptions& o, SearchStats* stats) {
+  const auto nearer = [](const Neighbor& a, const Neighbor& b) {
+    return a.distance != b.distance ? a.distance < b.distance : a.slot < b.slot;
+  };
+  std::vector<Neighbor> found;
+  const size_t words = codes.words();
+  for (uint32_t slot : selection.slots) {
+    if (slot >= codes.size()) break;  // slots are sorted
+    const uint32_t d = hamming_distance(codes.code(slot), query, words);
+    if (o.radius >= 0 ? d > static_cast<uint32_t>(o.radius)
+                      : found.size() == o.k && d >= found.front().distance) {
+      continue;  // a later slot at the same distance loses the tie too
+    }
+    if (codes.is_deleted(slot) || !filter.pass(codes, slot)) continue;
+    if (o.radius >= 0) {
+      found.push_back({slot, d});
+      continue;
+    }
+    if (found.size() == o.k) {
+      std::pop_heap(found.begin(), found.end(), nearer);
+      found.pop_back();
+    }
+    found.push_back({slot, d});
+    std::push_heap(found.begin(), found.end(), nearer);
+  }
+  if (stats != nullptr) stats->candidates_verified += selection.slots.size();
+  std::sort(found.begin(), found.end(), nearer);
+  return found;
+}
+
+}  // namespace
+
 Result<std::vector<Hit>> CodeStore::search(const std::vector<uint8_t>& code, const SearchOptions& o,
                                            SearchStats* stats, bool* truncated) const {
   IMSAT_RETURN_IF_ERROR(check_query(code, o, impl_->schema.bits));
@@ -382,44 +435,9 @@ Result<std::vector<Hit>> CodeStore::search(const std::vector<uint8_t>& code, con
   // During a bulk load the multi-index lags (rebuilt once at its end): scan meanwhile.
   const bool use_mih = o.use_multi_index && !impl_->index_stale;
   if (compact) {
-    // The selection was made from this very state (same version), so its packed codes are the
-    // store's; positions map back to slots in order, which keeps ties in slot order.
-    const CodeArray& packed = *o.selection->compact;
-    Filter tags;
-    tags.tag_predicate = o.tag_predicate;
-    found = o.radius >= 0
-                ? scan_radius(packed, query.data(), static_cast<uint32_t>(o.radius), tags, stats)
-                : scan_knn(packed, query.data(), o.k, tags, stats, o.threads);
-    for (Neighbor& n : found) n.slot = o.selection->slots[n.slot];
+    found = search_compact(*o.selection, query.data(), o, stats);
   } else if (sparse) {
-    // Few selected items: their distances directly, nothing else read. A kNN keeps the k nearest
-    // in a max-heap, so most candidates cost one distance and one comparison.
-    const auto nearer = [](const Neighbor& a, const Neighbor& b) {
-      return a.distance != b.distance ? a.distance < b.distance : a.slot < b.slot;
-    };
-    const size_t words = codes.words();
-    const uint64_t* q = query.data();
-    for (uint32_t slot : o.selection->slots) {
-      if (slot >= codes.size()) break;  // slots are sorted
-      const uint32_t d = hamming_distance(codes.code(slot), q, words);
-      if (o.radius >= 0 ? d > static_cast<uint32_t>(o.radius)
-                        : found.size() == o.k && d >= found.front().distance) {
-        continue;  // a later slot at the same distance loses the tie too
-      }
-      if (codes.is_deleted(slot) || !filter.pass(codes, slot)) continue;
-      if (o.radius >= 0) {
-        found.push_back({slot, d});
-        continue;
-      }
-      if (found.size() == o.k) {
-        std::pop_heap(found.begin(), found.end(), nearer);
-        found.pop_back();
-      }
-      found.push_back({slot, d});
-      std::push_heap(found.begin(), found.end(), nearer);
-    }
-    if (stats != nullptr) stats->candidates_verified += o.selection->slots.size();
-    std::sort(found.begin(), found.end(), nearer);
+    found = search_sparse(codes, *o.selection, query.data(), filter, o, stats);
   } else if (o.radius >= 0) {
     found =
         use_mih
