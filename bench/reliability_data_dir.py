@@ -37,6 +37,8 @@ def _hidden(folder):
     out = []
     for root, dirs, files in os.walk(folder):
         for name in dirs + files:
+            if name == ".imsat-lock":  # the data directory's lock
+                continue
             if name.startswith(".") or name.endswith(".partial"):
                 out.append(os.path.relpath(os.path.join(root, name), folder))
     return out

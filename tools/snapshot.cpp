@@ -68,7 +68,8 @@ void add_snapshot_commands_to(CLI::App& app) {
   });
   list->callback([a] {
     const std::string folder = take(query::collection_folder(a->data_dir, a->collection));
-    take(query::recover_data_dir(a->data_dir));  // an interrupted restore holds snapshots
+    // An interrupted restore holds snapshots: finished first, unless a server uses the folder.
+    take(query::recover_data_dir_if_unused(a->data_dir));
     const auto snapshots = take(query::list_snapshots(folder + "/snapshots"));
     nlohmann::json out = nlohmann::json::array();
     for (const auto& s : snapshots) {

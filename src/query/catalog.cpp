@@ -110,6 +110,13 @@ Result<std::unique_ptr<Catalog>> Catalog::open(const std::string& data_dir, bool
   if (!fs::is_directory(data_dir, ec)) {
     return Status::invalid_argument(data_dir + ": not a directory");
   }
+  IMSAT_ASSIGN_OR_RETURN(DataDirLock lock, DataDirLock::try_acquire(data_dir));
+  if (!lock.held()) {
+    return Status::invalid_argument(data_dir +
+                                    " is in use by another imsat process (a server, or a command "
+                                    "changing it); stop it first");
+  }
+  cat->lock_ = std::make_shared<DataDirLock>(std::move(lock));
   IMSAT_ASSIGN_OR_RETURN(const size_t recovered, recover_data_dir(data_dir));
   if (recovered > 0) {
     std::fprintf(stderr,

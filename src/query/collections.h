@@ -79,8 +79,10 @@ struct SnapshotInfo {
 
 class Catalog {
  public:
-  // Opens every collection of a data directory (created when missing). Collections marked
-  // DROPPED are removed first. `cache_vectors`: load stored vectors for exact re-ranking.
+  // Opens every collection of a data directory (created when missing), holding the directory's
+  // lock until destroyed: InvalidArgument when another process (or Catalog) holds it. What an
+  // interrupted command left is finished or removed first (recover_data_dir).
+  // `cache_vectors`: load stored vectors for exact re-ranking.
   static Result<std::unique_ptr<Catalog>> open(const std::string& data_dir,
                                                bool cache_vectors = false, size_t cache_mb = 0);
   // One collection named `name` over an existing store folder (and optional model file).
@@ -166,7 +168,8 @@ class Catalog {
                                                            const std::string& folder,
                                                            const std::string& model_path,
                                                            size_t cache_mb);
-  std::string data_dir_;  // "" for single() and wrap()
+  std::string data_dir_;        // "" for single() and wrap()
+  std::shared_ptr<void> lock_;  // the data directory's lock (open() holds it; data_dir_internal.h)
   bool cache_vectors_ = false;
   size_t cache_mb_ = 0;  // each store's block cache (0 = the default)
   EncodeBatchOptions encode_batching_;
@@ -192,12 +195,18 @@ Result<std::vector<SnapshotInfo>> list_snapshots(const std::string& snapshot_roo
 // record exists is rolled forward, a collection marked DROPPED removed, and partial collections
 // and snapshots, replaced or dropped folders, snapshots being deleted and staged uploads
 // removed. Returns how many were finished or removed. Catalog::open and restore_snapshot run it
-// first; never call it while another process writes the directory.
+// holding the directory's lock; `imsat snapshot list` runs it only when it can take the lock.
+// Never call it while another process may write the directory.
 Result<size_t> recover_data_dir(const std::string& data_dir);
+// recover_data_dir holding the directory's lock, or nothing (0) while a server or another command
+// holds it.
+Result<size_t> recover_data_dir_if_unused(const std::string& data_dir);
 // Restores snapshot `id` of collection `from` as collection `to` (a new one, or replacing `to`
 // with `force`; AlreadyExists without it). The copy opens with what the snapshot holds and
 // nothing after; a replaced collection's snapshots stay with the name. Killed at any point, the
-// next open (or restore) finishes the restore or leaves the data directory as it was.
+// next open (or restore) finishes the restore or leaves the data directory as it was. With
+// `force` it needs the directory's lock (InvalidArgument while a server uses the directory); a
+// restore under a new name may run beside a server, which sees the collection at its next start.
 Status restore_snapshot(const std::string& data_dir, const std::string& from, const std::string& id,
                         const std::string& to, bool force);
 // The folder of a collection in a data directory (its name checked first).

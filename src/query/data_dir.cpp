@@ -1,8 +1,11 @@
 // The data directory's crash-safe steps (data_dir_internal.h) and the recovery that finishes or
 // removes what an interrupted one left (recover_data_dir).
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <vector>
@@ -12,6 +15,35 @@
 #include "query/data_dir_internal.h"
 
 namespace imsat::query {
+Result<DataDirLock> DataDirLock::try_acquire(const std::string& data_dir) {
+  const std::string path = (fs::path(data_dir) / kLockFile).string();
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return Status::io_error(data_dir + ": cannot open its lock file: " + std::strerror(errno));
+  DataDirLock lock;
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    ::close(fd);
+    if (err == EWOULDBLOCK) return lock;  // busy
+    return Status::io_error(data_dir + ": cannot lock: " + std::strerror(err));
+  }
+  lock.fd_ = fd;
+  return lock;
+}
+
+DataDirLock& DataDirLock::operator=(DataDirLock&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = other.fd_;
+    other.fd_ = -1;
+  }
+  return *this;
+}
+
+DataDirLock::~DataDirLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing the descriptor releases the flock
+}
+
 Status io_error(const std::string& what, const std::error_code& ec) {
   return Status::io_error(what + ": " + ec.message());
 }
@@ -157,6 +189,14 @@ Result<size_t> recover_data_dir(const std::string& data_dir) {
   }
   if (done > 0) IMSAT_RETURN_IF_ERROR(sync_directory(data_dir));
   return done;
+}
+
+Result<size_t> recover_data_dir_if_unused(const std::string& data_dir) {
+  std::error_code ec;
+  if (!fs::is_directory(data_dir, ec)) return size_t{0};
+  IMSAT_ASSIGN_OR_RETURN(DataDirLock lock, DataDirLock::try_acquire(data_dir));
+  if (!lock.held()) return size_t{0};
+  return recover_data_dir(data_dir);
 }
 
 }  // namespace imsat::query

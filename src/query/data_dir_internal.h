@@ -41,6 +41,26 @@ Status copy_file_synced(const std::string& from, const std::string& to);
 // Copies a folder tree, every file and folder synced, so that a rename of the copy that survives a
 // crash never exposes files whose contents did not.
 Status copy_tree_synced(const fs::path& from, const fs::path& to);
+// An exclusive lock on a data directory (flock on DIR/.imsat-lock), held by a Catalog for its
+// lifetime and by the offline commands that change the directory: recovery and restore --force
+// never run under a server that uses the directory.
+class DataDirLock {
+ public:
+  // Busy (is_ok but !held()) when another process, or another Catalog, holds it.
+  static Result<DataDirLock> try_acquire(const std::string& data_dir);
+  DataDirLock() = default;
+  DataDirLock(DataDirLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  DataDirLock& operator=(DataDirLock&& other) noexcept;
+  DataDirLock(const DataDirLock&) = delete;
+  DataDirLock& operator=(const DataDirLock&) = delete;
+  ~DataDirLock();
+  bool held() const { return fd_ >= 0; }
+
+ private:
+  int fd_ = -1;
+};
+inline constexpr const char* kLockFile = ".imsat-lock";
+
 // Rolls forward a restore whose intent record (DIR/.TO.restoring) exists: the complete copy in
 // DIR/.TO.partial takes the name TO, with the snapshots of the collection it replaces. Every step
 // checks what the earlier ones left, so a crash anywhere is finished by running it again.

@@ -157,8 +157,15 @@ Status restore_snapshot(const std::string& data_dir, const std::string& from, co
   IMSAT_RETURN_IF_ERROR(check_snapshot_id(id));
   IMSAT_ASSIGN_OR_RETURN(const std::string source_folder, collection_folder(data_dir, from));
   IMSAT_ASSIGN_OR_RETURN(const std::string target, collection_folder(data_dir, to));
-  // An earlier restore that a crash interrupted is finished first (it may be this one).
-  IMSAT_RETURN_IF_ERROR(recover_data_dir(data_dir).status());
+  // Replacing a collection needs the directory to itself; a new one can be added beside a
+  // server. An earlier restore that a crash interrupted is finished first (it may be this one).
+  IMSAT_ASSIGN_OR_RETURN(DataDirLock lock, DataDirLock::try_acquire(data_dir));
+  if (!lock.held() && force) {
+    return Status::invalid_argument(data_dir +
+                                    " is in use by another imsat process (a server?): replacing "
+                                    "a collection it serves would lose its writes; stop it first");
+  }
+  if (lock.held()) IMSAT_RETURN_IF_ERROR(recover_data_dir(data_dir).status());
   const fs::path snapshot = fs::path(source_folder) / kSnapshotFolder / id;
   std::error_code ec;
   if (!fs::is_directory(snapshot / kStoreFolder, ec)) {

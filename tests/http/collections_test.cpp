@@ -453,6 +453,7 @@ TEST_F(CollectionsTest, ConcurrentCreatesWithUploadedModelsAcknowledgeTheirOwnMo
   }
   // No staging files are left in the data directory.
   for (const auto& entry : fs::directory_iterator(data_dir_)) {
+    if (entry.path().filename() == ".imsat-lock") continue;  // the directory's lock
     EXPECT_NE(entry.path().filename().string()[0], '.') << entry.path();
   }
 }
@@ -547,6 +548,7 @@ TEST_F(CollectionsTest, EveryInterruptedRestoreIsFinishedAtTheNextOpen) {
     EXPECT_EQ((*snaps)[0].id, id);
     EXPECT_EQ((*snaps)[1].id, id2);
     for (const auto& entry : fs::directory_iterator(dd)) {
+      if (entry.path().filename() == ".imsat-lock") continue;  // the directory's lock
       EXPECT_NE(entry.path().filename().string()[0], '.') << steps << ": " << entry.path();
     }
     // Back to the state with "late", for the next round.
@@ -577,6 +579,7 @@ TEST_F(CollectionsTest, LeftoversOfInterruptedWorkAreRemovedAtOpen) {
   EXPECT_TRUE(list->empty());
   EXPECT_EQ(std::distance(fs::directory_iterator(snaps), fs::directory_iterator()), 0);
   for (const auto& entry : fs::directory_iterator(dd)) {
+    if (entry.path().filename() == ".imsat-lock") continue;  // the directory's lock
     EXPECT_EQ(entry.path().filename(), "d") << entry.path();
   }
   EXPECT_EQ((*reopened)->find("d")->engine().info().items, 10u);
@@ -622,6 +625,27 @@ TEST_F(CollectionsTest, LargeFiltersAndScrollPagesAreHeavyAndFilterSizeIsCapped)
               R"({"filter": {"must": [{"key": "color", "match_any": [)" + values + "]}]}}"));
   EXPECT_EQ(refused.status, 400);
   EXPECT_NE(refused.body.find("max_filter_terms"), std::string::npos) << refused.body;
+}
+
+// A restore --force under a server replaced the folder the server was writing, losing its writes:
+// the data directory's lock keeps a second Catalog and a forced restore out while one is open;
+// a restore under a new name may run beside it.
+TEST_F(CollectionsTest, TheDataDirectoryIsLockedWhileACatalogHoldsIt) {
+  fill("l", 10, 1);
+  const std::string id = js(send("POST", "/v1/collections/l/snapshots"))["id"];
+  auto second = Q::Catalog::open(data_dir_);
+  ASSERT_FALSE(second.is_ok());
+  EXPECT_NE(second.status().message().find("in use by another imsat process"), std::string::npos)
+      << second.status().message();
+  const imsat::Status forced = Q::restore_snapshot(data_dir_, "l", id, "l", true);
+  EXPECT_EQ(forced.code(), imsat::Status::Code::kInvalidArgument) << forced.to_string();
+  EXPECT_TRUE(Q::restore_snapshot(data_dir_, "l", id, "l_copy", false).is_ok());
+  router_.reset();
+  catalog_.reset();
+  EXPECT_TRUE(Q::restore_snapshot(data_dir_, "l", id, "l", true).is_ok());
+  auto reopened = Q::Catalog::open(data_dir_);
+  ASSERT_TRUE(reopened.is_ok()) << reopened.status().to_string();
+  EXPECT_NE((*reopened)->find("l_copy"), nullptr);
 }
 
 TEST_F(CollectionsTest, OpenApiDescribesExactlyTheRoutes) {
