@@ -10,21 +10,22 @@
 
 namespace imsat::cli {
 
-void add_serve(CLI::App& app) {
-  struct ServeArgs {
-    std::string db, model, data_dir, default_collection, follow, follow_snapshot;
-    int follow_interval_ms = 500;
-    http::ServerOptions server;
-    bool no_cache = false;
-    int bits = 0;
-    size_t cache_mb = 64;
-    std::string models_dir;
-    query::EncodeBatchOptions encode_batch;
-    int encode_wait_us = 0;
-  };
-  auto a = std::make_shared<ServeArgs>();
-  CLI::App* cmd =
-      app.add_subcommand("serve", "Serve a code store over HTTP (JSON API and web page)");
+namespace {
+
+struct ServeArgs {
+  std::string db, model, data_dir, default_collection, follow, follow_snapshot;
+  int follow_interval_ms = 500;
+  http::ServerOptions server;
+  bool no_cache = false;
+  int bits = 0;
+  size_t cache_mb = 64;
+  std::string models_dir;
+  query::EncodeBatchOptions encode_batch;
+  int encode_wait_us = 0;
+};
+
+// What is served: a store, a data directory, a replica or a snapshot link, and its model.
+void add_source_options(CLI::App* cmd, const std::shared_ptr<ServeArgs>& a) {
   auto* db = cmd->add_option("--db", a->db, "Code store folder (served as collection 'default')");
   auto* data_dir = cmd->add_option(
       "--data-dir", a->data_dir,
@@ -54,6 +55,18 @@ void add_serve(CLI::App& app) {
   cmd->add_option("--default-collection", a->default_collection,
                   "The collection the un-prefixed endpoints (/v1/search, ...) act on (default: "
                   "the only one)");
+  cmd->add_option("--bits", a->bits,
+                  "Create an empty store of this code length when --db does not exist yet")
+      ->check(code_bits_validator());
+  cmd->add_option("--models-dir", a->models_dir,
+                  "With --data-dir: a collection created over HTTP from a model path takes it "
+                  "from this folder only (relative paths resolve here); without it any regular "
+                  "model file the server may read")
+      ->check(CLI::ExistingDirectory);
+}
+
+// The listener, its threads, model calls and tokens.
+void add_server_options(CLI::App* cmd, const std::shared_ptr<ServeArgs>& a) {
   cmd->add_option("--bind", a->server.bind, "Address to listen on")->capture_default_str();
   cmd->add_option("--port", a->server.port, "Port (0 = any free port)")->capture_default_str();
   cmd->add_option("--threads", a->server.threads, "Worker threads")
@@ -74,11 +87,6 @@ void add_serve(CLI::App& app) {
                   "(microseconds; 0 = never)")
       ->check(CLI::Range(0, 100000))
       ->capture_default_str();
-  cmd->add_option("--models-dir", a->models_dir,
-                  "With --data-dir: a collection created over HTTP from a model path takes it "
-                  "from this folder only (relative paths resolve here); without it any regular "
-                  "model file the server may read")
-      ->check(CLI::ExistingDirectory);
   cmd->add_option("--token", a->server.token,
                   "Require 'Authorization: Bearer TOKEN' for writes and evaluation (or set "
                   "IMSAT_TOKEN, which keeps it out of the process list)")
@@ -87,6 +95,19 @@ void add_serve(CLI::App& app) {
                   "Also require a bearer token (this one or --token) for searches, item reads "
                   "and store reports (or set IMSAT_READ_TOKEN)")
       ->envname("IMSAT_READ_TOKEN");
+  cmd->add_option("--max-connections", a->server.max_connections,
+                  "Most open connections; at the cap a new one closes the oldest idle one, or "
+                  "gets 503 (0 = three quarters of the descriptor limit)")
+      ->capture_default_str();
+  cmd->add_option("--cache-mb", a->cache_mb,
+                  "RocksDB block cache per store (keys, metadata, vectors and thumbnails are "
+                  "read through it; the codes and the multi-index are always in memory)")
+      ->check(CLI::Range(size_t{1}, size_t{1} << 20))
+      ->capture_default_str();
+}
+
+// Each request's budget (Limits): refused with a 4xx naming the limit, or run as heavy.
+void add_limit_options(CLI::App* cmd, const std::shared_ptr<ServeArgs>& a) {
   cmd->add_option("--max-hits", a->server.limits.max_hits, "Most hits per radius query")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
@@ -114,10 +135,6 @@ void add_serve(CLI::App& app) {
                   "A search asking for more results (queries x k) runs as a heavy request")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  cmd->add_option("--max-connections", a->server.max_connections,
-                  "Most open connections; at the cap a new one closes the oldest idle one, or "
-                  "gets 503 (0 = three quarters of the descriptor limit)")
-      ->capture_default_str();
   cmd->add_option("--heavy-scroll-items", a->server.limits.heavy_scroll_items,
                   "A scroll page of more items runs as a heavy request")
       ->check(CLI::PositiveNumber)
@@ -139,14 +156,17 @@ void add_serve(CLI::App& app) {
                   "Seconds a connection may stay silent")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  cmd->add_option("--bits", a->bits,
-                  "Create an empty store of this code length when --db does not exist yet")
-      ->check(code_bits_validator());
-  cmd->add_option("--cache-mb", a->cache_mb,
-                  "RocksDB block cache per store (keys, metadata, vectors and thumbnails are "
-                  "read through it; the codes and the multi-index are always in memory)")
-      ->check(CLI::Range(size_t{1}, size_t{1} << 20))
-      ->capture_default_str();
+}
+
+}  // namespace
+
+void add_serve(CLI::App& app) {
+  auto a = std::make_shared<ServeArgs>();
+  CLI::App* cmd =
+      app.add_subcommand("serve", "Serve a code store over HTTP (JSON API and web page)");
+  add_source_options(cmd, a);
+  add_server_options(cmd, a);
+  add_limit_options(cmd, a);
   cmd->add_flag("--no-vector-cache", a->no_cache,
                 "Read stored vectors from RocksDB for exact re-ranking instead of memory");
   cmd->callback([a] {
