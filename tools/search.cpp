@@ -106,11 +106,11 @@ void add_search(CLI::App& app) {
         a->model = folder + "/model";
       }
     }
-    std::shared_ptr<const index::MetadataFilter> filter;
+    query::Filter filter;
     if (!a->filter.empty()) {
-      Result<index::MetadataFilter> f = index::parse_metadata_filter(a->filter);
+      Result<query::Filter> f = query::Filter::from_text(a->filter);
       if (!f.is_ok()) throw UsageError("--filter: " + f.status().message());
-      filter = std::make_shared<const index::MetadataFilter>(std::move(f).value());
+      filter = std::move(f).value();
     }
     std::unique_ptr<query::QueryEngine> engine =
         take(query::QueryEngine::open(a->db, a->model, /*read_only=*/true));

@@ -201,9 +201,8 @@ json optional_body(const Call& call) {
   return body;
 }
 
-std::shared_ptr<const index::MetadataFilter> optional_filter(const json& body,
-                                                             const Limits& limits) {
-  if (!body.contains("filter") || body["filter"].is_null()) return nullptr;
+query::Filter optional_filter(const json& body, const Limits& limits) {
+  if (!body.contains("filter") || body["filter"].is_null()) return query::Filter();
   return parse_filter(body["filter"], limits.max_filter_terms);
 }
 
@@ -252,7 +251,7 @@ Response handle_items_scroll_post(Call& call) {
     }
   }
   const auto filter = optional_filter(body, call.limits);
-  query::ScrollPage page = take(call.engine->scroll(cursor, limit, filter.get()));
+  query::ScrollPage page = take(call.engine->scroll(cursor, limit, &filter));
   json out = query::scroll_json(page);
   out["next_offset"] = out["next_cursor"];
   return json_response(200, out);
@@ -262,7 +261,7 @@ Response handle_items_count(Call& call) {
   const json body = optional_body(call);
   check_fields(body, {"filter"});
   const auto filter = optional_filter(body, call.limits);
-  return json_response(200, {{"count", take(call.engine->count(filter.get()))}});
+  return json_response(200, {{"count", take(call.engine->count(&filter))}});
 }
 
 Response handle_items_delete(Call& call) {
@@ -275,11 +274,11 @@ Response handle_items_delete(Call& call) {
   }
   if (body.contains("filter")) {
     const auto filter = optional_filter(body, call.limits);
-    if (filter == nullptr || filter->empty()) {
+    if (filter.empty()) {
       throw HttpError{400, "an empty filter would delete every item; give at least one condition",
                       "invalid_filter"};
     }
-    return json_response(200, {{"deleted", take(call.engine->erase_where(*filter))}});
+    return json_response(200, {{"deleted", take(call.engine->erase_where(filter))}});
   }
   const json& keys = body["keys"];
   if (!keys.is_array() || keys.empty()) {

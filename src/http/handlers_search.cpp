@@ -183,8 +183,7 @@ Response handle_search(Call& call) {
   if (body.contains("vector") || body.contains("code") || body.contains("key")) {
     throw HttpError{400, "give 'queries' or one query ('vector', 'code' or 'key'), not both"};
   }
-  if (sr.rerank == query::Rerank::kNone && sr.radius < 0 &&
-      (sr.filter == nullptr || sr.filter->empty())) {
+  if (sr.rerank == query::Rerank::kNone && sr.radius < 0 && sr.filter.empty()) {
     // Plain kNN: every query becomes a code first (the vectors in one model call), then all are
     // searched together (QueryEngine::search_codes).
     results = batch_knn(call, qs, sr, explain);

@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "http/http.h"
-#include "index/metadata_filter.h"
 #include "query/collections.h"
 #include "query/engine.h"
 
@@ -131,7 +130,7 @@ void check_fields(const json& j, std::initializer_list<const char*> allowed,
 // A metadata filter from JSON (400, code "invalid_filter", naming what is wrong).
 // A request's filter; 400 naming the problem, or the limit when it holds more than `max_terms`
 // conditions and values.
-std::shared_ptr<const index::MetadataFilter> parse_filter(const json& j, size_t max_terms);
+query::Filter parse_filter(const json& j, size_t max_terms);
 // Optional non-negative integer field, at most `max`; 400 naming the field otherwise.
 size_t get_size(const json& j, const char* name, size_t fallback, size_t max);
 // A 32-bit label; 400 when not an integer or out of range.

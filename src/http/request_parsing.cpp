@@ -135,18 +135,13 @@ void check_fields(const json& j, std::initializer_list<const char*> allowed,
   }
 }
 
-std::shared_ptr<const index::MetadataFilter> parse_filter(const json& j, size_t max_terms) {
+query::Filter parse_filter(const json& j, size_t max_terms) {
   if (!j.is_object()) {
     throw HttpError{400, "'filter' must be a JSON object", "invalid_filter"};
   }
-  // The first filter form, {"label": 3}, stays accepted.
-  if (j.size() == 1 && j.contains("label")) {
-    const int32_t label = get_label(j["label"], "filter.label");
-    return parse_filter(json{{"must", {{{"key", "label"}, {"match", label}}}}}, max_terms);
-  }
-  Result<index::MetadataFilter> f = index::parse_metadata_filter(j.dump(), max_terms);
+  Result<query::Filter> f = query::Filter::from_json(j, max_terms);
   if (!f.is_ok()) throw HttpError{400, f.status().message(), "invalid_filter"};
-  return std::make_shared<const index::MetadataFilter>(std::move(f).value());
+  return std::move(f).value();
 }
 
 std::shared_ptr<query::Collection> Call::named_collection() const {
@@ -495,8 +490,9 @@ query::SearchRequest parse_search_options(const json& body, const Limits& limits
     if (!body["rerank"].is_string()) throw HttpError{400, "'rerank' must be a string"};
     sr.rerank = take(query::parse_rerank(body["rerank"].get<std::string>()));
   }
-  if (body.contains("filter") && !body["filter"].is_null())
+  if (body.contains("filter") && !body["filter"].is_null()) {
     sr.filter = parse_filter(body["filter"], limits.max_filter_terms);
+  }
   if (body.contains("scan") && !body["scan"].is_boolean()) {
     throw HttpError{400, "'scan' must be true or false"};
   }

@@ -327,8 +327,12 @@ std::vector<std::string> MetadataFilter::fields() const {
 }
 
 Result<MetadataFilter> parse_metadata_filter(const std::string& json_text, size_t max_terms) {
-  json j = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
+  const json j = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return Status::invalid_argument("filter: not valid JSON");
+  return parse_metadata_filter(j, max_terms);
+}
+
+Result<MetadataFilter> parse_metadata_filter(const json& j, size_t max_terms) {
   MetadataFilter f;
   IMSAT_RETURN_IF_ERROR(parse_filter(j, "filter", 0, &f));
   if (f.terms > max_terms) {

@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <unordered_set>
@@ -74,6 +75,9 @@ constexpr size_t kDefaultMaxFilterTerms = 10000;
 // ("filter.must[1]: unknown field 'mach'"), or the limit when the filter holds more than
 // `max_terms` values and conditions in all.
 Result<MetadataFilter> parse_metadata_filter(const std::string& json_text,
+                                             size_t max_terms = kDefaultMaxFilterTerms);
+// The same from parsed JSON (no second parse of text a caller has already read).
+Result<MetadataFilter> parse_metadata_filter(const nlohmann::json& j,
                                              size_t max_terms = kDefaultMaxFilterTerms);
 
 // Whether an item with this metadata (JSON text; "" or non-object = no fields) and label passes.

@@ -215,8 +215,7 @@ index::CodeStore::SearchOptions store_options(const SearchRequest& request) {
 Result<std::vector<SearchResponse>> QueryEngine::search_codes(
     const std::vector<std::vector<uint8_t>>& codes, const SearchRequest& request) const {
   std::vector<SearchResponse> responses(codes.size());
-  if (request.rerank != Rerank::kNone || request.radius >= 0 ||
-      (request.filter != nullptr && !request.filter->empty())) {
+  if (request.rerank != Rerank::kNone || request.radius >= 0 || !request.filter.empty()) {
     for (size_t i = 0; i < codes.size(); ++i) {
       IMSAT_ASSIGN_OR_RETURN(responses[i], search_code(codes[i], request));
     }
@@ -277,9 +276,9 @@ Result<SearchResponse> QueryEngine::run(const std::vector<uint8_t>& code, const 
   }
   o.with_codes = request.rerank == Rerank::kAsymmetric;
   SearchResponse response;
-  if (request.filter != nullptr && !request.filter->empty()) {
+  if (!request.filter.empty()) {
     IMSAT_ASSIGN_OR_RETURN(response.selection,
-                           store_->select(*request.filter, /*for_search=*/true));
+                           store_->select(*request.filter.get(), /*for_search=*/true));
     o.selection = response.selection;
   }
   response.query_code = to_hex(code.data(), code.size());

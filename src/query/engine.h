@@ -17,6 +17,7 @@
 #include "learn/learn.h"
 #include "query/code_health.h"
 #include "query/encode_batcher.h"
+#include "query/filter.h"
 #include "query/retrieval_metrics.h"
 
 namespace imsat::query {
@@ -41,7 +42,7 @@ struct SearchRequest {
       0;  // radius searches: > 0 keeps the nearest this many (SearchResponse::truncated)
   // Metadata filter (index/metadata_filter.h): only passing items are verified, so a kNN returns
   // k passing items whenever k exist.
-  std::shared_ptr<const index::MetadataFilter> filter;
+  Filter filter;  // empty: every item
 };
 
 struct SearchHit {
@@ -197,11 +198,11 @@ class QueryEngine {
   // visited exactly once (an item replaced meanwhile moves to the end). With a filter, only
   // passing items.
   Result<ScrollPage> scroll(const std::string& cursor, size_t limit,
-                            const index::MetadataFilter* filter = nullptr) const;
+                            const Filter* filter = nullptr) const;
   // How many items pass `filter` (every item without one); exact.
-  Result<size_t> count(const index::MetadataFilter* filter = nullptr) const;
+  Result<size_t> count(const Filter* filter = nullptr) const;
   // Deletes, in one atomic batch, the items passing `filter`; returns how many.
-  Result<size_t> erase_where(const index::MetadataFilter& filter);
+  Result<size_t> erase_where(const Filter& filter);
   // Deletes, in one atomic batch, those of `keys` that exist; returns how many (unknown keys
   // are skipped, their keys in *missing when given).
   Result<size_t> erase_present(const std::vector<std::string>& keys,

@@ -105,7 +105,7 @@ Status QueryEngine::erase_items(const std::vector<std::string>& keys) {
 }
 
 Result<ScrollPage> QueryEngine::scroll(const std::string& cursor, size_t limit,
-                                       const index::MetadataFilter* filter) const {
+                                       const Filter* filter) const {
   if (limit < 1 || limit > kMaxScroll) {
     return Status::invalid_argument("limit must be from 1 to " + std::to_string(kMaxScroll) +
                                     ", got " + std::to_string(limit));
@@ -125,7 +125,7 @@ Result<ScrollPage> QueryEngine::scroll(const std::string& cursor, size_t limit,
   uint64_t last = after;
   std::shared_ptr<const index::Selection> selection;
   if (filter != nullptr && !filter->empty()) {
-    IMSAT_ASSIGN_OR_RETURN(selection, store_->select(*filter));
+    IMSAT_ASSIGN_OR_RETURN(selection, store_->select(*filter->get()));
   }
   bool full = false;
   IMSAT_ASSIGN_OR_RETURN(std::vector<index::Item> items,
@@ -136,15 +136,19 @@ Result<ScrollPage> QueryEngine::scroll(const std::string& cursor, size_t limit,
   return page;
 }
 
-Result<size_t> QueryEngine::count(const index::MetadataFilter* filter) const {
+Result<size_t> QueryEngine::count(const Filter* filter) const {
   if (filter == nullptr || filter->empty()) return store_->info().items;
   IMSAT_ASSIGN_OR_RETURN(std::shared_ptr<const index::Selection> selection,
-                         store_->select(*filter));
+                         store_->select(*filter->get()));
   return selection->count;
 }
 
-Result<size_t> QueryEngine::erase_where(const index::MetadataFilter& filter) {
-  return store_->erase_where(filter);
+Result<size_t> QueryEngine::erase_where(const Filter& filter) {
+  if (filter.empty()) {
+    return Status::invalid_argument(
+        "an empty filter would delete every item; give at least one condition");
+  }
+  return store_->erase_where(*filter.get());
 }
 
 Result<size_t> QueryEngine::erase_present(const std::vector<std::string>& keys,
