@@ -171,6 +171,10 @@ class CodeStore {
   // `for_search`: also pack the selected codes together (Selection::compact) for the scan.
   Result<std::shared_ptr<const Selection>> select(const MetadataFilter& filter,
                                                   bool for_search = false) const;
+  // The live items of a list of external keys (keys the store does not hold are ignored), as a
+  // selection searches, scrolls and counts consult like a filter's.
+  Result<std::shared_ptr<const Selection>> select_keys(const std::vector<std::string>& keys,
+                                                       bool for_search = false) const;
   // Declares a metadata field indexed: its values of every stored item are written to the fields
   // column family (in batches), then the declaration; items written later are indexed with their
   // batch. Indexing a field twice is a no-op. InvalidArgument for a bad name.
@@ -254,14 +258,13 @@ class CodeStore {
   Result<size_t> bulk_progress(const std::string& job) const;
 
   struct SearchOptions {
-    size_t k = 10;                                           // kNN when radius < 0
-    int radius = -1;                                         // >= 0: radius search instead of kNN
-    bool use_multi_index = true;                             // false: linear scan
-    int threads = 1;                                         // linear scan shards
-    std::function<bool(int32_t)> tag_predicate;              // optional filter on tags
-    const std::vector<std::string>* allowed_keys = nullptr;  // optional allow-list
-    std::shared_ptr<const Selection> selection;              // optional metadata filter (select)
-    bool with_codes = false;                                 // fill Hit::code
+    size_t k = 10;                               // kNN when radius < 0
+    int radius = -1;                             // >= 0: radius search instead of kNN
+    bool use_multi_index = true;                 // false: linear scan
+    int threads = 1;                             // linear scan shards
+    std::function<bool(int32_t)> tag_predicate;  // optional filter on tags
+    std::shared_ptr<const Selection> selection;  // optional metadata filter (select)
+    bool with_codes = false;                     // fill Hit::code
     size_t max_hits = 0;  // > 0: keep only the nearest this many (radius searches may find more)
   };
   // Errors: InvalidArgument (wrong code length, k out of [1, kMaxK], radius > bits).

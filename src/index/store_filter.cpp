@@ -309,6 +309,35 @@ Result<std::shared_ptr<const Selection>> CodeStore::select(const MetadataFilter&
   return shared;
 }
 
+Result<std::shared_ptr<const Selection>> CodeStore::select_keys(
+    const std::vector<std::string>& keys, bool for_search) const {
+  std::vector<uint64_t> ids;
+  ids.reserve(keys.size());
+  for (const std::string& key : keys) {
+    Result<uint64_t> id = impl_->lookup_id(key);
+    if (id.is_ok()) {
+      ids.push_back(*id);
+    } else if (id.status().code() != Status::Code::kNotFound) {
+      return id.status();
+    }
+  }
+  Selection sel;
+  {
+    std::shared_lock lock(impl_->state_mutex);
+    sel.version = impl_->version;
+    sel.allowed.assign(impl_->codes.size(), 0);
+    for (uint64_t id : ids) {
+      const int64_t slot = impl_->slot_of(id);
+      if (slot < 0 || sel.allowed[static_cast<size_t>(slot)]) continue;
+      sel.allowed[static_cast<size_t>(slot)] = 1;
+      ++sel.count;
+    }
+  }
+  keep_sparse_slots(&sel);
+  if (for_search) sel.compact = pack_selection(*impl_, sel);
+  return std::make_shared<const Selection>(std::move(sel));
+}
+
 std::vector<std::string> CodeStore::indexed_fields() const {
   std::shared_lock lock(impl_->state_mutex);
   return impl_->indexed_fields;

@@ -273,7 +273,7 @@ Result<std::vector<std::vector<Hit>>> CodeStore::search_batch(
     std::vector<SearchStats>* stats) const {
   if (stats != nullptr) stats->assign(queries.size(), SearchStats{});
   std::vector<std::vector<Hit>> out(queries.size());
-  if (o.radius >= 0 || o.allowed_keys != nullptr || o.selection != nullptr || queries.size() < 2) {
+  if (o.radius >= 0 || o.selection != nullptr || queries.size() < 2) {
     for (size_t i = 0; i < queries.size(); ++i) {
       IMSAT_ASSIGN_OR_RETURN(out[i],
                              search(queries[i], o, stats != nullptr ? &(*stats)[i] : nullptr));
@@ -394,41 +394,17 @@ std::vector<Neighbor> search_sparse(const CodeArray& codes, const Selection& sel
 Result<std::vector<Hit>> CodeStore::search(const std::vector<uint8_t>& code, const SearchOptions& o,
                                            SearchStats* stats, bool* truncated) const {
   IMSAT_RETURN_IF_ERROR(check_query(code, o, impl_->schema.bits));
-  std::vector<uint8_t> allowed;
-  if (o.allowed_keys != nullptr) {
-    std::vector<uint64_t> ids;
-    for (const std::string& key : *o.allowed_keys) {
-      Result<uint64_t> id = impl_->lookup_id(key);
-      if (id.is_ok()) ids.push_back(*id);
-    }
-    std::shared_lock lock(impl_->state_mutex);
-    allowed.assign(impl_->codes.size(), 0);
-    for (uint64_t id : ids) {
-      const int64_t slot = impl_->slot_of(id);
-      if (slot >= 0) allowed[static_cast<size_t>(slot)] = 1;
-    }
-  }
   std::shared_lock lock(impl_->state_mutex);
   const CodeArray& codes = impl_->codes;
-  if (allowed.size() < codes.size() && o.allowed_keys != nullptr) allowed.resize(codes.size(), 0);
   Filter filter;
-  if (o.allowed_keys != nullptr) filter.allowed_slots = &allowed;
-  if (o.selection != nullptr) {
-    if (o.allowed_keys != nullptr) {
-      for (size_t i = 0; i < allowed.size(); ++i) {
-        allowed[i] &= i < o.selection->allowed.size() ? o.selection->allowed[i] : 0;
-      }
-    } else {
-      filter.allowed_slots = &o.selection->allowed;
-    }
-  }
+  if (o.selection != nullptr) filter.allowed_slots = &o.selection->allowed;
   filter.tag_predicate = o.tag_predicate;
   std::vector<uint64_t> query(codes.words());
   codes.pack(code.data(), query.data());
   std::vector<Neighbor> found;
   // Few selected items: their distances one by one; up to half: a scan of their packed codes.
   const bool compact = o.selection != nullptr && o.selection->compact != nullptr &&
-                       o.selection->version == impl_->version && o.allowed_keys == nullptr;
+                       o.selection->version == impl_->version;
   const bool sparse = !compact && o.selection != nullptr &&
                       o.selection->slots.size() == o.selection->count &&
                       o.selection->count * kSparseSelection <= o.selection->allowed.size();

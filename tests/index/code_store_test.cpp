@@ -307,9 +307,12 @@ TEST_F(CodeStoreTest, TagFilterAndAllowListApplyBeforeTopK) {
   auto hits = *store->search(items[0].code, o);
   ASSERT_EQ(hits.size(), 10u);
   for (const auto& h : hits) EXPECT_EQ(h.tag, 1);
-  std::vector<std::string> allow = {"k5", "k6", "missing"};
+  // A list of keys is a selection like a filter's.
+  auto allow = store->select_keys({"k5", "k6", "missing", "k5"}, /*for_search=*/true);
+  ASSERT_TRUE(allow.is_ok());
+  EXPECT_EQ((*allow)->count, 2u);
   CodeStore::SearchOptions a = knn(10);
-  a.allowed_keys = &allow;
+  a.selection = *allow;
   hits = *store->search(items[0].code, a);
   ASSERT_EQ(hits.size(), 2u);
   std::set<std::string> keys = {hits[0].key, hits[1].key};
