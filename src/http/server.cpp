@@ -240,6 +240,9 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (ec || !keep_alive) {
       if (!ec && drain_on_close_) {
+        beast::error_code ignored;
+        stream_->socket().shutdown(tcp::socket::shutdown_send, ignored);
+        stream_->expires_after(std::chrono::seconds(2));
         drain();
       } else {
         close();
@@ -249,13 +252,10 @@ class Session : public std::enable_shared_from_this<Session> {
     read();
   }
 
-  // After answering a request whose body was never read: stop sending, then read and discard
-  // what the client still sends (at most the body limit, for at most 2 s), so that the close
-  // does not reset the connection before the client has read the answer.
+  // After answering a request whose body was never read (sending already shut down, a 2 s
+  // deadline set): read and discard what the client still sends, at most the body limit, so that
+  // the close does not reset the connection before the client has read the answer.
   void drain() {
-    beast::error_code ec;
-    stream_->socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream_->expires_after(std::chrono::seconds(2));
     scratch_.resize(64 * 1024);
     stream_->async_read_some(
         asio::buffer(scratch_), [self = shared_from_this()](beast::error_code ec2, size_t n) {
