@@ -1,5 +1,5 @@
-// The code lengths the whole project accepts: D bits, a multiple of 8 from 8 to 1024 (DESIGN.md,
-// "Index"). Every public entry point that takes a code length checks it with check_code_bits.
+// The code lengths the whole project accepts: D bits, a multiple of 8 from 8 to 1024. Every
+// public entry point that takes a code length checks it with check_code_bits.
 #pragma once
 
 #include <string>

@@ -49,7 +49,7 @@ struct MlpImpl : torch::nn::Module {
 TORCH_MODULE(Mlp);
 
 // ------------------------------------------------------------------------------------------
-// Objectives (DESIGN.md, "IMSAT, exactly"). 1e-8 is added inside every log.
+// Objectives (docs/algorithm.md, "IMSAT, exactly"). 1e-8 is added inside every log.
 constexpr double kLogEps = 1e-8;
 
 // Elementwise binary entropy h(p) in nats.
