@@ -1,4 +1,4 @@
-"""Reliability trials of the data directory and the service's edges (issue 30), used by
+"""Reliability trials of the data directory and the service's edges, used by
 bench/reliability.py (group "surfaces"); each function returns (tried, passed, notes).
 
 Crash points: each multi-step command (snapshot restore --force, snapshot delete, collection

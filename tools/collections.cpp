@@ -8,9 +8,8 @@
 #include "query/json_format.h"
 
 namespace imsat::cli {
-namespace {
 
-void add_collections_commands(CLI::App& app) {
+void add_collections(CLI::App& app) {
   struct Args {
     std::string data_dir, name, model;
     int bits = 0, tables = 0;
@@ -76,9 +75,5 @@ void add_collections_commands(CLI::App& app) {
     std::fprintf(stderr, "imsat: dropped collection '%s'\n", a->name.c_str());
   });
 }
-
-}  // namespace
-
-void add_collections(CLI::App& app) { add_collections_commands(app); }
 
 }  // namespace imsat::cli

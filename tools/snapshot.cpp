@@ -27,7 +27,9 @@ nlohmann::json snapshot_json(const query::SnapshotInfo& s) {
           {"has_model", s.has_model}};
 }
 
-void add_snapshot_commands_to(CLI::App& app) {
+}  // namespace
+
+void add_snapshot(CLI::App& app) {
   struct Args {
     std::string data_dir, collection, id, as;
     bool force = false, json = false;
@@ -93,9 +95,5 @@ void add_snapshot_commands_to(CLI::App& app) {
                  a->collection.c_str(), to.c_str());
   });
 }
-
-}  // namespace
-
-void add_snapshot(CLI::App& app) { add_snapshot_commands_to(app); }
 
 }  // namespace imsat::cli

@@ -72,19 +72,17 @@ Response handle_metrics(Call& call) {
   Response r;
   r.content_type = "text/plain; version=0.0.4";
   size_t items = 0, memory = 0;
+  std::string writable =
+      "# HELP imsat_store_writable Whether a collection's store takes writes (0: disk full or "
+      "read-only).\n# TYPE imsat_store_writable gauge\n";
   for (const auto& c : call.catalog.list()) {
     const index::StoreInfo info = c->engine().info();
     items += info.items;
     memory += info.memory_bytes;
+    writable += "imsat_store_writable{collection=\"" + c->name() + "\"} " +
+                (info.writable ? "1" : "0") + "\n";
   }
-  r.body = call.metrics.prometheus_text(items, memory);
-  r.body +=
-      "# HELP imsat_store_writable Whether a collection's store takes writes (0: disk full or "
-      "read-only).\n# TYPE imsat_store_writable gauge\n";
-  for (const auto& c : call.catalog.list()) {
-    r.body += "imsat_store_writable{collection=\"" + c->name() + "\"} " +
-              (c->engine().info().writable ? "1" : "0") + "\n";
-  }
+  r.body = call.metrics.prometheus_text(items, memory) + writable;
   return r;
 }
 

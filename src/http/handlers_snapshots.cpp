@@ -6,7 +6,7 @@ namespace imsat::http::internal {
 
 json snapshot_json(const query::SnapshotInfo& s, const query::Catalog& catalog) {
   return {{"id", s.id},
-          {"path", shown_path(s.path, catalog)},
+          {"path", without_server_paths(s.path, catalog)},
           {"bytes", s.bytes},
           {"created_unix", s.created_unix},
           {"has_model", s.has_model}};

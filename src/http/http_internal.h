@@ -34,7 +34,6 @@ const char* error_code_for(int status);
 // `message` with the server's data directory (and each store's parent folder) removed from the
 // paths it names: clients see names relative to the data directory, never the server's layout.
 std::string without_server_paths(const std::string& message, const query::Catalog& catalog);
-std::string shown_path(const std::string& path, const query::Catalog& catalog);
 // Throws HttpError for a non-OK status: InvalidArgument 400, NotFound 404, AlreadyExists 409,
 // NoSpace 507, else 500.
 void check(const Status& s);

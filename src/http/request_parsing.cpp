@@ -95,10 +95,6 @@ std::string without_server_paths(const std::string& message, const query::Catalo
   return out;
 }
 
-std::string shown_path(const std::string& path, const query::Catalog& catalog) {
-  return without_server_paths(path, catalog);
-}
-
 void check(const Status& s) {
   if (s.is_ok()) return;
   switch (s.code()) {

@@ -196,11 +196,11 @@ class CodeStore {
   void follow(int interval_ms);
   std::string follow_error() const;
 
-  // Whether writes can go on: false while the disk holding the store is full (free space below
-  // the reserve, or RocksDB stopped writes after running out of space); reads go on regardless.
+  // Whether writes can go on: false for a store opened read-only, and while the disk holding it
+  // is full (free space below the reserve, or RocksDB stopped writes after running out of space);
+  // reads go on regardless.
   struct DiskReport {
     bool writable = true;
-    bool disk_full = false;
     std::string reason;  // "" when writable
   };
   DiskReport disk_report() const;
@@ -214,9 +214,11 @@ class CodeStore {
   // copy holds every batch acknowledged before the call and opens as a store of its own, from
   // the in-memory arrays saved beside it (as fast as the store itself).
   Status checkpoint(const std::string& dir) const;
-  // How many of `keys` the store holds, and (when first_found is not null) the first of them.
+  // How many of `keys` the store holds, and (when `found` is not null) the first `max_found` of
+  // them in the order given.
   Result<size_t> count_existing(const std::vector<std::string>& keys,
-                                std::string* first_found = nullptr) const;
+                                std::vector<std::string>* found = nullptr,
+                                size_t max_found = 1) const;
   // Calls fn(id, values, count) for every stored vector of a live item, in id order.
   Status for_each_vector(
       const std::function<void(uint64_t id, const float* values, size_t count)>& fn) const;

@@ -82,15 +82,11 @@ bool CodeStore::reopen_for_writes() const {
 Status CodeStore::Impl::check_disk() {
   if (disk == nullptr) return Status::ok();
   uint64_t free_bytes = 0, reserve = 0;
-  if (free_space(path, &free_bytes, &reserve)) {
-    std::lock_guard lock(disk->mutex);
-    disk->low = free_bytes < reserve;
-    if (disk->low) {
-      return Status::no_space("the disk holding the store has " + megabytes(free_bytes) +
-                              " free, less than the " + megabytes(reserve) +
-                              " writes keep in reserve; nothing was written. Reads go on, and "
-                              "writes resume once space is freed");
-    }
+  if (free_space(path, &free_bytes, &reserve) && free_bytes < reserve) {
+    return Status::no_space("the disk holding the store has " + megabytes(free_bytes) +
+                            " free, less than the " + megabytes(reserve) +
+                            " writes keep in reserve; nothing was written. Reads go on, and "
+                            "writes resume once space is freed");
   }
   std::lock_guard lock(disk->mutex);
   if (!disk->stopped) return Status::ok();
@@ -107,21 +103,22 @@ CodeStore::DiskReport CodeStore::disk_report() const {
   DiskReport r;
   if (impl_->full_at_open) {
     r.writable = false;
-    r.disk_full = true;
     r.reason = "the disk was full when the store was opened; it serves reads only";
     return r;
   }
-  if (impl_->disk == nullptr) return r;
+  if (impl_->disk == nullptr) {  // opened read-only on purpose
+    r.writable = false;
+    r.reason = "opened read-only";
+    return r;
+  }
   uint64_t free_bytes = 0, reserve = 0;
-  const bool known = free_space(impl_->path, &free_bytes, &reserve);
+  const bool low = free_space(impl_->path, &free_bytes, &reserve) && free_bytes < reserve;
   std::lock_guard lock(impl_->disk->mutex);
-  if (known) impl_->disk->low = free_bytes < reserve;
-  r.writable = !impl_->options.read_only && !impl_->disk->low && !impl_->disk->stopped;
-  r.disk_full = impl_->disk->low || impl_->disk->stopped;
+  r.writable = !low && !impl_->disk->stopped;
   r.reason = impl_->disk->stopped ? impl_->disk->reason
-             : impl_->disk->low   ? "free space " + megabytes(free_bytes) + " is below the " +
-                                      megabytes(reserve) + " reserve"
-                                : std::string();
+             : low ? "free space " + megabytes(free_bytes) + " is below the " + megabytes(reserve) +
+                         " reserve"
+                   : std::string();
   return r;
 }
 

@@ -143,7 +143,6 @@ class WriterFairMutex {
 // What a full disk did to a store (store_disk.cpp). Shared with the RocksDB listener.
 struct DiskState {
   std::mutex mutex;
-  bool low = false;      // free space below the reserve at the last write's check
   bool stopped = false;  // RocksDB stopped writes after a NoSpace background error
   std::string reason;
   // The free space a write leaves untouched on a file system of this size.

@@ -8,14 +8,9 @@ namespace imsat::index {
 
 StoreInfo CodeStore::info() const {
   StoreInfo i;
-  if (!impl_->options.read_only || impl_->full_at_open) {
-    const DiskReport disk = disk_report();
-    i.writable = disk.writable;
-    i.not_writable = disk.reason;
-  } else {
-    i.writable = false;
-    i.not_writable = "opened read-only";
-  }
+  const DiskReport disk = disk_report();
+  i.writable = disk.writable;
+  i.not_writable = disk.reason;
   std::shared_lock lock(impl_->state_mutex);
   i.bits = impl_->schema.bits;
   i.tables = impl_->schema.tables;
@@ -106,16 +101,17 @@ Result<std::vector<Item>> CodeStore::scroll(uint64_t after_id, size_t limit, uin
 }
 
 Result<size_t> CodeStore::count_existing(const std::vector<std::string>& keys,
-                                         std::string* first_found) const {
+                                         std::vector<std::string>* found, size_t max_found) const {
   std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
   std::vector<rocksdb::PinnableSlice> values;
-  std::vector<rocksdb::Status> found;
-  impl_->multi_get(kKeys, slices, &values, &found);
+  std::vector<rocksdb::Status> statuses;
+  impl_->multi_get(kKeys, slices, &values, &statuses);
   size_t n = 0;
   for (size_t i = 0; i < keys.size(); ++i) {
-    if (found[i].IsNotFound()) continue;
-    IMSAT_RETURN_IF_ERROR(translate(found[i], "reading key '" + keys[i] + "'"));
-    if (n++ == 0 && first_found != nullptr) *first_found = keys[i];
+    if (statuses[i].IsNotFound()) continue;
+    IMSAT_RETURN_IF_ERROR(translate(statuses[i], "reading key '" + keys[i] + "'"));
+    if (found != nullptr && found->size() < max_found) found->push_back(keys[i]);
+    ++n;
   }
   return n;
 }

@@ -80,16 +80,16 @@ Result<std::shared_ptr<Collection>> Catalog::load(const std::string& name,
   const std::string model = (fs::path(folder) / kModelFile).string();
   if (fs::exists(model, ec)) c->model_path_ = model;
   c->snapshot_root_ = (fs::path(folder) / kSnapshotFolder).string();
-  Result<std::unique_ptr<QueryEngine>> engine =
-      QueryEngine::open(c->store_path_, c->model_path_, false, cache_mb_);
-  if (!engine.is_ok()) {
-    return engine.status().prefixed("collection '" + name + "': ");
-  }
-  c->owned_ = std::move(engine).value();
-  c->engine_ = c->owned_.get();
+  IMSAT_RETURN_IF_ERROR(open_engine(*c).prefixed("collection '" + name + "': "));
   c->owned_->set_encode_batching(encode_batching_);
-  if (cache_vectors_) IMSAT_RETURN_IF_ERROR(c->owned_->cache_vectors());
   return c;
+}
+
+Status Catalog::open_engine(Collection& c) const {
+  IMSAT_ASSIGN_OR_RETURN(c.owned_,
+                         QueryEngine::open(c.store_path_, c.model_path_, false, cache_mb_));
+  c.engine_ = c.owned_.get();
+  return cache_vectors_ ? c.owned_->cache_vectors() : Status::ok();
 }
 
 void Catalog::set_encode_batching(const EncodeBatchOptions& options) {
@@ -156,9 +156,7 @@ Result<std::unique_ptr<Catalog>> Catalog::single(const std::string& name,
   while (root.size() > 1 && root.back() == '/') root.pop_back();
   c->snapshot_root_ = root + ".snapshots";
   IMSAT_RETURN_IF_ERROR(clean_snapshot_root(c->snapshot_root_).status());
-  IMSAT_ASSIGN_OR_RETURN(c->owned_, QueryEngine::open(store_path, model_path, false, cache_mb));
-  c->engine_ = c->owned_.get();
-  if (cache_vectors) IMSAT_RETURN_IF_ERROR(c->owned_->cache_vectors());
+  IMSAT_RETURN_IF_ERROR(cat->open_engine(*c));
   cat->collections_[name] = std::move(c);
   cat->default_ = name;
   return cat;
@@ -239,19 +237,14 @@ std::shared_ptr<Collection> Catalog::writable_again(const std::shared_ptr<Collec
   if (c->owned_ == nullptr || !c->primary_.empty() || !c->owned_->reopen_for_writes()) return c;
   // Opened read-only on a full disk, and there is room now: the same collection opened anew
   // takes its place; requests holding the old one finish on it.
-  Result<std::unique_ptr<QueryEngine>> engine =
-      QueryEngine::open(c->store_path_, c->model_path_, false, cache_mb_);
-  if (!engine.is_ok() || !(*engine)->info().writable) return c;
   std::shared_ptr<Collection> fresh(new Collection());
   fresh->name_ = c->name_;
   fresh->folder_ = c->folder_;
   fresh->store_path_ = c->store_path_;
   fresh->model_path_ = c->model_path_;
   fresh->snapshot_root_ = c->snapshot_root_;
-  fresh->owned_ = std::move(engine).value();
-  fresh->engine_ = fresh->owned_.get();
+  if (!open_engine(*fresh).is_ok() || !fresh->engine_->info().writable) return c;
   fresh->owned_->set_encode_batching(encode_batching_);
-  if (cache_vectors_ && !fresh->owned_->cache_vectors().is_ok()) return c;
   std::fprintf(stderr, "imsat: collection '%s' takes writes again (space was freed)\n",
                c->name_.c_str());
   collections_[c->name_] = fresh;

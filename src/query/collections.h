@@ -158,6 +158,9 @@ class Catalog {
   // `c`, or, when it was opened read-only on a full disk and there is room again, the same
   // collection opened anew in its place (under mutex_).
   std::shared_ptr<Collection> writable_again(const std::shared_ptr<Collection>& c) const;
+  // Opens c's store (writable, as far as its disk allows) and model into c.owned_, and loads its
+  // vectors when the catalog caches them.
+  Status open_engine(Collection& c) const;
   // create()'s work once the name is claimed.
   Result<std::shared_ptr<Collection>> build(const std::string& name, const CollectionSpec& spec,
                                             const std::string& models_dir);

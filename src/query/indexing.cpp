@@ -224,11 +224,11 @@ Result<IndexReport> index_dataset(const IndexRequest& request) {
         keys.push_back(items.key_prefix +
                        (data.keys.empty() ? std::to_string(items.first_row + i) : data.keys[i]));
       }
-      std::string first;
+      std::vector<std::string> first;
       IMSAT_ASSIGN_OR_RETURN(const size_t held, store->count_existing(keys, &first));
       if (held > 0) {
         return Status::invalid_argument(
-            request.db + " already holds key '" + first +
+            request.db + " already holds key '" + first.front() +
             "' (and perhaps more) from another source or other settings; pass --overwrite to "
             "replace them, or --key-prefix to index beside them");
       }
@@ -274,13 +274,10 @@ Status refuse_held_keys(const index::CodeStore& store, const std::string& db,
     for (size_t i = start; i < std::min(f.rows, start + kChunk); ++i) {
       keys.push_back(items.key_prefix + std::to_string(items.first_row + i));
     }
-    std::string first;
-    IMSAT_ASSIGN_OR_RETURN(const size_t n, store.count_existing(keys, &first));
-    // The first held keys in row order: from the chunk's first held one, a key at a time.
-    const auto at = std::find(keys.begin(), keys.end(), first);
-    for (auto it = at; n > 0 && it != keys.end() && named.size() < kNamed; ++it) {
-      IMSAT_ASSIGN_OR_RETURN(const size_t hit, store.count_existing({*it}));
-      if (hit > 0) named.push_back("'" + *it + "'");
+    std::vector<std::string> found;  // the chunk's first held keys, in row order
+    IMSAT_ASSIGN_OR_RETURN(const size_t n, store.count_existing(keys, &found, kNamed));
+    for (size_t i = 0; i < found.size() && named.size() < kNamed; ++i) {
+      named.push_back("'" + found[i] + "'");
     }
     held += n;
   }
