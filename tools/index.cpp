@@ -29,8 +29,9 @@ void add_index(CLI::App& app) {
   cmd->add_option("--db", r.db, "Code store folder (created when missing)")->required();
   cmd->add_option("--key-prefix", r.items.key_prefix,
                   "Keys are this prefix followed by the row number");
-  cmd->add_option("--batch", r.batch, "Items per atomic batch")
-      ->check(CLI::Range(size_t{1}, size_t{10000000}))
+  cmd->add_option("--batch", r.batch,
+                  "Items per atomic batch (0: 50,000, or 2,048 for image files)")
+      ->check(CLI::Range(size_t{0}, size_t{10000000}))
       ->capture_default_str();
   cmd->add_option("--tables", r.tables, "Multi-index tables when creating (0 = automatic)")
       ->check(CLI::Range(0, 128));
@@ -55,40 +56,35 @@ void add_index(CLI::App& app) {
     a->request.images = image_import(a->images, nullptr);
     a->request.images.thumbnail_side = a->thumbnail_side;
     a->request.import_report = &a->import_report;
-    auto read_bar = std::make_unique<ProgressBar>("read images", a->quiet);
-    bool reading = false;
     const ProgressBar total("imsat", true);  // only its clock
     auto encode_bar = std::make_unique<ProgressBar>("encode", a->quiet);
     auto index_bar = std::make_unique<ProgressBar>("index", a->quiet);
     size_t encoded = 0;
     a->request.progress = [&](const char* stage, size_t done, size_t total) {
-      if (std::string(stage) == "read") {
-        read_bar->items(done, total);
-        reading = true;
-        return;
-      }
-      if (reading) {
-        reading = false;
-        read_bar->finish_items(a->import_report.read + a->import_report.skipped_total());
-        for (const std::string& line : a->import_report.skip_lines) {
-          std::fprintf(stderr, "imsat: skipped %s\n", line.c_str());
-        }
-        std::fprintf(stderr, "imsat: %s\n", a->import_report.summary().c_str());
-        encode_bar = std::make_unique<ProgressBar>("encode", a->quiet);
-      }
       if (std::string(stage) == "encode") {
         encode_bar->items(done, total);
         encoded = done;
-      } else {
-        if (encoded > 0) {
-          encode_bar->finish_items(encoded);
-          encoded = 0;
-          index_bar = std::make_unique<ProgressBar>("index", a->quiet);
-        }
-        index_bar->items(done, total);
+        return;
       }
+      if (encoded > 0) {
+        encode_bar->finish_items(encoded);
+        encoded = 0;
+        index_bar = std::make_unique<ProgressBar>("index", a->quiet);
+      }
+      index_bar->items(done, total);
     };
-    const query::IndexReport report = take(query::index_dataset(a->request));
+    // Image files: what was skipped, and why, whether the command succeeded or not.
+    const auto report_import = [a] {
+      const io::ImportReport& imported = a->import_report;
+      if (imported.read + imported.skipped_total() == 0) return;
+      for (const std::string& line : imported.skip_lines) {
+        std::fprintf(stderr, "imsat: skipped %s\n", line.c_str());
+      }
+      std::fprintf(stderr, "imsat: %s\n", imported.summary().c_str());
+    };
+    Result<query::IndexReport> indexed = query::index_dataset(a->request);
+    report_import();
+    const query::IndexReport report = take(std::move(indexed));
     if (report.already_done) {
       std::fprintf(stderr, "imsat: %s is already indexed in %s (job %s)\n", a->request.data.c_str(),
                    a->request.db.c_str(), report.job.c_str());

@@ -226,8 +226,9 @@ class CodeStore {
   // Bulk load from a source of items: batches of `batch_items`, each one WriteBatch that also
   // records, under `job`, how many source items have been consumed. Resumable: call again with
   // the same job after a crash and it skips what was committed (next(i) is asked for item i
-  // starting at the recorded count). `next` returns false at the end. `progress(done)` is called
-  // after every batch.
+  // starting at the recorded count). `next` returns false at the end; an item it fills with an
+  // empty key is a position that adds nothing (an input the source skipped). `progress(done)` is
+  // called after every batch with the positions consumed.
   // `new_keys`: the caller guarantees that the job's keys are distinct from each other; when the
   // job starts on an empty store, the per-key existence check (a MultiGet per batch) is then
   // skipped. Otherwise it is ignored.

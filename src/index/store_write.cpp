@@ -336,16 +336,23 @@ Result<size_t> CodeStore::bulk_progress(const std::string& job) const {
 
 namespace {
 
-// Appends to *items the source's items from `position` on, up to `batch_items` of them; false
-// once the source has ended.
-bool take_batch(const std::function<bool(size_t, Item*)>& next, size_t position, size_t batch_items,
-                std::vector<Item>* items) {
+// Appends to *items the source's items from `position` on, up to `batch_items` of them. An item
+// with an empty key is a position that adds nothing (an input the source skipped, such as an
+// unreadable image file). Returns the positions consumed; *more is false once the source ended.
+size_t take_batch(const std::function<bool(size_t, Item*)>& next, size_t position,
+                  size_t batch_items, std::vector<Item>* items, bool* more) {
+  size_t consumed = 0;
+  *more = true;
   while (items->size() < batch_items) {
     Item item;
-    if (!next(position + items->size(), &item)) return false;
-    items->push_back(std::move(item));
+    if (!next(position + consumed, &item)) {
+      *more = false;
+      break;
+    }
+    ++consumed;
+    if (!item.key.empty()) items->push_back(std::move(item));
   }
-  return true;
+  return consumed;
 }
 
 }  // namespace
@@ -396,15 +403,15 @@ Status CodeStore::bulk_load(const std::string& job, const std::function<bool(siz
     auto f = std::make_unique<Flight>();
     std::vector<Item>& items = f->items;
     items.reserve(std::min<size_t>(batch_items, 1 << 20));
-    more = take_batch(next, position, batch_items, &items);
-    if (items.empty()) break;
+    const size_t consumed = take_batch(next, position, batch_items, &items, &more);
+    if (items.empty()) break;  // skipped inputs at the end are read again by a resumed job
     IMSAT_ASSIGN_OR_RETURN(f->plan, m.plan(items, new_keys, new_keys ? &base : nullptr));
     // The progress record travels in the same atomic ingestion as the items.
     auto& schema = f->plan.records[kSchema];
-    schema.push_back({"bulk:" + job, be64(position + items.size())});
+    schema.push_back({"bulk:" + job, be64(position + consumed)});
     std::sort(schema.begin(), schema.end());
     base = {f->plan.next_id, f->plan.live_after, f->plan.generation};
-    position += items.size();
+    position += consumed;
     f->end = position;
     IMSAT_RETURN_IF_ERROR(land());
     flight = std::move(f);
@@ -486,7 +493,7 @@ Result<size_t> CodeStore::bulk_load_atomic(const std::vector<BulkJob>& jobs, siz
     bool more = true;
     while (more) {
       items.clear();
-      more = take_batch(jobs[j].next, position, batch_items, &items);
+      const size_t consumed = take_batch(jobs[j].next, position, batch_items, &items, &more);
       if (items.empty()) break;
       auto plan = std::make_unique<Impl::BatchPlan>();
       IMSAT_ASSIGN_OR_RETURN(*plan, m.plan(items, new_keys, &base));
@@ -509,7 +516,7 @@ Result<size_t> CodeStore::bulk_load_atomic(const std::vector<BulkJob>& jobs, siz
       st.terms = plan_ref.terms;
       staged.push_back(std::move(st));
       base = {plan_ref.next_id, plan_ref.live_after, base.generation};
-      position += items.size();
+      position += consumed;
       added += items.size();
       if (progress) progress(added);
     }

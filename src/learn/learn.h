@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "common/status.h"
-#include "learn/io/datasets.h"
+#include "io/datasets.h"
 
 namespace imsat::learn {
 

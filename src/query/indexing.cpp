@@ -40,39 +40,6 @@ Result<std::vector<uint8_t>> encode_dataset(
   return codes;
 }
 
-namespace {
-
-// The resumable job's name: the model, the source file (path, size, modification time) and every
-// option that changes what is written, so a changed source or setting starts a new job.
-std::string job_name(const IndexRequest& r, const std::string& fingerprint,
-                     const learn::Dataset& data) {
-  const std::string& source = r.images.manifest.empty() ? r.data : r.images.manifest;
-  std::string identity = fs::absolute(source).string();
-  struct stat st {};
-  if (::stat(source.c_str(), &st) == 0) {
-    identity += "|" + std::to_string(st.st_size) + "|" + std::to_string(st.st_mtim.tv_sec) + "." +
-                std::to_string(st.st_mtim.tv_nsec);
-  }
-  identity += "|labels=" + (r.labels.empty() ? std::string() : fs::absolute(r.labels).string());
-  identity += "|prefix=" + r.items.key_prefix;
-  identity += "|vectors=" + std::string(r.items.with_vectors ? "1" : "0");
-  if (!r.images.manifest.empty() || io::is_image_folder(r.data)) {
-    identity += "|images=" + std::string(r.images.keep_duplicates ? "all" : "unique") + "|" +
-                std::to_string(r.images.max_pixels) + "|" + std::to_string(r.images.thumbnail_side);
-    // A folder's own modification time misses files changed in its subfolders: the job is also
-    // named after what was read (every key and value), so any change starts a new job.
-    uint64_t h = fnv1a64(identity);
-    for (const std::string& key : data.keys) h = fnv1a64_bytes(key.data(), key.size() + 1, h);
-    h = fnv1a64_bytes(data.values.data(), data.values.size() * sizeof(float), h);
-    identity += "|content=" + std::to_string(h);
-  }
-  char hash[17];
-  std::snprintf(hash, sizeof(hash), "%016llx", static_cast<unsigned long long>(fnv1a64(identity)));
-  return "index:" + fingerprint + ":" + fs::absolute(source).string() + ":" + hash;
-}
-
-}  // namespace
-
 // A shard is named after what it holds, not where the file lies: moving or copying shard files to
 // another machine does not start the job again.
 std::string shard_job_name(const CodesFile& f, const std::string& key_prefix) {
@@ -137,125 +104,324 @@ std::vector<index::Item> dataset_items(const learn::Dataset& data,
   return items;
 }
 
-Result<IndexReport> index_dataset(const IndexRequest& request) {
-  const auto t0 = std::chrono::steady_clock::now();
-  IndexReport report;
-  CodesFile f;
-  learn::Dataset data;
-  std::unique_ptr<learn::Model> model;
-  const bool from_codes = is_codes_file(request.data);
-  if (from_codes) {
-    if (!request.model.empty()) {
-      return Status::invalid_argument(request.data +
-                                      " is a codes file; a model is only for raw data");
-    }
-    if (request.items.with_vectors) {
-      return Status::invalid_argument("storing vectors needs raw data and a model");
-    }
-    IMSAT_ASSIGN_OR_RETURN(f, read_codes_file(request.data));
-  } else {
-    if (request.model.empty()) {
-      return Status::invalid_argument("a model is needed to index raw data (" + request.data + ")");
-    }
-    IMSAT_ASSIGN_OR_RETURN(learn::Model m, learn::Model::load(request.model));
-    if (m.is_clustering()) {
-      return Status::invalid_argument(request.model +
-                                      ": a clustering model; a hash model is needed");
-    }
-    model = std::make_unique<learn::Model>(std::move(m));
-    if (!request.images.manifest.empty() || io::is_image_folder(request.data)) {
-      io::ImageImport images = request.images;
-      Result<io::ImagePipeline> pipeline = model->image_input();
-      if (!pipeline.is_ok()) {
-        return Status::invalid_argument(request.model + ": " + pipeline.status().message());
-      }
-      images.pipeline = *pipeline;
-      images.on_progress = [&](size_t done, size_t total) {
-        if (request.progress) request.progress("read", done, total);
-      };
-      IMSAT_ASSIGN_OR_RETURN(
-          data, learn::load_dataset(request.data, request.labels, images, request.import_report));
-    } else {
-      IMSAT_ASSIGN_OR_RETURN(data, learn::load_dataset(request.data, request.labels));
-    }
-    if (data.cols != model->input_dim()) {  // checked before the store is created or touched
-      return Status::invalid_argument(data.source + ": items have " + std::to_string(data.cols) +
-                                      " values, the model expects " +
-                                      std::to_string(model->input_dim()));
-    }
-    f.bits = model->bits();
-    f.rows = data.rows;
-    f.fingerprint = model->fingerprint();
-    f.source = data.source;
-    f.labels = data.labels;
-  }
-  report.read_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  report.rows = f.rows;
+namespace {
 
+constexpr size_t kRowBatch = 50000;   // items per atomic batch of rows and codes
+constexpr size_t kImageBatch = 2048;  // of image files (each item carries a thumbnail)
+constexpr size_t kDecodeBatch = 512;  // image files decoded at a time, one batch ahead
+
+// The identity of an indexing job's source and of every option that changes what is written.
+std::string job_identity(const IndexRequest& r, const std::string& source) {
+  std::string identity = fs::absolute(source).string();
+  struct stat st {};
+  if (::stat(source.c_str(), &st) == 0) {
+    identity += "|" + std::to_string(st.st_size) + "|" + std::to_string(st.st_mtim.tv_sec) + "." +
+                std::to_string(st.st_mtim.tv_nsec);
+  }
+  identity += "|labels=" + (r.labels.empty() ? std::string() : fs::absolute(r.labels).string());
+  identity += "|prefix=" + r.items.key_prefix;
+  identity += "|vectors=" + std::string(r.items.with_vectors ? "1" : "0");
+  return identity;
+}
+
+std::string job_named(const std::string& fingerprint, const std::string& source,
+                      const std::string& identity) {
+  char hash[17];
+  std::snprintf(hash, sizeof(hash), "%016llx", static_cast<unsigned long long>(fnv1a64(identity)));
+  return "index:" + fingerprint + ":" + fs::absolute(source).string() + ":" + hash;
+}
+
+// A file's job: the model, the source file (path, size, modification time) and the options, so
+// a changed source or setting starts a new job.
+std::string file_job_name(const IndexRequest& r, const std::string& fingerprint) {
+  return job_named(fingerprint, r.data, job_identity(r, r.data));
+}
+
+// An image import's job: also named after every file the scan found (a folder's own modification
+// time misses files changed in its subfolders) and the import's settings.
+std::string image_job_name(const IndexRequest& r, const std::string& fingerprint,
+                           const io::ImageScan& scan) {
+  std::string identity = job_identity(r, scan.origin);
+  identity += "|images=" + std::string(r.images.keep_duplicates ? "all" : "unique") + "|" +
+              std::to_string(r.images.max_pixels) + "|" + std::to_string(r.images.thumbnail_side) +
+              "|files=" + std::to_string(scan.fingerprint);
+  return job_named(fingerprint, scan.origin, identity);
+}
+
+// What index_dataset writes, whatever it read: `rows` source positions with their keys (without
+// the prefix; for the check against keys the store holds) and the items, as CodeStore::bulk_load
+// takes them.
+struct Source {
+  int bits = 0;
+  std::string fingerprint;
+  size_t rows = 0;
+  std::string job;
+  size_t batch = 0;
+  std::function<std::string(size_t)> key;
+  std::function<bool(size_t, index::Item*)> next;
+};
+
+// InvalidArgument when a new job over a store that holds items would replace keys written by
+// another source (or with other settings) without --overwrite.
+Status refuse_other_sources(const IndexRequest& request, const index::CodeStore& store,
+                            const Source& source) {
+  const size_t chunk = 50000;
+  for (size_t start = 0; start < source.rows; start += chunk) {
+    std::vector<std::string> keys;
+    for (size_t i = start; i < std::min(source.rows, start + chunk); ++i) {
+      keys.push_back(request.items.key_prefix + source.key(i));
+    }
+    std::vector<std::string> first;
+    IMSAT_ASSIGN_OR_RETURN(const size_t held, store.count_existing(keys, &first));
+    if (held > 0) {
+      return Status::invalid_argument(
+          request.db + " already holds key '" + first.front() +
+          "' (and perhaps more) from another source or other settings; pass --overwrite to "
+          "replace them, or --key-prefix to index beside them");
+    }
+  }
+  return Status::ok();
+}
+
+// Opens (or creates) the store, skips a finished job, refuses keys of other sources, and bulk
+// loads the source from where an earlier run of its job stopped. `start(done_before)` is called
+// once the store says where that is, before the first item is asked for.
+Status write_source(const IndexRequest& request, Source& source, IndexReport* report,
+                    const std::function<Status(size_t)>& start = nullptr) {
   index::StoreOptions o;
-  o.bits = f.bits;
+  o.bits = source.bits;
   o.tables = request.tables;
-  o.expected_items = std::max<size_t>(f.rows, 1000);
-  o.model_fingerprint = f.fingerprint;
+  o.expected_items = std::max<size_t>(source.rows, 1000);
+  o.model_fingerprint = source.fingerprint;
   IMSAT_ASSIGN_OR_RETURN(std::unique_ptr<index::CodeStore> store,
                          index::CodeStore::open(request.db, o));
-  report.job = !request.job.empty() ? request.job : job_name(request, f.fingerprint, data);
-  if (request.job.empty() && from_codes && !f.shard.empty()) {
-    report.job = shard_job_name(f, request.items.key_prefix);
+  report->job = source.job;
+  report->rows = source.rows;
+  IMSAT_ASSIGN_OR_RETURN(report->done_before, store->bulk_progress(report->job));
+  if (report->done_before >= source.rows) {
+    report->already_done = true;
+    report->store_items = store->info().items;
+    return Status::ok();
   }
-  IMSAT_ASSIGN_OR_RETURN(report.done_before, store->bulk_progress(report.job));
-  if (report.done_before >= f.rows) {
-    report.already_done = true;
-    report.store_items = store->info().items;
-    return report;
+  if (report->done_before == 0 && !request.overwrite && store->info().items > 0) {
+    IMSAT_RETURN_IF_ERROR(refuse_other_sources(request, *store, source));
   }
-  ItemOptions items = request.items;
-  items.source = fs::path(f.source).filename().string();
-  items.source_json = nlohmann::json(items.source).dump();
-  items.first_row = from_codes ? f.first_row : 0;
-  if (report.done_before == 0 && !request.overwrite && store->info().items > 0) {
-    // A new job over a store that holds items: refuse to replace keys written by another source
-    // (or with other settings) unless asked to.
-    const size_t chunk = 50000;
-    for (size_t start = 0; start < f.rows; start += chunk) {
-      std::vector<std::string> keys;
-      for (size_t i = start; i < std::min(f.rows, start + chunk); ++i) {
-        keys.push_back(items.key_prefix +
-                       (data.keys.empty() ? std::to_string(items.first_row + i) : data.keys[i]));
-      }
-      std::vector<std::string> first;
-      IMSAT_ASSIGN_OR_RETURN(const size_t held, store->count_existing(keys, &first));
-      if (held > 0) {
-        return Status::invalid_argument(
-            request.db + " already holds key '" + first.front() +
-            "' (and perhaps more) from another source or other settings; pass --overwrite to "
-            "replace them, or --key-prefix to index beside them");
-      }
-    }
-  }
-  if (model != nullptr) {
-    IMSAT_ASSIGN_OR_RETURN(f.codes, encode_dataset(*model, data, [&](size_t done, size_t total) {
-                             if (request.progress) request.progress("encode", done, total);
-                           }));
-  }
-  const size_t train_rows = from_codes ? 0 : data.train_rows;
-  auto next = [&](size_t i, index::Item* item) {
-    if (i >= f.rows) return false;
-    make_item(f.codes, f.bits, f.labels, from_codes ? nullptr : &data, train_rows, items, i, item);
+  if (start) IMSAT_RETURN_IF_ERROR(start(report->done_before));
+  size_t written = 0;
+  const auto next = [&](size_t i, index::Item* item) {
+    if (!source.next(i, item)) return false;
+    written += item->key.empty() ? 0 : 1;
     return true;
   };
   // Rows, relative paths and manifest keys (checked) are distinct: a job that starts on an empty
   // store needs no per-key existence check.
   IMSAT_RETURN_IF_ERROR(store->bulk_load(
-      report.job, next, request.batch,
+      report->job, next, source.batch,
       [&](size_t done) {
-        if (request.progress) request.progress("index", done, f.rows);
+        if (request.progress) request.progress("index", done, source.rows);
       },
       /*new_keys=*/true, /*build_index=*/false));  // closed next: every open builds it
-  report.indexed = f.rows - report.done_before;
-  report.store_items = store->info().items;
+  report->store_items = store->info().items;
+  report->indexed = written;
+  return Status::ok();
+}
+
+Result<std::unique_ptr<learn::Model>> hash_model(const IndexRequest& request) {
+  if (request.model.empty()) {
+    return Status::invalid_argument("a model is needed to index raw data (" + request.data + ")");
+  }
+  IMSAT_ASSIGN_OR_RETURN(learn::Model m, learn::Model::load(request.model));
+  if (m.is_clustering()) {
+    return Status::invalid_argument(request.model + ": a clustering model; a hash model is needed");
+  }
+  return std::make_unique<learn::Model>(std::move(m));
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+Result<IndexReport> index_codes_file(const IndexRequest& request) {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (!request.model.empty()) {
+    return Status::invalid_argument(request.data +
+                                    " is a codes file; a model is only for raw data");
+  }
+  if (request.items.with_vectors) {
+    return Status::invalid_argument("storing vectors needs raw data and a model");
+  }
+  IMSAT_ASSIGN_OR_RETURN(const CodesFile f, read_codes_file(request.data));
+  IndexReport report;
+  report.read_seconds = seconds_since(t0);
+  ItemOptions items = request.items;
+  items.source = fs::path(f.source).filename().string();
+  items.source_json = nlohmann::json(items.source).dump();
+  items.first_row = f.first_row;
+  Source source;
+  source.bits = f.bits;
+  source.fingerprint = f.fingerprint;
+  source.rows = f.rows;
+  source.batch = request.batch > 0 ? request.batch : kRowBatch;
+  source.job = !request.job.empty() ? request.job
+               : !f.shard.empty()   ? shard_job_name(f, request.items.key_prefix)
+                                    : file_job_name(request, f.fingerprint);
+  source.key = [&](size_t i) { return std::to_string(f.first_row + i); };
+  source.next = [&](size_t i, index::Item* item) {
+    if (i >= f.rows) return false;
+    make_item(f.codes, f.bits, f.labels, nullptr, 0, items, i, item);
+    return true;
+  };
+  IMSAT_RETURN_IF_ERROR(write_source(request, source, &report));
   return report;
+}
+
+// A dataset of rows (IDX, vector files, CSV): read whole, encoded, then written.
+Result<IndexReport> index_rows(const IndexRequest& request, const learn::Model& model) {
+  const auto t0 = std::chrono::steady_clock::now();
+  IMSAT_ASSIGN_OR_RETURN(const learn::Dataset data,
+                         learn::load_dataset(request.data, request.labels));
+  if (data.cols != model.input_dim()) {  // checked before the store is created or touched
+    return Status::invalid_argument(data.source + ": items have " + std::to_string(data.cols) +
+                                    " values, the model expects " +
+                                    std::to_string(model.input_dim()));
+  }
+  IndexReport report;
+  report.read_seconds = seconds_since(t0);
+  ItemOptions items = request.items;
+  items.source = fs::path(data.source).filename().string();
+  items.source_json = nlohmann::json(items.source).dump();
+  std::vector<uint8_t> codes;
+  Source source;
+  source.bits = model.bits();
+  source.fingerprint = model.fingerprint();
+  source.rows = data.rows;
+  source.batch = request.batch > 0 ? request.batch : kRowBatch;
+  source.job = !request.job.empty() ? request.job : file_job_name(request, source.fingerprint);
+  source.key = [](size_t i) { return std::to_string(i); };
+  source.next = [&](size_t i, index::Item* item) {
+    if (i >= data.rows) return false;
+    make_item(codes, source.bits, data.labels, &data, data.train_rows, items, i, item);
+    return true;
+  };
+  IMSAT_RETURN_IF_ERROR(write_source(request, source, &report, [&](size_t) -> Status {
+    IMSAT_ASSIGN_OR_RETURN(codes, encode_dataset(model, data, [&](size_t done, size_t total) {
+                             if (request.progress) request.progress("encode", done, total);
+                           }));
+    return Status::ok();
+  }));
+  return report;
+}
+
+// Image files, streamed: the scan lists them once, then batches are decoded (one batch ahead, on
+// every core), encoded and written in turn, so memory holds a few batches whatever the folder's
+// size. A file that cannot be used is a position that adds no item.
+Result<IndexReport> index_images(const IndexRequest& request, const learn::Model& model) {
+  const auto t0 = std::chrono::steady_clock::now();
+  io::ImageImport settings = request.images;
+  Result<io::ImagePipeline> pipeline = model.image_input();
+  if (!pipeline.is_ok()) {
+    return Status::invalid_argument(request.model + ": " + pipeline.status().message());
+  }
+  settings.pipeline = *pipeline;
+  settings.on_progress = nullptr;  // progress is the positions written
+  IMSAT_ASSIGN_OR_RETURN(const io::ImageScan scan, io::scan_images(request.data, settings));
+  if (settings.pipeline.output_dim() != model.input_dim()) {
+    return Status::invalid_argument(request.model + ": its image pipeline makes " +
+                                    std::to_string(settings.pipeline.output_dim()) +
+                                    " values, the model expects " +
+                                    std::to_string(model.input_dim()));
+  }
+  IndexReport report;
+  report.read_seconds = seconds_since(t0);
+  ItemOptions items = request.items;
+  items.source = fs::path(scan.origin).filename().string();
+  if (items.source.empty()) items.source = fs::path(scan.origin).parent_path().filename().string();
+  const size_t bytes = static_cast<size_t>(model.bits()) / 8;
+  const size_t dim = settings.pipeline.output_dim();
+  std::unique_ptr<io::ImageReader> reader;
+  io::ImageBatch batch;           // the batch being written
+  std::vector<uint8_t> codes;     // its rows' codes
+  size_t cursor = 0;              // its next row
+  Status failure = Status::ok();  // a decoding or encoding error, which ends the source
+  io::ImportReport imported;
+  Source source;
+  source.bits = model.bits();
+  source.fingerprint = model.fingerprint();
+  source.rows = scan.files.size();
+  source.batch = request.batch > 0 ? request.batch : kImageBatch;
+  source.job =
+      !request.job.empty() ? request.job : image_job_name(request, source.fingerprint, scan);
+  source.key = [&](size_t i) { return scan.key(i); };
+  source.next = [&](size_t i, index::Item* item) {
+    while (i >= batch.first + batch.files) {
+      if (!failure.is_ok()) return false;
+      Result<io::ImageBatch> b = reader->next();
+      if (!b.is_ok()) {
+        failure = b.status();
+        return false;
+      }
+      if (b->files == 0) return false;
+      batch = std::move(b).value();
+      imported.merge(batch.report);
+      Result<std::vector<uint8_t>> c = model.encode(batch.values.data(), batch.rows(), dim);
+      if (!c.is_ok()) {
+        failure = c.status();
+        return false;
+      }
+      codes = std::move(c).value();
+      cursor = 0;
+    }
+    if (cursor >= batch.rows() || batch.positions[cursor] != i) {
+      item->key.clear();  // a skipped file
+      return true;
+    }
+    const io::ImageFile& file = scan.files[i];
+    nlohmann::json meta = nlohmann::json::object();
+    scan.metadata_into(i, &meta);
+    meta["source"] = items.source;
+    meta["row"] = i;
+    if (scan.labelled) meta["label"] = file.label;
+    item->key = items.key_prefix + scan.key(i);
+    item->code.assign(codes.begin() + static_cast<std::ptrdiff_t>(cursor * bytes),
+                      codes.begin() + static_cast<std::ptrdiff_t>((cursor + 1) * bytes));
+    item->tag = scan.labelled ? file.label : index::kNoTag;
+    item->metadata = meta.dump();
+    item->thumbnail =
+        batch.thumbnails.empty() ? std::string() : std::move(batch.thumbnails[cursor]);
+    item->vector.clear();
+    if (items.with_vectors) {
+      const float* row = batch.values.data() + cursor * dim;
+      item->vector.assign(row, row + dim);
+    }
+    ++cursor;
+    return true;
+  };
+  learn::set_num_threads(0);
+  const Status written = write_source(request, source, &report, [&](size_t done) -> Status {
+    batch.first = done;
+    reader = std::make_unique<io::ImageReader>(scan, settings, done, kDecodeBatch);
+    return Status::ok();
+  });
+  reader.reset();
+  if (request.import_report != nullptr) *request.import_report = imported;
+  IMSAT_RETURN_IF_ERROR(written);
+  IMSAT_RETURN_IF_ERROR(failure);
+  if (report.done_before == 0 && !report.already_done && imported.read == 0) {
+    return Status::invalid_argument(scan.origin + ": holds no readable images (" +
+                                    imported.summary() + ")");
+  }
+  return report;
+}
+
+}  // namespace
+
+Result<IndexReport> index_dataset(const IndexRequest& request) {
+  if (is_codes_file(request.data)) return index_codes_file(request);
+  IMSAT_ASSIGN_OR_RETURN(const std::unique_ptr<learn::Model> model, hash_model(request));
+  if (!request.images.manifest.empty() || io::is_image_folder(request.data)) {
+    return index_images(request, *model);
+  }
+  return index_rows(request, *model);
 }
 
 namespace {

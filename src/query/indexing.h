@@ -54,28 +54,30 @@ struct IndexRequest {
   io::ImageImport images;
   io::ImportReport* import_report = nullptr;
   ItemOptions items;
-  std::string job;  // resumable job name; empty: derived from everything that changes the result
-  size_t batch = 50000;
-  int tables = 0;  // multi-index tables when the store is created (0 = automatic)
+  std::string job;   // resumable job name; empty: derived from everything that changes the result
+  size_t batch = 0;  // items per atomic batch; 0: 50,000, or 2,048 for image files
+  int tables = 0;    // multi-index tables when the store is created (0 = automatic)
   // Writing over keys the store already holds from another source replaces them only when set.
   bool overwrite = false;
-  // Called with (stage, done, total): stage is "read" (image files), "encode" or "index".
+  // Called with (stage, done, total): stage is "encode" (rows, before they are written) or
+  // "index" (source positions written; image files are read, encoded and written as they go).
   std::function<void(const char* stage, size_t done, size_t total)> progress;
 };
 
 struct IndexReport {
   std::string job;
-  size_t rows = 0;         // items in the source
-  size_t done_before = 0;  // committed by an earlier run of the same job
-  size_t indexed = 0;      // committed by this run
-  size_t store_items = 0;  // live items in the store afterwards
-  double read_seconds = 0;
+  size_t rows = 0;          // items in the source
+  size_t done_before = 0;   // committed by an earlier run of the same job
+  size_t indexed = 0;       // committed by this run
+  size_t store_items = 0;   // live items in the store afterwards
+  double read_seconds = 0;  // reading the source (image files: the scan) before writing began
   bool already_done = false;
 };
 
 // Reads the source, checks it against the model and the store (before the store is created or
-// touched), encodes, and bulk-loads it. A crashed run resumes where it stopped when called again
-// with the same request; a finished one is skipped. Errors: InvalidArgument (wrong dimension,
+// touched), encodes, and bulk-loads it; image files stream through in batches. A crashed run
+// resumes where it stopped when called again with the same request; a finished one is skipped.
+// Errors: InvalidArgument (wrong dimension,
 // --model with a codes file, vectors without raw data, keys already held from another source
 // without overwrite), the reader's and the store's errors.
 Result<IndexReport> index_dataset(const IndexRequest& request);

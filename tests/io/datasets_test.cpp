@@ -1,4 +1,4 @@
-#include "learn/io/datasets.h"
+#include "io/datasets.h"
 
 #include <gtest/gtest.h>
 #include <zlib.h>

@@ -1,7 +1,7 @@
 // Image files as datasets (issue 12): the pipeline (compositing, grey/RGB, pad/crop/stretch),
 // GIST against an independent NumPy implementation, folders of every format stb reads with bad
 // files skipped and counted, --strict, symbolic links, non-UTF-8 names, and manifests.
-#include "learn/io/images.h"
+#include "io/images.h"
 
 #include <gtest/gtest.h>
 #include <stb/stb_image.h>
@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "learn/io/datasets.h"
+#include "io/datasets.h"
 #include "support/png.h"
 #include "support/temp_dir_test.h"
 

@@ -1,13 +1,11 @@
 // imsat::io — ordinary image files as model inputs: one preprocessing pipeline (decode, composite
 // transparency, grey or RGB, resize with aspect handling, raw pixels or GIST), recorded in the
 // model so that training, indexing and every query transform an image identically; and folders
-// (or manifests) of image files as datasets. No LibTorch here (library imsat_io).
+// (or manifests) of image files as datasets (image_import.h). No LibTorch here (library imsat_io).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
-#include <functional>
-#include <map>
 #include <string>
 #include <vector>
 
@@ -70,6 +68,18 @@ Result<std::vector<float>> preprocess_image(const std::string& encoded,
                                             const ImagePipeline& pipeline, size_t max_pixels = 0,
                                             SkipReason* reason = nullptr);
 
+// One image file through the pipeline and, when `thumbnail_side` > 0, its thumbnail (as
+// make_thumbnail makes it; empty when it cannot be made), from one read of `encoded`: files other
+// than JPEG are decoded once for both; a JPEG is decoded at the features' DCT scale and, for a
+// larger thumbnail, again at the thumbnail's. Errors as preprocess_image.
+struct DecodedImage {
+  std::vector<float> features;
+  std::string thumbnail;
+};
+Result<DecodedImage> decode_image(const std::string& encoded, const ImagePipeline& pipeline,
+                                  int thumbnail_side, size_t max_pixels = 0,
+                                  SkipReason* reason = nullptr);
+
 // A thumbnail for showing the image: at most `side` pixels on its longest side (never enlarged),
 // transparency over white, as a JPEG (quality 85: a few KiB at 96 pixels).
 Result<std::string> make_thumbnail(const std::string& encoded, int side, size_t max_pixels = 0);
@@ -83,51 +93,5 @@ std::vector<uint8_t> fit_pixels(const uint8_t* pixels, int width, int height, in
 // filter (scale-major, then orientation) the 16 grid cells, grid column-major (LMgist's order:
 // cell (row r, column c) at r + 4 c).
 std::vector<float> gist_descriptor(const float* image, int side);
-
-// ---------------------------------------------------------------------------------------------
-// Image folders and manifests as datasets
-
-struct ImageImport {
-  ImagePipeline pipeline;
-  // A CSV (header row naming the columns) or JSON-lines file with `path` (relative to the
-  // manifest's folder, or absolute), optional `key` and `label` (an integer, or a name numbered
-  // in sorted order), and any other columns as metadata. Empty: the folder itself is read.
-  std::string manifest;
-  bool strict = false;           // the first unusable file is an error instead of a skip
-  bool keep_duplicates = false;  // a file reached twice (symbolic links) is read twice
-  size_t max_pixels = 8192u * 8192u;
-  int thumbnail_side = 0;  // > 0: keep a thumbnail of each image (Dataset::thumbnails)
-  int threads = 0;         // <= 0: all cores
-  // Called from the reading threads' coordinator with (files done, total files).
-  std::function<void(size_t done, size_t total)> on_progress;
-};
-
-// What an import read and skipped.
-struct ImportReport {
-  size_t read = 0;
-  std::map<SkipReason, size_t> skipped;
-  std::vector<std::string> skip_lines;  // "<relative path>: <reason>: <detail>", in path order
-  size_t skipped_total() const;
-  // "read 120, skipped 4: 3 not images, 1 truncated"
-  std::string summary() const;
-};
-
-struct Dataset;
-
-// Every image file under `folder` (recursively, symbolic links followed, sorted by relative path
-// as bytes, so non-UTF-8 names work too) through the pipeline. Labels follow the ImageFolder
-// convention: files in first-level subfolders are labelled by the subfolder's name (numbered in
-// sorted order, names kept in label_names); files directly in `folder` have none (when every
-// file is in a subfolder every item is labelled). Keys are the relative paths; metadata records
-// the path and label name. Unusable files are skipped and reported (or an error with strict).
-Result<Dataset> read_image_folder(const std::string& folder, const ImageImport& settings,
-                                  ImportReport* report);
-// The same from `settings.manifest` (folder is where relative paths start; the manifest's folder
-// when empty).
-Result<Dataset> read_image_manifest(const ImageImport& settings, ImportReport* report);
-// Whether `path` is a folder of images rather than an MNIST-style IDX folder.
-bool is_image_folder(const std::string& path);
-// Whether `path` names an image file by its extension.
-bool is_image_file_name(const std::string& path);
 
 }  // namespace imsat::io

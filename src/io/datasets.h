@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "common/status.h"
-#include "learn/io/images.h"
+#include "io/image_import.h"
 
 namespace imsat::io {
 

@@ -1,6 +1,6 @@
 // Dataset readers: IDX (plain or gzip), fvecs/bvecs/ivecs and CSV. Errors name the file, the
 // byte offset (or line) and what was expected.
-#include "learn/io/datasets.h"
+#include "io/datasets.h"
 
 #include <sys/mman.h>
 #include <zlib.h>
