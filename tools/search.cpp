@@ -12,6 +12,7 @@
 #include "query/collections.h"
 #include "query/engine.h"
 #include "query/json_format.h"
+#include "query/store_admin.h"
 
 namespace imsat::cli {
 namespace {
@@ -54,15 +55,14 @@ void add_search(CLI::App& app) {
   db->excludes(data_dir);
   cmd->add_option("--collection", a->collection, "Collection of --data-dir")->needs(data_dir);
   cmd->add_option("--model", a->model,
-                  "Hash model (needed for --query-file and re-ranking; a collection's own model "
-                  "by default)");
+                  "Hash model that encodes --image and --query-file (default: the model the store "
+                  "was indexed with, or the collection's own)");
   cmd->add_option("--filter", a->filter,
                   "Metadata filter (JSON, as in the HTTP API): "
                   "'{\"must\": [{\"key\": \"color\", \"match\": \"red\"}]}'");
   auto* key = cmd->add_option("--key", a->key, "Query by a stored item's key");
   auto* code = cmd->add_option("--code", a->code, "Query by a hex code");
-  auto* file = cmd->add_option("--query-file", a->query_file,
-                               "Query by every item of a dataset (needs --model)");
+  auto* file = cmd->add_option("--query-file", a->query_file, "Query by every item of a dataset");
   auto* image = cmd->add_option("--image", a->image,
                                 "Query by a PNG or JPEG image (needs a model trained on images)");
   cmd->add_flag("--invert", a->invert, "Invert the image (dark-on-light pictures)");
@@ -93,11 +93,8 @@ void add_search(CLI::App& app) {
     if (a->key.empty() && a->code.empty() && a->query_file.empty() && a->image.empty()) {
       throw UsageError("give a query: --key, --code, --query-file or --image");
     }
-    if ((!a->query_file.empty() || !a->image.empty()) && a->model.empty()) {
-      throw UsageError(std::string(a->image.empty() ? "--query-file" : "--image") +
-                       " needs --model to encode the query");
-    }
     if (a->db.empty() && a->data_dir.empty()) throw UsageError("give --db or --data-dir");
+    const bool encodes = !a->query_file.empty() || !a->image.empty();
     if (!a->data_dir.empty()) {
       if (a->collection.empty()) throw UsageError("--data-dir needs --collection");
       const std::string folder = take(query::collection_folder(a->data_dir, a->collection));
@@ -105,6 +102,14 @@ void add_search(CLI::App& app) {
       if (a->model.empty() && std::filesystem::exists(folder + "/model")) {
         a->model = folder + "/model";
       }
+    } else if (encodes && a->model.empty()) {
+      // The model the store was indexed with encodes the query.
+      Result<std::string> recorded = query::recorded_model(a->db);
+      if (!recorded.is_ok()) {
+        throw UsageError(std::string(a->image.empty() ? "--query-file" : "--image") +
+                         " needs a model to encode the query: " + recorded.status().message());
+      }
+      a->model = std::move(recorded).value();
     }
     query::Filter filter;
     if (!a->filter.empty()) {

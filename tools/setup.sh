@@ -19,7 +19,7 @@ packages=(
   libtorch-dev libopenblas0-pthread
   librocksdb-dev libboost-dev nlohmann-json3-dev zlib1g-dev libcli11-dev libstb-dev libfftw3-dev
   libjemalloc-dev
-  libturbojpeg0-dev python3-pil
+  libturbojpeg0-dev libzip-dev python3-pil
   libgtest-dev libgmock-dev libbenchmark-dev
   libfaiss-dev python3-numpy
   dataset-fashion-mnist

@@ -189,10 +189,12 @@ Response handle_snapshot_create(Call& call);
 Response handle_snapshots_list(Call& call);
 Response handle_snapshot_delete(Call& call);
 
-// The single-page web interface served at GET / (HTML, CSS and JavaScript in one document).
+// The single-page web interface served at GET / (HTML, CSS and JavaScript in one document):
+// src/http/assets/index.html, compiled in.
 const char* web_page();
 // The hand-written part of the OpenAPI 3 description (schemas, parameters, responses); the route
-// table adds every operation and its summary (handle_openapi).
+// table adds every operation and its summary (handle_openapi): src/http/assets/openapi.json,
+// compiled in.
 const char* openapi_json();
 
 }  // namespace imsat::http::internal

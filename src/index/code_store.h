@@ -259,6 +259,11 @@ class CodeStore {
                                   bool new_keys = false, bool build_index = true);
   // How many source items job has committed (0 if never run).
   Result<size_t> bulk_progress(const std::string& job) const;
+  // The model file the store's codes were made with (`imsat index --model` records its absolute
+  // path), so that a query by image or vector is encoded without naming the model again. Empty
+  // when none is recorded.
+  Result<std::string> model_path() const;
+  Status record_model_path(const std::string& path);
 
   struct SearchOptions {
     size_t k = 10;                               // kNN when radius < 0

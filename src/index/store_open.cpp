@@ -5,11 +5,13 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 #include <rocksdb/write_buffer_manager.h>
+#include <sys/stat.h>
 
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -67,6 +69,37 @@ Status explain_missing_table(Status s, const std::string& path) {
   if (s.is_ok() || !std::regex_search(msg, m, ldb)) return s;
   return Status::corruption(path + ": table file " + m[1].str() +
                             ".sst is missing (the MANIFEST references it): " + msg);
+}
+
+// The process holding `path`/LOCK (RocksDB's POSIX lock), from /proc/locks; 0 when unknown.
+long lock_holder(const std::string& path) {
+  struct stat st {};
+  if (::stat((path + "/LOCK").c_str(), &st) != 0) return 0;
+  std::ifstream locks("/proc/locks");
+  std::string line;
+  // "1: POSIX  ADVISORY  WRITE 4242 fd:01:123456 0 EOF": the pid, then major:minor:inode.
+  static const std::regex entry(R"(^\d+:\s+\S+\s+\S+\s+\S+\s+(\d+)\s+[0-9a-f]+:[0-9a-f]+:(\d+)\s)");
+  std::smatch m;
+  while (std::getline(locks, line)) {
+    if (std::regex_search(line, m, entry) &&
+        std::stoull(m[2].str()) == static_cast<unsigned long long>(st.st_ino)) {
+      return std::stol(m[1].str());
+    }
+  }
+  return 0;
+}
+
+// RocksDB's "While lock file: .../LOCK: Resource temporarily unavailable" said as what it means.
+Status explain_lock(Status s, const std::string& path) {
+  const std::string& msg = s.message();
+  if (s.is_ok() || (msg.find("lock file") == std::string::npos &&
+                    msg.find("lock hold by current process") == std::string::npos)) {
+    return s;
+  }
+  const long pid = lock_holder(path);
+  return Status::io_error(path + ": the store is in use by another imsat process" +
+                          (pid > 0 ? " (pid " + std::to_string(pid) + ")" : std::string()) +
+                          "; stop it, or search and write through its HTTP API");
 }
 
 // The same check before a read-write open, through a read-only open that cannot delete anything.
@@ -320,14 +353,16 @@ Status CodeStore::Impl::open_db(bool exists) {
   read_only_options.info_log = wal_log;
   IMSAT_RETURN_IF_ERROR(with_wal_detail(
       explain_missing_table(
-          translate(
-              !options.secondary_path.empty()
-                  ? rocksdb::DB::OpenAsSecondary(read_only_options, path, options.secondary_path,
-                                                 descriptors, &cf, &raw)
-              : options.read_only
-                  ? rocksdb::DB::OpenForReadOnly(read_only_options, path, descriptors, &cf, &raw)
-                  : rocksdb::DB::Open(r.db, path, descriptors, &cf, &raw),
-              path + ": opening the code store"),
+          explain_lock(
+              translate(
+                  !options.secondary_path.empty()
+                      ? rocksdb::DB::OpenAsSecondary(read_only_options, path,
+                                                     options.secondary_path, descriptors, &cf, &raw)
+                  : options.read_only ? rocksdb::DB::OpenForReadOnly(read_only_options, path,
+                                                                     descriptors, &cf, &raw)
+                                      : rocksdb::DB::Open(r.db, path, descriptors, &cf, &raw),
+                  path + ": opening the code store"),
+              path),
           path),
       *wal_log));
   db.reset(raw);

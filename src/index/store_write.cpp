@@ -334,6 +334,25 @@ Result<size_t> CodeStore::bulk_progress(const std::string& job) const {
   return static_cast<size_t>(from_be64(v));
 }
 
+Result<std::string> CodeStore::model_path() const {
+  std::string v;
+  rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), impl_->cf[kSchema], "model_path", &v);
+  if (s.IsNotFound()) return std::string();
+  if (!s.ok()) return translate(s, "reading the model's path");
+  return v;
+}
+
+Status CodeStore::record_model_path(const std::string& path) {
+  IMSAT_RETURN_IF_ERROR(impl_->check_writable());
+  std::string held;
+  IMSAT_ASSIGN_OR_RETURN(held, model_path());
+  if (held == path) return Status::ok();
+  rocksdb::WriteOptions sync;
+  sync.sync = true;
+  return translate_write(impl_->db->Put(sync, impl_->cf[kSchema], "model_path", path),
+                         "recording the model's path");
+}
+
 namespace {
 
 // Appends to *items the source's items from `position` on, up to `batch_items` of them. An item

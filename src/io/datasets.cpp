@@ -3,6 +3,8 @@
 #include "io/datasets.h"
 
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <charconv>
@@ -12,6 +14,8 @@
 #include <fstream>
 #include <limits>
 #include <sstream>
+
+#include "io/io_internal.h"
 
 namespace imsat::io {
 namespace {
@@ -37,55 +41,6 @@ template <typename T>
 void reserve_huge(std::vector<T>& v, size_t n) {
   v.reserve(n);
   advise_huge_pages(v.data(), n * sizeof(T));
-}
-
-// Reads a whole file, transparently gunzipping it (zlib reads plain files as they are).
-Result<std::string> read_all(const std::string& path) {
-  std::error_code ec;
-  if (!fs::exists(path, ec)) return Status::not_found(path + ": no such file");
-  if (fs::is_directory(path, ec)) return Status::invalid_argument(path + ": is a directory");
-  gzFile f = gzopen(path.c_str(), "rb");
-  if (f == nullptr) return Status::io_error(path + ": cannot open: " + std::strerror(errno));
-  gzbuffer(f, 1 << 20);
-  std::string out;
-  // Reserve the expected size so the string does not regrow: the file's size, or for gzip its
-  // trailer's ISIZE (the uncompressed size mod 2^32; only a hint, the loop below reads to the end).
-  {
-    uint64_t hint = fs::file_size(path, ec);
-    std::ifstream raw(path, std::ios::binary);
-    unsigned char magic[2] = {0, 0};
-    raw.read(reinterpret_cast<char*>(magic), 2);
-    if (!ec && hint >= 18 && magic[0] == 0x1f && magic[1] == 0x8b) {
-      unsigned char t[4] = {0, 0, 0, 0};
-      raw.seekg(-4, std::ios::end);
-      raw.read(reinterpret_cast<char*>(t), 4);
-      hint = uint64_t{t[0]} | uint64_t{t[1]} << 8 | uint64_t{t[2]} << 16 | uint64_t{t[3]} << 24;
-    }
-    if (!ec && hint < (uint64_t{1} << 32)) {
-      out.reserve(static_cast<size_t>(hint));
-      advise_huge_pages(out.data(), out.capacity());
-    }
-  }
-  char buf[1 << 16];
-  while (true) {
-    int n = gzread(f, buf, sizeof(buf));
-    if (n < 0) {
-      int errnum = 0;
-      std::string msg = gzerror(f, &errnum);
-      gzclose(f);
-      return Status::corruption(path + ": cannot decompress after " + std::to_string(out.size()) +
-                                " bytes: " + msg);
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  int rc = gzclose(f);
-  if (rc == Z_BUF_ERROR) {
-    return Status::corruption(path + ": gzip stream is truncated after " +
-                              std::to_string(out.size()) + " decompressed bytes");
-  }
-  if (rc != Z_OK) return Status::corruption(path + ": gzip stream is damaged");
-  return out;
 }
 
 uint32_t be32(const std::string& b, size_t off) {
@@ -240,6 +195,68 @@ std::string find_in(const fs::path& dir, const std::string& stem) {
 }
 
 }  // namespace
+
+Status check_readable(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    const int e = errno;
+    if (e == ENOENT) return Status::not_found(path + ": no such file");
+    return Status::io_error(path + ": cannot read: " + std::strerror(e));
+  }
+  if (S_ISDIR(st.st_mode)) return Status::invalid_argument(path + ": is a directory, not a file");
+  if (::access(path.c_str(), R_OK) != 0) {
+    return Status::io_error(path + ": cannot read: " + std::strerror(errno));
+  }
+  return Status::ok();
+}
+
+// Reads a whole file, transparently gunzipping it (zlib reads plain files as they are).
+Result<std::string> read_all(const std::string& path) {
+  std::error_code ec;
+  IMSAT_RETURN_IF_ERROR(check_readable(path));
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (f == nullptr) return Status::io_error(path + ": cannot open: " + std::strerror(errno));
+  gzbuffer(f, 1 << 20);
+  std::string out;
+  // Reserve the expected size so the string does not regrow: the file's size, or for gzip its
+  // trailer's ISIZE (the uncompressed size mod 2^32; only a hint, the loop below reads to the end).
+  {
+    uint64_t hint = fs::file_size(path, ec);
+    std::ifstream raw(path, std::ios::binary);
+    unsigned char magic[2] = {0, 0};
+    raw.read(reinterpret_cast<char*>(magic), 2);
+    if (!ec && hint >= 18 && magic[0] == 0x1f && magic[1] == 0x8b) {
+      unsigned char t[4] = {0, 0, 0, 0};
+      raw.seekg(-4, std::ios::end);
+      raw.read(reinterpret_cast<char*>(t), 4);
+      hint = uint64_t{t[0]} | uint64_t{t[1]} << 8 | uint64_t{t[2]} << 16 | uint64_t{t[3]} << 24;
+    }
+    if (!ec && hint < (uint64_t{1} << 32)) {
+      out.reserve(static_cast<size_t>(hint));
+      advise_huge_pages(out.data(), out.capacity());
+    }
+  }
+  char buf[1 << 16];
+  while (true) {
+    int n = gzread(f, buf, sizeof(buf));
+    if (n < 0) {
+      int errnum = 0;
+      std::string msg = gzerror(f, &errnum);
+      gzclose(f);
+      return Status::corruption(path + ": cannot decompress after " + std::to_string(out.size()) +
+                                " bytes: " + msg);
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  int rc = gzclose(f);
+  if (rc == Z_BUF_ERROR) {
+    return Status::corruption(path + ": gzip stream is truncated after " +
+                              std::to_string(out.size()) + " decompressed bytes");
+  }
+  if (rc != Z_OK) return Status::corruption(path + ": gzip stream is damaged");
+  return out;
+}
 
 Result<std::vector<int32_t>> read_idx_labels(const std::string& path) {
   IMSAT_ASSIGN_OR_RETURN(std::string bytes, read_all(path));
@@ -434,6 +451,20 @@ Result<Dataset> load_dataset(const std::string& path, const std::string& labels_
   return load_dataset(path, labels_path);
 }
 
+namespace {
+
+// Whether the file starts like an IDX file (two zero bytes, a type code, a dimension count), plain
+// or gzip (then the IDX reader finds out).
+bool has_idx_magic(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  unsigned char b[4] = {1, 1, 1, 1};
+  in.read(reinterpret_cast<char*>(b), 4);
+  if (b[0] == 0x1f && b[1] == 0x8b) return true;
+  return b[0] == 0 && b[1] == 0 && b[2] >= 0x08 && b[2] <= 0x0e;
+}
+
+}  // namespace
+
 Result<Dataset> load_dataset(const std::string& path, const std::string& labels_path) {
   std::error_code ec;
   if (is_image_folder(path)) return read_image_folder(path, ImageImport{}, nullptr);
@@ -483,12 +514,29 @@ Result<Dataset> load_dataset(const std::string& path, const std::string& labels_
     d = read_ivecs(path);
   } else if (ends_with(path, ".csv") || ends_with(path, ".csv.gz")) {
     d = read_csv(path);
+  } else if (ends_with(path, ".npy") || ends_with(path, ".npy.gz")) {
+    d = read_npy(path);
+  } else if (ends_with(path, ".npz")) {
+    d = read_npz(path);
+    if (d.is_ok() && !d->labels.empty() && !labels_path.empty()) {
+      return Status::invalid_argument(path + " holds its own labels; --labels is not needed");
+    }
   } else {
+    IMSAT_RETURN_IF_ERROR(check_readable(path));
+    if (!has_idx_magic(path)) {
+      return Status::invalid_argument(
+          path +
+          ": not a format imsat reads. Datasets are IDX files (MNIST's *-ubyte[.gz], "
+          "*.idx) or a folder of them, .npy and .npz arrays, .fvecs/.bvecs/.ivecs, .csv, "
+          "or a folder of image files (or --manifest)");
+    }
     d = read_idx(path, labels_path);
     return d;
   }
   if (!d.is_ok() || labels_path.empty()) return d;
-  IMSAT_ASSIGN_OR_RETURN(std::vector<int32_t> labels, read_idx_labels(labels_path));
+  IMSAT_ASSIGN_OR_RETURN(std::vector<int32_t> labels, ends_with(labels_path, ".npy")
+                                                          ? read_npy_labels(labels_path)
+                                                          : read_idx_labels(labels_path));
   if (labels.size() != d->rows) {
     return Status::invalid_argument(labels_path + ": holds " + std::to_string(labels.size()) +
                                     " labels but " + path + " holds " + std::to_string(d->rows) +

@@ -48,9 +48,20 @@ Result<Dataset> read_ivecs(const std::string& path);
 // Numeric CSV: an optional header row (detected when its first row is not all numbers); a
 // column headed `label` holds integer labels, every other column is a feature.
 Result<Dataset> read_csv(const std::string& path);
+// NumPy arrays as numpy.save writes them (.npy, format versions 1 to 3): a 2-D array of float32,
+// float16, float64, uint8, int8 (or int32/int64, uint32/uint64, bool) in C or Fortran order, one
+// row per item. NaN or infinite values are an error naming the row and column.
+Result<Dataset> read_npy(const std::string& path);
+// A 1-D .npy array of non-negative integer labels.
+Result<std::vector<int32_t>> read_npy_labels(const std::string& path);
+// A .npz archive (numpy.savez or savez_compressed): the items are the array named x, X, data,
+// embeddings, features or vectors (or the only array not named as labels), the labels the 1-D
+// array named y, labels, label or targets when there is one.
+Result<Dataset> read_npz(const std::string& path);
 // Any of the above by path: a folder holding the standard MNIST file names (train then t10k,
 // labels found automatically), *.idx / *-ubyte[.gz] (labels from `labels_path`), *.fvecs,
-// *.bvecs, *.ivecs, *.csv. NaN or infinite values are an error.
+// *.bvecs, *.ivecs, *.csv, *.npy, *.npz (`labels_path`: IDX or .npy labels). NaN or infinite
+// values are an error; a file of another format is an error that lists the formats read.
 Result<Dataset> load_dataset(const std::string& path, const std::string& labels_path = "");
 // The same, where `path` may also be a folder of image files (read_image_folder) or, with
 // `images.manifest` set, is ignored for the manifest's images; `report` (may be null) receives

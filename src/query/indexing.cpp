@@ -157,6 +157,7 @@ struct Source {
   size_t rows = 0;
   std::string job;
   size_t batch = 0;
+  std::string model_path;  // recorded in the store for queries that name no model
   std::function<std::string(size_t)> key;
   std::function<bool(size_t, index::Item*)> next;
 };
@@ -205,6 +206,9 @@ Status write_source(const IndexRequest& request, Source& source, IndexReport* re
   }
   if (report->done_before == 0 && !request.overwrite && store->info().items > 0) {
     IMSAT_RETURN_IF_ERROR(refuse_other_sources(request, *store, source));
+  }
+  if (!source.model_path.empty()) {
+    IMSAT_RETURN_IF_ERROR(store->record_model_path(fs::absolute(source.model_path).string()));
   }
   if (start) IMSAT_RETURN_IF_ERROR(start(report->done_before));
   size_t written = 0;
@@ -297,6 +301,7 @@ Result<IndexReport> index_rows(const IndexRequest& request, const learn::Model& 
   source.rows = data.rows;
   source.batch = request.batch > 0 ? request.batch : kRowBatch;
   source.job = !request.job.empty() ? request.job : file_job_name(request, source.fingerprint);
+  source.model_path = request.model;
   source.key = [](size_t i) { return std::to_string(i); };
   source.next = [&](size_t i, index::Item* item) {
     if (i >= data.rows) return false;
@@ -351,6 +356,7 @@ Result<IndexReport> index_images(const IndexRequest& request, const learn::Model
   source.batch = request.batch > 0 ? request.batch : kImageBatch;
   source.job =
       !request.job.empty() ? request.job : image_job_name(request, source.fingerprint, scan);
+  source.model_path = request.model;
   source.key = [&](size_t i) { return scan.key(i); };
   source.next = [&](size_t i, index::Item* item) {
     while (i >= batch.first + batch.files) {

@@ -1,6 +1,8 @@
 // Creating and repairing stores.
 #include "query/store_admin.h"
 
+#include <filesystem>
+
 #include "index/code_store.h"
 #include "learn/learn.h"
 
@@ -17,7 +19,38 @@ Status create_store(const std::string& db, int bits, const std::string& model_pa
     o.model_fingerprint = model.fingerprint();
   }
   IMSAT_ASSIGN_OR_RETURN(std::unique_ptr<index::CodeStore> store, index::CodeStore::open(db, o));
+  if (!model_path.empty()) {
+    IMSAT_RETURN_IF_ERROR(store->record_model_path(std::filesystem::absolute(model_path).string()));
+  }
   return Status::ok();  // created, and closed again
+}
+
+Result<std::string> recorded_model(const std::string& db) {
+  index::StoreOptions o;
+  o.read_only = true;
+  o.create_if_missing = false;
+  IMSAT_ASSIGN_OR_RETURN(std::unique_ptr<index::CodeStore> store, index::CodeStore::open(db, o));
+  IMSAT_ASSIGN_OR_RETURN(const std::string path, store->model_path());
+  if (path.empty()) {
+    return Status::invalid_argument(db +
+                                    " records no model (its codes came from a codes file or "
+                                    "another tool); pass --model");
+  }
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    return Status::invalid_argument(db + " was indexed with the model " + path +
+                                    ", which is no longer there; pass --model");
+  }
+  Result<learn::Model> model = learn::Model::load(path);
+  const std::string held = store->info().model_fingerprint;
+  if (!model.is_ok() || (!held.empty() && model->fingerprint() != held)) {
+    return Status::invalid_argument(db + " was indexed with the model " + path + ", which " +
+                                    (model.is_ok()
+                                         ? std::string("has been replaced by another model")
+                                         : "no longer loads (" + model.status().message() + ")") +
+                                    "; pass --model");
+  }
+  return path;
 }
 
 Result<RepairReport> repair_store(const std::string& db) {

@@ -400,6 +400,73 @@ TEST_F(CodeStoreTest, BulkLoadResumesFromItsRecordedProgress) {
   EXPECT_TRUE(store->verify().is_ok());
 }
 
+// Opening a store another process writes printed RocksDB's raw "While lock file: .../LOCK:
+// Resource temporarily unavailable"; it says what that means and who holds it.
+TEST_F(CodeStoreTest, AStoreInUseNamesTheProcessThatHoldsIt) {
+  auto held = open();
+  StoreOptions o;
+  o.bits = 64;
+  auto second = CodeStore::open(path_, o);
+  ASSERT_FALSE(second.is_ok());
+  const std::string msg = second.status().message();
+  EXPECT_NE(msg.find("the store is in use by another imsat process (pid " +
+                     std::to_string(::getpid()) + ")"),
+            std::string::npos)
+      << msg;
+  EXPECT_EQ(msg.find("LOCK"), std::string::npos) << msg;
+  // A read-only open beside it works.
+  o.read_only = true;
+  o.create_if_missing = false;
+  EXPECT_TRUE(CodeStore::open(path_, o).is_ok());
+}
+
+// A source's skipped inputs (items with an empty key: unreadable image files) are consumed
+// positions that add nothing; the recorded progress counts them, so a resumed job goes on after
+// them and batches fill with real items.
+TEST_F(CodeStoreTest, BulkLoadCountsSkippedPositionsWithoutWritingThem) {
+  auto items = random_items(300, 4, "s");
+  auto skipped = [](size_t i) { return i % 3 == 1; };
+  {
+    auto store = open();
+    auto partial = [&](size_t i, Item* out) {
+      if (i >= 150) return false;
+      if (skipped(i)) {
+        out->key.clear();
+      } else {
+        *out = items[i];
+      }
+      return true;
+    };
+    std::vector<size_t> reported;
+    ASSERT_TRUE(
+        store->bulk_load("job", partial, 40, [&](size_t d) { reported.push_back(d); }).is_ok());
+    EXPECT_EQ(*store->bulk_progress("job"), 150u);
+    EXPECT_EQ(store->info().items, 100u);
+    // Batches of 40 written items consume 60 positions each.
+    ASSERT_GE(reported.size(), 2u);
+    EXPECT_EQ(reported[0], 60u);
+    EXPECT_EQ(reported[1], 120u);
+  }
+  auto store = open();
+  size_t first_asked = SIZE_MAX;
+  auto full = [&](size_t i, Item* out) {
+    first_asked = std::min(first_asked, i);
+    if (i >= items.size()) return false;
+    if (skipped(i)) {
+      out->key.clear();
+    } else {
+      *out = items[i];
+    }
+    return true;
+  };
+  ASSERT_TRUE(store->bulk_load("job", full, 40).is_ok());
+  EXPECT_EQ(first_asked, 150u);
+  EXPECT_EQ(store->info().items, 200u);
+  EXPECT_FALSE(store->get(items[1].key).is_ok());
+  EXPECT_TRUE(store->get(items[2].key).is_ok());
+  EXPECT_TRUE(store->verify().is_ok());
+}
+
 // Stores made before session 4 record the multi-index entries in the buckets column family (their
 // schema has no "buckets=0" line): they keep writing, deleting and verifying them; new stores
 // leave the family empty.

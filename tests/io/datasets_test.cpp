@@ -213,4 +213,62 @@ TEST_F(DatasetsTest, CsvErrorsNameLineAndColumn) {
       << huge_value.status().message();
 }
 
+// Embeddings as users save them: every .npy element type and order NumPy writes, .npz archives
+// (plain and compressed) with their labels, and a clear error for what is not read.
+TEST_F(DatasetsTest, NumpyArraysAndArchivesReadAsUsersSaveThem) {
+  const std::string cmd = "/usr/bin/python3 " + std::string(IMSAT_TEST_SOURCE_DIR) +
+                          "/io/make_numpy_files.py " + dir_.string();
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd << " failed (is python3-numpy installed?)";
+  auto path = [&](const std::string& name) { return (dir_ / name).string(); };
+  std::vector<float> expect(12);
+  for (size_t i = 0; i < expect.size(); ++i) expect[i] = static_cast<float>(i) / 4.0f;
+  for (const char* name : {"f32.npy", "f16.npy", "f64_fortran.npy"}) {
+    auto d = imsat::io::load_dataset(path(name));
+    ASSERT_TRUE(d.is_ok()) << name << ": " << d.status().to_string();
+    EXPECT_EQ(d->rows, 4u) << name;
+    EXPECT_EQ(d->cols, 3u) << name;
+    EXPECT_EQ(d->values, expect) << name;
+  }
+  auto u8 = imsat::io::load_dataset(path("u8.npy"));
+  ASSERT_TRUE(u8.is_ok());
+  EXPECT_EQ(u8->values[5], 5.0f);
+  auto i8 = imsat::io::load_dataset(path("i8.npy"));
+  ASSERT_TRUE(i8.is_ok());
+  EXPECT_EQ(i8->values[5], -5.0f);
+  auto labelled = imsat::io::load_dataset(path("f32.npy"), path("labels.npy"));
+  ASSERT_TRUE(labelled.is_ok()) << labelled.status().to_string();
+  EXPECT_EQ(labelled->labels, (std::vector<int32_t>{0, 2, 1, 2}));
+
+  auto plain = imsat::io::load_dataset(path("plain.npz"));
+  ASSERT_TRUE(plain.is_ok()) << plain.status().to_string();
+  EXPECT_EQ(plain->values, expect);
+  EXPECT_EQ(plain->labels, (std::vector<int32_t>{0, 2, 1, 2}));
+  auto compressed = imsat::io::load_dataset(path("compressed.npz"));
+  ASSERT_TRUE(compressed.is_ok()) << compressed.status().to_string();
+  EXPECT_EQ(compressed->values, expect);
+  EXPECT_TRUE(compressed->labels.empty());
+
+  auto refused = [&](const std::string& name, const std::string& needle) {
+    auto d = imsat::io::load_dataset(path(name));
+    ASSERT_FALSE(d.is_ok()) << name;
+    EXPECT_TRUE(mentions(d.status(), needle)) << name << ": " << d.status().message();
+  };
+  refused("ambiguous.npz", "cannot tell which array holds the items");
+  refused("cube.npy", "3-D array");
+  refused("nan.npy", "row 2, column 1 is not a finite number");
+  refused("big_endian.npy", "big-endian");
+  refused("complex.npy", "float32, float16, float64, uint8 and int8");
+  // A file cut short, and a file of no known format, say so.
+  std::string bytes;
+  {
+    std::ifstream in(path("f32.npy"), std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  write("cut.npy", bytes.substr(0, bytes.size() - 5));
+  refused("cut.npy", "bytes of data");
+  write("notes.txt", "hello");
+  refused("notes.txt", ".npy and .npz arrays");
+  refused("missing.npy", "no such file");
+}
+
 }  // namespace

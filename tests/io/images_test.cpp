@@ -361,6 +361,77 @@ TEST_F(ImageFolderTest, ReadsEveryFormatLabelsBySubfolderAndCountsSkips) {
       << strict.status().message();
 }
 
+// Bulk indexing streams an import: the reader's batches, from any position, hold exactly the rows
+// (values, thumbnails, skips) of the whole import, in order.
+TEST_F(ImageFolderTest, TheReaderStreamsTheWholeImportInBatchesFromAnyPosition) {
+  make_tree(dir_);
+  io::ImageImport settings;
+  settings.pipeline.size = 8;
+  settings.thumbnail_side = 6;
+  settings.threads = 2;
+  io::ImportReport whole_report;
+  auto whole = io::read_image_folder(dir_.string(), settings, &whole_report);
+  ASSERT_TRUE(whole.is_ok()) << whole.status().to_string();
+  auto scan = io::scan_image_folder(dir_.string(), settings);
+  ASSERT_TRUE(scan.is_ok());
+  ASSERT_EQ(scan->files.size(), 14u);
+  EXPECT_TRUE(scan->labelled);
+
+  auto stream = [&](size_t first, size_t batch, io::ImportReport* report) {
+    io::ImageReader reader(*scan, settings, first, batch);
+    io::Dataset d;
+    size_t expect_first = first;
+    for (;;) {
+      auto b = reader.next();
+      EXPECT_TRUE(b.is_ok()) << b.status().to_string();
+      if (!b.is_ok() || b->files == 0) break;
+      EXPECT_EQ(b->first, expect_first);
+      EXPECT_LE(b->files, batch);
+      expect_first += b->files;
+      report->merge(b->report);
+      d.values.insert(d.values.end(), b->values.begin(), b->values.end());
+      for (size_t r = 0; r < b->rows(); ++r) {
+        d.keys.push_back(scan->key(b->positions[r]));
+        d.thumbnails.push_back(b->thumbnails[r]);
+      }
+    }
+    EXPECT_EQ(expect_first, scan->files.size());
+    auto again = reader.next();  // the end stays the end
+    EXPECT_TRUE(again.is_ok() && again->files == 0);
+    return d;
+  };
+  io::ImportReport report;
+  const io::Dataset streamed = stream(0, 4, &report);
+  EXPECT_EQ(streamed.values, whole->values);
+  EXPECT_EQ(streamed.keys, whole->keys);
+  EXPECT_EQ(streamed.thumbnails, whole->thumbnails);
+  for (const std::string& t : streamed.thumbnails) EXPECT_FALSE(t.empty());
+  EXPECT_EQ(report.summary(), whole_report.summary());
+  EXPECT_EQ(report.skip_lines, whole_report.skip_lines);
+
+  // From the middle (a resumed job): the rows of the files from there on.
+  io::ImportReport tail_report;
+  const io::Dataset tail = stream(9, 2, &tail_report);
+  ASSERT_FALSE(tail.keys.empty());
+  const size_t skip = whole->keys.size() - tail.keys.size();
+  EXPECT_EQ(std::vector<std::string>(whole->keys.begin() + static_cast<ptrdiff_t>(skip),
+                                     whole->keys.end()),
+            tail.keys);
+
+  // A reader dropped before its end stops its decoding and returns.
+  { io::ImageReader dropped(*scan, settings, 0, 1); }
+  // --strict ends the stream with the error naming the file.
+  settings.strict = true;
+  io::ImageReader strict(*scan, settings, 0, 4);
+  imsat::Status failed = imsat::Status::ok();
+  for (int i = 0; i < 10 && failed.is_ok(); ++i) {
+    auto b = strict.next();
+    if (!b.is_ok()) failed = b.status();
+    if (b.is_ok() && b->files == 0) break;
+  }
+  EXPECT_EQ(failed.message().rfind("birds/broken.png: truncated", 0), 0u) << failed.to_string();
+}
+
 TEST_F(ImageFolderTest, FilesAtTheTopLevelLeaveTheDataUnlabelledAndLoadDatasetDispatches) {
   write(dir_ / "one.png", imsat::testing::png(4, 4, 3, pattern(4, 4, 3, 1)));
   write(dir_ / "sub/two.png", imsat::testing::png(4, 4, 3, pattern(4, 4, 3, 2)));

@@ -129,6 +129,11 @@ TEST_F(CliTest, TrainEncodeIndexSearch) {
                           " --radius 0");
   ASSERT_EQ(by_code.code, 0) << by_code.err;
   EXPECT_NE(by_code.out.find("rank"), std::string::npos);
+  // A query to encode without --model uses the model the store was indexed with.
+  Outcome recorded =
+      imsat("search --db " + path("db2") + " --query-file " + data + " --limit 1 -k 1 --json");
+  ASSERT_EQ(recorded.code, 0) << recorded.err;
+  EXPECT_EQ(nlohmann::json::parse(recorded.out)["hits"][0]["key"], "0");
 }
 
 TEST_F(CliTest, ErrorPathsAreOneClearLineAndNonZero) {
@@ -166,8 +171,14 @@ TEST_F(CliTest, ErrorPathsAreOneClearLineAndNonZero) {
   expect_clear_error(imsat("search --db " + path("db") + " --code zz"), "non-hex character 'z'");
   expect_clear_error(imsat("search --db " + path("db") + " --key nope"), "nope");
   expect_clear_error(imsat("search --db " + path("no-store") + " --key 1"), "no-store");
-  expect_clear_error(imsat("search --db " + path("db") + " --query-file " + data),
-                     "--query-file needs --model");
+  // Without --model the store's own model encodes the query; once that file is gone, the error
+  // says so.
+  EXPECT_EQ(imsat("search --db " + path("db") + " --query-file " + data + " --limit 1").code, 0);
+  std::filesystem::rename(path("m.model"), path("moved.model"));
+  expect_clear_error(
+      imsat("search --db " + path("db") + " --query-file " + data),
+      "was indexed with the model " + path("m.model") + ", which is no longer there; pass --model");
+  std::filesystem::rename(path("moved.model"), path("m.model"));
   // A usage error (unknown flag) is also non-zero.
   EXPECT_NE(imsat("search --db " + path("db") + " --bogus").code, 0);
   // Training options reach training: affine augmentation is refused for feature vectors.
