@@ -15,7 +15,7 @@ say() { echo "setup.sh: $*" >&2; }
 
 packages=(
   build-essential cmake ninja-build pkg-config git curl clang clang-format libclang-rt-14-dev wrk
-  chromium haproxy strace
+  chromium haproxy strace nodejs
   libtorch-dev libopenblas0-pthread
   librocksdb-dev libboost-dev nlohmann-json3-dev zlib1g-dev libcli11-dev libstb-dev libfftw3-dev
   libjemalloc-dev
@@ -49,6 +49,20 @@ for p in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
   [ "$status" = installed ] || die "package $p is still not installed"
 done
+
+# npm: Debian's package, unless the installed nodejs brings its own (NodeSource's conflicts with
+# Debian's npm). It installs puppeteer-core, which drives Debian's chromium in the web page's
+# browser test, into tests/browser/node_modules (package.json pins the version).
+if ! command -v npm >/dev/null; then
+  say "installing: npm"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends npm ||
+    die "apt-get install failed for: npm"
+fi
+if [ ! -d "$root/tests/browser/node_modules/puppeteer-core" ]; then
+  say "installing puppeteer-core into tests/browser/node_modules (npm)"
+  (cd "$root/tests/browser" && npm install --no-audit --no-fund --loglevel=error) ||
+    die "npm install of puppeteer-core failed"
+fi
 
 # LibTorch calls whatever libblas.so.3 the alternatives system points at; the reference BLAS
 # makes a training step about 25x slower than OpenBLAS.

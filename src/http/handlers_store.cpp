@@ -20,12 +20,19 @@ json collection_info(const query::Collection& c, const Limits& limits, bool toke
                  {"max_hits", limits.max_hits}};
   j["auth"] = token_required ? "bearer token for writes and evaluation" : "none";
   if (const learn::Model* model = engine.model()) {
+    // What an image query becomes: the model's recorded pipeline (image folders), or its grey
+    // pixel input (IDX images) resized to fit.
+    const Result<io::ImagePipeline> pipeline = model->image_input();
     j["model"] = {{"method", learn::method_name(model->method())},
                   {"bits", model->bits()},
                   {"fingerprint", model->fingerprint()},
                   {"input_dim", model->input_dim()},
                   {"input_shape", model->input_shape()},
-                  {"takes_images", model->takes_pixels() && model->input_shape().size() == 2}};
+                  {"takes_images", pipeline.is_ok()},
+                  {"image_channels", pipeline.is_ok() ? json(pipeline->channels) : json()},
+                  {"image_pipeline", pipeline.is_ok() && !model->image_pipeline().empty()
+                                         ? json::parse(pipeline->to_json())
+                                         : json()}};
   } else {
     j["model"] = nullptr;
   }

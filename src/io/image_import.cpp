@@ -64,28 +64,37 @@ bool is_image_folder(const std::string& path) {
 
 namespace {
 
+// The length of the valid UTF-8 character at raw[i], or 0 when the bytes there are not one.
+size_t utf8_length_at(const std::string& raw, size_t i) {
+  const auto c = static_cast<unsigned char>(raw[i]);
+  const size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+  if (len == 0 || i + len > raw.size() || (len == 2 && c < 0xC2)) return 0;
+  for (size_t k = 1; k < len; ++k) {
+    if ((static_cast<unsigned char>(raw[i + k]) & 0xC0) != 0x80) return 0;
+  }
+  return len;
+}
+
+bool is_utf8(const std::string& raw) {
+  for (size_t i = 0; i < raw.size();) {
+    const size_t len = utf8_length_at(raw, i);
+    if (len == 0) return false;
+    i += len;
+  }
+  return true;
+}
+
 // A path's bytes as a key or label that JSON can carry: valid UTF-8 kept, every other byte
 // written as %XX (and '%' itself as %25, so the mapping is one to one).
 std::string printable(const std::string& raw) {
   std::string out;
   size_t i = 0;
-  auto hex = [&](unsigned char c) {
-    char buf[4];
-    std::snprintf(buf, sizeof(buf), "%%%02X", c);
-    out += buf;
-  };
   while (i < raw.size()) {
-    const auto c = static_cast<unsigned char>(raw[i]);
-    size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    bool ok = len > 0 && i + len <= raw.size() && !(len == 2 && c < 0xC2);
-    for (size_t k = 1; ok && k < len; ++k) {
-      ok = (static_cast<unsigned char>(raw[i + k]) & 0xC0) == 0x80;
-    }
-    if (!ok) {
-      hex(c);
-      ++i;
-    } else if (c == '%') {
-      hex(c);
+    const size_t len = utf8_length_at(raw, i);
+    if (len == 0 || raw[i] == '%') {
+      char buf[4];
+      std::snprintf(buf, sizeof(buf), "%%%02X", static_cast<unsigned char>(raw[i]));
+      out += buf;
       ++i;
     } else {
       out.append(raw, i, len);
@@ -310,7 +319,14 @@ Result<ImageScan> scan_image_manifest(const ImageImport& settings) {
         return Status::invalid_argument(where + ": " + std::to_string(fields->size()) +
                                         " fields, the header has " + std::to_string(header.size()));
       }
-      for (size_t k = 0; k < header.size(); ++k) row[header[k]] = (*fields)[k];
+      for (size_t k = 0; k < header.size(); ++k) {
+        // JSON carries text only: a path is escaped (printable), every other value must be text.
+        if (header[k] != "path" && (!is_utf8(header[k]) || !is_utf8((*fields)[k]))) {
+          return Status::invalid_argument(where + ": column " + std::to_string(k + 1) +
+                                          " is not valid UTF-8 text");
+        }
+        row[header[k]] = (*fields)[k];
+      }
     }
     if (!row.contains("path") || !row["path"].is_string() ||
         row["path"].get<std::string>().empty()) {

@@ -121,7 +121,8 @@ class QueryEngine {
  public:
   // Opens an existing store. With a model, its code length must equal the store's and its
   // fingerprint the one recorded in the store (when the store recorded one): else
-  // InvalidArgument naming both.
+  // InvalidArgument naming both. Without one, the model the store was indexed with (its recorded
+  // path) when that file is still there and is still the same model.
   // `read_only` opens the store so that nothing in its folder can be written or deleted (search,
   // inspection, evaluation); item writes then fail with InvalidArgument.
   // `cache_mb` > 0 sets the store's RocksDB block cache (index::StoreOptions::cache_mb).

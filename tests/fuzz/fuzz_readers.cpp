@@ -25,9 +25,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return d.string();
   }();
   static const char* names[] = {
-      "images-idx3-ubyte", "labels-idx1-ubyte", "x.fvecs", "x.bvecs",     "x.ivecs", "x.csv",
-      "x.codes",           "x.model",           "x.image", "manifest.csv"};
-  const int kind = data[0] % 10;
+      "images-idx3-ubyte", "labels-idx1-ubyte", "x.fvecs", "x.bvecs",      "x.ivecs", "x.csv",
+      "x.codes",           "x.model",           "x.image", "manifest.csv", "x.npy",   "x.npz"};
+  const int kind = data[0] % 12;
   const std::string path = dir + "/" + names[kind];
   {
     std::ofstream f(path, std::ios::binary | std::ios::trunc);
@@ -51,7 +51,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       imsat::io::ImagePipeline p;
       p.size = 16;
       p.channels = 3;
-      p.fit = static_cast<imsat::io::Fit>(data[0] / 10 % 3);
+      p.fit = static_cast<imsat::io::Fit>(data[0] / 12 % 3);
       (void)imsat::io::preprocess_image(bytes, p, 1 << 20).is_ok();
       (void)imsat::io::make_thumbnail(bytes, 24, 1 << 20).is_ok();
       break;

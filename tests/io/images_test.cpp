@@ -489,6 +489,8 @@ TEST_F(ImageFolderTest, ManifestsCarryKeysLabelsAndMetadata) {
   };
   refused("file,label\nimg/a.png,1\n", "no 'path' column");
   refused("path,key\nimg/a.png,k\nimg/b.png,k\n", "line 3: key 'k' appears twice");
+  // Found by fuzz_readers: a value that is not UTF-8 threw from the JSON writer.
+  refused("path,colour\nmissing.png,r\xd3x\n", "line 2: column 2 is not valid UTF-8 text");
   refused("path,label\nimg/a.png,1\nimg/b.png,shoe\n", "mix numbers and names");
   refused("path,label\nimg/a.png\n", "line 2: 1 fields");
 }
