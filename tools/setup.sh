@@ -52,16 +52,19 @@ done
 
 # npm: Debian's package, unless the installed nodejs brings its own (NodeSource's conflicts with
 # Debian's npm). It installs puppeteer-core, which drives Debian's chromium in the web page's
-# browser test, into tests/browser/node_modules (package.json pins the version).
+# browser test (tests/browser), into build-node/node_modules.
 if ! command -v npm >/dev/null; then
   say "installing: npm"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends npm ||
     die "apt-get install failed for: npm"
 fi
-if [ ! -d "$root/tests/browser/node_modules/puppeteer-core" ]; then
-  say "installing puppeteer-core into tests/browser/node_modules (npm)"
-  (cd "$root/tests/browser" && npm install --no-audit --no-fund --loglevel=error) ||
-    die "npm install of puppeteer-core failed"
+puppeteer=24.43.1
+if [ ! -f "$root/build-node/node_modules/puppeteer-core/package.json" ] ||
+   ! grep -q "\"version\": \"$puppeteer\"" "$root/build-node/node_modules/puppeteer-core/package.json"; then
+  say "installing puppeteer-core $puppeteer into build-node/node_modules (npm)"
+  mkdir -p "$root/build-node"
+  npm install --prefix "$root/build-node" --no-audit --no-fund --loglevel=error \
+    "puppeteer-core@$puppeteer" || die "npm install of puppeteer-core failed"
 fi
 
 # LibTorch calls whatever libblas.so.3 the alternatives system points at; the reference BLAS

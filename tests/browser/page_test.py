@@ -4,8 +4,8 @@
 label filter narrows the hits, captions are the files' names, and the drawing pad stays hidden for
 an RGB model.
 
-Needs Debian's chromium, nodejs and python3-pil, and puppeteer-core installed in tests/browser
-(tools/setup.sh does all of it).
+Needs Debian's chromium, nodejs and python3-pil, and puppeteer-core installed in
+build-node/node_modules (tools/setup.sh does all of it).
 
 Usage: page_test.py IMSAT_BINARY
 """
@@ -40,9 +40,10 @@ def write_images(folder):
 
 def main():
     imsat = sys.argv[1]
-    node_modules = os.path.join(HERE, "node_modules", "puppeteer-core")
-    if not os.path.isdir(node_modules):
-        fail(f"{node_modules} is missing: run tools/setup.sh (npm install in tests/browser)")
+    node_modules = os.path.join(os.path.dirname(os.path.dirname(HERE)), "build-node",
+                                "node_modules")
+    if not os.path.isdir(os.path.join(node_modules, "puppeteer-core")):
+        fail(f"puppeteer-core is missing from {node_modules}: run tools/setup.sh")
     work = tempfile.mkdtemp(prefix="imsat-page-")
     server = None
     try:
@@ -73,7 +74,8 @@ def main():
         upload = os.path.join(folder, "blue", "blue-03.png")
         r = subprocess.run(["node", os.path.join(HERE, "page_upload.js"),
                             f"http://127.0.0.1:{port}/", upload, "0"],
-                           capture_output=True, text=True, timeout=120, cwd=HERE)
+                           capture_output=True, text=True, timeout=120,
+                           env=dict(os.environ, NODE_PATH=node_modules))
         if r.returncode != 0:
             fail("the browser run failed: " + r.stderr)
         seen = json.loads(r.stdout)
