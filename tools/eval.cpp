@@ -102,8 +102,8 @@ nlohmann::json row_json(const EvalRow& row, const EvalArgs& args) {
       {"eval_seconds", row.eval_seconds}};
   if (!row.settings.is_null()) j["settings"] = row.settings;
   if (row.asymmetric) {
-    // "score" names the asymmetric distance (result files before session 14 hold the expected
-    // Hamming distance's figures and no "score").
+    // "score" names the asymmetric distance (result files without "score" hold the expected
+    // Hamming distance's figures).
     j["asymmetric"] = {{"map", row.asymmetric->map},
                        {p_at, row.asymmetric->precision_at_n},
                        {"score", "negative log-likelihood"}};

@@ -8,7 +8,7 @@
 //            id 't' -> thumbnail (encoded image)
 //   keys     external key -> id
 //   buckets  u8 table | u32 substring | u64 id -> ""   (the multi-index entries; only in stores
-//            whose schema says buckets=1, the stores made before session 4)
+//            whose schema has no "buckets=0" line: the layout that persisted them)
 //   fields   field term (metadata_filter.h) | u64 id -> ""   (indexed metadata fields; the
 //            schema's "fields" record lists them as a JSON array of names; meta id 'f' lists an
 //            item's terms so that replacing or deleting it removes them. Stores made before the
@@ -95,9 +95,9 @@ struct Schema {
   int tables = 0;
   std::string fingerprint;
   // Whether the buckets column family holds the multi-index entries. The in-memory multi-index
-  // is always rebuilt from the codes at open, so stores created since session 4 leave the family
-  // empty (a bulk load writes 2 records per item instead of 2 + tables); older stores (no
-  // "buckets" line) keep writing and verifying their entries.
+  // is always rebuilt from the codes at open, so stores created now leave the family empty (a
+  // bulk load writes 2 records per item instead of 2 + tables); stores whose schema has no
+  // "buckets" line (the layout that persisted the entries) keep writing and verifying them.
   bool persist_buckets = true;
 
   std::string encode() const;

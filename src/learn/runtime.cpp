@@ -14,7 +14,7 @@ namespace {
 // A step of IMSAT training is dominated by small GEMMs (batch 250 x 400). Measured on the 2-core
 // CI machine (bench/learn_bench, BM_ImsatVatStep): one LibTorch (OpenMP) thread with two
 // OpenBLAS threads was fastest; two OpenMP threads on top of OpenBLAS's own pool ran a step
-// 1.5x to 3x slower from contention (issue 3).
+// 1.5x to 3x slower from contention.
 constexpr int kDefaultTorchThreads = 1;
 constexpr int kMaxDefaultBlasThreads = 2;
 

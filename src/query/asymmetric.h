@@ -1,4 +1,4 @@
-// Asymmetric distance (issue 16): a stored binary code against a query's bit probabilities, the
+// Asymmetric distance: a stored binary code against a query's bit probabilities, the
 // one implementation behind `eval --rank asymmetric` and the engine's asymmetric re-ranking.
 #pragma once
 
@@ -19,8 +19,8 @@ inline constexpr double kMinBitProbability = 1e-7;
 // lower is nearer. Up to a constant per query it is the Hamming distance to the query's most
 // likely code with each differing bit weighted by the model's confidence |log(p_d / (1 - p_d))|:
 // a bit the model is unsure of counts for little, and probabilities of 0 and 1 give Hamming
-// order. (The expected Hamming distance sum_d |b_d - p_d|, used before session 14, caps every
-// bit's weight at 1 and ranked Satellite's codes 7 mAP points worse; bench/README.md.)
+// order. (The expected Hamming distance sum_d |b_d - p_d|, the other candidate, caps every bit's
+// weight at 1 and ranked Satellite's codes 7 mAP points worse; bench/README.md.)
 class AsymmetricScorer {
  public:
   // `p` holds `bits` probabilities (bits a multiple of 8; the caller checks it).

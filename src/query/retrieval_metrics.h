@@ -57,7 +57,7 @@ Result<RetrievalMetrics> evaluate_retrieval(const std::vector<uint8_t>& codes, i
                                             const std::vector<int32_t>& labels, const Split& split,
                                             const RetrievalOptions& options = {});
 
-// Asymmetric ranking (issue 16): each query's bit probabilities p_d (from the model) against the
+// Asymmetric ranking: each query's bit probabilities p_d (from the model) against the
 // gallery's binary codes, ranked by AsymmetricScorer (the codes' negative log-likelihood under
 // the query's bits; equal scores grouped like Hamming ties). `probabilities` holds item_count *
 // bits values (every item's; the queries' rows are used), `codes` every item's code. Only mAP and

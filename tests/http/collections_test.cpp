@@ -271,7 +271,7 @@ TEST_F(CollectionsTest, SnapshotsAreConsistentAndRestorable) {
   ASSERT_EQ(r.status, 201) << r.body;
   const std::string id = js(r)["id"];
   EXPECT_GT(js(r)["bytes"].get<uint64_t>(), 0u);
-  // Issue 30: paths are shown relative to the data directory, not as the server's layout.
+  // Paths are shown relative to the data directory, not as the server's layout.
   EXPECT_EQ(js(r)["path"], "s/snapshots/" + id);
   // Writes after the snapshot are not in it.
   ASSERT_EQ(send("POST", "/v1/collections/s/items",
@@ -416,7 +416,7 @@ std::string model_file_bytes(const fs::path& dir, int bits) {
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
-// Issue 30, item 4: concurrent creates with uploaded models shared one staging file, so a 201
+// Concurrent creates with uploaded models shared one staging file, so a 201
 // could describe the other request's model. Each request's upload is its own; the name is claimed
 // atomically; the loser gets 409.
 TEST_F(CollectionsTest, ConcurrentCreatesWithUploadedModelsAcknowledgeTheirOwnModel) {
@@ -458,7 +458,7 @@ TEST_F(CollectionsTest, ConcurrentCreatesWithUploadedModelsAcknowledgeTheirOwnMo
   }
 }
 
-// Issue 30: a damaged or foreign model file is the client's bad input (400 naming it), and a
+// A damaged or foreign model file is the client's bad input (400 naming it), and a
 // model named by server path is read only if it is a regular file, with an answer that does not
 // tell whether the path exists.
 TEST_F(CollectionsTest, BadModelFilesAreTheClientsErrorAndPathsDiscloseNothing) {
@@ -513,7 +513,7 @@ TEST_F(CollectionsTest, BadModelFilesAreTheClientsErrorAndPathsDiscloseNothing) 
   EXPECT_EQ(send("PUT", "/v1/collections/escape", {{"model", "../ok.model"}}).status, 400);
 }
 
-// Issue 30, item 2: a crash between the steps of a restore --force lost the collection or its
+// A crash between the steps of a restore --force lost the collection or its
 // snapshots. Every state the steps can leave is finished by the next open: the name holds the
 // restored copy and every snapshot of the replaced collection.
 TEST_F(CollectionsTest, EveryInterruptedRestoreIsFinishedAtTheNextOpen) {
@@ -557,7 +557,7 @@ TEST_F(CollectionsTest, EveryInterruptedRestoreIsFinishedAtTheNextOpen) {
   }
 }
 
-// Issue 30, item 2: a snapshot deleted halfway was still listed. The delete renames it out of the
+// A snapshot deleted halfway was still listed. The delete renames it out of the
 // list first; what a crash leaves of it is removed at the next open, as are the leftovers of
 // interrupted creates, snapshots and uploads.
 TEST_F(CollectionsTest, LeftoversOfInterruptedWorkAreRemovedAtOpen) {
@@ -585,7 +585,7 @@ TEST_F(CollectionsTest, LeftoversOfInterruptedWorkAreRemovedAtOpen) {
   EXPECT_EQ((*reopened)->find("d")->engine().info().items, 10u);
 }
 
-// Issue 30, items 8 and 11: large filters and large scroll pages ran on the I/O threads, where
+// Large filters and large scroll pages ran on the I/O threads, where
 // they held up ordinary searches. They are heavy requests now (the heavy pool, 503 beyond its
 // slots), and a filter beyond max_filter_terms is refused naming the limit.
 TEST_F(CollectionsTest, LargeFiltersAndScrollPagesAreHeavyAndFilterSizeIsCapped) {

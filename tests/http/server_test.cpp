@@ -313,7 +313,7 @@ TEST_F(ServerTest, EveryEndpointAnswers) {
   EXPECT_NE(page.body.find("<canvas"), std::string::npos);
 }
 
-// Issue 12: images are added as a raw body or a multipart form, encoded through the model's
+// Images are added as a raw body or a multipart form, encoded through the model's
 // pipeline (the same code as a search by that image), keep a thumbnail, and bad uploads change
 // nothing.
 TEST_F(ServerTest, ImagesAreAddedRawOrAsAFormAndKeepAThumbnail) {
@@ -471,7 +471,7 @@ TEST_F(ServerTest, AnswersExpect100ContinueBeforeTheBody) {
   EXPECT_EQ(json::parse(res.body())["hits"].size(), 2u);
 }
 
-// Issue 30, item 6: bodies were read and parsed before the token was checked, so a client
+// Bodies were read and parsed before the token was checked, so a client
 // without the token could make the server read and parse megabytes. The 401 now comes from the
 // headers alone: here the body is never sent, and the answer arrives anyway (it used to wait for
 // the body until the read timeout). With "Expect: 100-continue" no 100 is sent first.
@@ -500,7 +500,7 @@ TEST_F(ServerTest, AWriteWithoutTheTokenIsRefusedBeforeItsBodyIsRead) {
       200);
 }
 
-// Issue 30, item 9: idle connections up to the descriptor limit left the accept loop spinning and
+// Idle connections up to the descriptor limit left the accept loop spinning and
 // nothing new answered. At the connection cap a new connection closes the oldest idle one.
 TEST_F(ServerTest, AtTheConnectionCapTheOldestIdleConnectionMakesRoom) {
   imsat::http::ServerOptions so;
@@ -535,7 +535,7 @@ TEST_F(ServerTest, AtTheConnectionCapTheOldestIdleConnectionMakesRoom) {
   EXPECT_EQ(ec, asio::error::eof) << ec.message();
 }
 
-// Issue 30: a body in a transfer coding other than chunked (gzip, or one nobody knows) was
+// A body in a transfer coding other than chunked (gzip, or one nobody knows) was
 // accepted with 200. RFC 9112 asks for 501.
 TEST_F(ServerTest, UnknownTransferCodingsGet501) {
   for (const std::string coding : {"gzip", "gzip, chunked", "x-unknown"}) {
@@ -573,7 +573,7 @@ TEST_F(ServerTest, UnknownTransferCodingsGet501) {
   EXPECT_EQ(res.result_int(), 200u) << res.body();
 }
 
-// Issue 30, item 5: a read token without a write token left every write open. Such a server is
+// A read token without a write token left every write open. Such a server is
 // refused at the start, naming what to add.
 TEST_F(ServerTest, AReadTokenWithoutAWriteTokenIsRefusedAtTheStart) {
   imsat::http::ServerOptions so;
@@ -638,7 +638,7 @@ TEST_F(ServerTest, WebPageShowsNeighbourImagesInHeadlessChromium) {
   EXPECT_NE(dom.find("label 1"), std::string::npos);  // item 4's group
 }
 
-// Issue 12: uploaded pictures show as their thumbnails, with label names.
+// Uploaded pictures show as their thumbnails, with label names.
 TEST_F(ServerTest, WebPageShowsThumbnailsAndLabelNames) {
   std::vector<unsigned char> px(16 * 16 * 3);
   for (size_t i = 0; i < px.size(); ++i) px[i] = (i / 3) % 2 ? 230 : 20;
@@ -730,7 +730,7 @@ void expect_json_error(const Reply& r, int status, const std::string& needle) {
   EXPECT_NE(j.value("error", "").find(needle), std::string::npos) << r.body;
 }
 
-// Issue 11: '+' in a path is a plus (only query strings turn it into a space), a percent-encoded
+// '+' in a path is a plus (only query strings turn it into a space), a percent-encoded
 // '/' belongs to the key, and labels outside 32 bits are refused instead of truncated.
 TEST_F(ServerTest, PathKeysAreDecodedAsKeys) {
   const std::string items =
@@ -795,7 +795,7 @@ TEST_F(ServerTest, OpenApiListsEveryRouteOfTheTable) {
   }
 }
 
-// Issue 11: what one request may cost is bounded before the work; heavy requests beyond the slots
+// What one request may cost is bounded before the work; heavy requests beyond the slots
 // are told to come back; a read token can guard the read endpoints. Through the Router directly.
 class RouterBudgetTest : public ServerTest {
  protected:

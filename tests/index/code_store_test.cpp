@@ -467,9 +467,8 @@ TEST_F(CodeStoreTest, BulkLoadCountsSkippedPositionsWithoutWritingThem) {
   EXPECT_TRUE(store->verify().is_ok());
 }
 
-// Stores made before session 4 record the multi-index entries in the buckets column family (their
-// schema has no "buckets=0" line): they keep writing, deleting and verifying them; new stores
-// leave the family empty.
+// Stores whose schema has no "buckets=0" line record the multi-index entries in the buckets column
+// family: they keep writing, deleting and verifying them; new stores leave the family empty.
 TEST_F(CodeStoreTest, OldStoresKeepTheirBucketEntriesNewOnesHaveNone) {
   auto count_buckets = [&] {
     rocksdb::Options options;

@@ -64,7 +64,7 @@ TEST(MetadataFilterParse, BadShapesAreRefusedNamingWhere) {
   EXPECT_FALSE(imsat::index::parse_metadata_filter(deep).is_ok());
 }
 
-// Issue 30, item 8: a match_any of 100,000 values was compared value by value for every item
+// A match_any of 100,000 values was compared value by value for every item
 // (15 s for one count). Large value lists are hash sets with the same answers as the one-by-one
 // check, and a filter beyond the limit is refused naming it.
 TEST(MetadataFilterParse, LargeMatchAnyListsAnswerAsTheOneByOneCheckAndAreCapped) {
@@ -307,7 +307,7 @@ TEST_F(FilterStoreTest, FilteredSearchesEqualBruteForceUnindexedThenIndexed) {
   check_against_brute_force(*store, data, 13, 20);
 }
 
-// Issue 30, item 3: the indexed fields were stored one per line, so a name holding a line break
+// The indexed fields were stored one per line, so a name holding a line break
 // came back after a reopen as two other fields. Control characters are refused; any other name
 // (quotes, brackets, commas, spaces, non-ASCII) survives a reopen as it was.
 TEST_F(FilterStoreTest, FieldNamesSurviveAReopenExactlyAndControlCharactersAreRefused) {

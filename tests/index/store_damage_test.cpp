@@ -1,4 +1,4 @@
-// Issue 11: a damaged store fails loudly with one error naming the file or the discrepancy, is
+// A damaged store fails loudly with one error naming the file or the discrepancy, is
 // never changed by the failed open (read-only or not), and `repair` recovers what it can and
 // reports exactly how many acknowledged items were lost. Damage is done the way a tester would:
 // truncating, flipping bytes in and deleting MANIFEST, CURRENT, table files and the write-ahead

@@ -1,4 +1,4 @@
-// Image files as datasets (issue 12): the pipeline (compositing, grey/RGB, pad/crop/stretch),
+// Image files as datasets: the pipeline (compositing, grey/RGB, pad/crop/stretch),
 // GIST against an independent NumPy implementation, folders of every format stb reads with bad
 // files skipped and counted, --strict, symbolic links, non-UTF-8 names, and manifests.
 #include "io/images.h"

@@ -269,7 +269,7 @@ TEST_F(ModelTest, AutomaticLambdaDependsOnCodeLengthAndIsRecorded) {
       << model->header_json();
 }
 
-// Issue 16: the radius scale and the training length left at 0 follow the data: the paper's
+// The radius scale and the training length left at 0 follow the data: the paper's
 // image recipe on 8-bit pixels and for clustering, a wider radius and fewer steps for hash
 // functions of other feature vectors.
 TEST_F(ModelTest, AutomaticRadiusAndLengthDependOnTheDataAndAreRecorded) {
@@ -306,7 +306,7 @@ TEST_F(ModelTest, AutomaticRadiusAndLengthDependOnTheDataAndAreRecorded) {
   EXPECT_EQ(L::train(blobs(2, 30, 6, 10), quick).status().code(), Status::Code::kInvalidArgument);
 }
 
-// Issue 11: a model path that is a folder failed with "basic_filebuf::underflow error reading the
+// A model path that is a folder failed with "basic_filebuf::underflow error reading the
 // file: Is a directory" and no path.
 TEST_F(ModelTest, AFolderGivenAsAModelIsNamed) {
   auto m = imsat::learn::Model::load(dir_.string());

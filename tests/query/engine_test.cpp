@@ -586,7 +586,7 @@ TEST_F(EngineTest, EvaluateMatchesTheProtocolOnTheSameCodes) {
   EXPECT_EQ(health->bucket_occupancy.size(), static_cast<size_t>(e->info().tables));
 }
 
-// Issue 11: exact re-ranking answered 404 when a candidate had no stored vector (items added by
+// Exact re-ranking answered 404 when a candidate had no stored vector (items added by
 // code, or deleted while the query ran); such candidates now rank after the others.
 TEST_F(EngineTest, ExactRerankRanksCandidatesWithoutVectorsLast) {
   auto e = engine(model_->fingerprint());

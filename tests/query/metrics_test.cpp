@@ -79,7 +79,7 @@ TEST(Splits, PerClassDrawsExactlyNPerLabelDisjointAndSeeded) {
   EXPECT_FALSE(Q::split_per_class({}, 1, 7).is_ok());
 }
 
-// Issue 12: on uneven classes the per-class count is a cap (at most half a class), a single-item
+// On uneven classes the per-class count is a cap (at most half a class), a single-item
 // class gives no query and is listed; --queries N draws N over all items.
 TEST(Splits, PerClassIsACapOnUnevenClasses) {
   std::vector<int32_t> labels;
@@ -108,7 +108,7 @@ TEST(Splits, PerClassIsACapOnUnevenClasses) {
   EXPECT_FALSE(Q::split_random(labels, 0, 3).is_ok());
 }
 
-// Issue 16: asymmetric ranking by the codes' negative log-likelihood under the query's bit
+// Asymmetric ranking by the codes' negative log-likelihood under the query's bit
 // probabilities. With 0/1 probabilities it is exactly Hamming ranking; with soft ones it can
 // reorder, as computed by hand here.
 TEST(Asymmetric, EqualsHammingForHardBitsAndReordersForSoftOnes) {

@@ -241,7 +241,7 @@ TEST_F(CliTest, ErrorPathsAreOneClearLineAndNonZero) {
       "500 items");
 }
 
-// Issue 16: eval --auto with a grid from the command line reports the search's choice and every
+// Eval --auto with a grid from the command line reports the search's choice and every
 // trial it scored in its JSON; on feature vectors the criterion is neighbour overlap unless
 // --auto-criterion says otherwise.
 TEST_F(CliTest, EvalAutoReportsTheSearchGivenOnTheCommandLine) {
@@ -270,7 +270,7 @@ TEST_F(CliTest, EvalAutoReportsTheSearchGivenOnTheCommandLine) {
   EXPECT_EQ(weights, (std::set<double>{0.05, 0.2}));
 }
 
-// Issue 10: the command-line conventions.
+// The command-line conventions.
 TEST_F(CliTest, VersionExitCodesAndJsonOnStdout) {
   Outcome v = imsat("--version");
   EXPECT_EQ(v.code, 0);
@@ -336,7 +336,7 @@ TEST_F(CliTest, EvalOfAStoreAndInspectAndClusterAsJson) {
   EXPECT_GT(c["accuracy"].get<double>(), 0.9);
 }
 
-// Issue 10: the resume record covers everything that changes the result, and a different source
+// The resume record covers everything that changes the result, and a different source
 // over existing keys needs --overwrite.
 TEST_F(CliTest, IndexingAnotherSourceOverExistingKeysNeedsOverwrite) {
   const std::string data = csv("items.csv", 120, 6);
@@ -360,7 +360,7 @@ TEST_F(CliTest, IndexingAnotherSourceOverExistingKeysNeedsOverwrite) {
   EXPECT_EQ(nlohmann::json::parse(info.out)["items"], 120 + 90);
 }
 
-// Issue 11: a truncated MANIFEST opened as an empty store and a read-only search deleted every
+// A truncated MANIFEST opened as an empty store and a read-only search deleted every
 // table file. Now every command refuses it with one line and exit 1, changes no file, and
 // `imsat repair` recovers the items and says how many were lost.
 TEST_F(CliTest, ADamagedStoreIsRefusedUnchangedAndRepaired) {
@@ -405,7 +405,7 @@ TEST_F(CliTest, ADamagedStoreIsRefusedUnchangedAndRepaired) {
 
 namespace {
 
-// Issue 12: a folder of image files through train, index, search by image and eval; the model
+// A folder of image files through train, index, search by image and eval; the model
 // records the pipeline, so the query image is transformed exactly as the indexed files were.
 TEST_F(CliTest, AFolderOfImagesTrainsIndexesAndAnswersImageQueries) {
   std::mt19937 rng(3);
@@ -535,7 +535,7 @@ TEST_F(CliTest, CollectionsSnapshotsAndFilteredSearch) {
   EXPECT_FALSE(after[0]["model_fingerprint"].is_null());
 }
 
-// Issue 30, item 2: `snapshot restore --force` killed between its renames lost the collection or
+// `snapshot restore --force` killed between its renames lost the collection or
 // its snapshots. Killed before each of its renames in turn (strace injects SIGKILL at the Nth
 // rename system call), the next command that opens the data directory finds the collection
 // either as it was or restored, with all its snapshots, and nothing left over; then a drop,
@@ -664,7 +664,7 @@ TEST_F(CliTest, ShardsEncodeSeparatelyAndIngestOnce) {
   EXPECT_FALSE(std::filesystem::exists(path("db2")));
 }
 
-// Issue 30, item 1: ingest replaced the items of keys the store held (another dataset's rows
+// Ingest replaced the items of keys the store held (another dataset's rows
 // under the same row keys) without a word. It refuses as `index` does, unless --overwrite.
 TEST_F(CliTest, IngestRefusesKeysTheStoreHoldsUnlessOverwrite) {
   const std::string first = csv("a.csv", 60, 12);

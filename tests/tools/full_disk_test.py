@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A full disk under a running server (issue 30, item 7), end to end on a small tmpfs.
+"""A full disk under a running server, end to end on a small tmpfs.
 
 `imsat serve --data-dir` runs on a 12 MiB tmpfs. Checked:
   1. a batch larger than the free space fails inside RocksDB (the write-ahead log append): the

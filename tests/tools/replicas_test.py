@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Read replicas behind HAProxy (issue 14), end to end on 127.0.0.1.
+"""Read replicas behind HAProxy, end to end on 127.0.0.1.
 
 Starts one primary (`imsat serve --db`), two followers (`imsat serve --follow`, caught up every
 200 ms) and HAProxy with the configuration shipped in tools/haproxy/replicas.cfg. Writes go to
