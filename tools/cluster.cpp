@@ -23,9 +23,11 @@ void add_cluster(CLI::App& app) {
   auto args = std::make_shared<ClusterArgs>();
   CLI::App* cmd =
       app.add_subcommand("cluster", "Train or apply a clustering model; print ACC and NMI");
-  cmd->add_option("--data", args->data.data,
-                  "Dataset (IDX file or folder, fvecs, CSV, or a folder of image files)");
-  cmd->add_option("--labels", args->data.labels, "IDX labels for an IDX image file");
+  cmd->add_option(
+      "--data", args->data.data,
+      "Dataset (IDX file or folder, .npy/.npz, fvecs, CSV, or a folder of image files)");
+  cmd->add_option("--labels", args->data.labels,
+                  "Labels for --data: an IDX label file or a 1-D .npy");
   add_image_options(cmd, &args->data, /*pipeline_flags=*/true);
   cmd->add_option("--method", args->method,
                   "imsat-vat, imsat-rpt, deep-rim, linear-imsat, linear-rim or kmeans")
@@ -58,7 +60,7 @@ void add_cluster(CLI::App& app) {
       c.clusters = args->clusters;
       c.seed = args->seed;
       apply_training_options(cmd, args->training, &c);
-      c.on_progress = bar.training_callback(true);
+      c.on_progress = bar.training_callback(true, c.batch);
       model = take(learn::train(data, c));
       if (!args->out.empty()) check(model.save(args->out));
     }

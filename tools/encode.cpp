@@ -47,8 +47,9 @@ void add_encode(CLI::App& app) {
   auto a = std::make_shared<EncodeArgs>();
   CLI::App* cmd = app.add_subcommand("encode", "Encode a dataset to a codes file");
   cmd->add_option("--model", a->model, "Trained hash model")->required();
-  cmd->add_option("--data", a->data.data,
-                  "Dataset: IDX file or folder, fvecs/bvecs, CSV, or a folder of image files");
+  cmd->add_option(
+      "--data", a->data.data,
+      "Dataset: IDX file or folder, .npy/.npz, fvecs/bvecs, CSV, or a folder of image files");
   cmd->add_option("--labels", a->data.labels,
                   "IDX labels for an IDX image file (kept in the file)");
   add_image_options(cmd, &a->data, /*pipeline_flags=*/false);

@@ -125,6 +125,25 @@ void write_file(const std::string& path, const std::string& text) {
   if (!f) throw std::runtime_error(path + ": cannot write");
 }
 
+// A data set's name for titles: its file or folder name ("photos" for "data/photos/").
+std::string data_set_name(const std::string& path) {
+  std::filesystem::path p(path);
+  while (p.filename().empty() && p.has_relative_path()) p = p.parent_path();  // a trailing '/'
+  const std::string name = p.filename().string();
+  return name.empty() ? path : name;
+}
+
+// precision@N over a gallery of fewer than N items counts every gallery item: it is the same for
+// every method and says nothing.
+void warn_small_gallery(size_t gallery, size_t precision_at) {
+  if (gallery >= precision_at) return;
+  std::fprintf(stderr,
+               "imsat: warning: the gallery holds %zu items, fewer than %zu: precision@%zu counts "
+               "all of them and is the same for every method; pass --precision-at N with N "
+               "below %zu\n",
+               gallery, precision_at, precision_at, gallery);
+}
+
 // --db: the store's labelled items, through the query layer.
 void evaluate_store(const EvalArgs& args) {
   std::unique_ptr<query::QueryEngine> engine =
@@ -142,11 +161,15 @@ void evaluate_store(const EvalArgs& args) {
     print_json_line(j.dump());
     return;
   }
-  std::printf("store: %s\nlabelled items: %zu (%zu queries, %zu gallery)\n", args.db.c_str(),
-              e.labelled_items, e.queries, e.gallery);
-  std::printf("mAP: %.4f\nprecision@%zu: %.4f\nprecision@r=%d: %.4f (empty balls %.3f)\n",
-              e.metrics.map, args.precision_at, e.metrics.precision_at_n, args.radius,
-              e.metrics.precision_at_r, e.metrics.empty_r_share);
+  warn_small_gallery(e.gallery, args.precision_at);
+  std::printf("store: %s\nlabelled items: %zu (%zu queries, %zu gallery); figures in percent\n",
+              args.db.c_str(), e.labelled_items, e.queries, e.gallery);
+  char p_at[32], p_r[32];
+  std::snprintf(p_at, sizeof(p_at), "P@%zu", args.precision_at);
+  std::snprintf(p_r, sizeof(p_r), "P@r=%d", args.radius);
+  std::printf("%16s %16s %16s %16s\n", "mAP", p_at, p_r, "empty balls");
+  std::printf("%16.1f %16.1f %16.1f %16.1f\n", 100 * e.metrics.map, 100 * e.metrics.precision_at_n,
+              100 * e.metrics.precision_at_r, 100 * e.metrics.empty_r_share);
 }
 
 std::string label_text(int32_t label, const std::vector<std::string>& names) {
@@ -183,14 +206,15 @@ void add_eval(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "eval",
       "Train each method on all items (no labels), then evaluate retrieval by label; or evaluate "
-      "the labelled items of a store (--db)");
-  auto* data = cmd->add_option(
-      "--data", args->source.data,
-      "Labelled dataset (IDX folder or file, fvecs, CSV, or a folder of images, one subfolder per "
-      "label)");
+      "the labelled items of a store (--db). Tables print percent, JSON and CSV fractions");
+  auto* data = cmd->add_option("--data", args->source.data,
+                               "Labelled dataset (IDX folder or file, .npy/.npz, fvecs, CSV, or a "
+                               "folder of images, one subfolder per "
+                               "label)");
   auto* db = cmd->add_option("--db", args->db, "Evaluate the labelled items of this code store");
   data->excludes(db);
-  cmd->add_option("--labels", args->source.labels, "IDX labels for an IDX image file");
+  cmd->add_option("--labels", args->source.labels,
+                  "Labels for --data: an IDX label file or a 1-D .npy");
   add_image_options(cmd, &args->source, /*pipeline_flags=*/true);
   cmd->add_option("--methods", args->methods, "Comma-separated methods")
       ->delimiter(',')
@@ -281,6 +305,7 @@ void add_eval(CLI::App& app) {
                    split.queries.size(), split.gallery.size());
       print_split(split, data.label_names);
     }
+    warn_small_gallery(split.gallery.size(), args->precision_at);
     query::RetrievalOptions options;
     options.precision_at = args->precision_at;
     options.radius = args->radius;
@@ -378,7 +403,7 @@ void add_eval(CLI::App& app) {
                            static_cast<unsigned long long>(c.seed));
             }
             ProgressBar bar("train", args->quiet);
-            c.on_progress = bar.training_callback(false);
+            c.on_progress = bar.training_callback(false, c.batch);
             learn::Model model = take(learn::train(data, c));
             if (!args->quiet) report_auto_choice(model);
             EvalRow row;
@@ -467,8 +492,7 @@ void add_eval(CLI::App& app) {
         }
       }
       write_pr_svg(args->plot,
-                   "Precision-recall of Hamming ranking, " +
-                       std::filesystem::path(args->source.data).filename().string(),
+                   "Precision-recall of Hamming ranking, " + data_set_name(args->source.data),
                    curves);
       if (!args->quiet) std::fprintf(stderr, "imsat: wrote %s\n", args->plot.c_str());
     }

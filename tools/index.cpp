@@ -22,10 +22,11 @@ void add_index(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "index", "Bulk-index a dataset (with --model) or a codes file into a code store");
   cmd->add_option("--model", r.model, "Hash model that encodes --data (not for a codes file)");
-  cmd->add_option("--data", r.data,
-                  "Dataset (IDX file or folder, fvecs/bvecs, CSV, a folder of image files) or "
-                  "codes file");
-  cmd->add_option("--labels", r.labels, "IDX labels for an IDX image file");
+  cmd->add_option(
+      "--data", r.data,
+      "Dataset (IDX file or folder, .npy/.npz, fvecs/bvecs, CSV, a folder of image files) or "
+      "codes file");
+  cmd->add_option("--labels", r.labels, "Labels for --data: an IDX label file or a 1-D .npy");
   cmd->add_option("--db", r.db, "Code store folder (created when missing)")->required();
   cmd->add_option("--key-prefix", r.items.key_prefix,
                   "Keys are this prefix followed by the row number");

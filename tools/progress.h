@@ -1,7 +1,7 @@
 // The one progress bar of the command line, on stderr: for items ("index: [####    ] 40%
-// 28000/70000 items  ETA 0m03s") and for training (the bar with every loss term and one line per
-// epoch). Redrawn at most 4 times a second on a terminal; without a terminal only the final line
-// (items) or the epoch lines (training) are printed.
+// 28000/70000 items  ETA 0m03s") and for training (the plan, then the bar with every loss term
+// and one line per epoch). Redrawn at most 4 times a second on a terminal; without a terminal
+// only the final line (items) or a line every 5 seconds with the ETA (training) is printed.
 #pragma once
 
 #include <unistd.h>
@@ -54,11 +54,25 @@ class ProgressBar {
                  what_.c_str(), done, s, s > 0 ? double(done) / s : 0.0);
   }
 
-  // A training run's step and epoch reports (learn::TrainConfig::on_progress).
-  void training(const learn::Progress& p, bool epoch_end, bool clustering) {
+  // A training run's step and epoch reports (learn::TrainConfig::on_progress). Once the first
+  // steps are timed (2 s or 50 steps), one line gives the plan: steps, epochs, batch and the
+  // estimated time. On a terminal the bar is redrawn; through a pipe a line (epoch, every loss
+  // term, elapsed time and ETA) is printed at most every 5 seconds, and at the end.
+  void training(const learn::Progress& p, bool epoch_end, bool clustering, int batch) {
     if (quiet_) return;
-    if (!epoch_end && (!tty_ || p.seconds - last_ < 0.25)) return;
-    last_ = p.seconds;
+    const bool last = p.step >= p.total_steps && epoch_end;
+    if (!planned_ && (p.seconds >= 2 || p.step >= 50 || last)) {
+      planned_ = true;
+      const double eta = p.step > 0 ? p.seconds * double(p.total_steps - p.step) / p.step : 0;
+      const int64_t per_epoch = p.epochs > 0 ? (p.total_steps + p.epochs - 1) / p.epochs : 0;
+      std::fprintf(stderr,
+                   "%s%s plan: %lld steps = %d epochs of %lld batches of %d; about %s more "
+                   "(%.3f s a step over the first %lld)\n",
+                   tty_ ? "\r\033[K" : "", what_.c_str(), static_cast<long long>(p.total_steps),
+                   p.epochs, static_cast<long long>(per_epoch), batch, format_duration(eta).c_str(),
+                   p.step > 0 ? p.seconds / double(p.step) : 0.0, static_cast<long long>(p.step));
+      std::fflush(stderr);
+    }
     char terms[160];
     if (clustering) {
       std::snprintf(terms, sizeof(terms), "loss %.4f sat %.4f H(Y|X) %.3f H(Y) %.3f", p.loss, p.sat,
@@ -67,21 +81,34 @@ class ProgressBar {
       std::snprintf(terms, sizeof(terms), "loss %.4f sat %.4f H(Y|X) %.3f H(Y) %.3f MI %.3f",
                     p.loss, p.sat, p.cond_entropy, p.marg_entropy, p.pair_mi);
     }
-    if (epoch_end) {
-      std::fprintf(stderr, "%s%s epoch %d/%d  %s  %s elapsed\n", tty_ ? "\r\033[K" : "",
-                   what_.c_str(), p.epoch, p.epochs, terms, format_duration(p.seconds).c_str());
+    const double frac = p.total_steps > 0 ? double(p.step) / double(p.total_steps) : 1.0;
+    if (!tty_) {
+      if (!last && p.seconds - last_ < 5) return;
+      last_ = p.seconds;
+      const double eta = frac > 0 ? p.seconds * (1 - frac) / frac : 0;
+      std::fprintf(stderr, "%s epoch %d/%d step %lld/%lld  %s  %s elapsed, ETA %s\n", what_.c_str(),
+                   p.epoch, p.epochs, static_cast<long long>(p.step),
+                   static_cast<long long>(p.total_steps), terms, format_duration(p.seconds).c_str(),
+                   format_duration(eta).c_str());
       std::fflush(stderr);
       return;
     }
-    const double frac = p.total_steps > 0 ? double(p.step) / double(p.total_steps) : 1.0;
+    if (epoch_end) {
+      std::fprintf(stderr, "\r\033[K%s epoch %d/%d  %s  %s elapsed\n", what_.c_str(), p.epoch,
+                   p.epochs, terms, format_duration(p.seconds).c_str());
+      std::fflush(stderr);
+      return;
+    }
+    if (p.seconds - last_ < 0.25) return;
+    last_ = p.seconds;
     const std::string detail =
         "epoch " + std::to_string(p.epoch) + "/" + std::to_string(p.epochs) + "  " + terms;
     draw(frac, detail, p.seconds);
   }
   // A callback for learn::TrainConfig::on_progress that draws into this bar.
-  auto training_callback(bool clustering) {
-    return [this, clustering](const learn::Progress& p, bool epoch_end) {
-      training(p, epoch_end, clustering);
+  auto training_callback(bool clustering, int batch) {
+    return [this, clustering, batch](const learn::Progress& p, bool epoch_end) {
+      training(p, epoch_end, clustering, batch);
     };
   }
 
@@ -100,6 +127,7 @@ class ProgressBar {
   bool quiet_, tty_;
   std::chrono::steady_clock::time_point t0_;
   double last_ = -1;
+  bool planned_ = false;
 };
 
 }  // namespace imsat::cli

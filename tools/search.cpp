@@ -1,7 +1,9 @@
 // `imsat search`: kNN or radius search of a store by a stored key, a hex code, an image or every
 // item of a dataset; a table, or with --json one JSON document per query (JSON lines).
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -30,16 +32,21 @@ void print_table(const std::string& query, const query::SearchResponse& res, boo
               query.c_str(), res.query_code.c_str(),
               static_cast<unsigned long long>(res.stats.buckets_probed),
               static_cast<unsigned long long>(res.stats.candidates_verified));
-  std::printf("%5s  %-20s %8s %10s %6s  %s\n", "rank", "key", "hamming", reranked ? "score" : "",
-              "label", "metadata");
+  // The key column is as wide as the longest key (paths of image files are long), at least 20.
+  int width = 20;
+  for (const query::SearchHit& h : res.hits) {
+    width = std::max(width, static_cast<int>(std::min<size_t>(h.key.size(), 200)));
+  }
+  std::printf("%5s  %-*s %8s %10s %6s  %s\n", "rank", width, "key", "hamming",
+              reranked ? "score" : "", "label", "metadata");
   for (size_t i = 0; i < res.hits.size(); ++i) {
     const query::SearchHit& h = res.hits[i];
     char score[32] = "";
     if (reranked) std::snprintf(score, sizeof(score), "%.4f", h.score);
     char label[16] = "-";
     if (h.label != index::kNoTag) std::snprintf(label, sizeof(label), "%d", h.label);
-    std::printf("%5zu  %-20s %8u %10s %6s  %s\n", i + 1, h.key.c_str(), h.distance, score, label,
-                h.metadata.c_str());
+    std::printf("%5zu  %-*s %8u %10s %6s  %s\n", i + 1, width, h.key.c_str(), h.distance, score,
+                label, h.metadata.c_str());
   }
   if (res.hits.empty()) std::printf("  (no items)\n");
 }
@@ -143,8 +150,12 @@ void add_search(CLI::App& app) {
       const std::vector<uint8_t> c = take(query::parse_hex_code(a->code, engine->bits()));
       answer("code " + a->code, take(engine->search_code(c, r)));
     } else if (!a->image.empty()) {
+      std::error_code ec;
+      if (std::filesystem::is_directory(a->image, ec)) {
+        throw std::runtime_error(a->image + ": is a directory, not an image file");
+      }
       std::ifstream in(a->image, std::ios::binary);
-      if (!in) throw std::runtime_error(a->image + ": cannot read");
+      if (!in) throw std::runtime_error(a->image + ": cannot read: " + std::strerror(errno));
       const std::string bytes((std::istreambuf_iterator<char>(in)),
                               std::istreambuf_iterator<char>());
       answer("image " + a->image, take(engine->search_image(bytes, r, a->invert)));

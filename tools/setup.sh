@@ -21,7 +21,7 @@ packages=(
   libjemalloc-dev
   libturbojpeg0-dev libzip-dev python3-pil
   libgtest-dev libgmock-dev libbenchmark-dev
-  libfaiss-dev python3-numpy
+  libfaiss-dev python3-numpy python3-faiss python3-hnswlib
   dataset-fashion-mnist
 )
 

@@ -64,9 +64,10 @@ void warn_if_collapsed(const learn::Model& model, const learn::Dataset& data) {
 void add_train(CLI::App& app) {
   auto args = std::make_shared<TrainArgs>();
   CLI::App* cmd = app.add_subcommand("train", "Train a hash function (or clustering model)");
-  cmd->add_option("--data", args->data.data,
-                  "Dataset: IDX file or MNIST-style folder, fvecs/bvecs, CSV, or a folder of "
-                  "image files");
+  cmd->add_option(
+      "--data", args->data.data,
+      "Dataset: IDX file or MNIST-style folder, .npy/.npz, fvecs/bvecs, CSV, or a folder of "
+      "image files");
   cmd->add_option("--labels", args->data.labels,
                   "IDX labels for an IDX image file (not used to train)");
   add_image_options(cmd, &args->data, /*pipeline_flags=*/true);
@@ -108,7 +109,7 @@ void add_train(CLI::App& app) {
     c.lambda = args->lambda;
     c.lr = args->lr;
     ProgressBar bar("train", args->quiet);
-    c.on_progress = bar.training_callback(c.clusters > 0);
+    c.on_progress = bar.training_callback(c.clusters > 0, c.batch);
     learn::Dataset data = load_data(args->data, nullptr, args->quiet);
     std::fprintf(stderr, "imsat: training %s on %zu items of %zu values (%s)\n",
                  args->method.c_str(), data.rows, data.cols, data.source.c_str());

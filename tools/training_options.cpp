@@ -9,11 +9,17 @@ namespace imsat::cli {
 
 void add_training_options(CLI::App* cmd, TrainingOptions* o, const std::string& hidden_help) {
   cmd->add_option("--hidden", o->hidden, hidden_help);
-  cmd->add_option("--epochs", o->epochs,
-                  "Epochs; 0 = automatic (50, or more on small data: at least 14,000 steps on "
-                  "images, 5,000 for hash functions of other data)")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
+  CLI::Option* epochs =
+      cmd->add_option("--epochs", o->epochs,
+                      "Passes over the data; 0 = automatic: 50, or more on small data for at least "
+                      "2 optimiser steps per item (at least 1,000; at most 14,000 on images, 5,000 "
+                      "for hash functions of other data)")
+          ->check(CLI::NonNegativeNumber)
+          ->capture_default_str();
+  cmd->add_option("--steps", o->steps,
+                  "Optimiser steps (batches) instead of --epochs, rounded up to whole epochs")
+      ->check(CLI::PositiveNumber)
+      ->excludes(epochs);
   cmd->add_option("--eps-scale", o->eps_scale,
                   "SAT radius: this times the distance to the 10th nearest neighbour; 0 = "
                   "automatic (0.25 on images and for clustering, 1 for hash functions of other "
@@ -83,6 +89,7 @@ void add_training_options(CLI::App* cmd, TrainingOptions* o, const std::string& 
 void apply_training_options(const CLI::App* cmd, const TrainingOptions& o, learn::TrainConfig* c,
                             bool quiet) {
   c->epochs = o.epochs;
+  c->steps = o.steps;
   c->eps_scale = o.eps_scale;
   c->device = o.device;
   c->cuda_graph = o.cuda_graph == "on";

@@ -14,6 +14,7 @@ struct TrainingOptions {
   std::string hidden, device = "auto", cuda_graph = "on", augment = "none", init = "random",
                       auto_criterion = "auto";
   int epochs = 0, threads = 0;
+  int64_t steps = 0;
   double eps_scale = 0, init_scale = 3.0;
   bool auto_settings = false;
   // --auto's grid; empty: AutoSearch's defaults.

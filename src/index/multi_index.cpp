@@ -154,8 +154,8 @@ struct MultiIndex::Impl {
   // candidate (reading its code at a random place, the duplicate check, the distance) each cost
   // a cache or memory miss, a few hundred sequentially scanned codes, whether the codes fit in
   // the cache (N = 1e6: the scan reads 9.5 G codes/s, a miss costs 20-40 ns) or not (N = 1e7:
-  // 3.4 G codes/s against about 100 ns). bench/README.md, "kNN cost model", has the measurements
-  // these constants come from.
+  // 3.4 G codes/s against about 100 ns). bench/README.md, "The kNN cost model", has the
+  // measurements these constants come from.
   static constexpr double kBucketCost = 256;
   static constexpr double kCandidateCost = 256;
 

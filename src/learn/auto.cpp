@@ -218,6 +218,7 @@ Result<AutoChoice> choose_settings(const Dataset& data, const TrainConfig& confi
     auto trial = [&](double lambda, double eps_scale) -> Status {
       TrainConfig c = config;
       c.auto_settings = false;
+      c.steps = 0;  // the search's checkpoints set the length
       c.lambda = lambda;
       c.eps_scale = eps_scale;
       c.on_progress = nullptr;

@@ -98,7 +98,7 @@ enum class AutoCriterion {
   // runs place held-out items: per query, the correlation between its Hamming distances to the
   // gallery under the one run and under the other, averaged over the queries (in [-1, 1]). It
   // can favour an early, nearly collapsed run, whose few active bits both seeds reproduce
-  // (bench/README.md, "Seed agreement"), so it is not the default.
+  // (bench/README.md, "The settings search (`--auto`)"), so it is not the default.
   kAgreement,
   // Neighbour overlap: the setting is trained twice, from two seeds, and scored by the share of
   // each held-out query's `neighbours` nearest gallery items (by Hamming distance, ties at the
@@ -130,7 +130,7 @@ struct AutoTrial {
 // held-out neighbour criterion, half, once and twice effective_lambda() and 500-4,000 steps; on
 // other data neighbour overlap, lambdas 0.1-0.8 and 500-8,000 steps, which found the setting
 // the labels prefer on LetterRecognition where the image recipe did not (bench/README.md,
-// "Neighbour overlap").
+// "The settings search (`--auto`)").
 struct AutoSearch {
   std::optional<AutoCriterion> criterion;  // unset: by the data
   std::vector<double> lambdas;             // empty: by the data
@@ -165,6 +165,8 @@ struct TrainConfig {
   // kMinAutoSteps optimiser steps on images (the paper's 50 epochs over 70k items are ~14,000
   // steps) and kMinAutoStepsOther for hash functions of other data. See effective_epochs().
   int epochs = 0;
+  // > 0: train this many optimiser steps (rounded up to whole epochs), whatever `epochs` says.
+  int64_t steps = 0;
   int batch = 250;
   double lr = 0.002;
   // Weight of the information term; <= 0 means automatic: 0.1 (the paper's) for clustering and
@@ -213,9 +215,17 @@ struct TrainConfig {
 };
 constexpr int64_t kMinAutoSteps = 14000;
 // On feature vectors that are not images a quarter of the steps did better, with a wider radius
-// (mlbench's Satellite and LetterRecognition, scikit-learn's digits: bench/README.md, "Defaults
-// for feature vectors").
+// (mlbench's Satellite and LetterRecognition, scikit-learn's digits: bench/README.md, "Other data
+// sets and the defaults for feature vectors").
 constexpr int64_t kMinAutoStepsOther = 5000;
+// Small data sets need far fewer steps: the minimum is kAutoStepsPerItem steps per item, at least
+// kMinAutoStepsSmall, up to the caps above. Fashion-MNIST-sized sets keep 50 epochs (14,000
+// steps); a few hundred items train 1,000 steps, within about half a mAP point of 14,000
+// (bench/README.md, "Training length on small data").
+constexpr int64_t kAutoStepsPerItem = 2;
+constexpr int64_t kMinAutoStepsSmall = 1000;
+// The automatic minimum number of optimiser steps for `rows` items (images: the image recipe).
+int64_t automatic_min_steps(int64_t rows, bool images);
 constexpr double kImageEpsScale = 0.25, kOtherEpsScale = 1.0;
 // The information weight a configuration trains with (resolves lambda <= 0 as documented above).
 double effective_lambda(const TrainConfig& config);

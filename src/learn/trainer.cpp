@@ -418,10 +418,20 @@ double effective_eps_scale(const Dataset& data, const TrainConfig& config) {
   return image_recipe(data, config) ? kImageEpsScale : kOtherEpsScale;
 }
 
+int64_t automatic_min_steps(int64_t rows, bool images) {
+  const int64_t cap = images ? kMinAutoSteps : kMinAutoStepsOther;
+  return std::min(cap, std::max(kMinAutoStepsSmall, kAutoStepsPerItem * rows));
+}
+
 int effective_epochs(const Dataset& data, const TrainConfig& config) {
-  if (config.epochs > 0) return config.epochs;
   const int64_t steps_per_epoch = epoch_steps(static_cast<int64_t>(data.rows), config.batch);
-  const int64_t min_steps = image_recipe(data, config) ? kMinAutoSteps : kMinAutoStepsOther;
+  if (config.steps > 0) {
+    return static_cast<int>(
+        std::max<int64_t>(1, (config.steps + steps_per_epoch - 1) / steps_per_epoch));
+  }
+  if (config.epochs > 0) return config.epochs;
+  const int64_t min_steps =
+      automatic_min_steps(static_cast<int64_t>(data.rows), image_recipe(data, config));
   return static_cast<int>(
       std::max<int64_t>(50, (min_steps + steps_per_epoch - 1) / steps_per_epoch));
 }
@@ -524,9 +534,14 @@ Result<Model> train(const Dataset& data, const TrainConfig& config,
                     std::vector<Progress>* epoch_log) {
   if (!config.auto_settings) return internal::train_with_hook(data, config, epoch_log, nullptr);
   IMSAT_RETURN_IF_ERROR(validate(data, config));
+  if (config.steps > 0) {
+    return Status::invalid_argument(
+        "--steps and --auto do not go together: the search chooses the training length");
+  }
   IMSAT_ASSIGN_OR_RETURN(AutoChoice choice, choose_settings(data, config));
   TrainConfig c = config;
   c.auto_settings = false;
+  c.steps = 0;
   c.lambda = choice.lambda;
   c.eps_scale = choice.eps_scale;
   const int64_t steps_per_epoch = epoch_steps(static_cast<int64_t>(data.rows), c.batch);

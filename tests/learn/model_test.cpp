@@ -271,7 +271,8 @@ TEST_F(ModelTest, AutomaticLambdaDependsOnCodeLengthAndIsRecorded) {
 
 // The radius scale and the training length left at 0 follow the data: the paper's
 // image recipe on 8-bit pixels and for clustering, a wider radius and fewer steps for hash
-// functions of other feature vectors.
+// functions of other feature vectors, and 2 steps per item (at least 1,000) on small data, so a
+// few hundred items do not train the 14,000 steps of Fashion-MNIST.
 TEST_F(ModelTest, AutomaticRadiusAndLengthDependOnTheDataAndAreRecorded) {
   L::Dataset vectors = blobs(2, 300, 6, 10);  // 600 rows: 2 steps per epoch of 250
   L::Dataset images = vectors;
@@ -279,11 +280,26 @@ TEST_F(ModelTest, AutomaticRadiusAndLengthDependOnTheDataAndAreRecorded) {
   L::TrainConfig c;
   EXPECT_DOUBLE_EQ(L::effective_eps_scale(images, c), 0.25);
   EXPECT_DOUBLE_EQ(L::effective_eps_scale(vectors, c), 1.0);
-  EXPECT_EQ(L::effective_epochs(images, c), 7000);   // 14,000 steps
-  EXPECT_EQ(L::effective_epochs(vectors, c), 2500);  // 5,000 steps
+  EXPECT_EQ(L::effective_epochs(images, c), 600);  // 1,200 steps: 2 per item
+  EXPECT_EQ(L::effective_epochs(vectors, c), 600);
+  L::Dataset more_images = images;
+  more_images.rows = 10000;                             // 40 steps per epoch
+  EXPECT_EQ(L::effective_epochs(more_images, c), 350);  // the cap: 14,000 steps
+  L::Dataset more_vectors = vectors;
+  more_vectors.rows = 10000;
+  EXPECT_EQ(L::effective_epochs(more_vectors, c), 125);  // the cap: 5,000 steps
+  L::Dataset few = vectors;
+  few.rows = 100;                                // 1 step per epoch
+  EXPECT_EQ(L::effective_epochs(few, c), 1000);  // at least 1,000 steps
+  EXPECT_EQ(L::automatic_min_steps(300, true), 1000);
+  EXPECT_EQ(L::automatic_min_steps(2000, true), 4000);
   c.clusters = 4;
   EXPECT_DOUBLE_EQ(L::effective_eps_scale(vectors, c), 0.25);
-  EXPECT_EQ(L::effective_epochs(vectors, c), 7000);
+  EXPECT_EQ(L::effective_epochs(vectors, c), 600);
+  c.clusters = 0;
+  c.steps = 1001;  // --steps: rounded up to whole epochs
+  EXPECT_EQ(L::effective_epochs(vectors, c), 501);
+  c.steps = 0;
   c.clusters = 0;
   c.eps_scale = 3;
   c.epochs = 9;
@@ -294,7 +310,7 @@ TEST_F(ModelTest, AutomaticRadiusAndLengthDependOnTheDataAndAreRecorded) {
   large.rows = 100000;
   EXPECT_EQ(L::effective_epochs(large, L::TrainConfig{}), 50);
   // No rows (train() refuses them first): a defined answer, not a division by zero.
-  EXPECT_EQ(L::effective_epochs(L::Dataset{}, L::TrainConfig{}), 5000);
+  EXPECT_EQ(L::effective_epochs(L::Dataset{}, L::TrainConfig{}), 1000);
 
   L::TrainConfig quick = quick_config(L::Method::kImsatVat, 16);
   quick.eps_scale = 0;

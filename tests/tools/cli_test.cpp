@@ -68,6 +68,25 @@ class CliTest : public imsat::testing::TempDirTest {
     return path;
   }
   std::string path(const std::string& name) { return (dir_ / name).string(); }
+  // A .npy file as numpy.save writes it (format 1.0, little-endian), holding `values` in `shape`.
+  template <typename T>
+  std::string npy(const std::string& name, const std::string& descr, std::vector<size_t> shape,
+                  const std::vector<T>& values) {
+    std::string dims;
+    for (size_t d : shape) dims += std::to_string(d) + ", ";
+    if (shape.size() > 1) dims.resize(dims.size() - 2);
+    std::string header =
+        "{'descr': '" + descr + "', 'fortran_order': False, 'shape': (" + dims + "), }";
+    while ((10 + header.size() + 1) % 64 != 0) header += ' ';
+    header += '\n';
+    std::string bytes = std::string("\x93NUMPY\x01\x00", 8);
+    bytes += static_cast<char>(header.size() & 0xff);
+    bytes += static_cast<char>(header.size() >> 8);
+    bytes += header;
+    bytes.append(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(T));
+    std::ofstream(path(name), std::ios::binary) << bytes;
+    return path(name);
+  }
   // Trains an 8-bit `method` model on `data` (path("m.model")) and indexes it into path("db").
   void train_and_index(const std::string& data, const std::string& method) {
     Outcome t = imsat("train --data " + data + " --method " + method + " --bits 8 --quiet --out " +
@@ -134,6 +153,55 @@ TEST_F(CliTest, TrainEncodeIndexSearch) {
       imsat("search --db " + path("db2") + " --query-file " + data + " --limit 1 -k 1 --json");
   ASSERT_EQ(recorded.code, 0) << recorded.err;
   EXPECT_EQ(nlohmann::json::parse(recorded.out)["hits"][0]["key"], "0");
+}
+
+// Embeddings as users save them (.npy, labels in a .npy) through train, index, eval and a search
+// by a .npy of queries that names no model; and the first-hour errors say what is wrong: a file
+// of an unknown format lists the formats, a missing or folder image says why, a gallery smaller
+// than N for precision@N is warned about, a plot of a folder given with a trailing slash is
+// titled with the folder's name.
+TEST_F(CliTest, NumpyEmbeddingsTrainIndexAndSearchAndFirstHourErrorsSayWhy) {
+  const size_t rows = 90, dims = 8;
+  std::vector<float> x(rows * dims);
+  std::vector<int64_t> y(rows);
+  std::mt19937 rng(3);
+  std::normal_distribution<float> noise(0, 0.2f);
+  for (size_t i = 0; i < rows; ++i) {
+    y[i] = static_cast<int64_t>(i % 3);
+    for (size_t j = 0; j < dims; ++j)
+      x[i * dims + j] = float(i % 3) * (j % 2 ? 2.f : -1.5f) + noise(rng);
+  }
+  const std::string emb = npy<float>("emb.npy", "<f4", {rows, dims}, x);
+  const std::string labels = npy<int64_t>("labels.npy", "<i8", {rows}, y);
+  Outcome train = imsat("train --data " + emb + " --method itq --bits 8 --out " + path("e.model"));
+  ASSERT_EQ(train.code, 0) << train.err;
+  Outcome index = imsat("index --model " + path("e.model") + " --data " + emb + " --labels " +
+                        labels + " --db " + path("edb") + " --with-vectors --quiet");
+  ASSERT_EQ(index.code, 0) << index.err;
+  Outcome eval = imsat("eval --db " + path("edb"));
+  ASSERT_EQ(eval.code, 0) << eval.err;
+  EXPECT_NE(eval.out.find("figures in percent"), std::string::npos) << eval.out;
+  EXPECT_NE(eval.err.find("fewer than 500"), std::string::npos) << eval.err;
+  Outcome search = imsat("search --db " + path("edb") + " --query-file " + emb +
+                         " --limit 1 -k 3 --rerank exact --json");
+  ASSERT_EQ(search.code, 0) << search.err;
+  EXPECT_EQ(nlohmann::json::parse(search.out)["hits"][0]["key"], "0");
+  EXPECT_EQ(nlohmann::json::parse(search.out)["hits"][0]["label"], 0);
+
+  std::ofstream(path("notes.txt")) << "hello";
+  expect_clear_error(imsat("train --data " + path("notes.txt") + " --bits 8 --out " + path("x")),
+                     ".npy and .npz arrays");
+  expect_clear_error(imsat("search --db " + path("edb") + " --image " + path("gone.png")),
+                     "gone.png: cannot read: No such file or directory");
+  expect_clear_error(imsat("search --db " + path("edb") + " --image " + dir_.string()),
+                     "is a directory, not an image file");
+  // A folder given with a trailing slash (the default dataset's IDX folder).
+  Outcome plot = imsat(
+      "eval --data /usr/share/datasets/fashion-mnist/ --methods lsh --bits 8 "
+      "--quiet --plot " +
+      path("pr.svg"));
+  ASSERT_EQ(plot.code, 0) << plot.err;
+  EXPECT_NE(slurp(path("pr.svg")).find("Hamming ranking, fashion-mnist"), std::string::npos);
 }
 
 TEST_F(CliTest, ErrorPathsAreOneClearLineAndNonZero) {
