@@ -55,13 +55,14 @@ class ProgressBar {
   }
 
   // A training run's step and epoch reports (learn::TrainConfig::on_progress). Once the first
-  // steps are timed (2 s or 50 steps), one line gives the plan: steps, epochs, batch and the
-  // estimated time. On a terminal the bar is redrawn; through a pipe a line (epoch, every loss
+  // steps are timed (20 steps and 1 s, or 5 s), one line gives the plan: steps, epochs, batch and
+  // the estimated time. On a terminal the bar is redrawn; through a pipe a line (epoch, every loss
   // term, elapsed time and ETA) is printed at most every 5 seconds, and at the end.
   void training(const learn::Progress& p, bool epoch_end, bool clustering, int batch) {
     if (quiet_) return;
     const bool last = p.step >= p.total_steps && epoch_end;
-    if (!planned_ && (p.seconds >= 2 || p.step >= 50 || last)) {
+    // The first steps are slower (allocation, caches): the estimate waits for 20 of them, or 5 s.
+    if (!planned_ && ((p.step >= 20 && p.seconds >= 1) || p.seconds >= 5 || last)) {
       planned_ = true;
       const double eta = p.step > 0 ? p.seconds * double(p.total_steps - p.step) / p.step : 0;
       const int64_t per_epoch = p.epochs > 0 ? (p.total_steps + p.epochs - 1) / p.epochs : 0;
