@@ -210,6 +210,13 @@ TEST_F(CollectionsTest, FiltersCountScrollAndDelete) {
     if (indexed) {
       ASSERT_EQ(send("PUT", "/v1/collections/f/index/color").status, 200);
       ASSERT_EQ(send("PUT", "/v1/collections/f/index/price", {}, false).status, 401);
+      // A type the index does not have was accepted and ignored; it is refused, naming "any".
+      auto typed = send("PUT", "/v1/collections/f/index/price", {{"type", "float"}});
+      EXPECT_EQ(typed.status, 400) << typed.body;
+      EXPECT_NE(js(typed)["error"].get<std::string>().find("must be \"any\""), std::string::npos)
+          << typed.body;
+      EXPECT_EQ(send("PUT", "/v1/collections/f/index/price", {{"typ", "any"}}).status, 400);
+      EXPECT_EQ(send("PUT", "/v1/collections/f/index/other", {{"type", "any"}}).status, 200);
     }
     auto r = send("POST", "/v1/collections/f/items/count", {{"filter", filter}});
     ASSERT_EQ(r.status, 200) << r.body;
