@@ -34,7 +34,10 @@ class Session;
 
 struct Server::Impl {
   asio::io_context ioc;
-  tcp::acceptor acceptor{ioc};
+  // The acceptor is not thread-safe: its accepts, their handlers, the back-off timer and the
+  // close in stop() all run on this one strand, never on two I/O threads at once.
+  asio::strand<asio::io_context::executor_type> accept_strand = asio::make_strand(ioc);
+  tcp::acceptor acceptor{accept_strand};
   std::vector<std::thread> threads;
   std::unique_ptr<Router> router;
   Limits limits;
@@ -46,7 +49,7 @@ struct Server::Impl {
   std::atomic<size_t> open_sessions{0};
   size_t max_connections = 0;  // below the descriptor limit (connection_cap)
   std::atomic<bool> descriptors_warned{false};
-  asio::steady_timer accept_backoff{ioc};
+  asio::steady_timer accept_backoff{accept_strand};
   bool stopped = false;
   // Heavy requests (Router::is_heavy) run here, never on the I/O threads (declared after ioc so
   // that it is destroyed, and joined, before the io_context).
