@@ -263,8 +263,10 @@ Result<std::vector<int32_t>> read_npy_labels(const std::string& path) {
 Result<Dataset> read_npz(const std::string& path) {
   IMSAT_RETURN_IF_ERROR(check_readable(path));
   int error = 0;
-  std::unique_ptr<zip_t, int (*)(zip_t*)> archive(zip_open(path.c_str(), ZIP_RDONLY, &error),
-                                                  zip_close);
+  // zip_discard, not zip_close: nothing is written, and zip_close leaves a damaged archive
+  // allocated when it fails.
+  std::unique_ptr<zip_t, void (*)(zip_t*)> archive(zip_open(path.c_str(), ZIP_RDONLY, &error),
+                                                   zip_discard);
   if (archive == nullptr) {
     zip_error_t e;
     zip_error_init_with_code(&e, error);
@@ -288,10 +290,20 @@ Result<Dataset> read_npz(const std::string& path) {
     std::unique_ptr<zip_file_t, int (*)(zip_file_t*)> f(zip_fopen(archive.get(), name.c_str(), 0),
                                                         zip_fclose);
     if (f == nullptr) return Status::invalid_argument(path + ": cannot open " + name);
-    std::string bytes(static_cast<size_t>(st.size), '\0');
-    const zip_int64_t got = zip_fread(f.get(), bytes.data(), st.size);
-    if (got < 0 || static_cast<uint64_t>(got) != st.size) {
-      return Status::corruption(path + ": " + name + " is damaged or cut short");
+    // Read as the data comes, not by the declared size: a damaged header may declare any size.
+    std::string bytes;
+    char buf[1 << 16];
+    for (;;) {
+      const zip_int64_t got = zip_fread(f.get(), buf, sizeof(buf));
+      if (got < 0) return Status::corruption(path + ": " + name + " is damaged");
+      if (got == 0) break;
+      bytes.append(buf, static_cast<size_t>(got));
+      if (bytes.size() > st.size) break;
+    }
+    if (bytes.size() != st.size) {
+      return Status::corruption(path + ": " + name + " is damaged or cut short (" +
+                                std::to_string(bytes.size()) + " bytes, its header says " +
+                                std::to_string(st.size) + ")");
     }
     return bytes;
   };
