@@ -17,7 +17,6 @@ Hamming radius 2 for codes only. Bytes/item is what each index holds in memory p
 Usage: bench/peers.py --model MODEL [--imsat build/tools/imsat] [--seed 0]
 """
 import argparse
-import gzip
 import json
 import os
 import struct
@@ -27,16 +26,9 @@ import tempfile
 
 import numpy as np
 
+from fashion_mnist import FASHION, read_idx
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FASHION = "/usr/share/datasets/fashion-mnist"
-
-
-def read_idx(name):
-    with gzip.open(os.path.join(FASHION, name)) as f:
-        data = f.read()
-    dims = data[3]
-    shape = struct.unpack(">" + "I" * dims, data[4:4 + 4 * dims])
-    return np.frombuffer(data[4 + 4 * dims:], dtype=np.uint8).reshape(shape)
 
 
 def load_fashion():

@@ -17,10 +17,8 @@ Usage: bench/train_length.py [--steps 250,1000,3000,14000] [--seed 0] [--digits 
 (digits.csv: /usr/bin/python3 bench/quality_data.py data/quality)
 """
 import argparse
-import gzip
 import json
 import os
-import struct
 import subprocess
 import sys
 import tempfile
@@ -29,16 +27,9 @@ import time
 import numpy as np
 from PIL import Image
 
+from fashion_mnist import read_idx
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FASHION = "/usr/share/datasets/fashion-mnist"
-
-
-def read_idx(name):
-    with gzip.open(os.path.join(FASHION, name)) as f:
-        data = f.read()
-    dims = data[3]
-    shape = struct.unpack(">" + "I" * dims, data[4:4 + 4 * dims])
-    return np.frombuffer(data[4 + 4 * dims:], dtype=np.uint8).reshape(shape)
 
 
 def image_folder(folder, count, seed):
