@@ -125,14 +125,6 @@ void write_file(const std::string& path, const std::string& text) {
   if (!f) throw std::runtime_error(path + ": cannot write");
 }
 
-// A data set's name for titles: its file or folder name ("photos" for "data/photos/").
-std::string data_set_name(const std::string& path) {
-  std::filesystem::path p(path);
-  while (p.filename().empty() && p.has_relative_path()) p = p.parent_path();  // a trailing '/'
-  const std::string name = p.filename().string();
-  return name.empty() ? path : name;
-}
-
 // precision@N over a gallery of fewer than N items counts every gallery item: it is the same for
 // every method and says nothing.
 void warn_small_gallery(size_t gallery, size_t precision_at) {
@@ -492,7 +484,7 @@ void add_eval(CLI::App& app) {
         }
       }
       write_pr_svg(args->plot,
-                   "Precision-recall of Hamming ranking, " + data_set_name(args->source.data),
+                   "Precision-recall of Hamming ranking, " + io::source_name(args->source.data),
                    curves);
       if (!args->quiet) std::fprintf(stderr, "imsat: wrote %s\n", args->plot.c_str());
     }

@@ -109,14 +109,6 @@ void add_search(CLI::App& app) {
       if (a->model.empty() && std::filesystem::exists(folder + "/model")) {
         a->model = folder + "/model";
       }
-    } else if (encodes && a->model.empty()) {
-      // The model the store was indexed with encodes the query.
-      Result<std::string> recorded = query::recorded_model(a->db);
-      if (!recorded.is_ok()) {
-        throw UsageError(std::string(a->image.empty() ? "--query-file" : "--image") +
-                         " needs a model to encode the query: " + recorded.status().message());
-      }
-      a->model = std::move(recorded).value();
     }
     query::Filter filter;
     if (!a->filter.empty()) {
@@ -124,8 +116,15 @@ void add_search(CLI::App& app) {
       if (!f.is_ok()) throw UsageError("--filter: " + f.status().message());
       filter = std::move(f).value();
     }
+    // Without --model the engine takes the model the store was indexed with, when it is there.
     std::unique_ptr<query::QueryEngine> engine =
         take(query::QueryEngine::open(a->db, a->model, /*read_only=*/true));
+    if (encodes && engine->model() == nullptr) {
+      const Result<std::string> recorded = query::recorded_model(a->db);  // why there is none
+      throw UsageError(std::string(a->image.empty() ? "--query-file" : "--image") +
+                       " needs a model to encode the query: " +
+                       (recorded.is_ok() ? "pass --model" : recorded.status().message()));
+    }
     query::SearchRequest r;
     r.k = a->k;
     r.radius = cmd->count("--radius") > 0 ? a->radius : -1;

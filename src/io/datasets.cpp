@@ -437,6 +437,13 @@ Result<Dataset> read_csv(const std::string& path) {
   return d;
 }
 
+std::string source_name(const std::string& path) {
+  fs::path p(path);
+  while (p.filename().empty() && p.has_relative_path()) p = p.parent_path();  // a trailing '/'
+  const std::string name = p.filename().string();
+  return name.empty() ? path : name;
+}
+
 Result<Dataset> load_dataset(const std::string& path, const std::string& labels_path,
                              const ImageImport& images, ImportReport* report) {
   if (!images.manifest.empty()) return read_image_manifest(images, report);

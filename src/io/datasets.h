@@ -33,6 +33,10 @@ struct Dataset {
   const float* row(size_t i) const { return values.data() + i * cols; }
 };
 
+// A data set's name, as item metadata and titles show it: the last part of its path, a trailing
+// '/' ignored ("photos" for "data/photos/"; the path itself when it has no such part).
+std::string source_name(const std::string& path);
+
 // IDX (MNIST / Fashion-MNIST) images, plain or gzip. `labels_path` may be empty; otherwise it
 // must be an IDX label file (type ubyte, one dimension) with the same count as the images.
 // Errors name the file, the byte offset and what was expected.

@@ -129,48 +129,33 @@ float half_to_float(uint16_t h) {
   return f;
 }
 
-// Element i of the array as a double.
+// The value of type T stored (unaligned, little-endian) at p.
+template <typename T>
+double load(const char* p) {
+  T v;
+  std::memcpy(&v, p, sizeof(T));
+  return static_cast<double>(v);
+}
+
+// Element i of the array as a double (the types parse_npy_header accepts).
 double element(const NpyHeader& h, const char* data, size_t i) {
   const char* p = data + i * h.item_bytes;
-  switch (h.kind) {
-    case 'f':
-      if (h.item_bytes == 2) {
-        uint16_t v;
-        std::memcpy(&v, p, 2);
-        return half_to_float(v);
-      }
-      if (h.item_bytes == 4) {
-        float v;
-        std::memcpy(&v, p, 4);
-        return v;
-      } else {
-        double v;
-        std::memcpy(&v, p, 8);
-        return v;
-      }
-    case 'u':
-    case 'b':
-      if (h.item_bytes == 1) return static_cast<uint8_t>(*p);
-      if (h.item_bytes == 4) {
-        uint32_t v;
-        std::memcpy(&v, p, 4);
-        return v;
-      } else {
-        uint64_t v;
-        std::memcpy(&v, p, 8);
-        return static_cast<double>(v);
-      }
+  if (h.kind == 'f') {
+    if (h.item_bytes == 2) {
+      uint16_t v;
+      std::memcpy(&v, p, 2);
+      return half_to_float(v);
+    }
+    return h.item_bytes == 4 ? load<float>(p) : load<double>(p);
+  }
+  const bool is_signed = h.kind == 'i';
+  switch (h.item_bytes) {
+    case 1:
+      return is_signed ? load<int8_t>(p) : load<uint8_t>(p);
+    case 4:
+      return is_signed ? load<int32_t>(p) : load<uint32_t>(p);
     default:
-      if (h.item_bytes == 1) return static_cast<int8_t>(*p);
-      if (h.item_bytes == 4) {
-        int32_t v;
-        std::memcpy(&v, p, 4);
-        return v;
-      } else {
-        int64_t v;
-        std::memcpy(&v, p, 8);
-        return static_cast<double>(v);
-      }
+      return is_signed ? load<int64_t>(p) : load<uint64_t>(p);
   }
 }
 

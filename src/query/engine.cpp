@@ -89,14 +89,8 @@ Result<std::unique_ptr<QueryEngine>> QueryEngine::open(const std::string& db,
   if (model == nullptr) {
     // No model named: the one the store was indexed with, when it is still there and is still
     // that model (otherwise queries that need a model say so).
-    const Result<std::string> recorded = store->model_path();
-    if (recorded.is_ok() && !recorded->empty()) {
-      Result<learn::Model> m = learn::Model::load(*recorded);
-      if (m.is_ok() && m->fingerprint() == store->info().model_fingerprint &&
-          m->bits() == store->bits()) {
-        model = std::make_unique<learn::Model>(std::move(m).value());
-      }
-    }
+    Result<learn::Model> recorded = load_recorded_model(*store, db);
+    if (recorded.is_ok()) model = std::make_unique<learn::Model>(std::move(recorded).value());
   }
   return create(std::move(store), std::move(model));
 }

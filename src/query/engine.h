@@ -115,6 +115,11 @@ struct StoreHealth {
   std::vector<std::vector<uint64_t>> bucket_occupancy;  // per multi-index table
 };
 
+// The model `store` records it was indexed with (CodeStore::model_path), loaded and checked to
+// be that model still (fingerprint and code length); InvalidArgument saying why not otherwise
+// (query::recorded_model in store_admin.h says the same to the front-ends).
+Result<learn::Model> load_recorded_model(const index::CodeStore& store, const std::string& db);
+
 // Holds a store and (optionally) the model that made its codes. Searches by raw vector (encoded
 // by the model), by code, or by a stored item's key. Thread-safe for concurrent searches.
 class QueryEngine {

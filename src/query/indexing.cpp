@@ -162,26 +162,35 @@ struct Source {
   std::function<bool(size_t, index::Item*)> next;
 };
 
-// InvalidArgument when a new job over a store that holds items would replace keys written by
-// another source (or with other settings) without --overwrite.
-Status refuse_other_sources(const IndexRequest& request, const index::CodeStore& store,
-                            const Source& source) {
-  const size_t chunk = 50000;
-  for (size_t start = 0; start < source.rows; start += chunk) {
+// InvalidArgument naming the first of the keys of positions [from, rows) that `store` already
+// holds, and how many it holds: indexing or ingesting replaces the keys of another source (or of
+// other settings) only when asked to (--overwrite). `key(i)` is position i's key, prefix included.
+Status refuse_held_keys(const index::CodeStore& store, const std::string& db,
+                        const std::string& source, size_t from, size_t rows,
+                        const std::function<std::string(size_t)>& key, const char* verb) {
+  constexpr size_t kChunk = 50000;
+  constexpr size_t kNamed = 3;
+  size_t held = 0;
+  std::vector<std::string> named;
+  for (size_t start = from; start < rows; start += kChunk) {
     std::vector<std::string> keys;
-    for (size_t i = start; i < std::min(source.rows, start + chunk); ++i) {
-      keys.push_back(request.items.key_prefix + source.key(i));
+    for (size_t i = start; i < std::min(rows, start + kChunk); ++i) keys.push_back(key(i));
+    std::vector<std::string> found;  // the chunk's first held keys, in order
+    IMSAT_ASSIGN_OR_RETURN(const size_t n, store.count_existing(keys, &found, kNamed));
+    for (size_t i = 0; i < found.size() && named.size() < kNamed; ++i) {
+      named.push_back("'" + found[i] + "'");
     }
-    std::vector<std::string> first;
-    IMSAT_ASSIGN_OR_RETURN(const size_t held, store.count_existing(keys, &first));
-    if (held > 0) {
-      return Status::invalid_argument(
-          request.db + " already holds key '" + first.front() +
-          "' (and perhaps more) from another source or other settings; pass --overwrite to "
-          "replace them, or --key-prefix to index beside them");
-    }
+    held += n;
   }
-  return Status::ok();
+  if (held == 0) return Status::ok();
+  std::string list;
+  for (size_t i = 0; i < named.size(); ++i) list += (i > 0 ? ", " : "") + named[i];
+  return Status::invalid_argument(
+      db + " already holds " + std::to_string(held) + " of the keys of " + source + " (" + list +
+      (held > named.size() ? ", ..." : "") +
+      ") from another source or other settings; nothing was written. Pass --overwrite to replace "
+      "them, or --key-prefix to " +
+      verb + " beside them");
 }
 
 // Opens (or creates) the store, skips a finished job, refuses keys of other sources, and bulk
@@ -205,7 +214,9 @@ Status write_source(const IndexRequest& request, Source& source, IndexReport* re
     return Status::ok();
   }
   if (report->done_before == 0 && !request.overwrite && store->info().items > 0) {
-    IMSAT_RETURN_IF_ERROR(refuse_other_sources(request, *store, source));
+    IMSAT_RETURN_IF_ERROR(refuse_held_keys(
+        *store, request.db, request.data.empty() ? request.images.manifest : request.data, 0,
+        source.rows, [&](size_t i) { return request.items.key_prefix + source.key(i); }, "index"));
   }
   if (!source.model_path.empty()) {
     IMSAT_RETURN_IF_ERROR(store->record_model_path(fs::absolute(source.model_path).string()));
@@ -258,7 +269,7 @@ Result<IndexReport> index_codes_file(const IndexRequest& request) {
   IndexReport report;
   report.read_seconds = seconds_since(t0);
   ItemOptions items = request.items;
-  items.source = fs::path(f.source).filename().string();
+  items.source = io::source_name(f.source);
   items.source_json = nlohmann::json(items.source).dump();
   items.first_row = f.first_row;
   Source source;
@@ -292,7 +303,7 @@ Result<IndexReport> index_rows(const IndexRequest& request, const learn::Model& 
   IndexReport report;
   report.read_seconds = seconds_since(t0);
   ItemOptions items = request.items;
-  items.source = fs::path(data.source).filename().string();
+  items.source = io::source_name(data.source);
   items.source_json = nlohmann::json(items.source).dump();
   std::vector<uint8_t> codes;
   Source source;
@@ -339,8 +350,7 @@ Result<IndexReport> index_images(const IndexRequest& request, const learn::Model
   IndexReport report;
   report.read_seconds = seconds_since(t0);
   ItemOptions items = request.items;
-  items.source = fs::path(scan.origin).filename().string();
-  if (items.source.empty()) items.source = fs::path(scan.origin).parent_path().filename().string();
+  items.source = io::source_name(scan.origin);
   const size_t bytes = static_cast<size_t>(model.bits()) / 8;
   const size_t dim = settings.pipeline.output_dim();
   std::unique_ptr<io::ImageReader> reader;
@@ -430,41 +440,6 @@ Result<IndexReport> index_dataset(const IndexRequest& request) {
   return index_rows(request, *model);
 }
 
-namespace {
-
-// InvalidArgument naming the first keys of rows [from, rows) of a shard that `store` already
-// holds, and how many it holds: an ingest replaces keys only when asked to (--overwrite).
-Status refuse_held_keys(const index::CodeStore& store, const std::string& db,
-                        const std::string& path, const CodesFile& f, const ItemOptions& items,
-                        size_t from) {
-  constexpr size_t kChunk = 50000;
-  constexpr size_t kNamed = 3;
-  size_t held = 0;
-  std::vector<std::string> named;
-  for (size_t start = from; start < f.rows; start += kChunk) {
-    std::vector<std::string> keys;
-    for (size_t i = start; i < std::min(f.rows, start + kChunk); ++i) {
-      keys.push_back(items.key_prefix + std::to_string(items.first_row + i));
-    }
-    std::vector<std::string> found;  // the chunk's first held keys, in row order
-    IMSAT_ASSIGN_OR_RETURN(const size_t n, store.count_existing(keys, &found, kNamed));
-    for (size_t i = 0; i < found.size() && named.size() < kNamed; ++i) {
-      named.push_back("'" + found[i] + "'");
-    }
-    held += n;
-  }
-  if (held == 0) return Status::ok();
-  std::string list;
-  for (size_t i = 0; i < named.size(); ++i) list += (i > 0 ? ", " : "") + named[i];
-  return Status::invalid_argument(
-      db + " already holds " + std::to_string(held) + " of the keys of " + path + " (" + list +
-      (held > named.size() ? ", ..." : "") +
-      ") from another source or other settings; nothing was written. Pass --overwrite to replace "
-      "them, or --key-prefix to ingest beside them");
-}
-
-}  // namespace
-
 Result<IngestReport> ingest_codes_files(const IngestRequest& request) {
   if (request.files.empty()) return Status::invalid_argument("no codes files to ingest");
   struct Part {
@@ -540,11 +515,14 @@ Result<IngestReport> ingest_codes_files(const IngestRequest& request) {
     }
     ItemOptions& items = options[j];
     items.key_prefix = request.key_prefix;
-    items.source = fs::path(f.source).filename().string();
+    items.source = io::source_name(f.source);
     items.source_json = nlohmann::json(items.source).dump();
     items.first_row = f.first_row;
     if (!request.overwrite && store->info().items > 0) {
-      IMSAT_RETURN_IF_ERROR(refuse_held_keys(*store, request.db, parts[j].path, f, items, done));
+      IMSAT_RETURN_IF_ERROR(refuse_held_keys(
+          *store, request.db, parts[j].path, done, f.rows,
+          [&](size_t i) { return items.key_prefix + std::to_string(items.first_row + i); },
+          "ingest"));
     }
     jobs.push_back({job, [&f, &items](size_t i, index::Item* item) {
                       if (i >= f.rows) return false;

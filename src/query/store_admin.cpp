@@ -5,6 +5,7 @@
 
 #include "index/code_store.h"
 #include "learn/learn.h"
+#include "query/engine.h"
 
 namespace imsat::query {
 
@@ -25,12 +26,8 @@ Status create_store(const std::string& db, int bits, const std::string& model_pa
   return Status::ok();  // created, and closed again
 }
 
-Result<std::string> recorded_model(const std::string& db) {
-  index::StoreOptions o;
-  o.read_only = true;
-  o.create_if_missing = false;
-  IMSAT_ASSIGN_OR_RETURN(std::unique_ptr<index::CodeStore> store, index::CodeStore::open(db, o));
-  IMSAT_ASSIGN_OR_RETURN(const std::string path, store->model_path());
+Result<learn::Model> load_recorded_model(const index::CodeStore& store, const std::string& db) {
+  IMSAT_ASSIGN_OR_RETURN(const std::string path, store.model_path());
   if (path.empty()) {
     return Status::invalid_argument(db +
                                     " records no model (its codes came from a codes file or "
@@ -42,15 +39,25 @@ Result<std::string> recorded_model(const std::string& db) {
                                     ", which is no longer there; pass --model");
   }
   Result<learn::Model> model = learn::Model::load(path);
-  const std::string held = store->info().model_fingerprint;
-  if (!model.is_ok() || (!held.empty() && model->fingerprint() != held)) {
+  const std::string held = store.info().model_fingerprint;
+  if (!model.is_ok() || (!held.empty() && model->fingerprint() != held) ||
+      model->bits() != store.bits()) {
     return Status::invalid_argument(db + " was indexed with the model " + path + ", which " +
                                     (model.is_ok()
                                          ? std::string("has been replaced by another model")
                                          : "no longer loads (" + model.status().message() + ")") +
                                     "; pass --model");
   }
-  return path;
+  return model;
+}
+
+Result<std::string> recorded_model(const std::string& db) {
+  index::StoreOptions o;
+  o.read_only = true;
+  o.create_if_missing = false;
+  IMSAT_ASSIGN_OR_RETURN(std::unique_ptr<index::CodeStore> store, index::CodeStore::open(db, o));
+  IMSAT_RETURN_IF_ERROR(load_recorded_model(*store, db).status());
+  return store->model_path();
 }
 
 Result<RepairReport> repair_store(const std::string& db) {

@@ -13,9 +13,10 @@ namespace imsat::query {
 // model path is given). InvalidArgument when something other than an empty folder is there.
 Status create_store(const std::string& db, int bits, const std::string& model_path = "");
 
-// The model a store's codes were made with, for queries that name none (`search --image`): the
-// path `imsat index` or create_store recorded. InvalidArgument saying what to do when the store
-// records none, or when the file is gone or no longer the model whose codes the store holds.
+// The model a store's codes were made with: the path `imsat index` or create_store recorded.
+// InvalidArgument saying what to do when the store records none, or when the file is gone or no
+// longer the model whose codes the store holds (what `search --image` says when QueryEngine::open
+// found no model to use).
 Result<std::string> recorded_model(const std::string& db);
 
 struct RepairReport {
