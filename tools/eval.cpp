@@ -11,6 +11,7 @@
 #include "data_options.h"
 #include "progress.h"
 #include "query/engine.h"
+#include "query/evaluation_grid.h"
 #include "query/json_format.h"
 #include "query/retrieval_metrics.h"
 #include "training_options.h"
@@ -35,20 +36,6 @@ struct EvalArgs {
   bool json = false, quiet = false;
 };
 
-struct EvalRow {
-  std::string method;
-  int bits = 0;
-  std::optional<uint64_t> seed;  // unknown for a loaded model without one in its header
-  std::optional<double> lambda;  // the information weight it trained with, when it has one
-  nlohmann::json settings;       // eps_scale, epochs, steps and the "auto" search, when recorded
-  query::RetrievalMetrics m;
-  std::optional<query::RetrievalMetrics> asymmetric;  // mAP and P@N of asymmetric ranking
-  double train_seconds = -1;                          // < 0: trained elsewhere
-  double eval_seconds = 0;
-  double map_at_k = -1;  // < 0: not asked for
-  query::Curves curves;
-};
-
 double mean_of(const std::vector<double>& v) {
   double s = 0;
   for (double x : v) s += x;
@@ -69,54 +56,6 @@ std::string cell(const std::vector<double>& v) {
     std::snprintf(buf, sizeof(buf), "%.1f", mean_of(v));
   }
   return buf;
-}
-
-// The seed and lambda recorded in a model's header ("training" object), when present.
-void read_training_record(const learn::Model& model, EvalRow* row) {
-  const nlohmann::json t = nlohmann::json::parse(model.training_json(), nullptr, false);
-  if (t.is_discarded() || !t.is_object()) return;
-  if (t.contains("seed") && t["seed"].is_number_unsigned()) row->seed = t["seed"].get<uint64_t>();
-  if (t.contains("lambda") && t["lambda"].is_number()) row->lambda = t["lambda"].get<double>();
-  for (const char* key : {"eps_scale", "epochs", "steps", "init", "itq_scale"}) {
-    if (t.contains(key)) row->settings[key] = t[key];
-  }
-  // The search's choice with every trial it scored (a few dozen), so that a --json-out file
-  // shows why each seed chose what it chose.
-  if (t.contains("auto")) row->settings["auto"] = t["auto"];
-}
-
-nlohmann::json row_json(const EvalRow& row, const EvalArgs& args) {
-  const std::string p_at = "precision_at_" + std::to_string(args.precision_at);
-  const std::string p_r = "precision_at_r" + std::to_string(args.radius);
-  nlohmann::json j = {
-      {"method", row.method},
-      {"bits", row.bits},
-      {"seed", row.seed ? nlohmann::json(*row.seed) : nlohmann::json(nullptr)},
-      {"lambda", row.lambda ? nlohmann::json(*row.lambda) : nlohmann::json(nullptr)},
-      {"map", row.m.map},
-      {p_at, row.m.precision_at_n},
-      {p_r, row.m.precision_at_r},
-      {"empty_r" + std::to_string(args.radius) + "_share", row.m.empty_r_share},
-      {"train_seconds",
-       row.train_seconds < 0 ? nlohmann::json(nullptr) : nlohmann::json(row.train_seconds)},
-      {"eval_seconds", row.eval_seconds}};
-  if (!row.settings.is_null()) j["settings"] = row.settings;
-  if (row.asymmetric) {
-    // "score" names the asymmetric distance (result files without "score" hold the expected
-    // Hamming distance's figures).
-    j["asymmetric"] = {{"map", row.asymmetric->map},
-                       {p_at, row.asymmetric->precision_at_n},
-                       {"score", "negative log-likelihood"}};
-  }
-  if (row.map_at_k >= 0) {
-    j["map_at_k"] = row.map_at_k;
-    j["k"] = args.map_at;
-  }
-  if (!row.curves.precision.empty()) {
-    j["pr_curve"] = {{"radius_precision", row.curves.precision},
-                     {"radius_recall", row.curves.recall}};
-  }
-  return j;
 }
 
 void write_file(const std::string& path, const std::string& text) {
@@ -189,6 +128,166 @@ void print_split(const query::Split& split, const std::vector<std::string>& name
     for (int32_t label : split.too_small) line += " " + label_text(label, names);
     std::fprintf(stderr, "%s\n", line.c_str());
   }
+}
+
+query::Split choose_split(const EvalArgs& args, const learn::Dataset& data) {
+  if (args.split == "per-class" && args.queries > 0) {
+    return take(query::split_random(data.labels, args.queries, args.seed));
+  }
+  if (args.split == "per-class") {
+    return take(query::split_per_class(data.labels, args.per_class, args.seed));
+  }
+  if (data.train_rows == 0 || data.train_rows >= data.rows) {
+    throw std::runtime_error(args.source.data +
+                             ": --split dataset needs a folder with both train and test files");
+  }
+  std::vector<size_t> q, g;
+  for (size_t i = 0; i < data.rows; ++i) (i < data.train_rows ? g : q).push_back(i);
+  return take(query::given_split(std::move(q), std::move(g), data.rows));
+}
+
+// Every training run: --bits x --methods x --seeds (SH, deterministic, once).
+std::vector<learn::TrainConfig> training_runs(CLI::App* cmd, const EvalArgs& args) {
+  std::vector<learn::TrainConfig> runs;
+  for (int bits : args.bits) {
+    for (const std::string& name : args.methods) {
+      const learn::Method method = take(learn::parse_method(name));
+      const int seeds = method == learn::Method::kSh ? 1 : args.seeds;
+      for (int r = 0; r < seeds; ++r) {
+        learn::TrainConfig c;
+        c.method = method;
+        c.bits = bits;
+        c.seed = args.seed + static_cast<uint64_t>(r);
+        apply_training_options(cmd, args.training, &c, args.quiet);
+        if (method == learn::Method::kLinearImsat || method == learn::Method::kLinearRim) {
+          c.has_hidden = false;  // --hidden is for the deep methods
+          c.hidden.clear();
+        }
+        c.lambda = args.lambda;
+        runs.push_back(std::move(c));
+      }
+    }
+  }
+  return runs;
+}
+
+// Progress on stderr: which model, a training bar, each row's figures.
+query::GridObserver grid_observer(const EvalArgs& args) {
+  query::GridObserver o;
+  if (args.quiet) return o;
+  o.on_loaded = [](const std::string& path, const learn::Model& model) {
+    std::fprintf(stderr, "imsat: %s (%s, %d bits)\n", path.c_str(),
+                 learn::method_name(model.method()).c_str(), model.bits());
+  };
+  auto bar = std::make_shared<std::unique_ptr<ProgressBar>>();
+  o.on_training = [bar](learn::TrainConfig* c) {
+    std::fprintf(stderr, "imsat: %s %d bits seed %llu ...\n", learn::method_name(c->method).c_str(),
+                 c->bits, static_cast<unsigned long long>(c->seed));
+    *bar = std::make_unique<ProgressBar>("train", false);
+    c->on_progress = (*bar)->training_callback(false, c->batch);
+  };
+  o.on_row = [bar, &args](const learn::Model& model, const query::GridRow& row) {
+    bar->reset();  // the training bar's line ends
+    if (row.train_seconds >= 0) report_auto_choice(model);
+    char trained[48] = "loaded";
+    if (row.train_seconds >= 0) {
+      std::snprintf(trained, sizeof(trained), "train %.1fs", row.train_seconds);
+    }
+    std::fprintf(stderr, "imsat:   mAP %.4f P@%zu %.4f P@r%d %.4f (empty %.3f) %s\n", row.m.map,
+                 args.precision_at, row.m.precision_at_n, args.radius, row.m.precision_at_r,
+                 row.m.empty_r_share, trained);
+    if (row.asymmetric) {
+      std::fprintf(stderr, "imsat:   asymmetric ranking: mAP %.4f P@%zu %.4f\n",
+                   row.asymmetric->map, args.precision_at, row.asymmetric->precision_at_n);
+    }
+  };
+  return o;
+}
+
+nlohmann::json grid_json(const EvalArgs& args, const query::GridRequest& request,
+                         const learn::Dataset& data, const std::vector<query::GridRow>& rows) {
+  const query::Split& split = request.split;
+  nlohmann::json out = {{"data", args.source.data},          {"split", args.split},
+                        {"split_seed", args.seed},           {"queries_per_class", args.per_class},
+                        {"precision_at", args.precision_at}, {"radius", args.radius},
+                        {"queries", split.queries.size()},   {"gallery", split.gallery.size()},
+                        {"results", nlohmann::json::array()}};
+  if (args.queries > 0) out["random_queries"] = args.queries;
+  if (!split.queries_per_label.empty()) {
+    nlohmann::json per = nlohmann::json::object();
+    for (const auto& [label, n] : split.queries_per_label) {
+      per[label_text(label, data.label_names)] = n;
+    }
+    out["queries_per_label"] = per;
+    out["labels_too_small"] = split.too_small;
+  }
+  if (!data.label_names.empty()) out["label_names"] = data.label_names;
+  if (!data.image_pipeline.empty()) {
+    out["image_pipeline"] = nlohmann::json::parse(data.image_pipeline);
+    out["images_read"] = data.rows;
+  }
+  for (const query::GridRow& row : rows)
+    out["results"].push_back(query::grid_row_json(row, request));
+  return out;
+}
+
+// One line per (method, bits): mean +- std over seeds, figures in percent.
+void print_table(const EvalArgs& args, const std::vector<query::GridRow>& rows,
+                 const std::vector<std::string>& methods, const std::vector<int>& lengths) {
+  const std::string p_at = "P@" + std::to_string(args.precision_at);
+  const std::string p_r = "P@r=" + std::to_string(args.radius);
+  const std::string map_k = "mAP@" + std::to_string(args.map_at);
+  const bool asym = args.rank == "asymmetric";
+  if (asym) {
+    std::printf(
+        "(mAP and %s by asymmetric ranking: the query's bit probabilities against the "
+        "stored codes; %s by Hamming distance)\n",
+        p_at.c_str(), p_r.c_str());
+  }
+  std::printf("%-13s %5s %5s %16s %16s %16s", "method", "bits", "runs", "mAP", p_at.c_str(),
+              p_r.c_str());
+  if (args.map_at > 0) std::printf(" %16s", map_k.c_str());
+  std::printf(" %10s\n", "train s");
+  for (int bits : lengths) {
+    for (const std::string& method : methods) {
+      std::vector<double> a, p, r, mk, trained;
+      for (const query::GridRow& row : rows) {
+        if (row.bits != bits || row.method != method) continue;
+        mk.push_back(row.map_at_k * 100);
+        const query::RetrievalMetrics& ranked = asym ? *row.asymmetric : row.m;
+        a.push_back(ranked.map * 100);
+        p.push_back(ranked.precision_at_n * 100);
+        r.push_back(row.m.precision_at_r * 100);
+        if (row.train_seconds >= 0) trained.push_back(row.train_seconds);
+      }
+      if (a.empty()) continue;
+      char train_cell[32] = "-";
+      if (!trained.empty()) std::snprintf(train_cell, sizeof(train_cell), "%.1f", mean_of(trained));
+      std::printf("%-13s %5d %5zu %16s %16s %16s", method.c_str(), bits, a.size(), cell(a).c_str(),
+                  cell(p).c_str(), cell(r).c_str());
+      if (args.map_at > 0) std::printf(" %16s", cell(mk).c_str());
+      std::printf(" %10s\n", train_cell);
+    }
+  }
+}
+
+// The precision-recall curves of the first run of each method and length, as SVG.
+void write_plot(const EvalArgs& args, const std::vector<query::GridRow>& rows,
+                const std::vector<std::string>& methods, const std::vector<int>& lengths) {
+  std::vector<PlotCurve> curves;
+  for (int bits : lengths) {
+    for (const std::string& method : methods) {
+      for (const query::GridRow& row : rows) {
+        if (row.bits != bits || row.method != method) continue;
+        curves.push_back({row.method + " " + std::to_string(bits) + " bits", row.curves.recall,
+                          row.curves.precision});
+        break;
+      }
+    }
+  }
+  write_pr_svg(args.plot,
+               "Precision-recall of Hamming ranking, " + io::source_name(args.source.data), curves);
+  if (!args.quiet) std::fprintf(stderr, "imsat: wrote %s\n", args.plot.c_str());
 }
 
 }  // namespace
@@ -278,238 +377,47 @@ void add_eval(CLI::App& app) {
     learn::Dataset data = load_data(args->source, first.get(), args->quiet);
     if (data.labels.empty())
       throw std::runtime_error(args->source.data + ": evaluation needs labels");
-    query::Split split;
-    if (args->split == "per-class" && args->queries > 0) {
-      split = take(query::split_random(data.labels, args->queries, args->seed));
-    } else if (args->split == "per-class") {
-      split = take(query::split_per_class(data.labels, args->per_class, args->seed));
-    } else {
-      if (data.train_rows == 0 || data.train_rows >= data.rows) {
-        throw std::runtime_error(args->source.data +
-                                 ": --split dataset needs a folder with both train and test files");
-      }
-      std::vector<size_t> q, g;
-      for (size_t i = 0; i < data.rows; ++i) (i < data.train_rows ? g : q).push_back(i);
-      split = take(query::given_split(std::move(q), std::move(g), data.rows));
-    }
+    query::GridRequest request;
+    request.split = choose_split(*args, data);
     if (!args->quiet) {
       std::fprintf(stderr, "imsat: %zu items, %zu queries, %zu gallery\n", data.rows,
-                   split.queries.size(), split.gallery.size());
-      print_split(split, data.label_names);
+                   request.split.queries.size(), request.split.gallery.size());
+      print_split(request.split, data.label_names);
     }
-    warn_small_gallery(split.gallery.size(), args->precision_at);
-    query::RetrievalOptions options;
-    options.precision_at = args->precision_at;
-    options.radius = args->radius;
-    std::vector<EvalRow> rows;
-    auto evaluate = [&](const learn::Model& model, EvalRow row) {
-      ProgressBar clock("eval", true);
-      const std::vector<uint8_t> codes = take(model.encode(data));
-      row.m = take(query::evaluate_retrieval(codes, model.bits(), data.labels, split, options));
-      const learn::Method method = model.method();
-      const bool hard_bits = method == learn::Method::kLsh || method == learn::Method::kItq ||
-                             method == learn::Method::kSh;
-      if (hard_bits) {
-        // Probabilities of 0 or 1: asymmetric ranking is Hamming ranking (tests/query).
-        row.asymmetric = row.m;
-      } else if (args->rank == "asymmetric" || args->json || !args->json_out.empty() ||
-                 !args->csv_out.empty()) {
-        const std::vector<float> probabilities =
-            take(model.bit_probabilities(data.values.data(), data.rows, data.cols));
-        row.asymmetric = take(query::evaluate_asymmetric(probabilities, codes, model.bits(),
-                                                         data.labels, split, options));
-      }
-      row.eval_seconds = clock.seconds();
-      if (args->map_at > 0) {
-        row.map_at_k = take(query::map_at_k(codes, model.bits(), data.labels, split, args->map_at));
-      }
-      if (!args->plot.empty()) {
-        row.curves = take(
-            query::retrieval_curves(codes, model.bits(), data.labels, split, {args->precision_at}));
-      }
-      if (!args->quiet) {
-        char trained[48] = "loaded";
-        if (row.train_seconds >= 0) {
-          std::snprintf(trained, sizeof(trained), "train %.1fs", row.train_seconds);
-        }
-        std::fprintf(stderr, "imsat:   mAP %.4f P@%zu %.4f P@r%d %.4f (empty %.3f) %s\n", row.m.map,
-                     args->precision_at, row.m.precision_at_n, args->radius, row.m.precision_at_r,
-                     row.m.empty_r_share, trained);
-        if (row.asymmetric) {
-          std::fprintf(stderr, "imsat:   asymmetric ranking: mAP %.4f P@%zu %.4f\n",
-                       row.asymmetric->map, args->precision_at, row.asymmetric->precision_at_n);
-        }
-      }
-      rows.push_back(std::move(row));
-    };
+    warn_small_gallery(request.split.gallery.size(), args->precision_at);
+    request.options.precision_at = args->precision_at;
+    request.options.radius = args->radius;
+    request.asymmetric = args->rank == "asymmetric" || args->json || !args->json_out.empty() ||
+                         !args->csv_out.empty();
+    request.map_at = args->map_at;
+    request.curves = !args->plot.empty();
+    request.model_paths = args->models;
     // With --model, methods are trained only when --methods is also given.
     const bool train_too = args->models.empty() || cmd->count("--methods") > 0;
-    std::vector<std::string> table_methods = train_too ? args->methods : std::vector<std::string>{};
-    std::vector<int> table_bits = train_too ? args->bits : std::vector<int>{};
+    if (train_too) request.runs = training_runs(cmd, *args);
+    const std::vector<query::GridRow> rows =
+        take(query::evaluate_grid(data, request, grid_observer(*args), first.get()));
+    // The table's order: the methods of the loaded models first, in the order given, then the
+    // trained ones; the trained lengths, then those of the loaded models.
+    std::vector<std::string> methods = train_too ? args->methods : std::vector<std::string>{};
+    std::vector<int> bits = train_too ? args->bits : std::vector<int>{};
     size_t loaded_methods = 0;
-    const std::string first_pipeline = first ? first->image_pipeline() : std::string();
-    for (const std::string& path : args->models) {
-      // The first model was loaded above to read the data; the others are loaded here.
-      learn::Model model = first ? std::move(*first) : take(learn::Model::load(path));
-      first.reset();
-      if (model.is_clustering()) throw std::runtime_error(path + ": a clustering model");
-      if (model.image_pipeline() != first_pipeline) {
-        throw std::runtime_error(path + ": reads images through another pipeline than " +
-                                 args->models.front() + "; evaluate them separately");
+    for (const query::GridRow& row : rows) {
+      if (row.train_seconds >= 0) continue;
+      if (std::find(methods.begin(), methods.end(), row.method) == methods.end()) {
+        methods.insert(methods.begin() + static_cast<long>(loaded_methods++), row.method);
       }
-      const std::string name = learn::method_name(model.method());
-      if (!args->quiet) {
-        std::fprintf(stderr, "imsat: %s (%s, %d bits)\n", path.c_str(), name.c_str(), model.bits());
-      }
-      // Loaded models come first in the table, in the order given.
-      if (std::find(table_methods.begin(), table_methods.end(), name) == table_methods.end()) {
-        table_methods.insert(table_methods.begin() + static_cast<long>(loaded_methods++), name);
-      }
-      if (std::find(table_bits.begin(), table_bits.end(), model.bits()) == table_bits.end()) {
-        table_bits.push_back(model.bits());
-      }
-      EvalRow row;
-      row.method = name;
-      row.bits = model.bits();
-      read_training_record(model, &row);
-      evaluate(model, std::move(row));
+      if (std::find(bits.begin(), bits.end(), row.bits) == bits.end()) bits.push_back(row.bits);
     }
-    if (train_too) {
-      for (int bits : args->bits) {
-        for (const std::string& name : args->methods) {
-          const learn::Method method = take(learn::parse_method(name));
-          const int runs = method == learn::Method::kSh ? 1 : args->seeds;  // SH is deterministic
-          for (int r = 0; r < runs; ++r) {
-            learn::TrainConfig c;
-            c.method = method;
-            c.bits = bits;
-            c.seed = args->seed + static_cast<uint64_t>(r);
-            apply_training_options(cmd, args->training, &c, args->quiet);
-            if (method == learn::Method::kLinearImsat || method == learn::Method::kLinearRim) {
-              c.has_hidden = false;  // --hidden is for the deep methods
-              c.hidden.clear();
-            }
-            c.lambda = args->lambda;
-            if (!args->quiet) {
-              std::fprintf(stderr, "imsat: %s %d bits seed %llu ...\n", name.c_str(), bits,
-                           static_cast<unsigned long long>(c.seed));
-            }
-            ProgressBar bar("train", args->quiet);
-            c.on_progress = bar.training_callback(false, c.batch);
-            learn::Model model = take(learn::train(data, c));
-            if (!args->quiet) report_auto_choice(model);
-            EvalRow row;
-            row.method = name;
-            row.bits = bits;
-            row.train_seconds = bar.seconds();
-            read_training_record(model, &row);
-            evaluate(model, std::move(row));
-          }
-        }
-      }
-    }
-    nlohmann::json out = {
-        {"data", args->source.data},          {"split", args->split},
-        {"split_seed", args->seed},           {"queries_per_class", args->per_class},
-        {"precision_at", args->precision_at}, {"radius", args->radius},
-        {"queries", split.queries.size()},    {"gallery", split.gallery.size()},
-        {"results", nlohmann::json::array()}};
-    if (args->queries > 0) out["random_queries"] = args->queries;
-    if (!split.queries_per_label.empty()) {
-      nlohmann::json per = nlohmann::json::object();
-      for (const auto& [label, n] : split.queries_per_label) {
-        per[label_text(label, data.label_names)] = n;
-      }
-      out["queries_per_label"] = per;
-      out["labels_too_small"] = split.too_small;
-    }
-    if (!data.label_names.empty()) out["label_names"] = data.label_names;
-    if (!data.image_pipeline.empty()) {
-      out["image_pipeline"] = nlohmann::json::parse(data.image_pipeline);
-      out["images_read"] = data.rows;
-    }
-    for (const EvalRow& row : rows) out["results"].push_back(row_json(row, *args));
+    nlohmann::json out = grid_json(*args, request, data, rows);
     if (!args->json_out.empty()) write_file(args->json_out, out.dump(2) + "\n");
     if (args->json) {
       print_json_line(out.dump());
     } else {
-      // Table: one line per (method, bits), mean +- std over seeds, figures in percent.
-      const std::string p_at = "P@" + std::to_string(args->precision_at);
-      const std::string p_r = "P@r=" + std::to_string(args->radius);
-      const std::string map_k = "mAP@" + std::to_string(args->map_at);
-      const bool asym = args->rank == "asymmetric";
-      if (asym) {
-        std::printf(
-            "(mAP and %s by asymmetric ranking: the query's bit probabilities against the "
-            "stored codes; %s by Hamming distance)\n",
-            p_at.c_str(), p_r.c_str());
-      }
-      std::printf("%-13s %5s %5s %16s %16s %16s", "method", "bits", "runs", "mAP", p_at.c_str(),
-                  p_r.c_str());
-      if (args->map_at > 0) std::printf(" %16s", map_k.c_str());
-      std::printf(" %10s\n", "train s");
-      for (int bits : table_bits) {
-        for (const std::string& method : table_methods) {
-          std::vector<double> a, p, r, mk, trained;
-          for (const EvalRow& row : rows) {
-            if (row.bits != bits || row.method != method) continue;
-            mk.push_back(row.map_at_k * 100);
-            const query::RetrievalMetrics& ranked = asym ? *row.asymmetric : row.m;
-            a.push_back(ranked.map * 100);
-            p.push_back(ranked.precision_at_n * 100);
-            r.push_back(row.m.precision_at_r * 100);
-            if (row.train_seconds >= 0) trained.push_back(row.train_seconds);
-          }
-          if (a.empty()) continue;
-          char train_cell[32] = "-";
-          if (!trained.empty())
-            std::snprintf(train_cell, sizeof(train_cell), "%.1f", mean_of(trained));
-          std::printf("%-13s %5d %5zu %16s %16s %16s", method.c_str(), bits, a.size(),
-                      cell(a).c_str(), cell(p).c_str(), cell(r).c_str());
-          if (args->map_at > 0) std::printf(" %16s", cell(mk).c_str());
-          std::printf(" %10s\n", train_cell);
-        }
-      }
+      print_table(*args, rows, methods, bits);
     }
-    if (!args->plot.empty()) {
-      std::vector<PlotCurve> curves;
-      for (int bits : table_bits) {
-        for (const std::string& method : table_methods) {
-          for (const EvalRow& row : rows) {
-            if (row.bits != bits || row.method != method) continue;
-            curves.push_back({row.method + " " + std::to_string(bits) + " bits", row.curves.recall,
-                              row.curves.precision});
-            break;
-          }
-        }
-      }
-      write_pr_svg(args->plot,
-                   "Precision-recall of Hamming ranking, " + io::source_name(args->source.data),
-                   curves);
-      if (!args->quiet) std::fprintf(stderr, "imsat: wrote %s\n", args->plot.c_str());
-    }
-    if (!args->csv_out.empty()) {
-      std::string csv =
-          "method,bits,seed,lambda,map,precision_at_" + std::to_string(args->precision_at) +
-          ",precision_at_r" + std::to_string(args->radius) + ",empty_r" +
-          std::to_string(args->radius) +
-          "_share,train_seconds,eval_seconds,asymmetric_map,asymmetric_precision_at_" +
-          std::to_string(args->precision_at) + "\n";
-      for (const EvalRow& row : rows) {
-        csv += row.method + ',' + std::to_string(row.bits) + ',' +
-               (row.seed ? std::to_string(*row.seed) : std::string()) + ',' +
-               (row.lambda ? std::to_string(*row.lambda) : std::string()) + ',' +
-               std::to_string(row.m.map) + ',' + std::to_string(row.m.precision_at_n) + ',' +
-               std::to_string(row.m.precision_at_r) + ',' + std::to_string(row.m.empty_r_share) +
-               ',' + (row.train_seconds < 0 ? std::string() : std::to_string(row.train_seconds)) +
-               ',' + std::to_string(row.eval_seconds) + ',' +
-               (row.asymmetric ? std::to_string(row.asymmetric->map) + ',' +
-                                     std::to_string(row.asymmetric->precision_at_n)
-                               : std::string(",")) +
-               '\n';
-      }
-      write_file(args->csv_out, csv);
-    }
+    if (!args->plot.empty()) write_plot(*args, rows, methods, bits);
+    if (!args->csv_out.empty()) write_file(args->csv_out, query::grid_csv(rows, request));
   });
 }
 

@@ -7,6 +7,8 @@
 #include "learn/learn.h"
 #endif
 #ifdef IMSAT_HAVE_INDEX
+// The one index header a front-end includes: `info` reports the kernel in builds without LibTorch
+// too, where there is no query library to ask.
 #include "index/hamming.h"
 #endif
 

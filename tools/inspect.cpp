@@ -3,7 +3,6 @@
 #include <cstdio>
 
 #include "cli.h"
-#include "index/hamming.h"
 #include "query/engine.h"
 #include "query/json_format.h"
 
@@ -27,12 +26,12 @@ void add_inspect(CLI::App& app) {
     std::unique_ptr<query::QueryEngine> engine =
         take(query::QueryEngine::open(a->db, "", /*read_only=*/true));
     if (a->verify) check(engine->verify());
-    const index::StoreInfo info = engine->info();
+    const auto info = engine->info();
     const query::StoreHealth health = take(engine->health(100000, a->samples));
     if (a->json) {
       nlohmann::json j = query::store_info_json(info);
       j["store"] = a->db;
-      j["kernel"] = std::string(index::active_kernel_name());
+      j["kernel"] = query::hamming_kernel_name();
       j["health"] = query::health_json(health);
       if (a->verify) j["verified"] = true;
       print_json_line(query::dump_json(j));
@@ -44,7 +43,7 @@ void add_inspect(CLI::App& app) {
         a->db.c_str(), info.format_version, info.bits, info.items, info.tables,
         info.model_fingerprint.empty() ? "(none)" : info.model_fingerprint.c_str(),
         static_cast<double>(info.memory_bytes) / (1 << 20), info.open_source.c_str(),
-        std::string(index::active_kernel_name()).c_str());
+        query::hamming_kernel_name().c_str());
     if (a->verify) std::printf("verified: codes, keys and buckets agree\n");
     const query::CodeHealth& h = health.health;
     if (h.rows == 0) {

@@ -130,8 +130,7 @@ void add_search(CLI::App& app) {
     r.radius = cmd->count("--radius") > 0 ? a->radius : -1;
     r.rerank = take(query::parse_rerank(a->rerank));
     r.candidates = a->candidates;
-    if (cmd->count("--label") > 0) r.label = a->label;
-    r.filter = filter;
+    r.filter = cmd->count("--label") > 0 ? take(filter.with_label(a->label)) : filter;
     r.use_multi_index = !a->scan;
     const bool reranked = r.rerank != query::Rerank::kNone;
     auto answer = [&](const std::string& query, const query::SearchResponse& res) {

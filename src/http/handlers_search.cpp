@@ -224,15 +224,15 @@ Response handle_search_image(Call& call) {
   if (call.params.count("limit") && !call.params.count("k")) {
     sr.k = param_size(call, "limit", 10);
   }
-  if (call.params.count("label")) {
-    const json label = json::parse(call.params["label"], nullptr, false);
-    if (label.is_discarded()) throw HttpError{400, "'label' must be an integer"};
-    sr.label = get_label(label, "label");
-  }
   if (call.params.count("filter")) {
     const json filter = json::parse(call.params["filter"], nullptr, false);
     if (filter.is_discarded()) throw HttpError{400, "'filter' is not JSON", "invalid_filter"};
     sr.filter = parse_filter(filter, call.limits.max_filter_terms);
+  }
+  if (call.params.count("label")) {
+    const json label = json::parse(call.params["label"], nullptr, false);
+    if (label.is_discarded()) throw HttpError{400, "'label' must be an integer"};
+    sr.filter = take(sr.filter.with_label(get_label(label, "label")));
   }
   const bool invert = call.params.count("invert") && call.params["invert"] != "0";
   const size_t dim = call.engine->model() != nullptr ? call.engine->model()->input_dim() : 0;

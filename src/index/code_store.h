@@ -270,8 +270,7 @@ class CodeStore {
     int radius = -1;                             // >= 0: radius search instead of kNN
     bool use_multi_index = true;                 // false: linear scan
     int threads = 1;                             // linear scan shards
-    std::function<bool(int32_t)> tag_predicate;  // optional filter on tags
-    std::shared_ptr<const Selection> selection;  // optional metadata filter (select)
+    std::shared_ptr<const Selection> selection;  // optional filter (select): labels, metadata
     bool with_codes = false;                     // fill Hit::code
     size_t max_hits = 0;  // > 0: keep only the nearest this many (radius searches may find more)
   };

@@ -273,7 +273,7 @@ struct MultiIndex::Impl {
       if (codes.is_deleted(slot)) continue;
       const uint64_t* code = codes.code(slot);
       if (!first_reach(code, query_subs, s, static_cast<int>(cand[i] >> 32))) continue;
-      if (!filter.empty() && !filter.pass(codes, slot)) continue;
+      if (!filter.empty() && !filter.pass(slot)) continue;
       ++stats.candidates_verified;
       found(slot, hamming_distance(query, code, words));
     }

@@ -80,7 +80,7 @@ void scan_block(const CodeArray& codes, const uint64_t* query, size_t start, siz
   bool added = false;
   for (size_t i = 0; i < found; ++i) {
     const uint32_t slot = static_cast<uint32_t>(start + idx[i]);
-    if (codes.is_deleted(slot) || (!filter.empty() && !filter.pass(codes, slot))) continue;
+    if (codes.is_deleted(slot) || (!filter.empty() && !filter.pass(slot))) continue;
     added |= top.add(slot, dist[i]);
   }
   if (added) top.tighten();
@@ -146,7 +146,7 @@ std::vector<Neighbor> scan_radius(const CodeArray& codes, const uint64_t* query,
         kernel.scan_le(query, codes.data() + start * words, len, words, radius, idx, dist);
     for (size_t i = 0; i < found; ++i) {
       const uint32_t slot = static_cast<uint32_t>(start + idx[i]);
-      if (codes.is_deleted(slot) || (!filter.empty() && !filter.pass(codes, slot))) continue;
+      if (codes.is_deleted(slot) || (!filter.empty() && !filter.pass(slot))) continue;
       out.push_back({slot, dist[i]});
     }
   }

@@ -23,13 +23,9 @@ struct Neighbor {
 // kNN returns the k nearest items that pass (not the passing part of the k nearest).
 struct Filter {
   const std::vector<uint8_t>* allowed_slots = nullptr;  // non-zero = allowed; by slot
-  std::function<bool(int32_t tag)> tag_predicate;       // on the item's tag
-  bool empty() const { return allowed_slots == nullptr && !tag_predicate; }
-  bool pass(const CodeArray& codes, uint32_t slot) const {
-    if (allowed_slots != nullptr && (slot >= allowed_slots->size() || !(*allowed_slots)[slot])) {
-      return false;
-    }
-    return !tag_predicate || tag_predicate(codes.tag(slot));
+  bool empty() const { return allowed_slots == nullptr; }
+  bool pass(uint32_t slot) const {
+    return allowed_slots == nullptr || (slot < allowed_slots->size() && (*allowed_slots)[slot]);
   }
 };
 

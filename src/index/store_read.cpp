@@ -285,8 +285,7 @@ Result<std::vector<std::vector<Hit>>> CodeStore::search_batch(
     std::shared_lock lock(m.state_mutex);
     const CodeArray& codes = m.codes;
     const size_t words = codes.words();
-    Filter filter;
-    filter.tag_predicate = o.tag_predicate;
+    const Filter filter;  // a selection is searched query by query above
     std::vector<uint64_t> packed(queries.size() * words);
     for (size_t i = 0; i < queries.size(); ++i) {
       codes.pack(queries[i].data(), packed.data() + i * words);
@@ -341,12 +340,10 @@ namespace {
 // ties in slot order.
 std::vector<Neighbor> search_compact(const Selection& selection, const uint64_t* query,
                                      const CodeStore::SearchOptions& o, SearchStats* stats) {
-  Filter tags;
-  tags.tag_predicate = o.tag_predicate;
   std::vector<Neighbor> found =
       o.radius >= 0
-          ? scan_radius(*selection.compact, query, static_cast<uint32_t>(o.radius), tags, stats)
-          : scan_knn(*selection.compact, query, o.k, tags, stats, o.threads);
+          ? scan_radius(*selection.compact, query, static_cast<uint32_t>(o.radius), {}, stats)
+          : scan_knn(*selection.compact, query, o.k, {}, stats, o.threads);
   for (Neighbor& n : found) n.slot = selection.slots[n.slot];
   return found;
 }
@@ -368,7 +365,7 @@ std::vector<Neighbor> search_sparse(const CodeArray& codes, const Selection& sel
                       : found.size() == o.k && d >= found.front().distance) {
       continue;  // a later slot at the same distance loses the tie too
     }
-    if (codes.is_deleted(slot) || !filter.pass(codes, slot)) continue;
+    if (codes.is_deleted(slot) || !filter.pass(slot)) continue;
     if (o.radius >= 0) {
       found.push_back({slot, d});
       continue;
@@ -394,7 +391,6 @@ Result<std::vector<Hit>> CodeStore::search(const std::vector<uint8_t>& code, con
   const CodeArray& codes = impl_->codes;
   Filter filter;
   if (o.selection != nullptr) filter.allowed_slots = &o.selection->allowed;
-  filter.tag_predicate = o.tag_predicate;
   std::vector<uint64_t> query(codes.words());
   codes.pack(code.data(), query.data());
   std::vector<Neighbor> found;

@@ -209,10 +209,6 @@ index::CodeStore::SearchOptions store_options(const SearchRequest& request) {
   o.k = request.k;
   o.use_multi_index = request.use_multi_index;
   o.max_hits = request.radius >= 0 ? request.max_hits : 0;
-  if (request.label) {
-    const int32_t label = *request.label;
-    o.tag_predicate = [label](int32_t tag) { return tag == label; };
-  }
   return o;
 }
 

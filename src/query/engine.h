@@ -35,13 +35,12 @@ struct SearchRequest {
   int radius = -1;  // >= 0: every item within this Hamming radius (then no re-ranking)
   Rerank rerank = Rerank::kNone;
   size_t candidates = 0;         // Hamming candidates re-ranked; 0 = max(10 k, 100)
-  std::optional<int32_t> label;  // filter: only items with this tag (label)
   bool use_multi_index = true;
   bool with_metadata = true;
   size_t max_hits =
       0;  // radius searches: > 0 keeps the nearest this many (SearchResponse::truncated)
-  // Metadata filter (index/metadata_filter.h): only passing items are verified, so a kNN returns
-  // k passing items whenever k exist.
+  // Which items may be returned (metadata conditions and the label, as one filter): only passing
+  // items are verified, so a kNN returns k passing items whenever k exist.
   Filter filter;  // empty: every item
 };
 

@@ -41,6 +41,23 @@ Result<Filter> Filter::from_text(const std::string& text, size_t max_terms) {
   return from_json(j, max_terms);
 }
 
+Result<Filter> Filter::with_label(int32_t label) const {
+  IMSAT_ASSIGN_OR_RETURN(Filter both, from_json(nlohmann::json{{"label", label}}));
+  if (empty()) return both;
+  // {"must": [{"key": "label", "match": L}, THIS]}: this filter as a nested condition.
+  index::MetadataFilter combined = *both.filter_;
+  index::Condition nested;
+  nested.kind = index::Condition::Kind::kNested;
+  nested.nested = filter_;
+  combined.must.push_back(std::move(nested));
+  combined.terms += filter_->terms;
+  // The canonical text parse_metadata_filter would give the same filter written out in JSON.
+  combined.canonical.resize(combined.canonical.size() - 2);  // the closing "]}"
+  combined.canonical += "," + filter_->canonical + "]}";
+  both.filter_ = std::make_shared<const index::MetadataFilter>(std::move(combined));
+  return both;
+}
+
 bool Filter::empty() const { return filter_ == nullptr || filter_->empty(); }
 
 size_t Filter::terms() const { return filter_ == nullptr ? 0 : filter_->terms; }

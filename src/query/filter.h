@@ -33,6 +33,8 @@ class Filter {
   // JSON.
   static Result<Filter> from_text(const std::string& text,
                                   size_t max_terms = kDefaultMaxFilterTerms);
+  // This filter and "the item's label is `label`" (InvalidArgument for a negative label).
+  Result<Filter> with_label(int32_t label) const;
   bool empty() const;    // no condition: every item passes
   size_t terms() const;  // conditions and values, nested ones included
 

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "index/code_store.h"
+#include "index/hamming.h"
 #include "learn/learn.h"
 #include "query/engine.h"
 
@@ -68,5 +69,7 @@ Result<RepairReport> repair_store(const std::string& db) {
   out.items_after = r.items_after;
   return out;
 }
+
+std::string hamming_kernel_name() { return std::string(index::active_kernel_name()); }
 
 }  // namespace imsat::query

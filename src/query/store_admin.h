@@ -27,4 +27,7 @@ struct RepairReport {
 // Repairs a damaged store (index::CodeStore::repair): only when asked, after copying it.
 Result<RepairReport> repair_store(const std::string& db);
 
+// The Hamming distance kernel this CPU runs (avx512, avx2 or scalar), for info and inspect.
+std::string hamming_kernel_name();
+
 }  // namespace imsat::query

@@ -298,12 +298,22 @@ TEST_F(CodeStoreTest, NonStoreFolderIsRefused) {
   EXPECT_TRUE(fs::exists(path_ + "/precious.txt"));
 }
 
-TEST_F(CodeStoreTest, TagFilterAndAllowListApplyBeforeTopK) {
+// A selection of one label, for a search.
+std::shared_ptr<const imsat::index::Selection> label_selection(const CodeStore& store, int label) {
+  auto filter = imsat::index::parse_metadata_filter(R"({"must": [{"key": "label", "match": )" +
+                                                    std::to_string(label) + "}]}");
+  EXPECT_TRUE(filter.is_ok());
+  auto selection = store.select(*filter, /*for_search=*/true);
+  EXPECT_TRUE(selection.is_ok());
+  return *selection;
+}
+
+TEST_F(CodeStoreTest, LabelFilterAndAllowListApplyBeforeTopK) {
   auto store = open();
   auto items = random_items(300, 3, "k");
   ASSERT_TRUE(store->put(items).is_ok());
   CodeStore::SearchOptions o = knn(10);
-  o.tag_predicate = [](int32_t t) { return t == 1; };
+  o.selection = label_selection(*store, 1);
   auto hits = *store->search(items[0].code, o);
   ASSERT_EQ(hits.size(), 10u);
   for (const auto& h : hits) EXPECT_EQ(h.tag, 1);
@@ -344,7 +354,7 @@ TEST_F(CodeStoreTest, SearchBatchEqualsSearchPerQuery) {
   for (size_t k : {size_t{1}, size_t{10}, size_t{60}}) {
     for (int variant = 0; variant < 3; ++variant) {
       CodeStore::SearchOptions o = knn(k, /*mih=*/variant != 2);
-      if (variant == 1) o.tag_predicate = [](int32_t t) { return t == 2; };
+      if (variant == 1) o.selection = label_selection(*store, 2);
       o.with_codes = true;
       std::vector<imsat::index::SearchStats> stats;
       auto batch = store->search_batch(queries, o, &stats);

@@ -313,11 +313,27 @@ TEST_F(EngineTest, LabelFilterAndRadius) {
   auto e = engine(model_->fingerprint());
   Q::SearchRequest r;
   r.k = 30;
-  r.label = 2;
+  r.filter = *Q::Filter().with_label(2);
   auto res = e->search_vector(data_.row(0), data_.cols, r);  // row 0 has label 0
   ASSERT_TRUE(res.is_ok());
   ASSERT_EQ(res->hits.size(), 30u);
   for (const auto& h : res->hits) EXPECT_EQ(h.label, 2);
+  // The label and a metadata filter together: both hold for every hit.
+  Q::SearchRequest both;
+  both.k = 30;
+  both.filter = *Q::Filter::from_json(
+                     nlohmann::json::parse(R"({"must_not": [{"key": "label", "match": 2}]})"))
+                     ->with_label(1);
+  auto only_one = e->search_vector(data_.row(0), data_.cols, both);
+  ASSERT_TRUE(only_one.is_ok());
+  ASSERT_EQ(only_one->hits.size(), 30u);
+  for (const auto& h : only_one->hits) EXPECT_EQ(h.label, 1);
+  both.filter = *Q::Filter::from_json(
+                     nlohmann::json::parse(R"({"must_not": [{"key": "label", "match": 1}]})"))
+                     ->with_label(1);
+  only_one = e->search_vector(data_.row(0), data_.cols, both);
+  ASSERT_TRUE(only_one.is_ok());
+  EXPECT_TRUE(only_one->hits.empty());
   Q::SearchRequest radius;
   radius.radius = 1;
   auto ball = e->search_key("5", radius);
