@@ -5,6 +5,7 @@
 #include "cli.h"
 #include "query/engine.h"
 #include "query/json_format.h"
+#include "query/store_admin.h"
 
 namespace imsat::cli {
 

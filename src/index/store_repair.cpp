@@ -45,37 +45,60 @@ class ChunkedWriter {
   rocksdb::WriteBatch batch_;
 };
 
-}  // namespace
+// The damaged store opened read-write after salvage; closes itself.
+struct Salvaged {
+  std::unique_ptr<rocksdb::DB> db;
+  std::vector<rocksdb::ColumnFamilyHandle*> cf;
+  Salvaged() = default;
+  Salvaged(const Salvaged&) = delete;
+  Salvaged& operator=(const Salvaged&) = delete;
+  ~Salvaged() { close(); }
+  void close() {
+    if (db == nullptr) return;
+    for (auto* h : cf) db->DestroyColumnFamilyHandle(h);
+    cf.clear();
+    db->Close().PermitUncheckedError();
+    db.reset();
+  }
+};
 
-Result<CodeStore::RepairReport> CodeStore::repair(const std::string& path) {
+// Copies the damaged files beside the store (PATH.damaged-TIME) before anything is changed.
+Result<std::string> copy_aside(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  if (!fs::exists(fs::path(path) / "CURRENT", ec) && !fs::exists(fs::path(path) / "IDENTITY", ec)) {
-    return Status::not_found(path + ": no code store here");
+  std::string backup = path + ".damaged-" + std::to_string(std::time(nullptr));
+  for (int n = 1; fs::exists(backup, ec); ++n) {  // two repairs within one second
+    backup = path + ".damaged-" + std::to_string(std::time(nullptr)) + "-" + std::to_string(n);
   }
-  RepairReport report;
-  const std::optional<Watermark> mark = read_watermark(path);
-  if (mark) report.items_before = mark->items;
-  report.backup = path + ".damaged-" + std::to_string(std::time(nullptr));
-  for (int n = 1; fs::exists(report.backup, ec); ++n) {  // two repairs within one second
-    report.backup =
-        path + ".damaged-" + std::to_string(std::time(nullptr)) + "-" + std::to_string(n);
-  }
-  fs::copy(path, report.backup, fs::copy_options::recursive, ec);
+  fs::copy(path, backup, fs::copy_options::recursive, ec);
   if (ec) {
-    return Status::io_error(path + ": cannot copy the damaged files to " + report.backup + ": " +
+    return Status::io_error(path + ": cannot copy the damaged files to " + backup + ": " +
                             ec.message() + "; nothing was changed");
   }
+  return backup;
+}
 
+// Opens the store keeping whatever RocksDB can read. With an intact MANIFEST, opening with a log
+// mode that skips damaged records salvages every readable write-ahead record (RocksDB's RepairDB
+// would drop the non-default column families' log records). A MANIFEST that lost tables, or a
+// table with a damaged block, needs RepairDB, which rebuilds from the tables and sets aside what
+// it cannot read.
+Status open_salvaged(const std::string& path, Salvaged* out) {
   rocksdb::Options options;
   options.create_if_missing = false;
   options.create_missing_column_families = true;
   options.wal_recovery_mode = rocksdb::WALRecoveryMode::kSkipAnyCorruptedRecords;
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (int i = 0; i < kCfCount; ++i) descriptors.emplace_back(kCfNames[i], options);
-  // With an intact MANIFEST, opening with a log mode that skips damaged records salvages every
-  // readable write-ahead record (RocksDB's RepairDB would drop the non-default column families'
-  // log records). A MANIFEST that lost tables needs RepairDB, which rebuilds it from the tables.
+  const auto repair_db = [&] {
+    return translate(rocksdb::RepairDB(path, options, descriptors), path + ": repairing");
+  };
+  const auto open = [&] {
+    rocksdb::DB* raw = nullptr;
+    const rocksdb::Status s = rocksdb::DB::Open(options, path, descriptors, &out->cf, &raw);
+    out->db.reset(raw);
+    return s;
+  };
   bool need_repair_db = false;
   {
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
@@ -91,125 +114,130 @@ Result<CodeStore::RepairReport> CodeStore::repair(const std::string& path) {
           !opened.IsCorruption() || opened.ToString().find("MANIFEST") != std::string::npos;
     }
   }
-  if (need_repair_db) {
-    IMSAT_RETURN_IF_ERROR(
-        translate(rocksdb::RepairDB(path, options, descriptors), path + ": repairing"));
-  }
-  std::vector<rocksdb::ColumnFamilyHandle*> cf;
-  rocksdb::DB* raw = nullptr;
-  rocksdb::Status opened = rocksdb::DB::Open(options, path, descriptors, &cf, &raw);
+  if (need_repair_db) IMSAT_RETURN_IF_ERROR(repair_db());
+  rocksdb::Status opened = open();
   if (!opened.ok() && !need_repair_db) {
     // What the salvaging open could not read, RepairDB rebuilds from the tables.
-    IMSAT_RETURN_IF_ERROR(
-        translate(rocksdb::RepairDB(path, options, descriptors), path + ": repairing"));
-    opened = rocksdb::DB::Open(options, path, descriptors, &cf, &raw);
+    IMSAT_RETURN_IF_ERROR(repair_db());
+    opened = open();
   }
   IMSAT_RETURN_IF_ERROR(translate(opened, path + ": opening the repaired store"));
-  if (!need_repair_db && !raw->VerifyChecksum().ok()) {
-    // A table with a damaged block: RepairDB scans every table and sets aside the unreadable.
-    for (auto* h : cf) raw->DestroyColumnFamilyHandle(h);
-    cf.clear();
-    raw->Close().PermitUncheckedError();
-    delete raw;
-    raw = nullptr;
-    IMSAT_RETURN_IF_ERROR(
-        translate(rocksdb::RepairDB(path, options, descriptors), path + ": repairing"));
-    IMSAT_RETURN_IF_ERROR(translate(rocksdb::DB::Open(options, path, descriptors, &cf, &raw),
-                                    path + ": opening the repaired store"));
+  if (!need_repair_db && !out->db->VerifyChecksum().ok()) {
+    out->close();
+    IMSAT_RETURN_IF_ERROR(repair_db());
+    IMSAT_RETURN_IF_ERROR(translate(open(), path + ": opening the repaired store"));
   }
-  std::unique_ptr<rocksdb::DB> db(raw);
-  auto close = [&] {
-    for (auto* h : cf) db->DestroyColumnFamilyHandle(h);
-    cf.clear();
-    db->Close().PermitUncheckedError();
-  };
+  return Status::ok();
+}
 
+// The codes are the source of truth: the newest record of each key survives (ids increase with
+// writes), malformed and replaced records are erased. The surviving ids and the largest id.
+Status keep_newest_codes(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* codes, size_t code_bytes,
+                         ChunkedWriter* out, std::unordered_set<uint64_t>* live, uint64_t* max_id) {
+  std::unordered_map<std::string, uint64_t> key_ids;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), codes));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    const rocksdb::Slice v = it->value();
+    if (it->key().size() != 8 || v.size() < code_bytes + 4) {
+      IMSAT_RETURN_IF_ERROR(out->erase(codes, it->key()));
+      continue;
+    }
+    const uint64_t id = from_be64(it->key());
+    const std::string key(v.data() + code_bytes + 4, v.size() - code_bytes - 4);
+    auto [at, fresh] = key_ids.emplace(key, id);
+    if (!fresh) {
+      IMSAT_RETURN_IF_ERROR(out->erase(codes, be64(at->second)));
+      live->erase(at->second);
+      at->second = id;
+    }
+    live->insert(id);
+    *max_id = std::max(*max_id, id);
+  }
+  return translate(it->status(), "reading codes");
+}
+
+// Keys and buckets are rebuilt from the surviving codes; metadata of gone items is erased.
+Status rebuild_derived(const Salvaged& s, const Schema& schema,
+                       const std::unordered_set<uint64_t>& live, ChunkedWriter* out) {
+  for (int c : {kKeys, kBuckets}) {
+    std::unique_ptr<rocksdb::Iterator> it(s.db->NewIterator(rocksdb::ReadOptions(), s.cf[c]));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      IMSAT_RETURN_IF_ERROR(out->erase(s.cf[c], it->key()));
+    }
+  }
+  {
+    std::unique_ptr<rocksdb::Iterator> it(s.db->NewIterator(rocksdb::ReadOptions(), s.cf[kMeta]));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (it->key().size() < 8 || live.count(from_be64(it->key())) == 0) {
+        IMSAT_RETURN_IF_ERROR(out->erase(s.cf[kMeta], it->key()));
+      }
+    }
+  }
+  const MultiIndex mih(schema.bits, schema.tables);
+  CodeArray packer(schema.bits);
+  const size_t code_bytes = packer.code_bytes();
+  std::vector<uint64_t> packed(packer.words());
+  std::unique_ptr<rocksdb::Iterator> it(s.db->NewIterator(rocksdb::ReadOptions(), s.cf[kCodes]));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (it->key().size() != 8) continue;
+    const uint64_t id = from_be64(it->key());
+    if (live.count(id) == 0) continue;
+    const rocksdb::Slice v = it->value();
+    const std::string key(v.data() + code_bytes + 4, v.size() - code_bytes - 4);
+    IMSAT_RETURN_IF_ERROR(out->put(s.cf[kKeys], key, be64(id)));
+    packer.pack(reinterpret_cast<const uint8_t*>(v.data()), packed.data());
+    for (int t = 0; schema.persist_buckets && t < mih.tables(); ++t) {
+      IMSAT_RETURN_IF_ERROR(
+          out->put(s.cf[kBuckets], bucket_key(t, mih.substring(t, packed.data()), id), ""));
+    }
+  }
+  return translate(it->status(), "reading codes");
+}
+
+}  // namespace
+
+Result<CodeStore::RepairReport> CodeStore::repair(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(fs::path(path) / "CURRENT", ec) && !fs::exists(fs::path(path) / "IDENTITY", ec)) {
+    return Status::not_found(path + ": no code store here");
+  }
+  RepairReport report;
+  const std::optional<Watermark> mark = read_watermark(path);
+  if (mark) report.items_before = mark->items;
+  IMSAT_ASSIGN_OR_RETURN(report.backup, copy_aside(path));
+  Salvaged s;
+  IMSAT_RETURN_IF_ERROR(open_salvaged(path, &s));
   std::string text;
-  if (!db->Get(rocksdb::ReadOptions(), cf[kSchema], "schema", &text).ok()) {
-    close();
+  if (!s.db->Get(rocksdb::ReadOptions(), s.cf[kSchema], "schema", &text).ok()) {
     return Status::corruption(path +
                               ": the schema record is lost; the store cannot be rebuilt "
                               "(the damaged files are in " +
                               report.backup + ")");
   }
   IMSAT_ASSIGN_OR_RETURN(const Schema schema, Schema::decode(text));
-  const MultiIndex mih(schema.bits, schema.tables);
-  CodeArray packer(schema.bits);
-  const size_t code_bytes = packer.code_bytes();
-  ChunkedWriter out(db.get(), path + ": rewriting records");
-
-  // The codes are the source of truth: the newest record of each key survives.
-  std::unordered_map<std::string, uint64_t> key_ids;
+  ChunkedWriter out(s.db.get(), path + ": rewriting records");
   std::unordered_set<uint64_t> live;
   uint64_t max_id = 0;
-  {
-    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cf[kCodes]));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      const rocksdb::Slice v = it->value();
-      if (it->key().size() != 8 || v.size() < code_bytes + 4) {
-        IMSAT_RETURN_IF_ERROR(out.erase(cf[kCodes], it->key()));
-        continue;
-      }
-      const uint64_t id = from_be64(it->key());
-      const std::string key(v.data() + code_bytes + 4, v.size() - code_bytes - 4);
-      auto [at, fresh] = key_ids.emplace(key, id);
-      if (!fresh) {  // ids increase with writes: the later one replaced the earlier
-        IMSAT_RETURN_IF_ERROR(out.erase(cf[kCodes], be64(at->second)));
-        live.erase(at->second);
-        at->second = id;
-      }
-      live.insert(id);
-      max_id = std::max(max_id, id);
-    }
-    IMSAT_RETURN_IF_ERROR(translate(it->status(), path + ": reading codes"));
-  }
-  // Keys, buckets and metadata are rebuilt from (or checked against) the surviving codes.
-  for (int c : {kKeys, kBuckets}) {
-    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cf[c]));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      IMSAT_RETURN_IF_ERROR(out.erase(cf[c], it->key()));
-    }
-  }
-  {
-    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cf[kMeta]));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      if (it->key().size() < 8 || live.count(from_be64(it->key())) == 0) {
-        IMSAT_RETURN_IF_ERROR(out.erase(cf[kMeta], it->key()));
-      }
-    }
-  }
-  std::vector<uint64_t> packed(packer.words());
-  {
-    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cf[kCodes]));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      if (it->key().size() != 8) continue;
-      const uint64_t id = from_be64(it->key());
-      if (live.count(id) == 0) continue;
-      const rocksdb::Slice v = it->value();
-      const std::string key(v.data() + code_bytes + 4, v.size() - code_bytes - 4);
-      IMSAT_RETURN_IF_ERROR(out.put(cf[kKeys], key, be64(id)));
-      packer.pack(reinterpret_cast<const uint8_t*>(v.data()), packed.data());
-      for (int t = 0; schema.persist_buckets && t < mih.tables(); ++t) {
-        IMSAT_RETURN_IF_ERROR(
-            out.put(cf[kBuckets], bucket_key(t, mih.substring(t, packed.data()), id), ""));
-      }
-    }
-  }
+  IMSAT_RETURN_IF_ERROR(keep_newest_codes(
+      s.db.get(), s.cf[kCodes], CodeArray(schema.bits).code_bytes(), &out, &live, &max_id));
+  IMSAT_RETURN_IF_ERROR(rebuild_derived(s, schema, live, &out));
+  // The counters: next id past every surviving one, the item count, a new generation.
   uint64_t next_id = max_id + 1;
   std::string v;
-  if (db->Get(rocksdb::ReadOptions(), cf[kSchema], "next_id", &v).ok() && v.size() == 8) {
+  if (s.db->Get(rocksdb::ReadOptions(), s.cf[kSchema], "next_id", &v).ok() && v.size() == 8) {
     next_id = std::max(next_id, from_be64(v));
   }
-  IMSAT_ASSIGN_OR_RETURN(uint64_t generation, recorded_generation(db.get(), cf[kSchema]));
+  IMSAT_ASSIGN_OR_RETURN(uint64_t generation, recorded_generation(s.db.get(), s.cf[kSchema]));
   if (mark) generation = std::max(generation, mark->generation);
   ++generation;
   report.items_after = live.size();
-  IMSAT_RETURN_IF_ERROR(out.put(cf[kSchema], "next_id", be64(next_id)));
-  IMSAT_RETURN_IF_ERROR(out.put(cf[kSchema], "items", be64(report.items_after)));
-  IMSAT_RETURN_IF_ERROR(out.put(cf[kSchema], "generation", be64(generation)));
+  IMSAT_RETURN_IF_ERROR(out.put(s.cf[kSchema], "next_id", be64(next_id)));
+  IMSAT_RETURN_IF_ERROR(out.put(s.cf[kSchema], "items", be64(report.items_after)));
+  IMSAT_RETURN_IF_ERROR(out.put(s.cf[kSchema], "generation", be64(generation)));
   IMSAT_RETURN_IF_ERROR(out.finish());
-  IMSAT_RETURN_IF_ERROR(translate(db->Flush(rocksdb::FlushOptions(), cf), path + ": flushing"));
-  close();
+  IMSAT_RETURN_IF_ERROR(translate(s.db->Flush(rocksdb::FlushOptions(), s.cf), path + ": flushing"));
+  s.close();
   IMSAT_RETURN_IF_ERROR(write_watermark(path, {generation, report.items_after}));
 
   // The result must open and verify like any healthy store.

@@ -273,6 +273,116 @@ Result<ImageScan> scan_image_folder(const std::string& folder, const ImageImport
   return scan;
 }
 
+namespace {
+
+// One manifest line as a JSON object: a JSON line as it is, a CSV line by the header's names.
+Result<json> manifest_row(const std::string& line, const std::vector<std::string>& header,
+                          bool json_lines, const std::string& where) {
+  json row = json::object();
+  if (json_lines) {
+    try {
+      row = json::parse(line);
+    } catch (const json::exception& e) {
+      return Status::invalid_argument(where + ": not a JSON object: " + e.what());
+    }
+    if (!row.is_object()) return Status::invalid_argument(where + ": not a JSON object");
+    return row;
+  }
+  Result<std::vector<std::string>> fields = csv_fields(line);
+  if (!fields.is_ok()) return Status::invalid_argument(where + ": " + fields.status().message());
+  if (fields->size() != header.size()) {
+    return Status::invalid_argument(where + ": " + std::to_string(fields->size()) +
+                                    " fields, the header has " + std::to_string(header.size()));
+  }
+  for (size_t k = 0; k < header.size(); ++k) {
+    // JSON carries text only: a path is escaped (printable), every other value must be text.
+    if (header[k] != "path" && (!is_utf8(header[k]) || !is_utf8((*fields)[k]))) {
+      return Status::invalid_argument(where + ": column " + std::to_string(k + 1) +
+                                      " is not valid UTF-8 text");
+    }
+    row[header[k]] = (*fields)[k];
+  }
+  return row;
+}
+
+// A manifest row's file: path, key, label (a number, or a name into *label_name) and the other
+// columns as metadata.
+Result<ImageFile> manifest_file(const json& row, const std::string& where,
+                                std::string* label_name) {
+  if (!row.contains("path") || !row["path"].is_string() || row["path"].get<std::string>().empty()) {
+    return Status::invalid_argument(where + ": no 'path'");
+  }
+  ImageFile f;
+  f.path = row["path"].get<std::string>();
+  if (row.contains("key")) {
+    if (!row["key"].is_string() || row["key"].get<std::string>().empty()) {
+      return Status::invalid_argument(where + ": 'key' must be a non-empty string");
+    }
+    f.key = row["key"].get<std::string>();
+  }
+  if (row.contains("label")) {
+    const json& l = row["label"];
+    if (l.is_number_integer() && l.get<int64_t>() >= 0 && l.get<int64_t>() <= INT32_MAX) {
+      f.label = static_cast<int32_t>(l.get<int64_t>());
+    } else if (l.is_string() && !l.get<std::string>().empty()) {
+      const std::string text = l.get<std::string>();
+      if (text.find_first_not_of("0123456789") == std::string::npos && text.size() < 10) {
+        f.label = std::stoi(text);
+      } else {
+        *label_name = text;
+      }
+    } else if (!l.is_null() && !(l.is_string() && l.get<std::string>().empty())) {
+      return Status::invalid_argument(where +
+                                      ": 'label' must be a non-negative integer or a "
+                                      "name");
+    }
+  }
+  json columns = json::object();
+  for (auto& [name, value] : row.items()) {
+    if (name != "path" && name != "key" && name != "label") columns[name] = value;
+  }
+  if (!columns.empty()) f.columns = columns.dump();
+  return f;
+}
+
+// Labels of a manifest's files: numbers, or names numbered in sorted order, on every file or on
+// none; then each file's identity (duplicates) and the scan's fingerprint.
+Status finish_manifest(const std::vector<std::string>& label_names, const ImageImport& settings,
+                       uint64_t h, ImageScan* scan) {
+  bool named = false, numbered = false, all = true;
+  std::set<std::string> names;
+  for (size_t i = 0; i < scan->files.size(); ++i) {
+    named |= !label_names[i].empty();
+    numbered |= scan->files[i].label >= 0;
+    all &= !label_names[i].empty() || scan->files[i].label >= 0;
+    if (!label_names[i].empty()) names.insert(label_names[i]);
+  }
+  if (named && numbered) {
+    return Status::invalid_argument(settings.manifest +
+                                    ": labels mix numbers and names; use one or the other");
+  }
+  scan->labelled = all;
+  if (named) scan->label_names.assign(names.begin(), names.end());
+  std::set<std::pair<dev_t, ino_t>> seen;
+  for (size_t i = 0; i < scan->files.size(); ++i) {
+    ImageFile& f = scan->files[i];
+    if (named) {
+      f.label = static_cast<int32_t>(
+          std::lower_bound(scan->label_names.begin(), scan->label_names.end(), label_names[i]) -
+          scan->label_names.begin());
+    }
+    if (!all) f.label = -1;
+    struct stat st {};
+    const bool ok = ::stat(scan->file_path(i).c_str(), &st) == 0;
+    h = fingerprint_file(ok ? &st : nullptr, h);
+    if (ok && !settings.keep_duplicates) f.duplicate = !seen.insert({st.st_dev, st.st_ino}).second;
+  }
+  scan->fingerprint = h;
+  return Status::ok();
+}
+
+}  // namespace
+
 Result<ImageScan> scan_image_manifest(const ImageImport& settings) {
   const std::string& manifest = settings.manifest;
   std::ifstream in(manifest);
@@ -292,7 +402,6 @@ Result<ImageScan> scan_image_manifest(const ImageImport& settings) {
     const std::string where = manifest + " line " + std::to_string(line_no);
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     h = fnv1a64_bytes(line.data(), line.size() + 1, h);
-    json row = json::object();
     if (scan.files.empty() && header.empty() && !json_lines) {
       json_lines = line[line.find_first_not_of(" \t")] == '{';
       if (!json_lines) {
@@ -303,104 +412,18 @@ Result<ImageScan> scan_image_manifest(const ImageImport& settings) {
         continue;
       }
     }
-    if (json_lines) {
-      try {
-        row = json::parse(line);
-      } catch (const json::exception& e) {
-        return Status::invalid_argument(where + ": not a JSON object: " + e.what());
-      }
-      if (!row.is_object()) return Status::invalid_argument(where + ": not a JSON object");
-    } else {
-      Result<std::vector<std::string>> fields = csv_fields(line);
-      if (!fields.is_ok()) {
-        return Status::invalid_argument(where + ": " + fields.status().message());
-      }
-      if (fields->size() != header.size()) {
-        return Status::invalid_argument(where + ": " + std::to_string(fields->size()) +
-                                        " fields, the header has " + std::to_string(header.size()));
-      }
-      for (size_t k = 0; k < header.size(); ++k) {
-        // JSON carries text only: a path is escaped (printable), every other value must be text.
-        if (header[k] != "path" && (!is_utf8(header[k]) || !is_utf8((*fields)[k]))) {
-          return Status::invalid_argument(where + ": column " + std::to_string(k + 1) +
-                                          " is not valid UTF-8 text");
-        }
-        row[header[k]] = (*fields)[k];
-      }
-    }
-    if (!row.contains("path") || !row["path"].is_string() ||
-        row["path"].get<std::string>().empty()) {
-      return Status::invalid_argument(where + ": no 'path'");
-    }
-    ImageFile f;
-    f.path = row["path"].get<std::string>();
-    std::string key = printable(f.path);
-    if (row.contains("key")) {
-      if (!row["key"].is_string() || row["key"].get<std::string>().empty()) {
-        return Status::invalid_argument(where + ": 'key' must be a non-empty string");
-      }
-      key = row["key"].get<std::string>();
-      f.key = key;
-    }
+    IMSAT_ASSIGN_OR_RETURN(const json row, manifest_row(line, header, json_lines, where));
+    std::string label_name;
+    IMSAT_ASSIGN_OR_RETURN(ImageFile f, manifest_file(row, where, &label_name));
+    const std::string key = f.key.empty() ? printable(f.path) : f.key;
     if (!keys.insert(key).second) {
       return Status::invalid_argument(where + ": key '" + key + "' appears twice");
     }
-    std::string label_name;
-    if (row.contains("label")) {
-      const json& l = row["label"];
-      if (l.is_number_integer() && l.get<int64_t>() >= 0 && l.get<int64_t>() <= INT32_MAX) {
-        f.label = static_cast<int32_t>(l.get<int64_t>());
-      } else if (l.is_string() && !l.get<std::string>().empty()) {
-        const std::string text = l.get<std::string>();
-        if (text.find_first_not_of("0123456789") == std::string::npos && text.size() < 10) {
-          f.label = std::stoi(text);
-        } else {
-          label_name = text;
-        }
-      } else if (!l.is_null() && !(l.is_string() && l.get<std::string>().empty())) {
-        return Status::invalid_argument(where +
-                                        ": 'label' must be a non-negative integer or a "
-                                        "name");
-      }
-    }
-    json columns = json::object();
-    for (auto& [name, value] : row.items()) {
-      if (name != "path" && name != "key" && name != "label") columns[name] = value;
-    }
-    if (!columns.empty()) f.columns = columns.dump();
     label_names.push_back(std::move(label_name));
     scan.files.push_back(std::move(f));
   }
   if (scan.files.empty()) return Status::invalid_argument(manifest + ": lists no images");
-  bool named = false, numbered = false, all = true;
-  std::set<std::string> names;
-  for (size_t i = 0; i < scan.files.size(); ++i) {
-    named |= !label_names[i].empty();
-    numbered |= scan.files[i].label >= 0;
-    all &= !label_names[i].empty() || scan.files[i].label >= 0;
-    if (!label_names[i].empty()) names.insert(label_names[i]);
-  }
-  if (named && numbered) {
-    return Status::invalid_argument(manifest +
-                                    ": labels mix numbers and names; use one or the other");
-  }
-  scan.labelled = all;
-  if (named) scan.label_names.assign(names.begin(), names.end());
-  std::set<std::pair<dev_t, ino_t>> seen;
-  for (size_t i = 0; i < scan.files.size(); ++i) {
-    ImageFile& f = scan.files[i];
-    if (named) {
-      f.label = static_cast<int32_t>(
-          std::lower_bound(scan.label_names.begin(), scan.label_names.end(), label_names[i]) -
-          scan.label_names.begin());
-    }
-    if (!all) f.label = -1;
-    struct stat st {};
-    const bool ok = ::stat(scan.file_path(i).c_str(), &st) == 0;
-    h = fingerprint_file(ok ? &st : nullptr, h);
-    if (ok && !settings.keep_duplicates) f.duplicate = !seen.insert({st.st_dev, st.st_ino}).second;
-  }
-  scan.fingerprint = h;
+  IMSAT_RETURN_IF_ERROR(finish_manifest(label_names, settings, h, &scan));
   return scan;
 }
 

@@ -395,7 +395,10 @@ Status Model::save(const std::string& path) const {
   return write_file_atomically(path, out);
 }
 
-Result<Model> Model::load(const std::string& path) {
+namespace {
+
+// A model file's bytes, checked: magic, format version, length and checksum.
+Result<std::string> read_model_file(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) return Status::not_found(path + ": no such model file");
   if (std::filesystem::is_directory(path, ec)) {
@@ -409,15 +412,14 @@ Result<Model> Model::load(const std::string& path) {
                               " at byte 0: not an imsat model file (expected magic "
                               "IMSATMDL)");
   }
-  Reader r(path, b);
-  std::string skip;
-  IMSAT_RETURN_IF_ERROR(r.bytes(sizeof(kMagic), &skip, "the magic"));
   uint32_t version = 0;
-  IMSAT_RETURN_IF_ERROR(r.get(&version, "the format version"));
-  if (version != kModelFormatVersion) {
-    return Status::invalid_argument(path + ": model format version " + std::to_string(version) +
-                                    ", this build reads version " +
-                                    std::to_string(kModelFormatVersion));
+  if (b.size() >= sizeof(kMagic) + sizeof(version)) {
+    std::memcpy(&version, b.data() + sizeof(kMagic), sizeof(version));
+    if (version != kModelFormatVersion) {
+      return Status::invalid_argument(path + ": model format version " + std::to_string(version) +
+                                      ", this build reads version " +
+                                      std::to_string(kModelFormatVersion));
+    }
   }
   if (b.size() < 8 + 4 + 8 + 8) return Status::corruption(path + ": model file is truncated");
   uint64_t stored_sum;
@@ -426,15 +428,13 @@ Result<Model> Model::load(const std::string& path) {
     return Status::corruption(path + ": checksum mismatch: the model file (" +
                               std::to_string(b.size()) + " bytes) is truncated or damaged");
   }
-  uint64_t header_len = 0;
-  IMSAT_RETURN_IF_ERROR(r.get(&header_len, "the header length"));
-  std::string header_text;
-  if (header_len > b.size()) return Status::corruption(path + ": header length is damaged");
-  IMSAT_RETURN_IF_ERROR(r.bytes(header_len, &header_text, "the JSON header"));
+  return b;
+}
 
-  auto impl = std::make_unique<Model::Impl>();
+// The JSON header's fields into `impl`.
+Status parse_header(const std::string& path, const std::string& text, Model::Impl* impl) {
   try {
-    json h = json::parse(header_text);
+    json h = json::parse(text);
     Result<Method> method = parse_method(h.at("method").get<std::string>());
     if (!method.is_ok()) return Status::corruption(path + ": " + method.status().message());
     impl->method = *method;
@@ -465,30 +465,41 @@ Result<Model> Model::load(const std::string& path) {
   } catch (const json::exception& e) {
     return Status::corruption(path + ": model header is not valid: " + e.what());
   }
+  return Status::ok();
+}
 
+// The named tensors that follow the header.
+Result<std::map<std::string, torch::Tensor>> read_tensors(const std::string& path, Reader* r) {
   uint32_t count = 0;
-  IMSAT_RETURN_IF_ERROR(r.get(&count, "the tensor count"));
+  IMSAT_RETURN_IF_ERROR(r->get(&count, "the tensor count"));
   std::map<std::string, torch::Tensor> loaded;
   for (uint32_t i = 0; i < count; ++i) {
     uint32_t name_len = 0, ndim = 0;
     std::string name;
-    IMSAT_RETURN_IF_ERROR(r.get(&name_len, "a tensor name length"));
-    IMSAT_RETURN_IF_ERROR(r.bytes(name_len, &name, "a tensor name"));
-    IMSAT_RETURN_IF_ERROR(r.get(&ndim, "a tensor rank"));
+    IMSAT_RETURN_IF_ERROR(r->get(&name_len, "a tensor name length"));
+    IMSAT_RETURN_IF_ERROR(r->bytes(name_len, &name, "a tensor name"));
+    IMSAT_RETURN_IF_ERROR(r->get(&ndim, "a tensor rank"));
     if (ndim > 4)
       return Status::corruption(path + ": tensor " + name + " has rank " + std::to_string(ndim));
     std::vector<int64_t> dims(ndim);
     int64_t numel = 1;
     for (auto& d : dims) {
-      IMSAT_RETURN_IF_ERROR(r.get(&d, "a tensor dimension"));
+      IMSAT_RETURN_IF_ERROR(r->get(&d, "a tensor dimension"));
       if (d < 0 || d > (int64_t{1} << 32))
         return Status::corruption(path + ": tensor " + name + " has a damaged shape");
       numel *= d;
     }
     torch::Tensor t = torch::empty(dims, torch::kFloat);
-    IMSAT_RETURN_IF_ERROR(r.floats(static_cast<size_t>(numel), t.data_ptr<float>(), "tensor data"));
+    IMSAT_RETURN_IF_ERROR(
+        r->floats(static_cast<size_t>(numel), t.data_ptr<float>(), "tensor data"));
     loaded[name] = t;
   }
+  return loaded;
+}
+
+// The loaded tensors into the model's parts; the network rebuilt from the header's architecture.
+Status attach_tensors(const std::string& path, const std::map<std::string, torch::Tensor>& loaded,
+                      Model::Impl* impl) {
   auto take = [&](const std::string& name) -> torch::Tensor {
     auto it = loaded.find(name);
     return it == loaded.end() ? torch::Tensor() : it->second;
@@ -502,25 +513,45 @@ Result<Model> Model::load(const std::string& path) {
   if (!impl->pre.pixels && (!impl->pre.mean.defined() || !impl->pre.inv_std.defined())) {
     return Status::corruption(path + ": standardisation statistics are missing");
   }
-  if (impl->kind == Kind::kMlp) {
-    const int out = impl->clusters > 0 ? impl->clusters : impl->bits;
-    impl->net =
-        internal::Mlp(static_cast<int64_t>(impl->input_dim), impl->hidden, out, impl->shortcut);
-    torch::NoGradGuard no_grad;
-    auto copy_into = [&](const std::string& key, torch::Tensor& dst) -> Status {
-      torch::Tensor src = take("net." + key);
-      if (!src.defined() || src.sizes() != dst.sizes()) {
-        return Status::corruption(path + ": network tensor " + key + " is missing or misshapen");
-      }
-      dst.copy_(src);
-      return Status::ok();
-    };
-    for (auto& p : impl->net->named_parameters())
-      IMSAT_RETURN_IF_ERROR(copy_into(p.key(), p.value()));
-    for (auto& buf : impl->net->named_buffers()) {
-      if (buf.value().is_floating_point()) IMSAT_RETURN_IF_ERROR(copy_into(buf.key(), buf.value()));
+  if (impl->kind != Kind::kMlp) return Status::ok();
+  const int out = impl->clusters > 0 ? impl->clusters : impl->bits;
+  impl->net =
+      internal::Mlp(static_cast<int64_t>(impl->input_dim), impl->hidden, out, impl->shortcut);
+  torch::NoGradGuard no_grad;
+  auto copy_into = [&](const std::string& key, torch::Tensor& dst) -> Status {
+    torch::Tensor src = take("net." + key);
+    if (!src.defined() || src.sizes() != dst.sizes()) {
+      return Status::corruption(path + ": network tensor " + key + " is missing or misshapen");
     }
+    dst.copy_(src);
+    return Status::ok();
+  };
+  for (auto& p : impl->net->named_parameters())
+    IMSAT_RETURN_IF_ERROR(copy_into(p.key(), p.value()));
+  for (auto& buf : impl->net->named_buffers()) {
+    if (buf.value().is_floating_point()) IMSAT_RETURN_IF_ERROR(copy_into(buf.key(), buf.value()));
   }
+  return Status::ok();
+}
+
+}  // namespace
+
+Result<Model> Model::load(const std::string& path) {
+  IMSAT_ASSIGN_OR_RETURN(const std::string b, read_model_file(path));
+  Reader r(path, b);
+  std::string skip;
+  IMSAT_RETURN_IF_ERROR(r.bytes(sizeof(kMagic), &skip, "the magic"));
+  uint32_t version = 0;
+  IMSAT_RETURN_IF_ERROR(r.get(&version, "the format version"));
+  uint64_t header_len = 0;
+  IMSAT_RETURN_IF_ERROR(r.get(&header_len, "the header length"));
+  std::string header_text;
+  if (header_len > b.size()) return Status::corruption(path + ": header length is damaged");
+  IMSAT_RETURN_IF_ERROR(r.bytes(header_len, &header_text, "the JSON header"));
+  auto impl = std::make_unique<Model::Impl>();
+  IMSAT_RETURN_IF_ERROR(parse_header(path, header_text, impl.get()));
+  IMSAT_ASSIGN_OR_RETURN(const auto loaded, read_tensors(path, &r));
+  IMSAT_RETURN_IF_ERROR(attach_tensors(path, loaded, impl.get()));
   return make_model(std::move(impl));
 }
 
