@@ -34,7 +34,7 @@ struct SearchRequest {
   size_t k = 10;
   int radius = -1;  // >= 0: every item within this Hamming radius (then no re-ranking)
   Rerank rerank = Rerank::kNone;
-  size_t candidates = 0;         // Hamming candidates re-ranked; 0 = max(10 k, 100)
+  size_t candidates = 0;  // Hamming candidates re-ranked; 0 = max(10 k, 100)
   bool use_multi_index = true;
   bool with_metadata = true;
   size_t max_hits =
