@@ -290,6 +290,67 @@ void write_plot(const EvalArgs& args, const std::vector<query::GridRow>& rows,
   if (!args.quiet) std::fprintf(stderr, "imsat: wrote %s\n", args.plot.c_str());
 }
 
+// The command itself, once its flags are parsed.
+void run_eval(const std::shared_ptr<EvalArgs>& args, CLI::App* cmd) {
+  if (!args->db.empty()) {
+    evaluate_store(*args);
+    return;
+  }
+  if (args->source.data.empty() && args->source.manifest.empty()) {
+    throw UsageError("give --data (train and evaluate) or --db (a store)");
+  }
+  // Loaded models read image files through their own recorded pipeline (the first model's;
+  // the others must record the same).
+  std::unique_ptr<learn::Model> first;
+  if (!args->models.empty()) {
+    first = std::make_unique<learn::Model>(take(learn::Model::load(args->models.front())));
+  }
+  learn::Dataset data = load_data(args->source, first.get(), args->quiet);
+  if (data.labels.empty())
+    throw std::runtime_error(args->source.data + ": evaluation needs labels");
+  query::GridRequest request;
+  request.split = choose_split(*args, data);
+  if (!args->quiet) {
+    std::fprintf(stderr, "imsat: %zu items, %zu queries, %zu gallery\n", data.rows,
+                 request.split.queries.size(), request.split.gallery.size());
+    print_split(request.split, data.label_names);
+  }
+  warn_small_gallery(request.split.gallery.size(), args->precision_at);
+  request.options.precision_at = args->precision_at;
+  request.options.radius = args->radius;
+  request.asymmetric =
+      args->rank == "asymmetric" || args->json || !args->json_out.empty() || !args->csv_out.empty();
+  request.map_at = args->map_at;
+  request.curves = !args->plot.empty();
+  request.model_paths = args->models;
+  // With --model, methods are trained only when --methods is also given.
+  const bool train_too = args->models.empty() || cmd->count("--methods") > 0;
+  if (train_too) request.runs = training_runs(cmd, *args);
+  const std::vector<query::GridRow> rows =
+      take(query::evaluate_grid(data, request, grid_observer(*args), first.get()));
+  // The table's order: the methods of the loaded models first, in the order given, then the
+  // trained ones; the trained lengths, then those of the loaded models.
+  std::vector<std::string> methods = train_too ? args->methods : std::vector<std::string>{};
+  std::vector<int> bits = train_too ? args->bits : std::vector<int>{};
+  size_t loaded_methods = 0;
+  for (const query::GridRow& row : rows) {
+    if (row.train_seconds >= 0) continue;
+    if (std::find(methods.begin(), methods.end(), row.method) == methods.end()) {
+      methods.insert(methods.begin() + static_cast<long>(loaded_methods++), row.method);
+    }
+    if (std::find(bits.begin(), bits.end(), row.bits) == bits.end()) bits.push_back(row.bits);
+  }
+  nlohmann::json out = grid_json(*args, request, data, rows);
+  if (!args->json_out.empty()) write_file(args->json_out, out.dump(2) + "\n");
+  if (args->json) {
+    print_json_line(out.dump());
+  } else {
+    print_table(*args, rows, methods, bits);
+  }
+  if (!args->plot.empty()) write_plot(*args, rows, methods, bits);
+  if (!args->csv_out.empty()) write_file(args->csv_out, query::grid_csv(rows, request));
+}
+
 }  // namespace
 
 void add_eval(CLI::App& app) {
@@ -360,65 +421,7 @@ void add_eval(CLI::App& app) {
       ->check(CLI::IsMember({"per-class", "dataset"}))
       ->capture_default_str();
   cmd->add_flag("--quiet", args->quiet, "No progress output");
-  cmd->callback([args, cmd] {
-    if (!args->db.empty()) {
-      evaluate_store(*args);
-      return;
-    }
-    if (args->source.data.empty() && args->source.manifest.empty()) {
-      throw UsageError("give --data (train and evaluate) or --db (a store)");
-    }
-    // Loaded models read image files through their own recorded pipeline (the first model's;
-    // the others must record the same).
-    std::unique_ptr<learn::Model> first;
-    if (!args->models.empty()) {
-      first = std::make_unique<learn::Model>(take(learn::Model::load(args->models.front())));
-    }
-    learn::Dataset data = load_data(args->source, first.get(), args->quiet);
-    if (data.labels.empty())
-      throw std::runtime_error(args->source.data + ": evaluation needs labels");
-    query::GridRequest request;
-    request.split = choose_split(*args, data);
-    if (!args->quiet) {
-      std::fprintf(stderr, "imsat: %zu items, %zu queries, %zu gallery\n", data.rows,
-                   request.split.queries.size(), request.split.gallery.size());
-      print_split(request.split, data.label_names);
-    }
-    warn_small_gallery(request.split.gallery.size(), args->precision_at);
-    request.options.precision_at = args->precision_at;
-    request.options.radius = args->radius;
-    request.asymmetric = args->rank == "asymmetric" || args->json || !args->json_out.empty() ||
-                         !args->csv_out.empty();
-    request.map_at = args->map_at;
-    request.curves = !args->plot.empty();
-    request.model_paths = args->models;
-    // With --model, methods are trained only when --methods is also given.
-    const bool train_too = args->models.empty() || cmd->count("--methods") > 0;
-    if (train_too) request.runs = training_runs(cmd, *args);
-    const std::vector<query::GridRow> rows =
-        take(query::evaluate_grid(data, request, grid_observer(*args), first.get()));
-    // The table's order: the methods of the loaded models first, in the order given, then the
-    // trained ones; the trained lengths, then those of the loaded models.
-    std::vector<std::string> methods = train_too ? args->methods : std::vector<std::string>{};
-    std::vector<int> bits = train_too ? args->bits : std::vector<int>{};
-    size_t loaded_methods = 0;
-    for (const query::GridRow& row : rows) {
-      if (row.train_seconds >= 0) continue;
-      if (std::find(methods.begin(), methods.end(), row.method) == methods.end()) {
-        methods.insert(methods.begin() + static_cast<long>(loaded_methods++), row.method);
-      }
-      if (std::find(bits.begin(), bits.end(), row.bits) == bits.end()) bits.push_back(row.bits);
-    }
-    nlohmann::json out = grid_json(*args, request, data, rows);
-    if (!args->json_out.empty()) write_file(args->json_out, out.dump(2) + "\n");
-    if (args->json) {
-      print_json_line(out.dump());
-    } else {
-      print_table(*args, rows, methods, bits);
-    }
-    if (!args->plot.empty()) write_plot(*args, rows, methods, bits);
-    if (!args->csv_out.empty()) write_file(args->csv_out, query::grid_csv(rows, request));
-  });
+  cmd->callback([args, cmd] { run_eval(args, cmd); });
 }
 
 }  // namespace imsat::cli

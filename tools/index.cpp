@@ -8,15 +8,76 @@
 #include "query/indexing.h"
 
 namespace imsat::cli {
+namespace {
+
+struct IndexArgs {
+  query::IndexRequest request;
+  DataOptions images;
+  io::ImportReport import_report;
+  int thumbnail_side = 96;
+  bool quiet = false;
+};
+
+// The command itself, once its flags are parsed.
+void run_index(const std::shared_ptr<IndexArgs>& a) {
+  if (a->request.data.empty() && a->images.manifest.empty()) {
+    throw UsageError("give --data or --manifest");
+  }
+  a->request.images = image_import(a->images, nullptr);
+  a->request.images.thumbnail_side = a->thumbnail_side;
+  a->request.import_report = &a->import_report;
+  const ProgressBar total("imsat", true);  // only its clock
+  auto encode_bar = std::make_unique<ProgressBar>("encode", a->quiet);
+  auto index_bar = std::make_unique<ProgressBar>("index", a->quiet);
+  size_t encoded = 0;
+  a->request.progress = [&](const char* stage, size_t done, size_t total) {
+    if (std::string(stage) == "encode") {
+      encode_bar->items(done, total);
+      encoded = done;
+      return;
+    }
+    if (encoded > 0) {
+      encode_bar->finish_items(encoded);
+      encoded = 0;
+      index_bar = std::make_unique<ProgressBar>("index", a->quiet);
+    }
+    index_bar->items(done, total);
+  };
+  // Image files: what was skipped, and why, whether the command succeeded or not.
+  const auto report_import = [a] {
+    const io::ImportReport& imported = a->import_report;
+    if (imported.read + imported.skipped_total() == 0) return;
+    for (const std::string& line : imported.skip_lines) {
+      std::fprintf(stderr, "imsat: skipped %s\n", line.c_str());
+    }
+    std::fprintf(stderr, "imsat: %s\n", imported.summary().c_str());
+  };
+  Result<query::IndexReport> indexed = query::index_dataset(a->request);
+  report_import();
+  const query::IndexReport report = take(std::move(indexed));
+  if (report.already_done) {
+    std::fprintf(stderr, "imsat: %s is already indexed in %s (job %s)\n", a->request.data.c_str(),
+                 a->request.db.c_str(), report.job.c_str());
+    return;
+  }
+  if (report.done_before > 0) {
+    std::fprintf(stderr, "imsat: resumed job %s at item %zu of %zu\n", report.job.c_str(),
+                 report.done_before, report.rows);
+  }
+  index_bar->finish_items(report.indexed);
+  if (!a->quiet) {
+    const double secs = total.seconds();
+    std::fprintf(stderr,
+                 "imsat: indexed %zu items into %s (%zu in the store) in %.2f s, %.0f items/s "
+                 "end to end (reading %.2f s)\n",
+                 report.indexed, a->request.db.c_str(), report.store_items, secs,
+                 double(report.indexed) / secs, report.read_seconds);
+  }
+}
+
+}  // namespace
 
 void add_index(CLI::App& app) {
-  struct IndexArgs {
-    query::IndexRequest request;
-    DataOptions images;
-    io::ImportReport import_report;
-    int thumbnail_side = 96;
-    bool quiet = false;
-  };
   auto a = std::make_shared<IndexArgs>();
   query::IndexRequest& r = a->request;
   CLI::App* cmd = app.add_subcommand(
@@ -50,61 +111,7 @@ void add_index(CLI::App& app) {
       ->check(CLI::Range(0, 512))
       ->capture_default_str();
   cmd->add_flag("--quiet", a->quiet, "No progress output");
-  cmd->callback([a] {
-    if (a->request.data.empty() && a->images.manifest.empty()) {
-      throw UsageError("give --data or --manifest");
-    }
-    a->request.images = image_import(a->images, nullptr);
-    a->request.images.thumbnail_side = a->thumbnail_side;
-    a->request.import_report = &a->import_report;
-    const ProgressBar total("imsat", true);  // only its clock
-    auto encode_bar = std::make_unique<ProgressBar>("encode", a->quiet);
-    auto index_bar = std::make_unique<ProgressBar>("index", a->quiet);
-    size_t encoded = 0;
-    a->request.progress = [&](const char* stage, size_t done, size_t total) {
-      if (std::string(stage) == "encode") {
-        encode_bar->items(done, total);
-        encoded = done;
-        return;
-      }
-      if (encoded > 0) {
-        encode_bar->finish_items(encoded);
-        encoded = 0;
-        index_bar = std::make_unique<ProgressBar>("index", a->quiet);
-      }
-      index_bar->items(done, total);
-    };
-    // Image files: what was skipped, and why, whether the command succeeded or not.
-    const auto report_import = [a] {
-      const io::ImportReport& imported = a->import_report;
-      if (imported.read + imported.skipped_total() == 0) return;
-      for (const std::string& line : imported.skip_lines) {
-        std::fprintf(stderr, "imsat: skipped %s\n", line.c_str());
-      }
-      std::fprintf(stderr, "imsat: %s\n", imported.summary().c_str());
-    };
-    Result<query::IndexReport> indexed = query::index_dataset(a->request);
-    report_import();
-    const query::IndexReport report = take(std::move(indexed));
-    if (report.already_done) {
-      std::fprintf(stderr, "imsat: %s is already indexed in %s (job %s)\n", a->request.data.c_str(),
-                   a->request.db.c_str(), report.job.c_str());
-      return;
-    }
-    if (report.done_before > 0) {
-      std::fprintf(stderr, "imsat: resumed job %s at item %zu of %zu\n", report.job.c_str(),
-                   report.done_before, report.rows);
-    }
-    index_bar->finish_items(report.indexed);
-    if (!a->quiet) {
-      const double secs = total.seconds();
-      std::fprintf(stderr,
-                   "imsat: indexed %zu items into %s (%zu in the store) in %.2f s, %.0f items/s "
-                   "end to end (reading %.2f s)\n",
-                   report.indexed, a->request.db.c_str(), report.store_items, secs,
-                   double(report.indexed) / secs, report.read_seconds);
-    }
-  });
+  cmd->callback([a] { run_index(a); });
 }
 
 }  // namespace imsat::cli

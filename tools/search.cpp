@@ -51,6 +51,80 @@ void print_table(const std::string& query, const query::SearchResponse& res, boo
   if (res.hits.empty()) std::printf("  (no items)\n");
 }
 
+// The command itself, once its flags are parsed.
+void run_search(const std::shared_ptr<SearchArgs>& a, CLI::App* cmd) {
+  if (a->key.empty() && a->code.empty() && a->query_file.empty() && a->image.empty()) {
+    throw UsageError("give a query: --key, --code, --query-file or --image");
+  }
+  if (a->db.empty() && a->data_dir.empty()) throw UsageError("give --db or --data-dir");
+  const bool encodes = !a->query_file.empty() || !a->image.empty();
+  if (!a->data_dir.empty()) {
+    if (a->collection.empty()) throw UsageError("--data-dir needs --collection");
+    const std::string folder = take(query::collection_folder(a->data_dir, a->collection));
+    a->db = folder + "/store";
+    if (a->model.empty() && std::filesystem::exists(folder + "/model")) {
+      a->model = folder + "/model";
+    }
+  }
+  query::Filter filter;
+  if (!a->filter.empty()) {
+    Result<query::Filter> f = query::Filter::from_text(a->filter);
+    if (!f.is_ok()) throw UsageError("--filter: " + f.status().message());
+    filter = std::move(f).value();
+  }
+  // Without --model the engine takes the model the store was indexed with, when it is there.
+  std::unique_ptr<query::QueryEngine> engine =
+      take(query::QueryEngine::open(a->db, a->model, /*read_only=*/true));
+  if (encodes && engine->model() == nullptr) {
+    const Result<std::string> recorded = query::recorded_model(a->db);  // why there is none
+    throw UsageError(std::string(a->image.empty() ? "--query-file" : "--image") +
+                     " needs a model to encode the query: " +
+                     (recorded.is_ok() ? "pass --model" : recorded.status().message()));
+  }
+  query::SearchRequest r;
+  r.k = a->k;
+  r.radius = cmd->count("--radius") > 0 ? a->radius : -1;
+  r.rerank = take(query::parse_rerank(a->rerank));
+  r.candidates = a->candidates;
+  r.filter = cmd->count("--label") > 0 ? take(filter.with_label(a->label)) : filter;
+  r.use_multi_index = !a->scan;
+  const bool reranked = r.rerank != query::Rerank::kNone;
+  auto answer = [&](const std::string& query, const query::SearchResponse& res) {
+    if (!a->json) {
+      print_table(query, res, reranked);
+      return;
+    }
+    nlohmann::json j = query::search_json(res, r, /*explain=*/true);
+    j["query"] = query;
+    print_json_line(query::dump_json(j));
+  };
+  if (!a->key.empty()) {
+    answer("key " + a->key, take(engine->search_key(a->key, r)));
+  } else if (!a->code.empty()) {
+    const std::vector<uint8_t> c = take(query::parse_hex_code(a->code, engine->bits()));
+    answer("code " + a->code, take(engine->search_code(c, r)));
+  } else if (!a->image.empty()) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(a->image, ec)) {
+      throw std::runtime_error(a->image + ": is a directory, not an image file");
+    }
+    std::ifstream in(a->image, std::ios::binary);
+    if (!in) throw std::runtime_error(a->image + ": cannot read: " + std::strerror(errno));
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    answer("image " + a->image, take(engine->search_image(bytes, r, a->invert)));
+  } else {
+    DataOptions source;
+    source.data = a->query_file;
+    source.labels = a->labels;
+    const learn::Dataset q = load_data(source, engine->model(), /*quiet=*/true);
+    const size_t n = std::min(q.rows, a->limit);
+    for (size_t i = 0; i < n; ++i) {
+      answer(q.keys.empty() ? "row " + std::to_string(i) : "file " + q.keys[i],
+             take(engine->search_vector(q.row(i), q.cols, r)));
+    }
+  }
+}
+
 }  // namespace
 
 void add_search(CLI::App& app) {
@@ -96,79 +170,7 @@ void add_search(CLI::App& app) {
   cmd->add_option("--label", a->label, "Only items with this label")->check(CLI::NonNegativeNumber);
   cmd->add_flag("--scan", a->scan, "Linear scan instead of multi-index probing");
   cmd->add_flag("--json", a->json, "JSON on stdout: one line per query");
-  cmd->callback([a, cmd] {
-    if (a->key.empty() && a->code.empty() && a->query_file.empty() && a->image.empty()) {
-      throw UsageError("give a query: --key, --code, --query-file or --image");
-    }
-    if (a->db.empty() && a->data_dir.empty()) throw UsageError("give --db or --data-dir");
-    const bool encodes = !a->query_file.empty() || !a->image.empty();
-    if (!a->data_dir.empty()) {
-      if (a->collection.empty()) throw UsageError("--data-dir needs --collection");
-      const std::string folder = take(query::collection_folder(a->data_dir, a->collection));
-      a->db = folder + "/store";
-      if (a->model.empty() && std::filesystem::exists(folder + "/model")) {
-        a->model = folder + "/model";
-      }
-    }
-    query::Filter filter;
-    if (!a->filter.empty()) {
-      Result<query::Filter> f = query::Filter::from_text(a->filter);
-      if (!f.is_ok()) throw UsageError("--filter: " + f.status().message());
-      filter = std::move(f).value();
-    }
-    // Without --model the engine takes the model the store was indexed with, when it is there.
-    std::unique_ptr<query::QueryEngine> engine =
-        take(query::QueryEngine::open(a->db, a->model, /*read_only=*/true));
-    if (encodes && engine->model() == nullptr) {
-      const Result<std::string> recorded = query::recorded_model(a->db);  // why there is none
-      throw UsageError(std::string(a->image.empty() ? "--query-file" : "--image") +
-                       " needs a model to encode the query: " +
-                       (recorded.is_ok() ? "pass --model" : recorded.status().message()));
-    }
-    query::SearchRequest r;
-    r.k = a->k;
-    r.radius = cmd->count("--radius") > 0 ? a->radius : -1;
-    r.rerank = take(query::parse_rerank(a->rerank));
-    r.candidates = a->candidates;
-    r.filter = cmd->count("--label") > 0 ? take(filter.with_label(a->label)) : filter;
-    r.use_multi_index = !a->scan;
-    const bool reranked = r.rerank != query::Rerank::kNone;
-    auto answer = [&](const std::string& query, const query::SearchResponse& res) {
-      if (!a->json) {
-        print_table(query, res, reranked);
-        return;
-      }
-      nlohmann::json j = query::search_json(res, r, /*explain=*/true);
-      j["query"] = query;
-      print_json_line(query::dump_json(j));
-    };
-    if (!a->key.empty()) {
-      answer("key " + a->key, take(engine->search_key(a->key, r)));
-    } else if (!a->code.empty()) {
-      const std::vector<uint8_t> c = take(query::parse_hex_code(a->code, engine->bits()));
-      answer("code " + a->code, take(engine->search_code(c, r)));
-    } else if (!a->image.empty()) {
-      std::error_code ec;
-      if (std::filesystem::is_directory(a->image, ec)) {
-        throw std::runtime_error(a->image + ": is a directory, not an image file");
-      }
-      std::ifstream in(a->image, std::ios::binary);
-      if (!in) throw std::runtime_error(a->image + ": cannot read: " + std::strerror(errno));
-      const std::string bytes((std::istreambuf_iterator<char>(in)),
-                              std::istreambuf_iterator<char>());
-      answer("image " + a->image, take(engine->search_image(bytes, r, a->invert)));
-    } else {
-      DataOptions source;
-      source.data = a->query_file;
-      source.labels = a->labels;
-      const learn::Dataset q = load_data(source, engine->model(), /*quiet=*/true);
-      const size_t n = std::min(q.rows, a->limit);
-      for (size_t i = 0; i < n; ++i) {
-        answer(q.keys.empty() ? "row " + std::to_string(i) : "file " + q.keys[i],
-               take(engine->search_vector(q.row(i), q.cols, r)));
-      }
-    }
-  });
+  cmd->callback([a, cmd] { run_search(a, cmd); });
 }
 
 }  // namespace imsat::cli

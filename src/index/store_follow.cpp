@@ -67,10 +67,9 @@ Result<std::vector<NewItem>> read_new_items(const CodeStore::Impl& x,
   if (fields.empty() || x.cf[kFields] == nullptr || added.empty()) return added;
   std::vector<std::string> keys;
   for (const NewItem& n : added) keys.push_back(terms_key(n.id));
-  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
-  std::vector<rocksdb::PinnableSlice> values(keys.size());
-  std::vector<rocksdb::Status> found(keys.size());
-  x.db->MultiGet(ro, x.cf[kMeta], keys.size(), slices.data(), values.data(), found.data());
+  std::vector<rocksdb::PinnableSlice> values;
+  std::vector<rocksdb::Status> found;
+  x.multi_get(kMeta, std::vector<rocksdb::Slice>(keys.begin(), keys.end()), &values, &found);
   for (size_t i = 0; i < keys.size(); ++i) {
     if (found[i].ok()) added[i].terms = decode_terms(values[i].ToString());
   }

@@ -2,6 +2,7 @@
 // command-line spellings of its settings.
 #include <nlohmann/json.hpp>
 
+#include "common/enum_names.h"
 #include "io/images.h"
 
 namespace imsat::io {
@@ -26,19 +27,15 @@ std::vector<size_t> ImagePipeline::output_shape() const {
 
 namespace {
 
-const char* fit_name(Fit f) {
-  switch (f) {
-    case Fit::kPad:
-      return "pad";
-    case Fit::kCrop:
-      return "crop";
-    case Fit::kStretch:
-      return "stretch";
-  }
-  return "?";
-}
+constexpr EnumName<Fit> kFitNames[] = {
+    {Fit::kPad, "pad"}, {Fit::kCrop, "crop"}, {Fit::kStretch, "stretch"}};
 
-const char* features_name(ImageFeatures f) { return f == ImageFeatures::kGist ? "gist" : "pixels"; }
+const char* fit_name(Fit f) { return name_of(kFitNames, f); }
+
+constexpr EnumName<ImageFeatures> kFeatureNames[] = {{ImageFeatures::kPixels, "pixels"},
+                                                     {ImageFeatures::kGist, "gist"}};
+
+const char* features_name(ImageFeatures f) { return name_of(kFeatureNames, f); }
 
 std::string hex_colour(const uint8_t rgb[3]) {
   char buf[8];
@@ -91,17 +88,14 @@ Result<ImagePipeline> ImagePipeline::from_json(const std::string& text) {
 }
 
 Result<Fit> parse_fit(const std::string& name) {
-  for (Fit f : {Fit::kPad, Fit::kCrop, Fit::kStretch}) {
-    if (name == fit_name(f)) return f;
-  }
-  return Status::invalid_argument("unknown fit '" + name + "' (pad, crop or stretch)");
+  if (const std::optional<Fit> f = value_of(kFitNames, name)) return *f;
+  return Status::invalid_argument("unknown fit '" + name + "' (" + names_of(kFitNames) + ")");
 }
 
 Result<ImageFeatures> parse_features(const std::string& name) {
-  for (ImageFeatures f : {ImageFeatures::kPixels, ImageFeatures::kGist}) {
-    if (name == features_name(f)) return f;
-  }
-  return Status::invalid_argument("unknown image features '" + name + "' (pixels or gist)");
+  if (const std::optional<ImageFeatures> f = value_of(kFeatureNames, name)) return *f;
+  return Status::invalid_argument("unknown image features '" + name + "' (" +
+                                  names_of(kFeatureNames) + ")");
 }
 
 Status parse_background(const std::string& text, uint8_t rgb[3]) {
@@ -120,22 +114,11 @@ Status parse_background(const std::string& text, uint8_t rgb[3]) {
                                   "' is not white, black or #rrggbb");
 }
 
-const char* skip_reason_name(SkipReason r) {
-  switch (r) {
-    case SkipReason::kNotImage:
-      return "not an image";
-    case SkipReason::kTruncated:
-      return "truncated or damaged";
-    case SkipReason::kEmpty:
-      return "empty";
-    case SkipReason::kTooLarge:
-      return "too large";
-    case SkipReason::kUnreadable:
-      return "unreadable";
-    case SkipReason::kDuplicate:
-      return "duplicate";
-  }
-  return "?";
-}
+constexpr EnumName<SkipReason> kSkipReasonNames[] = {
+    {SkipReason::kNotImage, "not an image"}, {SkipReason::kTruncated, "truncated or damaged"},
+    {SkipReason::kEmpty, "empty"},           {SkipReason::kTooLarge, "too large"},
+    {SkipReason::kUnreadable, "unreadable"}, {SkipReason::kDuplicate, "duplicate"}};
+
+const char* skip_reason_name(SkipReason r) { return name_of(kSkipReasonNames, r); }
 
 }  // namespace imsat::io

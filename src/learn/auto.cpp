@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 
+#include "common/enum_names.h"
 #include "learn/learn_internal.h"
 
 namespace imsat::learn {
@@ -50,17 +51,12 @@ torch::Tensor inclusion(const torch::Tensor& d, int k) {
 
 }  // namespace
 
-const char* criterion_name(AutoCriterion c) {
-  switch (c) {
-    case AutoCriterion::kAgreement:
-      return "seed agreement";
-    case AutoCriterion::kOverlap:
-      return "neighbour overlap";
-    case AutoCriterion::kNeighbours:
-      break;
-  }
-  return "held-out neighbour mAP";
-}
+constexpr EnumName<AutoCriterion> kCriterionNames[] = {
+    {AutoCriterion::kNeighbours, "held-out neighbour mAP"},
+    {AutoCriterion::kAgreement, "seed agreement"},
+    {AutoCriterion::kOverlap, "neighbour overlap"}};
+
+const char* criterion_name(AutoCriterion c) { return name_of(kCriterionNames, c); }
 
 namespace internal {
 

@@ -13,6 +13,7 @@
 
 #include "common/atomic_file.h"
 #include "common/checksum.h"
+#include "common/enum_names.h"
 #include "learn/learn_internal.h"
 
 namespace imsat::learn {
@@ -36,24 +37,15 @@ std::string hex64(uint64_t v) {
   return buf;
 }
 
-const char* kind_name(Kind k) {
-  switch (k) {
-    case Kind::kMlp:
-      return "mlp";
-    case Kind::kLinear:
-      return "linear-sign";
-    case Kind::kSpectral:
-      return "spectral";
-    case Kind::kKmeans:
-      return "kmeans";
-  }
-  return "?";
-}
+constexpr EnumName<Kind> kKindNames[] = {{Kind::kMlp, "mlp"},
+                                         {Kind::kLinear, "linear-sign"},
+                                         {Kind::kSpectral, "spectral"},
+                                         {Kind::kKmeans, "kmeans"}};
+
+const char* kind_name(Kind k) { return name_of(kKindNames, k); }
 
 Result<Kind> parse_kind(const std::string& s) {
-  for (Kind k : {Kind::kMlp, Kind::kLinear, Kind::kSpectral, Kind::kKmeans}) {
-    if (s == kind_name(k)) return k;
-  }
+  if (const std::optional<Kind> k = value_of(kKindNames, s)) return *k;
   return Status::corruption("unknown model kind '" + s + "'");
 }
 

@@ -9,30 +9,24 @@
 #include <numeric>
 #include <optional>
 
+#include "common/enum_names.h"
 #include "query/asymmetric.h"
 #include "query/codes_file.h"
 #include "query/image.h"
 
 namespace imsat::query {
 
+constexpr EnumName<Rerank> kRerankNames[] = {
+    {Rerank::kNone, "none"}, {Rerank::kExact, "exact"}, {Rerank::kAsymmetric, "asymmetric"}};
+
 Result<Rerank> parse_rerank(const std::string& name) {
-  if (name == "none" || name.empty()) return Rerank::kNone;
-  if (name == "exact") return Rerank::kExact;
-  if (name == "asymmetric") return Rerank::kAsymmetric;
-  return Status::invalid_argument("re-rank must be none, exact or asymmetric, got '" + name + "'");
+  if (name.empty()) return Rerank::kNone;
+  if (const std::optional<Rerank> r = value_of(kRerankNames, name)) return *r;
+  return Status::invalid_argument("re-rank must be " + names_of(kRerankNames) + ", got '" + name +
+                                  "'");
 }
 
-const char* rerank_name(Rerank r) {
-  switch (r) {
-    case Rerank::kExact:
-      return "exact";
-    case Rerank::kAsymmetric:
-      return "asymmetric";
-    case Rerank::kNone:
-      break;
-  }
-  return "none";
-}
+const char* rerank_name(Rerank r) { return name_of(kRerankNames, r, "none"); }
 
 QueryEngine::QueryEngine(std::unique_ptr<index::CodeStore> store,
                          std::unique_ptr<learn::Model> model)

@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <random>
 #include <set>
@@ -91,6 +92,41 @@ void kill_writer(pid_t pid, int ack_fd, unsigned delay_ms, std::set<int>* acknow
   int n;
   while (read(ack_fd, &n, sizeof(n)) == sizeof(n)) acknowledged->insert(n);
   close(ack_fd);
+}
+
+// In a writer child: reports `n` as durable to the parent (exits when the pipe is gone).
+void acknowledge(int ack_fd, int n) {
+  if (write(ack_fd, &n, sizeof(n)) != sizeof(n)) _exit(5);
+}
+
+// Crash rounds: each forks a writer child, `write_from(first, ack_fd)`, that never returns and
+// acknowledges each number it has made durable; the parent kills it at a random moment (up to
+// `max_delay_ms` after its first acknowledgement) and the next child starts two past the last
+// acknowledged number (the one after it may have landed in part). *next is the first number no
+// child was given. The children are forked from a process that must not have run RocksDB yet (a
+// forked child lacks the parent's background threads, and ThreadSanitizer refuses threads after a
+// multi-threaded fork): ctest runs each test in its own process; run one at a time by hand.
+void kill_rounds(int rounds, uint64_t seed, unsigned max_delay_ms,
+                 const std::function<void(int first, int ack_fd)>& write_from,
+                 std::set<int>* acknowledged, int* next) {
+  std::mt19937_64 rng(seed);
+  *next = 0;
+  for (int round = 0; round < rounds; ++round) {
+    int fds[2];
+    ASSERT_EQ(pipe(fds), 0);
+    const int first = *next;
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      close(fds[0]);
+      write_from(first, fds[1]);
+      _exit(6);
+    }
+    close(fds[1]);
+    ASSERT_NO_FATAL_FAILURE(
+        kill_writer(pid, fds[0], static_cast<unsigned>(rng() % max_delay_ms), acknowledged));
+    *next = (acknowledged->empty() ? first : *acknowledged->rbegin()) + 2;
+  }
 }
 
 CodeStore::SearchOptions knn(size_t k, bool mih = true) {
@@ -681,42 +717,25 @@ TEST_F(CodeStoreTest, ConcurrentReadersSeeWholeBatchesOnly) {
 // buckets consistent with the codes.
 TEST_F(CodeStoreTest, SigkillDuringIngestLosesNoAcknowledgedBatch) {
   constexpr int kPerBatch = 20;
-  std::mt19937_64 rng(2024);
   std::set<int> acknowledged;
   int next_batch = 0;
-  // The children are forked from this process, which must not have run RocksDB yet (a forked
-  // child lacks the parent's background threads, and ThreadSanitizer refuses threads after a
-  // multi-threaded fork): ctest runs each test in its own process. Run on its own, as ctest does,
-  // when running the binary by hand (--gtest_filter).
-  for (int round = 0; round < 4; ++round) {
-    int fds[2];
-    ASSERT_EQ(pipe(fds), 0);
-    const int first = next_batch;
-    pid_t pid = fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      close(fds[0]);
-      StoreOptions o;
-      o.bits = 64;
-      o.sync_writes = true;
-      auto store = CodeStore::open(path_, o);
-      if (!store.is_ok()) _exit(3);
-      for (int b = first;; ++b) {
-        std::vector<Item> batch;
-        for (int i = 0; i < kPerBatch; ++i) {
-          batch.push_back(make_item("c" + std::to_string(b) + "-" + std::to_string(i),
-                                    static_cast<uint64_t>(b) * 1000003 + i, b % 7));
-        }
-        if (!(*store)->put(batch).is_ok()) _exit(4);
-        if (write(fds[1], &b, sizeof(b)) != sizeof(b)) _exit(5);
+  auto writer = [&](int first, int ack_fd) {
+    StoreOptions o;
+    o.bits = 64;
+    o.sync_writes = true;
+    auto store = CodeStore::open(path_, o);
+    if (!store.is_ok()) _exit(3);
+    for (int b = first;; ++b) {
+      std::vector<Item> batch;
+      for (int i = 0; i < kPerBatch; ++i) {
+        batch.push_back(make_item("c" + std::to_string(b) + "-" + std::to_string(i),
+                                  static_cast<uint64_t>(b) * 1000003 + i, b % 7));
       }
+      if (!(*store)->put(batch).is_ok()) _exit(4);
+      acknowledge(ack_fd, b);
     }
-    close(fds[1]);
-    ASSERT_NO_FATAL_FAILURE(
-        kill_writer(pid, fds[0], static_cast<unsigned>(rng() % 300), &acknowledged));
-    // Batches after the last acknowledged one may or may not have landed; continue past them.
-    next_batch = (acknowledged.empty() ? first : *acknowledged.rbegin()) + 2;
-  }
+  };
+  ASSERT_NO_FATAL_FAILURE(kill_rounds(4, 2024, 300, writer, &acknowledged, &next_batch));
   ASSERT_FALSE(acknowledged.empty());
   auto store = open(64, true);
   ASSERT_TRUE(store->verify().is_ok()) << store->verify().to_string();
@@ -748,44 +767,30 @@ TEST_F(CodeStoreTest, SigkillDuringBulkLoadsLosesNoAcknowledgedLoad) {
   auto step_job = [](int g, int part) {
     return "s" + std::to_string(g) + "." + std::to_string(part);
   };
-  std::mt19937_64 rng(77);
   std::set<int> acknowledged;
   int next_load = 0;
-  // Forked before this process runs RocksDB (see SigkillDuringIngestLosesNoAcknowledgedBatch).
-  for (int round = 0; round < 24; ++round) {
-    int fds[2];
-    ASSERT_EQ(pipe(fds), 0);
-    const int first = next_load;
-    pid_t pid = fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      close(fds[0]);
-      StoreOptions o;
-      o.bits = 64;
-      auto store = CodeStore::open(path_, o);
-      if (!store.is_ok()) _exit(3);
-      for (int g = first;; ++g) {
-        if (g % 2 == 0) {  // a job of 6 batches, each ingested on its own
-          const std::string job = "j" + std::to_string(g);
-          const auto items = items_of(job, kJobItems, static_cast<uint64_t>(g));
-          if (!(*store)->bulk_load(job, job_of(job, items).next, kBatch).is_ok()) _exit(4);
-        } else {  // three jobs of 2 batches each, ingested in one step
-          std::vector<std::vector<Item>> parts;
-          std::vector<CodeStore::BulkJob> jobs;
-          for (int p = 0; p < 3; ++p)
-            parts.push_back(items_of(step_job(g, p), kStepItems, g * 7 + p));
-          for (int p = 0; p < 3; ++p) jobs.push_back(job_of(step_job(g, p), parts[p]));
-          if (!(*store)->bulk_load_atomic(jobs, kBatch).is_ok()) _exit(4);
-        }
-        if (write(fds[1], &g, sizeof(g)) != sizeof(g)) _exit(5);
+  auto writer = [&](int first, int ack_fd) {
+    StoreOptions o;
+    o.bits = 64;
+    auto store = CodeStore::open(path_, o);
+    if (!store.is_ok()) _exit(3);
+    for (int g = first;; ++g) {
+      if (g % 2 == 0) {  // a job of 6 batches, each ingested on its own
+        const std::string job = "j" + std::to_string(g);
+        const auto items = items_of(job, kJobItems, static_cast<uint64_t>(g));
+        if (!(*store)->bulk_load(job, job_of(job, items).next, kBatch).is_ok()) _exit(4);
+      } else {  // three jobs of 2 batches each, ingested in one step
+        std::vector<std::vector<Item>> parts;
+        std::vector<CodeStore::BulkJob> jobs;
+        for (int p = 0; p < 3; ++p)
+          parts.push_back(items_of(step_job(g, p), kStepItems, g * 7 + p));
+        for (int p = 0; p < 3; ++p) jobs.push_back(job_of(step_job(g, p), parts[p]));
+        if (!(*store)->bulk_load_atomic(jobs, kBatch).is_ok()) _exit(4);
       }
+      acknowledge(ack_fd, g);
     }
-    close(fds[1]);
-    ASSERT_NO_FATAL_FAILURE(
-        kill_writer(pid, fds[0], static_cast<unsigned>(rng() % 250), &acknowledged));
-    // The load after the last acknowledged one may have landed in part; go on past it.
-    next_load = (acknowledged.empty() ? first : *acknowledged.rbegin()) + 2;
-  }
+  };
+  ASSERT_NO_FATAL_FAILURE(kill_rounds(24, 77, 250, writer, &acknowledged, &next_load));
   ASSERT_GE(acknowledged.size(), 24u);
   auto store = open(64, true);
   ASSERT_TRUE(store->verify().is_ok()) << store->verify().to_string();
@@ -917,43 +922,30 @@ TEST_F(CodeStoreTest, TheArraysFileIsUsedOnlyWhenItMatchesTheStore) {
 // partial, and a stale or half-written arrays file is never trusted. 24 kill points.
 TEST_F(CodeStoreTest, SigkillAroundTheArraysFileLosesNoAcknowledgedBatch) {
   constexpr int kPerBatch = 50;
-  std::mt19937_64 rng(77);
   std::set<int> acknowledged;
   int next_batch = 0;
-  // Forked before this process runs RocksDB (see SigkillDuringIngestLosesNoAcknowledgedBatch).
-  for (int round = 0; round < 24; ++round) {
-    int fds[2];
-    ASSERT_EQ(pipe(fds), 0);
-    const int first = next_batch;
-    pid_t pid = fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      close(fds[0]);
-      StoreOptions o;
-      o.bits = 64;
-      o.sync_writes = true;
-      for (int b = first;; ++b) {
-        // Every third batch is written by a fresh open and followed by a clean close, which
-        // saves the arrays; the kill may land while they are being written.
-        auto store = CodeStore::open(path_, o);
-        if (!store.is_ok()) _exit(3);
-        for (int j = 0; j < 3; ++j, ++b) {
-          std::vector<Item> batch;
-          for (int i = 0; i < kPerBatch; ++i) {
-            batch.push_back(make_item("k" + std::to_string(b) + "-" + std::to_string(i),
-                                      static_cast<uint64_t>(b) * 7919 + i, b % 5));
-          }
-          if (!(*store)->put(batch).is_ok()) _exit(4);
-          if (write(fds[1], &b, sizeof(b)) != sizeof(b)) _exit(5);
+  auto writer = [&](int first, int ack_fd) {
+    StoreOptions o;
+    o.bits = 64;
+    o.sync_writes = true;
+    for (int b = first;; ++b) {
+      // Every third batch is written by a fresh open and followed by a clean close, which saves
+      // the arrays; the kill may land while they are being written.
+      auto store = CodeStore::open(path_, o);
+      if (!store.is_ok()) _exit(3);
+      for (int j = 0; j < 3; ++j, ++b) {
+        std::vector<Item> batch;
+        for (int i = 0; i < kPerBatch; ++i) {
+          batch.push_back(make_item("k" + std::to_string(b) + "-" + std::to_string(i),
+                                    static_cast<uint64_t>(b) * 7919 + i, b % 5));
         }
-        --b;
+        if (!(*store)->put(batch).is_ok()) _exit(4);
+        acknowledge(ack_fd, b);
       }
+      --b;
     }
-    close(fds[1]);
-    ASSERT_NO_FATAL_FAILURE(
-        kill_writer(pid, fds[0], static_cast<unsigned>(rng() % 400), &acknowledged));
-    next_batch = (acknowledged.empty() ? first : *acknowledged.rbegin()) + 2;
-  }
+  };
+  ASSERT_NO_FATAL_FAILURE(kill_rounds(24, 77, 400, writer, &acknowledged, &next_batch));
   ASSERT_FALSE(acknowledged.empty());
   auto store = open(64, true);
   ASSERT_TRUE(store->verify().is_ok()) << store->verify().to_string();
