@@ -8,11 +8,11 @@ Response handle_collections_list(Call& call) {
   json list = json::array();
   for (const auto& c : call.catalog.list()) {
     const index::StoreInfo info = c->engine().info();
-    const learn::Model* model = c->engine().model();
+    const std::optional<query::ModelInfo> model = c->engine().model_info();
     list.push_back({{"name", c->name()},
                     {"bits", info.bits},
                     {"items", info.items},
-                    {"model_fingerprint", model != nullptr ? json(model->fingerprint()) : json()},
+                    {"model_fingerprint", model ? json(model->fingerprint) : json()},
                     {"indexed_fields", c->engine().indexed_fields()}});
   }
   const std::string fallback = call.catalog.default_name();

@@ -60,9 +60,9 @@ query::NewItem new_item(const Call& call, const json& d) {
     throw HttpError{400, "give exactly one of 'vector' or 'code'"};
   }
   if (d.contains("vector")) {
-    const learn::Model* model = call.engine->model();
-    if (model == nullptr) throw HttpError{400, "adding vectors needs a model"};
-    item.vector = get_vector(d["vector"], model->input_dim());
+    const size_t dim = call.engine->input_dim();
+    if (dim == 0) throw HttpError{400, "adding vectors needs a model"};
+    item.vector = get_vector(d["vector"], dim);
   } else {
     if (!d["code"].is_string()) throw HttpError{400, "'code' must be a hex string"};
     item.code = take(query::parse_hex_code(d["code"].get<std::string>(), call.engine->bits()));

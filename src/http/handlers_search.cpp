@@ -26,10 +26,10 @@ Query parse_query(Call& call, const json& q, bool in_batch,
   if (given != 1) throw HttpError{400, "give exactly one of 'vector', 'code' or 'key' per query"};
   Query out;
   if (q.contains("vector")) {
-    const learn::Model* model = call.engine->model();
-    if (model == nullptr) throw HttpError{400, "searching by vector needs a model"};
-    out.vector = fast_vector != nullptr ? check_vector(*fast_vector, model->input_dim())
-                                        : get_vector(q["vector"], model->input_dim());
+    const size_t dim = call.engine->input_dim();
+    if (dim == 0) throw HttpError{400, "searching by vector needs a model"};
+    out.vector =
+        fast_vector != nullptr ? check_vector(*fast_vector, dim) : get_vector(q["vector"], dim);
   } else if (q.contains("code")) {
     if (!q["code"].is_string()) throw HttpError{400, "'code' must be a hex string"};
     out.code = take(query::parse_hex_code(q["code"].get<std::string>(), call.engine->bits()));
@@ -79,10 +79,9 @@ std::vector<std::string> batch_knn(Call& call, const json& qs, const query::Sear
     }
   }
   if (!by_vector.empty()) {
-    const learn::Model& model = *engine.model();
     const std::vector<uint8_t> packed =
-        take(engine.encode(vectors.data(), by_vector.size(), model.input_dim()));
-    const size_t bytes = static_cast<size_t>(model.code_bytes());
+        take(engine.encode(vectors.data(), by_vector.size(), engine.input_dim()));
+    const size_t bytes = static_cast<size_t>(engine.bits()) / 8;
     for (size_t j = 0; j < by_vector.size(); ++j) {
       codes[by_vector[j]].assign(packed.begin() + static_cast<std::ptrdiff_t>(j * bytes),
                                  packed.begin() + static_cast<std::ptrdiff_t>((j + 1) * bytes));
@@ -166,7 +165,7 @@ Response handle_search(Call& call) {
                       "rerank", "filter", "scan", "explain"});
   const query::SearchRequest sr = parse_search_options(body, call.limits);
   const bool explain = body.value("explain", false) || call.params.count("explain") > 0;
-  const size_t dim = call.engine->model() != nullptr ? call.engine->model()->input_dim() : 0;
+  const size_t dim = call.engine->input_dim();
   if (!body.contains("queries")) {
     check_search_budget(sr, 1, dim, call.limits);
     return text_response(query::search_json_text(
@@ -235,7 +234,7 @@ Response handle_search_image(Call& call) {
     sr.filter = take(sr.filter.with_label(get_label(label, "label")));
   }
   const bool invert = call.params.count("invert") && call.params["invert"] != "0";
-  const size_t dim = call.engine->model() != nullptr ? call.engine->model()->input_dim() : 0;
+  const size_t dim = call.engine->input_dim();
   check_search_budget(sr, 1, dim, call.limits);
   return text_response(query::search_json_text(
       take(call.engine->search_image(call.request.body, sr, invert, call.limits.max_image_pixels)),

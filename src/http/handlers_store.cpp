@@ -19,20 +19,16 @@ json collection_info(const query::Collection& c, const Limits& limits, bool toke
                  {"max_k", limits.max_k},
                  {"max_hits", limits.max_hits}};
   j["auth"] = token_required ? "bearer token for writes and evaluation" : "none";
-  if (const learn::Model* model = engine.model()) {
-    // What an image query becomes: the model's recorded pipeline (image folders), or its grey
-    // pixel input (IDX images) resized to fit.
-    const Result<io::ImagePipeline> pipeline = model->image_input();
-    j["model"] = {{"method", learn::method_name(model->method())},
-                  {"bits", model->bits()},
-                  {"fingerprint", model->fingerprint()},
-                  {"input_dim", model->input_dim()},
-                  {"input_shape", model->input_shape()},
-                  {"takes_images", pipeline.is_ok()},
-                  {"image_channels", pipeline.is_ok() ? json(pipeline->channels) : json()},
-                  {"image_pipeline", pipeline.is_ok() && !model->image_pipeline().empty()
-                                         ? json::parse(pipeline->to_json())
-                                         : json()}};
+  if (const std::optional<query::ModelInfo> model = engine.model_info()) {
+    j["model"] = {{"method", model->method},
+                  {"bits", model->bits},
+                  {"fingerprint", model->fingerprint},
+                  {"input_dim", model->input_dim},
+                  {"input_shape", model->input_shape},
+                  {"takes_images", model->takes_images},
+                  {"image_channels", model->takes_images ? json(model->image_channels) : json()},
+                  {"image_pipeline",
+                   model->image_pipeline.empty() ? json() : json::parse(model->image_pipeline)}};
   } else {
     j["model"] = nullptr;
   }

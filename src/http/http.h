@@ -77,6 +77,8 @@ class Metrics {
 
 namespace internal {
 struct Route;      // http_internal.h
+struct Endpoint;   // http_internal.h
+struct Call;       // http_internal.h
 struct HttpError;  // http_internal.h
 }  // namespace internal
 
@@ -126,6 +128,12 @@ class Router {
   // `route` needs.
   void check_authorization(const internal::Route& route, const std::string& authorization) const;
   static Response error_response(const internal::HttpError& e);
+  // The collection a request names (or the default one) into `call`: HttpError 400, 403 or 404
+  // when the name is bad, the collection missing, or a write reaches a follower.
+  void bind_collection(const internal::Endpoint& chosen, internal::Call* call);
+  // The route's handler, in a heavy slot when `heavy` and the caller holds none (503 when no slot
+  // is free); HttpError 413 when the answer exceeds the response limit.
+  Response run_handler(const internal::Route& route, internal::Call& call, bool heavy, Heavy known);
 
   std::unique_ptr<query::Catalog> owned_catalog_;  // Router(QueryEngine&) only
   query::Catalog& catalog_;

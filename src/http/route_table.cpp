@@ -284,6 +284,66 @@ bool Router::route_is_heavy(const internal::Route& route, const Request& request
   return route.heavy || (route.heavy_when != nullptr && route.heavy_when(request, limits_));
 }
 
+void Router::bind_collection(const internal::Endpoint& chosen, internal::Call* call) {
+  const internal::Route& route = *chosen.route;
+  if (chosen.prefixed || route.scope == internal::Scope::kNamed) {
+    // The {collection} segment is the first capture; handlers see only their own.
+    call->collection_name = call->captures.front();
+    call->captures.erase(call->captures.begin());
+    const Status name_ok = query::check_collection_name(call->collection_name);
+    if (!name_ok.is_ok()) throw HttpError{400, name_ok.message(), "bad_collection_name"};
+  }
+  if (route.scope != internal::Scope::kCollection) return;
+  call->collection =
+      chosen.prefixed ? catalog_.find(call->collection_name) : catalog_.default_collection();
+  if (call->collection == nullptr && chosen.prefixed) {
+    throw HttpError{404, "no collection named '" + call->collection_name + "'",
+                    "unknown_collection"};
+  }
+  if (call->collection == nullptr) {
+    throw HttpError{404,
+                    "no default collection: this server holds " +
+                        std::to_string(catalog_.list().size()) +
+                        " collections; use /v1/collections/{name}/... or start it with "
+                        "--default-collection",
+                    "no_default_collection"};
+  }
+  call->engine = &call->collection->engine();
+  if (route.writes && !call->collection->primary().empty()) {
+    throw HttpError{403,
+                    "this server follows " + call->collection->primary() +
+                        " and is read-only; send writes to the primary",
+                    "read_only_follower"};
+  }
+}
+
+Response Router::run_handler(const internal::Route& route, internal::Call& call, bool heavy,
+                             Heavy known) {
+  Response r;
+  if (heavy && known != Heavy::kReserved) {
+    // Whole-store work runs at most heavy_slots at a time so ordinary searches keep their
+    // latency; the rest are told to come back.
+    if (!try_reserve_heavy()) return busy_response();
+    try {
+      r = route.handler(call);
+    } catch (...) {
+      release_heavy();
+      throw;
+    }
+    release_heavy();
+  } else {
+    r = route.handler(call);
+  }
+  if (r.body.size() > limits_.max_response_bytes) {
+    throw HttpError{413,
+                    "the answer would be " + std::to_string(r.body.size()) +
+                        " bytes; the limit is " + std::to_string(limits_.max_response_bytes) +
+                        " (ask for fewer queries, a smaller k or a smaller radius limit)",
+                    "response_too_large"};
+  }
+  return r;
+}
+
 Response Router::handle(const Request& request, Heavy known) {
   const auto t0 = std::chrono::steady_clock::now();
   const char* route_name = "unknown";
@@ -320,63 +380,11 @@ Response Router::handle(const Request& request, Heavy known) {
     const internal::Route& route = *chosen->route;
     route_name = route.name;
     check_authorization(route, call.header("authorization"));
-    if (chosen->prefixed || route.scope == internal::Scope::kNamed) {
-      // The {collection} segment is the first capture; handlers see only their own.
-      call.collection_name = call.captures.front();
-      call.captures.erase(call.captures.begin());
-      const Status name_ok = query::check_collection_name(call.collection_name);
-      if (!name_ok.is_ok()) throw HttpError{400, name_ok.message(), "bad_collection_name"};
-    }
-    if (route.scope == internal::Scope::kCollection) {
-      call.collection =
-          chosen->prefixed ? catalog_.find(call.collection_name) : catalog_.default_collection();
-      if (call.collection == nullptr && chosen->prefixed) {
-        throw HttpError{404, "no collection named '" + call.collection_name + "'",
-                        "unknown_collection"};
-      }
-      if (call.collection == nullptr) {
-        throw HttpError{404,
-                        "no default collection: this server holds " +
-                            std::to_string(catalog_.list().size()) +
-                            " collections; use /v1/collections/{name}/... or start it with "
-                            "--default-collection",
-                        "no_default_collection"};
-      }
-      call.engine = &call.collection->engine();
-      if (route.writes && !call.collection->primary().empty()) {
-        throw HttpError{403,
-                        "this server follows " + call.collection->primary() +
-                            " and is read-only; send writes to the primary",
-                        "read_only_follower"};
-      }
-    }
+    bind_collection(*chosen, &call);
     // The server has already decided (and parsed a search body to do so); others ask here.
     const bool heavy =
         known == Heavy::kReserved || (known == Heavy::kCheck && route_is_heavy(route, request));
-    if (heavy && known != Heavy::kReserved) {
-      // Whole-store work runs at most heavy_slots at a time so ordinary searches keep their
-      // latency; the rest are told to come back.
-      if (!try_reserve_heavy()) {
-        r = busy_response();
-      } else {
-        try {
-          r = route.handler(call);
-        } catch (...) {
-          release_heavy();
-          throw;
-        }
-        release_heavy();
-      }
-    } else {
-      r = route.handler(call);
-    }
-    if (r.body.size() > limits_.max_response_bytes) {
-      throw HttpError{413,
-                      "the answer would be " + std::to_string(r.body.size()) +
-                          " bytes; the limit is " + std::to_string(limits_.max_response_bytes) +
-                          " (ask for fewer queries, a smaller k or a smaller radius limit)",
-                      "response_too_large"};
-    }
+    r = run_handler(route, call, heavy, known);
     internal::release_memory_after(r, heavy);
   } catch (const HttpError& e) {
     HttpError shown = e;

@@ -61,6 +61,57 @@ std::shared_ptr<const ValueSets> value_sets(const std::vector<FieldValue>& value
   return sets;
 }
 
+// {"has_key": "a"} or {"has_key": ["a", "b"]}.
+Status parse_has_key(const json& c, const std::string& where, Condition* out) {
+  for (auto it = c.begin(); it != c.end(); ++it) {
+    if (it.key() != "has_key") {
+      return bad(where, "unknown field '" + it.key() + "' beside 'has_key'");
+    }
+  }
+  const json& keys = c["has_key"];
+  if (keys.is_string()) {
+    out->keys.push_back(keys.get<std::string>());
+  } else if (keys.is_array() && !keys.empty()) {
+    for (const json& k : keys) {
+      if (!k.is_string() || k.get<std::string>().empty()) {
+        return bad(where, "'has_key' must list non-empty strings");
+      }
+      out->keys.push_back(k.get<std::string>());
+    }
+  } else {
+    return bad(where, "'has_key' must be a string or a non-empty array of strings");
+  }
+  out->kind = Condition::Kind::kHasKey;
+  return Status::ok();
+}
+
+// "range": {"gt": .., "gte": .., "lt": .., "lte": ..} of finite numbers.
+Status parse_range(const json& r, const std::string& where, Condition* out) {
+  out->kind = Condition::Kind::kRange;
+  if (!r.is_object() || r.empty()) {
+    return bad(where + ".range", "expected an object with gt, gte, lt or lte");
+  }
+  for (auto it = r.begin(); it != r.end(); ++it) {
+    const std::string at = where + ".range." + it.key();
+    if (!it->is_number() || !std::isfinite(it->get<double>())) {
+      return bad(at, "expected a finite number");
+    }
+    const double x = it->get<double>();
+    if (it.key() == "gt") {
+      out->gt = x;
+    } else if (it.key() == "gte") {
+      out->gte = x;
+    } else if (it.key() == "lt") {
+      out->lt = x;
+    } else if (it.key() == "lte") {
+      out->lte = x;
+    } else {
+      return bad(at, "unknown bound (gt, gte, lt, lte)");
+    }
+  }
+  return Status::ok();
+}
+
 Status parse_condition(const json& c, const std::string& where, int depth, Condition* out) {
   if (!c.is_object()) return bad(where, "a condition must be a JSON object");
   if (c.contains("must") || c.contains("should") || c.contains("must_not")) {
@@ -70,28 +121,7 @@ Status parse_condition(const json& c, const std::string& where, int depth, Condi
     out->nested = std::move(nested);
     return Status::ok();
   }
-  if (c.contains("has_key")) {
-    for (auto it = c.begin(); it != c.end(); ++it) {
-      if (it.key() != "has_key") {
-        return bad(where, "unknown field '" + it.key() + "' beside 'has_key'");
-      }
-    }
-    const json& keys = c["has_key"];
-    if (keys.is_string()) {
-      out->keys.push_back(keys.get<std::string>());
-    } else if (keys.is_array() && !keys.empty()) {
-      for (const json& k : keys) {
-        if (!k.is_string() || k.get<std::string>().empty()) {
-          return bad(where, "'has_key' must list non-empty strings");
-        }
-        out->keys.push_back(k.get<std::string>());
-      }
-    } else {
-      return bad(where, "'has_key' must be a string or a non-empty array of strings");
-    }
-    out->kind = Condition::Kind::kHasKey;
-    return Status::ok();
-  }
+  if (c.contains("has_key")) return parse_has_key(c, where, out);
   int operators = 0;
   for (auto it = c.begin(); it != c.end(); ++it) {
     const std::string& name = it.key();
@@ -133,29 +163,7 @@ Status parse_condition(const json& c, const std::string& where, int depth, Condi
       out->values.push_back(std::move(v));
     }
   } else {
-    out->kind = Condition::Kind::kRange;
-    const json& r = c["range"];
-    if (!r.is_object() || r.empty()) {
-      return bad(where + ".range", "expected an object with gt, gte, lt or lte");
-    }
-    for (auto it = r.begin(); it != r.end(); ++it) {
-      const std::string at = where + ".range." + it.key();
-      if (!it->is_number() || !std::isfinite(it->get<double>())) {
-        return bad(at, "expected a finite number");
-      }
-      const double x = it->get<double>();
-      if (it.key() == "gt") {
-        out->gt = x;
-      } else if (it.key() == "gte") {
-        out->gte = x;
-      } else if (it.key() == "lt") {
-        out->lt = x;
-      } else if (it.key() == "lte") {
-        out->lte = x;
-      } else {
-        return bad(at, "unknown bound (gt, gte, lt, lte)");
-      }
-    }
+    IMSAT_RETURN_IF_ERROR(parse_range(c["range"], where, out));
   }
   return Status::ok();
 }

@@ -183,6 +183,67 @@ void ImageScan::metadata_into(size_t i, json* meta) const {
   if (labelled && !label_names.empty()) (*meta)["label_name"] = label_names[f.label];
 }
 
+namespace {
+
+// Labels: the first-level subfolder's name, numbered in sorted order (none when a file lies at
+// the top).
+void label_by_subfolder(ImageScan* scan) {
+  std::set<std::string> names;
+  scan->labelled = true;
+  for (const ImageFile& f : scan->files) {
+    const size_t slash = f.path.find('/');
+    if (slash == std::string::npos) {
+      scan->labelled = false;
+      break;
+    }
+    names.insert(printable(f.path.substr(0, slash)));
+  }
+  if (scan->labelled) {
+    scan->label_names.assign(names.begin(), names.end());
+    for (ImageFile& f : scan->files) {
+      const std::string name = printable(f.path.substr(0, f.path.find('/')));
+      f.label = static_cast<int32_t>(
+          std::lower_bound(scan->label_names.begin(), scan->label_names.end(), name) -
+          scan->label_names.begin());
+    }
+  }
+}
+
+// One stat per file: the fingerprint and, unless duplicates are kept, which paths reach the
+// same file. A file reached by several paths is read once: by its own path when the folder
+// holds it (not through a symbolic link), otherwise by the first link in path order.
+void identify_files(const std::string& folder, const ImageImport& settings, ImageScan* scan) {
+  std::error_code ec;
+  const size_t n = scan->files.size();
+  std::vector<std::pair<dev_t, ino_t>> identity(n, {0, 0});
+  std::vector<char> direct(n, 1);
+  uint64_t h = fnv1a64(folder);
+  for (size_t i = 0; i < n; ++i) {
+    const std::string path = scan->file_path(i);
+    struct stat st {};
+    const bool ok = ::stat(path.c_str(), &st) == 0;
+    h = fingerprint_file(ok ? &st : nullptr, fnv1a64_bytes(path.data(), path.size() + 1, h));
+    if (ok) identity[i] = {st.st_dev, st.st_ino};
+    if (!settings.keep_duplicates && ok) {
+      // A path through no symbolic link: neither the file nor a folder on the way is one.
+      const fs::path abs = fs::absolute(path, ec).lexically_normal();
+      direct[i] = fs::canonical(abs, ec) == abs;
+    }
+  }
+  scan->fingerprint = h;
+  if (!settings.keep_duplicates) {
+    std::set<std::pair<dev_t, ino_t>> seen;
+    for (int pass = 0; pass < 2; ++pass) {
+      for (size_t i = 0; i < n; ++i) {
+        if (direct[i] != (pass == 0) || identity[i].second == 0) continue;
+        scan->files[i].duplicate = !seen.insert(identity[i]).second;
+      }
+    }
+  }
+}
+
+}  // namespace
+
 Result<ImageScan> scan_image_folder(const std::string& folder, const ImageImport& settings) {
   std::error_code ec;
   if (!fs::is_directory(folder, ec)) return Status::not_found(folder + ": no such folder");
@@ -220,56 +281,8 @@ Result<ImageScan> scan_image_folder(const std::string& folder, const ImageImport
   std::sort(scan.files.begin(), scan.files.end(),
             [](const ImageFile& a, const ImageFile& b) { return a.path < b.path; });
 
-  // Labels: the first-level subfolder's name, numbered in sorted order.
-  std::set<std::string> names;
-  scan.labelled = true;
-  for (const ImageFile& f : scan.files) {
-    const size_t slash = f.path.find('/');
-    if (slash == std::string::npos) {
-      scan.labelled = false;
-      break;
-    }
-    names.insert(printable(f.path.substr(0, slash)));
-  }
-  if (scan.labelled) {
-    scan.label_names.assign(names.begin(), names.end());
-    for (ImageFile& f : scan.files) {
-      const std::string name = printable(f.path.substr(0, f.path.find('/')));
-      f.label = static_cast<int32_t>(
-          std::lower_bound(scan.label_names.begin(), scan.label_names.end(), name) -
-          scan.label_names.begin());
-    }
-  }
-
-  // One stat per file: the fingerprint and, unless duplicates are kept, which paths reach the
-  // same file. A file reached by several paths is read once: by its own path when the folder
-  // holds it (not through a symbolic link), otherwise by the first link in path order.
-  const size_t n = scan.files.size();
-  std::vector<std::pair<dev_t, ino_t>> identity(n, {0, 0});
-  std::vector<char> direct(n, 1);
-  uint64_t h = fnv1a64(folder);
-  for (size_t i = 0; i < n; ++i) {
-    const std::string path = scan.file_path(i);
-    struct stat st {};
-    const bool ok = ::stat(path.c_str(), &st) == 0;
-    h = fingerprint_file(ok ? &st : nullptr, fnv1a64_bytes(path.data(), path.size() + 1, h));
-    if (ok) identity[i] = {st.st_dev, st.st_ino};
-    if (!settings.keep_duplicates && ok) {
-      // A path through no symbolic link: neither the file nor a folder on the way is one.
-      const fs::path abs = fs::absolute(path, ec).lexically_normal();
-      direct[i] = fs::canonical(abs, ec) == abs;
-    }
-  }
-  scan.fingerprint = h;
-  if (!settings.keep_duplicates) {
-    std::set<std::pair<dev_t, ino_t>> seen;
-    for (int pass = 0; pass < 2; ++pass) {
-      for (size_t i = 0; i < n; ++i) {
-        if (direct[i] != (pass == 0) || identity[i].second == 0) continue;
-        scan.files[i].duplicate = !seen.insert(identity[i]).second;
-      }
-    }
-  }
+  label_by_subfolder(&scan);
+  identify_files(folder, settings, &scan);
   return scan;
 }
 

@@ -157,6 +157,75 @@ AutoSearch resolve_search(const Dataset& data, const TrainConfig& config) {
   return s;
 }
 
+namespace {
+
+// What every trial of the search reads: its training rows, the preprocessed held-out queries and
+// gallery, and (for the neighbour criterion) the queries' nearest gallery rows.
+struct SearchData {
+  const Dataset& train_set;
+  const torch::Tensor& xq;
+  const torch::Tensor& xg;
+  const torch::Tensor& truth;
+  int k;
+  AutoCriterion criterion;
+  const std::vector<int64_t>& checkpoints;
+};
+
+// Trains one setting on the search's rows, scoring it at each checkpoint into `choice` (its trials
+// and, when it scores best, its choice). With the two-run criteria a first run from another seed
+// records its distances at every checkpoint, and the second run is scored against them.
+Status run_trial(const SearchData& d, const TrainConfig& config, double lambda, double eps_scale,
+                 AutoChoice* choice) {
+  const bool two_runs = d.criterion != AutoCriterion::kNeighbours;
+  TrainConfig c = config;
+  c.auto_settings = false;
+  c.steps = 0;  // the search's checkpoints set the length
+  c.lambda = lambda;
+  c.eps_scale = eps_scale;
+  c.on_progress = nullptr;
+  std::map<int64_t, torch::Tensor> first_run;
+  if (two_runs) {
+    TrainConfig other = c;
+    other.seed = config.seed + 1;
+    internal::StepHook record;
+    record.at_steps = d.checkpoints;
+    record.fn = [&](int64_t step, internal::Mlp& net) {
+      first_run[step] = internal::hamming_matrix(net, d.xq, d.xg);
+      return true;
+    };
+    IMSAT_RETURN_IF_ERROR(internal::train_with_hook(d.train_set, other, nullptr, &record).status());
+  }
+  internal::StepHook hook;
+  hook.at_steps = d.checkpoints;
+  double best_here = -2;
+  hook.fn = [&](int64_t step, internal::Mlp& net) {
+    double score = -1;
+    if (!two_runs) {
+      score = internal::neighbour_map(net, d.xq, d.xg, d.truth);
+    } else if (const auto it = first_run.find(step); it != first_run.end()) {
+      const torch::Tensor mine = internal::hamming_matrix(net, d.xq, d.xg);
+      score = d.criterion == AutoCriterion::kOverlap
+                  ? internal::neighbour_overlap(mine, it->second, d.k)
+                  : internal::seed_agreement(mine, it->second);
+    }
+    choice->trials.push_back({d.criterion, lambda, eps_scale, step, score});
+    if (config.on_search) config.on_search(choice->trials.back());
+    if (score > choice->score) {
+      choice->score = score;
+      choice->lambda = lambda;
+      choice->eps_scale = eps_scale;
+      choice->steps = step;
+    }
+    // Early stopping: the first checkpoint below this setting's best ends it.
+    const bool better = score > best_here;
+    best_here = std::max(best_here, score);
+    return better;
+  };
+  return internal::train_with_hook(d.train_set, c, nullptr, &hook).status();
+}
+
+}  // namespace
+
 Result<AutoChoice> choose_settings(const Dataset& data, const TrainConfig& config) {
   if (config.clusters > 0 ||
       (config.method != Method::kImsatVat && config.method != Method::kImsatRpt &&
@@ -208,56 +277,9 @@ Result<AutoChoice> choose_settings(const Dataset& data, const TrainConfig& confi
     choice.score = -2;
     const std::vector<double>& lambdas = s.lambdas;
     choice.criterion = criterion;
-    // Trains one setting on the search's rows, scoring it at each checkpoint. With the two-run
-    // criteria a first run from another seed records its distances at every checkpoint, and the
-    // second run is scored against them.
-    auto trial = [&](double lambda, double eps_scale) -> Status {
-      TrainConfig c = config;
-      c.auto_settings = false;
-      c.steps = 0;  // the search's checkpoints set the length
-      c.lambda = lambda;
-      c.eps_scale = eps_scale;
-      c.on_progress = nullptr;
-      std::map<int64_t, torch::Tensor> first_run;
-      if (two_runs) {
-        TrainConfig other = c;
-        other.seed = config.seed + 1;
-        internal::StepHook record;
-        record.at_steps = s.checkpoints;
-        record.fn = [&](int64_t step, internal::Mlp& net) {
-          first_run[step] = internal::hamming_matrix(net, xq, xg);
-          return true;
-        };
-        IMSAT_RETURN_IF_ERROR(
-            internal::train_with_hook(train_set, other, nullptr, &record).status());
-      }
-      internal::StepHook hook;
-      hook.at_steps = s.checkpoints;
-      double best_here = -2;
-      hook.fn = [&](int64_t step, internal::Mlp& net) {
-        double score = -1;
-        if (!two_runs) {
-          score = internal::neighbour_map(net, xq, xg, truth);
-        } else if (const auto it = first_run.find(step); it != first_run.end()) {
-          const torch::Tensor mine = internal::hamming_matrix(net, xq, xg);
-          score = criterion == AutoCriterion::kOverlap
-                      ? internal::neighbour_overlap(mine, it->second, k)
-                      : internal::seed_agreement(mine, it->second);
-        }
-        choice.trials.push_back({criterion, lambda, eps_scale, step, score});
-        if (config.on_search) config.on_search(choice.trials.back());
-        if (score > choice.score) {
-          choice.score = score;
-          choice.lambda = lambda;
-          choice.eps_scale = eps_scale;
-          choice.steps = step;
-        }
-        // Early stopping: the first checkpoint below this setting's best ends it.
-        const bool better = score > best_here;
-        best_here = std::max(best_here, score);
-        return better;
-      };
-      return internal::train_with_hook(train_set, c, nullptr, &hook).status();
+    const SearchData d{train_set, xq, xg, truth, k, criterion, s.checkpoints};
+    const auto trial = [&](double lambda, double eps_scale) {
+      return run_trial(d, config, lambda, eps_scale, &choice);
     };
     // Coordinate search: the radius at the middle weight, then the other weights at the best
     // radius.

@@ -45,6 +45,27 @@ EncodeBatcher::Stats QueryEngine::encode_batch_stats() const {
 
 QueryEngine::~QueryEngine() = default;
 
+std::optional<ModelInfo> QueryEngine::model_info() const {
+  if (model_ == nullptr) return std::nullopt;
+  ModelInfo m;
+  m.method = learn::method_name(model_->method());
+  m.bits = model_->bits();
+  m.fingerprint = model_->fingerprint();
+  m.input_dim = model_->input_dim();
+  m.input_shape = model_->input_shape();
+  // What an image query becomes: the model's recorded pipeline (image folders), or its grey
+  // pixel input (IDX images) resized to fit.
+  const Result<io::ImagePipeline> pipeline = model_->image_input();
+  m.takes_images = pipeline.is_ok();
+  if (pipeline.is_ok()) {
+    m.image_channels = pipeline->channels;
+    if (!model_->image_pipeline().empty()) m.image_pipeline = pipeline->to_json();
+  }
+  return m;
+}
+
+size_t QueryEngine::input_dim() const { return model_ != nullptr ? model_->input_dim() : 0; }
+
 Result<std::unique_ptr<QueryEngine>> QueryEngine::create(std::unique_ptr<index::CodeStore> store,
                                                          std::unique_ptr<learn::Model> model) {
   if (store == nullptr) return Status::invalid_argument("query engine needs a store");

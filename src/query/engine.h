@@ -44,6 +44,18 @@ struct SearchRequest {
   Filter filter;  // empty: every item
 };
 
+// What the front-ends show of a collection's model, and what a query by vector or image needs.
+struct ModelInfo {
+  std::string method;  // "imsat-vat", "itq", ...
+  int bits = 0;
+  std::string fingerprint;
+  size_t input_dim = 0;             // values of a vector query
+  std::vector<size_t> input_shape;  // e.g. {28, 28}
+  bool takes_images = false;        // searches and adds by image file work
+  int image_channels = 0;           // 1 or 3 when takes_images
+  std::string image_pipeline;       // JSON, when the model records one (image folders)
+};
+
 struct SearchHit {
   std::string key;
   uint32_t distance = 0;  // Hamming
@@ -139,6 +151,10 @@ class QueryEngine {
   ~QueryEngine();
 
   const learn::Model* model() const { return model_.get(); }
+  // The model as the front-ends show it; std::nullopt without a model.
+  std::optional<ModelInfo> model_info() const;
+  // Values of a vector query (0 without a model).
+  size_t input_dim() const;
   // The store's schema and size (bits, tables, items, memory, fingerprint).
   index::StoreInfo info() const;
   int bits() const { return store_->bits(); }

@@ -328,6 +328,30 @@ Result<IndexReport> index_rows(const IndexRequest& request, const learn::Model& 
   return report;
 }
 
+// The item of image file `i`, decoded as row `row` (of `dim` values) of `batch` with code `code`:
+// its key, label, metadata (the scan's, its source and row), thumbnail (moved out of the batch) and
+// vector.
+void image_item(const io::ImageScan& scan, size_t i, const ItemOptions& items,
+                io::ImageBatch* batch, size_t row, size_t dim, const uint8_t* code, size_t bytes,
+                index::Item* item) {
+  const io::ImageFile& file = scan.files[i];
+  nlohmann::json meta = nlohmann::json::object();
+  scan.metadata_into(i, &meta);
+  meta["source"] = items.source;
+  meta["row"] = i;
+  if (scan.labelled) meta["label"] = file.label;
+  item->key = items.key_prefix + scan.key(i);
+  item->code.assign(code, code + bytes);
+  item->tag = scan.labelled ? file.label : index::kNoTag;
+  item->metadata = meta.dump();
+  item->thumbnail = batch->thumbnails.empty() ? std::string() : std::move(batch->thumbnails[row]);
+  item->vector.clear();
+  if (items.with_vectors) {
+    const float* values = batch->values.data() + row * dim;
+    item->vector.assign(values, values + dim);
+  }
+}
+
 // Image files, streamed: the scan lists them once, then batches are decoded (one batch ahead, on
 // every core), encoded and written in turn, so memory holds a few batches whatever the folder's
 // size. A file that cannot be used is a position that adds no item.
@@ -391,24 +415,7 @@ Result<IndexReport> index_images(const IndexRequest& request, const learn::Model
       item->key.clear();  // a skipped file
       return true;
     }
-    const io::ImageFile& file = scan.files[i];
-    nlohmann::json meta = nlohmann::json::object();
-    scan.metadata_into(i, &meta);
-    meta["source"] = items.source;
-    meta["row"] = i;
-    if (scan.labelled) meta["label"] = file.label;
-    item->key = items.key_prefix + scan.key(i);
-    item->code.assign(codes.begin() + static_cast<std::ptrdiff_t>(cursor * bytes),
-                      codes.begin() + static_cast<std::ptrdiff_t>((cursor + 1) * bytes));
-    item->tag = scan.labelled ? file.label : index::kNoTag;
-    item->metadata = meta.dump();
-    item->thumbnail =
-        batch.thumbnails.empty() ? std::string() : std::move(batch.thumbnails[cursor]);
-    item->vector.clear();
-    if (items.with_vectors) {
-      const float* row = batch.values.data() + cursor * dim;
-      item->vector.assign(row, row + dim);
-    }
+    image_item(scan, i, items, &batch, cursor, dim, codes.data() + cursor * bytes, bytes, item);
     ++cursor;
     return true;
   };
@@ -440,13 +447,17 @@ Result<IndexReport> index_dataset(const IndexRequest& request) {
   return index_rows(request, *model);
 }
 
-Result<IngestReport> ingest_codes_files(const IngestRequest& request) {
-  if (request.files.empty()) return Status::invalid_argument("no codes files to ingest");
-  struct Part {
-    std::string path;
-    CodesFile header;
-  };
-  std::vector<Part> parts;
+namespace {
+
+struct Shard {
+  std::string path;
+  CodesFile header;
+};
+
+// The shards' headers, sorted by first row, checked to hold codes of one length and one model
+// (the store's, when it exists) and disjoint rows. InvalidArgument naming the file otherwise.
+Result<std::vector<Shard>> read_shard_headers(const IngestRequest& request) {
+  std::vector<Shard> parts;
   for (const std::string& path : request.files) {
     IMSAT_ASSIGN_OR_RETURN(CodesFile header, read_codes_header(path));
     parts.push_back({path, std::move(header)});
@@ -466,7 +477,7 @@ Result<IngestReport> ingest_codes_files(const IngestRequest& request) {
                                       std::to_string(first.bits) + "; nothing was written");
     }
   }
-  for (const Part& p : parts) {
+  for (const Shard& p : parts) {
     if (p.header.bits != first.bits) {
       return Status::invalid_argument(p.path + " has " + std::to_string(p.header.bits) +
                                       "-bit codes, " + parts.front().path + " " +
@@ -480,7 +491,7 @@ Result<IngestReport> ingest_codes_files(const IngestRequest& request) {
     }
   }
   std::sort(parts.begin(), parts.end(),
-            [](const Part& x, const Part& y) { return x.header.first_row < y.header.first_row; });
+            [](const Shard& x, const Shard& y) { return x.header.first_row < y.header.first_row; });
   for (size_t i = 1; i < parts.size(); ++i) {
     const CodesFile& prev = parts[i - 1].header;
     if (parts[i].header.first_row < prev.first_row + prev.rows) {
@@ -490,6 +501,15 @@ Result<IngestReport> ingest_codes_files(const IngestRequest& request) {
           "-" + std::to_string(prev.first_row + prev.rows - 1) + "); nothing was written");
     }
   }
+  return parts;
+}
+
+}  // namespace
+
+Result<IngestReport> ingest_codes_files(const IngestRequest& request) {
+  if (request.files.empty()) return Status::invalid_argument("no codes files to ingest");
+  IMSAT_ASSIGN_OR_RETURN(const std::vector<Shard> parts, read_shard_headers(request));
+  const CodesFile& first = parts.front().header;
   index::StoreOptions o;
   o.bits = first.bits;
   o.expected_items = std::max<size_t>(first.rows * parts.size(), 1000);
