@@ -268,7 +268,12 @@ Response handle_items_delete(Call& call) {
   call.require_json_content();
   const json body = call.json_body();
   if (!body.is_object()) throw HttpError{400, "the body must be a JSON object"};
-  check_fields(body, {"keys", "filter"});
+  check_fields(body, {"keys", "filter", "with_keys"});
+  const bool with_keys =
+      body.contains("with_keys") && body["with_keys"].is_boolean() && body["with_keys"].get<bool>();
+  if (body.contains("with_keys") && !body["with_keys"].is_boolean()) {
+    throw HttpError{400, "'with_keys' must be true or false"};
+  }
   if (body.contains("keys") == body.contains("filter")) {
     throw HttpError{400, "give exactly one of 'keys' or 'filter'"};
   }
@@ -278,7 +283,8 @@ Response handle_items_delete(Call& call) {
       throw HttpError{400, "an empty filter would delete every item; give at least one condition",
                       "invalid_filter"};
     }
-    return json_response(200, {{"deleted", take(call.engine->erase_where(filter))}});
+    return json_response(200,
+                         {{"deleted", take(call.engine->erase_where(filter))}, {"not_found", 0}});
   }
   const json& keys = body["keys"];
   if (!keys.is_array() || keys.empty()) {
@@ -297,7 +303,9 @@ Response handle_items_delete(Call& call) {
   }
   std::vector<std::string> missing;
   const size_t deleted = take(call.engine->erase_present(list, &missing));
-  return json_response(200, {{"deleted", deleted}, {"not_found", missing}});
+  json out = {{"deleted", deleted}, {"not_found", missing.size()}};
+  if (with_keys) out["not_found_keys"] = missing;
+  return json_response(200, out);
 }
 
 Response handle_item_get(Call& call) {
@@ -306,7 +314,7 @@ Response handle_item_get(Call& call) {
 
 Response handle_item_delete(Call& call) {
   check(call.engine->erase_items({call.captures[0]}));
-  return json_response(200, {{"deleted", call.captures[0]}});
+  return json_response(200, {{"deleted", 1}, {"not_found", 0}, {"key", call.captures[0]}});
 }
 
 Response handle_item_image(Call& call) {

@@ -200,12 +200,40 @@ Response handle_search(Call& call) {
   return text_response(std::move(out));
 }
 
-Response handle_search_image(Call& call) {
+namespace {
+
+// The uploaded image of a search: the body itself (an image Content-Type), or the one file of a
+// multipart/form-data form whose other fields are the query parameters (k, filter, ...; the same
+// name in the query string and the form is a 400).
+std::string search_image_bytes(Call& call) {
   const std::string ct = call.header("content-type");
-  if (ct.rfind("image/", 0) != 0) {
+  if (ct.rfind("image/", 0) == 0) return call.request.body;
+  if (ct.rfind("multipart/form-data", 0) != 0) {
     throw HttpError{415,
-                    "expected an image Content-Type (image/png or image/jpeg), got '" + ct + "'"};
+                    "expected an image Content-Type (image/png or image/jpeg) or "
+                    "multipart/form-data, got '" +
+                        ct + "'"};
   }
+  std::vector<FormPart> parts = parse_multipart(ct, call.request.body);
+  std::string image;
+  bool found = false;
+  for (FormPart& p : parts) {
+    if (!p.filename.empty() || p.content_type.rfind("image/", 0) == 0) {
+      if (found) throw HttpError{400, "the form holds more than one image file"};
+      image = std::move(p.body);
+      found = true;
+    } else if (!call.params.emplace(p.name, p.body).second) {
+      throw HttpError{400, "'" + p.name + "' is given both in the query string and the form"};
+    }
+  }
+  if (!found) throw HttpError{400, "the form holds no image file"};
+  return image;
+}
+
+}  // namespace
+
+Response handle_search_image(Call& call) {
+  const std::string image = search_image_bytes(call);
   query::SearchRequest sr;
   sr.k = param_size(call, "k", 10);
   sr.candidates = param_size(call, "candidates", 0);
@@ -237,8 +265,8 @@ Response handle_search_image(Call& call) {
   const size_t dim = call.engine->input_dim();
   check_search_budget(sr, 1, dim, call.limits);
   return text_response(query::search_json_text(
-      take(call.engine->search_image(call.request.body, sr, invert, call.limits.max_image_pixels)),
-      sr, call.params.count("explain") > 0));
+      take(call.engine->search_image(image, sr, invert, call.limits.max_image_pixels)), sr,
+      call.params.count("explain") > 0));
 }
 
 }  // namespace imsat::http::internal

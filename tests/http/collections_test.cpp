@@ -258,13 +258,22 @@ TEST_F(CollectionsTest, FiltersCountScrollAndDelete) {
   auto r = send("POST", "/v1/collections/f/items/delete", {{"keys", {"f-0", "f-1", "zzz"}}});
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(js(r)["deleted"], 2);
-  EXPECT_EQ(js(r)["not_found"], json::array({"zzz"}));
+  EXPECT_EQ(js(r)["not_found"], 1);
+  EXPECT_FALSE(js(r).contains("not_found_keys"));
+  // The keys not found, when asked for.
+  r = send("POST", "/v1/collections/f/items/delete",
+           {{"keys", {"f-0", "yyy"}}, {"with_keys", true}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(js(r)["deleted"], 0);
+  EXPECT_EQ(js(r)["not_found"], 2);
+  EXPECT_EQ(js(r)["not_found_keys"], json::array({"f-0", "yyy"}));
   std::set<std::string> red_cheap = brute("red", 25);
   red_cheap.erase("f-0");
   red_cheap.erase("f-1");
   r = send("POST", "/v1/collections/f/items/delete", {{"filter", filter}});
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(js(r)["deleted"], red_cheap.size());
+  EXPECT_EQ(js(r)["not_found"], 0);
   r = send("POST", "/v1/collections/f/items/count", {{"filter", filter}});
   EXPECT_EQ(js(r)["count"], 0);
   EXPECT_EQ(send("POST", "/v1/collections/f/items/delete", {{"filter", json::object()}}).status,

@@ -256,6 +256,18 @@ TEST_F(ServerTest, EveryEndpointAnswers) {
   ASSERT_EQ(by_image.status, 200) << by_image.body;
   const json image_hits = by_image.js()["hits"];
   for (const auto& h : image_hits) EXPECT_EQ(h["label"], 2);
+  // The same image as the file of a multipart form, with k as a form field: the same answer.
+  const std::string boundary = "b0und4ry";
+  const std::string form =
+      "--" + boundary + "\r\nContent-Disposition: form-data; name=\"k\"\r\n\r\n4\r\n--" + boundary +
+      "\r\nContent-Disposition: form-data; name=\"image\"; "
+      "filename=\"q.png\"\r\nContent-Type: image/png\r\n\r\n" +
+      png(4, 4, 1, bright) + "\r\n--" + boundary + "--\r\n";
+  Reply by_form = post("/v1/search/image", form, "multipart/form-data; boundary=" + boundary);
+  ASSERT_EQ(by_form.status, 200) << by_form.body;
+  EXPECT_EQ(by_form.js()["hits"], image_hits);
+  EXPECT_EQ(post("/v1/search/image?k=4", form, "multipart/form-data; boundary=" + boundary).status,
+            400);  // k twice
 
   Reply item = get("/v1/items/9");
   ASSERT_EQ(item.status, 200);
@@ -411,7 +423,7 @@ TEST_F(ServerTest, BadRequestsGetAJsonErrorAndChangeNothing) {
                "exceeds");
   expect_error(post("/v1/search/image", "\x89PNG\r\n\x1a\n truncated", "image/png"), 400,
                "cannot decode");
-  expect_error(post("/v1/search/image", "abc", "application/json"), 415, "image");
+  expect_error(post("/v1/search/image", "abc", "application/json"), 415, "multipart/form-data");
   expect_error(get("/v1/nothing"), 404, "no such endpoint");
   expect_error(call(port_, bhttp::verb::put, "/v1/search", "{}"), 405, "not allowed");
   // Writes: missing and wrong tokens, then bad items with a good token; nothing is written.
@@ -743,7 +755,8 @@ TEST_F(ServerTest, PathKeysAreDecodedAsKeys) {
   EXPECT_EQ(get("/v1/items/x%2Fimage").js()["code"], "0300");
   const Reply del = call(port_, bhttp::verb::delete_, "/v1/items/p+q", "", "", "secret");
   ASSERT_EQ(del.status, 200) << del.body;
-  EXPECT_EQ(del.js()["deleted"], "p+q");
+  EXPECT_EQ(del.js()["deleted"], 1);
+  EXPECT_EQ(del.js()["key"], "p+q");
   EXPECT_EQ(get("/v1/items/p+q").status, 404);
   EXPECT_EQ(get("/v1/items/p%20q").status, 200);  // the other item is untouched
   ASSERT_EQ(call(port_, bhttp::verb::delete_, "/v1/items/x%2Fimage", "", "", "secret").status, 200);
