@@ -1,4 +1,6 @@
-// Snapshots of a collection: POST and GET /v1/snapshots, DELETE /v1/snapshots/{id}.
+// Snapshots of a collection: POST and GET /v1/snapshots, DELETE /v1/snapshots/{id}, GET
+// /v1/snapshots/{id}/archive (a zip download), POST /v1/snapshots/{id}/restore (as a new
+// collection).
 #include "http/http_internal.h"
 #include "query/json_format.h"
 
@@ -28,6 +30,36 @@ Response handle_snapshots_list(Call& call) {
     list.push_back(snapshot_json(s, call.catalog));
   }
   return json_response(200, {{"snapshots", list}});
+}
+
+Response handle_snapshot_archive(Call& call) {
+  Response r;
+  r.content_type = "application/zip";
+  r.file = take(call.catalog.snapshot_archive(call.collection->name(), call.captures[0]));
+  r.remove_file = true;
+  r.headers["Content-Disposition"] =
+      "attachment; filename=\"" + call.collection->name() + "-" + call.captures[0] + ".zip\"";
+  return r;
+}
+
+Response handle_snapshot_restore(Call& call) {
+  call.require_json_content();
+  const json body = call.json_body();
+  if (!body.is_object()) throw HttpError{400, "the body must be a JSON object"};
+  check_fields(body, {"as"});
+  if (!body.contains("as") || !body["as"].is_string()) {
+    throw HttpError{400,
+                    "give 'as': the name of the new collection (replacing a served collection "
+                    "in place needs the server stopped: imsat snapshot restore --force)"};
+  }
+  const std::string as = body["as"].get<std::string>();
+  const Status name_ok = query::check_collection_name(as);
+  if (!name_ok.is_ok()) throw HttpError{400, name_ok.message(), "bad_collection_name"};
+  const auto restored =
+      take(call.catalog.restore_snapshot(call.collection->name(), call.captures[0], as));
+  json out = collection_info(*restored, call.limits, call.token_required);
+  out["restored_from"] = {{"collection", call.collection->name()}, {"snapshot", call.captures[0]}};
+  return json_response(201, out);
 }
 
 Response handle_snapshot_delete(Call& call) {

@@ -60,6 +60,10 @@ struct Response {
   std::string content_type = "application/json";
   std::string body;
   std::map<std::string, std::string> headers;  // extra headers (e.g. Retry-After)
+  // Instead of `body`: a file streamed as the body, removed once opened when `remove_file` (its
+  // data stays readable through the open descriptor until the answer is sent).
+  std::string file;
+  bool remove_file = false;
 };
 
 // Request counters and latency histograms for GET /metrics (Prometheus text format).

@@ -188,6 +188,8 @@ Response handle_collection_drop(Call& call);
 Response handle_snapshot_create(Call& call);
 Response handle_snapshots_list(Call& call);
 Response handle_snapshot_delete(Call& call);
+Response handle_snapshot_archive(Call& call);
+Response handle_snapshot_restore(Call& call);
 
 // The single-page web interface served at GET / (HTML, CSS and JavaScript in one document):
 // src/http/assets/index.html, compiled in.

@@ -1,6 +1,7 @@
 // Boost.Beast/Asio server: one acceptor, a thread pool, one session per connection reading
 // requests with header and body limits and an idle timeout, answering through the Router.
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <boost/asio/ip/tcp.hpp>
@@ -220,7 +221,37 @@ class Session : public std::enable_shared_from_this<Session> {
     respond(std::move(out), keep_alive);
   }
 
+  // A file body (Response::file): streamed from disk, with a write deadline that grows with its
+  // size (1 MiB/s at the least) rather than the idle timeout.
+  void respond_file(Response r, bool keep_alive) {
+    auto res = std::make_shared<bhttp::response<bhttp::file_body>>(
+        static_cast<bhttp::status>(r.status), 11);
+    beast::error_code ec;
+    res->body().open(r.file.c_str(), beast::file_mode::scan, ec);
+    if (r.remove_file) ::unlink(r.file.c_str());
+    if (ec) {
+      respond(to_error(500, "cannot open the answer's file: " + ec.message()), keep_alive);
+      return;
+    }
+    res->set(bhttp::field::server, "imsat");
+    res->set(bhttp::field::content_type, r.content_type);
+    for (const auto& [name, value] : r.headers) res->set(name, value);
+    res->keep_alive(keep_alive);
+    res->prepare_payload();
+    const uint64_t bytes = res->body().size();
+    stream_->expires_after(std::chrono::seconds(server_.limits.read_timeout_seconds) +
+                           std::chrono::seconds(bytes >> 20));
+    bhttp::async_write(*stream_, *res,
+                       [self = shared_from_this(), res, keep_alive](beast::error_code ec2, size_t) {
+                         self->on_write(ec2, keep_alive);
+                       });
+  }
+
   void respond(Response r, bool keep_alive) {
+    if (!r.file.empty()) {
+      respond_file(std::move(r), keep_alive);
+      return;
+    }
     auto res = std::make_shared<bhttp::response<bhttp::string_body>>(
         static_cast<bhttp::status>(r.status), 11);
     res->set(bhttp::field::server, "imsat");

@@ -354,6 +354,31 @@ Result<std::shared_ptr<Collection>> Catalog::create(const std::string& name,
   return made;
 }
 
+Result<std::shared_ptr<Collection>> Catalog::restore_snapshot(const std::string& name,
+                                                              const std::string& id,
+                                                              const std::string& as) {
+  IMSAT_RETURN_IF_ERROR(check_collection_name(as));
+  if (data_dir_.empty()) {
+    return Status::invalid_argument(
+        "snapshots can be restored only when serving a data directory (--data-dir)");
+  }
+  {
+    std::lock_guard lock(mutex_);
+    if (collections_.count(as) || creating_.count(as)) {
+      return Status::already_exists("collection '" + as + "' already exists");
+    }
+    creating_.insert(as);
+  }
+  Result<std::shared_ptr<Collection>> made = [&]() -> Result<std::shared_ptr<Collection>> {
+    IMSAT_RETURN_IF_ERROR(query::restore_snapshot(data_dir_, name, id, as, /*force=*/false));
+    return load(as, (fs::path(data_dir_) / as).string());
+  }();
+  std::lock_guard lock(mutex_);
+  creating_.erase(as);
+  if (made.is_ok()) collections_[as] = made.value();
+  return made;
+}
+
 Result<std::shared_ptr<Collection>> Catalog::build(const std::string& name,
                                                    const CollectionSpec& spec,
                                                    const std::string& models_dir) {

@@ -151,6 +151,20 @@ class Catalog {
   Result<SnapshotInfo> create_snapshot(const std::string& name);
   Result<std::vector<SnapshotInfo>> snapshots(const std::string& name) const;
   Status delete_snapshot(const std::string& name, const std::string& id);
+  // Restores snapshot `id` of collection `name` as a new collection `as` and serves it (the
+  // name claimed first, as create() does). AlreadyExists when `as` is in use; NotFound for an
+  // unknown snapshot. Replacing a served collection in place needs the server stopped (`imsat
+  // snapshot restore --force`).
+  Result<std::shared_ptr<Collection>> restore_snapshot(const std::string& name,
+                                                       const std::string& id,
+                                                       const std::string& as);
+  // The snapshot folder of snapshot `id` of collection `name` (store/ and model). NotFound for an
+  // unknown one.
+  Result<std::string> snapshot_folder(const std::string& name, const std::string& id) const;
+  // Snapshot `id` of collection `name` as one zip file (store/... and model), written to a
+  // temporary file in the data directory whose path is returned: the caller removes it (a crash
+  // leaves it to the next open's clean-up).
+  Result<std::string> snapshot_archive(const std::string& name, const std::string& id) const;
 
  private:
   Catalog() = default;

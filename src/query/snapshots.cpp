@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -13,6 +14,7 @@
 #include <sstream>
 
 #include "common/atomic_file.h"
+#include "io/archive.h"
 #include "query/collections.h"
 #include "query/data_dir_internal.h"
 
@@ -61,6 +63,30 @@ Status check_snapshot_id(const std::string& id) {
 }
 
 }  // namespace
+
+Result<std::string> Catalog::snapshot_folder(const std::string& name, const std::string& id) const {
+  IMSAT_RETURN_IF_ERROR(check_snapshot_id(id));
+  const std::shared_ptr<Collection> c = find(name);
+  if (c == nullptr) return Status::not_found("no collection named '" + name + "'");
+  const fs::path folder = fs::path(c->snapshot_root()) / id;
+  std::error_code ec;
+  if (c->snapshot_root().empty() || !fs::is_directory(folder / kStoreFolder, ec)) {
+    return Status::not_found("collection '" + name + "' has no snapshot '" + id + "'");
+  }
+  return folder.string();
+}
+
+Result<std::string> Catalog::snapshot_archive(const std::string& name,
+                                              const std::string& id) const {
+  IMSAT_ASSIGN_OR_RETURN(const std::string folder, snapshot_folder(name, id));
+  static std::atomic<uint64_t> serial{0};
+  // ".NAME.archive.tmp.ID-N": a name recover_data_dir removes (".tmp.") if it is left behind.
+  const std::string zip = (fs::path(data_dir_) / ("." + name + ".archive.tmp." + id + "-" +
+                                                  std::to_string(serial.fetch_add(1))))
+                              .string();
+  IMSAT_RETURN_IF_ERROR(io::zip_folder(folder, zip));
+  return zip;
+}
 
 Result<SnapshotInfo> Catalog::create_snapshot(const std::string& name) {
   std::shared_ptr<Collection> c = find(name);

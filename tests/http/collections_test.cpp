@@ -323,6 +323,35 @@ TEST_F(CollectionsTest, SnapshotsAreConsistentAndRestorable) {
     ASSERT_TRUE(engine.is_ok()) << engine.status().to_string();
     EXPECT_EQ((*engine)->info().items, 100u);
   }
+  // Over HTTP: restored as a new collection the server serves at once, and downloaded as a zip.
+  r = send("POST", "/v1/collections/s/snapshots/" + id + "/restore", {{"as", "s_http"}});
+  ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(js(r)["items"], 100u);
+  EXPECT_EQ(js(r)["restored_from"]["snapshot"], id);
+  EXPECT_EQ(js(send("GET", "/v1/collections/s_http/items/s-0"))["key"], "s-0");
+  EXPECT_EQ(send("GET", "/v1/collections/s_http/items/late").status, 404);
+  EXPECT_EQ(
+      send("POST", "/v1/collections/s/snapshots/" + id + "/restore", {{"as", "s_http"}}).status,
+      409);
+  EXPECT_EQ(send("POST", "/v1/collections/s/snapshots/" + id + "/restore", {{"as", "../x"}}).status,
+            400);
+  EXPECT_EQ(send("POST", "/v1/collections/s/snapshots/" + id + "/restore", json::object()).status,
+            400);
+  EXPECT_EQ(send("GET", "/v1/collections/s/snapshots/" + id + "/archive", {}, false).status, 401);
+  r = send("GET", "/v1/collections/s/snapshots/" + id + "/archive");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.content_type, "application/zip");
+  ASSERT_FALSE(r.file.empty());
+  {
+    std::ifstream zip(r.file, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(zip)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(bytes.substr(0, 2), "PK");
+    EXPECT_NE(bytes.find("store/CURRENT"), std::string::npos);
+  }
+  // A temporary file the server removes once it has opened it; one left by a crash goes at the
+  // next open of the data directory.
+  EXPECT_EQ(fs::path(r.file).parent_path(), fs::path(data_dir_));
+  EXPECT_EQ(send("GET", "/v1/collections/s/snapshots/20990101T000000Z-000/archive").status, 404);
   r = send("DELETE", "/v1/collections/s/snapshots/" + id);
   EXPECT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(js(send("GET", "/v1/collections/s/snapshots"))["snapshots"].size(), 0u);
