@@ -20,6 +20,7 @@ packages=(
   librocksdb-dev libboost-dev nlohmann-json3-dev zlib1g-dev libcli11-dev libstb-dev libfftw3-dev
   libjemalloc-dev
   libturbojpeg0-dev libzip-dev python3-pil
+  python3-requests python3-pip python3-venv python3-setuptools python3-jsonschema help2man
   libgtest-dev libgmock-dev libbenchmark-dev
   libfaiss-dev python3-numpy python3-faiss python3-hnswlib
   dataset-fashion-mnist

@@ -195,7 +195,8 @@ class _Api:
         self._prefix = prefix
 
     def _path(self, path):
-        return self._prefix + path
+        # "/v1/items" of collection c is "/v1/collections/c/items".
+        return self._prefix + path[3:] if self._prefix else path
 
     # -- items -------------------------------------------------------------------------------
     def add(self, items, batch_size=1000, progress=None):
