@@ -65,8 +65,12 @@ def install_client(repo, work):
     venv = os.path.join(work, "venv")
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", venv], check=True)
     python = os.path.join(venv, "bin", "python")
+    # From a copy: pip builds in the source folder, which stays untouched.
+    source = os.path.join(work, "client-source")
+    shutil.copytree(os.path.join(repo, "clients", "python"), source,
+                    ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     subprocess.run([python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-                    "--no-build-isolation", os.path.join(repo, "clients", "python")], check=True)
+                    "--no-build-isolation", source], check=True)
     return python
 
 
