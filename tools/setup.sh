@@ -59,13 +59,19 @@ if ! command -v npm >/dev/null; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends npm ||
     die "apt-get install failed for: npm"
 fi
+# @apidevtools/swagger-parser validates /openapi.json in the tests (tests/http). Both go in one
+# npm install: a second install into the same prefix would remove the first's packages.
 puppeteer=24.43.1
-if [ ! -f "$root/build-node/node_modules/puppeteer-core/package.json" ] ||
-   ! grep -q "\"version\": \"$puppeteer\"" "$root/build-node/node_modules/puppeteer-core/package.json"; then
-  say "installing puppeteer-core $puppeteer into build-node/node_modules (npm)"
+swagger_parser=13.1.0
+installed() {  # installed PACKAGE VERSION
+  grep -q "\"version\": \"$2\"" "$root/build-node/node_modules/$1/package.json" 2>/dev/null
+}
+if ! installed puppeteer-core "$puppeteer" || ! installed @apidevtools/swagger-parser "$swagger_parser"; then
+  say "installing puppeteer-core $puppeteer and swagger-parser $swagger_parser into build-node (npm)"
   mkdir -p "$root/build-node"
   npm install --prefix "$root/build-node" --no-audit --no-fund --loglevel=error \
-    "puppeteer-core@$puppeteer" || die "npm install of puppeteer-core failed"
+    "puppeteer-core@$puppeteer" "@apidevtools/swagger-parser@$swagger_parser" ||
+    die "npm install of puppeteer-core and swagger-parser failed"
 fi
 
 # LibTorch calls whatever libblas.so.3 the alternatives system points at; the reference BLAS

@@ -64,6 +64,12 @@ Response handle_openapi(Call&) {
     op["operationId"] = e.operation_id;
     if (route.auth == Auth::kToken) op["security"] = json::array({{{"bearer", json::array()}}});
     if (!op.contains("responses")) op["responses"] = {{"200", {{"description", "OK"}}}};
+    if (route.scope == Scope::kCollection && !op["responses"].contains("404")) {
+      op["responses"]["404"] = {
+          {"description", "no such collection (or, un-prefixed, no default collection)"},
+          {"content",
+           {{"application/json", {{"schema", {{"$ref", "#/components/schemas/Error"}}}}}}}};
+    }
   }
   return json_response(200, doc);
 }
