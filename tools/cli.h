@@ -45,6 +45,20 @@ std::vector<std::string> method_names(bool with_kmeans);
 // Prints `line` (a JSON document) to stdout as one line.
 void print_json_line(const std::string& line);
 
+// Settings from a file and the environment, for subcommands with many options:
+// add_config_options gives `cmd` --config FILE (TOML: each option by its long name, at the top
+// level or under [NAME-OF-SUBCOMMAND]) and --print-config; with `environment`, each option is
+// also read from IMSAT_<NAME> (--max-body-bytes: IMSAT_MAX_BODY_BYTES).
+void add_config_options(CLI::App* cmd, bool environment);
+// The command line to parse, with the settings of the subcommand's --config file and of its
+// environment variables added for every option the command line does not give, in that order of
+// precedence: command line, environment, file. UsageError naming the key and the file for a key
+// that is no option, and for a file that cannot be read.
+std::vector<std::string> with_settings(CLI::App& app, int argc, char** argv);
+// Whether --print-config was given; the merged settings as TOML, secrets (token options) masked.
+bool print_config_requested(const CLI::App* cmd);
+std::string merged_settings(const CLI::App* cmd);
+
 // Registration of each subcommand (one file each).
 void add_info(CLI::App& app);
 void add_train(CLI::App& app);

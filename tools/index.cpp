@@ -111,7 +111,14 @@ void add_index(CLI::App& app) {
       ->check(CLI::Range(0, 512))
       ->capture_default_str();
   cmd->add_flag("--quiet", a->quiet, "No progress output");
-  cmd->callback([a] { run_index(a); });
+  add_config_options(cmd, /*environment=*/false);
+  cmd->callback([a, cmd] {
+    if (print_config_requested(cmd)) {
+      std::fputs(merged_settings(cmd).c_str(), stdout);
+      return;
+    }
+    run_index(a);
+  });
 }
 
 }  // namespace imsat::cli

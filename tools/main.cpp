@@ -2,6 +2,7 @@
 // entry point and formats the result. main turns every error into one line on stderr and an
 // exit code: 1 for runtime errors, 2 for usage errors.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 
@@ -37,7 +38,10 @@ int main(int argc, char** argv) {
   cli::add_ingest(app);
 #endif
   try {
-    app.parse(argc, argv);
+    // Settings from --config files and IMSAT_* variables join the command line first.
+    std::vector<std::string> args = cli::with_settings(app, argc, argv);
+    std::reverse(args.begin(), args.end());  // CLI11 takes the arguments last first
+    app.parse(args);
   } catch (const CLI::Success& e) {
     return app.exit(e);  // --help, --version
   } catch (const CLI::ParseError& e) {

@@ -89,12 +89,10 @@ void add_server_options(CLI::App* cmd, const std::shared_ptr<ServeArgs>& a) {
       ->capture_default_str();
   cmd->add_option("--token", a->server.token,
                   "Require 'Authorization: Bearer TOKEN' for writes and evaluation (or set "
-                  "IMSAT_TOKEN, which keeps it out of the process list)")
-      ->envname("IMSAT_TOKEN");
+                  "IMSAT_TOKEN, which keeps it out of the process list)");
   cmd->add_option("--read-token", a->server.read_token,
                   "Also require a bearer token (this one or --token) for searches, item reads "
-                  "and store reports (or set IMSAT_READ_TOKEN)")
-      ->envname("IMSAT_READ_TOKEN");
+                  "and store reports (or set IMSAT_READ_TOKEN)");
   cmd->add_option("--max-connections", a->server.max_connections,
                   "Most open connections; at the cap a new one closes the oldest idle one, or "
                   "gets 503 (0 = three quarters of the descriptor limit)")
@@ -169,7 +167,12 @@ void add_serve(CLI::App& app) {
   add_limit_options(cmd, a);
   cmd->add_flag("--no-vector-cache", a->no_cache,
                 "Read stored vectors from RocksDB for exact re-ranking instead of memory");
-  cmd->callback([a] {
+  add_config_options(cmd, /*environment=*/true);
+  cmd->callback([a, cmd] {
+    if (print_config_requested(cmd)) {
+      std::fputs(merged_settings(cmd).c_str(), stdout);
+      return;
+    }
     if (a->db.empty() && a->data_dir.empty() && a->follow.empty() && a->follow_snapshot.empty()) {
       throw UsageError("give --db, --data-dir, --follow or --follow-snapshot");
     }

@@ -95,7 +95,12 @@ void add_train(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--out", args->out, "Model file to write")->required();
   cmd->add_flag("--quiet", args->quiet, "No progress output");
+  add_config_options(cmd, /*environment=*/false);
   cmd->callback([args, cmd] {
+    if (print_config_requested(cmd)) {
+      std::fputs(merged_settings(cmd).c_str(), stdout);
+      return;
+    }
     learn::TrainConfig c;
     c.method = take(learn::parse_method(args->method));
     c.bits = args->bits;
