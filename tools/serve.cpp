@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "cli.h"
+#include "common/log.h"
 #include "http/http.h"
 #include "query/collections.h"
 #include "query/engine.h"
@@ -19,6 +20,7 @@ struct ServeArgs {
   bool no_cache = false;
   int bits = 0;
   size_t cache_mb = 64;
+  std::string log_format = "text", log_level = "info";
   std::string models_dir;
   query::EncodeBatchOptions encode_batch;
   int encode_wait_us = 0;
@@ -167,6 +169,16 @@ void add_serve(CLI::App& app) {
   add_limit_options(cmd, a);
   cmd->add_flag("--no-vector-cache", a->no_cache,
                 "Read stored vectors from RocksDB for exact re-ranking instead of memory");
+  cmd->add_option("--log-format", a->log_format,
+                  "Log lines on stderr as text or json (one object per line): start-up, "
+                  "shutdown, collections opened, background errors, and one access line per "
+                  "request (method, route, collection, status, bytes, ms, client, request id)")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  cmd->add_option("--log-level", a->log_level,
+                  "Least level logged: debug, info, warn (errors, 5xx answers), error or off")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error", "off"}))
+      ->capture_default_str();
   add_config_options(cmd, /*environment=*/true);
   cmd->callback([a, cmd] {
     if (print_config_requested(cmd)) {
@@ -176,6 +188,7 @@ void add_serve(CLI::App& app) {
     if (a->db.empty() && a->data_dir.empty() && a->follow.empty() && a->follow_snapshot.empty()) {
       throw UsageError("give --db, --data-dir, --follow or --follow-snapshot");
     }
+    log::configure(take(log::parse_format(a->log_format)), take(log::parse_level(a->log_level)));
     std::unique_ptr<query::Catalog> catalog;
     if (!a->follow_snapshot.empty()) {
       catalog = take(query::Catalog::snapshot_follower("default", a->follow_snapshot, a->model,
@@ -203,23 +216,28 @@ void add_serve(CLI::App& app) {
     size_t items = 0;
     for (const auto& c : catalog->list()) items += c->engine().info().items;
     const std::string fallback = catalog->default_name();
-    std::fprintf(stderr,
-                 "imsat: serving %s (%zu collection(s), %zu items%s) on http://%s:%u/ with %d "
-                 "threads%s\n",
-                 !a->follow_snapshot.empty() ? ("the snapshots at " + a->follow_snapshot).c_str()
-                 : !a->follow.empty()        ? ("a replica of " + a->follow).c_str()
-                 : a->data_dir.empty()       ? a->db.c_str()
-                                             : a->data_dir.c_str(),
-                 catalog->list().size(), items, fallback.empty() ? ", no default collection" : "",
-                 a->server.bind.c_str(), static_cast<unsigned>(server->port()), a->server.threads,
-                 a->server.token.empty() ? "" : ", token required for writes");
-    std::fprintf(stderr,
-                 "imsat: try  curl -s http://%s:%u/v1/collections  (SIGTERM or Ctrl-C stops)\n",
-                 a->server.bind.c_str(), static_cast<unsigned>(server->port()));
+    const std::string url = "http://" + a->server.bind + ":" + std::to_string(server->port()) + "/";
+    log::info("serving",
+              {{"source", !a->follow_snapshot.empty() ? "snapshots at " + a->follow_snapshot
+                          : !a->follow.empty()        ? "replica of " + a->follow
+                          : a->data_dir.empty()       ? a->db
+                                                      : a->data_dir},
+               {"collections", catalog->list().size()},
+               {"items", items},
+               {"default_collection", fallback.empty() ? "-" : fallback},
+               {"url", url},
+               {"threads", a->server.threads},
+               {"auth", a->server.token.empty()        ? "none"
+                        : a->server.read_token.empty() ? "token for writes"
+                                                       : "tokens for reads and writes"},
+               {"version", IMSAT_VERSION}});
+    log::info("ready",
+              {{"try", "curl -s " + url + "v1/collections"}, {"stop", "SIGTERM or Ctrl-C"}});
     server->wait_for_signal();
+    log::info("stopping", {{"reason", "signal"}});
     server.reset();
     catalog.reset();
-    std::fprintf(stderr, "imsat: stopped; the stores are closed cleanly\n");
+    log::info("stopped", {{"stores", "closed cleanly"}});
   });
 }
 

@@ -18,7 +18,7 @@ packages=(
   chromium haproxy strace nodejs
   libtorch-dev libopenblas0-pthread
   librocksdb-dev libboost-dev nlohmann-json3-dev zlib1g-dev libcli11-dev libstb-dev libfftw3-dev
-  libjemalloc-dev
+  libjemalloc-dev libspdlog-dev
   libturbojpeg0-dev libzip-dev python3-pil
   python3-requests python3-pip python3-venv python3-setuptools python3-jsonschema help2man
   libgtest-dev libgmock-dev libbenchmark-dev

@@ -20,6 +20,16 @@ Response handle_healthz(Call& call) {
   return json_response(200, {{"status", "degraded"}, {"not_writable", blocked}});
 }
 
+// Ready for traffic: the server listens only once every collection is open (recovered and
+// checked), so it is ready from its first answer until shutdown begins; then 503, so that a load
+// balancer stops sending requests while those in flight finish.
+Response handle_readyz(Call& call) {
+  if (call.draining) {
+    return json_response(503, {{"status", "shutting_down"}});
+  }
+  return json_response(200, {{"status", "ready"}, {"collections", call.catalog.list().size()}});
+}
+
 Response handle_page(Call&) {
   Response r;
   r.content_type = "text/html; charset=utf-8";

@@ -64,6 +64,9 @@ struct Response {
   // data stays readable through the open descriptor until the answer is sent).
   std::string file;
   bool remove_file = false;
+  // For the access log: the route's name ("search", "unknown") and the collection acted on.
+  std::string route;
+  std::string collection;
 };
 
 // Request counters and latency histograms for GET /metrics (Prometheus text format).
@@ -123,6 +126,9 @@ class Router {
   void release_heavy();
   Response busy_response() const;
   Metrics& metrics() { return metrics_; }
+  // Shutdown has begun: /readyz answers 503 so that a load balancer stops sending requests.
+  void set_draining() { draining_.store(true); }
+  bool draining() const { return draining_.load(); }
   query::Catalog& catalog() { return catalog_; }
   const Limits& limits() const { return limits_; }
 
@@ -146,6 +152,7 @@ class Router {
   std::string read_token_;
   Metrics metrics_;
   std::atomic<int> heavy_running_{0};
+  std::atomic<bool> draining_{false};
 };
 
 struct ServerOptions {

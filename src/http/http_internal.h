@@ -58,7 +58,8 @@ struct Call {
   std::string collection_name;  // the {collection} segment (Scope::kNamed), validated
   const Limits& limits;
   Metrics& metrics;
-  bool token_required;  // the server has a token (for /v1/info)
+  bool token_required;    // the server has a token (for /v1/info)
+  bool draining = false;  // shutdown has begun (for /readyz)
 
   std::string header(const std::string& name) const;  // lower-case name; "" when absent
   void require_json_content() const;                  // 415 unless application/json
@@ -157,6 +158,7 @@ json collection_info(const query::Collection& c, const Limits& limits, bool toke
 
 // Handlers, one per endpoint (handlers_*.cpp).
 Response handle_healthz(Call& call);
+Response handle_readyz(Call& call);
 Response handle_page(Call& call);
 Response handle_openapi(Call& call);
 Response handle_metrics(Call& call);

@@ -138,6 +138,8 @@ const std::vector<Route>& route_table() {
        kNamed},
       {"GET", "/healthz", Auth::kNone, false, handle_healthz, "healthz", "liveness", nullptr,
        kService},
+      {"GET", "/readyz", Auth::kNone, false, handle_readyz, "readyz",
+       "readiness: 200 while serving, 503 once shutdown has begun", nullptr, kService},
       {"GET", "/metrics", Auth::kNone, false, handle_metrics, "metrics", "Prometheus metrics",
        nullptr, kService},
       {"GET", "/openapi.json", Auth::kNone, false, handle_openapi, "openapi", "this document",
@@ -280,6 +282,10 @@ std::optional<Response> Router::refuse_unauthorized(const std::string& method,
     check_authorization(*e->route, authorization);
   } catch (const HttpError& error) {
     Response r = error_response(error);
+    r.route = e->route->name;
+    if ((e->prefixed || e->route->scope == internal::Scope::kNamed) && !captures.empty()) {
+      r.collection = captures.front();
+    }
     metrics_.record(e->route->name, r.status, 0);
     return r;
   }
@@ -353,6 +359,7 @@ Response Router::run_handler(const internal::Route& route, internal::Call& call,
 Response Router::handle(const Request& request, Heavy known) {
   const auto t0 = std::chrono::steady_clock::now();
   const char* route_name = "unknown";
+  std::string collection;
   Response r;
   try {
     const size_t q = request.target.find('?');
@@ -368,6 +375,7 @@ Response Router::handle(const Request& request, Heavy known) {
                         limits_,
                         metrics_,
                         !token_.empty()};
+    call.draining = draining_.load();
     if (q != std::string::npos)
       call.params = internal::parse_query_string(request.target.substr(q + 1));
     std::string allowed;
@@ -386,7 +394,11 @@ Response Router::handle(const Request& request, Heavy known) {
     const internal::Route& route = *chosen->route;
     route_name = route.name;
     check_authorization(route, call.header("authorization"));
+    if ((chosen->prefixed || route.scope == internal::Scope::kNamed) && !call.captures.empty()) {
+      collection = call.captures.front();  // a bad or unknown name is logged as given
+    }
     bind_collection(*chosen, &call);
+    if (call.collection != nullptr) collection = call.collection->name();
     // The server has already decided (and parsed a search body to do so); others ask here.
     const bool heavy =
         known == Heavy::kReserved || (known == Heavy::kCheck && route_is_heavy(route, request));
@@ -403,6 +415,8 @@ Response Router::handle(const Request& request, Heavy known) {
     r = internal::json_response(
         500, query::error_json(std::string("internal error: ") + e.what(), "internal"));
   }
+  r.route = route_name;
+  r.collection = collection;
   metrics_.record(route_name, r.status,
                   std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   return r;

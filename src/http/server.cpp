@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -15,11 +16,14 @@
 #include <boost/beast/http.hpp>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <future>
 #include <optional>
+#include <random>
 #include <thread>
 
+#include "common/log.h"
 #include "http/http.h"
 #include "http/http_internal.h"
 #include "query/json_format.h"
@@ -71,6 +75,33 @@ Response to_error(int status, const std::string& message) {
                                  query::error_json(message, internal::error_code_for(status)));
 }
 
+// A request id a client sent (X-Request-Id), when it is 1-128 visible ASCII characters; else a
+// new one (16 hex digits).
+std::string request_id(beast::string_view given) {
+  const bool usable =
+      !given.empty() && given.size() <= 128 &&
+      std::all_of(given.begin(), given.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+  if (usable) return std::string(given);
+  static std::atomic<uint64_t> counter{0};
+  static const uint64_t seed =
+      std::random_device{}() ^ (static_cast<uint64_t>(std::random_device{}()) << 32);
+  uint64_t x = seed + 0x9e3779b97f4a7c15ULL * (counter.fetch_add(1) + 1);
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;  // splitmix64: distinct ids, evenly spread
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  x ^= x >> 31;
+  char buf[17];
+  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(x));
+  return buf;
+}
+
+// An error answer's code ("wrong_token"), for the access log.
+std::string error_code_of(const Response& r) {
+  if (r.status < 400 || r.body.size() > 4096) return "";
+  const nlohmann::json j = nlohmann::json::parse(r.body, nullptr, false);
+  return j.is_object() && j.contains("code") && j["code"].is_string() ? j["code"].get<std::string>()
+                                                                      : "";
+}
+
 }  // namespace
 
 class Session : public std::enable_shared_from_this<Session> {
@@ -78,6 +109,9 @@ class Session : public std::enable_shared_from_this<Session> {
   Session(tcp::socket socket, Server::Impl& server)
       : stream_(std::make_shared<beast::tcp_stream>(std::move(socket))), server_(server) {
     server_.open_sessions.fetch_add(1);
+    beast::error_code ec;
+    const tcp::endpoint peer = stream_->socket().remote_endpoint(ec);
+    if (!ec) client_ = peer.address().to_string() + ":" + std::to_string(peer.port());
   }
   ~Session() { server_.open_sessions.fetch_sub(1); }
 
@@ -102,11 +136,16 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void on_header(beast::error_code ec, size_t) {
     idle_.store(false);
+    started_ = std::chrono::steady_clock::now();
+    method_.clear();
+    request_id_ = request_id({});
     if (ec) {
       on_read(ec, 0);
       return;
     }
     const auto& req = parser_->get();
+    method_ = std::string(req.method_string());
+    request_id_ = request_id(req["x-request-id"]);
     // RFC 9112, 6.1: a transfer coding the server does not understand gets 501. Only chunked is
     // understood (Beast decodes it); the connection closes as the body cannot be framed.
     const beast::string_view coding = req[bhttp::field::transfer_encoding];
@@ -185,6 +224,7 @@ class Session : public std::enable_shared_from_this<Session> {
       r.headers[name] = std::string(field.value());
     }
     r.body = std::move(req.body());
+    bytes_in_ = r.body.size();
     const bool keep_alive = req.keep_alive() && !server_.stopping.load();
     Router& router = *server_.router;
     if (router.is_heavy(r)) {
@@ -239,6 +279,7 @@ class Session : public std::enable_shared_from_this<Session> {
     res->keep_alive(keep_alive);
     res->prepare_payload();
     const uint64_t bytes = res->body().size();
+    log_access(r, bytes);
     stream_->expires_after(std::chrono::seconds(server_.limits.read_timeout_seconds) +
                            std::chrono::seconds(bytes >> 20));
     bhttp::async_write(*stream_, *res,
@@ -247,7 +288,34 @@ class Session : public std::enable_shared_from_this<Session> {
                        });
   }
 
+  // One access-log line per answer: never the target's query string, a header's value (but the
+  // request id) or a body.
+  void log_access(const Response& r, uint64_t bytes_out) {
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_)
+            .count();
+    nlohmann::json fields = {{"method", method_.empty() ? "-" : method_},
+                             {"route", r.route.empty() ? "-" : r.route},
+                             {"collection", r.collection.empty() ? "-" : r.collection},
+                             {"status", r.status},
+                             {"bytes_in", bytes_in_},
+                             {"bytes_out", bytes_out},
+                             {"ms", std::round(ms * 100) / 100},
+                             {"client", client_.empty() ? "-" : client_},
+                             {"request_id", request_id_}};
+    const std::string code = error_code_of(r);
+    if (!code.empty()) fields["error"] = code;
+    if (r.status >= 500) {
+      log::warn("access", fields);
+    } else {
+      log::info("access", fields);
+    }
+    bytes_in_ = 0;
+  }
+
   void respond(Response r, bool keep_alive) {
+    if (request_id_.empty()) request_id_ = request_id({});
+    r.headers["X-Request-Id"] = request_id_;
     if (!r.file.empty()) {
       respond_file(std::move(r), keep_alive);
       return;
@@ -258,6 +326,7 @@ class Session : public std::enable_shared_from_this<Session> {
     res->set(bhttp::field::content_type, r.content_type);
     for (const auto& [name, value] : r.headers) res->set(name, value);
     res->keep_alive(keep_alive);
+    log_access(r, r.body.size());
     res->body() = std::move(r.body);
     res->prepare_payload();
     stream_->expires_after(std::chrono::seconds(server_.limits.read_timeout_seconds));
@@ -317,6 +386,10 @@ class Session : public std::enable_shared_from_this<Session> {
   bool drain_on_close_ = false;  // the last answer left a request body unread
   std::vector<char> scratch_;
   size_t drained_bytes_ = 0;
+  // The request being answered, for the access log.
+  std::string client_, method_, request_id_;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  size_t bytes_in_ = 0;
 };
 
 namespace {
@@ -382,10 +455,10 @@ void Server::Impl::on_accept(beast::error_code ec, tcp::socket socket) {
     // Out of descriptors (the store's files grew, or another part of the process holds them):
     // the connection waits in the backlog while accepting backs off, instead of spinning.
     if (!descriptors_warned.exchange(true)) {
-      std::fprintf(stderr,
-                   "imsat: out of file descriptors while accepting (%s); accepting backs off. "
-                   "Raise the limit (ulimit -n) or lower --max-connections (now %zu)\n",
-                   ec.message().c_str(), max_connections);
+      log::error("accept_backoff",
+                 {{"reason", ec.message()},
+                  {"max_connections", max_connections},
+                  {"advice", "raise the limit (ulimit -n) or lower --max-connections"}});
     }
     accept_backoff.expires_after(std::chrono::milliseconds(50));
     accept_backoff.async_wait([this](beast::error_code wait_ec) {
@@ -394,7 +467,7 @@ void Server::Impl::on_accept(beast::error_code ec, tcp::socket socket) {
     return;
   }
   if (ec) {
-    std::fprintf(stderr, "imsat: accept failed: %s\n", ec.message().c_str());
+    log::error("accept_failed", {{"reason", ec.message()}});
   } else if (open_sessions.load() >= max_connections && !close_oldest_idle()) {
     // Every connection is busy: this one is told so, and closed.
     beast::error_code ignored;
@@ -480,6 +553,7 @@ Router& Server::router() { return *impl_->router; }
 void Server::stop(double grace_seconds) {
   if (impl_ == nullptr || impl_->stopped) return;
   impl_->stopped = true;
+  impl_->router->set_draining();
   impl_->stopping.store(true);
   // Close the acceptor on an I/O thread (it is not thread-safe) and wait until it is closed.
   std::promise<void> closed;

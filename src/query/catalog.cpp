@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "common/atomic_file.h"
+#include "common/log.h"
 #include "query/collections.h"
 #include "query/data_dir_internal.h"
 
@@ -54,8 +55,10 @@ Collection::~Collection() {
   if (s.is_ok()) s = rename_synced(folder, gone);
   if (s.is_ok()) s = remove_tree(gone);
   if (!s.is_ok()) {
-    std::fprintf(stderr, "imsat: collection '%s' was dropped but its files stay: %s\n",
-                 name_.c_str(), s.message().c_str());
+    log::error("collection_files_left",
+               {{"collection", name_},
+                {"reason", s.message()},
+                {"note", "dropped; the next open of the data directory removes them"}});
   }
 }
 
@@ -82,6 +85,12 @@ Result<std::shared_ptr<Collection>> Catalog::load(const std::string& name,
   c->snapshot_root_ = (fs::path(folder) / kSnapshotFolder).string();
   IMSAT_RETURN_IF_ERROR(open_engine(*c).prefixed("collection '" + name + "': "));
   c->owned_->set_encode_batching(encode_batching_);
+  const index::StoreInfo info = c->owned_->info();
+  log::info("collection_open", {{"collection", name},
+                                {"items", info.items},
+                                {"bits", info.bits},
+                                {"writable", info.writable},
+                                {"opened_from", info.open_source}});
   return c;
 }
 
@@ -119,10 +128,11 @@ Result<std::unique_ptr<Catalog>> Catalog::open(const std::string& data_dir, bool
   cat->lock_ = std::make_shared<DataDirLock>(std::move(lock));
   IMSAT_ASSIGN_OR_RETURN(const size_t recovered, recover_data_dir(data_dir));
   if (recovered > 0) {
-    std::fprintf(stderr,
-                 "imsat: %s: finished or removed %zu leftovers of interrupted operations "
-                 "(restores, drops, creates, snapshots)\n",
-                 data_dir.c_str(), recovered);
+    log::warn("recovered", {{"data_dir", data_dir},
+                            {"leftovers", recovered},
+                            {"what",
+                             "interrupted restores, drops, creates and snapshots, "
+                             "finished or removed"}});
   }
   std::vector<std::string> names;
   for (const auto& entry : fs::directory_iterator(data_dir, ec)) {
@@ -245,8 +255,7 @@ std::shared_ptr<Collection> Catalog::writable_again(const std::shared_ptr<Collec
   fresh->snapshot_root_ = c->snapshot_root_;
   if (!open_engine(*fresh).is_ok() || !fresh->engine_->info().writable) return c;
   fresh->owned_->set_encode_batching(encode_batching_);
-  std::fprintf(stderr, "imsat: collection '%s' takes writes again (space was freed)\n",
-               c->name_.c_str());
+  log::info("writable_again", {{"collection", c->name_}, {"reason", "space was freed"}});
   collections_[c->name_] = fresh;
   return fresh;
 }

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "common/atomic_file.h"
+#include "common/log.h"
 #include "query/collections.h"
 #include "query/data_dir_internal.h"
 
@@ -103,12 +104,12 @@ Result<std::unique_ptr<Catalog>> Catalog::snapshot_follower(const std::string& n
             }
             if (!error.empty()) {
               failed = now;
-              std::fprintf(stderr, "imsat: not following %s: %s\n", path.c_str(), error.c_str());
+              log::error("follow_failed", {{"path", path}, {"reason", error}});
             } else {
               identity = now;
               failed.clear();
-              std::fprintf(stderr, "imsat: now serving %s (%zu items)\n", folder.c_str(),
-                           next->engine().info().items);
+              log::info("follow_swapped",
+                        {{"serving", folder}, {"items", next->engine().info().items}});
             }
           }
           lock.lock();

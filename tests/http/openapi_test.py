@@ -266,6 +266,7 @@ def main():
         call("DELETE", "/v1/collections/v2", expect=200)
         call("DELETE", "/v1/collections/v2", expect=404)
         call("GET", "/healthz", expect=200)
+        call("GET", "/readyz", expect=200)
         call("GET", "/openapi.json", expect=200)
         # The service-wide forms of the collection endpoints: this server has several
         # collections and no default.
