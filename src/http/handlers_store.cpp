@@ -32,6 +32,20 @@ json collection_info(const query::Collection& c, const Limits& limits, bool toke
   } else {
     j["model"] = nullptr;
   }
+  // What a query (POST /v1/search, /v1/search/image) may carry here: always a stored key and a
+  // code of the collection's length; a vector and an image only with a model that takes them.
+  const std::optional<query::ModelInfo> model = engine.model_info();
+  const int bits = engine.bits();
+  j["queries"] = {
+      {"key", true},
+      {"code", {{"hex_digits", bits / 4}}},
+      {"vector", model ? json{{"dim", model->input_dim}} : json()},
+      {"image", model && model->takes_images
+                    ? json{{"channels", model->image_channels},
+                           {"content_types", {"image/png", "image/jpeg", "multipart/form-data"}}}
+                    : json()},
+      {"filter", true},
+      {"rerank", model ? json::array({"none", "exact", "asymmetric"}) : json::array({"none"})}};
   return j;
 }
 

@@ -282,6 +282,22 @@ def main():
                 for status, answer in op["responses"].items():
                     if status.startswith("2") and "application/json" in answer.get("content", {}):
                         documented.add((template, method, status))
+        # Every documented JSON answer has an example, and the example matches its schema.
+        resolver = jsonschema.RefResolver("", checker.root)
+        for template, method, status in sorted(documented):
+            content = checker.doc["paths"][template][method]["responses"][status]["content"]
+            if template == "/openapi.json":
+                continue
+            if "example" not in content["application/json"]:
+                fail(f"{method} {template} {status}: no example")
+            try:
+                jsonschema.validate(content["application/json"]["example"],
+                                    json_schema(content["application/json"]["schema"]),
+                                    resolver=resolver)
+            except jsonschema.ValidationError as e:
+                fail(f"{method} {template} {status}: the example does not match its schema: "
+                     f"{e.message}")
+        print(f"ok: {len(documented) - 1} documented answers have examples that match")
         missing = sorted(documented - checker.seen)
         if missing:
             fail("documented answers never checked against a real one: " + str(missing))
