@@ -39,7 +39,7 @@ void add_collections(CLI::App& app) {
     auto catalog = take(query::Catalog::open(a->data_dir));
     nlohmann::json out = nlohmann::json::array();
     for (const auto& c : catalog->list()) {
-      const index::StoreInfo info = c->engine().info();
+      const query::StoreInfo info = c->engine().info();
       const learn::Model* m = c->engine().model();
       out.push_back({{"name", c->name()},
                      {"bits", info.bits},

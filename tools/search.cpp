@@ -44,7 +44,7 @@ void print_table(const std::string& query, const query::SearchResponse& res, boo
     char score[32] = "";
     if (reranked) std::snprintf(score, sizeof(score), "%.4f", h.score);
     char label[16] = "-";
-    if (h.label != index::kNoTag) std::snprintf(label, sizeof(label), "%d", h.label);
+    if (h.label != query::kNoLabel) std::snprintf(label, sizeof(label), "%d", h.label);
     std::printf("%5zu  %-*s %8u %10s %6s  %s\n", i + 1, width, h.key.c_str(), h.distance, score,
                 label, h.metadata.c_str());
   }
@@ -155,7 +155,7 @@ void add_search(CLI::App& app) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   auto* k = cmd->add_option("-k", a->k, "Nearest neighbours")
-                ->check(CLI::Range(size_t{1}, index::kMaxK))
+                ->check(CLI::Range(size_t{1}, query::kMaxK))
                 ->capture_default_str();
   auto* radius = cmd->add_option("--radius", a->radius, "All items within this Hamming radius")
                      ->check(CLI::Range(0, kMaxCodeBits));

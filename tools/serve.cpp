@@ -150,7 +150,7 @@ void add_limit_options(CLI::App* cmd, const std::shared_ptr<ServeArgs>& a) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   cmd->add_option("--max-k", a->server.limits.max_k, "Largest k")
-      ->check(CLI::Range(size_t{1}, index::kMaxK))
+      ->check(CLI::Range(size_t{1}, query::kMaxK))
       ->capture_default_str();
   cmd->add_option("--timeout", a->server.limits.read_timeout_seconds,
                   "Seconds a connection may stay silent")

@@ -7,7 +7,7 @@ namespace imsat::http::internal {
 Response handle_collections_list(Call& call) {
   json list = json::array();
   for (const auto& c : call.catalog.list()) {
-    const index::StoreInfo info = c->engine().info();
+    const query::StoreInfo info = c->engine().info();
     const std::optional<query::ModelInfo> model = c->engine().model_info();
     list.push_back({{"name", c->name()},
                     {"bits", info.bits},

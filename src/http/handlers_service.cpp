@@ -11,7 +11,7 @@ namespace imsat::http::internal {
 Response handle_healthz(Call& call) {
   json blocked = json::object();
   for (const auto& c : call.catalog.list()) {
-    const index::StoreInfo info = c->engine().info();
+    const query::StoreInfo info = c->engine().info();
     if (!info.writable && c->primary().empty()) {
       blocked[c->name()] = without_server_paths(info.not_writable, call.catalog);
     }
@@ -92,7 +92,7 @@ Response handle_metrics(Call& call) {
       "# HELP imsat_store_writable Whether a collection's store takes writes (0: disk full or "
       "read-only).\n# TYPE imsat_store_writable gauge\n";
   for (const auto& c : call.catalog.list()) {
-    const index::StoreInfo info = c->engine().info();
+    const query::StoreInfo info = c->engine().info();
     items += info.items;
     memory += info.memory_bytes;
     writable += "imsat_store_writable{collection=\"" + c->name() + "\"} " +

@@ -30,6 +30,14 @@ enum class Rerank {
 Result<Rerank> parse_rerank(const std::string& name);  // none, exact, asymmetric
 const char* rerank_name(Rerank r);
 
+// The names the front-ends use for the index's plain values: a store's schema and size, what a
+// search cost, "no label", and the largest k. Front-ends name these, never index:: ones, so that
+// the query layer is the one place that adapts when the index changes.
+using StoreInfo = index::StoreInfo;
+using SearchStats = index::SearchStats;
+inline constexpr int32_t kNoLabel = index::kNoTag;
+inline constexpr size_t kMaxK = index::kMaxK;
+
 struct SearchRequest {
   size_t k = 10;
   int radius = -1;  // >= 0: every item within this Hamming radius (then no re-ranking)
