@@ -263,6 +263,8 @@ class CodeStore {
   // path), so that a query by image or vector is encoded without naming the model again. Empty
   // when none is recorded.
   Result<std::string> model_path() const;
+  // The keys of items by internal id (Hit::id), in one MultiGet; "" for an item deleted since.
+  Result<std::vector<std::string>> keys(const std::vector<uint64_t>& ids) const;
   Status record_model_path(const std::string& path);
 
   struct SearchOptions {
@@ -272,6 +274,9 @@ class CodeStore {
     int threads = 1;                             // linear scan shards
     std::shared_ptr<const Selection> selection;  // optional filter (select): labels, metadata
     bool with_codes = false;                     // fill Hit::code
+    // false: hits come without keys (Hit::key empty, nothing read from RocksDB), for a caller
+    // that re-ranks many candidates by id and reads the keys of the few it returns (keys()).
+    bool with_keys = true;
     size_t max_hits = 0;  // > 0: keep only the nearest this many (radius searches may find more)
   };
   // Errors: InvalidArgument (wrong code length, k out of [1, kMaxK], radius > bits).

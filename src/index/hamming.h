@@ -1,6 +1,7 @@
-// Hamming distance kernels: a scalar reference, AVX2 and AVX-512 VPOPCNTDQ versions, one of
-// which is picked once per process from CPUID. This header is the only one callers see; no
-// intrinsics appear outside hamming_avx2.cpp and hamming_avx512.cpp.
+// Hamming distance kernels (and the float distance of exact re-ranking): a scalar reference, AVX2
+// and AVX-512 VPOPCNTDQ versions, one of which is picked once per process from CPUID. This header
+// is the only one callers see; no intrinsics appear outside hamming_avx2.cpp and
+// hamming_avx512.cpp.
 //
 // Codes are arrays of 64-bit words (little-endian bytes, zero-padded to whole words).
 #pragma once
@@ -25,6 +26,9 @@ struct HammingKernel {
   // distances stay in registers unless they pass.
   size_t (*scan_le)(const uint64_t* query, const uint64_t* codes, size_t n, size_t words,
                     uint32_t max_distance, uint32_t* out_index, uint16_t* out_distance);
+  // The squared Euclidean distance of two float vectors of `dim` values (exact re-ranking), at
+  // the same instruction set level. Sums in float lanes: within float rounding of the scalar one.
+  float (*squared_l2)(const float* a, const float* b, size_t dim);
 };
 
 // The kernel chosen at start-up: the widest the CPU supports, unless the environment forces one
@@ -40,6 +44,10 @@ const HammingKernel* kernel_by_name(std::string_view name);
 
 inline uint32_t hamming_distance(const uint64_t* a, const uint64_t* b, size_t words) {
   return active_kernel().distance(a, b, words);
+}
+
+inline float squared_l2(const float* a, const float* b, size_t dim) {
+  return active_kernel().squared_l2(a, b, dim);
 }
 
 }  // namespace imsat::index

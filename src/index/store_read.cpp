@@ -322,6 +322,7 @@ Result<std::vector<std::vector<Hit>>> CodeStore::search_batch(
     }
     for (size_t i = 0; i < queries.size(); ++i) out[i] = hits_of(m, found[i], o.with_codes, &ids);
   }
+  if (!o.with_keys) return out;
   // Every hit's key in one MultiGet.
   IMSAT_ASSIGN_OR_RETURN(std::vector<std::string> keys, m.read_keys(ids));
   auto at = keys.begin();
@@ -422,10 +423,15 @@ Result<std::vector<Hit>> CodeStore::search(const std::vector<uint8_t>& code, con
   ids.reserve(found.size());
   std::vector<Hit> hits = hits_of(*impl_, found, o.with_codes, &ids);
   lock.unlock();
+  if (!o.with_keys) return hits;
   // The keys of the hits, from RocksDB; an item deleted meanwhile drops out.
   IMSAT_ASSIGN_OR_RETURN(std::vector<std::string> keys, impl_->read_keys(ids));
   name_hits(keys.begin(), &hits);
   return hits;
+}
+
+Result<std::vector<std::string>> CodeStore::keys(const std::vector<uint64_t>& ids) const {
+  return impl_->read_keys(ids);
 }
 
 std::vector<std::vector<uint64_t>> CodeStore::occupancy_histograms(size_t max_count) const {

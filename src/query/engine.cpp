@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "common/enum_names.h"
+#include "index/hamming.h"
 #include "query/asymmetric.h"
 #include "query/codes_file.h"
 #include "query/image.h"
@@ -191,20 +192,22 @@ Result<SearchResponse> QueryEngine::search_key(const std::string& key,
 
 namespace {
 
-// Eight independent partial sums, so the compiler can keep them in one vector register.
-double squared_distance(const float* a, const float* b, size_t dim) {
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  size_t i = 0;
-  for (; i + 8 <= dim; i += 8) {
-    for (size_t j = 0; j < 8; ++j) {
-      const float d = a[i + j] - b[i + j];
-      acc[j] += d * d;
-    }
+// The keys of the re-ranked hits that are returned (`order`), in one MultiGet; a hit whose item
+// was deleted since the search drops out.
+Status name_reranked(const index::CodeStore& store, std::vector<index::Hit>* hits,
+                     std::vector<size_t>* order) {
+  std::vector<uint64_t> ids;
+  ids.reserve(order->size());
+  for (size_t i : *order) ids.push_back((*hits)[i].id);
+  IMSAT_ASSIGN_OR_RETURN(std::vector<std::string> keys, store.keys(ids));
+  size_t kept = 0;
+  for (size_t j = 0; j < order->size(); ++j) {
+    if (keys[j].empty()) continue;
+    (*hits)[(*order)[j]].key = std::move(keys[j]);
+    (*order)[kept++] = (*order)[j];
   }
-  double s = 0;
-  for (; i < dim; ++i) s += static_cast<double>(a[i] - b[i]) * (a[i] - b[i]);
-  for (float v : acc) s += v;
-  return s;
+  order->resize(kept);
+  return Status::ok();
 }
 
 // A store hit as a response hit with its score (its key moved out).
@@ -292,6 +295,8 @@ Result<SearchResponse> QueryEngine::run(const std::vector<uint8_t>& code, const 
     o.k = std::min(index::kMaxK, std::max(wanted, request.k));
   }
   o.with_codes = request.rerank == Rerank::kAsymmetric;
+  // Re-ranking reads candidates by id; keys are read only for the hits it returns.
+  o.with_keys = !rerank;
   SearchResponse response;
   if (!request.filter.empty()) {
     IMSAT_ASSIGN_OR_RETURN(response.selection,
@@ -334,7 +339,7 @@ Result<SearchResponse> QueryEngine::run(const std::vector<uint8_t>& code, const 
         ++response.candidates_without_vector;
         score[i] = beyond + hits[i].distance;
       } else {
-        score[i] = std::sqrt(squared_distance(vector, rows[i], dim));
+        score[i] = std::sqrt(static_cast<double>(index::squared_l2(vector, rows[i], dim)));
       }
     }
   } else if (request.rerank == Rerank::kAsymmetric) {
@@ -350,6 +355,7 @@ Result<SearchResponse> QueryEngine::run(const std::vector<uint8_t>& code, const 
                      [&](size_t a, size_t b) { return score[a] < score[b]; });
     if (order.size() > request.k) order.resize(request.k);
     response.candidates_reranked = hits.size();
+    IMSAT_RETURN_IF_ERROR(name_reranked(*store_, &hits, &order));
   }
   response.hits.reserve(order.size());
   std::vector<uint64_t> ids;

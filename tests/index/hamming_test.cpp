@@ -32,6 +32,26 @@ TEST_P(HammingKernelTest, DistanceMatchesScalarOnEveryLength) {
   }
 }
 
+TEST_P(HammingKernelTest, SquaredL2MatchesDoublePrecisionOnEveryLengthAndTail) {
+  const HammingKernel& k = *GetParam();
+  std::mt19937_64 rng(5);
+  std::normal_distribution<float> value(0.0f, 3.0f);
+  for (size_t dim : {size_t{0}, size_t{1}, size_t{7}, size_t{8}, size_t{15}, size_t{16}, size_t{31},
+                     size_t{32}, size_t{33}, size_t{100}, size_t{784}, size_t{1000}}) {
+    std::vector<float> a(dim), b(dim);
+    for (size_t i = 0; i < dim; ++i) {
+      a[i] = value(rng);
+      b[i] = value(rng);
+    }
+    double exact = 0;
+    for (size_t i = 0; i < dim; ++i) exact += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+    EXPECT_NEAR(k.squared_l2(a.data(), b.data(), dim), exact, 1e-5 * exact + 1e-6)
+        << k.name << " dim=" << dim;
+  }
+  const float same[3] = {1.5f, -2.0f, 0.25f};
+  EXPECT_EQ(k.squared_l2(same, same, 3), 0.0f) << k.name;
+}
+
 TEST_P(HammingKernelTest, ScanMatchesScalarOnEveryLengthAndTail) {
   const HammingKernel& k = *GetParam();
   for (size_t words : {1, 2, 3, 4, 5, 8, 9, 16}) {
