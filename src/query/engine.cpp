@@ -334,7 +334,14 @@ Result<SearchResponse> QueryEngine::run(const std::vector<uint8_t>& code, const 
     // Candidates without a stored vector rank after every one that has one, by Hamming distance
     // (their hits arrive in Hamming order, so a stable sort keeps it).
     const double beyond = std::numeric_limits<double>::max() / 2;
+    constexpr size_t kAhead = 2;  // rows whose first cache lines are fetched ahead of use
     for (size_t i = 0; i < hits.size(); ++i) {
+      if (i + kAhead < hits.size() && rows[i + kAhead] != nullptr) {
+        const char* next = reinterpret_cast<const char*>(rows[i + kAhead]);
+        for (size_t line = 0; line < 8 && line * 64 < dim * sizeof(float); ++line) {
+          __builtin_prefetch(next + line * 64);
+        }
+      }
       if (rows[i] == nullptr) {
         ++response.candidates_without_vector;
         score[i] = beyond + hits[i].distance;
