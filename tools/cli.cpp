@@ -203,8 +203,9 @@ std::vector<std::string> with_settings(CLI::App& app, int argc, char** argv) {
   return args;
 }
 
-bool print_config_requested(const CLI::App* cmd) { return cmd->count("--print-config") > 0; }
+namespace {
 
+// The merged settings as TOML, token options masked.
 std::string merged_settings(const CLI::App* cmd) {
   std::string out = "[" + cmd->get_name() + "]\n";
   for (const CLI::Option* opt : cmd->get_options()) {
@@ -242,6 +243,14 @@ std::string merged_settings(const CLI::App* cmd) {
     out += " = " + value + "\n";
   }
   return out;
+}
+
+}  // namespace
+
+bool print_config_if_asked(const CLI::App* cmd) {
+  if (cmd->count("--print-config") == 0) return false;
+  std::fputs(merged_settings(cmd).c_str(), stdout);
+  return true;
 }
 
 }  // namespace imsat::cli

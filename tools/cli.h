@@ -55,9 +55,9 @@ void add_config_options(CLI::App* cmd, bool environment);
 // precedence: command line, environment, file. UsageError naming the key and the file for a key
 // that is no option, and for a file that cannot be read.
 std::vector<std::string> with_settings(CLI::App& app, int argc, char** argv);
-// Whether --print-config was given; the merged settings as TOML, secrets (token options) masked.
-bool print_config_requested(const CLI::App* cmd);
-std::string merged_settings(const CLI::App* cmd);
+// With --print-config: prints the merged settings as TOML (token options masked) and returns
+// true, so that the subcommand's callback returns at once.
+bool print_config_if_asked(const CLI::App* cmd);
 
 // Registration of each subcommand (one file each).
 void add_info(CLI::App& app);

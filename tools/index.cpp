@@ -113,10 +113,7 @@ void add_index(CLI::App& app) {
   cmd->add_flag("--quiet", a->quiet, "No progress output");
   add_config_options(cmd, /*environment=*/false);
   cmd->callback([a, cmd] {
-    if (print_config_requested(cmd)) {
-      std::fputs(merged_settings(cmd).c_str(), stdout);
-      return;
-    }
+    if (print_config_if_asked(cmd)) return;
     run_index(a);
   });
 }

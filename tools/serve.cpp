@@ -181,10 +181,7 @@ void add_serve(CLI::App& app) {
       ->capture_default_str();
   add_config_options(cmd, /*environment=*/true);
   cmd->callback([a, cmd] {
-    if (print_config_requested(cmd)) {
-      std::fputs(merged_settings(cmd).c_str(), stdout);
-      return;
-    }
+    if (print_config_if_asked(cmd)) return;
     if (a->db.empty() && a->data_dir.empty() && a->follow.empty() && a->follow_snapshot.empty()) {
       throw UsageError("give --db, --data-dir, --follow or --follow-snapshot");
     }

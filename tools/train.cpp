@@ -97,10 +97,7 @@ void add_train(CLI::App& app) {
   cmd->add_flag("--quiet", args->quiet, "No progress output");
   add_config_options(cmd, /*environment=*/false);
   cmd->callback([args, cmd] {
-    if (print_config_requested(cmd)) {
-      std::fputs(merged_settings(cmd).c_str(), stdout);
-      return;
-    }
+    if (print_config_if_asked(cmd)) return;
     learn::TrainConfig c;
     c.method = take(learn::parse_method(args->method));
     c.bits = args->bits;

@@ -19,7 +19,8 @@ json collection_info(const query::Collection& c, const Limits& limits, bool toke
                  {"max_k", limits.max_k},
                  {"max_hits", limits.max_hits}};
   j["auth"] = token_required ? "bearer token for writes and evaluation" : "none";
-  if (const std::optional<query::ModelInfo> model = engine.model_info()) {
+  const std::optional<query::ModelInfo> model = engine.model_info();
+  if (model) {
     j["model"] = {{"method", model->method},
                   {"bits", model->bits},
                   {"fingerprint", model->fingerprint},
@@ -34,7 +35,6 @@ json collection_info(const query::Collection& c, const Limits& limits, bool toke
   }
   // What a query (POST /v1/search, /v1/search/image) may carry here: always a stored key and a
   // code of the collection's length; a vector and an image only with a model that takes them.
-  const std::optional<query::ModelInfo> model = engine.model_info();
   const int bits = engine.bits();
   j["queries"] = {
       {"key", true},

@@ -67,6 +67,7 @@ struct Response {
   // For the access log: the route's name ("search", "unknown") and the collection acted on.
   std::string route;
   std::string collection;
+  std::string error_code;  // an error answer's code ("wrong_token"), as its body says
 };
 
 // Request counters and latency histograms for GET /metrics (Prometheus text format).

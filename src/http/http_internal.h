@@ -113,6 +113,8 @@ const std::vector<Route>& route_table();
 
 // Request parsing (request_parsing.cpp).
 Response json_response(int status, const json& body);
+// An error answer: {"error": message, "code": code} with its code kept for the access log.
+Response error_answer(int status, const std::string& message, const std::string& code);
 json parse_json(const std::string& text, int max_depth);
 // Percent-decodes; `plus_is_space` only for query strings (in paths '+' is a plus).
 std::string url_decode(const std::string& s, bool plus_is_space);

@@ -162,6 +162,12 @@ void Call::require_json_content() const {
 
 json Call::json_body() const { return parse_json(request.body, limits.max_json_depth); }
 
+Response error_answer(int status, const std::string& message, const std::string& code) {
+  Response r = json_response(status, query::error_json(message, code));
+  r.error_code = code;
+  return r;
+}
+
 Response json_response(int status, const json& body) {
   Response r;
   r.status = status;

@@ -229,11 +229,11 @@ bool Router::try_reserve_heavy() {
 void Router::release_heavy() { heavy_running_.fetch_sub(1); }
 
 Response Router::busy_response() const {
-  Response busy = internal::json_response(
-      503, query::error_json("the server is busy with " + std::to_string(limits_.heavy_slots) +
-                                 " heavy request(s) (evaluation, code health, large search "
-                                 "batches); retry shortly",
-                             "busy"));
+  Response busy = internal::error_answer(
+      503,
+      "the server is busy with " + std::to_string(limits_.heavy_slots) +
+          " heavy request(s) (evaluation, code health, large search batches); retry shortly",
+      "busy");
   busy.headers["Retry-After"] = "2";
   return busy;
 }
@@ -263,9 +263,8 @@ void Router::check_authorization(const internal::Route& route,
 }
 
 Response Router::error_response(const HttpError& e) {
-  Response r = internal::json_response(
-      e.status,
-      query::error_json(e.message, e.code.empty() ? internal::error_code_for(e.status) : e.code));
+  Response r = internal::error_answer(e.status, e.message,
+                                      e.code.empty() ? internal::error_code_for(e.status) : e.code);
   if (e.status == 401) r.headers["WWW-Authenticate"] = "Bearer realm=\"imsat\"";
   if (e.status == 405) r.headers["Allow"] = e.allow;
   return r;
@@ -409,11 +408,9 @@ Response Router::handle(const Request& request, Heavy known) {
     shown.message = internal::without_server_paths(e.message, catalog_);
     r = error_response(shown);
   } catch (const nlohmann::json::exception& e) {
-    r = internal::json_response(
-        400, query::error_json(std::string("bad JSON field: ") + e.what(), "bad_request"));
+    r = internal::error_answer(400, std::string("bad JSON field: ") + e.what(), "bad_request");
   } catch (const std::exception& e) {
-    r = internal::json_response(
-        500, query::error_json(std::string("internal error: ") + e.what(), "internal"));
+    r = internal::error_answer(500, std::string("internal error: ") + e.what(), "internal");
   }
   r.route = route_name;
   r.collection = collection;

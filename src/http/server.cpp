@@ -71,8 +71,7 @@ struct Server::Impl {
 namespace {
 
 Response to_error(int status, const std::string& message) {
-  return internal::json_response(status,
-                                 query::error_json(message, internal::error_code_for(status)));
+  return internal::error_answer(status, message, internal::error_code_for(status));
 }
 
 // A request id a client sent (X-Request-Id), when it is 1-128 visible ASCII characters; else a
@@ -92,14 +91,6 @@ std::string request_id(beast::string_view given) {
   char buf[17];
   std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(x));
   return buf;
-}
-
-// An error answer's code ("wrong_token"), for the access log.
-std::string error_code_of(const Response& r) {
-  if (r.status < 400 || r.body.size() > 4096) return "";
-  const nlohmann::json j = nlohmann::json::parse(r.body, nullptr, false);
-  return j.is_object() && j.contains("code") && j["code"].is_string() ? j["code"].get<std::string>()
-                                                                      : "";
 }
 
 }  // namespace
@@ -303,8 +294,7 @@ class Session : public std::enable_shared_from_this<Session> {
                              {"ms", std::round(ms * 100) / 100},
                              {"client", client_.empty() ? "-" : client_},
                              {"request_id", request_id_}};
-    const std::string code = error_code_of(r);
-    if (!code.empty()) fields["error"] = code;
+    if (!r.error_code.empty()) fields["error"] = r.error_code;
     if (r.status >= 500) {
       log::warn("access", fields);
     } else {

@@ -16,33 +16,21 @@ import os
 import random
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import zipfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from serving import check, fail, free_port, start_server, stop_server  # noqa: E402
 
 TOKEN = "client-test-token"
 COLOURS = {"red": (200, 30, 30), "green": (30, 180, 40), "blue": (30, 40, 200)}
 
 
-def fail(message):
-    print("FAIL:", message)
-    sys.exit(1)
 
 
-def check(condition, message):
-    if not condition:
-        fail(message)
-    print("ok:", message)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_images(folder):
@@ -216,19 +204,10 @@ def main():
         port = free_port()
         data_dir = os.path.join(work, "data")
         os.makedirs(data_dir)
-        server = subprocess.Popen([imsat, "serve", "--data-dir", data_dir, "--port", str(port),
-                                   "--token", TOKEN], stdout=subprocess.DEVNULL)
+        server = start_server([imsat, "serve", "--data-dir", data_dir, "--port", str(port),
+                               "--token", TOKEN], port)
         url = f"http://127.0.0.1:{port}"
         env = dict(os.environ, IMSAT_TOKEN=TOKEN)
-        deadline = time.time() + 30
-        while True:
-            probe = subprocess.run([python, "-c", "import imsat, sys; imsat.Client(sys.argv[1])"
-                                    ".health()", url], env=env, capture_output=True)
-            if probe.returncode == 0:
-                break
-            if server.poll() is not None or time.time() > deadline:
-                fail("the server did not start: " + probe.stderr.decode()[-300:])
-            time.sleep(0.1)
         result = subprocess.run([python, "-c", SESSION, url, images, model, work], env=env)
         if result.returncode != 0:
             fail("the client session failed")
@@ -244,12 +223,7 @@ def main():
             fail("README.md's Python example failed:\n" + example.stdout + example.stderr)
         check("mAP" in example.stdout, "README.md's Python example runs and prints the evaluation")
     finally:
-        if server is not None and server.poll() is None:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        stop_server(server)
         shutil.rmtree(work, ignore_errors=True)
     print("PASS")
 

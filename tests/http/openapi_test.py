@@ -17,30 +17,23 @@ import os
 import random
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 
 import jsonschema
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from serving import fail, free_port, start_server, stop_server  # noqa: E402
+
 TOKEN = "openapi-test-token"
 
 
-def fail(message):
-    print("FAIL:", message)
-    sys.exit(1)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def request(port, method, path, body=None, content_type="application/json", token=True):
@@ -159,18 +152,8 @@ def main():
         data_dir = os.path.join(work, "data")
         os.makedirs(data_dir)
         port = free_port()
-        server = subprocess.Popen([imsat, "serve", "--data-dir", data_dir, "--port", str(port),
-                                   "--token", TOKEN], stdout=subprocess.DEVNULL)
-        deadline = time.time() + 30
-        while True:
-            try:
-                if request(port, "GET", "/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if server.poll() is not None or time.time() > deadline:
-                fail("the server did not start")
-            time.sleep(0.05)
+        server = start_server([imsat, "serve", "--data-dir", data_dir, "--port", str(port),
+                               "--token", TOKEN], port)
 
         status, _, body = request(port, "GET", "/openapi.json")
         if status != 200:
@@ -303,12 +286,7 @@ def main():
             fail("documented answers never checked against a real one: " + str(missing))
         print(f"ok: {len(checker.seen)} operation/status pairs match their documented schemas")
     finally:
-        if server is not None and server.poll() is None:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        stop_server(server)
         shutil.rmtree(work, ignore_errors=True)
     print("PASS")
 

@@ -9,31 +9,21 @@ Usage: config_test.py IMSAT_BINARY
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 
 
-def fail(message):
-    print("FAIL:", message)
-    sys.exit(1)
 
 
-def check(condition, message):
-    if not condition:
-        fail(message)
-    print("ok:", message)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from serving import check, free_port, start_server, stop_server  # noqa: E402
 
 
 def settings(text):
@@ -97,18 +87,9 @@ def main():
                               "--db", work], env=env, capture_output=True, text=True)
         check(out.returncode == 2 and "none.toml" in out.stderr, "a missing file is named")
 
-        server = subprocess.Popen([imsat, "serve", "--config", config], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 30
-        while True:
-            try:
-                if request(port, "GET", "/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if server.poll() is not None or time.time() > deadline:
-                fail("the server started from the file does not answer on its port")
-            time.sleep(0.05)
+        server = start_server([imsat, "serve", "--config", config], port,
+                              what="the server started from the file", env=env,
+                              stderr=subprocess.DEVNULL)
         check(True, "the server listens on the file's port")
         status, _ = request(port, "PUT", "/v1/collections/c", '{"bits": 64}')
         check(status == 401, "writes need the file's token")
@@ -118,9 +99,7 @@ def main():
         status, body = request(port, "POST", "/v1/collections/c/items", big, "file-secret")
         check(status == 413, "the file's body limit holds")
     finally:
-        if server is not None and server.poll() is None:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=10)
+        stop_server(server)
         shutil.rmtree(work, ignore_errors=True)
     print("PASS")
 

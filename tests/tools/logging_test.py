@@ -11,33 +11,22 @@ import json
 import os
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from serving import check, free_port, start_server  # noqa: E402
 
 TOKEN = "log-test-secret-token"
 MARKER = "body-marker-8f3a"
 
 
-def fail(message):
-    print("FAIL:", message)
-    sys.exit(1)
 
 
-def check(condition, message):
-    if not condition:
-        fail(message)
-    print("ok:", message)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def request(port, method, path, body=None, headers=None):
@@ -53,20 +42,10 @@ def request(port, method, path, body=None, headers=None):
 
 
 def serve(imsat, data_dir, port, fmt, log_path):
-    log = open(log_path, "w")
-    proc = subprocess.Popen([imsat, "serve", "--data-dir", data_dir, "--port", str(port),
-                             "--token", TOKEN, "--log-format", fmt],
-                            stdout=subprocess.DEVNULL, stderr=log)
-    deadline = time.time() + 30
-    while True:
-        try:
-            if request(port, "GET", "/readyz")[0] == 200:
-                return proc
-        except OSError:
-            pass
-        if proc.poll() is not None or time.time() > deadline:
-            fail("the server did not start")
-        time.sleep(0.05)
+    with open(log_path, "w") as log:
+        return start_server([imsat, "serve", "--data-dir", data_dir, "--port", str(port),
+                             "--token", TOKEN, "--log-format", fmt], port, path="/readyz",
+                            stderr=log)
 
 
 def main():

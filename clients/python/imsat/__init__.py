@@ -181,6 +181,21 @@ def _rows(vectors):
     return tolist() if tolist is not None else [_plain(v) for v in vectors]
 
 
+def _items(keys, field, values, labels, metadata):
+    """Item dicts: keys[i] with values[i] as `field`, and labels[i] and metadata[i] when given."""
+    if len(values) != len(keys):
+        raise ValueError(f"{len(keys)} keys for {len(values)} {field}s")
+    items = []
+    for i, key in enumerate(keys):
+        item = {"key": key, field: values[i]}
+        if labels is not None:
+            item["label"] = int(labels[i])
+        if metadata is not None:
+            item["metadata"] = metadata[i]
+        items.append(item)
+    return items
+
+
 def _batches(seq, size):
     for i in range(0, len(seq), size):
         yield i, seq[i:i + size]
@@ -221,30 +236,12 @@ class _Api:
     def add_vectors(self, keys, vectors, labels=None, metadata=None, batch_size=1000,
                     progress=None):
         """Adds one item per row of `vectors` (a 2-D NumPy array or a list of lists)."""
-        rows = _rows(vectors)
-        if len(rows) != len(keys):
-            raise ValueError(f"{len(keys)} keys for {len(rows)} vectors")
-        items = []
-        for i, key in enumerate(keys):
-            item = {"key": key, "vector": rows[i]}
-            if labels is not None:
-                item["label"] = int(labels[i])
-            if metadata is not None:
-                item["metadata"] = metadata[i]
-            items.append(item)
+        items = _items(keys, "vector", _rows(vectors), labels, metadata)
         return self.add(items, batch_size, progress)
 
     def add_codes(self, keys, codes, labels=None, metadata=None, batch_size=1000, progress=None):
         """Adds one item per hex code (models trained elsewhere, `imsat encode` output)."""
-        items = []
-        for i, key in enumerate(keys):
-            item = {"key": key, "code": codes[i]}
-            if labels is not None:
-                item["label"] = int(labels[i])
-            if metadata is not None:
-                item["metadata"] = metadata[i]
-            items.append(item)
-        return self.add(items, batch_size, progress)
+        return self.add(_items(keys, "code", list(codes), labels, metadata), batch_size, progress)
 
     def add_images(self, images, keys=None, labels=None, metadata=None, batch_size=64,
                    progress=None):
