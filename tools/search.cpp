@@ -22,7 +22,7 @@ namespace {
 struct SearchArgs {
   std::string db, model, key, code, query_file, image, labels, rerank = "none", filter;
   std::string data_dir, collection;
-  size_t k = 10, candidates = 0, limit = 10;
+  size_t k = 10, candidates = 0, shortlist = 0, limit = 10;
   int radius = -1, label = 0;
   bool json = false, scan = false, invert = false;
 };
@@ -86,6 +86,7 @@ void run_search(const std::shared_ptr<SearchArgs>& a, CLI::App* cmd) {
   r.radius = cmd->count("--radius") > 0 ? a->radius : -1;
   r.rerank = take(query::parse_rerank(a->rerank));
   r.candidates = a->candidates;
+  r.shortlist = a->shortlist;
   r.filter = cmd->count("--label") > 0 ? take(filter.with_label(a->label)) : filter;
   r.use_multi_index = !a->scan;
   const bool reranked = r.rerank != query::Rerank::kNone;
@@ -161,12 +162,16 @@ void add_search(CLI::App& app) {
                      ->check(CLI::Range(0, kMaxCodeBits));
   k->excludes(radius);
   cmd->add_option("--rerank", a->rerank,
-                  "none, exact (Euclidean distance to stored vectors) or asymmetric (each "
-                  "candidate code's negative log-likelihood under the query's bit probabilities)")
+                  "none, exact (the store's distance to stored vectors: Euclidean, or 1 - cosine "
+                  "for a cosine store) or asymmetric (each candidate code's negative "
+                  "log-likelihood under the query's bit probabilities)")
       ->check(CLI::IsMember({"none", "exact", "asymmetric"}))
       ->capture_default_str();
   cmd->add_option("--candidates", a->candidates,
                   "Hamming candidates to re-rank (0 = max(10 k, 100))");
+  cmd->add_option("--shortlist", a->shortlist,
+                  "With --rerank exact and a vector query: compare exactly only the best this many "
+                  "candidates by asymmetric score (0 = every candidate)");
   cmd->add_option("--label", a->label, "Only items with this label")->check(CLI::NonNegativeNumber);
   cmd->add_flag("--scan", a->scan, "Linear scan instead of multi-index probing");
   cmd->add_flag("--json", a->json, "JSON on stdout: one line per query");

@@ -18,7 +18,7 @@ namespace {
 
 struct TrainArgs {
   DataOptions data;
-  std::string method = "imsat-vat", out;
+  std::string method = "imsat-vat", metric, out;
   TrainingOptions training;
   int bits = 16, clusters = 0, batch = 250;
   double lambda = 0.0, lr = 0.002;
@@ -71,12 +71,20 @@ void add_train(CLI::App& app) {
   cmd->add_option("--labels", args->data.labels,
                   "IDX labels for an IDX image file (not used to train)");
   add_image_options(cmd, &args->data, /*pipeline_flags=*/true);
-  cmd->add_option("--method", args->method, "Training method")
+  cmd->add_option("--method", args->method, "Training method (with --metric: itq unless given)")
       ->check(CLI::IsMember(method_names(true)))
       ->capture_default_str();
-  cmd->add_option("--bits", args->bits, "Code length D (multiple of 8, 8..1024)")
+  cmd->add_option("--bits", args->bits,
+                  "Code length D (multiple of 8, 8..1024; with --metric: 128 unless given, or the "
+                  "input's dimensions when fewer)")
       ->check(code_bits_validator())
       ->capture_default_str();
+  cmd->add_option("--metric", args->metric,
+                  "Train for nearest neighbours in the input's own space: l2 (Euclidean) or cosine "
+                  "(vectors scaled to unit length); recorded in the model, and stores indexed with "
+                  "it re-rank by that distance. Unset: codes that group items of one kind (the "
+                  "paper's job)")
+      ->check(CLI::IsMember({"l2", "cosine"}));
   cmd->add_option("--clusters", args->clusters, "Train a clustering model with K clusters")
       ->check(CLI::Range(2, 100000));
   add_training_options(cmd, &args->training,
@@ -102,6 +110,10 @@ void add_train(CLI::App& app) {
     c.method = take(learn::parse_method(args->method));
     c.bits = args->bits;
     c.clusters = args->clusters;
+    if (!args->metric.empty()) {
+      if (c.clusters > 0) throw UsageError("--metric is for hash functions, not --clusters");
+      c.metric = take(learn::parse_metric(args->metric));
+    }
     if (c.method == learn::Method::kKmeans && c.clusters == 0) {
       throw UsageError("--method kmeans needs --clusters K");
     }
@@ -113,8 +125,14 @@ void add_train(CLI::App& app) {
     ProgressBar bar("train", args->quiet);
     c.on_progress = bar.training_callback(c.clusters > 0, c.batch);
     learn::Dataset data = load_data(args->data, nullptr, args->quiet);
-    std::fprintf(stderr, "imsat: training %s on %zu items of %zu values (%s)\n",
-                 args->method.c_str(), data.rows, data.cols, data.source.c_str());
+    if (c.metric && cmd->count("--method") == 0)
+      c.method = learn::default_method_for_metric(data.cols);
+    if (c.metric && cmd->count("--bits") == 0) c.bits = learn::default_bits_for_metric(data.cols);
+    std::fprintf(stderr, "imsat: training %s (%d %s%s%s) on %zu items of %zu values (%s)\n",
+                 learn::method_name(c.method).c_str(), c.clusters > 0 ? c.clusters : c.bits,
+                 c.clusters > 0 ? "clusters" : "bits", c.metric ? ", metric " : "",
+                 c.metric ? learn::metric_name(*c.metric) : "", data.rows, data.cols,
+                 data.source.c_str());
     learn::Model model = take(learn::train(data, c));
     if (!args->quiet) report_auto_choice(model);
     check(model.save(args->out));

@@ -162,7 +162,7 @@ Response handle_search(Call& call) {
   const json body = have_fast ? parse_json(rest, call.limits.max_json_depth) : call.json_body();
   if (!body.is_object()) throw HttpError{400, "the body must be a JSON object"};
   check_fields(body, {"vector", "code", "key", "queries", "k", "limit", "radius", "candidates",
-                      "rerank", "filter", "scan", "explain"});
+                      "shortlist", "rerank", "filter", "scan", "explain"});
   const query::SearchRequest sr = parse_search_options(body, call.limits);
   const bool explain = body.value("explain", false) || call.params.count("explain") > 0;
   const size_t dim = call.engine->input_dim();
@@ -237,12 +237,13 @@ Response handle_search_image(Call& call) {
   query::SearchRequest sr;
   sr.k = param_size(call, "k", 10);
   sr.candidates = param_size(call, "candidates", 0);
+  sr.shortlist = param_size(call, "shortlist", 0);
   if (sr.k == 0 || sr.k > call.limits.max_k) {
     throw HttpError{400, "'k' must be from 1 to " + std::to_string(call.limits.max_k)};
   }
   if (call.params.count("rerank")) sr.rerank = take(query::parse_rerank(call.params["rerank"]));
   for (const auto& [name, value] : call.params) {
-    static const char* const known[] = {"k",     "limit",  "candidates", "rerank",
+    static const char* const known[] = {"k",     "limit",  "candidates", "shortlist", "rerank",
                                         "label", "filter", "invert",     "explain"};
     if (std::find(std::begin(known), std::end(known), name) == std::end(known)) {
       throw HttpError{400, "unknown parameter '" + name + "'", "unknown_field"};

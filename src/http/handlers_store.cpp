@@ -22,6 +22,7 @@ json collection_info(const query::Collection& c, const Limits& limits, bool toke
   const std::optional<query::ModelInfo> model = engine.model_info();
   if (model) {
     j["model"] = {{"method", model->method},
+                  {"metric", model->metric.empty() ? json() : json(model->metric)},
                   {"bits", model->bits},
                   {"fingerprint", model->fingerprint},
                   {"input_dim", model->input_dim},

@@ -488,6 +488,7 @@ query::SearchRequest parse_search_options(const json& body, const Limits& limits
     if (sr.k == 0) throw HttpError{400, "'k' must be at least 1"};
   }
   sr.candidates = get_size(body, "candidates", 0, 10 * limits.max_k);
+  sr.shortlist = get_size(body, "shortlist", 0, 10 * limits.max_k);
   if (body.contains("rerank")) {
     if (!body["rerank"].is_string()) throw HttpError{400, "'rerank' must be a string"};
     sr.rerank = take(query::parse_rerank(body["rerank"].get<std::string>()));

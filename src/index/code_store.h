@@ -29,6 +29,9 @@ struct StoreOptions {
   int tables = 0;  // multi-index tables; 0 = chosen from bits and expected_items
   size_t expected_items = 1000000;  // sizes the default number of tables when creating
   std::string model_fingerprint;    // recorded on create; checked on open when both are non-empty
+  // The distance exact re-ranking uses ("l2" or "cosine"; stored vectors of a cosine store have
+  // unit length), recorded on create; checked on open when both are non-empty. Empty: l2.
+  std::string metric;
   bool create_if_missing = true;
   bool sync_writes = true;  // fsync the write-ahead log before a batch is acknowledged
   // Opens RocksDB read-only: nothing in the folder is written, deleted or rewritten, and every
@@ -72,6 +75,7 @@ struct StoreInfo {
   int tables = 0;
   uint32_t format_version = 0;
   std::string model_fingerprint;
+  std::string metric;  // as recorded ("" for stores created without one: l2)
   size_t items = 0;
   size_t memory_bytes = 0;
   // How the in-memory arrays were obtained when the store opened: "arrays file", or "rebuilt
@@ -283,6 +287,18 @@ class CodeStore {
   // With max_hits, *truncated (when given) says whether more items were within the radius.
   Result<std::vector<Hit>> search(const std::vector<uint8_t>& code, const SearchOptions& options,
                                   SearchStats* stats = nullptr, bool* truncated = nullptr) const;
+
+  // The k nearest items as plain arrays, for a caller that scores thousands of candidates itself
+  // (the query engine's shortlist): the same items in the same order as search() without keys,
+  // and their codes packed together. kNN only (InvalidArgument for a radius).
+  struct Candidates {
+    std::vector<uint64_t> ids;
+    std::vector<uint32_t> distances;
+    std::vector<int32_t> tags;
+    std::vector<uint8_t> codes;  // code_bytes() per candidate
+  };
+  Status candidates(const std::vector<uint8_t>& code, const SearchOptions& options, Candidates* out,
+                    SearchStats* stats = nullptr) const;
 
   // Many queries with the same options: the same answers as search() on each. For kNN without
   // an allow-list or a selection, the queries the multi-index would answer with a linear scan

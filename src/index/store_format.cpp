@@ -1,7 +1,8 @@
 // The code store's on-disk format: column family names, key encoding and the schema record.
 //
 // Column families (keys big-endian so that iteration follows ids):
-//   schema   "schema" -> text lines (format_version, bits, tables, model_fingerprint);
+//   schema   "schema" -> text lines (format_version, bits, tables, model_fingerprint, and metric
+//            when the store was created with one);
 //            "next_id" -> u64; "items" -> u64 live items (written in the same batch as every
 //            change, checked at open); "bulk:<job>" -> u64 source items committed by a bulk load
 //   codes    id (u64) -> code bytes | i32 tag (little-endian) | external key
@@ -115,6 +116,7 @@ std::string Schema::encode() const {
   o << "format_version=" << format_version << "\nbits=" << bits << "\ntables=" << tables
     << "\nmodel_fingerprint=" << fingerprint << "\n";
   if (!persist_buckets) o << "buckets=0\n";
+  if (!metric.empty()) o << "metric=" << metric << "\n";
   return o.str();
 }
 
@@ -136,6 +138,7 @@ Result<Schema> Schema::decode(const std::string& text) {
     }
     if (k == "model_fingerprint") s.fingerprint = v;
     if (k == "buckets") s.persist_buckets = v != "0";
+    if (k == "metric") s.metric = v;
   }
   if (s.format_version == 0 || s.bits == 0 || s.tables == 0) {
     return Status::corruption("schema record is incomplete");

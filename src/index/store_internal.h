@@ -1,7 +1,8 @@
 // The code store's internals, shared by its source files (store_*.cpp) and nothing else.
 //
 // Column families (keys big-endian so that iteration follows ids):
-//   schema   "schema" -> text lines (format_version, bits, tables, model_fingerprint);
+//   schema   "schema" -> text lines (format_version, bits, tables, model_fingerprint, and metric
+//            when the store was created with one);
 //            "next_id" -> u64; "bulk:<job>" -> u64 source items committed by a bulk load
 //   codes    id (u64) -> code bytes | i32 tag (little-endian) | external key
 //   meta     id -> metadata bytes (absent when empty); id 'v' -> raw vector (float32);
@@ -94,6 +95,7 @@ struct Schema {
   int bits = 0;
   int tables = 0;
   std::string fingerprint;
+  std::string metric;  // "" (l2), "l2" or "cosine"
   // Whether the buckets column family holds the multi-index entries. The in-memory multi-index
   // is always rebuilt from the codes at open, so stores created now leave the family empty (a
   // bulk load writes 2 records per item instead of 2 + tables); stores whose schema has no

@@ -393,6 +393,7 @@ Status CodeStore::Impl::read_or_write_schema(bool exists) {
                         ? options.tables
                         : MultiIndex::default_tables(options.bits, options.expected_items);
     schema.fingerprint = options.model_fingerprint;
+    schema.metric = options.metric;
     schema.persist_buckets = false;
     // Normalise through MultiIndex, which caps substrings at 32 bits.
     schema.tables = MultiIndex(options.bits, schema.tables).tables();
@@ -426,6 +427,12 @@ Status CodeStore::Impl::read_or_write_schema(bool exists) {
       options.model_fingerprint != schema.fingerprint) {
     return Status::invalid_argument(path + ": the store was built with model " +
                                     schema.fingerprint + ", not " + options.model_fingerprint);
+  }
+  if (!options.metric.empty() && options.metric != schema.metric &&
+      !(schema.metric.empty() && options.metric == "l2")) {
+    return Status::invalid_argument(path + ": the store re-ranks by " +
+                                    (schema.metric.empty() ? "l2" : schema.metric) +
+                                    " distance, not " + options.metric);
   }
   return Status::ok();
 }

@@ -16,6 +16,7 @@ StoreInfo CodeStore::info() const {
   i.tables = impl_->schema.tables;
   i.format_version = impl_->schema.format_version;
   i.model_fingerprint = impl_->schema.fingerprint;
+  i.metric = impl_->schema.metric;
   i.items = impl_->codes.live();
   i.open_source = impl_->open_source;
   i.memory_bytes = impl_->codes.memory_bytes() + impl_->mih.memory_bytes() +
@@ -385,37 +386,44 @@ std::vector<Neighbor> search_sparse(const CodeArray& codes, const Selection& sel
 
 }  // namespace
 
-Result<std::vector<Hit>> CodeStore::search(const std::vector<uint8_t>& code, const SearchOptions& o,
-                                           SearchStats* stats, bool* truncated) const {
-  IMSAT_RETURN_IF_ERROR(check_query(code, o, impl_->schema.bits));
-  std::shared_lock lock(impl_->state_mutex);
-  const CodeArray& codes = impl_->codes;
+namespace {
+
+// The nearest items of a checked query as (slot, distance), by the cheapest strategy for the
+// options: a selection's packed codes, its few items one by one, the multi-index or a scan.
+// Caller holds state_mutex.
+std::vector<Neighbor> find_nearest(const CodeStore::Impl& m, const std::vector<uint8_t>& code,
+                                   const CodeStore::SearchOptions& o, SearchStats* stats) {
+  const CodeArray& codes = m.codes;
   Filter filter;
   if (o.selection != nullptr) filter.allowed_slots = &o.selection->allowed;
   std::vector<uint64_t> query(codes.words());
   codes.pack(code.data(), query.data());
-  std::vector<Neighbor> found;
   // Few selected items: their distances one by one; up to half: a scan of their packed codes.
   const bool compact = o.selection != nullptr && o.selection->compact != nullptr &&
-                       o.selection->version == impl_->version;
+                       o.selection->version == m.version;
   const bool sparse = !compact && o.selection != nullptr &&
                       o.selection->slots.size() == o.selection->count &&
                       o.selection->count * kSparseSelection <= o.selection->allowed.size();
   // During a bulk load the multi-index lags (rebuilt once at its end): scan meanwhile.
-  const bool use_mih = o.use_multi_index && !impl_->index_stale;
-  if (compact) {
-    found = search_compact(*o.selection, query.data(), o, stats);
-  } else if (sparse) {
-    found = search_sparse(codes, *o.selection, query.data(), filter, o, stats);
-  } else if (o.radius >= 0) {
-    found =
-        use_mih
-            ? impl_->mih.radius(codes, query.data(), static_cast<uint32_t>(o.radius), filter, stats)
-            : scan_radius(codes, query.data(), static_cast<uint32_t>(o.radius), filter, stats);
-  } else {
-    found = use_mih ? impl_->mih.knn(codes, query.data(), o.k, filter, stats)
-                    : scan_knn(codes, query.data(), o.k, filter, stats, o.threads);
+  const bool use_mih = o.use_multi_index && !m.index_stale;
+  if (compact) return search_compact(*o.selection, query.data(), o, stats);
+  if (sparse) return search_sparse(codes, *o.selection, query.data(), filter, o, stats);
+  if (o.radius >= 0) {
+    return use_mih
+               ? m.mih.radius(codes, query.data(), static_cast<uint32_t>(o.radius), filter, stats)
+               : scan_radius(codes, query.data(), static_cast<uint32_t>(o.radius), filter, stats);
   }
+  return use_mih ? m.mih.knn(codes, query.data(), o.k, filter, stats)
+                 : scan_knn(codes, query.data(), o.k, filter, stats, o.threads);
+}
+
+}  // namespace
+
+Result<std::vector<Hit>> CodeStore::search(const std::vector<uint8_t>& code, const SearchOptions& o,
+                                           SearchStats* stats, bool* truncated) const {
+  IMSAT_RETURN_IF_ERROR(check_query(code, o, impl_->schema.bits));
+  std::shared_lock lock(impl_->state_mutex);
+  std::vector<Neighbor> found = find_nearest(*impl_, code, o, stats);
   if (truncated != nullptr) *truncated = o.max_hits > 0 && found.size() > o.max_hits;
   if (o.max_hits > 0 && found.size() > o.max_hits)
     found.resize(o.max_hits);  // sorted nearest first
@@ -428,6 +436,27 @@ Result<std::vector<Hit>> CodeStore::search(const std::vector<uint8_t>& code, con
   IMSAT_ASSIGN_OR_RETURN(std::vector<std::string> keys, impl_->read_keys(ids));
   name_hits(keys.begin(), &hits);
   return hits;
+}
+
+Status CodeStore::candidates(const std::vector<uint8_t>& code, const SearchOptions& o,
+                             Candidates* out, SearchStats* stats) const {
+  if (o.radius >= 0) return Status::invalid_argument("candidates are a kNN, not a radius search");
+  IMSAT_RETURN_IF_ERROR(check_query(code, o, impl_->schema.bits));
+  std::shared_lock lock(impl_->state_mutex);
+  const std::vector<Neighbor> found = find_nearest(*impl_, code, o, stats);
+  const size_t n = found.size(), bytes = impl_->codes.code_bytes();
+  out->ids.resize(n);
+  out->distances.resize(n);
+  out->tags.resize(n);
+  out->codes.resize(n * bytes);
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t slot = found[i].slot;
+    out->ids[i] = impl_->slot_ids[slot];
+    out->distances[i] = found[i].distance;
+    out->tags[i] = impl_->codes.tag(slot);
+    impl_->codes.unpack(slot, out->codes.data() + i * bytes);
+  }
+  return Status::ok();
 }
 
 Result<std::vector<std::string>> CodeStore::keys(const std::vector<uint64_t>& ids) const {

@@ -74,6 +74,25 @@ Result<Method> parse_method(const std::string& name);
 // Every hashing method, in the order tables list them.
 std::vector<Method> hashing_methods();
 
+// What the codes of a hash function are for. Without one (TrainConfig::metric unset), the
+// paper's job: codes that group items of one kind, judged by retrieval of same-label items.
+// With one, the job is nearest neighbours in the users' own vector space: the codes pick
+// candidates whose Hamming order (and asymmetric order) follows that distance, and the store
+// re-ranks them by the exact distance.
+enum class Metric {
+  kL2,      // Euclidean distance between raw vectors
+  kCosine,  // 1 - cosine similarity; vectors are scaled to unit length before anything else
+};
+const char* metric_name(Metric m);  // "l2", "cosine"
+Result<Metric> parse_metric(const std::string& name);
+// The method and code length a nearest-neighbour job trains with when the user names neither:
+// PCA-ITQ (the best recall for a given number of candidates of the methods measured,
+// bench/README.md, "Nearest neighbours in the users' vector space") with 128 bits, or as many
+// as the input has dimensions (a multiple of 8); random hyperplanes (LSH) with 8 bits for inputs
+// of under 8 dimensions.
+Method default_method_for_metric(size_t dim);
+int default_bits_for_metric(size_t dim);
+
 // What a training run reports after each step (for progress bars) and each epoch (for logs).
 struct Progress {
   int epoch = 0;  // 1-based
@@ -155,6 +174,12 @@ struct AutoChoice {
 
 struct TrainConfig {
   Method method = Method::kImsatVat;
+  // A nearest-neighbour job (see Metric); recorded in the model. It also sets the preprocessing:
+  // an l2 job keeps Euclidean geometry (pixels x/128 - 1, other data centred and scaled by one
+  // factor for all features instead of per feature), a cosine job scales each vector to unit
+  // length, then centres and scales by one factor. Unset: the paper's job (pixels x/128 - 1,
+  // other data standardised per feature).
+  std::optional<Metric> metric;
   int bits = 16;     // hashing: D, a multiple of 8 in [8, 1024]
   int clusters = 0;  // > 0: train a clustering model with this many clusters instead
   // Hidden layer sizes. Unset (has_hidden false) means the method's default: 400-400 for
@@ -298,8 +323,15 @@ class Model {
   Result<std::vector<uint8_t>> encode(const Dataset& data) const;
   // The checks encode() makes before it runs the model: the dimension, and every value finite.
   Status check_input(const float* raw, size_t rows, size_t dim) const;
-  // Bit probabilities p_d(x) in [0, 1] (rows * bits), for asymmetric re-ranking. Models without
-  // probabilities (LSH, ITQ, SH) return 0 or 1.
+  // The nearest-neighbour job the model was trained for; unset for the paper's job (then exact
+  // re-ranking uses Euclidean distance).
+  std::optional<Metric> metric() const;
+
+  // Bit probabilities p_d(x) in [0, 1] (rows * bits), for asymmetric re-ranking. The networks
+  // give their sigmoids; the linear hashers (LSH, PCA-ITQ) the sigmoid of each projection scaled
+  // per item so that its largest is 8: the asymmetric order then weights a differing bit by how
+  // far the query lies from that bit's hyperplane (the asymmetric distance of ITQ's paper).
+  // Spectral hashing returns 0 or 1.
   Result<std::vector<float>> bit_probabilities(const float* raw, size_t rows, size_t dim) const;
   // Cluster index per row, for clustering models.
   Result<std::vector<int32_t>> assign(const Dataset& data) const;

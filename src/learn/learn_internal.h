@@ -6,6 +6,7 @@
 
 #include <array>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,13 +19,20 @@ void set_thread_split(int torch_threads, int blas_threads);
 
 // ------------------------------------------------------------------------------------------
 // Preprocessing recorded in a model: x/128 - 1 for 8-bit images, per-feature standardisation
-// otherwise.
+// otherwise; for nearest-neighbour jobs (TrainConfig::metric) one scale for all features, after
+// scaling each row to unit length for cosine.
 struct Preprocess {
   bool pixels = false;
-  torch::Tensor mean;     // (dim), float32; undefined when pixels
-  torch::Tensor inv_std;  // (dim), float32; undefined when pixels
+  bool unit_rows = false;  // rows scaled to unit Euclidean length first (cosine)
+  bool isotropic = false;  // inv_std holds one value for every feature
+  torch::Tensor mean;      // (dim), float32; undefined when pixels
+  torch::Tensor inv_std;   // (dim), float32; undefined when pixels
 
-  static Preprocess fit(const Dataset& data);
+  static Preprocess fit(const Dataset& data, std::optional<Metric> metric = std::nullopt);
+  // "pixels", "standardize", "center" (isotropic) or "unit-center" (unit rows, isotropic): the
+  // header's preprocessing kind.
+  const char* kind() const;
+  Status set_kind(const std::string& kind);
   // (rows, dim) float32 on the CPU.
   torch::Tensor apply(const float* raw, size_t rows, size_t dim) const;
 };
@@ -264,7 +272,8 @@ struct Model::Impl {
   std::string image_pipeline;  // io::ImagePipeline JSON; empty unless trained on image files
   std::vector<std::string> label_names;  // the training data's label names, when it had them
   std::vector<int> hidden;
-  bool shortcut = false;  // kMlp: the network has a linear shortcut (TrainConfig::init_itq)
+  std::optional<Metric> metric;  // the nearest-neighbour job, when trained for one
+  bool shortcut = false;         // kMlp: the network has a linear shortcut (TrainConfig::init_itq)
   internal::Preprocess pre;
   mutable internal::Mlp net{nullptr};  // kMlp; forward is not const in LibTorch
   torch::Tensor weight;                // kLinear: (dim, bits); kSpectral: principal components

@@ -4,6 +4,7 @@
 //   "IMSATMDL" | u32 format version | u64 header length | header JSON
 //   | u32 tensor count | per tensor: u32 name length, name, u32 ndim, i64 dims[ndim], f32 data
 //   | u64 FNV-1a checksum of every byte before it
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -62,7 +63,8 @@ json header_of(const Model::Impl& m) {
   if (!m.image_pipeline.empty()) h["image_pipeline"] = json::parse(m.image_pipeline);
   if (!m.label_names.empty()) h["label_names"] = m.label_names;
   h["preprocessing"] = m.pre.pixels ? json{{"kind", "pixels"}, {"formula", "x/128-1"}}
-                                    : json{{"kind", "standardize"}};
+                                    : json{{"kind", m.pre.kind()}};
+  if (m.metric) h["metric"] = metric_name(*m.metric);
   h["architecture"] = {{"hidden", m.hidden},
                        {"output", m.clusters > 0 ? m.clusters : m.bits},
                        {"batchnorm", m.kind == Kind::kMlp && !m.hidden.empty()}};
@@ -166,9 +168,9 @@ std::vector<std::pair<std::string, torch::Tensor>> Model::Impl::tensors() const 
 
 std::string Model::Impl::compute_fingerprint() const {
   std::string id = method_name(method) + "|" + std::to_string(bits) + "|" +
-                   std::to_string(clusters) + "|" + std::to_string(input_dim) + "|" +
-                   (pre.pixels ? "pixels" : "standardize") +
-                   (image_pipeline.empty() ? std::string() : "|" + image_pipeline);
+                   std::to_string(clusters) + "|" + std::to_string(input_dim) + "|" + pre.kind() +
+                   (image_pipeline.empty() ? std::string() : "|" + image_pipeline) +
+                   (metric ? std::string("|metric=") + metric_name(*metric) : std::string());
   uint64_t h = fnv1a64_bytes(id.data(), id.size());
   for (const auto& [name, t] : tensors()) {
     h = fnv1a64_bytes(name.data(), name.size(), h);
@@ -198,6 +200,7 @@ Model& Model::operator=(Model&&) noexcept = default;
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Method Model::method() const { return impl_->method; }
+std::optional<Metric> Model::metric() const { return impl_->metric; }
 bool Model::is_clustering() const { return impl_->clusters > 0; }
 int Model::bits() const { return impl_->bits; }
 int Model::clusters() const { return impl_->clusters; }
@@ -250,6 +253,16 @@ Status check_input(const Model::Impl& m, const float* raw, size_t rows, size_t d
       }
     }
   }
+  if (m.pre.unit_rows) {
+    for (size_t r = 0; r < rows; ++r) {
+      const float* row = raw + r * dim;
+      if (std::all_of(row, row + dim, [](float v) { return v == 0.0f; })) {
+        return Status::invalid_argument("input item " + std::to_string(r) +
+                                        " is all zeros: it has no direction, and the model "
+                                        "compares directions (metric cosine)");
+      }
+    }
+  }
   return Status::ok();
 }
 
@@ -281,9 +294,21 @@ bool lean_applies(const Model::Impl& m, size_t rows) {
 template <typename Fn>
 Status for_each_lean(const Model::Impl& m, const float* raw, size_t rows, size_t dim, Fn fn) {
   IMSAT_RETURN_IF_ERROR(check_input(m, raw, rows, dim));
-  thread_local std::vector<float> logits;
+  thread_local std::vector<float> logits, unit;
   const auto bits = static_cast<size_t>(m.bits);
   logits.resize(rows * bits);
+  if (m.pre.unit_rows) {
+    // The folded encoder takes raw inputs; a cosine model's rows are scaled to unit length first.
+    unit.assign(raw, raw + rows * dim);
+    for (size_t r = 0; r < rows; ++r) {
+      float* row = unit.data() + r * dim;
+      double sq = 0;
+      for (size_t i = 0; i < dim; ++i) sq += double(row[i]) * row[i];
+      const auto inv = static_cast<float>(1.0 / std::sqrt(sq));
+      for (size_t i = 0; i < dim; ++i) row[i] *= inv;
+    }
+    raw = unit.data();
+  }
   m.lean->logits(raw, rows, logits.data());
   for (size_t r = 0; r < rows; ++r) fn(r, logits.data() + r * bits);
   return Status::ok();
@@ -335,17 +360,29 @@ Result<std::vector<float>> Model::bit_probabilities(const float* raw, size_t row
   if (is_clustering()) return Status::invalid_argument("a clustering model has no bits");
   std::vector<float> out(rows * static_cast<size_t>(impl_->bits));
   const bool soft = impl_->kind == Kind::kMlp;
+  // The linear hashers' projections, scaled per item so that the largest is kLinearLogit.
+  const bool linear = impl_->kind == Kind::kLinear;
+  constexpr float kLinearLogit = 8.0f;
   const auto nbits = static_cast<size_t>(impl_->bits);
   if (lean_applies(*impl_, rows)) {
     IMSAT_RETURN_IF_ERROR(for_each_lean(*impl_, raw, rows, dim, [&](size_t r, const float* l) {
+      float scale = 1.0f;
+      if (linear) {
+        float top = 0;
+        for (size_t d = 0; d < nbits; ++d) top = std::max(top, std::fabs(l[d]));
+        scale = top > 0 ? kLinearLogit / top : 1.0f;
+      }
       for (size_t d = 0; d < nbits; ++d) {
-        out[r * nbits + d] = soft ? 1.0f / (1.0f + std::exp(-l[d])) : (l[d] > 0 ? 1.0f : 0.0f);
+        out[r * nbits + d] =
+            soft || linear ? 1.0f / (1.0f + std::exp(-l[d] * scale)) : (l[d] > 0 ? 1.0f : 0.0f);
       }
     }));
     return out;
   }
   Status s = for_each_batch(*impl_, raw, rows, dim, [&](size_t start, size_t, torch::Tensor sc) {
-    torch::Tensor p = (soft ? torch::sigmoid(sc) : (sc > 0).to(torch::kFloat)).contiguous();
+    if (linear) sc = sc * (kLinearLogit / sc.abs().amax(1, /*keepdim=*/true).clamp_min(1e-30));
+    torch::Tensor p =
+        (soft || linear ? torch::sigmoid(sc) : (sc > 0).to(torch::kFloat)).contiguous();
     std::memcpy(out.data() + start * impl_->bits, p.data_ptr<float>(),
                 static_cast<size_t>(p.numel()) * sizeof(float));
   });
@@ -452,7 +489,13 @@ Status parse_header(const std::string& path, const std::string& text, Model::Imp
     }
     impl->hidden = h.at("architecture").at("hidden").get<std::vector<int>>();
     impl->shortcut = h["architecture"].value("shortcut", false);
-    impl->pre.pixels = h.at("preprocessing").at("kind").get<std::string>() == "pixels";
+    const Status pre = impl->pre.set_kind(h.at("preprocessing").at("kind").get<std::string>());
+    if (!pre.is_ok()) return Status::corruption(path + ": " + pre.message());
+    if (h.contains("metric")) {
+      Result<Metric> metric = parse_metric(h["metric"].get<std::string>());
+      if (!metric.is_ok()) return Status::corruption(path + ": " + metric.status().message());
+      impl->metric = *metric;
+    }
     impl->training_json = h.at("training").dump();
   } catch (const json::exception& e) {
     return Status::corruption(path + ": model header is not valid: " + e.what());

@@ -6,22 +6,60 @@
 
 namespace imsat::learn::internal {
 
-Preprocess Preprocess::fit(const Dataset& data) {
+namespace {
+
+// Rows scaled to unit Euclidean length; a zero row stays zero.
+torch::Tensor unit_length(const torch::Tensor& x) {
+  return x / x.norm(2, {1}, /*keepdim=*/true).clamp_min(1e-30);
+}
+
+}  // namespace
+
+Preprocess Preprocess::fit(const Dataset& data, std::optional<Metric> metric) {
   Preprocess p;
-  p.pixels = data.uint8_pixels;
-  if (p.pixels) return p;
+  p.unit_rows = metric == Metric::kCosine;
+  p.isotropic = metric.has_value();
+  p.pixels = data.uint8_pixels && !p.unit_rows;
+  if (p.pixels) {
+    p.isotropic = false;
+    return p;
+  }
   torch::Tensor x =
       torch::from_blob(const_cast<float*>(data.values.data()),
                        {static_cast<int64_t>(data.rows), static_cast<int64_t>(data.cols)},
                        torch::kFloat)
           .to(torch::kDouble);
+  if (p.unit_rows) x = unit_length(x);
   torch::Tensor mean = x.mean(0);
-  torch::Tensor std = x.std(0, /*unbiased=*/false);
-  // A constant feature carries no information; leave it at zero rather than divide by zero.
-  torch::Tensor inv = torch::where(std > 1e-12, 1.0 / std, torch::ones_like(std));
+  torch::Tensor inv;
+  if (p.isotropic) {
+    // One scale for every feature keeps Euclidean order: features of unit variance on average.
+    const double s = std::sqrt((x - mean).pow(2).mean().item<double>());
+    inv = torch::full_like(mean, s > 1e-12 ? 1.0 / s : 1.0);
+  } else {
+    torch::Tensor std = x.std(0, /*unbiased=*/false);
+    // A constant feature carries no information; leave it at zero rather than divide by zero.
+    inv = torch::where(std > 1e-12, 1.0 / std, torch::ones_like(std));
+  }
   p.mean = mean.to(torch::kFloat).contiguous();
   p.inv_std = inv.to(torch::kFloat).contiguous();
   return p;
+}
+
+const char* Preprocess::kind() const {
+  if (pixels) return "pixels";
+  if (unit_rows) return "unit-center";
+  return isotropic ? "center" : "standardize";
+}
+
+Status Preprocess::set_kind(const std::string& kind) {
+  pixels = kind == "pixels";
+  unit_rows = kind == "unit-center";
+  isotropic = unit_rows || kind == "center";
+  if (!pixels && !isotropic && kind != "standardize") {
+    return Status::corruption("unknown preprocessing '" + kind + "'");
+  }
+  return Status::ok();
 }
 
 torch::Tensor Preprocess::apply(const float* raw, size_t rows, size_t dim) const {
@@ -29,6 +67,7 @@ torch::Tensor Preprocess::apply(const float* raw, size_t rows, size_t dim) const
       torch::from_blob(const_cast<float*>(raw),
                        {static_cast<int64_t>(rows), static_cast<int64_t>(dim)}, torch::kFloat);
   if (pixels) return x / 128.0f - 1.0f;
+  if (unit_rows) x = unit_length(x);
   return (x - mean) * inv_std;
 }
 

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "common/code_bits.h"
+#include "common/enum_names.h"
 #include "learn/learn_internal.h"
 
 namespace imsat::learn {
@@ -395,6 +396,24 @@ Result<Method> parse_method(const std::string& name) {
   return Status::invalid_argument("unknown method '" + name + "' (known: " + known + ")");
 }
 
+namespace {
+constexpr EnumName<Metric> kMetricNames[] = {{Metric::kL2, "l2"}, {Metric::kCosine, "cosine"}};
+}  // namespace
+
+const char* metric_name(Metric m) { return name_of(kMetricNames, m, "l2"); }
+
+Result<Metric> parse_metric(const std::string& name) {
+  if (const std::optional<Metric> m = value_of(kMetricNames, name)) return *m;
+  return Status::invalid_argument("metric must be " + names_of(kMetricNames) + ", got '" + name +
+                                  "'");
+}
+
+Method default_method_for_metric(size_t dim) { return dim >= 8 ? Method::kItq : Method::kLsh; }
+
+int default_bits_for_metric(size_t dim) {
+  return dim >= 8 ? static_cast<int>(std::min<size_t>(128, dim / 8 * 8)) : 8;
+}
+
 std::vector<Method> hashing_methods() {
   return {Method::kImsatVat,  Method::kImsatRpt, Method::kLinearImsat, Method::kDeepRim,
           Method::kLinearRim, Method::kItq,      Method::kSh,          Method::kLsh};
@@ -473,7 +492,8 @@ Result<Model> train_with_hook(const Dataset& data, const TrainConfig& given,
     m->input_shape = data.item_shape.empty() ? std::vector<size_t>{data.cols} : data.item_shape;
     m->image_pipeline = data.image_pipeline;
     m->label_names = data.label_names;
-    m->pre = internal::Preprocess::fit(data);
+    m->pre = internal::Preprocess::fit(data, config.metric);
+    m->metric = config.metric;
     const torch::Tensor x = features(data, m->pre);
 
     nlohmann::json summary;
@@ -481,6 +501,7 @@ Result<Model> train_with_hook(const Dataset& data, const TrainConfig& given,
     summary["seed"] = config.seed;
     summary["rows"] = data.rows;
     summary["source"] = data.source;
+    if (config.metric) summary["metric"] = metric_name(*config.metric);
     const auto t0 = Clock::now();
     if (t.neural) {
       if (config.has_hidden) {

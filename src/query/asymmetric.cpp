@@ -24,13 +24,14 @@ AsymmetricScorer::AsymmetricScorer(const float* p, int bits)
     cost_zero[d] = on_grid(-std::log1p(-q));
     base_ += cost_zero[d];
   }
+  // A byte value's weight is the weight of the value without its lowest set bit plus that bit's:
+  // the sums are exact on the grid, so the order of the additions does not matter.
   for (size_t b = 0; b < bytes_; ++b) {
-    for (int v = 0; v < 256; ++v) {
-      double w = 0;
-      for (size_t k = 0; k < 8; ++k) {
-        if (v >> k & 1) w += cost_one[b * 8 + k] - cost_zero[b * 8 + k];
-      }
-      table_[b * 256 + static_cast<size_t>(v)] = w;
+    double* t = table_.data() + b * 256;
+    t[0] = 0;
+    for (unsigned v = 1; v < 256; ++v) {
+      const size_t low = b * 8 + static_cast<size_t>(__builtin_ctz(v));
+      t[v] = t[v & (v - 1)] + (cost_one[low] - cost_zero[low]);
     }
   }
 }

@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "query/collections.h"
 #include "query/data_dir_internal.h"
+#include "query/metric.h"
 
 namespace imsat::query {
 
@@ -438,6 +439,7 @@ Result<std::shared_ptr<Collection>> Catalog::build(const std::string& name,
     }
     bits = model->bits();
     o.model_fingerprint = model->fingerprint();
+    o.metric = metric_of(*model);
   }
   if (bits == 0) return fail(Status::invalid_argument("give 'bits' or a model"));
   o.bits = bits;

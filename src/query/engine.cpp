@@ -33,6 +33,12 @@ QueryEngine::QueryEngine(std::unique_ptr<index::CodeStore> store,
                          std::unique_ptr<learn::Model> model)
     : store_(std::move(store)), model_(std::move(model)) {
   set_encode_batching(EncodeBatchOptions{});
+  const Result<learn::Metric> recorded = parse_store_metric(store_->info().metric);
+  if (!store_->info().metric.empty() && recorded.is_ok()) {
+    metric_ = *recorded;
+  } else if (model_ != nullptr && model_->metric()) {
+    metric_ = *model_->metric();
+  }
 }
 
 void QueryEngine::set_encode_batching(EncodeBatchOptions options) {
@@ -50,6 +56,7 @@ std::optional<ModelInfo> QueryEngine::model_info() const {
   if (model_ == nullptr) return std::nullopt;
   ModelInfo m;
   m.method = learn::method_name(model_->method());
+  m.metric = metric_of(*model_);
   m.bits = model_->bits();
   m.fingerprint = model_->fingerprint();
   m.input_dim = model_->input_dim();
@@ -85,6 +92,7 @@ Result<std::unique_ptr<QueryEngine>> QueryEngine::create(std::unique_ptr<index::
                                       ", not with this model (" + model->fingerprint() + ")");
     }
   }
+  IMSAT_RETURN_IF_ERROR(parse_store_metric(store->info().metric).status());
   return std::unique_ptr<QueryEngine>(new QueryEngine(std::move(store), std::move(model)));
 }
 
@@ -116,26 +124,31 @@ index::StoreInfo QueryEngine::info() const { return store_->info(); }
 Status QueryEngine::verify() const { return store_->verify(); }
 
 Status QueryEngine::cache_vectors() {
-  std::unordered_map<uint64_t, size_t> ids;
+  std::vector<uint32_t> row_of;
   std::vector<float> values;
-  size_t dim = 0;
+  size_t dim = 0, rows = 0;
   Status bad = Status::ok();
   IMSAT_RETURN_IF_ERROR(store_->for_each_vector([&](uint64_t id, const float* v, size_t n) {
+    if (!bad.is_ok()) return;
     if (dim == 0) dim = n;
     if (n != dim) {
-      if (bad.is_ok()) {
-        bad = Status::invalid_argument("stored vectors differ in length (" + std::to_string(dim) +
-                                       " and " + std::to_string(n) + ")");
-      }
+      bad = Status::invalid_argument("stored vectors differ in length (" + std::to_string(dim) +
+                                     " and " + std::to_string(n) + ")");
       return;
     }
-    ids.emplace(id, ids.size());
+    if (rows >= kNotCached || id >= (uint64_t{1} << 34)) {
+      bad = Status::invalid_argument("too many stored vectors to cache");
+      return;
+    }
+    if (id >= row_of.size()) row_of.resize(std::max<size_t>(id + 1, row_of.size() * 2), kNotCached);
+    row_of[id] = static_cast<uint32_t>(rows++);
     values.insert(values.end(), v, v + n);
   }));
   IMSAT_RETURN_IF_ERROR(bad);
-  cache_ids_ = std::move(ids);
+  cache_row_of_ = std::move(row_of);
   cache_ = std::move(values);
   cache_dim_ = dim;
+  cache_rows_ = rows;
   return Status::ok();
 }
 
@@ -153,14 +166,25 @@ Result<SearchResponse> QueryEngine::search_vector(const float* vector, size_t di
   if (model_ == nullptr) {
     return Status::invalid_argument("searching by vector needs a model (this engine has none)");
   }
+  // A cosine store compares unit vectors: the query is scaled too.
+  std::vector<float> unit;
+  if (metric_ == learn::Metric::kCosine && dim == model_->input_dim()) {
+    unit.assign(vector, vector + dim);
+    if (!scale_to_unit_length(unit.data(), dim)) {
+      return Status::invalid_argument(
+          "the query vector is all zeros: it has no direction (the metric is cosine)");
+    }
+    vector = unit.data();
+  }
   // Concurrent searches' vectors are encoded together (EncodeBatcher).
   std::vector<uint8_t> code(static_cast<size_t>(model_->code_bytes()));
   std::vector<float> probabilities;
-  const bool asymmetric = request.rerank == Rerank::kAsymmetric;
-  if (asymmetric) probabilities.resize(static_cast<size_t>(model_->bits()));
+  const bool soft = request.rerank == Rerank::kAsymmetric ||
+                    (request.rerank == Rerank::kExact && request.shortlist > 0);
+  if (soft) probabilities.resize(static_cast<size_t>(model_->bits()));
   IMSAT_RETURN_IF_ERROR(
-      batcher_->encode(vector, dim, code.data(), asymmetric ? probabilities.data() : nullptr));
-  return run(code, vector, dim, asymmetric ? &probabilities : nullptr, request);
+      batcher_->encode(vector, dim, code.data(), soft ? probabilities.data() : nullptr));
+  return run(code, vector, dim, soft ? &probabilities : nullptr, request);
 }
 
 Result<SearchResponse> QueryEngine::search_image(const std::string& encoded,
@@ -186,8 +210,17 @@ Result<SearchResponse> QueryEngine::search_key(const std::string& key,
     return Status::invalid_argument("item '" + key +
                                     "' has no stored vector, so it cannot be re-ranked exactly");
   }
+  std::vector<float> probabilities;
+  const bool soft = request.rerank == Rerank::kExact && request.shortlist > 0 &&
+                    model_ != nullptr && item.vector.size() == model_->input_dim();
+  if (soft) {
+    probabilities.resize(static_cast<size_t>(model_->bits()));
+    std::vector<uint8_t> code(item.code.size());
+    IMSAT_RETURN_IF_ERROR(batcher_->encode(item.vector.data(), item.vector.size(), code.data(),
+                                           probabilities.data()));
+  }
   return run(item.code, item.vector.empty() ? nullptr : item.vector.data(), item.vector.size(),
-             nullptr, request);
+             soft ? &probabilities : nullptr, request);
 }
 
 namespace {
@@ -218,6 +251,34 @@ SearchHit take_hit(index::Hit* h, double score) {
   out.score = score;
   out.label = h->tag;
   return out;
+}
+
+// The best `keep` of the candidates by asymmetric score against the query's bit probabilities, as
+// hits in the candidates' own (Hamming) order, which a stable sort by exact distance keeps among
+// ties.
+std::vector<index::Hit> shortlist_hits(const index::CodeStore::Candidates& c,
+                                       const std::vector<float>& probabilities, int bits,
+                                       size_t keep) {
+  const size_t n = c.ids.size(), bytes = static_cast<size_t>(bits) / 8;
+  std::vector<size_t> kept(n);
+  std::iota(kept.begin(), kept.end(), size_t{0});
+  if (n > keep) {
+    const AsymmetricScorer scorer(probabilities.data(), bits);
+    std::vector<double> score(n);
+    for (size_t i = 0; i < n; ++i) score[i] = scorer.score(c.codes.data() + i * bytes);
+    std::nth_element(
+        kept.begin(), kept.begin() + static_cast<std::ptrdiff_t>(keep - 1), kept.end(),
+        [&](size_t a, size_t b) { return score[a] != score[b] ? score[a] < score[b] : a < b; });
+    kept.resize(keep);
+    std::sort(kept.begin(), kept.end());
+  }
+  std::vector<index::Hit> hits(kept.size());
+  for (size_t j = 0; j < kept.size(); ++j) {
+    hits[j].distance = c.distances[kept[j]];
+    hits[j].tag = c.tags[kept[j]];
+    hits[j].id = c.ids[kept[j]];
+  }
+  return hits;
 }
 
 // The store's options for a request, before re-ranking widens k.
@@ -270,6 +331,53 @@ Result<std::vector<SearchResponse>> QueryEngine::search_codes(
   return responses;
 }
 
+Status QueryEngine::exact_scores(const float* vector, size_t dim, std::vector<index::Hit>& hits,
+                                 std::vector<double>* score, SearchResponse* response) const {
+  // Cached vectors from memory; the rest in one MultiGet.
+  std::vector<const float*> rows(hits.size(), nullptr);
+  std::vector<uint64_t> missing;
+  std::vector<size_t> missing_at;
+  for (size_t i = 0; i < hits.size(); ++i) {
+    const uint64_t id = hits[i].id;
+    const uint32_t row =
+        cache_dim_ == dim && id < cache_row_of_.size() ? cache_row_of_[id] : kNotCached;
+    if (row != kNotCached) {
+      rows[i] = cache_.data() + size_t{row} * dim;
+    } else {
+      missing.push_back(hits[i].id);
+      missing_at.push_back(i);
+    }
+  }
+  std::vector<float> fetched;
+  if (!missing.empty()) {
+    IMSAT_ASSIGN_OR_RETURN(std::vector<std::optional<size_t>> at,
+                           store_->vectors_if_present(missing, dim, &fetched));
+    for (size_t j = 0; j < missing.size(); ++j) {
+      if (at[j]) rows[missing_at[j]] = fetched.data() + *at[j] * dim;
+    }
+  }
+  // Candidates without a stored vector rank after every one that has one, by Hamming distance
+  // (their hits arrive in Hamming order, so a stable sort keeps it).
+  const double beyond = std::numeric_limits<double>::max() / 2;
+  constexpr size_t kAhead = 2;  // rows whose first cache lines are fetched ahead of use
+  for (size_t i = 0; i < hits.size(); ++i) {
+    if (i + kAhead < hits.size() && rows[i + kAhead] != nullptr) {
+      const char* next = reinterpret_cast<const char*>(rows[i + kAhead]);
+      for (size_t line = 0; line < 8 && line * 64 < dim * sizeof(float); ++line) {
+        __builtin_prefetch(next + line * 64);
+      }
+    }
+    if (rows[i] == nullptr) {
+      ++response->candidates_without_vector;
+      (*score)[i] = beyond + hits[i].distance;
+    } else {
+      (*score)[i] =
+          reported_distance(metric_, static_cast<double>(index::squared_l2(vector, rows[i], dim)));
+    }
+  }
+  return Status::ok();
+}
+
 Result<SearchResponse> QueryEngine::run(const std::vector<uint8_t>& code, const float* vector,
                                         size_t dim, const std::vector<float>* probabilities,
                                         const SearchRequest& request) const {
@@ -294,6 +402,12 @@ Result<SearchResponse> QueryEngine::run(const std::vector<uint8_t>& code, const 
         request.candidates > 0 ? request.candidates : std::max<size_t>(10 * request.k, 100);
     o.k = std::min(index::kMaxK, std::max(wanted, request.k));
   }
+  if (request.rerank == Rerank::kExact && request.shortlist > 0 && probabilities == nullptr) {
+    return Status::invalid_argument(
+        "a shortlist needs the query's bit probabilities: a vector query (or a stored item's "
+        "vector) and the store's model");
+  }
+  const bool shortlist = request.rerank == Rerank::kExact && request.shortlist > 0;
   o.with_codes = request.rerank == Rerank::kAsymmetric;
   // Re-ranking reads candidates by id; keys are read only for the hits it returns.
   o.with_keys = !rerank;
@@ -304,51 +418,21 @@ Result<SearchResponse> QueryEngine::run(const std::vector<uint8_t>& code, const 
     o.selection = response.selection;
   }
   response.query_code = to_hex(code.data(), code.size());
-  IMSAT_ASSIGN_OR_RETURN(std::vector<index::Hit> hits,
-                         store_->search(code, o, &response.stats, &response.truncated));
+  std::vector<index::Hit> hits;
+  if (shortlist) {
+    index::CodeStore::Candidates candidates;
+    IMSAT_RETURN_IF_ERROR(store_->candidates(code, o, &candidates, &response.stats));
+    response.shortlisted_from = candidates.ids.size();
+    hits = shortlist_hits(candidates, *probabilities, model_->bits(),
+                          std::max(request.shortlist, request.k));
+  } else {
+    IMSAT_ASSIGN_OR_RETURN(hits, store_->search(code, o, &response.stats, &response.truncated));
+  }
 
   std::vector<double> score(hits.size());
   for (size_t i = 0; i < hits.size(); ++i) score[i] = hits[i].distance;
   if (request.rerank == Rerank::kExact && !hits.empty()) {
-    // Cached vectors from memory; the rest in one MultiGet.
-    std::vector<const float*> rows(hits.size(), nullptr);
-    std::vector<uint64_t> missing;
-    std::vector<size_t> missing_at;
-    for (size_t i = 0; i < hits.size(); ++i) {
-      auto found = cache_dim_ == dim ? cache_ids_.find(hits[i].id) : cache_ids_.end();
-      if (found != cache_ids_.end()) {
-        rows[i] = cache_.data() + found->second * dim;
-      } else {
-        missing.push_back(hits[i].id);
-        missing_at.push_back(i);
-      }
-    }
-    std::vector<float> fetched;
-    if (!missing.empty()) {
-      IMSAT_ASSIGN_OR_RETURN(std::vector<std::optional<size_t>> at,
-                             store_->vectors_if_present(missing, dim, &fetched));
-      for (size_t j = 0; j < missing.size(); ++j) {
-        if (at[j]) rows[missing_at[j]] = fetched.data() + *at[j] * dim;
-      }
-    }
-    // Candidates without a stored vector rank after every one that has one, by Hamming distance
-    // (their hits arrive in Hamming order, so a stable sort keeps it).
-    const double beyond = std::numeric_limits<double>::max() / 2;
-    constexpr size_t kAhead = 2;  // rows whose first cache lines are fetched ahead of use
-    for (size_t i = 0; i < hits.size(); ++i) {
-      if (i + kAhead < hits.size() && rows[i + kAhead] != nullptr) {
-        const char* next = reinterpret_cast<const char*>(rows[i + kAhead]);
-        for (size_t line = 0; line < 8 && line * 64 < dim * sizeof(float); ++line) {
-          __builtin_prefetch(next + line * 64);
-        }
-      }
-      if (rows[i] == nullptr) {
-        ++response.candidates_without_vector;
-        score[i] = beyond + hits[i].distance;
-      } else {
-        score[i] = std::sqrt(static_cast<double>(index::squared_l2(vector, rows[i], dim)));
-      }
-    }
+    IMSAT_RETURN_IF_ERROR(exact_scores(vector, dim, hits, &score, &response));
   } else if (request.rerank == Rerank::kAsymmetric) {
     const AsymmetricScorer scorer(probabilities->data(), model_->bits());
     for (size_t i = 0; i < hits.size(); ++i) score[i] = scorer.score(hits[i].code.data());

@@ -18,13 +18,15 @@
 #include "query/code_health.h"
 #include "query/encode_batcher.h"
 #include "query/filter.h"
+#include "query/metric.h"
 #include "query/retrieval_metrics.h"
 
 namespace imsat::query {
 
 enum class Rerank {
   kNone,        // Hamming order (ties by insertion)
-  kExact,       // Euclidean distance between raw vectors (the store must hold them)
+  kExact,       // the distance between raw vectors (the store's metric: Euclidean, or 1 - cosine
+                // for a cosine store); the store must hold them
   kAsymmetric,  // the stored code's negative log-likelihood under the query's bit probabilities
 };
 Result<Rerank> parse_rerank(const std::string& name);  // none, exact, asymmetric
@@ -43,6 +45,10 @@ struct SearchRequest {
   int radius = -1;  // >= 0: every item within this Hamming radius (then no re-ranking)
   Rerank rerank = Rerank::kNone;
   size_t candidates = 0;  // Hamming candidates re-ranked; 0 = max(10 k, 100)
+  // Exact re-ranking of a vector query with a model: first order the candidates by the
+  // asymmetric score (the query's bit probabilities against their codes, no vector read) and
+  // compute exact distances for only the best `shortlist` of them. 0: every candidate.
+  size_t shortlist = 0;
   bool use_multi_index = true;
   bool with_metadata = true;
   size_t max_hits =
@@ -55,6 +61,7 @@ struct SearchRequest {
 // What the front-ends show of a collection's model, and what a query by vector or image needs.
 struct ModelInfo {
   std::string method;  // "imsat-vat", "itq", ...
+  std::string metric;  // "l2" or "cosine" for a nearest-neighbour model; "" for the paper's job
   int bits = 0;
   std::string fingerprint;
   size_t input_dim = 0;             // values of a vector query
@@ -77,6 +84,9 @@ struct SearchResponse {
   std::string query_code;  // hex
   index::SearchStats stats;
   size_t candidates_reranked = 0;
+  // With a shortlist: how many Hamming candidates it was chosen from (candidates_reranked is
+  // the shortlist); 0 without one.
+  size_t shortlisted_from = 0;
   bool truncated = false;  // a radius search found more than max_hits items
   // Exact re-ranking: candidates without a stored vector (added by code, or deleted meanwhile) are
   // ranked by Hamming distance after every candidate that has one.
@@ -166,6 +176,8 @@ class QueryEngine {
   // The store's schema and size (bits, tables, items, memory, fingerprint).
   index::StoreInfo info() const;
   int bits() const { return store_->bits(); }
+  // The distance exact re-ranking uses: the store's recorded metric, else the model's, else l2.
+  learn::Metric metric() const { return metric_; }
   // The store opened read-only because its disk was full, and there is room again: open the
   // collection anew to take writes (Catalog does).
   bool reopen_for_writes() const { return store_->reopen_for_writes(); }
@@ -175,7 +187,7 @@ class QueryEngine {
   // never reused, so cached vectors cannot go stale. Not thread-safe against searches: call
   // before serving. Errors: InvalidArgument when stored vectors differ in length.
   Status cache_vectors();
-  size_t cached_vectors() const { return cache_ids_.size(); }
+  size_t cached_vectors() const { return cache_rows_; }
 
   // How searches by vector (and image) share model calls (EncodeBatcher): call before serving,
   // not while searches run. Without a call, the defaults of EncodeBatchOptions.
@@ -266,14 +278,22 @@ class QueryEngine {
   Result<SearchResponse> run(const std::vector<uint8_t>& code, const float* vector, size_t dim,
                              const std::vector<float>* probabilities,
                              const SearchRequest& request) const;
+  // Exact distances of `hits` to `vector` into `score` (reported_distance); candidates without a
+  // stored vector get Hamming distances past every other.
+  Status exact_scores(const float* vector, size_t dim, std::vector<index::Hit>& hits,
+                      std::vector<double>* score, SearchResponse* response) const;
   std::unique_ptr<index::CodeStore> store_;
   std::unique_ptr<learn::Model> model_;
   mutable std::mutex model_mutex_;  // guards every call into model_
   // Searches' one-vector encodes, batched; null without a model.
   mutable std::unique_ptr<EncodeBatcher> batcher_;
-  std::unordered_map<uint64_t, size_t> cache_ids_;  // id -> row of cache_
+  // Row of cache_ by internal id (ids are dense: they count insertions); kNotCached for ids
+  // without a cached vector, and ids past the end are not cached.
+  static constexpr uint32_t kNotCached = 0xffffffffu;
+  std::vector<uint32_t> cache_row_of_;
   std::vector<float> cache_;
-  size_t cache_dim_ = 0;
+  size_t cache_dim_ = 0, cache_rows_ = 0;
+  learn::Metric metric_ = learn::Metric::kL2;
 };
 
 }  // namespace imsat::query

@@ -10,6 +10,7 @@
 
 #include "common/checksum.h"
 #include "query/codes_file.h"
+#include "query/metric.h"
 
 namespace imsat::query {
 namespace {
@@ -91,6 +92,7 @@ void make_item(const std::vector<uint8_t>& codes, int bits, const std::vector<in
   out->vector.clear();
   if (options.with_vectors && data != nullptr) {
     out->vector.assign(data->row(row), data->row(row) + data->cols);
+    if (options.unit_vectors) scale_to_unit_length(out->vector.data(), out->vector.size());
   }
 }
 
@@ -154,6 +156,7 @@ std::string image_job_name(const IndexRequest& r, const std::string& fingerprint
 struct Source {
   int bits = 0;
   std::string fingerprint;
+  std::string metric;  // recorded in a new store (metric_of)
   size_t rows = 0;
   std::string job;
   size_t batch = 0;
@@ -203,6 +206,7 @@ Status write_source(const IndexRequest& request, Source& source, IndexReport* re
   o.tables = request.tables;
   o.expected_items = std::max<size_t>(source.rows, 1000);
   o.model_fingerprint = source.fingerprint;
+  o.metric = source.metric;
   IMSAT_ASSIGN_OR_RETURN(std::unique_ptr<index::CodeStore> store,
                          index::CodeStore::open(request.db, o));
   report->job = source.job;
@@ -303,12 +307,14 @@ Result<IndexReport> index_rows(const IndexRequest& request, const learn::Model& 
   IndexReport report;
   report.read_seconds = seconds_since(t0);
   ItemOptions items = request.items;
+  items.unit_vectors = model.metric() == learn::Metric::kCosine;
   items.source = io::source_name(data.source);
   items.source_json = nlohmann::json(items.source).dump();
   std::vector<uint8_t> codes;
   Source source;
   source.bits = model.bits();
   source.fingerprint = model.fingerprint();
+  source.metric = metric_of(model);
   source.rows = data.rows;
   source.batch = request.batch > 0 ? request.batch : kRowBatch;
   source.job = !request.job.empty() ? request.job : file_job_name(request, source.fingerprint);
@@ -349,6 +355,7 @@ void image_item(const io::ImageScan& scan, size_t i, const ItemOptions& items,
   if (items.with_vectors) {
     const float* values = batch->values.data() + row * dim;
     item->vector.assign(values, values + dim);
+    if (items.unit_vectors) scale_to_unit_length(item->vector.data(), dim);
   }
 }
 
@@ -374,6 +381,7 @@ Result<IndexReport> index_images(const IndexRequest& request, const learn::Model
   IndexReport report;
   report.read_seconds = seconds_since(t0);
   ItemOptions items = request.items;
+  items.unit_vectors = model.metric() == learn::Metric::kCosine;
   items.source = io::source_name(scan.origin);
   const size_t bytes = static_cast<size_t>(model.bits()) / 8;
   const size_t dim = settings.pipeline.output_dim();
@@ -386,6 +394,7 @@ Result<IndexReport> index_images(const IndexRequest& request, const learn::Model
   Source source;
   source.bits = model.bits();
   source.fingerprint = model.fingerprint();
+  source.metric = metric_of(model);
   source.rows = scan.files.size();
   source.batch = request.batch > 0 ? request.batch : kImageBatch;
   source.job =

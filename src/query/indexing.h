@@ -26,6 +26,7 @@ struct ItemOptions {
   std::string source_json;  // `source` as a JSON string (computed once; "" = make_item does it)
   size_t first_row = 0;     // row numbers (keys of codes files, metadata) start here (shards)
   bool with_vectors = false;
+  bool unit_vectors = false;  // vectors are scaled to unit length (a cosine model's store)
 };
 
 // Row `row` of packed `codes` (bits / 8 bytes each) as a store item. `labels` is empty or one

@@ -66,6 +66,12 @@ Result<size_t> QueryEngine::add_items(std::vector<NewItem> items, size_t max_ima
     for (float v : it.vector) {
       if (!std::isfinite(v)) return Status::invalid_argument(where + "a NaN or infinite value");
     }
+    // A cosine store keeps unit vectors (its exact re-ranking compares directions).
+    if (metric_ == learn::Metric::kCosine &&
+        !scale_to_unit_length(it.vector.data(), it.vector.size())) {
+      return Status::invalid_argument(
+          where + "the vector is all zeros: it has no direction (the metric is cosine)");
+    }
     raw.insert(raw.end(), it.vector.begin(), it.vector.end());
     by_vector.push_back(i);
   }

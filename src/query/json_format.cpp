@@ -118,6 +118,7 @@ json search_json(const SearchResponse& r, const SearchRequest& req, bool explain
     out["explain"] = {{"buckets_probed", r.stats.buckets_probed},
                       {"candidates_verified", r.stats.candidates_verified},
                       {"candidates_reranked", r.candidates_reranked},
+                      {"shortlisted_from", r.shortlisted_from},
                       {"candidates_without_vector", r.candidates_without_vector},
                       {"rerank", rerank_name(req.rerank)},
                       {"multi_index", req.use_multi_index}};

@@ -7,6 +7,7 @@
 #include "index/hamming.h"
 #include "learn/learn.h"
 #include "query/engine.h"
+#include "query/metric.h"
 
 namespace imsat::query {
 
@@ -19,6 +20,7 @@ Status create_store(const std::string& db, int bits, const std::string& model_pa
       return Status::invalid_argument(model_path + ": a clustering model; a hash model is needed");
     }
     o.model_fingerprint = model.fingerprint();
+    o.metric = metric_of(model);
   }
   IMSAT_ASSIGN_OR_RETURN(std::unique_ptr<index::CodeStore> store, index::CodeStore::open(db, o));
   if (!model_path.empty()) {

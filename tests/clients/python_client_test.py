@@ -20,6 +20,8 @@ import subprocess
 import sys
 import tempfile
 
+import numpy as np
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from serving import check, fail, free_port, start_server, stop_server  # noqa: E402
 
@@ -67,7 +69,7 @@ import io, json, os, sys, zipfile
 import numpy as np
 import imsat
 
-url, images, model, work = sys.argv[1:5]
+url, images, model, work, cosine_model, embeddings = sys.argv[1:7]
 assert imsat.__file__.startswith(os.path.dirname(os.path.dirname(sys.executable))), imsat.__file__
 
 def check(condition, message):
@@ -175,6 +177,29 @@ except imsat.WrongToken as e:
     check(isinstance(e, imsat.Unauthorized), "a wrong token raises WrongToken (Unauthorized)")
 client.drop_collection("photos_copy")
 check(all(c["name"] != "photos_copy" for c in client.collections()), "a collection dropped")
+
+# Nearest neighbours by cosine: the collection's model records the metric, vectors of any length
+# find the same item, the score is 1 - cosine, and a zero vector is refused.
+emb = np.load(embeddings)
+vectors_coll = client.create_collection("emb", model_file=cosine_model)
+check(vectors_coll.info()["model"]["metric"] == "cosine", "info: the model's metric is cosine")
+vectors_coll.add_vectors([f"e{i}" for i in range(len(emb))], emb)
+answer = vectors_coll.search(vector=3 * emb[7], k=5, rerank="exact", candidates=100,
+                             shortlist=30, explain=True)
+hits = answer["hits"]
+check(hits[0]["key"] == "e7" and abs(hits[0]["score"]) < 1e-5,
+      "a cosine search finds the item whatever the query's length, at score 0")
+unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+q = emb[7] / np.linalg.norm(emb[7])
+check(all(abs(h["score"] - (1 - float(unit[int(h["key"][1:])] @ q))) < 1e-4 for h in hits),
+      "every score is 1 - cosine similarity")
+check(answer["explain"]["candidates_reranked"] == 30 and
+      answer["explain"]["shortlisted_from"] == 100, "the shortlist is explained")
+try:
+    vectors_coll.search(vector=np.zeros(emb.shape[1], np.float32), k=3, rerank="exact")
+    check(False, "a zero vector is refused")
+except imsat.InvalidArgument as e:
+    check("zeros" in e.message, "a zero vector raises InvalidArgument saying why")
 '''
 
 
@@ -200,6 +225,14 @@ def main():
         subprocess.run([imsat, "train", "--data", images, "--channels", "3", "--image-size", "8",
                         "--method", "itq", "--bits", "16", "--out", model, "--quiet"],
                        check=True)
+        embeddings = os.path.join(work, "emb.npy")
+        rng = np.random.default_rng(1)
+        centres = rng.normal(size=(6, 24))
+        np.save(embeddings, (centres[rng.integers(0, 6, 300)] +
+                             0.3 * rng.normal(size=(300, 24))).astype(np.float32))
+        cosine_model = os.path.join(work, "emb.model")
+        subprocess.run([imsat, "train", "--data", embeddings, "--metric", "cosine", "--out",
+                        cosine_model, "--quiet"], check=True)
         python = install_client(repo, work)
         port = free_port()
         data_dir = os.path.join(work, "data")
@@ -208,7 +241,8 @@ def main():
                                "--token", TOKEN], port)
         url = f"http://127.0.0.1:{port}"
         env = dict(os.environ, IMSAT_TOKEN=TOKEN)
-        result = subprocess.run([python, "-c", SESSION, url, images, model, work], env=env)
+        result = subprocess.run([python, "-c", SESSION, url, images, model, work, cosine_model,
+                                 embeddings], env=env)
         if result.returncode != 0:
             fail("the client session failed")
         # The README's example, as a user would run it, against the same server.

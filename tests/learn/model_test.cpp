@@ -1,7 +1,9 @@
 // Training, model files and encoding through the public interface (src/learn/learn.h).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <bitset>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -448,4 +450,88 @@ TEST_F(ModelTest, OneInputAtATimeGivesTheCodesOfABatch) {
   auto pix = L::train(pixels, quick_config(L::Method::kImsatVat, 32));
   ASSERT_TRUE(pix.is_ok()) << pix.status().to_string();
   expect_lean_matches_batch(*pix, pixels);
+}
+
+namespace {
+
+// A nearest-neighbour model: PCA-ITQ for `metric` on blobs of 16 dimensions.
+L::Model metric_model(L::Metric metric, const L::Dataset& data) {
+  L::TrainConfig c = quick_config(L::Method::kItq, 16);
+  c.metric = metric;
+  auto model = L::train(data, c);
+  EXPECT_TRUE(model.is_ok()) << model.status().to_string();
+  return std::move(model).value();
+}
+
+}  // namespace
+
+TEST_F(ModelTest, AMetricIsRecordedAndSurvivesSaveAndLoad) {
+  const L::Dataset data = blobs(3, 40, 16, 4);
+  const L::Model plain = L::train(data, quick_config(L::Method::kItq, 16)).value();
+  EXPECT_FALSE(plain.metric().has_value());
+  EXPECT_EQ(plain.header_json().find("\"metric\""), std::string::npos);
+  for (L::Metric metric : {L::Metric::kL2, L::Metric::kCosine}) {
+    const L::Model model = metric_model(metric, data);
+    ASSERT_EQ(model.metric(), metric);
+    const nlohmann::json h = nlohmann::json::parse(model.header_json());
+    EXPECT_EQ(h["metric"], L::metric_name(metric));
+    // One scale for every feature keeps Euclidean order (per-feature standardisation would not).
+    EXPECT_EQ(h["preprocessing"]["kind"], metric == L::Metric::kL2 ? "center" : "unit-center");
+    EXPECT_NE(model.fingerprint(), plain.fingerprint());
+    ASSERT_TRUE(model.save(path("m.model")).is_ok());
+    const auto loaded = L::Model::load(path("m.model"));
+    ASSERT_TRUE(loaded.is_ok()) << loaded.status().to_string();
+    EXPECT_EQ(loaded->metric(), metric);
+    EXPECT_EQ(loaded->fingerprint(), model.fingerprint());
+    EXPECT_EQ(*loaded->encode(data), *model.encode(data));
+  }
+  EXPECT_EQ(*L::parse_metric("cosine"), L::Metric::kCosine);
+  EXPECT_FALSE(L::parse_metric("dot").is_ok());
+}
+
+TEST_F(ModelTest, ACosineModelIgnoresLengthAndRefusesZeroVectors) {
+  const L::Dataset data = blobs(3, 40, 16, 5);
+  const L::Model model = metric_model(L::Metric::kCosine, data);
+  std::vector<float> scaled(data.values);
+  for (float& v : scaled) v *= 7.5f;
+  // Batches (LibTorch) and single inputs (the lean encoder) alike.
+  EXPECT_EQ(*model.encode(scaled.data(), data.rows, data.cols), *model.encode(data));
+  for (size_t r = 0; r < 5; ++r) {
+    EXPECT_EQ(*model.encode(scaled.data() + r * data.cols, 1, data.cols),
+              *model.encode(data.row(r), 1, data.cols));
+  }
+  const std::vector<float> zero(data.cols, 0.0f);
+  const auto refused = model.encode(zero.data(), 1, data.cols);
+  ASSERT_FALSE(refused.is_ok());
+  EXPECT_NE(refused.status().message().find("all zeros"), std::string::npos)
+      << refused.status().message();
+}
+
+TEST_F(ModelTest, LinearHashersGiveSoftBitsThatAgreeWithTheirCodes) {
+  const L::Dataset data = blobs(3, 40, 16, 6);
+  for (L::Method method : {L::Method::kItq, L::Method::kLsh}) {
+    const L::Model model = L::train(data, quick_config(method, 16)).value();
+    const std::vector<uint8_t> codes = *model.encode(data);
+    for (size_t rows : {size_t{1}, data.rows}) {  // the lean encoder and LibTorch
+      const std::vector<float> p = *model.bit_probabilities(data.values.data(), rows, data.cols);
+      size_t strictly_inside = 0;
+      for (size_t r = 0; r < rows; ++r) {
+        float top = 0;
+        for (size_t d = 0; d < 16; ++d) {
+          const float q = p[r * 16 + d];
+          const bool bit = codes[r * 2 + d / 8] >> (d % 8) & 1;
+          EXPECT_EQ(q > 0.5f, bit) << L::method_name(method) << " row " << r << " bit " << d;
+          strictly_inside += q > 0.01f && q < 0.99f;
+          top = std::max(top, std::fabs(q - 0.5f));
+        }
+        // The surest bit of each item sits at the logit of 8.
+        EXPECT_NEAR(top, 1.0f / (1.0f + std::exp(-8.0f)) - 0.5f, 1e-4f);
+      }
+      EXPECT_GT(strictly_inside, rows * 16 / 4) << L::method_name(method);
+    }
+  }
+  EXPECT_EQ(L::default_method_for_metric(784), L::Method::kItq);
+  EXPECT_EQ(L::default_bits_for_metric(784), 128);
+  EXPECT_EQ(L::default_bits_for_metric(20), 16);
+  EXPECT_EQ(L::default_method_for_metric(5), L::Method::kLsh);
 }

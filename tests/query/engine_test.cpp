@@ -623,3 +623,121 @@ TEST_F(EngineTest, ExactRerankRanksCandidatesWithoutVectorsLast) {
 }
 
 }  // namespace
+
+// A shortlist compares exactly only the best candidates by asymmetric score: with a shortlist as
+// long as the candidates it changes nothing; a shorter one reranks that many, says so, and keeps
+// the items a full re-rank finds first when their codes agree with the query.
+TEST_F(EngineTest, ShortlistReranksTheBestCandidatesByAsymmetricScore) {
+  auto e = engine(model_->fingerprint());
+  Q::SearchRequest full;
+  full.k = 5;
+  full.rerank = Q::Rerank::kExact;
+  full.candidates = 200;
+  Q::SearchRequest same = full, shorter = full;
+  same.shortlist = 200;
+  shorter.shortlist = 40;
+  for (size_t row : {3, 42, 199}) {
+    const float* q = data_.row(row);
+    const auto a = e->search_vector(q, data_.cols, full);
+    const auto b = e->search_vector(q, data_.cols, same);
+    const auto c = e->search_vector(q, data_.cols, shorter);
+    ASSERT_TRUE(a.is_ok() && b.is_ok() && c.is_ok()) << c.status().to_string();
+    ASSERT_EQ(a->hits.size(), b->hits.size());
+    for (size_t i = 0; i < a->hits.size(); ++i) {
+      EXPECT_EQ(a->hits[i].key, b->hits[i].key);
+      EXPECT_EQ(a->hits[i].score, b->hits[i].score);
+    }
+    EXPECT_EQ(c->candidates_reranked, 40u);
+    EXPECT_EQ(c->shortlisted_from, 200u);
+    EXPECT_EQ(c->hits[0].key, std::to_string(row));  // the query's own item scores best
+    for (size_t i = 1; i < c->hits.size(); ++i) EXPECT_GE(c->hits[i].score, c->hits[i - 1].score);
+  }
+  // By stored key the stored vector gives the probabilities; by code there are none.
+  const auto by_key = e->search_key("42", shorter);
+  ASSERT_TRUE(by_key.is_ok()) << by_key.status().to_string();
+  EXPECT_EQ(by_key->hits[0].key, "42");
+  const std::vector<uint8_t> code(codes_.begin(), codes_.begin() + 2);
+  const auto by_code = e->search_code(code, shorter);
+  ASSERT_FALSE(by_code.is_ok());
+}
+
+// A cosine store end to end: the store records the metric, vectors are kept at unit length,
+// queries of any length find the same neighbours, the score is 1 - cosine, and zero vectors are
+// refused with a reason.
+TEST_F(EngineTest, ACosineStoreComparesDirections) {
+  L::TrainConfig c = quick_config(L::Method::kItq, 8);
+  c.metric = L::Metric::kCosine;
+  auto trained = L::train(data_, c);
+  ASSERT_TRUE(trained.is_ok()) << trained.status().to_string();
+  auto model = std::make_unique<L::Model>(std::move(trained).value());
+  I::StoreOptions o;
+  o.bits = 8;
+  o.sync_writes = false;
+  o.model_fingerprint = model->fingerprint();
+  o.metric = Q::metric_of(*model);
+  EXPECT_EQ(o.metric, "cosine");
+  const std::string db = (dir_ / "cosine").string();
+  {
+    auto store = I::CodeStore::open(db, o);
+    ASSERT_TRUE(store.is_ok()) << store.status().to_string();
+    EXPECT_EQ((*store)->info().metric, "cosine");
+  }
+  I::StoreOptions l2 = o;
+  l2.metric = "l2";
+  const auto refused = I::CodeStore::open(db, l2);
+  ASSERT_FALSE(refused.is_ok());
+  EXPECT_NE(refused.status().message().find("cosine"), std::string::npos);
+
+  auto store = I::CodeStore::open(db, o);
+  ASSERT_TRUE(store.is_ok());
+  auto e = Q::QueryEngine::create(std::move(store).value(), std::move(model));
+  ASSERT_TRUE(e.is_ok()) << e.status().to_string();
+  EXPECT_EQ((*e)->metric(), L::Metric::kCosine);
+  std::vector<Q::NewItem> items;
+  for (size_t r = 0; r < data_.rows; ++r) {
+    Q::NewItem it;
+    it.key = std::to_string(r);
+    it.vector.assign(data_.row(r), data_.row(r) + data_.cols);
+    items.push_back(std::move(it));
+  }
+  ASSERT_TRUE((*e)->add_items(items).is_ok());
+  const auto stored = (*e)->get_item("7");
+  ASSERT_TRUE(stored.is_ok());
+  double norm = 0;
+  for (float v : stored->vector) norm += double(v) * v;
+  EXPECT_NEAR(norm, 1.0, 1e-5);
+
+  Q::SearchRequest r;
+  r.k = 10;
+  r.rerank = Q::Rerank::kExact;
+  r.candidates = data_.rows;
+  for (size_t row : {5, 77, 150}) {
+    std::vector<float> q(data_.row(row), data_.row(row) + data_.cols);
+    for (float& v : q) v *= 3.0f;  // the length does not matter
+    const auto res = (*e)->search_vector(q.data(), q.size(), r);
+    ASSERT_TRUE(res.is_ok()) << res.status().to_string();
+    EXPECT_EQ(res->hits[0].key, std::to_string(row));
+    EXPECT_NEAR(res->hits[0].score, 0.0, 1e-6);
+    // Every score is 1 - cosine similarity with the raw vectors.
+    for (const Q::SearchHit& h : res->hits) {
+      const float* x = data_.row(std::stoul(h.key));
+      double dot = 0, nq = 0, nx = 0;
+      for (size_t i = 0; i < data_.cols; ++i) {
+        dot += double(q[i]) * x[i];
+        nq += double(q[i]) * q[i];
+        nx += double(x[i]) * x[i];
+      }
+      EXPECT_NEAR(h.score, 1.0 - dot / std::sqrt(nq * nx), 1e-5);
+    }
+  }
+  const std::vector<float> zero(data_.cols, 0.0f);
+  const auto zero_query = (*e)->search_vector(zero.data(), zero.size(), r);
+  ASSERT_FALSE(zero_query.is_ok());
+  EXPECT_NE(zero_query.status().message().find("all zeros"), std::string::npos);
+  Q::NewItem bad;
+  bad.key = "zero";
+  bad.vector = zero;
+  const auto zero_item = (*e)->add_items({bad});
+  ASSERT_FALSE(zero_item.is_ok());
+  EXPECT_NE(zero_item.status().message().find("all zeros"), std::string::npos);
+}

@@ -322,7 +322,7 @@ class _Api:
 
     # -- search ------------------------------------------------------------------------------
     @staticmethod
-    def _options(k, radius, limit, filter, rerank, candidates, explain):
+    def _options(k, radius, limit, filter, rerank, candidates, explain, shortlist=None):
         body = {}
         if radius is not None:
             body["radius"] = radius
@@ -336,19 +336,24 @@ class _Api:
             body["rerank"] = rerank
         if candidates is not None:
             body["candidates"] = candidates
+        if shortlist is not None:
+            body["shortlist"] = shortlist
         if explain:
             body["explain"] = True
         return body
 
     def search(self, key=None, code=None, vector=None, image=None, k=10, radius=None,
-               limit=None, filter=None, rerank=None, candidates=None, explain=False):
+               limit=None, filter=None, rerank=None, candidates=None, explain=False,
+               shortlist=None):
         """One query: a stored item's `key`, a hex `code`, a `vector`, or an `image` (a path or
-        bytes). kNN of `k`, or every item within `radius` (at most `limit`). Returns the answer:
+        bytes). kNN of `k`, or every item within `radius` (at most `limit`). With
+        rerank="exact", `candidates` Hamming candidates are compared by the collection's metric
+        (of which only the best `shortlist` by asymmetric score, when given). Returns the answer:
         {"hits": [{"key", "distance", "score", "label", "metadata"}], "code", ...}."""
         given = sum(x is not None for x in (key, code, vector, image))
         if given != 1:
             raise ValueError("give exactly one of key, code, vector or image")
-        options = self._options(k, radius, limit, filter, rerank, candidates, explain)
+        options = self._options(k, radius, limit, filter, rerank, candidates, explain, shortlist)
         if image is not None:
             return self._search_image(image, options)
         body = dict(options)
@@ -376,7 +381,7 @@ class _Api:
                             files=[("image", (name, data, kind))])
 
     def search_batch(self, queries, k=10, radius=None, limit=None, filter=None, rerank=None,
-                     candidates=None, explain=False):
+                     candidates=None, explain=False, shortlist=None):
         """Several queries in one request, each {"key": ..}, {"code": ..} or {"vector": ..}
         (or a vector itself: a list or a NumPy row). Returns one answer per query, in order."""
         qs = []
@@ -388,7 +393,7 @@ class _Api:
                 qs.append(q)
             else:
                 qs.append({"vector": _plain(q)})
-        body = self._options(k, radius, limit, filter, rerank, candidates, explain)
+        body = self._options(k, radius, limit, filter, rerank, candidates, explain, shortlist)
         body["queries"] = qs
         return self._s.call("POST", self._path("/v1/search"), json=body)["results"]
 
