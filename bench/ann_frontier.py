@@ -71,6 +71,22 @@ def make_clustered(seed, n=1_000_000, nq=1000, dim=128, latent=32):
     return draw(n), draw(nq), {"nlist": 1024}
 
 
+# Each data set's sweeps: imsat's (candidates, shortlist) with vectors in memory and in RocksDB,
+# HNSW's ef and IVF-PQ's nprobe.
+SWEEPS = {
+    "fashion-mnist": {
+        "memory": [(500, 0), (1000, 0), (1000, 100), (1000, 200), (1000, 300), (2000, 200),
+                   (2000, 300), (3000, 500), (5000, 1000)],
+        "rocksdb": [(1000, 100), (2000, 200), (2000, 300), (3000, 500)],
+        "ef": [10, 16, 20, 32, 50, 100], "nprobe": [1, 4, 8, 16, 32]},
+    "clustered-1m": {
+        "memory": [(1000, 100), (2000, 300), (5000, 500), (10000, 1000), (10000, 2000),
+                   (10000, 5000), (10000, 0)],
+        "rocksdb": [(2000, 300), (5000, 500), (10000, 1000), (10000, 2000)],
+        "ef": [10, 16, 32, 64, 128], "nprobe": [1, 4, 8, 16, 32, 64]},
+}
+
+
 def exact_truth(base, queries, metric):
     if metric == "cosine":
         base = base / np.linalg.norm(base, axis=1, keepdims=True)
@@ -137,8 +153,8 @@ def run_ivfpq(base, queries, truth, metric, nlist, probes, seed):
     rng = np.random.default_rng(seed)
     sample = base[rng.choice(len(base), min(len(base), 100_000), replace=False)]
     ivf.train(sample)
-    ivf.add(base)
-    refine = faiss.IndexRefineFlat(ivf)
+    refine = faiss.IndexRefineFlat(ivf)  # adding to it adds to the IVF-PQ index too
+    refine.add(base)
     refine.k_factor = 10
     build = time.time() - t0
     faiss.omp_set_num_threads(1)
@@ -205,15 +221,13 @@ def main():
     else:
         base, queries, peer = make_clustered(args.seed)
     truth = exact_truth(base, queries, args.metric)
-    memory_sweep = [(500, 0), (1000, 0), (1000, 100), (1000, 200), (2000, 200), (2000, 300),
-                    (3000, 500), (5000, 1000)]
-    rocksdb_sweep = [(1000, 100), (2000, 200), (2000, 300), (3000, 500)]
+    sweep = SWEEPS[args.dataset]
     rows = []
     with tempfile.TemporaryDirectory(prefix="imsat-frontier-") as work:
-        rows += run_imsat(work, base, queries, truth, args.metric, memory_sweep, rocksdb_sweep,
-                          args.seed, args.imsat)
-    rows += run_hnsw(base, queries, truth, args.metric, [10, 16, 20, 32, 50, 100])
-    rows += run_ivfpq(base, queries, truth, args.metric, peer["nlist"], [1, 4, 8, 16, 32],
+        rows += run_imsat(work, base, queries, truth, args.metric, sweep["memory"],
+                          sweep["rocksdb"], args.seed, args.imsat)
+    rows += run_hnsw(base, queries, truth, args.metric, sweep["ef"])
+    rows += run_ivfpq(base, queries, truth, args.metric, peer["nlist"], sweep["nprobe"],
                       args.seed)
 
     print(f"\n{args.dataset}: {len(base):,} base vectors of {base.shape[1]}, {len(queries):,} "

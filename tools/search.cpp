@@ -24,7 +24,7 @@ struct SearchArgs {
   std::string data_dir, collection;
   size_t k = 10, candidates = 0, shortlist = 0, limit = 10;
   int radius = -1, label = 0;
-  bool json = false, scan = false, invert = false;
+  bool json = false, scan = false, invert = false, cache_vectors = false;
 };
 
 void print_table(const std::string& query, const query::SearchResponse& res, bool reranked) {
@@ -119,6 +119,7 @@ void run_search(const std::shared_ptr<SearchArgs>& a, CLI::App* cmd) {
     source.labels = a->labels;
     const learn::Dataset q = load_data(source, engine->model(), /*quiet=*/true);
     const size_t n = std::min(q.rows, a->limit);
+    if (a->cache_vectors) check(engine->cache_vectors());
     for (size_t i = 0; i < n; ++i) {
       answer(q.keys.empty() ? "row " + std::to_string(i) : "file " + q.keys[i],
              take(engine->search_vector(q.row(i), q.cols, r)));
@@ -152,6 +153,9 @@ void add_search(CLI::App& app) {
   code->excludes(file)->excludes(image);
   file->excludes(image);
   cmd->add_option("--labels", a->labels, "IDX labels for an IDX --query-file");
+  cmd->add_flag("--cache-vectors", a->cache_vectors,
+                "With --query-file: load every stored vector into memory first, so exact "
+                "re-ranking of many queries reads memory (as imsat serve does) instead of RocksDB");
   cmd->add_option("--limit", a->limit, "At most this many queries from --query-file")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();

@@ -1,6 +1,8 @@
 // The code store's read path: item, metadata and vector reads by key or id, Hamming search over
 // the in-memory codes, and the statistics that diagnostics sample.
+#include <algorithm>
 #include <cstring>
+#include <numeric>
 
 #include "index/store_internal.h"
 
@@ -178,25 +180,33 @@ Status CodeStore::for_each_vector(
 
 Result<std::vector<std::optional<size_t>>> CodeStore::vectors_if_present(
     const std::vector<uint64_t>& ids, size_t dim, std::vector<float>* out) const {
+  // One MultiGet in key order (ids are big-endian in the keys): RocksDB reads each data block
+  // once for the keys it holds, in file order.
+  std::vector<size_t> order(ids.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return ids[a] < ids[b]; });
   std::vector<std::string> keys;
   keys.reserve(ids.size());
-  for (uint64_t id : ids) keys.push_back(vector_key(id));
+  for (size_t i : order) keys.push_back(vector_key(ids[i]));
   std::vector<rocksdb::PinnableSlice> values;
   std::vector<rocksdb::Status> found;
-  impl_->multi_get(kMeta, std::vector<rocksdb::Slice>(keys.begin(), keys.end()), &values, &found);
+  impl_->multi_get(kMeta, std::vector<rocksdb::Slice>(keys.begin(), keys.end()), &values, &found,
+                   /*sorted=*/std::adjacent_find(keys.begin(), keys.end()) == keys.end());
   std::vector<std::optional<size_t>> at(ids.size());
   out->clear();
-  for (size_t i = 0; i < ids.size(); ++i) {
-    if (found[i].IsNotFound()) continue;
-    IMSAT_RETURN_IF_ERROR(translate(found[i], "reading stored vectors"));
-    if (values[i].size() != dim * sizeof(float)) {
+  out->reserve(ids.size() * dim);
+  for (size_t j = 0; j < order.size(); ++j) {
+    const size_t i = order[j];
+    if (found[j].IsNotFound()) continue;
+    IMSAT_RETURN_IF_ERROR(translate(found[j], "reading stored vectors"));
+    if (values[j].size() != dim * sizeof(float)) {
       return Status::invalid_argument("stored vector of item " + std::to_string(ids[i]) + " has " +
-                                      std::to_string(values[i].size() / sizeof(float)) +
+                                      std::to_string(values[j].size() / sizeof(float)) +
                                       " values, expected " + std::to_string(dim));
     }
     at[i] = out->size() / dim;
     out->resize(out->size() + dim);
-    std::memcpy(out->data() + out->size() - dim, values[i].data(), dim * sizeof(float));
+    std::memcpy(out->data() + out->size() - dim, values[j].data(), dim * sizeof(float));
   }
   return at;
 }
