@@ -40,9 +40,10 @@ void add_inspect(CLI::App& app) {
     }
     std::printf(
         "store: %s\nformat version: %u\nbits: %d\nitems: %zu\nmulti-index tables: %d\n"
-        "model fingerprint: %s\nmemory: %.1f MiB\nopened from: %s\nkernel: %s\n",
+        "model fingerprint: %s\nmetric: %s\nmemory: %.1f MiB\nopened from: %s\nkernel: %s\n",
         a->db.c_str(), info.format_version, info.bits, info.items, info.tables,
         info.model_fingerprint.empty() ? "(none)" : info.model_fingerprint.c_str(),
+        info.metric.empty() ? "l2" : info.metric.c_str(),
         static_cast<double>(info.memory_bytes) / (1 << 20), info.open_source.c_str(),
         query::hamming_kernel_name().c_str());
     if (a->verify) std::printf("verified: codes, keys and buckets agree\n");

@@ -136,8 +136,11 @@ Status QueryEngine::cache_vectors() {
                                      " and " + std::to_string(n) + ")");
       return;
     }
-    if (rows >= kNotCached || id >= (uint64_t{1} << 34)) {
-      bad = Status::invalid_argument("too many stored vectors to cache");
+    // The row map costs 4 bytes per id up to the largest: refuse ids far sparser than the rows.
+    if (rows >= kNotCached || id > 16 * rows + (uint64_t{1} << 24)) {
+      bad = Status::invalid_argument("cannot cache the stored vectors: item id " +
+                                     std::to_string(id) + " after only " + std::to_string(rows) +
+                                     " vectors (ids too sparse)");
       return;
     }
     if (id >= row_of.size()) row_of.resize(std::max<size_t>(id + 1, row_of.size() * 2), kNotCached);
@@ -145,6 +148,8 @@ Status QueryEngine::cache_vectors() {
     values.insert(values.end(), v, v + n);
   }));
   IMSAT_RETURN_IF_ERROR(bad);
+  while (!row_of.empty() && row_of.back() == kNotCached) row_of.pop_back();
+  row_of.shrink_to_fit();
   cache_row_of_ = std::move(row_of);
   cache_ = std::move(values);
   cache_dim_ = dim;

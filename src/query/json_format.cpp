@@ -183,6 +183,7 @@ json store_info_json(const index::StoreInfo& info) {
           {"memory_bytes", info.memory_bytes},
           {"opened_from", info.open_source},
           {"store_model_fingerprint", info.model_fingerprint},
+          {"metric", info.metric.empty() ? "l2" : info.metric},
           {"writable", info.writable},
           {"not_writable", info.writable ? json() : json(info.not_writable)}};
 }

@@ -4,6 +4,7 @@
 //   indexing.h            bulk indexing of a dataset or codes file into a store
 //   protocol.h            the paper's evaluation protocol and retrieval metrics
 //   recall.h              recall@k against exact neighbours
+//   metric.h              a nearest-neighbour job's distance (l2, cosine) as stores apply it
 //   code_health.h         bit balance, entropy and pairwise MI of codes
 //   clustering_metrics.h  clustering accuracy (Hungarian) and NMI
 //   codes_file.h          codes files and hex codes
@@ -21,6 +22,7 @@
 #include "query/image.h"
 #include "query/indexing.h"
 #include "query/json_format.h"
+#include "query/metric.h"
 #include "query/recall.h"
 #include "query/retrieval_metrics.h"
 #include "query/store_admin.h"

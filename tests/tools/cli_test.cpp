@@ -777,3 +777,48 @@ TEST_F(CliTest, IngestRefusesKeysTheStoreHoldsUnlessOverwrite) {
 }
 
 }  // namespace
+
+// A cosine job through the command line: train --metric records it (PCA-ITQ by default), index
+// keeps unit vectors and records it in the store, and search re-ranks by 1 - cosine with a
+// shortlist, so a query scaled by any factor finds its own item first at score 0.
+TEST_F(CliTest, ACosineJobTrainsIndexesAndSearches) {
+  const std::string data = csv("items.csv", 300, 10);
+  Outcome train =
+      imsat("train --data " + data + " --metric cosine --quiet --out " + path("m.model"));
+  ASSERT_EQ(train.code, 0) << train.err;
+  EXPECT_NE(train.err.find("itq (8 bits, metric cosine)"), std::string::npos) << train.err;
+  ASSERT_EQ(imsat("index --model " + path("m.model") + " --data " + data + " --db " + path("db") +
+                  " --with-vectors --quiet")
+                .code,
+            0);
+  // The first rows, scaled by 4: the same directions.
+  std::ifstream in(data);
+  std::ofstream scaled(path("q.csv"));
+  std::string line;
+  std::getline(in, line);
+  scaled << line << "\n";
+  for (int r = 0; r < 3 && std::getline(in, line); ++r) {
+    std::istringstream cells(line);
+    std::string cell;
+    std::vector<std::string> row;
+    while (std::getline(cells, cell, ',')) row.push_back(cell);
+    for (size_t j = 0; j + 1 < row.size(); ++j) scaled << 4 * std::stof(row[j]) << ",";
+    scaled << row.back() << "\n";
+  }
+  scaled.close();
+  Outcome s = imsat("search --db " + path("db") + " --query-file " + path("q.csv") +
+                    " -k 3 --rerank exact --candidates 100 --shortlist 20 --cache-vectors --json");
+  ASSERT_EQ(s.code, 0) << s.err;
+  std::istringstream lines(s.out);
+  int row = 0;
+  for (std::string l; std::getline(lines, l); ++row) {
+    const nlohmann::json j = nlohmann::json::parse(l);
+    EXPECT_EQ(j["hits"][0]["key"], std::to_string(row));
+    EXPECT_NEAR(j["hits"][0]["score"].get<double>(), 0.0, 1e-6);
+    EXPECT_EQ(j["explain"]["candidates_reranked"], 20);
+  }
+  EXPECT_EQ(row, 3);
+  Outcome inspect = imsat("inspect --db " + path("db") + " --json");
+  ASSERT_EQ(inspect.code, 0) << inspect.err;
+  EXPECT_EQ(nlohmann::json::parse(inspect.out)["metric"], "cosine");
+}
