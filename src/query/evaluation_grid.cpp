@@ -12,12 +12,9 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-// Methods whose bit probabilities are 0 or 1: asymmetric ranking is Hamming ranking
-// (tests/query), so it is not computed again.
-bool hard_bits(learn::Method method) {
-  return method == learn::Method::kLsh || method == learn::Method::kItq ||
-         method == learn::Method::kSh;
-}
+// Spectral hashing's bit probabilities are 0 or 1: its asymmetric ranking is its Hamming ranking
+// (tests/query), so it is not computed again. LSH and PCA-ITQ give soft bits (learn.h).
+bool hard_bits(learn::Method method) { return method == learn::Method::kSh; }
 
 Status evaluate_row(const learn::Dataset& data, const GridRequest& request,
                     const learn::Model& model, GridRow* row) {
