@@ -192,11 +192,14 @@ Result<std::vector<std::optional<size_t>>> CodeStore::vectors_if_present(
   std::vector<rocksdb::Status> found;
   impl_->multi_get(kMeta, std::vector<rocksdb::Slice>(keys.begin(), keys.end()), &values, &found,
                    /*sorted=*/std::adjacent_find(keys.begin(), keys.end()) == keys.end());
+  // Rows come out in the order of `ids` (the caller's order), whatever order they were read in.
+  std::vector<size_t> read_at(ids.size());
+  for (size_t j = 0; j < order.size(); ++j) read_at[order[j]] = j;
   std::vector<std::optional<size_t>> at(ids.size());
   out->clear();
   out->reserve(ids.size() * dim);
-  for (size_t j = 0; j < order.size(); ++j) {
-    const size_t i = order[j];
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const size_t j = read_at[i];
     if (found[j].IsNotFound()) continue;
     IMSAT_RETURN_IF_ERROR(translate(found[j], "reading stored vectors"));
     if (values[j].size() != dim * sizeof(float)) {
