@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "bench_util.h"
 #include "query/query.h"
 
 namespace {
@@ -29,21 +30,8 @@ namespace I = imsat::index;
 namespace L = imsat::learn;
 namespace Q = imsat::query;
 
-template <typename T>
-T take(imsat::Result<T> r) {
-  if (!r.is_ok()) {
-    std::fprintf(stderr, "ann_frontier: %s\n", r.status().message().c_str());
-    std::exit(1);
-  }
-  return std::move(r).value();
-}
-
-void check(const imsat::Status& s) {
-  if (!s.is_ok()) {
-    std::fprintf(stderr, "ann_frontier: %s\n", s.message().c_str());
-    std::exit(1);
-  }
-}
+using imsat::bench::check;
+using imsat::bench::take;
 
 std::vector<std::pair<size_t, size_t>> parse_sweep(const std::string& text) {
   std::vector<std::pair<size_t, size_t>> out;
@@ -71,6 +59,7 @@ int main(int argc, char** argv) {
                  argv[0]);
     return 2;
   }
+  imsat::bench::program = "ann_frontier";
   const size_t k = 10;
   L::set_num_threads(1);
   L::Model model = take(L::Model::load(argv[1]));

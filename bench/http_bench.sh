@@ -1,28 +1,19 @@
 #!/usr/bin/env bash
-# HTTP service benchmark (issue 6): bulk add over HTTP, then search by code with wrk (64
+# HTTP service benchmark: bulk add over HTTP, then search by code with wrk (64
 # connections, 30 s), next to the same searches in process on the same store, and the server's
 # resident memory. Random 64-bit codes, N items (default 1,000,000).
 #
 #   bench/http_bench.sh [N] [SECONDS]
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-imsat="$root/build/tools/imsat"
+source "$(dirname "$0")/http_common.sh"
 n=${1:-1000000}
 secs=${2:-30}
 port=${IMSAT_BENCH_PORT:-18090}
-dir=$(mktemp -d)
-server=
-cleanup() {
-  if [ -n "$server" ]; then kill -TERM "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"; exit 1; }
 
 "$imsat" serve --db "$dir/db" --bits 64 --port "$port" --threads 2 --token bench \
   --max-body-bytes 67108864 --max-batch 100000 2>"$dir/serve.log" &
 server=$!
-for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
+wait_for_server "$port"
 
 echo "== bulk add over HTTP: $n random 64-bit codes, JSON batches of 20,000"
 python3 - "$port" "$n" <<'PY'
@@ -55,7 +46,7 @@ rps=$(sed -E 's/^requests\/s ([0-9]+).*/\1/' "$dir/wrk.txt")
 awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v rps="$rps" -v s="$secs" \
   'BEGIN { printf "server CPU per request: %.0f us (%.2f cores busy; wrk has the rest)\n", 1e6 * t / hz / (rps * s), t / hz / s }'
 echo "server resident memory after the run: $(rss)"
-kill -TERM "$server"; wait "$server" 2>/dev/null || true; server=
+stop_server
 
 echo "== the same searches in process (same store, 2 threads, 10 s)"
 "$root/build/bench/engine_search" "$dir/db" 10 10 2

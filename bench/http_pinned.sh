@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# HTTP overhead with pinned cores (issue 15, item 4): the same kNN searches by random 64-bit code
+# HTTP overhead with pinned cores: the same kNN searches by random 64-bit code
 # (k = 10) over a store of N random codes (default 1,000,000), first in process, then over HTTP,
 # each with one core of its own so that the load generator never steals the server's core:
 #   in process   build/bench/engine_search, 1 thread, pinned to core 0
@@ -11,20 +11,11 @@
 #
 #   bench/http_pinned.sh [N] [SECONDS] [BATCH]
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-imsat="$root/build/tools/imsat"
+source "$(dirname "$0")/http_common.sh"
 n=${1:-1000000}
 secs=${2:-20}
 batch=${3:-0}
 port=${IMSAT_BENCH_PORT:-18092}
-dir=$(mktemp -d)
-server=
-cleanup() {
-  if [ -n "$server" ]; then kill -TERM "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"; exit 1; }
 [ "$(nproc)" -ge 2 ] || { echo "needs two cores"; exit 1; }
 
 "$root/build/bench/make_codes" "$n" "$dir/codes" 1 >/dev/null
@@ -37,7 +28,7 @@ cat "$dir/inproc.txt"
 
 taskset -c 0 "$imsat" serve --db "$dir/db" --port "$port" --threads 1 2>"$dir/serve.log" &
 server=$!
-for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
+wait_for_server "$port"
 taskset -c 1 wrk -t1 -c64 -d"${secs}s" -s "$root/bench/search_by_code.lua" "http://127.0.0.1:$port" | tail -1 | tee "$dir/wrk.txt"
 http=$(grep -oE 'requests/s [0-9]+' "$dir/wrk.txt" | grep -oE '[0-9]+$')
 if [ -n "$inproc" ] && [ -n "$http" ]; then

@@ -7,20 +7,11 @@
 #
 #   bench/rerank_paths.sh [CANDIDATES] [SHORTLIST] [SECONDS]
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-imsat="$root/build/tools/imsat"
+source "$(dirname "$0")/http_common.sh"
 candidates=${1:-2000}
 shortlist=${2:-300}
 secs=${3:-20}
 port=${IMSAT_BENCH_PORT:-18091}
-dir=$(mktemp -d)
-server=
-cleanup() {
-  if [ -n "$server" ]; then kill -TERM "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"; exit 1; }
 
 /usr/bin/python3 - "$dir" "$root" "$candidates" "$shortlist" <<'PY'
 import importlib.util, json, sys
@@ -60,5 +51,5 @@ print(f'queries/s {999 / (b - a):.0f} (1,000 queries {b:.2f} s, one query {a:.2f
 echo "== HTTP: POST /v1/search, wrk, 1 connection, ${secs} s"
 "$imsat" serve --db "$dir/db" --port "$port" --threads 1 2>"$dir/serve.log" &
 server=$!
-for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.2; done
+wait_for_server "$port"
 wrk -t1 -c1 -d"${secs}s" -s "$dir/queries.lua" "http://127.0.0.1:$port" | tail -1

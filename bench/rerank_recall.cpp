@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "query/query.h"
 
 namespace {
@@ -22,18 +23,13 @@ namespace I = imsat::index;
 namespace L = imsat::learn;
 namespace Q = imsat::query;
 
-template <typename T>
-T take(imsat::Result<T> r) {
-  if (!r.is_ok()) {
-    std::fprintf(stderr, "rerank_recall: %s\n", r.status().message().c_str());
-    std::exit(1);
-  }
-  return std::move(r).value();
-}
+using imsat::bench::check;
+using imsat::bench::take;
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  imsat::bench::program = "rerank_recall";
   if (argc < 2) {
     std::fprintf(stderr, "usage: %s MODEL [DATA_FOLDER] [QUERIES] [CANDIDATES,...]\n", argv[0]);
     return 2;
@@ -70,18 +66,14 @@ int main(int argc, char** argv) {
   o.expected_items = ng;
   std::unique_ptr<I::CodeStore> store = take(I::CodeStore::open(dir.string(), o));
   const size_t bytes = static_cast<size_t>(model.code_bytes());
-  imsat::Status loaded = store->bulk_load("gallery", [&](size_t i, I::Item* it) {
+  check(store->bulk_load("gallery", [&](size_t i, I::Item* it) {
     if (i >= ng) return false;
     it->key = std::to_string(i);
     it->code.assign(codes.begin() + static_cast<long>(i * bytes),
                     codes.begin() + static_cast<long>((i + 1) * bytes));
     it->vector.assign(data.row(i), data.row(i) + data.cols);
     return true;
-  });
-  if (!loaded.is_ok()) {
-    std::fprintf(stderr, "rerank_recall: %s\n", loaded.message().c_str());
-    return 1;
-  }
+  }));
   auto engine =
       take(Q::QueryEngine::create(std::move(store), std::make_unique<L::Model>(std::move(model))));
 
@@ -118,11 +110,7 @@ int main(int argc, char** argv) {
   for (size_t c : candidate_counts) run(Q::Rerank::kAsymmetric, c);
   for (size_t c : candidate_counts) run(Q::Rerank::kExact, c, " (RocksDB)");
   auto c0 = std::chrono::steady_clock::now();
-  imsat::Status cached = engine->cache_vectors();
-  if (!cached.is_ok()) {
-    std::fprintf(stderr, "rerank_recall: %s\n", cached.message().c_str());
-    return 1;
-  }
+  check(engine->cache_vectors());
   std::printf("(%zu vectors cached in memory in %.1f s)\n", engine->cached_vectors(),
               std::chrono::duration<double>(std::chrono::steady_clock::now() - c0).count());
   for (size_t c : candidate_counts) run(Q::Rerank::kExact, c, " (memory)");
