@@ -92,6 +92,9 @@ Result<Metric> parse_metric(const std::string& name);
 // of under 8 dimensions.
 Method default_method_for_metric(size_t dim);
 int default_bits_for_metric(size_t dim);
+// Scales `v` to unit Euclidean length (what a cosine model does to its inputs first); false, and
+// `v` unchanged, for a zero vector.
+bool scale_to_unit_length(float* v, size_t dim);
 
 // What a training run reports after each step (for progress bars) and each epoch (for logs).
 struct Progress {

@@ -299,14 +299,9 @@ Status for_each_lean(const Model::Impl& m, const float* raw, size_t rows, size_t
   logits.resize(rows * bits);
   if (m.pre.unit_rows) {
     // The folded encoder takes raw inputs; a cosine model's rows are scaled to unit length first.
+    // (check_input refused zero rows.)
     unit.assign(raw, raw + rows * dim);
-    for (size_t r = 0; r < rows; ++r) {
-      float* row = unit.data() + r * dim;
-      double sq = 0;
-      for (size_t i = 0; i < dim; ++i) sq += double(row[i]) * row[i];
-      const auto inv = static_cast<float>(1.0 / std::sqrt(sq));
-      for (size_t i = 0; i < dim; ++i) row[i] *= inv;
-    }
+    for (size_t r = 0; r < rows; ++r) scale_to_unit_length(unit.data() + r * dim, dim);
     raw = unit.data();
   }
   m.lean->logits(raw, rows, logits.data());

@@ -414,6 +414,15 @@ int default_bits_for_metric(size_t dim) {
   return dim >= 8 ? static_cast<int>(std::min<size_t>(128, dim / 8 * 8)) : 8;
 }
 
+bool scale_to_unit_length(float* v, size_t dim) {
+  double sq = 0;
+  for (size_t i = 0; i < dim; ++i) sq += static_cast<double>(v[i]) * v[i];
+  if (sq == 0) return false;
+  const double inv = 1.0 / std::sqrt(sq);
+  for (size_t i = 0; i < dim; ++i) v[i] = static_cast<float>(v[i] * inv);
+  return true;
+}
+
 std::vector<Method> hashing_methods() {
   return {Method::kImsatVat,  Method::kImsatRpt, Method::kLinearImsat, Method::kDeepRim,
           Method::kLinearRim, Method::kItq,      Method::kSh,          Method::kLsh};

@@ -17,7 +17,7 @@ std::string metric_of(const learn::Model& model);
 Result<learn::Metric> parse_store_metric(const std::string& recorded);
 
 // Scales `v` to unit Euclidean length; false (and `v` unchanged) for a zero vector.
-bool scale_to_unit_length(float* v, size_t dim);
+using learn::scale_to_unit_length;
 
 // The distance a re-ranked hit reports from the squared Euclidean distance of the compared
 // vectors: the Euclidean distance itself, or for cosine (unit vectors) 1 - cosine similarity,
