@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Retrieval quality on real images (issue 12): Debian's openclipart-png (8,121 PNG clip-art files
+# Retrieval quality on real images: Debian's openclipart-png (8,121 PNG clip-art files
 # in 22 category folders, uneven from 16 to 2,158 files, many linked into two categories) through
 # both image front-ends, for IMSAT(VAT), PCA-ITQ and LSH at 16 and 32 bits. The category folder is
 # the label; queries: up to 100 per category (at most half of a category), the rest the gallery.

@@ -1,4 +1,4 @@
-// Filter, scroll, count and snapshot benchmarks (issue 13), over one durable store of N = 1e6
+// Filter, scroll, count and snapshot benchmarks, over one durable store of N = 1e6
 // uniform random 64-bit codes whose metadata holds {"bucket": b} (an indexed field) and
 // {"shade": b} (the same value, not indexed), b from 0 to 999 scattered over the items by a hash
 // of the item number. Cases:

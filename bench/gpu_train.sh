@@ -1,5 +1,5 @@
 #!/bin/bash
-# GPU check of src/learn (issues 3 and 15), run on a lent GPU machine whose only extra library is
+# GPU check of src/learn, run on a lent GPU machine whose only extra library is
 # a CUDA LibTorch (python3's torch). It needs, under data/gpu/ (ignored by git, carried to the
 # machine):
 #   fmnist/   the four Fashion-MNIST .gz files (cp /usr/share/datasets/fashion-mnist/*.gz)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Resident memory of `imsat serve` after N items arrive over HTTP (issue 14).
+"""Resident memory of `imsat serve` after N items arrive over HTTP.
 
 Starts `imsat serve --db NEW --bits 64` on a free port, adds N random 64-bit codes with string
 keys and labels through POST /v1/items in batches, and prints the server's resident memory

@@ -1,4 +1,4 @@
-// Index benchmarks (issue 4). Cases are named
+// Index benchmarks. Cases are named
 //   Knn/<impl>/<bits>/<N>/<k>/<data>      Radius/<impl>/<bits>/<N>/<r>/<data>
 // with impl imsat (linear scan), imsat_batch (100 queries per pass over the codes), imsat_mih
 // (multi-index), and, when built with libfaiss, faiss_flat (IndexBinaryFlat), faiss_mih
@@ -341,7 +341,7 @@ void BM_MemoryBandwidthAvx512(benchmark::State& state) {
   std::free(buf);
 }
 
-// The reference for the single-query scan (issue 15): the simplest AVX-512 VPOPCNTDQ loop over
+// The reference for the single-query scan: the simplest AVX-512 VPOPCNTDQ loop over
 // 64-bit codes that computes every distance and keeps a running k-th-distance threshold (a
 // max-heap of the k best, ties by position), with nothing else around it.
 // Adds (dist, i) to the max-heap of the k best; returns the new threshold: k-th distance + 1 once

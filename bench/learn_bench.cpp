@@ -67,7 +67,7 @@ BENCHMARK(BM_ImsatVatStep)
     ->Args({2, 2})
     ->UseRealTime();
 
-// The trainer's step as it runs (issue 15): the eager step (LibTorch's Adam, the CPU default)
+// The trainer's step as it runs: the eager step (LibTorch's Adam, the CPU default)
 // against the static step (FlatAdam over one flat tensor, gradients by autograd::grad: what a
 // CUDA graph captures), 1 LibTorch thread and 2 OpenBLAS threads (the default split).
 void BM_TrainStep(benchmark::State& state) {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Retrieval quality of IMSAT(VAT) against every baseline (issue 16's suite).
+# Retrieval quality of IMSAT(VAT) against every baseline.
 #
 #   bench/quality_data.py        # once: data/quality/{satellite,letter,digits}.csv, fmnist10k/
 #   bench/quality_suite.sh [BITS] [SEEDS] [SETS] [VARIANT...]

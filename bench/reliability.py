@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reliability trials of a built imsat (issue 11), printed as a table: tried, passed, failed.
+"""Reliability trials of a built imsat, printed as a table: tried, passed, failed.
 
   bench/reliability.py [--trials 20] [--seed 1] [--imsat build/tools/imsat]
 

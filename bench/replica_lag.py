@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Replica lag under a steady write load (issue 14).
+"""Replica lag under a steady write load.
 
 Starts a primary (`imsat serve --db NEW --bits 64`) and a follower (`imsat serve --follow`, caught
 up every INTERVAL_MS, the default 500). A writer thread adds items to the primary at a steady rate

@@ -1,4 +1,4 @@
-// Scale benchmark (issue 14): builds a durable store of N random 64-bit codes with string keys
+// Scale benchmark: builds a durable store of N random 64-bit codes with string keys
 // ("item-<i>") and labels (i % 10) by bulk load, then reports in one table: bulk-load codes/s,
 // the store's size on disk, open time (warm, and cold when the page cache can be dropped),
 // resident memory per item after opening, radius-2 queries/s and p99 latency through the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Search by vector over HTTP (issue 15, item 5): dynamic batching of the model's encodes.
+# Search by vector over HTTP: dynamic batching of the model's encodes.
 # Fashion-MNIST's 60,000 training images are indexed with MODEL; the queries are test images
 # sent as JSON vectors (784 pixel values). The same store is served three ways, one after the
 # other, each measured with wrk (64 connections, then 1 connection for the lone-request latency):
