@@ -3,13 +3,14 @@
 // of a sweep searches QUERIES one at a time on one thread and prints one JSON line with recall@10
 // against TRUTH, queries per second and the store's bytes per item in memory.
 //
-//   build/bench/ann_frontier MODEL BASE QUERIES TRUTH MEMORY_SWEEP [ROCKSDB_SWEEP]
+//   build/bench/ann_frontier MODEL BASE QUERIES TRUTH MEMORY_SWEEP [ROCKSDB_SWEEP [HALF_SWEEP]]
 //
 // BASE and QUERIES: any data file `imsat` reads (.npy, .fvecs, ...). TRUTH: an .ivecs file with
 // each query's nearest base rows (0-based; at least 10 per query). A sweep is a comma-separated
 // list of CANDIDATES:SHORTLIST (SHORTLIST 0: exact distances for every candidate); the memory
 // sweep runs with every vector cached in memory, the RocksDB one (optional) reads them from the
-// store (its block cache sized to hold them, warmed by one unrecorded pass), and runs first.
+// store (its block cache sized to hold them, warmed by one unrecorded pass), and runs first; the
+// half sweep (optional) runs last, with the vectors cached as float16.
 #include <unistd.h>
 
 #include <chrono>
@@ -54,7 +55,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 int main(int argc, char** argv) {
   if (argc < 6) {
     std::fprintf(stderr,
-                 "usage: %s MODEL BASE QUERIES TRUTH MEMORY_SWEEP [ROCKSDB_SWEEP]\n"
+                 "usage: %s MODEL BASE QUERIES TRUTH MEMORY_SWEEP [ROCKSDB_SWEEP [HALF_SWEEP]]\n"
                  "  a sweep: CANDIDATES:SHORTLIST,... (e.g. 1000:0,2000:300)\n",
                  argv[0]);
     return 2;
@@ -68,6 +69,7 @@ int main(int argc, char** argv) {
   const L::Dataset truth_file = take(L::read_ivecs(argv[4]));
   const auto memory_sweep = parse_sweep(argv[5]);
   const auto rocksdb_sweep = argc > 6 ? parse_sweep(argv[6]) : decltype(memory_sweep){};
+  const auto half_sweep = argc > 7 ? parse_sweep(argv[7]) : decltype(memory_sweep){};
   const size_t nq = std::min(queries.rows, truth_file.rows);
   if (base.cols != queries.cols || truth_file.cols < k) {
     std::fprintf(stderr, "ann_frontier: base and queries differ in dimension, or truth is short\n");
@@ -157,6 +159,10 @@ int main(int argc, char** argv) {
   check(engine->cache_vectors());
   for (const auto& [c, s] : memory_sweep) {
     run("memory", c, s, double(base.cols * sizeof(float)));
+  }
+  if (!half_sweep.empty()) {
+    check(engine->cache_vectors(Q::VectorPrecision::kFloat16));
+    for (const auto& [c, s] : half_sweep) run("memory-float16", c, s, double(base.cols * 2));
   }
   engine.reset();
   std::filesystem::remove_all(dir);

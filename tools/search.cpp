@@ -21,7 +21,7 @@ namespace {
 
 struct SearchArgs {
   std::string db, model, key, code, query_file, image, labels, rerank = "none", filter;
-  std::string data_dir, collection;
+  std::string data_dir, collection, vector_precision = "float32";
   size_t k = 10, candidates = 0, shortlist = 0, limit = 10;
   int radius = -1, label = 0;
   bool json = false, scan = false, invert = false, cache_vectors = false;
@@ -119,7 +119,9 @@ void run_search(const std::shared_ptr<SearchArgs>& a, CLI::App* cmd) {
     source.labels = a->labels;
     const learn::Dataset q = load_data(source, engine->model(), /*quiet=*/true);
     const size_t n = std::min(q.rows, a->limit);
-    if (a->cache_vectors) check(engine->cache_vectors());
+    if (a->cache_vectors) {
+      check(engine->cache_vectors(take(query::parse_vector_precision(a->vector_precision))));
+    }
     for (size_t i = 0; i < n; ++i) {
       answer(q.keys.empty() ? "row " + std::to_string(i) : "file " + q.keys[i],
              take(engine->search_vector(q.row(i), q.cols, r)));
@@ -156,6 +158,11 @@ void add_search(CLI::App& app) {
   cmd->add_flag("--cache-vectors", a->cache_vectors,
                 "With --query-file: load every stored vector into memory first, so exact "
                 "re-ranking of many queries reads memory (as imsat serve does) instead of RocksDB");
+  cmd->add_option("--vector-precision", a->vector_precision,
+                  "With --cache-vectors: hold them as float32, or float16 (half the memory and "
+                  "faster re-ranking; values rounded to 11 significant bits)")
+      ->check(CLI::IsMember({"float32", "float16"}))
+      ->capture_default_str();
   cmd->add_option("--limit", a->limit, "At most this many queries from --query-file")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();

@@ -18,6 +18,7 @@ struct ServeArgs {
   int follow_interval_ms = 500;
   http::ServerOptions server;
   bool no_cache = false;
+  std::string vector_precision = "float32";
   int bits = 0;
   size_t cache_mb = 64;
   std::string log_format = "text", log_level = "info";
@@ -169,6 +170,12 @@ void add_serve(CLI::App& app) {
   add_limit_options(cmd, a);
   cmd->add_flag("--no-vector-cache", a->no_cache,
                 "Read stored vectors from RocksDB for exact re-ranking instead of memory");
+  cmd->add_option("--vector-precision", a->vector_precision,
+                  "How the vector cache holds stored vectors: float32, or float16 (half the "
+                  "memory and faster re-ranking; values rounded to 11 significant bits, so "
+                  "integers up to 2,048 stay exact; refused for values beyond 65,504)")
+      ->check(CLI::IsMember({"float32", "float16"}))
+      ->capture_default_str();
   cmd->add_option("--log-format", a->log_format,
                   "Log lines on stderr as text or json (one object per line): start-up, "
                   "shutdown, collections opened, background errors, and one access line per "
@@ -187,6 +194,8 @@ void add_serve(CLI::App& app) {
     }
     log::configure(take(log::parse_format(a->log_format)), take(log::parse_level(a->log_level)));
     std::unique_ptr<query::Catalog> catalog;
+    const query::VectorPrecision precision =
+        take(query::parse_vector_precision(a->vector_precision));
     if (!a->follow_snapshot.empty()) {
       catalog = take(query::Catalog::snapshot_follower("default", a->follow_snapshot, a->model,
                                                        a->follow_interval_ms, a->cache_mb));
@@ -198,13 +207,14 @@ void add_serve(CLI::App& app) {
         throw UsageError(
             "--bits creates a store for --db; with --data-dir use "
             "PUT /v1/collections/NAME or imsat collections create");
-      catalog = take(query::Catalog::open(a->data_dir, !a->no_cache, a->cache_mb));
+      catalog = take(query::Catalog::open(a->data_dir, !a->no_cache, a->cache_mb, precision));
       catalog->set_models_dir(a->models_dir);
     } else {
       if (a->bits > 0 && !std::filesystem::exists(a->db)) {
         check(query::create_store(a->db, a->bits, a->model));
       }
-      catalog = take(query::Catalog::single("default", a->db, a->model, !a->no_cache, a->cache_mb));
+      catalog = take(
+          query::Catalog::single("default", a->db, a->model, !a->no_cache, a->cache_mb, precision));
     }
     if (!a->default_collection.empty()) check(catalog->set_default(a->default_collection));
     a->encode_batch.max_wait = std::chrono::microseconds(a->encode_wait_us);

@@ -13,6 +13,7 @@ json collection_info(const query::Collection& c, const Limits& limits, bool toke
   j["collection"] = c.name();
   j["indexed_fields"] = engine.indexed_fields();
   j["cached_vectors"] = engine.cached_vectors();
+  j["vector_precision"] = query::vector_precision_name(engine.cache_precision());
   j["limits"] = {{"max_body_bytes", limits.max_body_bytes},
                  {"max_json_depth", limits.max_json_depth},
                  {"max_batch", limits.max_batch},

@@ -1,4 +1,4 @@
-// Hamming distance kernels (and the float distance of exact re-ranking): a scalar reference, AVX2
+// Hamming distance kernels (and the float distances of exact re-ranking): a scalar reference, AVX2
 // and AVX-512 VPOPCNTDQ versions, one of which is picked once per process from CPUID. This header
 // is the only one callers see; no intrinsics appear outside hamming_avx2.cpp and
 // hamming_avx512.cpp.
@@ -29,7 +29,15 @@ struct HammingKernel {
   // The squared Euclidean distance of two float vectors of `dim` values (exact re-ranking), at
   // the same instruction set level. Sums in float lanes: within float rounding of the scalar one.
   float (*squared_l2)(const float* a, const float* b, size_t dim);
+  // The same against a vector stored as IEEE half precision (float_to_half's values): each value
+  // of `b` widened to float exactly, then the same sums.
+  float (*squared_l2_half)(const float* a, const uint16_t* b, size_t dim);
 };
+
+// IEEE 754 binary16 from a float, rounded to nearest even (values past 65504 become infinity,
+// NaN stays NaN), and back (exact). Integers up to 2048 in magnitude survive the round trip.
+uint16_t float_to_half(float value);
+float half_to_float(uint16_t half);
 
 // The kernel chosen at start-up: the widest the CPU supports, unless the environment forces one
 // with IMSAT_FORCE_SCALAR=1 or IMSAT_HAMMING_KERNEL=scalar|avx2|avx512 (an unsupported or
@@ -48,6 +56,10 @@ inline uint32_t hamming_distance(const uint64_t* a, const uint64_t* b, size_t wo
 
 inline float squared_l2(const float* a, const float* b, size_t dim) {
   return active_kernel().squared_l2(a, b, dim);
+}
+
+inline float squared_l2_half(const float* a, const uint16_t* b, size_t dim) {
+  return active_kernel().squared_l2_half(a, b, dim);
 }
 
 }  // namespace imsat::index

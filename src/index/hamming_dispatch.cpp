@@ -15,7 +15,8 @@ bool cpu_can_run(const HammingKernel& k) {
            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
   }
   if (&k == &internal::kAvx2Kernel) {
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") &&
+           __builtin_cpu_supports("f16c");
   }
   return true;
 }

@@ -2,6 +2,7 @@
 #include "index/scan.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <random>
@@ -16,9 +17,9 @@ namespace imsat::index {
 
 namespace internal {
 
-TopK::TopK(size_t k, int bits)
+TopK::TopK(size_t k, int bits, uint32_t limit)
     : k_(k),
-      limit_(static_cast<uint32_t>(bits)),
+      limit_(std::min(limit, static_cast<uint32_t>(bits))),
       counts_(static_cast<size_t>(bits) + 1, 0),
       buckets_(static_cast<size_t>(bits) + 1) {}
 
@@ -67,6 +68,35 @@ std::vector<Neighbor> merge_sorted(std::vector<std::vector<Neighbor>> parts, siz
   return all;
 }
 
+// The counting selection starts with every distance allowed and tightens after each block, so
+// with k in the thousands most of the first tens of blocks pass the threshold and are bucketed
+// (about k (1 + ln(n / k)) items in all). A sample of 2,048 codes read at a stride predicts the
+// distance under which the whole store holds k items; the limit adds a margin of several standard
+// deviations of the sample's count and one more unit of distance.
+uint32_t sampled_limit(const CodeArray& codes, const uint64_t* query, size_t k) {
+  const size_t n = codes.size(), live = codes.live(), bits = static_cast<size_t>(codes.bits());
+  constexpr size_t kSample = 2048;
+  if (k < 64 || live < 8 * k || n < 4 * kSample) return static_cast<uint32_t>(bits);
+  const HammingKernel& kernel = active_kernel();
+  const size_t words = codes.words(), stride = n / kSample;
+  std::vector<uint32_t> counts(bits + 1, 0);
+  size_t sampled = 0;
+  for (size_t slot = stride / 2; slot < n; slot += stride) {
+    if (codes.is_deleted(static_cast<uint32_t>(slot))) continue;
+    ++counts[kernel.distance(query, codes.data() + slot * words, words)];
+    ++sampled;
+  }
+  // Expected sample count of the k nearest, plus four standard deviations and a little more.
+  const double expected = double(k) * double(sampled) / double(live);
+  const double wanted = expected + 4 * std::sqrt(expected) + 8;
+  size_t cum = 0;
+  for (size_t d = 0; d <= bits; ++d) {
+    cum += counts[d];
+    if (double(cum) >= wanted) return static_cast<uint32_t>(std::min(d + 1, bits));
+  }
+  return static_cast<uint32_t>(bits);
+}
+
 // Offers the codes of slots [start, start + len) to `top`: the kernel returns those within the
 // current limit, deleted and filtered slots are dropped, and the threshold tightens. `idx` and
 // `dist` are scratch of kScanBlock entries.
@@ -102,15 +132,17 @@ void scan_range(const CodeArray& codes, const uint64_t* query, size_t begin, siz
 // ---------------------------------------------------------------------------------------------
 // Linear scans
 
-std::vector<Neighbor> scan_knn(const CodeArray& codes, const uint64_t* query, size_t k,
-                               const Filter& filter, SearchStats* stats, int threads) {
-  SearchStats local;
+namespace {
+
+std::vector<Neighbor> scan_knn_from(const CodeArray& codes, const uint64_t* query, size_t k,
+                                    uint32_t limit, const Filter& filter, SearchStats& local,
+                                    int threads) {
   const size_t n = codes.size();
   const size_t shards = std::max<size_t>(
       1, std::min<size_t>(static_cast<size_t>(std::max(threads, 1)), n / internal::kScanBlock));
   std::vector<Neighbor> out;
   if (shards == 1) {
-    internal::TopK top(k, codes.bits());
+    internal::TopK top(k, codes.bits(), limit);
     internal::scan_range(codes, query, 0, n, filter, top, local);
     out = top.take();
   } else {
@@ -120,7 +152,7 @@ std::vector<Neighbor> scan_knn(const CodeArray& codes, const uint64_t* query, si
     for (size_t s = 0; s < shards; ++s) {
       workers.emplace_back([&, s] {
         const size_t begin = n * s / shards, end = n * (s + 1) / shards;
-        internal::TopK top(k, codes.bits());
+        internal::TopK top(k, codes.bits(), limit);
         internal::scan_range(codes, query, begin, end, filter, top, part_stats[s]);
         parts[s] = top.take();
       });
@@ -129,6 +161,21 @@ std::vector<Neighbor> scan_knn(const CodeArray& codes, const uint64_t* query, si
     for (const auto& ps : part_stats) local += ps;
     out = internal::merge_sorted(std::move(parts), k);
   }
+  return out;
+}
+
+}  // namespace
+
+std::vector<Neighbor> scan_knn(const CodeArray& codes, const uint64_t* query, size_t k,
+                               const Filter& filter, SearchStats* stats, int threads) {
+  SearchStats local;
+  const uint32_t all = static_cast<uint32_t>(codes.bits());
+  // A filter changes which codes count, so the sample says nothing about it.
+  const uint32_t limit = filter.empty() ? internal::sampled_limit(codes, query, k) : all;
+  std::vector<Neighbor> out = scan_knn_from(codes, query, k, limit, filter, local, threads);
+  // Too tight a start leaves fewer than k found: scan again with every distance allowed.
+  if (limit < all && out.size() < k)
+    out = scan_knn_from(codes, query, k, all, filter, local, threads);
   if (stats != nullptr) *stats += local;
   return out;
 }

@@ -17,7 +17,9 @@ constexpr size_t kScanBlock = 1024;
 // threshold is the smallest distance whose cumulative count reaches k: no heap.
 class TopK {
  public:
-  TopK(size_t k, int bits);
+  // `limit`: the largest distance to consider from the start (bits: every distance).
+  TopK(size_t k, int bits, uint32_t limit);
+  TopK(size_t k, int bits) : TopK(k, bits, static_cast<uint32_t>(bits)) {}
   // The largest distance still worth adding.
   uint32_t limit() const { return limit_; }
   // True once k items at distance 0 are held: nothing can improve the result.
@@ -42,6 +44,10 @@ class TopK {
 };
 
 std::vector<Neighbor> merge_sorted(std::vector<std::vector<Neighbor>> parts, size_t k);
+// A starting limit for a kNN scan of a large k (else codes.bits()): the distance below which a
+// strided sample of the live codes predicts comfortably more than k items. It can be too tight
+// for an unlucky query; the caller then scans again from codes.bits().
+uint32_t sampled_limit(const CodeArray& codes, const uint64_t* query, size_t k);
 void scan_block(const CodeArray& codes, const uint64_t* query, size_t start, size_t len,
                 const Filter& filter, TopK& top, SearchStats& stats, uint32_t* idx, uint16_t* dist);
 void scan_range(const CodeArray& codes, const uint64_t* query, size_t begin, size_t end,

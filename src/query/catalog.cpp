@@ -99,7 +99,7 @@ Status Catalog::open_engine(Collection& c) const {
   IMSAT_ASSIGN_OR_RETURN(c.owned_,
                          QueryEngine::open(c.store_path_, c.model_path_, false, cache_mb_));
   c.engine_ = c.owned_.get();
-  return cache_vectors_ ? c.owned_->cache_vectors() : Status::ok();
+  return cache_vectors_ ? c.owned_->cache_vectors(cache_precision_) : Status::ok();
 }
 
 void Catalog::set_encode_batching(const EncodeBatchOptions& options) {
@@ -109,10 +109,11 @@ void Catalog::set_encode_batching(const EncodeBatchOptions& options) {
 }
 
 Result<std::unique_ptr<Catalog>> Catalog::open(const std::string& data_dir, bool cache_vectors,
-                                               size_t cache_mb) {
+                                               size_t cache_mb, VectorPrecision precision) {
   std::unique_ptr<Catalog> cat(new Catalog());
   cat->data_dir_ = data_dir;
   cat->cache_vectors_ = cache_vectors;
+  cat->cache_precision_ = precision;
   cat->cache_mb_ = cache_mb;
   std::error_code ec;
   fs::create_directories(data_dir, ec);
@@ -154,10 +155,11 @@ Result<std::unique_ptr<Catalog>> Catalog::open(const std::string& data_dir, bool
 Result<std::unique_ptr<Catalog>> Catalog::single(const std::string& name,
                                                  const std::string& store_path,
                                                  const std::string& model_path, bool cache_vectors,
-                                                 size_t cache_mb) {
+                                                 size_t cache_mb, VectorPrecision precision) {
   IMSAT_RETURN_IF_ERROR(check_collection_name(name));
   std::unique_ptr<Catalog> cat(new Catalog());
   cat->cache_vectors_ = cache_vectors;
+  cat->cache_precision_ = precision;
   cat->cache_mb_ = cache_mb;
   std::shared_ptr<Collection> c(new Collection());
   c->name_ = name;

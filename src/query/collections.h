@@ -82,14 +82,15 @@ class Catalog {
   // Opens every collection of a data directory (created when missing), holding the directory's
   // lock until destroyed: InvalidArgument when another process (or Catalog) holds it. What an
   // interrupted command left is finished or removed first (recover_data_dir).
-  // `cache_vectors`: load stored vectors for exact re-ranking.
-  static Result<std::unique_ptr<Catalog>> open(const std::string& data_dir,
-                                               bool cache_vectors = false, size_t cache_mb = 0);
+  // `cache_vectors`: load stored vectors for exact re-ranking, held as `precision`.
+  static Result<std::unique_ptr<Catalog>> open(
+      const std::string& data_dir, bool cache_vectors = false, size_t cache_mb = 0,
+      VectorPrecision precision = VectorPrecision::kFloat32);
   // One collection named `name` over an existing store folder (and optional model file).
-  static Result<std::unique_ptr<Catalog>> single(const std::string& name,
-                                                 const std::string& store_path,
-                                                 const std::string& model_path,
-                                                 bool cache_vectors = false, size_t cache_mb = 0);
+  static Result<std::unique_ptr<Catalog>> single(
+      const std::string& name, const std::string& store_path, const std::string& model_path,
+      bool cache_vectors = false, size_t cache_mb = 0,
+      VectorPrecision precision = VectorPrecision::kFloat32);
   // One collection named `name` that follows the store at `primary` (written by another
   // process): a RocksDB secondary instance caught up every `interval_ms`; writes are refused.
   static Result<std::unique_ptr<Catalog>> follower(const std::string& name,
@@ -188,6 +189,7 @@ class Catalog {
   std::string data_dir_;        // "" for single() and wrap()
   std::shared_ptr<void> lock_;  // the data directory's lock (open() holds it; data_dir_internal.h)
   bool cache_vectors_ = false;
+  VectorPrecision cache_precision_ = VectorPrecision::kFloat32;
   size_t cache_mb_ = 0;  // each store's block cache (0 = the default)
   EncodeBatchOptions encode_batching_;
   mutable std::mutex mutex_;

@@ -10,12 +10,18 @@
 #include <optional>
 
 #include "common/enum_names.h"
+#include "common/huge_pages.h"
 #include "index/hamming.h"
 #include "query/asymmetric.h"
 #include "query/codes_file.h"
 #include "query/image.h"
 
 namespace imsat::query {
+namespace {
+
+constexpr float kMaxHalf = 65504.0f;  // the largest finite float16
+
+}  // namespace
 
 constexpr EnumName<Rerank> kRerankNames[] = {
     {Rerank::kNone, "none"}, {Rerank::kExact, "exact"}, {Rerank::kAsymmetric, "asymmetric"}};
@@ -28,6 +34,19 @@ Result<Rerank> parse_rerank(const std::string& name) {
 }
 
 const char* rerank_name(Rerank r) { return name_of(kRerankNames, r, "none"); }
+
+constexpr EnumName<VectorPrecision> kVectorPrecisionNames[] = {
+    {VectorPrecision::kFloat32, "float32"}, {VectorPrecision::kFloat16, "float16"}};
+
+Result<VectorPrecision> parse_vector_precision(const std::string& name) {
+  if (const std::optional<VectorPrecision> p = value_of(kVectorPrecisionNames, name)) return *p;
+  return Status::invalid_argument("vector precision must be " + names_of(kVectorPrecisionNames) +
+                                  ", got '" + name + "'");
+}
+
+const char* vector_precision_name(VectorPrecision p) {
+  return name_of(kVectorPrecisionNames, p, "float32");
+}
 
 QueryEngine::QueryEngine(std::unique_ptr<index::CodeStore> store,
                          std::unique_ptr<learn::Model> model)
@@ -123,10 +142,13 @@ index::StoreInfo QueryEngine::info() const { return store_->info(); }
 
 Status QueryEngine::verify() const { return store_->verify(); }
 
-Status QueryEngine::cache_vectors() {
+Status QueryEngine::cache_vectors(VectorPrecision precision) {
+  const bool half = precision == VectorPrecision::kFloat16;
   std::vector<uint32_t> row_of;
   std::vector<float> values;
+  std::vector<uint16_t> halves;
   size_t dim = 0, rows = 0;
+  const size_t expected = static_cast<size_t>(store_->info().items);
   Status bad = Status::ok();
   IMSAT_RETURN_IF_ERROR(store_->for_each_vector([&](uint64_t id, const float* v, size_t n) {
     if (!bad.is_ok()) return;
@@ -144,14 +166,31 @@ Status QueryEngine::cache_vectors() {
       return;
     }
     if (id >= row_of.size()) row_of.resize(std::max<size_t>(id + 1, row_of.size() * 2), kNotCached);
+    // Rows are read at random by re-ranking: on huge pages most of them avoid a TLB miss.
+    if (rows == 0) half ? reserve_huge(halves, expected * n) : reserve_huge(values, expected * n);
+    if (half) {
+      for (size_t j = 0; j < n; ++j) {
+        if (!(std::fabs(v[j]) <= kMaxHalf)) {
+          bad = Status::invalid_argument(
+              "cannot cache the stored vectors as float16: item id " + std::to_string(id) +
+              " holds " + std::to_string(v[j]) + " at index " + std::to_string(j) +
+              ", beyond float16's range (65,504); cache them as float32");
+          return;
+        }
+        halves.push_back(index::float_to_half(v[j]));
+      }
+    } else {
+      values.insert(values.end(), v, v + n);
+    }
     row_of[id] = static_cast<uint32_t>(rows++);
-    values.insert(values.end(), v, v + n);
   }));
   IMSAT_RETURN_IF_ERROR(bad);
   while (!row_of.empty() && row_of.back() == kNotCached) row_of.pop_back();
   row_of.shrink_to_fit();
   cache_row_of_ = std::move(row_of);
   cache_ = std::move(values);
+  cache16_ = std::move(halves);
+  cache_precision_ = precision;
   cache_dim_ = dim;
   cache_rows_ = rows;
   return Status::ok();
@@ -338,15 +377,19 @@ Result<std::vector<SearchResponse>> QueryEngine::search_codes(
 
 Status QueryEngine::exact_scores(const float* vector, size_t dim, std::vector<index::Hit>& hits,
                                  std::vector<double>* score, SearchResponse* response) const {
-  // Cached vectors from memory; the rest in one MultiGet.
+  // Cached vectors from memory (float32 or float16 rows); the rest in one MultiGet.
+  const bool half = cache_precision_ == VectorPrecision::kFloat16;
   std::vector<const float*> rows(hits.size(), nullptr);
+  std::vector<const uint16_t*> half_rows(half ? hits.size() : 0, nullptr);
   std::vector<uint64_t> missing;
   std::vector<size_t> missing_at;
   for (size_t i = 0; i < hits.size(); ++i) {
     const uint64_t id = hits[i].id;
     const uint32_t row =
         cache_dim_ == dim && id < cache_row_of_.size() ? cache_row_of_[id] : kNotCached;
-    if (row != kNotCached) {
+    if (row != kNotCached && half) {
+      half_rows[i] = cache16_.data() + size_t{row} * dim;
+    } else if (row != kNotCached) {
       rows[i] = cache_.data() + size_t{row} * dim;
     } else {
       missing.push_back(hits[i].id);
@@ -365,20 +408,29 @@ Status QueryEngine::exact_scores(const float* vector, size_t dim, std::vector<in
   // (their hits arrive in Hamming order, so a stable sort keeps it).
   const double beyond = std::numeric_limits<double>::max() / 2;
   constexpr size_t kAhead = 2;  // rows whose first cache lines are fetched ahead of use
+  auto row_at = [&](size_t i) -> const void* {
+    return half && half_rows[i] != nullptr ? static_cast<const void*>(half_rows[i]) : rows[i];
+  };
   for (size_t i = 0; i < hits.size(); ++i) {
-    if (i + kAhead < hits.size() && rows[i + kAhead] != nullptr) {
-      const char* next = reinterpret_cast<const char*>(rows[i + kAhead]);
-      for (size_t line = 0; line < 8 && line * 64 < dim * sizeof(float); ++line) {
-        __builtin_prefetch(next + line * 64);
+    const void* ahead = i + kAhead < hits.size() ? row_at(i + kAhead) : nullptr;
+    if (ahead != nullptr) {
+      const size_t row_bytes =
+          dim * (half && half_rows[i + kAhead] != nullptr ? sizeof(uint16_t) : sizeof(float));
+      for (size_t line = 0; line < 8 && line * 64 < row_bytes; ++line) {
+        __builtin_prefetch(static_cast<const char*>(ahead) + line * 64);
       }
     }
-    if (rows[i] == nullptr) {
+    float squared;
+    if (half && half_rows[i] != nullptr) {
+      squared = index::squared_l2_half(vector, half_rows[i], dim);
+    } else if (rows[i] != nullptr) {
+      squared = index::squared_l2(vector, rows[i], dim);
+    } else {
       ++response->candidates_without_vector;
       (*score)[i] = beyond + hits[i].distance;
-    } else {
-      (*score)[i] =
-          reported_distance(metric_, static_cast<double>(index::squared_l2(vector, rows[i], dim)));
+      continue;
     }
+    (*score)[i] = reported_distance(metric_, static_cast<double>(squared));
   }
   return Status::ok();
 }

@@ -32,6 +32,13 @@ enum class Rerank {
 Result<Rerank> parse_rerank(const std::string& name);  // none, exact, asymmetric
 const char* rerank_name(Rerank r);
 
+// How cached vectors are held in memory for exact re-ranking: as stored (float32), or as IEEE
+// half precision (float16: half the memory and the bandwidth; each value rounded to 11
+// significant bits, so integers up to 2,048 such as 8-bit pixels stay exact).
+enum class VectorPrecision { kFloat32, kFloat16 };
+Result<VectorPrecision> parse_vector_precision(const std::string& name);  // float32, float16
+const char* vector_precision_name(VectorPrecision p);
+
 // The names the front-ends use for the index's plain values: a store's schema and size, what a
 // search cost, "no label", and the largest k. Front-ends name these, never index:: ones, so that
 // the query layer is the one place that adapts when the index changes.
@@ -183,11 +190,14 @@ class QueryEngine {
   bool reopen_for_writes() const { return store_->reopen_for_writes(); }
 
   // Loads every stored raw vector into memory so exact re-ranking reads memory instead of
-  // RocksDB (rows x dim floats). Items added later are read from the store as before; ids are
-  // never reused, so cached vectors cannot go stale. Not thread-safe against searches: call
-  // before serving. Errors: InvalidArgument when stored vectors differ in length.
-  Status cache_vectors();
+  // RocksDB (rows x dim values of `precision`, on huge pages where the kernel gives them). Items
+  // added later are read from the store as before; ids are never reused, so cached vectors cannot
+  // go stale. Not thread-safe against searches: call before serving. Errors: InvalidArgument
+  // when stored vectors differ in length, or for float16 when a value lies beyond its range
+  // (65,504 in magnitude).
+  Status cache_vectors(VectorPrecision precision = VectorPrecision::kFloat32);
   size_t cached_vectors() const { return cache_rows_; }
+  VectorPrecision cache_precision() const { return cache_precision_; }
 
   // How searches by vector (and image) share model calls (EncodeBatcher): call before serving,
   // not while searches run. Without a call, the defaults of EncodeBatchOptions.
@@ -291,7 +301,9 @@ class QueryEngine {
   // without a cached vector, and ids past the end are not cached.
   static constexpr uint32_t kNotCached = 0xffffffffu;
   std::vector<uint32_t> cache_row_of_;
-  std::vector<float> cache_;
+  std::vector<float> cache_;       // float32 rows
+  std::vector<uint16_t> cache16_;  // float16 rows (index::float_to_half)
+  VectorPrecision cache_precision_ = VectorPrecision::kFloat32;
   size_t cache_dim_ = 0, cache_rows_ = 0;
   learn::Metric metric_ = learn::Metric::kL2;
 };

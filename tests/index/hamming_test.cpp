@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <random>
 #include <string>
 #include <vector>
@@ -9,6 +10,8 @@
 namespace {
 
 using imsat::index::available_kernels;
+using imsat::index::float_to_half;
+using imsat::index::half_to_float;
 using imsat::index::HammingKernel;
 
 class HammingKernelTest : public ::testing::TestWithParam<const HammingKernel*> {};
@@ -50,6 +53,27 @@ TEST_P(HammingKernelTest, SquaredL2MatchesDoublePrecisionOnEveryLengthAndTail) {
   }
   const float same[3] = {1.5f, -2.0f, 0.25f};
   EXPECT_EQ(k.squared_l2(same, same, 3), 0.0f) << k.name;
+}
+
+TEST_P(HammingKernelTest, SquaredL2HalfWidensEveryStoredValueExactly) {
+  const HammingKernel& k = *GetParam();
+  std::mt19937_64 rng(6);
+  std::normal_distribution<float> value(0.0f, 3.0f);
+  for (size_t dim : {size_t{0}, size_t{1}, size_t{7}, size_t{8}, size_t{15}, size_t{16}, size_t{31},
+                     size_t{32}, size_t{33}, size_t{100}, size_t{784}, size_t{1000}}) {
+    std::vector<float> a(dim), widened(dim);
+    std::vector<uint16_t> b(dim);
+    for (size_t i = 0; i < dim; ++i) {
+      a[i] = value(rng);
+      b[i] = float_to_half(value(rng));
+      widened[i] = half_to_float(b[i]);
+    }
+    double exact = 0;
+    for (size_t i = 0; i < dim; ++i)
+      exact += (double(a[i]) - widened[i]) * (double(a[i]) - widened[i]);
+    EXPECT_NEAR(k.squared_l2_half(a.data(), b.data(), dim), exact, 1e-5 * exact + 1e-6)
+        << k.name << " dim=" << dim;
+  }
 }
 
 TEST_P(HammingKernelTest, ScanMatchesScalarOnEveryLengthAndTail) {
@@ -164,3 +188,27 @@ TEST_P(HammingKernelTest, ScanLeReportsFullDistanceOfComplementCodes) {
 }
 
 }  // namespace
+
+TEST(HalfPrecision, RoundsToNearestEvenAndKeepsSpecialValues) {
+  // Every integer up to 2048 and the halves' own values come back exactly.
+  for (int i = -2048; i <= 2048; ++i) {
+    EXPECT_EQ(half_to_float(float_to_half(static_cast<float>(i))), static_cast<float>(i)) << i;
+  }
+  for (uint32_t h = 0; h < 0x10000u; ++h) {
+    const float f = half_to_float(static_cast<uint16_t>(h));
+    if (std::isnan(f)) {
+      EXPECT_TRUE(std::isnan(half_to_float(float_to_half(f)))) << h;
+    } else {
+      EXPECT_EQ(float_to_half(f), h) << h;
+    }
+  }
+  // Ties go to the even neighbour: 2049 lies between 2048 and 2050, 2051 between 2050 and 2052.
+  EXPECT_EQ(half_to_float(float_to_half(2049.0f)), 2048.0f);
+  EXPECT_EQ(half_to_float(float_to_half(2051.0f)), 2052.0f);
+  EXPECT_EQ(half_to_float(float_to_half(0.1f)), 0.0999755859375f);
+  EXPECT_EQ(half_to_float(float_to_half(65504.0f)), 65504.0f);
+  EXPECT_TRUE(std::isinf(half_to_float(float_to_half(70000.0f))));
+  EXPECT_EQ(half_to_float(float_to_half(-1e-9f)), 0.0f);
+  EXPECT_EQ(half_to_float(float_to_half(6e-8f)), 5.9604644775390625e-8f);  // the least subnormal
+  EXPECT_TRUE(std::isnan(half_to_float(float_to_half(std::nanf("")))));
+}

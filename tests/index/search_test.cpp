@@ -99,6 +99,33 @@ TEST_P(SearchTest, LinearKnnAndRadiusEqualBruteForce) {
   }
 }
 
+// A large k starts from a limit predicted by a strided sample of the codes. Here every sampled
+// slot lies close to the query and every other slot far, so the sample predicts far more near
+// codes than there are: the scan finds fewer than k under that limit and must scan again.
+TEST(LargeK, ASampleThatMisleadsStillGivesTheExactResult) {
+  const int bits = 128;
+  const size_t n = 40000, stride = n / 2048;
+  std::mt19937_64 rng(7);
+  std::vector<uint8_t> query(bits / 8);
+  for (auto& b : query) b = static_cast<uint8_t>(rng());
+  CodeArray codes(bits);
+  for (size_t slot = 0; slot < n; ++slot) {
+    std::vector<uint8_t> code = query;
+    const int flips = slot % stride == stride / 2 ? 5 : 50;
+    for (int f = 0; f < flips; ++f) code[static_cast<size_t>(f) / 8] ^= uint8_t(1u << (f % 8));
+    codes.append(code.data(), 0);
+  }
+  std::vector<uint64_t> q(codes.words());
+  codes.pack(query.data(), q.data());
+  for (size_t k : {size_t{100}, size_t{3000}, size_t{4500}}) {
+    EXPECT_EQ(imsat::index::scan_knn(codes, q.data(), k), oracle_knn(codes, q.data(), k))
+        << "k=" << k;
+    EXPECT_EQ(imsat::index::scan_knn(codes, q.data(), k, {}, nullptr, 2),
+              oracle_knn(codes, q.data(), k))
+        << "k=" << k << ", two threads";
+  }
+}
+
 TEST_P(SearchTest, FilterAppliesBeforeTopK) {
   const Case c = GetParam();
   CodeArray codes = make_codes(c.bits, c.n, 7 + c.bits, c.clusters);

@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "index/hamming.h"
 #include "query/query.h"
 #include "support/learn_data.h"
 #include "support/temp_dir_test.h"
@@ -278,6 +279,57 @@ TEST_F(EngineTest, ExactRerankReturnsTheTrueEuclideanNeighbours) {
   ASSERT_TRUE(by_key.is_ok());
   EXPECT_EQ(by_key->hits[0].key, "42");
   EXPECT_EQ(by_key->hits[0].score, 0.0);
+}
+
+// Cached vectors give the distances of the stored ones: float32 exactly as read from RocksDB,
+// float16 as the values rounded to half precision.
+TEST_F(EngineTest, VectorCacheInEitherPrecisionGivesTheStoredVectorsDistances) {
+  auto e = engine(model_->fingerprint());
+  Q::SearchRequest r;
+  r.k = 10;
+  r.rerank = Q::Rerank::kExact;
+  r.candidates = data_.rows;
+  std::vector<float> halved(data_.values.size());
+  for (size_t i = 0; i < halved.size(); ++i) {
+    halved[i] = I::half_to_float(I::float_to_half(data_.values[i]));
+  }
+  for (size_t row : {3, 42, 199}) {
+    std::vector<float> q(data_.row(row), data_.row(row) + data_.cols);
+    q[1] += 0.25f;
+    ASSERT_TRUE(e->cache_vectors(Q::VectorPrecision::kFloat32).is_ok());
+    auto from_memory = e->search_vector(q.data(), q.size(), r);
+    ASSERT_TRUE(from_memory.is_ok()) << from_memory.status().to_string();
+    EXPECT_EQ(e->cached_vectors(), data_.rows);
+    ASSERT_TRUE(e->cache_vectors(Q::VectorPrecision::kFloat16).is_ok());
+    EXPECT_EQ(e->cache_precision(), Q::VectorPrecision::kFloat16);
+    auto from_halves = e->search_vector(q.data(), q.size(), r);
+    ASSERT_TRUE(from_halves.is_ok()) << from_halves.status().to_string();
+    auto truth = Q::exact_neighbours(q.data(), 1, data_.values.data(), data_.rows, data_.cols, 10);
+    auto half_truth = Q::exact_neighbours(q.data(), 1, halved.data(), data_.rows, data_.cols, 10);
+    for (size_t i = 0; i < 10; ++i) {
+      EXPECT_EQ(std::stoull(from_memory->hits[i].key), truth[0][i]) << "row " << row;
+      EXPECT_EQ(std::stoull(from_halves->hits[i].key), half_truth[0][i]) << "row " << row;
+      const float* v = halved.data() + std::stoull(from_halves->hits[i].key) * data_.cols;
+      double squared = 0;
+      for (size_t j = 0; j < data_.cols; ++j)
+        squared += (double(q[j]) - v[j]) * (double(q[j]) - v[j]);
+      EXPECT_NEAR(from_halves->hits[i].score, std::sqrt(squared), 1e-4 * (1 + std::sqrt(squared)));
+    }
+  }
+}
+
+TEST_F(EngineTest, AFloat16CacheRefusesValuesBeyondItsRange) {
+  data_.values[5 * data_.cols + 2] = 1e6f;  // item 5
+  auto e = engine(model_->fingerprint());
+  const imsat::Status s = e->cache_vectors(Q::VectorPrecision::kFloat16);
+  EXPECT_EQ(s.code(), Code::kInvalidArgument);
+  EXPECT_NE(s.message().find("float16"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("at index 2"), std::string::npos) << s.message();
+  EXPECT_EQ(e->cached_vectors(), 0u);
+  EXPECT_TRUE(e->cache_vectors(Q::VectorPrecision::kFloat32).is_ok());
+  EXPECT_EQ(e->cached_vectors(), data_.rows);
+  EXPECT_EQ(Q::parse_vector_precision("float16").value(), Q::VectorPrecision::kFloat16);
+  EXPECT_FALSE(Q::parse_vector_precision("half").is_ok());
 }
 
 // The score is the stored code's negative log-likelihood under the query's bit probabilities,

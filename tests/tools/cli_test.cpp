@@ -806,18 +806,24 @@ TEST_F(CliTest, ACosineJobTrainsIndexesAndSearches) {
     scaled << row.back() << "\n";
   }
   scaled.close();
-  Outcome s = imsat("search --db " + path("db") + " --query-file " + path("q.csv") +
-                    " -k 3 --rerank exact --candidates 100 --shortlist 20 --cache-vectors --json");
-  ASSERT_EQ(s.code, 0) << s.err;
-  std::istringstream lines(s.out);
-  int row = 0;
-  for (std::string l; std::getline(lines, l); ++row) {
-    const nlohmann::json j = nlohmann::json::parse(l);
-    EXPECT_EQ(j["hits"][0]["key"], std::to_string(row));
-    EXPECT_NEAR(j["hits"][0]["score"].get<double>(), 0.0, 1e-6);
-    EXPECT_EQ(j["explain"]["candidates_reranked"], 20);
+  // The unit vectors cached as float16 are within half precision's rounding of themselves.
+  for (const auto& [precision, tolerance] : {std::pair<std::string, double>{"float32", 1e-6},
+                                             std::pair<std::string, double>{"float16", 1e-4}}) {
+    Outcome s = imsat("search --db " + path("db") + " --query-file " + path("q.csv") +
+                      " -k 3 --rerank exact --candidates 100 --shortlist 20 --cache-vectors "
+                      "--vector-precision " +
+                      precision + " --json");
+    ASSERT_EQ(s.code, 0) << s.err;
+    std::istringstream lines(s.out);
+    int row = 0;
+    for (std::string l; std::getline(lines, l); ++row) {
+      const nlohmann::json j = nlohmann::json::parse(l);
+      EXPECT_EQ(j["hits"][0]["key"], std::to_string(row)) << precision;
+      EXPECT_NEAR(j["hits"][0]["score"].get<double>(), 0.0, tolerance) << precision;
+      EXPECT_EQ(j["explain"]["candidates_reranked"], 20);
+    }
+    EXPECT_EQ(row, 3);
   }
-  EXPECT_EQ(row, 3);
   Outcome inspect = imsat("inspect --db " + path("db") + " --json");
   ASSERT_EQ(inspect.code, 0) << inspect.err;
   EXPECT_EQ(nlohmann::json::parse(inspect.out)["metric"], "cosine");
