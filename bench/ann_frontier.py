@@ -8,13 +8,14 @@ ann-benchmarks measure), queries per second, and bytes an item the index holds i
   imsat    `imsat train --metric METRIC` (PCA-ITQ, 128 bits, the default of a metric job) on
            the base vectors, a store of the base with its vectors (build/bench/ann_frontier), then
            exact re-ranking of CANDIDATES Hamming candidates, of which the best SHORTLIST by the
-           asymmetric score are compared exactly; vectors cached in memory, or read from RocksDB
+           asymmetric score are compared exactly; vectors cached in memory (as float32, and as
+           float16: imsat serve --vector-precision float16), or read from RocksDB
   HNSW     Debian's python3-hnswlib, M 16, ef_construction 200 (built on every core), ef swept
   IVF-PQ   Debian's python3-faiss, IVF{nlist},PQ16 (16-byte codes), nprobe swept, without and
            with exact refinement of 10 x k candidates (IndexRefineFlat, k_factor 10)
 
 Bytes an item: imsat's is the store's in-memory arrays (codes, ids, multi-index) per item, plus
-the vector's 4 x dim bytes when vectors are in memory; HNSW's is 4 x dim + 2 x M x 4 + 12 (vector,
+the vector's 4 x dim bytes (2 x dim as float16) when vectors are in memory; HNSW's is 4 x dim + 2 x M x 4 + 12 (vector,
 level-0 links, count, label); IVF-PQ's is 16 + 8 (code, id), plus 4 x dim with refinement.
 
 Data sets:
@@ -192,14 +193,17 @@ def run_imsat(work, base, queries, truth, metric, memory_sweep, rocksdb_sweep, s
         [os.path.join(ROOT, "build/bench/ann_frontier"), model, os.path.join(work, "base.npy"),
          os.path.join(work, "queries.npy"), os.path.join(work, "truth.ivecs"),
          ",".join(f"{c}:{s}" for c, s in memory_sweep),
-         ",".join(f"{c}:{s}" for c, s in rocksdb_sweep)],
+         ",".join(f"{c}:{s}" for c, s in rocksdb_sweep),
+         ",".join(f"{c}:{s}" for c, s in memory_sweep)],
         check=True, capture_output=True, text=True)
     sys.stderr.write(out.stderr)
     rows = []
     for line in out.stdout.splitlines():
         r = json.loads(line)
         shortlist = f" / {r['shortlist']}" if r["shortlist"] else ""
-        rows.append({"method": f"imsat, vectors in {'memory' if r['vectors'] == 'memory' else 'RocksDB'}",
+        where = {"memory": "vectors in memory", "memory-float16": "float16 vectors in memory",
+                 "rocksdb": "vectors in RocksDB"}[r["vectors"]]
+        rows.append({"method": f"imsat, {where}",
                      "knob": f"candidates {r['candidates']}{shortlist}", "recall": r["recall"],
                      "qps": r["qps"], "bytes_per_item": r["bytes_per_item"] + r["vector_bytes"],
                      "train_seconds": train_s, "bits": r["bits"]})

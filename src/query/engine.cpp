@@ -499,9 +499,13 @@ Result<SearchResponse> QueryEngine::run(const std::vector<uint8_t>& code, const 
   std::vector<size_t> order(hits.size());
   std::iota(order.begin(), order.end(), size_t{0});
   if (rerank) {
-    std::stable_sort(order.begin(), order.end(),
-                     [&](size_t a, size_t b) { return score[a] < score[b]; });
-    if (order.size() > request.k) order.resize(request.k);
+    // The k best by score, equal scores in arrival order: a stable sort's first k, without
+    // sorting the rest.
+    const size_t kept = std::min(order.size(), request.k);
+    std::partial_sort(
+        order.begin(), order.begin() + static_cast<std::ptrdiff_t>(kept), order.end(),
+        [&](size_t a, size_t b) { return score[a] != score[b] ? score[a] < score[b] : a < b; });
+    order.resize(kept);
     response.candidates_reranked = hits.size();
     IMSAT_RETURN_IF_ERROR(name_reranked(*store_, &hits, &order));
   }
