@@ -5,12 +5,16 @@
 # in-process figure of bench/ann_frontier.py. Fashion-MNIST: the 60,000 training images stored
 # with their vectors, the first 1,000 test images as queries, `imsat train --metric l2` (seed 0).
 #
-#   bench/rerank_paths.sh [CANDIDATES] [SHORTLIST] [SECONDS]
+#   bench/rerank_paths.sh [CANDIDATES] [SHORTLIST] [SECONDS] [PRECISION]
+#
+# PRECISION (float32 or float16): how both front-ends hold the cached vectors
+# (--vector-precision).
 set -euo pipefail
 source "$(dirname "$0")/http_common.sh"
 candidates=${1:-2000}
 shortlist=${2:-300}
 secs=${3:-20}
+precision=${4:-float32}
 port=${IMSAT_BENCH_PORT:-18091}
 
 /usr/bin/python3 - "$dir" "$root" "$candidates" "$shortlist" <<'PY'
@@ -40,16 +44,18 @@ PY
 "$imsat" train --data "$dir/base.npy" --metric l2 --seed 0 --out "$dir/m.model" --quiet
 "$imsat" index --model "$dir/m.model" --data "$dir/base.npy" --db "$dir/db" --with-vectors --quiet
 
-echo "== command line: imsat search --query-file (1,000 queries) --cache-vectors"
+echo "== command line: imsat search --query-file (1,000 queries) --cache-vectors ($precision)"
 search=("$imsat" search --db "$dir/db" --query-file "$dir/queries.npy" --rerank exact
-        --candidates "$candidates" --shortlist "$shortlist" --cache-vectors --json)
+        --candidates "$candidates" --shortlist "$shortlist" --cache-vectors
+        --vector-precision "$precision" --json)
 t1=$( { /usr/bin/time -f %e "${search[@]}" --limit 1 >/dev/null; } 2>&1 )
 t1000=$( { /usr/bin/time -f %e "${search[@]}" --limit 1000 >/dev/null; } 2>&1 )
 /usr/bin/python3 -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); \
 print(f'queries/s {999 / (b - a):.0f} (1,000 queries {b:.2f} s, one query {a:.2f} s: start-up and loading)')" "$t1" "$t1000"
 
-echo "== HTTP: POST /v1/search, wrk, 1 connection, ${secs} s"
-"$imsat" serve --db "$dir/db" --port "$port" --threads 1 2>"$dir/serve.log" &
+echo "== HTTP: POST /v1/search, wrk, 1 connection, ${secs} s ($precision)"
+"$imsat" serve --db "$dir/db" --port "$port" --threads 1 --vector-precision "$precision" \
+  2>"$dir/serve.log" &
 server=$!
 wait_for_server "$port"
 wrk -t1 -c1 -d"${secs}s" -s "$dir/queries.lua" "http://127.0.0.1:$port" | tail -1

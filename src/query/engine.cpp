@@ -6,8 +6,10 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <new>
 #include <numeric>
 #include <optional>
+#include <stdexcept>
 
 #include "common/enum_names.h"
 #include "common/huge_pages.h"
@@ -166,8 +168,16 @@ Status QueryEngine::cache_vectors(VectorPrecision precision) {
       return;
     }
     if (id >= row_of.size()) row_of.resize(std::max<size_t>(id + 1, row_of.size() * 2), kNotCached);
-    // Rows are read at random by re-ranking: on huge pages most of them avoid a TLB miss.
-    if (rows == 0) half ? reserve_huge(halves, expected * n) : reserve_huge(values, expected * n);
+    // Rows are read at random by re-ranking: on huge pages most of them avoid a TLB miss. Room
+    // for every item is a guess (not every item need have a vector): when the system refuses
+    // it, the rows grow as they come instead.
+    if (rows == 0) {
+      try {
+        half ? reserve_huge(halves, expected * n) : reserve_huge(values, expected * n);
+      } catch (const std::bad_alloc&) {
+      } catch (const std::length_error&) {
+      }
+    }
     if (half) {
       for (size_t j = 0; j < n; ++j) {
         if (!(std::fabs(v[j]) <= kMaxHalf)) {
