@@ -1,7 +1,8 @@
 // The project's side of the nearest-neighbour frontier (bench/ann_frontier.py runs it beside
 // hnswlib and faiss): builds a store of BASE's vectors with MODEL's codes, then for each setting
 // of a sweep searches QUERIES one at a time on one thread and prints one JSON line with recall@10
-// against TRUTH, queries per second and the store's bytes per item in memory.
+// against TRUTH, queries per second and the bytes per item in memory (the store's arrays, and the
+// vector cache when the sweep uses it).
 //
 //   build/bench/ann_frontier MODEL BASE QUERIES TRUTH MEMORY_SWEEP [ROCKSDB_SWEEP [HALF_SWEEP]]
 //
@@ -125,6 +126,8 @@ int main(int argc, char** argv) {
                base.rows, base.cols, engine->bits(), L::metric_name(engine->metric()), encode_s,
                load_s, code_bytes_per_item);
 
+  // Bytes an item of the vector cache (vectors, keys, row map), as it is when a sweep runs.
+  auto cache_bytes = [&] { return double(engine->vector_cache_bytes()) / double(info.items); };
   auto run = [&](const char* where, size_t candidates, size_t shortlist, double vector_bytes,
                  bool print = true) {
     Q::SearchRequest r;
@@ -161,12 +164,12 @@ int main(int argc, char** argv) {
   check(engine->cache_vectors());
   run("memory", memory_sweep.back().first, memory_sweep.back().second, 0, false);
   for (const auto& [c, s] : memory_sweep) {
-    run("memory", c, s, double(base.cols * sizeof(float)));
+    run("memory", c, s, cache_bytes());
   }
   if (!half_sweep.empty()) {
     check(engine->cache_vectors(Q::VectorPrecision::kFloat16));
     run("memory-float16", half_sweep.back().first, half_sweep.back().second, 0, false);
-    for (const auto& [c, s] : half_sweep) run("memory-float16", c, s, double(base.cols * 2));
+    for (const auto& [c, s] : half_sweep) run("memory-float16", c, s, cache_bytes());
   }
   engine.reset();
   std::filesystem::remove_all(dir);

@@ -14,9 +14,10 @@ ann-benchmarks measure), queries per second, and bytes an item the index holds i
   IVF-PQ   Debian's python3-faiss, IVF{nlist},PQ16 (16-byte codes), nprobe swept, without and
            with exact refinement of 10 x k candidates (IndexRefineFlat, k_factor 10)
 
-Bytes an item: imsat's is the store's in-memory arrays (codes, ids, multi-index) per item, plus
-the vector's 4 x dim bytes (2 x dim as float16) when vectors are in memory; HNSW's is 4 x dim + 2 x M x 4 + 12 (vector,
-level-0 links, count, label); IVF-PQ's is 16 + 8 (code, id), plus 4 x dim with refinement.
+Bytes an item: imsat's is the store's in-memory arrays (codes, ids, multi-index) per item, plus,
+when vectors are in memory, the engine's cache per item (the vectors at 4 x dim bytes, or 2 x dim
+as float16, their keys and the row map); HNSW's is 4 x dim + 2 x M x 4 + 12 (vector, level-0
+links, count, label); IVF-PQ's is 16 + 8 (code, id), plus 4 x dim with refinement.
 
 Data sets:
   fashion-mnist   Debian's dataset-fashion-mnist: the 60,000 training images as the base, the

@@ -197,9 +197,35 @@ Status QueryEngine::cache_vectors(VectorPrecision precision) {
   IMSAT_RETURN_IF_ERROR(bad);
   while (!row_of.empty() && row_of.back() == kNotCached) row_of.pop_back();
   row_of.shrink_to_fit();
+  // The external keys of the cached rows, so that re-ranked hits are named from memory too.
+  std::vector<uint64_t> ids(rows);
+  for (uint64_t id = 0; id < row_of.size(); ++id) {
+    if (row_of[id] != kNotCached) ids[row_of[id]] = id;
+  }
+  std::string keys;
+  std::vector<uint32_t> key_end;
+  key_end.reserve(rows);
+  constexpr size_t kKeyBatch = 8192;
+  // Offsets are 32-bit: past 4 GiB of keys the remaining rows are named from the store.
+  bool full = false;
+  for (size_t at = 0; at < rows && !full; at += kKeyBatch) {
+    const std::vector<uint64_t> batch(
+        ids.begin() + static_cast<std::ptrdiff_t>(at),
+        ids.begin() + static_cast<std::ptrdiff_t>(std::min(rows, at + kKeyBatch)));
+    IMSAT_ASSIGN_OR_RETURN(std::vector<std::string> named, store_->keys(batch));
+    for (const std::string& k : named) {
+      full = keys.size() + k.size() > std::numeric_limits<uint32_t>::max();
+      if (full) break;
+      keys += k;  // a key deleted meanwhile stays empty: it is read from the store when hit
+      key_end.push_back(static_cast<uint32_t>(keys.size()));
+    }
+  }
+  keys.shrink_to_fit();
   cache_row_of_ = std::move(row_of);
   cache_ = std::move(values);
   cache16_ = std::move(halves);
+  cache_keys_ = std::move(keys);
+  cache_key_end_ = std::move(key_end);
   cache_precision_ = precision;
   cache_dim_ = dim;
   cache_rows_ = rows;
@@ -278,24 +304,6 @@ Result<SearchResponse> QueryEngine::search_key(const std::string& key,
 }
 
 namespace {
-
-// The keys of the re-ranked hits that are returned (`order`), in one MultiGet; a hit whose item
-// was deleted since the search drops out.
-Status name_reranked(const index::CodeStore& store, std::vector<index::Hit>* hits,
-                     std::vector<size_t>* order) {
-  std::vector<uint64_t> ids;
-  ids.reserve(order->size());
-  for (size_t i : *order) ids.push_back((*hits)[i].id);
-  IMSAT_ASSIGN_OR_RETURN(std::vector<std::string> keys, store.keys(ids));
-  size_t kept = 0;
-  for (size_t j = 0; j < order->size(); ++j) {
-    if (keys[j].empty()) continue;
-    (*hits)[(*order)[j]].key = std::move(keys[j]);
-    (*order)[kept++] = (*order)[j];
-  }
-  order->resize(kept);
-  return Status::ok();
-}
 
 // A store hit as a response hit with its score (its key moved out).
 SearchHit take_hit(index::Hit* h, double score) {
@@ -383,6 +391,37 @@ Result<std::vector<SearchResponse>> QueryEngine::search_codes(
     }
   }
   return responses;
+}
+
+Status QueryEngine::name_reranked(std::vector<index::Hit>* hits, std::vector<size_t>* order) const {
+  // Keys of cached rows from memory; the rest in one MultiGet.
+  std::vector<uint64_t> missing;
+  std::vector<size_t> missing_at;
+  for (size_t j = 0; j < order->size(); ++j) {
+    index::Hit& h = (*hits)[(*order)[j]];
+    const uint32_t row = h.id < cache_row_of_.size() ? cache_row_of_[h.id] : kNotCached;
+    if (row != kNotCached && row < cache_key_end_.size()) {
+      const uint32_t begin = row == 0 ? 0 : cache_key_end_[row - 1];
+      h.key.assign(cache_keys_, begin, cache_key_end_[row] - begin);
+    }
+    if (h.key.empty()) {
+      missing.push_back(h.id);
+      missing_at.push_back(j);
+    }
+  }
+  if (!missing.empty()) {
+    IMSAT_ASSIGN_OR_RETURN(std::vector<std::string> keys, store_->keys(missing));
+    for (size_t m = 0; m < missing.size(); ++m) {
+      (*hits)[(*order)[missing_at[m]]].key = std::move(keys[m]);
+    }
+  }
+  // A hit whose item was deleted before its key was read drops out.
+  size_t kept = 0;
+  for (size_t j = 0; j < order->size(); ++j) {
+    if (!(*hits)[(*order)[j]].key.empty()) (*order)[kept++] = (*order)[j];
+  }
+  order->resize(kept);
+  return Status::ok();
 }
 
 Status QueryEngine::exact_scores(const float* vector, size_t dim, std::vector<index::Hit>& hits,
@@ -517,7 +556,7 @@ Result<SearchResponse> QueryEngine::run(const std::vector<uint8_t>& code, const 
         [&](size_t a, size_t b) { return score[a] != score[b] ? score[a] < score[b] : a < b; });
     order.resize(kept);
     response.candidates_reranked = hits.size();
-    IMSAT_RETURN_IF_ERROR(name_reranked(*store_, &hits, &order));
+    IMSAT_RETURN_IF_ERROR(name_reranked(&hits, &order));
   }
   response.hits.reserve(order.size());
   std::vector<uint64_t> ids;

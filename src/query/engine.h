@@ -190,13 +190,19 @@ class QueryEngine {
   bool reopen_for_writes() const { return store_->reopen_for_writes(); }
 
   // Loads every stored raw vector into memory so exact re-ranking reads memory instead of
-  // RocksDB (rows x dim values of `precision`, on huge pages where the kernel gives them). Items
+  // RocksDB (rows x dim values of `precision`, on huge pages where the kernel gives them), with
+  // the items' keys, so the re-ranked hits returned are named without a read either. Items
   // added later are read from the store as before; ids are never reused, so cached vectors cannot
   // go stale. Not thread-safe against searches: call before serving. Errors: InvalidArgument
   // when stored vectors differ in length, or for float16 when a value lies beyond its range
   // (65,504 in magnitude).
   Status cache_vectors(VectorPrecision precision = VectorPrecision::kFloat32);
   size_t cached_vectors() const { return cache_rows_; }
+  // Bytes the cache holds: vectors, keys and the row map.
+  size_t vector_cache_bytes() const {
+    return cache_.size() * sizeof(float) + cache16_.size() * sizeof(uint16_t) + cache_keys_.size() +
+           (cache_key_end_.size() + cache_row_of_.size()) * sizeof(uint32_t);
+  }
   VectorPrecision cache_precision() const { return cache_precision_; }
 
   // How searches by vector (and image) share model calls (EncodeBatcher): call before serving,
@@ -292,6 +298,9 @@ class QueryEngine {
   // stored vector get Hamming distances past every other.
   Status exact_scores(const float* vector, size_t dim, std::vector<index::Hit>& hits,
                       std::vector<double>* score, SearchResponse* response) const;
+  // The keys of the re-ranked hits that are returned (`order`): cached rows' from memory, the
+  // rest in one MultiGet; a hit whose item was deleted since the search drops out.
+  Status name_reranked(std::vector<index::Hit>* hits, std::vector<size_t>* order) const;
   std::unique_ptr<index::CodeStore> store_;
   std::unique_ptr<learn::Model> model_;
   mutable std::mutex model_mutex_;  // guards every call into model_
@@ -303,6 +312,10 @@ class QueryEngine {
   std::vector<uint32_t> cache_row_of_;
   std::vector<float> cache_;       // float32 rows
   std::vector<uint16_t> cache16_;  // float16 rows (index::float_to_half)
+  // The cached rows' external keys, end to end: row r's ends at cache_key_end_[r] (rows past
+  // its end, or with an empty key, are named from the store).
+  std::string cache_keys_;
+  std::vector<uint32_t> cache_key_end_;
   VectorPrecision cache_precision_ = VectorPrecision::kFloat32;
   size_t cache_dim_ = 0, cache_rows_ = 0;
   learn::Metric metric_ = learn::Metric::kL2;

@@ -1,6 +1,7 @@
 // The query engine, codes files and hex codes, and an end-to-end run on a Fashion-MNIST slice.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -316,6 +317,44 @@ TEST_F(EngineTest, VectorCacheInEitherPrecisionGivesTheStoredVectorsDistances) {
       EXPECT_NEAR(from_halves->hits[i].score, std::sqrt(squared), 1e-4 * (1 + std::sqrt(squared)));
     }
   }
+}
+
+// Re-ranked hits of cached rows are named from memory; what changes after caching is still seen:
+// a deleted item never comes back, an item added or replaced later is named from the store.
+TEST_F(EngineTest, CachedVectorsAndKeysFollowLaterChanges) {
+  auto e = engine(model_->fingerprint());
+  ASSERT_TRUE(e->cache_vectors().is_ok());
+  Q::SearchRequest r;
+  r.k = 5;
+  r.rerank = Q::Rerank::kExact;
+  r.candidates = data_.rows + 10;
+  auto nearest = [&](const float* v) {
+    auto res = e->search_vector(v, data_.cols, r);
+    EXPECT_TRUE(res.is_ok()) << res.status().to_string();
+    std::vector<std::string> keys;
+    for (const auto& h : res->hits) keys.push_back(h.key);
+    return keys;
+  };
+  EXPECT_EQ(nearest(data_.row(42))[0], "42");
+  ASSERT_TRUE(e->erase_items({"42"}).is_ok());
+  std::vector<std::string> after = nearest(data_.row(42));
+  EXPECT_EQ(std::count(after.begin(), after.end(), "42"), 0);
+  // Added after caching (the model encodes its vector): named from the store.
+  Q::NewItem added;
+  added.key = "added-42";
+  added.vector.assign(data_.row(42), data_.row(42) + data_.cols);
+  auto put = e->add_items({added});
+  ASSERT_TRUE(put.is_ok()) << put.status().to_string();
+  EXPECT_EQ(nearest(data_.row(42))[0], "added-42");
+  // Replaced after caching (same key, another vector): the new vector, under the same key.
+  Q::NewItem moved;
+  moved.key = "3";
+  moved.vector.assign(data_.row(100), data_.row(100) + data_.cols);
+  moved.vector[0] += 0.5f;
+  ASSERT_TRUE(e->add_items({moved}).is_ok());
+  std::vector<std::string> near_moved = nearest(moved.vector.data());
+  EXPECT_EQ(near_moved[0], "3");
+  EXPECT_EQ(std::count(near_moved.begin(), near_moved.end(), "3"), 1);
 }
 
 TEST_F(EngineTest, AFloat16CacheRefusesValuesBeyondItsRange) {
