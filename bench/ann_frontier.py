@@ -25,7 +25,9 @@ Data sets:
   clustered-1m    a generated mixture with clusters at three scales (seeded; see make_clustered):
                   1,000,000 base vectors and 1,000 queries of 128 values
 
-Usage: bench/ann_frontier.py DATASET [--metric l2|cosine] [--seed 0] [--out FILE.json]
+Every sweep runs --repeats times (3) in turn, and queries per second is the median of the passes.
+
+Usage: bench/ann_frontier.py DATASET [--metric l2|cosine] [--seed 0] [--repeats 3] [--out FILE.json]
 """
 import argparse
 import json
@@ -115,7 +117,22 @@ def write_ivecs(path, rows):
             f.write(np.asarray(r, np.int32).tobytes())
 
 
-def run_hnsw(base, queries, truth, metric, efs):
+def timed_sweeps(knobs, search, repeats):
+    """Runs search(knob) -> found lists for every knob, the whole sweep `repeats` times in turn (so
+    a passing disturbance of this shared machine touches one pass, not one knob): per knob the
+    first pass's results and the median queries per second."""
+    seconds = {k: [] for k in knobs}
+    found = {}
+    for _ in range(repeats):
+        for k in knobs:
+            t0 = time.time()
+            f = search(k)
+            seconds[k].append(time.time() - t0)
+            found.setdefault(k, f)
+    return {k: (found[k], float(np.median(seconds[k]))) for k in knobs}
+
+
+def run_hnsw(base, queries, truth, metric, efs, repeats):
     import hnswlib
     space = "cosine" if metric == "cosine" else "l2"
     index = hnswlib.Index(space=space, dim=base.shape[1])
@@ -124,15 +141,13 @@ def run_hnsw(base, queries, truth, metric, efs):
     index.add_items(base, np.arange(len(base)), num_threads=os.cpu_count())
     build = time.time() - t0
     index.set_num_threads(1)
-    rows = []
-    for ef in efs:
+
+    def search(ef):
         index.set_ef(ef)
-        found = []
-        t0 = time.time()
-        for q in queries:
-            labels, _ = index.knn_query(q, k=K)
-            found.append(labels[0])
-        s = time.time() - t0
+        return [index.knn_query(q, k=K)[0][0] for q in queries]
+
+    rows = []
+    for ef, (found, s) in timed_sweeps(efs, search, repeats).items():
         rows.append({"method": "hnsw", "knob": f"ef {ef}", "recall": recall(found, truth),
                      "qps": len(queries) / s,
                      "bytes_per_item": 4 * base.shape[1] + 2 * 16 * 4 + 12,
@@ -141,7 +156,7 @@ def run_hnsw(base, queries, truth, metric, efs):
     return rows
 
 
-def run_ivfpq(base, queries, truth, metric, nlist, probes, seed):
+def run_ivfpq(base, queries, truth, metric, nlist, probes, seed, repeats):
     import faiss
     faiss.omp_set_num_threads(os.cpu_count())
     dim = base.shape[1]
@@ -162,14 +177,11 @@ def run_ivfpq(base, queries, truth, metric, nlist, probes, seed):
     faiss.omp_set_num_threads(1)
     rows = []
     for name, index, extra in (("ivf-pq", ivf, 0), ("ivf-pq + refine", refine, 4 * dim)):
-        for nprobe in probes:
+        def search(nprobe):
             faiss.extract_index_ivf(ivf).nprobe = nprobe
-            found = []
-            t0 = time.time()
-            for q in queries:
-                _, labels = index.search(q[None, :], K)
-                found.append(labels[0])
-            s = time.time() - t0
+            return [index.search(q[None, :], K)[1][0] for q in queries]
+
+        for nprobe, (found, s) in timed_sweeps(probes, search, repeats).items():
             rows.append({"method": name, "knob": f"nprobe {nprobe}", "recall": recall(found, truth),
                          "qps": len(queries) / s, "bytes_per_item": 24 + extra,
                          "build_seconds": build})
@@ -177,7 +189,8 @@ def run_ivfpq(base, queries, truth, metric, nlist, probes, seed):
     return rows
 
 
-def run_imsat(work, base, queries, truth, metric, memory_sweep, rocksdb_sweep, seed, imsat):
+def run_imsat(work, base, queries, truth, metric, memory_sweep, rocksdb_sweep, seed, imsat,
+              repeats):
     np.save(os.path.join(work, "base.npy"), base)
     np.save(os.path.join(work, "queries.npy"), queries)
     write_ivecs(os.path.join(work, "truth.ivecs"), truth)
@@ -193,14 +206,19 @@ def run_imsat(work, base, queries, truth, metric, memory_sweep, rocksdb_sweep, s
     out = subprocess.run(
         [os.path.join(ROOT, "build/bench/ann_frontier"), model, os.path.join(work, "base.npy"),
          os.path.join(work, "queries.npy"), os.path.join(work, "truth.ivecs"),
-         ",".join(f"{c}:{s}" for c, s in memory_sweep),
-         ",".join(f"{c}:{s}" for c, s in rocksdb_sweep),
-         ",".join(f"{c}:{s}" for c, s in memory_sweep)],
+         ",".join(f"{c}:{s}" for c, s in memory_sweep * repeats),
+         ",".join(f"{c}:{s}" for c, s in rocksdb_sweep * repeats),
+         ",".join(f"{c}:{s}" for c, s in memory_sweep * repeats)],
         check=True, capture_output=True, text=True)
     sys.stderr.write(out.stderr)
-    rows = []
+    # Each sweep ran `repeats` times in turn: one row per setting, with the median queries/s.
+    runs = {}
     for line in out.stdout.splitlines():
         r = json.loads(line)
+        runs.setdefault((r["vectors"], r["candidates"], r["shortlist"]), []).append(r)
+    rows = []
+    for same in runs.values():
+        r = dict(same[0], qps=float(np.median([x["qps"] for x in same])))
         shortlist = f" / {r['shortlist']}" if r["shortlist"] else ""
         where = {"memory": "vectors in memory", "memory-float16": "float16 vectors in memory",
                  "rocksdb": "vectors in RocksDB"}[r["vectors"]]
@@ -218,6 +236,8 @@ def main():
     ap.add_argument("--metric", default="l2", choices=["l2", "cosine"])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--imsat", default=os.path.join(ROOT, "build/tools/imsat"))
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="passes over each sweep; queries/s is the median of the passes")
     ap.add_argument("--out", help="also write the settings and rows as JSON here")
     args = ap.parse_args()
 
@@ -230,10 +250,10 @@ def main():
     rows = []
     with tempfile.TemporaryDirectory(prefix="imsat-frontier-") as work:
         rows += run_imsat(work, base, queries, truth, args.metric, sweep["memory"],
-                          sweep["rocksdb"], args.seed, args.imsat)
-    rows += run_hnsw(base, queries, truth, args.metric, sweep["ef"])
+                          sweep["rocksdb"], args.seed, args.imsat, args.repeats)
+    rows += run_hnsw(base, queries, truth, args.metric, sweep["ef"], args.repeats)
     rows += run_ivfpq(base, queries, truth, args.metric, peer["nlist"], sweep["nprobe"],
-                      args.seed)
+                      args.seed, args.repeats)
 
     print(f"\n{args.dataset}: {len(base):,} base vectors of {base.shape[1]}, {len(queries):,} "
           f"queries, metric {args.metric}, recall@{K}, one thread, one query at a time\n")
@@ -246,6 +266,7 @@ def main():
         with open(args.out, "w") as f:
             json.dump({"command": " ".join(["bench/ann_frontier.py"] + sys.argv[1:]),
                        "dataset": args.dataset, "metric": args.metric, "seed": args.seed,
+                       "repeats": args.repeats,
                        "base": len(base), "queries": len(queries), "dim": int(base.shape[1]),
                        "cpu": platform.processor() or platform.machine(),
                        "date": time.strftime("%Y-%m-%d"), "rows": rows}, f, indent=1)

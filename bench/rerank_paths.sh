@@ -27,6 +27,11 @@ spec.loader.exec_module(af)
 base, queries, _ = af.load_fashion()
 np.save(work + "/base.npy", base)
 np.save(work + "/queries.npy", queries)
+# The command line reads all 10,000 test images, so that its start-up (loading the store and
+# the vector cache, a second or two) is small beside the searches.
+sys.path.insert(0, root + "/bench")
+from fashion_mnist import read_idx
+np.save(work + "/queries10k.npy", read_idx("t10k-images-idx3-ubyte.gz").reshape(-1, 784).astype(np.float32))
 # The wrk script: the query vectors as request bodies, sent in turn.
 with open(work + "/queries.lua", "w") as f:
     f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nbodies = {\n')
@@ -44,14 +49,14 @@ PY
 "$imsat" train --data "$dir/base.npy" --metric l2 --seed 0 --out "$dir/m.model" --quiet
 "$imsat" index --model "$dir/m.model" --data "$dir/base.npy" --db "$dir/db" --with-vectors --quiet
 
-echo "== command line: imsat search --query-file (1,000 queries) --cache-vectors ($precision)"
-search=("$imsat" search --db "$dir/db" --query-file "$dir/queries.npy" --rerank exact
+echo "== command line: imsat search --query-file (10,000 queries) --cache-vectors ($precision)"
+search=("$imsat" search --db "$dir/db" --query-file "$dir/queries10k.npy" --rerank exact
         --candidates "$candidates" --shortlist "$shortlist" --cache-vectors
         --vector-precision "$precision" --json)
 t1=$( { /usr/bin/time -f %e "${search[@]}" --limit 1 >/dev/null; } 2>&1 )
-t1000=$( { /usr/bin/time -f %e "${search[@]}" --limit 1000 >/dev/null; } 2>&1 )
+t10k=$( { /usr/bin/time -f %e "${search[@]}" --limit 10000 >/dev/null; } 2>&1 )
 /usr/bin/python3 -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); \
-print(f'queries/s {999 / (b - a):.0f} (1,000 queries {b:.2f} s, one query {a:.2f} s: start-up and loading)')" "$t1" "$t1000"
+print(f'queries/s {9999 / (b - a):.0f} (10,000 queries {b:.2f} s, one query {a:.2f} s: start-up and loading)')" "$t1" "$t10k"
 
 echo "== HTTP: POST /v1/search, wrk, 1 connection, ${secs} s ($precision)"
 "$imsat" serve --db "$dir/db" --port "$port" --threads 1 --vector-precision "$precision" \

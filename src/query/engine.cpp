@@ -197,14 +197,17 @@ Status QueryEngine::cache_vectors(VectorPrecision precision) {
   IMSAT_RETURN_IF_ERROR(bad);
   while (!row_of.empty() && row_of.back() == kNotCached) row_of.pop_back();
   row_of.shrink_to_fit();
-  // The external keys of the cached rows, so that re-ranked hits are named from memory too.
+  // The external keys and metadata of the cached rows, so that the hits returned are named and
+  // described from memory too (an id's key and metadata never change: a replaced item gets a new
+  // id).
   std::vector<uint64_t> ids(rows);
   for (uint64_t id = 0; id < row_of.size(); ++id) {
     if (row_of[id] != kNotCached) ids[row_of[id]] = id;
   }
-  std::string keys;
-  std::vector<uint32_t> key_end;
+  std::string keys, meta;
+  std::vector<uint32_t> key_end, meta_end;
   key_end.reserve(rows);
+  meta_end.reserve(rows);
   constexpr size_t kKeyBatch = 8192;
   // Offsets are 32-bit: past 4 GiB of keys the remaining rows are named from the store.
   bool full = false;
@@ -213,19 +216,26 @@ Status QueryEngine::cache_vectors(VectorPrecision precision) {
         ids.begin() + static_cast<std::ptrdiff_t>(at),
         ids.begin() + static_cast<std::ptrdiff_t>(std::min(rows, at + kKeyBatch)));
     IMSAT_ASSIGN_OR_RETURN(std::vector<std::string> named, store_->keys(batch));
-    for (const std::string& k : named) {
-      full = keys.size() + k.size() > std::numeric_limits<uint32_t>::max();
+    IMSAT_ASSIGN_OR_RETURN(std::vector<std::string> described, store_->metadata(batch));
+    for (size_t j = 0; j < named.size(); ++j) {
+      full = std::max(keys.size() + named[j].size(), meta.size() + described[j].size()) >
+             std::numeric_limits<uint32_t>::max();
       if (full) break;
-      keys += k;  // a key deleted meanwhile stays empty: it is read from the store when hit
+      keys += named[j];  // a key deleted meanwhile stays empty: it is read from the store when hit
       key_end.push_back(static_cast<uint32_t>(keys.size()));
+      meta += described[j];
+      meta_end.push_back(static_cast<uint32_t>(meta.size()));
     }
   }
   keys.shrink_to_fit();
+  meta.shrink_to_fit();
   cache_row_of_ = std::move(row_of);
   cache_ = std::move(values);
   cache16_ = std::move(halves);
   cache_keys_ = std::move(keys);
   cache_key_end_ = std::move(key_end);
+  cache_meta_ = std::move(meta);
+  cache_meta_end_ = std::move(meta_end);
   cache_precision_ = precision;
   cache_dim_ = dim;
   cache_rows_ = rows;
@@ -384,13 +394,34 @@ Result<std::vector<SearchResponse>> QueryEngine::search_codes(
   }
   if (request.with_metadata && !ids.empty()) {
     // Every hit's metadata in one MultiGet.
-    IMSAT_ASSIGN_OR_RETURN(std::vector<std::string> meta, store_->metadata(ids));
+    IMSAT_ASSIGN_OR_RETURN(std::vector<std::string> meta, metadata_of(ids));
     size_t at = 0;
     for (SearchResponse& r : responses) {
       for (SearchHit& h : r.hits) h.metadata = std::move(meta[at++]);
     }
   }
   return responses;
+}
+
+Result<std::vector<std::string>> QueryEngine::metadata_of(const std::vector<uint64_t>& ids) const {
+  std::vector<std::string> out(ids.size());
+  std::vector<uint64_t> missing;
+  std::vector<size_t> missing_at;
+  for (size_t j = 0; j < ids.size(); ++j) {
+    const uint32_t row = ids[j] < cache_row_of_.size() ? cache_row_of_[ids[j]] : kNotCached;
+    if (row != kNotCached && row < cache_meta_end_.size()) {
+      const uint32_t begin = row == 0 ? 0 : cache_meta_end_[row - 1];
+      out[j].assign(cache_meta_, begin, cache_meta_end_[row] - begin);
+    } else {
+      missing.push_back(ids[j]);
+      missing_at.push_back(j);
+    }
+  }
+  if (!missing.empty()) {
+    IMSAT_ASSIGN_OR_RETURN(std::vector<std::string> read, store_->metadata(missing));
+    for (size_t m = 0; m < missing.size(); ++m) out[missing_at[m]] = std::move(read[m]);
+  }
+  return out;
 }
 
 Status QueryEngine::name_reranked(std::vector<index::Hit>* hits, std::vector<size_t>* order) const {
@@ -566,7 +597,7 @@ Result<SearchResponse> QueryEngine::run(const std::vector<uint8_t>& code, const 
     response.hits.push_back(take_hit(&hits[i], score[i]));
   }
   if (request.with_metadata && !ids.empty()) {
-    IMSAT_ASSIGN_OR_RETURN(std::vector<std::string> meta, store_->metadata(ids));
+    IMSAT_ASSIGN_OR_RETURN(std::vector<std::string> meta, metadata_of(ids));
     for (size_t i = 0; i < ids.size(); ++i) response.hits[i].metadata = std::move(meta[i]);
   }
   return response;

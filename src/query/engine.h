@@ -191,17 +191,19 @@ class QueryEngine {
 
   // Loads every stored raw vector into memory so exact re-ranking reads memory instead of
   // RocksDB (rows x dim values of `precision`, on huge pages where the kernel gives them), with
-  // the items' keys, so the re-ranked hits returned are named without a read either. Items
-  // added later are read from the store as before; ids are never reused, so cached vectors cannot
-  // go stale. Not thread-safe against searches: call before serving. Errors: InvalidArgument
-  // when stored vectors differ in length, or for float16 when a value lies beyond its range
-  // (65,504 in magnitude).
+  // the items' keys and metadata, so the hits returned are named and described without a read
+  // either. Items added later are read from the store as before; ids are never reused, so the
+  // cache cannot go stale. Not thread-safe against searches: call before serving. Errors:
+  // InvalidArgument when stored vectors differ in length, or for float16 when a value lies beyond
+  // its range (65,504 in magnitude).
   Status cache_vectors(VectorPrecision precision = VectorPrecision::kFloat32);
   size_t cached_vectors() const { return cache_rows_; }
-  // Bytes the cache holds: vectors, keys and the row map.
+  // Bytes the cache holds: vectors, keys, metadata and the row map.
   size_t vector_cache_bytes() const {
     return cache_.size() * sizeof(float) + cache16_.size() * sizeof(uint16_t) + cache_keys_.size() +
-           (cache_key_end_.size() + cache_row_of_.size()) * sizeof(uint32_t);
+           cache_meta_.size() +
+           (cache_key_end_.size() + cache_meta_end_.size() + cache_row_of_.size()) *
+               sizeof(uint32_t);
   }
   VectorPrecision cache_precision() const { return cache_precision_; }
 
@@ -301,6 +303,8 @@ class QueryEngine {
   // The keys of the re-ranked hits that are returned (`order`): cached rows' from memory, the
   // rest in one MultiGet; a hit whose item was deleted since the search drops out.
   Status name_reranked(std::vector<index::Hit>* hits, std::vector<size_t>* order) const;
+  // The metadata of items `ids`: cached rows' from memory, the rest in one MultiGet.
+  Result<std::vector<std::string>> metadata_of(const std::vector<uint64_t>& ids) const;
   std::unique_ptr<index::CodeStore> store_;
   std::unique_ptr<learn::Model> model_;
   mutable std::mutex model_mutex_;  // guards every call into model_
@@ -316,6 +320,8 @@ class QueryEngine {
   // its end, or with an empty key, are named from the store).
   std::string cache_keys_;
   std::vector<uint32_t> cache_key_end_;
+  std::string cache_meta_;  // their metadata, the same way
+  std::vector<uint32_t> cache_meta_end_;
   VectorPrecision cache_precision_ = VectorPrecision::kFloat32;
   size_t cache_dim_ = 0, cache_rows_ = 0;
   learn::Metric metric_ = learn::Metric::kL2;

@@ -323,11 +323,22 @@ TEST_F(EngineTest, VectorCacheInEitherPrecisionGivesTheStoredVectorsDistances) {
 // a deleted item never comes back, an item added or replaced later is named from the store.
 TEST_F(EngineTest, CachedVectorsAndKeysFollowLaterChanges) {
   auto e = engine(model_->fingerprint());
-  ASSERT_TRUE(e->cache_vectors().is_ok());
   Q::SearchRequest r;
   r.k = 5;
   r.rerank = Q::Rerank::kExact;
   r.candidates = data_.rows + 10;
+  // Keys and metadata from the cache equal the store's.
+  auto uncached = e->search_vector(data_.row(7), data_.cols, r);
+  ASSERT_TRUE(uncached.is_ok());
+  ASSERT_TRUE(e->cache_vectors().is_ok());
+  auto cached = e->search_vector(data_.row(7), data_.cols, r);
+  ASSERT_TRUE(cached.is_ok());
+  ASSERT_EQ(cached->hits.size(), uncached->hits.size());
+  for (size_t i = 0; i < cached->hits.size(); ++i) {
+    EXPECT_EQ(cached->hits[i].key, uncached->hits[i].key);
+    EXPECT_EQ(cached->hits[i].metadata, uncached->hits[i].metadata);
+    EXPECT_FALSE(cached->hits[i].metadata.empty());
+  }
   auto nearest = [&](const float* v) {
     auto res = e->search_vector(v, data_.cols, r);
     EXPECT_TRUE(res.is_ok()) << res.status().to_string();
@@ -343,9 +354,13 @@ TEST_F(EngineTest, CachedVectorsAndKeysFollowLaterChanges) {
   Q::NewItem added;
   added.key = "added-42";
   added.vector.assign(data_.row(42), data_.row(42) + data_.cols);
+  added.metadata = R"({"added": true})";
   auto put = e->add_items({added});
   ASSERT_TRUE(put.is_ok()) << put.status().to_string();
   EXPECT_EQ(nearest(data_.row(42))[0], "added-42");
+  auto described = e->search_vector(data_.row(42), data_.cols, r);
+  ASSERT_TRUE(described.is_ok());
+  EXPECT_EQ(described->hits[0].metadata, added.metadata);
   // Replaced after caching (same key, another vector): the new vector, under the same key.
   Q::NewItem moved;
   moved.key = "3";
