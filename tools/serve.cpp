@@ -159,6 +159,18 @@ void add_limit_options(CLI::App* cmd, const std::shared_ptr<ServeArgs>& a) {
       ->capture_default_str();
 }
 
+// How stored vectors are held for exact re-ranking.
+void add_cache_options(CLI::App* cmd, const std::shared_ptr<ServeArgs>& a) {
+  cmd->add_flag("--no-vector-cache", a->no_cache,
+                "Read stored vectors from RocksDB for exact re-ranking instead of memory");
+  cmd->add_option("--vector-precision", a->vector_precision,
+                  "How the vector cache holds stored vectors: float32, or float16 (half the "
+                  "memory and faster re-ranking; values rounded to 11 significant bits, so "
+                  "integers up to 2,048 stay exact; refused for values beyond 65,504)")
+      ->check(CLI::IsMember({"float32", "float16"}))
+      ->capture_default_str();
+}
+
 }  // namespace
 
 void add_serve(CLI::App& app) {
@@ -168,14 +180,7 @@ void add_serve(CLI::App& app) {
   add_source_options(cmd, a);
   add_server_options(cmd, a);
   add_limit_options(cmd, a);
-  cmd->add_flag("--no-vector-cache", a->no_cache,
-                "Read stored vectors from RocksDB for exact re-ranking instead of memory");
-  cmd->add_option("--vector-precision", a->vector_precision,
-                  "How the vector cache holds stored vectors: float32, or float16 (half the "
-                  "memory and faster re-ranking; values rounded to 11 significant bits, so "
-                  "integers up to 2,048 stay exact; refused for values beyond 65,504)")
-      ->check(CLI::IsMember({"float32", "float16"}))
-      ->capture_default_str();
+  add_cache_options(cmd, a);
   cmd->add_option("--log-format", a->log_format,
                   "Log lines on stderr as text or json (one object per line): start-up, "
                   "shutdown, collections opened, background errors, and one access line per "

@@ -23,6 +23,43 @@ namespace {
 
 constexpr float kMaxHalf = 65504.0f;  // the largest finite float16
 
+// The external keys and metadata of the cached rows, so that the hits returned are named and
+// described from memory too (an id's key and metadata never change: a replaced item gets a new
+// id). Row r's key ends at key_end[r] in `keys`, its metadata at meta_end[r] in `meta`; offsets
+// are 32-bit, so past 4 GiB the remaining rows are left out (read from the store when hit).
+struct RowStrings {
+  std::string keys, meta;
+  std::vector<uint32_t> key_end, meta_end;
+};
+
+Result<RowStrings> read_row_strings(const index::CodeStore& store,
+                                    const std::vector<uint64_t>& ids) {
+  RowStrings out;
+  out.key_end.reserve(ids.size());
+  out.meta_end.reserve(ids.size());
+  constexpr size_t kBatch = 8192;
+  for (size_t at = 0; at < ids.size(); at += kBatch) {
+    const std::vector<uint64_t> batch(
+        ids.begin() + static_cast<std::ptrdiff_t>(at),
+        ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), at + kBatch)));
+    IMSAT_ASSIGN_OR_RETURN(std::vector<std::string> named, store.keys(batch));
+    IMSAT_ASSIGN_OR_RETURN(std::vector<std::string> described, store.metadata(batch));
+    for (size_t j = 0; j < named.size(); ++j) {
+      if (std::max(out.keys.size() + named[j].size(), out.meta.size() + described[j].size()) >
+          std::numeric_limits<uint32_t>::max()) {
+        return out;
+      }
+      out.keys += named[j];  // deleted meanwhile: empty, and read from the store when hit
+      out.key_end.push_back(static_cast<uint32_t>(out.keys.size()));
+      out.meta += described[j];
+      out.meta_end.push_back(static_cast<uint32_t>(out.meta.size()));
+    }
+  }
+  out.keys.shrink_to_fit();
+  out.meta.shrink_to_fit();
+  return out;
+}
+
 }  // namespace
 
 constexpr EnumName<Rerank> kRerankNames[] = {
@@ -197,45 +234,18 @@ Status QueryEngine::cache_vectors(VectorPrecision precision) {
   IMSAT_RETURN_IF_ERROR(bad);
   while (!row_of.empty() && row_of.back() == kNotCached) row_of.pop_back();
   row_of.shrink_to_fit();
-  // The external keys and metadata of the cached rows, so that the hits returned are named and
-  // described from memory too (an id's key and metadata never change: a replaced item gets a new
-  // id).
   std::vector<uint64_t> ids(rows);
   for (uint64_t id = 0; id < row_of.size(); ++id) {
     if (row_of[id] != kNotCached) ids[row_of[id]] = id;
   }
-  std::string keys, meta;
-  std::vector<uint32_t> key_end, meta_end;
-  key_end.reserve(rows);
-  meta_end.reserve(rows);
-  constexpr size_t kKeyBatch = 8192;
-  // Offsets are 32-bit: past 4 GiB of keys the remaining rows are named from the store.
-  bool full = false;
-  for (size_t at = 0; at < rows && !full; at += kKeyBatch) {
-    const std::vector<uint64_t> batch(
-        ids.begin() + static_cast<std::ptrdiff_t>(at),
-        ids.begin() + static_cast<std::ptrdiff_t>(std::min(rows, at + kKeyBatch)));
-    IMSAT_ASSIGN_OR_RETURN(std::vector<std::string> named, store_->keys(batch));
-    IMSAT_ASSIGN_OR_RETURN(std::vector<std::string> described, store_->metadata(batch));
-    for (size_t j = 0; j < named.size(); ++j) {
-      full = std::max(keys.size() + named[j].size(), meta.size() + described[j].size()) >
-             std::numeric_limits<uint32_t>::max();
-      if (full) break;
-      keys += named[j];  // a key deleted meanwhile stays empty: it is read from the store when hit
-      key_end.push_back(static_cast<uint32_t>(keys.size()));
-      meta += described[j];
-      meta_end.push_back(static_cast<uint32_t>(meta.size()));
-    }
-  }
-  keys.shrink_to_fit();
-  meta.shrink_to_fit();
+  IMSAT_ASSIGN_OR_RETURN(RowStrings strings, read_row_strings(*store_, ids));
   cache_row_of_ = std::move(row_of);
   cache_ = std::move(values);
   cache16_ = std::move(halves);
-  cache_keys_ = std::move(keys);
-  cache_key_end_ = std::move(key_end);
-  cache_meta_ = std::move(meta);
-  cache_meta_end_ = std::move(meta_end);
+  cache_keys_ = std::move(strings.keys);
+  cache_key_end_ = std::move(strings.key_end);
+  cache_meta_ = std::move(strings.meta);
+  cache_meta_end_ = std::move(strings.meta_end);
   cache_precision_ = precision;
   cache_dim_ = dim;
   cache_rows_ = rows;
