@@ -1,4 +1,6 @@
 // Picks the Hamming kernel once per process from CPUID and the environment.
+#include <cpuid.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -8,6 +10,14 @@
 namespace imsat::index {
 namespace {
 
+// F16C (half-precision conversion), from CPUID leaf 1 (ECX bit 29): not every compiler's
+// __builtin_cpu_supports knows its name. It needs the AVX register state, which the AVX2 check
+// beside it covers.
+bool cpu_has_f16c() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  return __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & (1u << 29)) != 0;
+}
+
 // __builtin_cpu_supports also checks that the OS saves the wide register state (XCR0).
 bool cpu_can_run(const HammingKernel& k) {
   if (&k == &internal::kAvx512Kernel) {
@@ -15,8 +25,7 @@ bool cpu_can_run(const HammingKernel& k) {
            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
   }
   if (&k == &internal::kAvx2Kernel) {
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") &&
-           __builtin_cpu_supports("f16c");
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") && cpu_has_f16c();
   }
   return true;
 }
