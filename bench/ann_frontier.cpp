@@ -161,10 +161,10 @@ int main(int argc, char** argv) {
   }
   for (const auto& [c, s] : rocksdb_sweep) run("rocksdb", c, s, 0);
   // Each cache is warmed by one unrecorded pass too (its pages are touched, the caches settle).
-  check(engine->cache_vectors());
-  run("memory", memory_sweep.back().first, memory_sweep.back().second, 0, false);
-  for (const auto& [c, s] : memory_sweep) {
-    run("memory", c, s, cache_bytes());
+  if (!memory_sweep.empty()) {
+    check(engine->cache_vectors());
+    run("memory", memory_sweep.back().first, memory_sweep.back().second, 0, false);
+    for (const auto& [c, s] : memory_sweep) run("memory", c, s, cache_bytes());
   }
   if (!half_sweep.empty()) {
     check(engine->cache_vectors(Q::VectorPrecision::kFloat16));
