@@ -155,14 +155,16 @@ void add_search(CLI::App& app) {
   code->excludes(file)->excludes(image);
   file->excludes(image);
   cmd->add_option("--labels", a->labels, "IDX labels for an IDX --query-file");
-  cmd->add_flag("--cache-vectors", a->cache_vectors,
-                "With --query-file: load every stored vector into memory first, so exact "
-                "re-ranking of many queries reads memory (as imsat serve does) instead of RocksDB");
+  auto* cache = cmd->add_flag(
+      "--cache-vectors", a->cache_vectors,
+      "With --query-file: load every stored vector into memory first, so exact "
+      "re-ranking of many queries reads memory (as imsat serve does) instead of RocksDB");
   cmd->add_option("--vector-precision", a->vector_precision,
                   "With --cache-vectors: hold them as float32, or float16 (half the memory and "
                   "faster re-ranking; values rounded to 11 significant bits)")
       ->check(CLI::IsMember({"float32", "float16"}))
-      ->capture_default_str();
+      ->capture_default_str()
+      ->needs(cache);
   cmd->add_option("--limit", a->limit, "At most this many queries from --query-file")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();

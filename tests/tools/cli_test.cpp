@@ -824,6 +824,11 @@ TEST_F(CliTest, ACosineJobTrainsIndexesAndSearches) {
     }
     EXPECT_EQ(row, 3);
   }
+  // The cache's precision means nothing without the cache: a usage error, not ignored.
+  Outcome alone = imsat("search --db " + path("db") + " --query-file " + path("q.csv") +
+                        " -k 3 --rerank exact --vector-precision float16");
+  EXPECT_EQ(alone.code, 2);
+  EXPECT_NE(alone.err.find("--cache-vectors"), std::string::npos) << alone.err;
   Outcome inspect = imsat("inspect --db " + path("db") + " --json");
   ASSERT_EQ(inspect.code, 0) << inspect.err;
   EXPECT_EQ(nlohmann::json::parse(inspect.out)["metric"], "cosine");
