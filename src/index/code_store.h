@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -223,9 +224,10 @@ class CodeStore {
   Result<size_t> count_existing(const std::vector<std::string>& keys,
                                 std::vector<std::string>* found = nullptr,
                                 size_t max_found = 1) const;
-  // Calls fn(id, values, count) for every stored vector of a live item, in id order.
-  Status for_each_vector(
-      const std::function<void(uint64_t id, const float* values, size_t count)>& fn) const;
+  // Calls fn(id, values, count, metadata) for every stored vector of a live item, in id order,
+  // with that item's metadata (empty when it has none): one pass over the records both share.
+  Status for_each_vector(const std::function<void(uint64_t id, const float* values, size_t count,
+                                                  std::string_view metadata)>& fn) const;
 
   // Bulk load from a source of items: batches of `batch_items`, each one WriteBatch that also
   // records, under `job`, how many source items have been consumed. Resumable: call again with

@@ -158,22 +158,33 @@ Result<std::vector<std::string>> CodeStore::metadata(const std::vector<uint64_t>
 }
 
 Status CodeStore::for_each_vector(
-    const std::function<void(uint64_t id, const float* values, size_t count)>& fn) const {
+    const std::function<void(uint64_t id, const float* values, size_t count,
+                             std::string_view metadata)>& fn) const {
   std::unique_ptr<rocksdb::Iterator> it(
       impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->cf[kMeta]));
   std::vector<float> values;
+  // An item's records sort by id, then suffix: its metadata (no suffix) comes before its vector.
+  uint64_t metadata_id = 0;
+  std::string metadata;
+  bool have_metadata = false;
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     const rocksdb::Slice key = it->key();
-    if (key.size() != 9 || key[8] != 'v') continue;  // metadata records are 8 bytes
+    if (key.size() == 8) {
+      metadata_id = from_be64(key);
+      metadata.assign(it->value().data(), it->value().size());
+      have_metadata = true;
+    }
+    if (key.size() != 9 || key[8] != 'v') continue;
+    const uint64_t id = from_be64(rocksdb::Slice(key.data(), 8));
     const rocksdb::Slice v = it->value();
     if (v.size() % sizeof(float) != 0) {
-      return Status::corruption("stored vector of item " +
-                                std::to_string(from_be64(rocksdb::Slice(key.data(), 8))) +
+      return Status::corruption("stored vector of item " + std::to_string(id) +
                                 " is not a whole number of floats");
     }
     values.resize(v.size() / sizeof(float));
     if (!v.empty()) std::memcpy(values.data(), v.data(), v.size());
-    fn(from_be64(rocksdb::Slice(key.data(), 8)), values.data(), values.size());
+    fn(id, values.data(), values.size(),
+       have_metadata && metadata_id == id ? std::string_view(metadata) : std::string_view());
   }
   return translate(it->status(), "reading stored vectors");
 }

@@ -23,43 +23,6 @@ namespace {
 
 constexpr float kMaxHalf = 65504.0f;  // the largest finite float16
 
-// The external keys and metadata of the cached rows, so that the hits returned are named and
-// described from memory too (an id's key and metadata never change: a replaced item gets a new
-// id). Row r's key ends at key_end[r] in `keys`, its metadata at meta_end[r] in `meta`; offsets
-// are 32-bit, so past 4 GiB the remaining rows are left out (read from the store when hit).
-struct RowStrings {
-  std::string keys, meta;
-  std::vector<uint32_t> key_end, meta_end;
-};
-
-Result<RowStrings> read_row_strings(const index::CodeStore& store,
-                                    const std::vector<uint64_t>& ids) {
-  RowStrings out;
-  out.key_end.reserve(ids.size());
-  out.meta_end.reserve(ids.size());
-  constexpr size_t kBatch = 8192;
-  for (size_t at = 0; at < ids.size(); at += kBatch) {
-    const std::vector<uint64_t> batch(
-        ids.begin() + static_cast<std::ptrdiff_t>(at),
-        ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), at + kBatch)));
-    IMSAT_ASSIGN_OR_RETURN(std::vector<std::string> named, store.keys(batch));
-    IMSAT_ASSIGN_OR_RETURN(std::vector<std::string> described, store.metadata(batch));
-    for (size_t j = 0; j < named.size(); ++j) {
-      if (std::max(out.keys.size() + named[j].size(), out.meta.size() + described[j].size()) >
-          std::numeric_limits<uint32_t>::max()) {
-        return out;
-      }
-      out.keys += named[j];  // deleted meanwhile: empty, and read from the store when hit
-      out.key_end.push_back(static_cast<uint32_t>(out.keys.size()));
-      out.meta += described[j];
-      out.meta_end.push_back(static_cast<uint32_t>(out.meta.size()));
-    }
-  }
-  out.keys.shrink_to_fit();
-  out.meta.shrink_to_fit();
-  return out;
-}
-
 }  // namespace
 
 constexpr EnumName<Rerank> kRerankNames[] = {
@@ -85,6 +48,20 @@ Result<VectorPrecision> parse_vector_precision(const std::string& name) {
 
 const char* vector_precision_name(VectorPrecision p) {
   return name_of(kVectorPrecisionNames, p, "float32");
+}
+
+void QueryEngine::RowStrings::append(std::string_view s) {
+  full_ = full_ || text_.size() + s.size() > std::numeric_limits<uint32_t>::max();
+  if (full_) return;
+  text_.append(s);
+  end_.push_back(static_cast<uint32_t>(text_.size()));
+}
+
+bool QueryEngine::RowStrings::get(uint32_t row, std::string* out) const {
+  if (row >= end_.size()) return false;
+  const uint32_t begin = row == 0 ? 0 : end_[row - 1];
+  out->assign(text_, begin, end_[row] - begin);
+  return true;
 }
 
 QueryEngine::QueryEngine(std::unique_ptr<index::CodeStore> store,
@@ -186,66 +163,80 @@ Status QueryEngine::cache_vectors(VectorPrecision precision) {
   std::vector<uint32_t> row_of;
   std::vector<float> values;
   std::vector<uint16_t> halves;
+  // The rows' keys and metadata, so that the hits returned are named and described from memory
+  // too (an id's key and metadata never change: a replaced item gets a new id).
+  RowStrings keys, meta;
   size_t dim = 0, rows = 0;
   const size_t expected = static_cast<size_t>(store_->info().items);
   Status bad = Status::ok();
-  IMSAT_RETURN_IF_ERROR(store_->for_each_vector([&](uint64_t id, const float* v, size_t n) {
-    if (!bad.is_ok()) return;
-    if (dim == 0) dim = n;
-    if (n != dim) {
-      bad = Status::invalid_argument("stored vectors differ in length (" + std::to_string(dim) +
-                                     " and " + std::to_string(n) + ")");
-      return;
-    }
-    // The row map costs 4 bytes per id up to the largest: refuse ids far sparser than the rows.
-    if (rows >= kNotCached || id > 16 * rows + (uint64_t{1} << 24)) {
-      bad = Status::invalid_argument("cannot cache the stored vectors: item id " +
-                                     std::to_string(id) + " after only " + std::to_string(rows) +
-                                     " vectors (ids too sparse)");
-      return;
-    }
-    if (id >= row_of.size()) row_of.resize(std::max<size_t>(id + 1, row_of.size() * 2), kNotCached);
-    // Rows are read at random by re-ranking: on huge pages most of them avoid a TLB miss. Room
-    // for every item is a guess (not every item need have a vector): when the system refuses
-    // it, the rows grow as they come instead.
-    if (rows == 0) {
-      try {
-        half ? reserve_huge(halves, expected * n) : reserve_huge(values, expected * n);
-      } catch (const std::bad_alloc&) {
-      } catch (const std::length_error&) {
-      }
-    }
-    if (half) {
-      for (size_t j = 0; j < n; ++j) {
-        if (!(std::fabs(v[j]) <= kMaxHalf)) {
-          bad = Status::invalid_argument(
-              "cannot cache the stored vectors as float16: item id " + std::to_string(id) +
-              " holds " + std::to_string(v[j]) + " at index " + std::to_string(j) +
-              ", beyond float16's range (65,504); cache them as float32");
+  IMSAT_RETURN_IF_ERROR(store_->for_each_vector(
+      [&](uint64_t id, const float* v, size_t n, std::string_view metadata) {
+        if (!bad.is_ok()) return;
+        if (dim == 0) dim = n;
+        if (n != dim) {
+          bad = Status::invalid_argument("stored vectors differ in length (" + std::to_string(dim) +
+                                         " and " + std::to_string(n) + ")");
           return;
         }
-        halves.push_back(index::float_to_half(v[j]));
-      }
-    } else {
-      values.insert(values.end(), v, v + n);
-    }
-    row_of[id] = static_cast<uint32_t>(rows++);
-  }));
+        // The row map costs 4 bytes per id up to the largest: refuse ids far sparser than the rows.
+        if (rows >= kNotCached || id > 16 * rows + (uint64_t{1} << 24)) {
+          bad = Status::invalid_argument("cannot cache the stored vectors: item id " +
+                                         std::to_string(id) + " after only " +
+                                         std::to_string(rows) + " vectors (ids too sparse)");
+          return;
+        }
+        if (id >= row_of.size())
+          row_of.resize(std::max<size_t>(id + 1, row_of.size() * 2), kNotCached);
+        // Rows are read at random by re-ranking: on huge pages most of them avoid a TLB miss. Room
+        // for every item is a guess (not every item need have a vector): when the system refuses
+        // it, the rows grow as they come instead.
+        if (rows == 0) {
+          try {
+            half ? reserve_huge(halves, expected * n) : reserve_huge(values, expected * n);
+          } catch (const std::bad_alloc&) {
+          } catch (const std::length_error&) {
+          }
+        }
+        if (half) {
+          for (size_t j = 0; j < n; ++j) {
+            if (!(std::fabs(v[j]) <= kMaxHalf)) {
+              bad = Status::invalid_argument(
+                  "cannot cache the stored vectors as float16: item id " + std::to_string(id) +
+                  " holds " + std::to_string(v[j]) + " at index " + std::to_string(j) +
+                  ", beyond float16's range (65,504); cache them as float32");
+              return;
+            }
+            halves.push_back(index::float_to_half(v[j]));
+          }
+        } else {
+          values.insert(values.end(), v, v + n);
+        }
+        meta.append(metadata);
+        row_of[id] = static_cast<uint32_t>(rows++);
+      }));
   IMSAT_RETURN_IF_ERROR(bad);
   while (!row_of.empty() && row_of.back() == kNotCached) row_of.pop_back();
   row_of.shrink_to_fit();
+  // Keys live in another column family: read in batches of rows.
   std::vector<uint64_t> ids(rows);
   for (uint64_t id = 0; id < row_of.size(); ++id) {
     if (row_of[id] != kNotCached) ids[row_of[id]] = id;
   }
-  IMSAT_ASSIGN_OR_RETURN(RowStrings strings, read_row_strings(*store_, ids));
+  constexpr size_t kKeyBatch = 8192;
+  for (size_t at = 0; at < rows; at += kKeyBatch) {
+    const std::vector<uint64_t> batch(
+        ids.begin() + static_cast<std::ptrdiff_t>(at),
+        ids.begin() + static_cast<std::ptrdiff_t>(std::min(rows, at + kKeyBatch)));
+    IMSAT_ASSIGN_OR_RETURN(std::vector<std::string> named, store_->keys(batch));
+    for (const std::string& k : named) keys.append(k);
+  }
+  keys.shrink();
+  meta.shrink();
   cache_row_of_ = std::move(row_of);
   cache_ = std::move(values);
   cache16_ = std::move(halves);
-  cache_keys_ = std::move(strings.keys);
-  cache_key_end_ = std::move(strings.key_end);
-  cache_meta_ = std::move(strings.meta);
-  cache_meta_end_ = std::move(strings.meta_end);
+  cache_keys_ = std::move(keys);
+  cache_meta_ = std::move(meta);
   cache_precision_ = precision;
   cache_dim_ = dim;
   cache_rows_ = rows;
@@ -418,11 +409,8 @@ Result<std::vector<std::string>> QueryEngine::metadata_of(const std::vector<uint
   std::vector<uint64_t> missing;
   std::vector<size_t> missing_at;
   for (size_t j = 0; j < ids.size(); ++j) {
-    const uint32_t row = ids[j] < cache_row_of_.size() ? cache_row_of_[ids[j]] : kNotCached;
-    if (row != kNotCached && row < cache_meta_end_.size()) {
-      const uint32_t begin = row == 0 ? 0 : cache_meta_end_[row - 1];
-      out[j].assign(cache_meta_, begin, cache_meta_end_[row] - begin);
-    } else {
+    const uint32_t row = cached_row(ids[j]);
+    if (row == kNotCached || !cache_meta_.get(row, &out[j])) {
       missing.push_back(ids[j]);
       missing_at.push_back(j);
     }
@@ -440,12 +428,8 @@ Status QueryEngine::name_reranked(std::vector<index::Hit>* hits, std::vector<siz
   std::vector<size_t> missing_at;
   for (size_t j = 0; j < order->size(); ++j) {
     index::Hit& h = (*hits)[(*order)[j]];
-    const uint32_t row = h.id < cache_row_of_.size() ? cache_row_of_[h.id] : kNotCached;
-    if (row != kNotCached && row < cache_key_end_.size()) {
-      const uint32_t begin = row == 0 ? 0 : cache_key_end_[row - 1];
-      h.key.assign(cache_keys_, begin, cache_key_end_[row] - begin);
-    }
-    if (h.key.empty()) {
+    const uint32_t row = cached_row(h.id);
+    if (row == kNotCached || !cache_keys_.get(row, &h.key) || h.key.empty()) {
       missing.push_back(h.id);
       missing_at.push_back(j);
     }
@@ -475,8 +459,7 @@ Status QueryEngine::exact_scores(const float* vector, size_t dim, std::vector<in
   std::vector<size_t> missing_at;
   for (size_t i = 0; i < hits.size(); ++i) {
     const uint64_t id = hits[i].id;
-    const uint32_t row =
-        cache_dim_ == dim && id < cache_row_of_.size() ? cache_row_of_[id] : kNotCached;
+    const uint32_t row = cache_dim_ == dim ? cached_row(id) : kNotCached;
     if (row != kNotCached && half) {
       half_rows[i] = cache16_.data() + size_t{row} * dim;
     } else if (row != kNotCached) {

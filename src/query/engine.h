@@ -9,6 +9,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -200,10 +201,8 @@ class QueryEngine {
   size_t cached_vectors() const { return cache_rows_; }
   // Bytes the cache holds: vectors, keys, metadata and the row map.
   size_t vector_cache_bytes() const {
-    return cache_.size() * sizeof(float) + cache16_.size() * sizeof(uint16_t) + cache_keys_.size() +
-           cache_meta_.size() +
-           (cache_key_end_.size() + cache_meta_end_.size() + cache_row_of_.size()) *
-               sizeof(uint32_t);
+    return cache_.size() * sizeof(float) + cache16_.size() * sizeof(uint16_t) +
+           cache_keys_.bytes() + cache_meta_.bytes() + cache_row_of_.size() * sizeof(uint32_t);
   }
   VectorPrecision cache_precision() const { return cache_precision_; }
 
@@ -316,12 +315,31 @@ class QueryEngine {
   std::vector<uint32_t> cache_row_of_;
   std::vector<float> cache_;       // float32 rows
   std::vector<uint16_t> cache16_;  // float16 rows (index::float_to_half)
-  // The cached rows' external keys, end to end: row r's ends at cache_key_end_[r] (rows past
-  // its end, or with an empty key, are named from the store).
-  std::string cache_keys_;
-  std::vector<uint32_t> cache_key_end_;
-  std::string cache_meta_;  // their metadata, the same way
-  std::vector<uint32_t> cache_meta_end_;
+  // One string per cached row, end to end (row r's ends at end_[r]): the rows' keys and their
+  // metadata. Offsets are 32-bit: once 4 GiB are held, later rows are left out.
+  class RowStrings {
+   public:
+    // Appends the next row's string (ignored once full).
+    void append(std::string_view s);
+    // Row `row`'s string into *out; false for a row left out.
+    bool get(uint32_t row, std::string* out) const;
+    void shrink() {
+      text_.shrink_to_fit();
+      end_.shrink_to_fit();
+    }
+    size_t bytes() const { return text_.size() + end_.size() * sizeof(uint32_t); }
+
+   private:
+    std::string text_;
+    std::vector<uint32_t> end_;
+    bool full_ = false;
+  };
+  RowStrings cache_keys_;  // an empty key: deleted while caching, read from the store when hit
+  RowStrings cache_meta_;
+  // The cache row of item `id`, or kNotCached.
+  uint32_t cached_row(uint64_t id) const {
+    return id < cache_row_of_.size() ? cache_row_of_[id] : kNotCached;
+  }
   VectorPrecision cache_precision_ = VectorPrecision::kFloat32;
   size_t cache_dim_ = 0, cache_rows_ = 0;
   learn::Metric metric_ = learn::Metric::kL2;
