@@ -85,46 +85,28 @@ void scan_avx2(const uint64_t* query, const uint64_t* codes, size_t n, size_t wo
   }
 }
 
-// Four 8-lane accumulators (32 floats a step) hide the add latency.
-float squared_l2_avx2(const float* a, const float* b, size_t dim) {
-  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                   _mm256_setzero_ps()};
-  size_t i = 0;
-  for (; i + 32 <= dim; i += 32) {
-    for (int j = 0; j < 4; ++j) {
-      const __m256 d =
-          _mm256_sub_ps(_mm256_loadu_ps(a + i + 8 * j), _mm256_loadu_ps(b + i + 8 * j));
-      acc[j] = _mm256_add_ps(acc[j], _mm256_mul_ps(d, d));
-    }
-  }
-  for (; i + 8 <= dim; i += 8) {
-    const __m256 d = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
-    acc[0] = _mm256_add_ps(acc[0], _mm256_mul_ps(d, d));
-  }
-  const __m256 sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-  const __m128 half = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps(sum, 1));
-  const __m128 pair = _mm_add_ps(half, _mm_movehl_ps(half, half));
-  float s = _mm_cvtss_f32(_mm_add_ss(pair, _mm_shuffle_ps(pair, pair, 1)));
-  for (; i < dim; ++i) s += (a[i] - b[i]) * (a[i] - b[i]);
-  return s;
+// Eight stored values as floats: loaded, or half precision widened by F16C (vcvtph2ps).
+inline __m256 load8(const float* b) { return _mm256_loadu_ps(b); }
+inline __m256 load8(const uint16_t* b) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b)));
 }
+inline float widen(float v) { return v; }
+inline float widen(uint16_t v) { return _cvtsh_ss(v); }
 
-// The same with the stored values widened by F16C (vcvtph2ps) eight at a time.
-float squared_l2_half_avx2(const float* a, const uint16_t* b, size_t dim) {
+// Four 8-lane accumulators (32 floats a step) hide the add latency. `b` holds floats or halves.
+template <typename T>
+float squared_l2_avx2(const float* a, const T* b, size_t dim) {
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
                    _mm256_setzero_ps()};
   size_t i = 0;
   for (; i + 32 <= dim; i += 32) {
-    for (int j = 0; j < 4; ++j) {
-      const __m256 wide = _mm256_cvtph_ps(
-          _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + i + 8 * static_cast<size_t>(j))));
-      const __m256 d = _mm256_sub_ps(_mm256_loadu_ps(a + i + 8 * j), wide);
+    for (size_t j = 0; j < 4; ++j) {
+      const __m256 d = _mm256_sub_ps(_mm256_loadu_ps(a + i + 8 * j), load8(b + i + 8 * j));
       acc[j] = _mm256_add_ps(acc[j], _mm256_mul_ps(d, d));
     }
   }
   for (; i + 8 <= dim; i += 8) {
-    const __m256 wide = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + i)));
-    const __m256 d = _mm256_sub_ps(_mm256_loadu_ps(a + i), wide);
+    const __m256 d = _mm256_sub_ps(_mm256_loadu_ps(a + i), load8(b + i));
     acc[0] = _mm256_add_ps(acc[0], _mm256_mul_ps(d, d));
   }
   const __m256 sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
@@ -132,7 +114,7 @@ float squared_l2_half_avx2(const float* a, const uint16_t* b, size_t dim) {
   const __m128 pair = _mm_add_ps(half, _mm_movehl_ps(half, half));
   float s = _mm_cvtss_f32(_mm_add_ss(pair, _mm_shuffle_ps(pair, pair, 1)));
   for (; i < dim; ++i) {
-    const float d = a[i] - _cvtsh_ss(b[i]);
+    const float d = a[i] - widen(b[i]);
     s += d * d;
   }
   return s;
@@ -140,8 +122,11 @@ float squared_l2_half_avx2(const float* a, const uint16_t* b, size_t dim) {
 
 }  // namespace
 
-const HammingKernel kAvx2Kernel{"avx2",          distance_avx2,
-                                scan_avx2,       scan_le_via_scan<scan_avx2>,
-                                squared_l2_avx2, squared_l2_half_avx2};
+const HammingKernel kAvx2Kernel{"avx2",
+                                distance_avx2,
+                                scan_avx2,
+                                scan_le_via_scan<scan_avx2>,
+                                squared_l2_avx2<float>,
+                                squared_l2_avx2<uint16_t>};
 
 }  // namespace imsat::index::internal

@@ -202,42 +202,32 @@ size_t scan_le_avx512(const uint64_t* query, const uint64_t* codes, size_t n, si
   }
 }
 
-// Two 16-lane fused multiply-add accumulators; the tail through a mask.
-float squared_l2_avx512(const float* a, const float* b, size_t dim) {
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-  size_t i = 0;
-  for (; i + 32 <= dim; i += 32) {
-    const __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
-    const __m512 d1 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16));
-    acc0 = _mm512_fmadd_ps(d0, d0, acc0);
-    acc1 = _mm512_fmadd_ps(d1, d1, acc1);
-  }
-  for (; i < dim; i += 16) {
-    const __mmask16 m = dim - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (dim - i)) - 1);
-    const __m512 d =
-        _mm512_sub_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i));
-    acc0 = _mm512_fmadd_ps(d, d, acc0);
-  }
-  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+// Sixteen stored values as floats (the lanes of mask `m`, zeros elsewhere): loaded, or half
+// precision widened (vcvtph2ps).
+inline __m512 load16(__mmask16 m, const float* b) { return _mm512_maskz_loadu_ps(m, b); }
+inline __m512 load16(__mmask16 m, const uint16_t* b) {
+  return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, b));
+}
+inline __m512 load16(const float* b) { return _mm512_loadu_ps(b); }
+inline __m512 load16(const uint16_t* b) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b)));
 }
 
-// The same with the stored values widened (vcvtph2ps) sixteen at a time.
-float squared_l2_half_avx512(const float* a, const uint16_t* b, size_t dim) {
+// Two 16-lane fused multiply-add accumulators; the tail through a mask. `b` holds floats or
+// halves.
+template <typename T>
+float squared_l2_avx512(const float* a, const T* b, size_t dim) {
   __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
   size_t i = 0;
   for (; i + 32 <= dim; i += 32) {
-    const __m512 w0 = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + i)));
-    const __m512 w1 =
-        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + i + 16)));
-    const __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(a + i), w0);
-    const __m512 d1 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 16), w1);
+    const __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(a + i), load16(b + i));
+    const __m512 d1 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 16), load16(b + i + 16));
     acc0 = _mm512_fmadd_ps(d0, d0, acc0);
     acc1 = _mm512_fmadd_ps(d1, d1, acc1);
   }
   for (; i < dim; i += 16) {
     const __mmask16 m = dim - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (dim - i)) - 1);
-    const __m512 wide = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, b + i));
-    const __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, a + i), wide);
+    const __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, a + i), load16(m, b + i));
     acc0 = _mm512_fmadd_ps(d, d, acc0);
   }
   return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
@@ -245,7 +235,8 @@ float squared_l2_half_avx512(const float* a, const uint16_t* b, size_t dim) {
 
 }  // namespace
 
-const HammingKernel kAvx512Kernel{"avx512",       distance_avx512,   scan_avx512,
-                                  scan_le_avx512, squared_l2_avx512, squared_l2_half_avx512};
+const HammingKernel kAvx512Kernel{
+    "avx512",       distance_avx512,          scan_avx512,
+    scan_le_avx512, squared_l2_avx512<float>, squared_l2_avx512<uint16_t>};
 
 }  // namespace imsat::index::internal

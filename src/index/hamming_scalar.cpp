@@ -22,35 +22,24 @@ void scan_scalar(const uint64_t* query, const uint64_t* codes, size_t n, size_t 
   }
 }
 
-// Eight partial sums, added in a fixed order: the reference the vector kernels are tested against.
-float squared_l2_scalar(const float* a, const float* b, size_t dim) {
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  size_t i = 0;
-  for (; i + 8 <= dim; i += 8) {
-    for (size_t j = 0; j < 8; ++j) {
-      const float d = a[i + j] - b[i + j];
-      acc[j] += d * d;
-    }
-  }
-  float s = 0;
-  for (; i < dim; ++i) s += (a[i] - b[i]) * (a[i] - b[i]);
-  for (float v : acc) s += v;
-  return s;
-}
+inline float widen(float v) { return v; }
+inline float widen(uint16_t v) { return half_to_float(v); }
 
-// The same sums as squared_l2_scalar, each stored value widened first.
-float squared_l2_half_scalar(const float* a, const uint16_t* b, size_t dim) {
+// Eight partial sums, added in a fixed order: the reference the vector kernels are tested against.
+// `b` holds floats, or halves that are widened first.
+template <typename T>
+float squared_l2_of(const float* a, const T* b, size_t dim) {
   float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   size_t i = 0;
   for (; i + 8 <= dim; i += 8) {
     for (size_t j = 0; j < 8; ++j) {
-      const float d = a[i + j] - half_to_float(b[i + j]);
+      const float d = a[i + j] - widen(b[i + j]);
       acc[j] += d * d;
     }
   }
   float s = 0;
   for (; i < dim; ++i) {
-    const float d = a[i] - half_to_float(b[i]);
+    const float d = a[i] - widen(b[i]);
     s += d * d;
   }
   for (float v : acc) s += v;
@@ -59,9 +48,12 @@ float squared_l2_half_scalar(const float* a, const uint16_t* b, size_t dim) {
 
 }  // namespace
 
-const HammingKernel kScalarKernel{"scalar",          distance_scalar,
-                                  scan_scalar,       scan_le_via_scan<scan_scalar>,
-                                  squared_l2_scalar, squared_l2_half_scalar};
+const HammingKernel kScalarKernel{"scalar",
+                                  distance_scalar,
+                                  scan_scalar,
+                                  scan_le_via_scan<scan_scalar>,
+                                  squared_l2_of<float>,
+                                  squared_l2_of<uint16_t>};
 
 }  // namespace imsat::index::internal
 
